@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * <fltmgr/filter.h> — the filter-side API of fltmgr (library libfltmgr).
+ *
+ * This is the Linux counterpart of the FltXxx routines a Windows minifilter
+ * calls: register a filter, create named communication ports that user-mode
+ * services connect to, send them messages and wait for replies.
+ *
+ * Conventions:
+ *  - Every fallible function returns 0 (or a non-negative count) on success
+ *    and a negative errno value on failure. Output parameters are named
+ *    ret_* and are written only on success.
+ *  - A port handle (flt_port) is a small value, never a pointer: an index
+ *    into the manager's handle table plus a generation. A stale or forged
+ *    handle is detected and rejected (-ENOTCONN / -EINVAL); it can never
+ *    reach freed memory. See docs/ports.md.
+ *  - Status codes and their Windows NTSTATUS counterparts are tabulated in
+ *    docs/ports.md ("Windows mapping").
+ */
+#ifndef FLTMGR_FILTER_H
+#define FLTMGR_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct flt_manager flt_manager;
+typedef struct flt_filter flt_filter;
+
+/* Index + generation, never a pointer. The all-zero value is "no port". */
+typedef struct {
+	uint64_t value;
+} flt_port;
+
+#define FLT_PORT_NULL ((flt_port){ 0 })
+#define FLT_INFINITE (-1)
+
+/* Hard limits of the port protocol (also in docs/ports.md). */
+#define FLT_PORT_NAME_MAX 64          /* [A-Za-z0-9._-]{1,64} */
+#define FLT_PORT_MAX_MESSAGE 65536    /* payload bytes of one message */
+#define FLT_PORT_MAX_CONTEXT 4096     /* bytes of connection context */
+
+struct flt_peer {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+};
+
+/*
+ * Who may connect. The socket file gets `mode` (0 means 0600). If both
+ * lists are empty, the file mode alone decides; otherwise the peer (as
+ * reported by SO_PEERCRED / SO_PEERGROUPS at connect time) must have one of
+ * the listed uids, or one of the listed gids as its primary or a
+ * supplementary group. A refused peer gets -EACCES and the connect
+ * callback is never called.
+ */
+struct flt_port_attributes {
+	const char *name;
+	mode_t mode;
+	const uid_t *allowed_uids;
+	size_t n_allowed_uids;
+	const gid_t *allowed_gids;
+	size_t n_allowed_gids;
+};
+
+enum flt_log_level {
+	FLT_LOG_ERROR = 3,
+	FLT_LOG_WARNING = 4,
+	FLT_LOG_NOTICE = 5,
+	FLT_LOG_INFO = 6,
+	FLT_LOG_DEBUG = 7,
+};
+
+typedef void (*flt_log_func)(void *userdata, int level, const char *message);
+
+struct flt_manager_options {
+	/* NULL: $FLTMGR_RUNTIME_DIR if set, else /run/fltmgr. Created (0755)
+	 * if missing. */
+	const char *runtime_dir;
+	/* Messages at or below this level are logged; 0 means FLT_LOG_NOTICE,
+	 * overridden by $FLTMGR_LOG_LEVEL (a number 3..7). */
+	int log_level;
+	/* NULL: one line per record on stderr, "fltmgr[<pid>]: <level>: ...". */
+	flt_log_func log_func;
+	void *log_userdata;
+};
+
+struct flt_registration {
+	const char *name;     /* [A-Za-z0-9._-]{1,64}, unique per manager */
+	const char *altitude; /* decimal string, e.g. "385100" or "385100.5" */
+};
+
+/*
+ * Connect callback. Runs on the connection's own thread with the filter's
+ * port lock held (the lock is recursive, so the callback may call the port
+ * functions of this filter). That lock is what makes the usual pattern —
+ * `g_client = client_port;` here, `flt_send_message(f, &g_client, ...)`
+ * elsewhere, `flt_close_client_port(f, &g_client)` on disconnect — free of
+ * data races without a lock of the filter's own. Keep it short: senders of
+ * this filter wait for it. Return 0 to accept (optionally setting
+ * *ret_connection_cookie) or a negative errno that the client receives as
+ * the result of filter_connect_communication_port().
+ */
+typedef int (*flt_connect_notify)(flt_port client_port, void *server_cookie,
+				  const void *context, size_t context_len,
+				  const struct flt_peer *peer,
+				  void **ret_connection_cookie);
+
+/*
+ * Disconnect callback. Runs exactly once per accepted connection, on the
+ * connection's thread, after the connection is torn down (by the service,
+ * by flt_close_client_port(), or by unregistering the filter) and after
+ * every sender blocked on it has been failed with -ENOTCONN. The port lock
+ * is NOT held. Its documented duty, as on Windows, is to call
+ * flt_close_client_port() on the variable it stored. The connection's slot
+ * (see max_connections) is released only after this returns, so with
+ * max_connections == 1 the next connect callback never overlaps it.
+ */
+typedef void (*flt_disconnect_notify)(void *connection_cookie);
+
+/*
+ * Message callback: the service called filter_send_message(). Runs on the
+ * connection's thread, port lock not held. Write at most out_cap bytes to
+ * out and set *ret_out_len. A negative return is passed to the service as
+ * the result of its call.
+ */
+typedef int (*flt_message_notify)(void *connection_cookie, const void *in,
+				  size_t in_len, void *out, size_t out_cap,
+				  size_t *ret_out_len);
+
+int flt_manager_new(const struct flt_manager_options *options,
+		    flt_manager **ret_manager);
+/* Unregisters every filter still registered, then frees. NULL is a no-op. */
+void flt_manager_free(flt_manager *manager);
+const char *flt_manager_runtime_dir(const flt_manager *manager);
+
+int flt_register_filter(flt_manager *manager,
+			const struct flt_registration *registration,
+			flt_filter **ret_filter);
+/* Closes the filter's server ports, disconnects every connection (each
+ * disconnect callback runs), waits for callbacks in flight, frees. */
+void flt_unregister_filter(flt_filter *filter);
+
+/*
+ * Creates a listening port at <runtime_dir>/<attr->name>. A socket file
+ * left by a dead process is replaced; a live one gives -EEXIST.
+ * max_connections must be >= 1; further connects get -EUSERS.
+ */
+int flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
+				  const struct flt_port_attributes *attr,
+				  void *server_cookie, flt_connect_notify on_connect,
+				  flt_disconnect_notify on_disconnect,
+				  flt_message_notify on_message,
+				  int max_connections);
+/* Stops new connections and removes the socket file. Existing connections
+ * are not affected. Sets *server_port to FLT_PORT_NULL; idempotent. */
+void flt_close_communication_port(flt_filter *filter, flt_port *server_port);
+
+/*
+ * Sends msg to the service connected on *client_port. The variable is read
+ * under the filter's port lock, so it may be closed concurrently.
+ *
+ * reply == NULL: no reply wanted; returns once the message is queued on the
+ * connection (the socket buffer), not when a service thread has taken it.
+ * reply != NULL: *reply_len is the capacity in, the reply length out; waits
+ * for filter_reply_message(). timeout_ms covers both queueing and the reply
+ * (FLT_INFINITE waits forever; bundled filters never use it).
+ *
+ * Returns 0, or:
+ *   -ENOTCONN   no client on that variable, a stale handle, or the client
+ *               disconnected (blocked senders are woken at once)
+ *   -ETIMEDOUT  the timeout passed (the service's late reply gets -ENOENT)
+ *   -EMSGSIZE   msg_len > FLT_PORT_MAX_MESSAGE
+ *   -EINVAL     bad arguments, a forged handle, or a server-port handle
+ *   -EDEADLK    called from this connection's own callback thread while
+ *               the connection is still being set up
+ *   < 0         a negative status the service passed to filter_reply_message
+ */
+int flt_send_message(flt_filter *filter, const flt_port *client_port,
+		     const void *msg, size_t msg_len, void *reply,
+		     size_t *reply_len, int timeout_ms);
+
+struct flt_send_options {
+	/* A descriptor sent along with the message (SCM_RIGHTS); the service
+	 * receives its own duplicate. -1 for none. Not consumed. */
+	int fd;
+	/* Sequence number shown to the service; 0 = the connection's own
+	 * counter (1, 2, 3, ...). Engines put event sequence numbers here so
+	 * services can see gaps. */
+	uint64_t sequence;
+};
+
+int flt_send_message_ex(flt_filter *filter, const flt_port *client_port,
+			const void *msg, size_t msg_len, void *reply,
+			size_t *reply_len, int timeout_ms,
+			const struct flt_send_options *options);
+
+/* Tears the connection down (senders get -ENOTCONN, the service sees the
+ * disconnect, the disconnect callback runs on the connection's thread) and
+ * sets *client_port to FLT_PORT_NULL under the port lock. Idempotent; safe
+ * concurrently with senders using the same variable or a copy of it. */
+void flt_close_client_port(flt_filter *filter, flt_port *client_port);
+
+/*
+ * Counters. For a server port: totals over all its connections, past and
+ * present, plus connection counts. For a client port: that connection.
+ */
+struct flt_port_stats {
+	uint64_t connections_accepted;   /* connect callback said yes */
+	uint64_t connections_refused;    /* access, limit, callback, bad hello */
+	uint64_t messages_sent;          /* queued on the socket */
+	uint64_t replies_received;       /* answered a waiting sender */
+	uint64_t timeouts;               /* senders that got -ETIMEDOUT */
+	uint64_t disconnect_failures;    /* senders that got -ENOTCONN mid-send */
+	uint64_t late_replies;           /* replies refused with -ENOENT */
+	uint64_t malformed_frames;       /* connections dropped for a bad frame */
+	uint64_t service_messages;       /* filter_send_message calls served */
+	uint32_t connections_current;
+	uint32_t pending_replies;        /* sent, waiting for a reply now */
+	uint32_t blocked_senders;        /* waiting for room in the queue now */
+	uint32_t queued_bytes;           /* unread by the service (SIOCOUTQ) */
+};
+
+int flt_port_get_stats(flt_filter *filter, const flt_port *port,
+		       struct flt_port_stats *ret_stats);
+
+/* Peer of a client port (as captured at connect time). */
+int flt_port_get_peer(flt_filter *filter, const flt_port *client_port,
+		      struct flt_peer *ret_peer);
+
+const char *flt_filter_name(const flt_filter *filter);
+const char *flt_filter_altitude(const flt_filter *filter);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLTMGR_FILTER_H */

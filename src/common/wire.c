@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wire.c — encode and strictly validate port frames (layout in wire.h).
+ * Pure functions: no I/O, no allocation, safe to fuzz.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static uint16_t
+get16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+void
+wire_encode_header(uint8_t buf[WIRE_HEADER_SIZE], const struct wire_header *h)
+{
+	put32(buf + 0, WIRE_MAGIC);
+	put16(buf + 4, WIRE_VERSION);
+	put16(buf + 6, h->type);
+	put32(buf + 8, 0);
+	put32(buf + 12, h->length);
+	put64(buf + 16, h->id);
+	put64(buf + 24, h->aux);
+	put32(buf + 32, h->aux2);
+	put32(buf + 36, (uint32_t)h->status);
+}
+
+const char *
+wire_type_name(unsigned type)
+{
+	static const char *const names[WIRE_TYPE_MAX_] = {
+		[WIRE_CONNECT] = "CONNECT",
+		[WIRE_CONNECT_REPLY] = "CONNECT_REPLY",
+		[WIRE_MESSAGE] = "MESSAGE",
+		[WIRE_REPLY] = "REPLY",
+		[WIRE_REPLY_ACK] = "REPLY_ACK",
+		[WIRE_CALL] = "CALL",
+		[WIRE_CALL_RESULT] = "CALL_RESULT",
+	};
+	if (type == 0 || type >= WIRE_TYPE_MAX_)
+		return "unknown";
+	return names[type];
+}
+
+/* Per-type rules beyond the common header checks. */
+static int
+check_type_rules(const struct wire_header *h, const char **ret_reason)
+{
+	switch (h->type) {
+	case WIRE_CONNECT:
+		if (h->length > WIRE_MAX_CONTEXT) {
+			*ret_reason = "connection context too large";
+			return -EMSGSIZE;
+		}
+		if (h->id || h->aux || h->aux2 || h->status)
+			goto reserved;
+		return 0;
+	case WIRE_CONNECT_REPLY:
+		if (h->length != 0) {
+			*ret_reason = "CONNECT_REPLY with payload";
+			return -EPROTO;
+		}
+		if (h->status > 0 || h->id || h->aux)
+			goto reserved;
+		return 0;
+	case WIRE_MESSAGE:
+		if (h->status || h->aux2 > WIRE_MAX_PAYLOAD)
+			goto reserved;
+		return 0;
+	case WIRE_REPLY:
+	case WIRE_CALL_RESULT:
+		if (h->status > 0 || h->aux || h->aux2)
+			goto reserved;
+		return 0;
+	case WIRE_REPLY_ACK:
+		if (h->length != 0) {
+			*ret_reason = "REPLY_ACK with payload";
+			return -EPROTO;
+		}
+		if (h->status > 0 || h->aux || h->aux2)
+			goto reserved;
+		return 0;
+	case WIRE_CALL:
+		if (h->status || h->aux || h->aux2 > WIRE_MAX_PAYLOAD)
+			goto reserved;
+		return 0;
+	default:
+		*ret_reason = "unknown frame type";
+		return -EPROTO;
+	}
+reserved:
+	*ret_reason = "reserved or out-of-range header field";
+	return -EPROTO;
+}
+
+int
+wire_decode(const uint8_t *buf, size_t size, int truncated, unsigned expect,
+	    struct wire_header *ret_header, const char **ret_reason)
+{
+	struct wire_header h;
+	int r;
+
+	if (truncated || size > WIRE_MAX_FRAME) {
+		*ret_reason = "frame larger than the protocol maximum";
+		return -EMSGSIZE;
+	}
+	if (size < WIRE_HEADER_SIZE) {
+		*ret_reason = "truncated header";
+		return -EPROTO;
+	}
+	if (get32(buf) != WIRE_MAGIC) {
+		*ret_reason = "bad magic";
+		return -EPROTO;
+	}
+	if (get16(buf + 4) != WIRE_VERSION) {
+		*ret_reason = "unsupported protocol version";
+		return -EPROTO;
+	}
+	if (get32(buf + 8) != 0) {
+		*ret_reason = "unknown flags";
+		return -EPROTO;
+	}
+	h.type = get16(buf + 6);
+	h.length = get32(buf + 12);
+	h.id = get64(buf + 16);
+	h.aux = get64(buf + 24);
+	h.aux2 = get32(buf + 32);
+	h.status = (int32_t)get32(buf + 36);
+
+	if (h.type == 0 || h.type >= WIRE_TYPE_MAX_) {
+		*ret_reason = "unknown frame type";
+		return -EPROTO;
+	}
+	if (!(expect & WIRE_BIT(h.type))) {
+		*ret_reason = "frame type not allowed on this channel";
+		return -EPROTO;
+	}
+	if (h.length > WIRE_MAX_PAYLOAD) {
+		*ret_reason = "payload length above the protocol maximum";
+		return -EMSGSIZE;
+	}
+	if ((size_t)h.length != size - WIRE_HEADER_SIZE) {
+		*ret_reason = "lying length: header and record size disagree";
+		return -EPROTO;
+	}
+	r = check_type_rules(&h, ret_reason);
+	if (r < 0)
+		return r;
+	*ret_header = h;
+	return 0;
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wire.h — the port protocol's frame format, shared by libfltmgr and
+ * libfltuser. Owns nothing but encoding, decoding and validation; it never
+ * touches sockets. docs/ports.md describes the same layout; keep them equal.
+ *
+ * A frame is one SOCK_SEQPACKET record: a 40-byte header followed by exactly
+ * `length` payload bytes. Fields are fixed-width, host byte order (AF_UNIX
+ * never leaves the machine), serialised field by field — never a raw struct.
+ *
+ *   off size field
+ *     0    4 magic    "FLTP" (0x50544c46 read as a little-endian u32)
+ *     4    2 version  1
+ *     6    2 type     enum wire_type
+ *     8    4 flags    must be 0
+ *    12    4 length   payload bytes that follow the header
+ *    16    8 id       message / call id (0 for CONNECT, CONNECT_REPLY)
+ *    24    8 aux      MESSAGE: sequence; else 0
+ *    32    4 aux2     MESSAGE: reply capacity; CONNECT_REPLY: max payload;
+ *                     else 0
+ *    36    4 status   signed; replies/acks/results; else 0
+ */
+#ifndef FLTMGR_WIRE_H
+#define FLTMGR_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_MAGIC 0x50544c46u
+#define WIRE_VERSION 1
+#define WIRE_HEADER_SIZE 40
+#define WIRE_MAX_PAYLOAD 65536
+#define WIRE_MAX_CONTEXT 4096
+#define WIRE_MAX_FRAME (WIRE_HEADER_SIZE + WIRE_MAX_PAYLOAD)
+
+/* Which channel a frame travels on and in which direction:
+ *   M (msg socket):   CONNECT c->s, CONNECT_REPLY s->c, MESSAGE s->c
+ *   R (reply socket): REPLY c->s, REPLY_ACK s->c
+ *   C (call socket):  CALL c->s, CALL_RESULT s->c
+ * ("s" is the filter side, "c" the service side.) */
+enum wire_type {
+	WIRE_CONNECT = 1,       /* payload: context (<= WIRE_MAX_CONTEXT) */
+	WIRE_CONNECT_REPLY = 2, /* status; on 0 carries 2 fds (R, C) */
+	WIRE_MESSAGE = 3,       /* payload; aux = sequence; aux2 = reply cap;
+				   may carry 1 fd */
+	WIRE_REPLY = 4,         /* id; status <= 0; payload = reply */
+	WIRE_REPLY_ACK = 5,     /* id; status 0 / -ENOENT / -EMSGSIZE */
+	WIRE_CALL = 6,          /* id; aux2 = output capacity; payload = input */
+	WIRE_CALL_RESULT = 7,   /* id; status; payload = output */
+	WIRE_TYPE_MAX_ = 8,
+};
+
+struct wire_header {
+	uint16_t type;
+	uint32_t length;
+	uint64_t id;
+	uint64_t aux;
+	uint32_t aux2;
+	int32_t status;
+};
+
+/* Writes the 40-byte header for h into buf. */
+void wire_encode_header(uint8_t buf[WIRE_HEADER_SIZE], const struct wire_header *h);
+
+/*
+ * Validates a received record of `size` bytes (truncated: the kernel said
+ * MSG_TRUNC) and decodes its header. `expect` is a bitmask of acceptable
+ * types (1u << type) for the channel and direction. On failure returns a
+ * negative errno and sets *ret_reason to a static human-readable reason
+ * ("bad magic", "lying length", ...).
+ */
+int wire_decode(const uint8_t *buf, size_t size, int truncated, unsigned expect,
+		struct wire_header *ret_header, const char **ret_reason);
+
+const char *wire_type_name(unsigned type);
+
+#define WIRE_BIT(t) (1u << (t))
+
+#endif /* FLTMGR_WIRE_H */

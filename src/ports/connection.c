@@ -1,0 +1,640 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * connection.c — one accepted connection: its handshake, its thread, the
+ * dispatch of replies to waiting senders, and its close protocol.
+ *
+ * The connection thread owns the handshake and the C socket (service calls
+ * into the filter's message callback), watches M for hang-up, runs the
+ * disconnect callback exactly once, and finally releases the connection's
+ * slot. Senders (send.c) own the R socket while they wait for replies; the
+ * thread reads R only when a late reply is possible and no sender is
+ * reading (see docs/ports.md, "Who reads replies").
+ *
+ * Closing is two-phase (conn_disconnect): under the lock, refuse new work
+ * and fail every waiting request exactly once; then wake every poller (the
+ * close eventfd stays readable), shut the sockets down so the service sees
+ * EOF, and unpublish the handle. Descriptors are closed only in
+ * conn_destroy(), when the last reference is gone, so no thread can ever
+ * use a descriptor number that was reused.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/sockios.h>
+#include <unistd.h>
+
+#include "common/frame_io.h"
+#include "common/timeutil.h"
+#include "ports/internal.h"
+
+#define HANDSHAKE_TIMEOUT_MS 5000
+
+static void
+conn_destroy(struct obj *o)
+{
+	struct conn *c = conn_of(o);
+	int fds[] = { c->m_fd, c->r_fd, c->c_fd, c->close_efd, c->kick_efd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->state_cond);
+	free(c->cancelled);
+	free(c->r_buf);
+	/* Fold the counters and leave the port's list in one step. */
+	pthread_mutex_lock(&c->sp->lock);
+	if (c->on_sp_list) {
+		if (c->sp_prev)
+			c->sp_prev->sp_next = c->sp_next;
+		else
+			c->sp->conns = c->sp_next;
+		if (c->sp_next)
+			c->sp_next->sp_prev = c->sp_prev;
+		counters_add(&c->sp->done, &c->ctr);
+	}
+	pthread_mutex_unlock(&c->sp->lock);
+	obj_unref(&c->sp->obj);
+	free(c);
+}
+
+struct conn *
+conn_new(struct server_port *sp, int fd, const struct flt_peer *peer)
+{
+	pthread_condattr_t ca;
+	struct conn *c;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	atomic_init(&c->obj.refs, 1);
+	c->obj.destroy = conn_destroy;
+	c->filter = sp->filter;
+	c->sp = sp;
+	obj_ref(&sp->obj);
+	c->m_fd = fd;
+	c->r_fd = c->c_fd = -1;
+	c->peer = *peer;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->state_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	c->close_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->kick_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->r_buf = malloc(WIRE_MAX_FRAME);
+	if (c->close_efd < 0 || c->kick_efd < 0 || !c->r_buf) {
+		obj_unref(&c->obj);
+		return NULL;
+	}
+	pthread_mutex_lock(&sp->lock);
+	c->on_sp_list = true;
+	c->sp_next = sp->conns;
+	if (sp->conns)
+		sp->conns->sp_prev = c;
+	sp->conns = c;
+	pthread_mutex_unlock(&sp->lock);
+	return c;
+}
+
+void
+counters_add(struct conn_counters *into, const struct conn_counters *from)
+{
+#define ADD(f) atomic_fetch_add(&into->f, atomic_load(&from->f))
+	ADD(sent);
+	ADD(replied);
+	ADD(timeouts);
+	ADD(disconnect_failures);
+	ADD(late_replies);
+	ADD(service_messages);
+#undef ADD
+}
+
+void
+counters_to_stats(const struct conn_counters *c, struct flt_port_stats *s)
+{
+	s->messages_sent += atomic_load(&c->sent);
+	s->replies_received += atomic_load(&c->replied);
+	s->timeouts += atomic_load(&c->timeouts);
+	s->disconnect_failures += atomic_load(&c->disconnect_failures);
+	s->late_replies += atomic_load(&c->late_replies);
+	s->service_messages += atomic_load(&c->service_messages);
+}
+
+void
+conn_fill_stats(struct conn *c, struct flt_port_stats *s)
+{
+	int outq = 0;
+
+	counters_to_stats(&c->ctr, s);
+	s->blocked_senders += atomic_load(&c->blocked_senders);
+	pthread_mutex_lock(&c->lock);
+	s->pending_replies += c->n_waiting;
+	if (c->accepted && c->state != CONN_CLOSING)
+		s->connections_current++;
+	pthread_mutex_unlock(&c->lock);
+	if (ioctl(c->m_fd, SIOCOUTQ, &outq) == 0 && outq > 0)
+		s->queued_bytes += (uint32_t)outq;
+}
+
+/* ---- closing ---- */
+
+void
+conn_disconnect(struct conn *c, const char *reason)
+{
+	uint32_t failed = 0;
+	bool published;
+	int r_fd, c_fd;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->state == CONN_CLOSING) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->state = CONN_CLOSING;
+	published = c->published;
+	r_fd = c->r_fd;
+	c_fd = c->c_fd;
+	c->close_reason = reason;
+	for (struct request *r = c->waiting; r; r = r->next) {
+		r->state = REQ_FAILED;
+		pthread_cond_signal(&r->cond);
+		failed++;
+	}
+	c->waiting = NULL;
+	c->n_waiting = 0;
+	pthread_cond_broadcast(&c->state_cond);
+	pthread_mutex_unlock(&c->lock);
+
+	eventfd_signal(c->close_efd);
+	shutdown(c->m_fd, SHUT_RDWR);
+	if (r_fd >= 0)
+		shutdown(r_fd, SHUT_RDWR);
+	if (c_fd >= 0)
+		shutdown(c_fd, SHUT_RDWR);
+	if (published)
+		ht_remove(&c->filter->mgr->ht, c->handle, HK_CONN);
+	log_info(c->filter->mgr, "port %s: connection of pid %d closed: %s%s",
+		 c->sp->name, (int)c->peer.pid, reason,
+		 failed ? " (waiting senders failed with ENOTCONN)" : "");
+}
+
+void
+conn_malformed(struct conn *c, const char *channel, const char *reason)
+{
+	atomic_fetch_add(&c->sp->malformed, 1);
+	log_warning(c->filter->mgr,
+		    "port %s: dropping connection of pid %d: malformed frame on %s channel: %s",
+		    c->sp->name, (int)c->peer.pid, channel, reason);
+	conn_disconnect(c, "malformed frame");
+}
+
+/* ---- replies (R socket) ---- */
+
+/* Caller holds c->lock. */
+static bool
+take_cancelled(struct conn *c, uint64_t id)
+{
+	int64_t now = now_ns();
+	bool found = false;
+	size_t j = 0;
+
+	for (size_t i = 0; i < c->n_cancelled; i++) {
+		if (c->cancelled[i].id == id)
+			found = true;
+		else if (c->cancelled[i].expires_ns > now)
+			c->cancelled[j++] = c->cancelled[i];
+	}
+	c->n_cancelled = j;
+	return found;
+}
+
+static void
+dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *payload)
+{
+	struct wire_header ack = { .type = WIRE_REPLY_ACK, .id = h->id };
+	struct request *r;
+	int sr;
+
+	pthread_mutex_lock(&c->lock);
+	for (r = c->waiting; r && r->id != h->id; r = r->next)
+		;
+	if (r && h->length > r->cap) {
+		ack.status = -EMSGSIZE; /* the sender keeps waiting */
+	} else if (r) {
+		if (h->length)
+			memcpy(r->buf, payload, h->length);
+		r->len = h->length;
+		r->status = h->status;
+		r->state = REQ_ANSWERED;
+		if (r->prev)
+			r->prev->next = r->next;
+		else
+			c->waiting = r->next;
+		if (r->next)
+			r->next->prev = r->prev;
+		c->n_waiting--;
+		pthread_cond_signal(&r->cond);
+		atomic_fetch_add_explicit(&c->ctr.replied, 1, memory_order_relaxed);
+	} else {
+		bool late = take_cancelled(c, h->id);
+
+		ack.status = -ENOENT;
+		atomic_fetch_add(&c->ctr.late_replies, 1);
+		log_debug(c->filter->mgr, "port %s: %s reply %llu refused", c->sp->name,
+			  late ? "late" : "unknown", (unsigned long long)h->id);
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	sr = frame_send(c->r_fd, &ack, NULL, NULL, 0, MSG_DONTWAIT);
+	if (sr == -EAGAIN) {
+		/* Every reply gets one ack and a correct service waits for
+		 * it; a full buffer means the service floods replies. */
+		conn_malformed(c, "reply", "service does not read reply acks");
+	}
+}
+
+int
+conn_drain_replies(struct conn *c)
+{
+	for (;;) {
+		struct iovec iov = { .iov_base = c->r_buf, .iov_len = WIRE_MAX_FRAME };
+		struct wire_header h;
+		struct frame_rx rx;
+		const char *why;
+		int r;
+
+		r = frame_recv(c->r_fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
+		if (r == -EAGAIN)
+			return 0;
+		if (r <= 0) {
+			conn_disconnect(c, "service closed the connection");
+			return -ENOTCONN;
+		}
+		if (rx.n_fds || rx.fds_dropped) {
+			frame_rx_close_fds(&rx);
+			conn_malformed(c, "reply", "descriptor attached to a reply");
+			return -ENOTCONN;
+		}
+		r = wire_decode(c->r_buf, rx.size, rx.truncated, WIRE_BIT(WIRE_REPLY), &h, &why);
+		if (r < 0) {
+			conn_malformed(c, "reply", why);
+			return -ENOTCONN;
+		}
+		dispatch_reply(c, &h, c->r_buf + WIRE_HEADER_SIZE);
+	}
+}
+
+/* ---- service calls (C socket) ---- */
+
+static int
+serve_call(struct conn *c, uint8_t *in, uint8_t *out)
+{
+	struct iovec iov = { .iov_base = in, .iov_len = WIRE_MAX_FRAME };
+	struct wire_header h, res = { .type = WIRE_CALL_RESULT };
+	struct frame_rx rx;
+	const char *why;
+	size_t out_len = 0;
+	int r, status;
+
+	r = frame_recv(c->c_fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
+	if (r == -EAGAIN)
+		return 0;
+	if (r <= 0) {
+		conn_disconnect(c, "service closed the connection");
+		return -ENOTCONN;
+	}
+	if (rx.n_fds || rx.fds_dropped) {
+		frame_rx_close_fds(&rx);
+		conn_malformed(c, "call", "descriptor attached to a call");
+		return -ENOTCONN;
+	}
+	r = wire_decode(in, rx.size, rx.truncated, WIRE_BIT(WIRE_CALL), &h, &why);
+	if (r < 0) {
+		conn_malformed(c, "call", why);
+		return -ENOTCONN;
+	}
+	if (!c->sp->on_message) {
+		status = -EOPNOTSUPP;
+	} else {
+		size_t cap = h.aux2;
+
+		status = c->sp->on_message(c->cookie, in + WIRE_HEADER_SIZE, h.length,
+					   out, cap, &out_len);
+		if (status > 0)
+			status = 0;
+		if (out_len > cap) {
+			log_error(c->filter->mgr,
+				  "filter %s: message callback wrote %zu bytes into %zu",
+				  c->filter->name, out_len, cap);
+			out_len = cap;
+		}
+		if (status < 0)
+			out_len = 0;
+	}
+	atomic_fetch_add(&c->ctr.service_messages, 1);
+	res.id = h.id;
+	res.status = status;
+	res.length = (uint32_t)out_len;
+	r = frame_send(c->c_fd, &res, out, NULL, 0, MSG_DONTWAIT);
+	if (r == -EAGAIN) {
+		conn_malformed(c, "call", "service does not read call results");
+		return -ENOTCONN;
+	}
+	return 0;
+}
+
+/* ---- handshake ---- */
+
+static void
+reply_status(int fd, int status, const int *fds, size_t n_fds)
+{
+	struct wire_header h = {
+		.type = WIRE_CONNECT_REPLY,
+		.status = status,
+		.aux2 = WIRE_MAX_PAYLOAD,
+	};
+
+	(void)frame_send(fd, &h, NULL, fds, n_fds, MSG_DONTWAIT);
+}
+
+/* Returns 0 when the connection is established, else < 0 (refused). */
+static int
+handshake(struct conn *c)
+{
+	struct server_port *sp = c->sp;
+	flt_filter *f = c->filter;
+	uint8_t buf[WIRE_HEADER_SIZE + WIRE_MAX_CONTEXT];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct pollfd p[2] = {
+		{ .fd = c->m_fd, .events = POLLIN },
+		{ .fd = c->close_efd, .events = POLLIN },
+	};
+	int r_pair[2] = { -1, -1 }, c_pair[2] = { -1, -1 };
+	struct wire_header h;
+	struct frame_rx rx;
+	const char *why;
+	void *cookie = NULL;
+	int r;
+
+	r = poll(p, 2, HANDSHAKE_TIMEOUT_MS);
+	if (r == 0) {
+		log_notice(f->mgr, "port %s: pid %d sent no CONNECT within %d ms",
+			   sp->name, (int)c->peer.pid, HANDSHAKE_TIMEOUT_MS);
+		return -ETIMEDOUT;
+	}
+	if (r < 0 || p[1].revents)
+		return -ECONNABORTED;
+	r = frame_recv(c->m_fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
+	if (r <= 0)
+		return -ECONNRESET;
+	if (rx.n_fds || rx.fds_dropped) {
+		frame_rx_close_fds(&rx);
+		atomic_fetch_add(&sp->malformed, 1);
+		log_warning(f->mgr, "port %s: pid %d: descriptor attached to CONNECT",
+			    sp->name, (int)c->peer.pid);
+		return -EPROTO;
+	}
+	r = wire_decode(buf, rx.size, rx.truncated, WIRE_BIT(WIRE_CONNECT), &h, &why);
+	if (r < 0) {
+		atomic_fetch_add(&sp->malformed, 1);
+		log_warning(f->mgr, "port %s: pid %d: malformed CONNECT: %s", sp->name,
+			    (int)c->peer.pid, why);
+		reply_status(c->m_fd, r, NULL, 0);
+		return r;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, r_pair) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, c_pair) < 0) {
+		r = -errno;
+		goto refuse;
+	}
+	r = ht_insert(&f->mgr->ht, HK_CONN, &c->obj, &c->handle);
+	if (r < 0)
+		goto refuse;
+	pthread_mutex_lock(&c->lock);
+	c->r_fd = r_pair[0];
+	c->c_fd = c_pair[0];
+	c->published = true;
+	if (c->state == CONN_CLOSING) {
+		/* Disconnected (filter unregistering) before we published. */
+		pthread_mutex_unlock(&c->lock);
+		ht_remove(&f->mgr->ht, c->handle, HK_CONN);
+		r = -ECONNABORTED;
+		goto refuse;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	/* The callback runs under the port lock: its plain store of the
+	 * handle is ordered with every sender's locked read. */
+	pthread_mutex_lock(&f->port_lock);
+	conn_set_handshaking(c);
+	r = sp->on_connect(c->handle, sp->cookie, buf + WIRE_HEADER_SIZE, h.length,
+			   &c->peer, &cookie);
+	conn_set_handshaking(NULL);
+	if (r > 0) {
+		log_error(f->mgr, "filter %s: connect callback returned %d; treating as -EINVAL",
+			  f->name, r);
+		r = -EINVAL;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (r == 0) {
+		c->accepted = true;
+		c->cookie = cookie;
+		if (c->state == CONN_HANDSHAKE) {
+			int peer_fds[2] = { r_pair[1], c_pair[1] };
+
+			c->state = CONN_CONNECTED;
+			reply_status(c->m_fd, 0, peer_fds, 2);
+		} else {
+			/* Closed from inside the callback. */
+			reply_status(c->m_fd, -ECONNABORTED, NULL, 0);
+		}
+	}
+	pthread_cond_broadcast(&c->state_cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&f->port_lock);
+	close(r_pair[1]);
+	close(c_pair[1]);
+	if (r == 0) {
+		atomic_fetch_add(&sp->accepted, 1);
+		log_info(f->mgr, "port %s: connected pid %d uid %u", sp->name,
+			 (int)c->peer.pid, (unsigned)c->peer.uid);
+		return 0;
+	}
+	atomic_fetch_add(&sp->refused, 1);
+	log_info(f->mgr, "port %s: connect callback refused pid %d: %s", sp->name,
+		 (int)c->peer.pid, strerror(-r));
+	reply_status(c->m_fd, r, NULL, 0);
+	return r;
+
+refuse:
+	/* Our ends belong to the connection once stored in it. */
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < 2; i++) {
+		if (r_pair[i] >= 0 && r_pair[i] != c->r_fd)
+			close(r_pair[i]);
+		if (c_pair[i] >= 0 && c_pair[i] != c->c_fd)
+			close(c_pair[i]);
+	}
+	pthread_mutex_unlock(&c->lock);
+	atomic_fetch_add(&sp->refused, 1);
+	reply_status(c->m_fd, r, NULL, 0);
+	return r;
+}
+
+/* ---- the connection thread ---- */
+
+/* Caller holds c->lock. */
+static bool
+any_in_wait(struct conn *c)
+{
+	for (struct request *r = c->waiting; r; r = r->next)
+		if (r->in_wait)
+			return true;
+	return false;
+}
+
+static void
+serve(struct conn *c)
+{
+	uint8_t *in = malloc(WIRE_MAX_FRAME), *out = malloc(WIRE_MAX_PAYLOAD);
+
+	if (!in || !out) {
+		conn_disconnect(c, "out of memory");
+		goto done;
+	}
+	for (;;) {
+		struct pollfd p[5] = {
+			{ .fd = c->c_fd, .events = POLLIN },
+			{ .fd = c->m_fd, .events = POLLIN },
+			{ .fd = c->kick_efd, .events = POLLIN },
+			{ .fd = c->close_efd, .events = POLLIN },
+			{ .fd = c->r_fd, .events = POLLIN },
+		};
+		bool take_r;
+
+		pthread_mutex_lock(&c->lock);
+		if (c->state == CONN_CLOSING) {
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+		/* Read replies only if one may come that no sender will read. */
+		take_r = c->reader == READER_NONE && c->n_cancelled > 0 &&
+			 !any_in_wait(c);
+		if (take_r)
+			c->reader = READER_THREAD;
+		pthread_mutex_unlock(&c->lock);
+
+		if (poll(p, take_r ? 5 : 4, -1) < 0)
+			p[0].revents = p[1].revents = p[4].revents = 0;
+
+		if (take_r) {
+			if (p[4].revents)
+				(void)conn_drain_replies(c);
+			pthread_mutex_lock(&c->lock);
+			c->reader = READER_NONE;
+			/* A sender may want the role. */
+			for (struct request *w = c->waiting; w; w = w->next) {
+				if (w->in_wait) {
+					pthread_cond_signal(&w->cond);
+					break;
+				}
+			}
+			/* Expire old cancellations so we stop reading R. */
+			take_cancelled(c, 0);
+			pthread_mutex_unlock(&c->lock);
+		}
+		if (p[2].revents)
+			eventfd_drain(c->kick_efd);
+		if (p[3].revents)
+			break;
+		if (p[1].revents) {
+			char b;
+			ssize_t n = recv(c->m_fd, &b, 1, MSG_DONTWAIT);
+
+			if (n > 0)
+				conn_malformed(c, "message", "service wrote on the message channel");
+			else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				conn_disconnect(c, "service closed the connection");
+			break;
+		}
+		if (p[0].revents && serve_call(c, in, out) < 0)
+			break;
+	}
+done:
+	free(in);
+	free(out);
+}
+
+static void *
+conn_thread(void *arg)
+{
+	struct conn *c = arg;
+	flt_filter *f = c->filter;
+	flt_manager *m = f->mgr;
+	char tname[16];
+
+	snprintf(tname, sizeof(tname), "flt-conn-%d", (int)c->peer.pid);
+	pthread_setname_np(pthread_self(), tname);
+
+	if (handshake(c) == 0)
+		serve(c);
+	conn_disconnect(c, "connection refused");
+
+	/* Exactly once per accepted connection; no lock held. */
+	if (c->accepted)
+		c->sp->on_disconnect(c->cookie);
+	sp_release_slot(c->sp);
+
+	pthread_mutex_lock(&f->lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		f->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&f->lock);
+	obj_unref(&c->obj); /* the thread's reference */
+
+	mgr_add_zombie(m, pthread_self());
+	pthread_mutex_lock(&f->lock);
+	f->n_threads--;
+	pthread_cond_broadcast(&f->threads_done);
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+int
+conn_start(struct conn *c)
+{
+	flt_filter *f = c->filter;
+	int r;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->closing) {
+		pthread_mutex_unlock(&f->lock);
+		return -ESHUTDOWN;
+	}
+	obj_ref(&c->obj); /* the thread's */
+	r = -pthread_create(&c->thread, NULL, conn_thread, c);
+	if (r < 0) {
+		pthread_mutex_unlock(&f->lock);
+		obj_unref(&c->obj);
+		return r;
+	}
+	c->next = f->conns;
+	if (f->conns)
+		f->conns->prev = c;
+	f->conns = c;
+	f->n_threads++;
+	pthread_mutex_unlock(&f->lock);
+	obj_unref(&c->obj); /* the creator's; the thread owns it now */
+	return 0;
+}

@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h — the filter-side objects of libfltmgr and the rules that tie
+ * them together. Nothing here is visible to filters.
+ *
+ * Objects and owners:
+ *   flt_manager   owns the handle table, the filter list and the list of
+ *                 finished threads waiting to be joined.
+ *   flt_filter    owns its server ports and connections (lists), and the
+ *                 recursive port lock that guards the filter's own
+ *                 flt_port variables (see flt_send_message()).
+ *   server_port   a listening socket and its accept thread.
+ *   conn          one accepted connection: three sockets, a thread, the
+ *                 requests waiting for replies.
+ * server_port and conn are reference counted (struct obj first). The handle
+ * table holds one reference while an object is published; every user of a
+ * handle takes its own reference under the table lock, so a handle can
+ * never lead to freed memory.
+ *
+ * Lock order (outer first); the table lock is a leaf:
+ *   filter->port_lock -> filter->lock -> sp->lock -> conn->lock
+ *   manager->lock is taken alone.
+ */
+#ifndef FLTMGR_PORTS_INTERNAL_H
+#define FLTMGR_PORTS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <fltmgr/filter.h>
+
+#include "common/wire.h"
+
+struct obj {
+	atomic_int refs;
+	void (*destroy)(struct obj *o);
+};
+
+static inline void
+obj_ref(struct obj *o)
+{
+	atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+}
+
+static inline void
+obj_unref(struct obj *o)
+{
+	if (o && atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) == 1)
+		o->destroy(o);
+}
+
+/* ---- handle table (handle_table.c) ---- */
+
+enum handle_kind {
+	HK_FREE = 0,
+	HK_SERVER = 1,
+	HK_CONN = 2,
+};
+
+struct handle_slot {
+	uint32_t gen;      /* never 0 */
+	uint8_t kind;
+	uint32_t next_free;
+	struct obj *obj;
+};
+
+struct handle_table {
+	pthread_mutex_t lock;
+	struct handle_slot *slots;
+	uint32_t n_slots;
+	uint32_t cap;
+	uint32_t free_head; /* index + 1; 0 = none */
+};
+
+int ht_init(struct handle_table *ht);
+void ht_fini(struct handle_table *ht);
+/* Publishes obj; the table takes a reference. */
+int ht_insert(struct handle_table *ht, enum handle_kind kind, struct obj *obj,
+	      flt_port *ret_port);
+/* Returns a new reference, or NULL with *ret_err = -ENOTCONN (stale
+ * generation / null) or -EINVAL (out of range, wrong kind). */
+struct obj *ht_ref(struct handle_table *ht, flt_port port, enum handle_kind kind,
+		   int *ret_err);
+/* Unpublishes: bumps the generation, drops the table's reference.
+ * Returns true if this call removed it. */
+bool ht_remove(struct handle_table *ht, flt_port port, enum handle_kind kind);
+uint32_t ht_count(struct handle_table *ht, enum handle_kind kind);
+
+/* ---- manager and filter (manager.c) ---- */
+
+struct flt_manager {
+	char *runtime_dir;
+	int log_level;
+	flt_log_func log_func;
+	void *log_userdata;
+	struct handle_table ht;
+
+	pthread_mutex_t lock;
+	struct flt_filter *filters;
+	pthread_t *zombies; /* finished threads, joined by mgr_reap() */
+	size_t n_zombies;
+	size_t cap_zombies;
+};
+
+struct server_port;
+struct conn;
+
+struct flt_filter {
+	flt_manager *mgr;
+	char name[FLT_PORT_NAME_MAX + 1];
+	char altitude[32];
+	struct flt_filter *next;
+
+	/* Recursive: callbacks run under it may call port functions. */
+	pthread_mutex_t port_lock;
+
+	pthread_mutex_t lock;
+	pthread_cond_t threads_done;
+	bool closing;
+	struct server_port *ports;
+	struct conn *conns;
+	int n_threads; /* live connection threads */
+};
+
+/* Adds the calling thread to the manager's join list; its last touch of
+ * shared memory. */
+void mgr_add_zombie(flt_manager *m, pthread_t t);
+/* Joins every finished thread. Must not be called by a thread that may be
+ * on the list itself. */
+void mgr_reap(flt_manager *m);
+
+/* ---- logging (log.c) ---- */
+
+void flt_log(flt_manager *m, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define log_error(m, ...) flt_log(m, FLT_LOG_ERROR, __VA_ARGS__)
+#define log_warning(m, ...) flt_log(m, FLT_LOG_WARNING, __VA_ARGS__)
+#define log_notice(m, ...) flt_log(m, FLT_LOG_NOTICE, __VA_ARGS__)
+#define log_info(m, ...) flt_log(m, FLT_LOG_INFO, __VA_ARGS__)
+#define log_debug(m, ...) flt_log(m, FLT_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- server ports (server_port.c) ---- */
+
+struct conn_counters {
+	atomic_uint_fast64_t sent;
+	atomic_uint_fast64_t replied;
+	atomic_uint_fast64_t timeouts;
+	atomic_uint_fast64_t disconnect_failures;
+	atomic_uint_fast64_t late_replies;
+	atomic_uint_fast64_t service_messages;
+};
+
+struct server_port {
+	struct obj obj;
+	flt_filter *filter;
+	struct server_port *next; /* filter->ports */
+	flt_port handle;
+	char name[FLT_PORT_NAME_MAX + 1];
+	char *path;
+	int listen_fd;
+	int lock_fd;
+	int close_efd;
+	pthread_t accept_thread;
+	bool thread_started;
+
+	void *cookie;
+	flt_connect_notify on_connect;
+	flt_disconnect_notify on_disconnect;
+	flt_message_notify on_message;
+	int max_connections;
+	uid_t *uids;
+	size_t n_uids;
+	gid_t *gids;
+	size_t n_gids;
+
+	pthread_mutex_t lock;
+	int n_slots;          /* connections holding a max_connections slot */
+	bool closed;
+	struct conn *conns;   /* every connection not yet freed (sp_next) */
+	struct conn_counters done;       /* sums of connections already freed */
+	atomic_uint_fast64_t accepted;
+	atomic_uint_fast64_t refused;
+	atomic_uint_fast64_t malformed;
+};
+
+/* Releases a connection's max_connections slot. */
+void sp_release_slot(struct server_port *sp);
+void sp_close(struct server_port *sp);
+
+/* ---- connections (connection.c, send.c) ---- */
+
+enum conn_state {
+	CONN_HANDSHAKE = 0,
+	CONN_CONNECTED,
+	CONN_CLOSING,
+};
+
+enum reader_role {
+	READER_NONE = 0,
+	READER_SENDER,
+	READER_THREAD,
+};
+
+enum request_state {
+	REQ_WAITING = 0,
+	REQ_ANSWERED,
+	REQ_FAILED,
+};
+
+/* A sender waiting for a reply; lives on the sender's stack. */
+struct request {
+	struct request *next;
+	struct request *prev;
+	uint64_t id;
+	void *buf;
+	size_t cap;
+	size_t len;
+	int status;
+	enum request_state state;
+	bool in_wait; /* the sender is in its wait loop (can take the role) */
+	pthread_cond_t cond;
+};
+
+struct cancelled_id {
+	uint64_t id;
+	int64_t expires_ns;
+};
+
+struct conn {
+	struct obj obj;
+	flt_filter *filter;
+	struct server_port *sp; /* reference held */
+	struct conn *next;      /* filter->conns: until its thread ends */
+	struct conn *prev;
+	struct conn *sp_next;   /* sp->conns: until freed, for exact stats */
+	struct conn *sp_prev;
+	bool on_sp_list;
+	flt_port handle;
+	bool published;
+	bool kill_requested; /* guarded by filter->lock */
+
+	int m_fd;      /* MESSAGE out, CONNECT in */
+	int r_fd;      /* REPLY in, REPLY_ACK out */
+	int c_fd;      /* CALL in, CALL_RESULT out */
+	int close_efd; /* readable once CLOSING */
+	int kick_efd;  /* wakes the connection thread */
+	pthread_t thread;
+	struct flt_peer peer;
+	void *cookie;
+	bool accepted;
+
+	pthread_mutex_t lock;
+	pthread_cond_t state_cond;
+	enum conn_state state;
+	const char *close_reason;
+	uint64_t next_id;
+	uint64_t next_seq;
+	struct request *waiting;
+	uint32_t n_waiting;
+	enum reader_role reader;
+	struct cancelled_id *cancelled;
+	size_t n_cancelled;
+	size_t cap_cancelled;
+	uint8_t *r_buf; /* owned by whoever holds the reader role */
+
+	struct conn_counters ctr;
+	atomic_uint blocked_senders;
+};
+
+struct conn *conn_new(struct server_port *sp, int fd, const struct flt_peer *peer);
+int conn_start(struct conn *c);
+/* Moves to CLOSING once: fails waiters, wakes pollers, shuts sockets,
+ * unpublishes the handle. Idempotent; any reference holder may call it. */
+void conn_disconnect(struct conn *c, const char *reason);
+void conn_malformed(struct conn *c, const char *channel, const char *reason);
+/* Reads every REPLY available on R without blocking (reader role held).
+ * Returns 0, or -ENOTCONN when the connection went away. */
+int conn_drain_replies(struct conn *c);
+/* Marks the calling thread as running c's connect callback (NULL: done);
+ * a send to c from that thread returns -EDEADLK instead of hanging. */
+void conn_set_handshaking(struct conn *c);
+void conn_fill_stats(struct conn *c, struct flt_port_stats *s);
+void counters_add(struct conn_counters *into, const struct conn_counters *from);
+void counters_to_stats(const struct conn_counters *c, struct flt_port_stats *s);
+
+static inline struct conn *
+conn_of(struct obj *o)
+{
+	return (struct conn *)o;
+}
+
+static inline struct server_port *
+sp_of(struct obj *o)
+{
+	return (struct server_port *)o;
+}
+
+int eventfd_signal(int efd);
+void eventfd_drain(int efd);
+
+#endif /* FLTMGR_PORTS_INTERNAL_H */

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.c — one line per record, to the manager's log function or stderr.
+ * Formatting happens into a stack buffer; a single write() keeps lines
+ * from different threads whole.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ports/internal.h"
+
+static const char *
+level_name(int level)
+{
+	switch (level) {
+	case FLT_LOG_ERROR:
+		return "error";
+	case FLT_LOG_WARNING:
+		return "warning";
+	case FLT_LOG_NOTICE:
+		return "notice";
+	case FLT_LOG_INFO:
+		return "info";
+	default:
+		return "debug";
+	}
+}
+
+void
+flt_log(flt_manager *m, int level, const char *fmt, ...)
+{
+	char msg[512];
+	char line[600];
+	va_list ap;
+	int n;
+
+	if (m && level > m->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (m && m->log_func) {
+		m->log_func(m->log_userdata, level, msg);
+		return;
+	}
+	/* Under systemd, a <N> prefix gives journald the priority. */
+	if (getenv("JOURNAL_STREAM"))
+		n = snprintf(line, sizeof(line), "<%d>%s: %s\n", level,
+			     level_name(level), msg);
+	else
+		n = snprintf(line, sizeof(line), "fltmgr[%d]: %s: %s\n",
+			     (int)getpid(), level_name(level), msg);
+	if (n > (int)sizeof(line) - 1)
+		n = (int)sizeof(line) - 1;
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
+}

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * manager.c — flt_manager and flt_filter: creation, registration, and the
+ * ordered teardown (ports closed, connections disconnected, callbacks
+ * drained, threads joined, memory freed). Also the list of finished
+ * threads that are joined later by someone who is not one of them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ports/internal.h"
+
+#define DEFAULT_RUNTIME_DIR "/run/fltmgr"
+
+static bool
+valid_name(const char *s)
+{
+	size_t n = 0;
+
+	if (!s)
+		return false;
+	for (; s[n]; n++) {
+		char ch = s[n];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return n >= 1 && n <= FLT_PORT_NAME_MAX && strcmp(s, ".") && strcmp(s, "..");
+}
+
+/* Altitudes are decimal strings, as on Windows: digits, at most one '.'. */
+static bool
+valid_altitude(const char *s)
+{
+	size_t n = 0, dots = 0, digits = 0;
+
+	if (!s)
+		return false;
+	for (; s[n]; n++) {
+		if (s[n] == '.')
+			dots++;
+		else if (s[n] >= '0' && s[n] <= '9')
+			digits++;
+		else
+			return false;
+	}
+	return digits > 0 && dots <= 1 && n < 32 && s[0] != '.' && s[n - 1] != '.';
+}
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+	char *tmp = strdup(path);
+	struct stat st;
+
+	if (!tmp)
+		return -ENOMEM;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST) {
+			int r = -errno;
+
+			free(tmp);
+			return r;
+		}
+		*p = '/';
+	}
+	free(tmp);
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	if (stat(path, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int
+flt_manager_new(const struct flt_manager_options *options, flt_manager **ret_manager)
+{
+	const char *dir = NULL, *env;
+	flt_manager *m;
+	int r;
+
+	if (!ret_manager)
+		return -EINVAL;
+	if (options && options->runtime_dir)
+		dir = options->runtime_dir;
+	else if ((env = getenv("FLTMGR_RUNTIME_DIR")) && *env)
+		dir = env;
+	else
+		dir = DEFAULT_RUNTIME_DIR;
+	if (dir[0] != '/' || strlen(dir) > 80)
+		return -EINVAL; /* sun_path must hold dir + "/" + name */
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->log_level = options && options->log_level ? options->log_level : FLT_LOG_NOTICE;
+	if ((env = getenv("FLTMGR_LOG_LEVEL")) && env[0] >= '3' && env[0] <= '7' && !env[1])
+		m->log_level = env[0] - '0';
+	if (options) {
+		m->log_func = options->log_func;
+		m->log_userdata = options->log_userdata;
+	}
+	m->runtime_dir = strdup(dir);
+	if (!m->runtime_dir) {
+		free(m);
+		return -ENOMEM;
+	}
+	r = mkdir_p(dir, 0755);
+	if (r < 0) {
+		log_error(m, "runtime directory %s: %s", dir, strerror(-r));
+		free(m->runtime_dir);
+		free(m);
+		return r;
+	}
+	ht_init(&m->ht);
+	pthread_mutex_init(&m->lock, NULL);
+	*ret_manager = m;
+	return 0;
+}
+
+const char *
+flt_manager_runtime_dir(const flt_manager *manager)
+{
+	return manager ? manager->runtime_dir : NULL;
+}
+
+void
+mgr_add_zombie(flt_manager *m, pthread_t t)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->n_zombies == m->cap_zombies) {
+		size_t ncap = m->cap_zombies ? m->cap_zombies * 2 : 16;
+		pthread_t *n = realloc(m->zombies, ncap * sizeof(*n));
+
+		if (!n) {
+			/* Cannot record it: let it clean up after itself. */
+			pthread_detach(t);
+			pthread_mutex_unlock(&m->lock);
+			return;
+		}
+		m->zombies = n;
+		m->cap_zombies = ncap;
+	}
+	m->zombies[m->n_zombies++] = t;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+mgr_reap(flt_manager *m)
+{
+	for (;;) {
+		pthread_t t;
+
+		pthread_mutex_lock(&m->lock);
+		if (m->n_zombies == 0) {
+			pthread_mutex_unlock(&m->lock);
+			return;
+		}
+		t = m->zombies[--m->n_zombies];
+		pthread_mutex_unlock(&m->lock);
+		pthread_join(t, NULL);
+	}
+}
+
+void
+flt_manager_free(flt_manager *manager)
+{
+	if (!manager)
+		return;
+	for (;;) {
+		flt_filter *f;
+
+		pthread_mutex_lock(&manager->lock);
+		f = manager->filters;
+		pthread_mutex_unlock(&manager->lock);
+		if (!f)
+			break;
+		flt_unregister_filter(f);
+	}
+	mgr_reap(manager);
+	ht_fini(&manager->ht);
+	pthread_mutex_destroy(&manager->lock);
+	free(manager->zombies);
+	free(manager->runtime_dir);
+	free(manager);
+}
+
+int
+flt_register_filter(flt_manager *manager, const struct flt_registration *registration,
+		    flt_filter **ret_filter)
+{
+	pthread_mutexattr_t attr;
+	pthread_condattr_t cattr;
+	flt_filter *f;
+
+	if (!manager || !registration || !ret_filter)
+		return -EINVAL;
+	if (!valid_name(registration->name) || !valid_altitude(registration->altitude))
+		return -EINVAL;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->mgr = manager;
+	strcpy(f->name, registration->name);
+	strcpy(f->altitude, registration->altitude);
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&f->port_lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->threads_done, &cattr);
+	pthread_condattr_destroy(&cattr);
+
+	pthread_mutex_lock(&manager->lock);
+	for (flt_filter *o = manager->filters; o; o = o->next) {
+		if (!strcmp(o->name, f->name)) {
+			pthread_mutex_unlock(&manager->lock);
+			pthread_mutex_destroy(&f->port_lock);
+			pthread_mutex_destroy(&f->lock);
+			pthread_cond_destroy(&f->threads_done);
+			free(f);
+			return -EEXIST;
+		}
+	}
+	f->next = manager->filters;
+	manager->filters = f;
+	pthread_mutex_unlock(&manager->lock);
+	log_info(manager, "filter %s registered at altitude %s", f->name, f->altitude);
+	*ret_filter = f;
+	return 0;
+}
+
+void
+flt_unregister_filter(flt_filter *filter)
+{
+	flt_manager *m;
+
+	if (!filter)
+		return;
+	m = filter->mgr;
+
+	/* Phase 1: refuse new work. */
+	pthread_mutex_lock(&filter->lock);
+	filter->closing = true;
+	pthread_mutex_unlock(&filter->lock);
+
+	/* Phase 2: stop listening. */
+	for (;;) {
+		struct server_port *sp;
+
+		pthread_mutex_lock(&filter->lock);
+		sp = filter->ports;
+		if (sp)
+			filter->ports = sp->next;
+		pthread_mutex_unlock(&filter->lock);
+		if (!sp)
+			break;
+		sp_close(sp);
+		obj_unref(&sp->obj); /* the list's reference */
+	}
+
+	/* Phase 3: disconnect every connection; each thread runs its
+	 * disconnect callback and leaves. No allocation: pick connections
+	 * one at a time (kill_requested is guarded by filter->lock). */
+	for (;;) {
+		struct conn *c;
+
+		pthread_mutex_lock(&filter->lock);
+		for (c = filter->conns; c && c->kill_requested; c = c->next)
+			;
+		if (c) {
+			c->kill_requested = true;
+			obj_ref(&c->obj);
+		}
+		pthread_mutex_unlock(&filter->lock);
+		if (!c)
+			break;
+		conn_disconnect(c, "filter unregistering");
+		obj_unref(&c->obj);
+	}
+
+	/* Phase 4: wait for callbacks in flight. */
+	pthread_mutex_lock(&filter->lock);
+	while (filter->n_threads > 0)
+		pthread_cond_wait(&filter->threads_done, &filter->lock);
+	pthread_mutex_unlock(&filter->lock);
+	mgr_reap(m);
+
+	pthread_mutex_lock(&m->lock);
+	for (flt_filter **pp = &m->filters; *pp; pp = &(*pp)->next) {
+		if (*pp == filter) {
+			*pp = filter->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	log_info(m, "filter %s unregistered", filter->name);
+	pthread_mutex_destroy(&filter->port_lock);
+	pthread_mutex_destroy(&filter->lock);
+	pthread_cond_destroy(&filter->threads_done);
+	free(filter);
+}
+
+const char *
+flt_filter_name(const flt_filter *filter)
+{
+	return filter ? filter->name : NULL;
+}
+
+const char *
+flt_filter_altitude(const flt_filter *filter)
+{
+	return filter ? filter->altitude : NULL;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char runtime_dir[256];
+
+const char *
+tu_runtime_dir_create(void)
+{
+	snprintf(runtime_dir, sizeof(runtime_dir), "/tmp/fltmgr-test.XXXXXX");
+	assert_non_null(mkdtemp(runtime_dir));
+	assert_int_equal(setenv("FLTMGR_RUNTIME_DIR", runtime_dir, 1), 0);
+	return runtime_dir;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void
+tu_runtime_dir_remove(void)
+{
+	if (runtime_dir[0])
+		nftw(runtime_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	runtime_dir[0] = '\0';
+}
+
+flt_manager *
+tu_manager_new(void)
+{
+	struct flt_manager_options o = { .log_level = FLT_LOG_WARNING };
+	flt_manager *m = NULL;
+
+	assert_int_equal(flt_manager_new(&o, &m), 0);
+	assert_non_null(m);
+	return m;
+}
+
+int
+tu_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the DIR's own descriptor */
+}
+
+int64_t
+tu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+tu_wait_until(int (*pred)(void *), void *arg, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	int v;
+
+	while (!(v = pred(arg)) && tu_now_ms() < end)
+		usleep(1000);
+	return v;
+}

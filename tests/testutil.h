@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * testutil.h — helpers shared by the test programs: a private runtime
+ * directory per test (so tests never touch /run/fltmgr or each other),
+ * descriptor counting for leak checks, and a quiet manager.
+ */
+#ifndef FLTMGR_TESTUTIL_H
+#define FLTMGR_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fltmgr/filter.h>
+#include <fltmgr/user.h>
+
+/* Creates a fresh directory under /tmp, exports FLTMGR_RUNTIME_DIR to it
+ * and returns it (static storage, valid until tu_runtime_dir_remove()). */
+const char *tu_runtime_dir_create(void);
+void tu_runtime_dir_remove(void);
+
+/* A manager on the current runtime dir with logging at warning level
+ * (FLTMGR_LOG_LEVEL overrides). Asserts on failure. */
+flt_manager *tu_manager_new(void);
+
+/* Number of open descriptors of this process (/proc/self/fd). */
+int tu_count_fds(void);
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t tu_now_ms(void);
+
+/* Polls pred(arg) every millisecond until it is true or timeout_ms passes;
+ * returns the last value of pred. */
+int tu_wait_until(int (*pred)(void *), void *arg, int timeout_ms);
+
+#endif
