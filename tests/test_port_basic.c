@@ -500,6 +500,36 @@ reply_larger_than_capacity_refused_sender_keeps_waiting(void **state)
 	filter_close_port(p);
 }
 
+/* A message too big for the caller's buffer is consumed and answered by
+ * the library itself (-EMSGSIZE to the sender, no ack awaited). Many of
+ * them must not wear the connection down. */
+static void
+oversized_message_answered_by_library(void **state)
+{
+	struct fx *fx = *state;
+	filter_port *p = connect_service();
+	struct filter_message_header h;
+	struct async_send a;
+	char small[2], buf[16];
+
+	for (int i = 0; i < 1000; i++) {
+		async_send_start(&a, fx, 8, 5000);
+		assert_int_equal(filter_get_message(p, &h, small, 0, 2000), -EMSGSIZE);
+		assert_int_not_equal(h.message_id, 0);
+		pthread_join(a.t, NULL);
+		assert_int_equal(a.r, -EMSGSIZE);
+		assert_true(a.elapsed < 2000);
+	}
+	/* Still connected and working. */
+	async_send_start(&a, fx, 8, 5000);
+	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), 1);
+	assert_int_equal(filter_reply_message(p, h.message_id, 0, "ok", 2), 0);
+	pthread_join(a.t, NULL);
+	assert_int_equal(a.r, 0);
+	(void)small;
+	filter_close_port(p);
+}
+
 static void
 reply_status_becomes_send_result(void **state)
 {
@@ -782,6 +812,7 @@ main(void)
 		T(timeout_while_service_not_reading),
 		T(timeout_waiting_for_reply_then_late_reply_refused),
 		T(reply_larger_than_capacity_refused_sender_keeps_waiting),
+		T(oversized_message_answered_by_library),
 		T(reply_status_becomes_send_result),
 		T(service_disconnect_wakes_blocked_senders_at_once),
 		T(service_close_wakes_its_own_waiters),

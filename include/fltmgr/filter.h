@@ -149,6 +149,10 @@ void flt_unregister_filter(flt_filter *filter);
  * Creates a listening port at <runtime_dir>/<attr->name>. A socket file
  * left by a dead process is replaced; a live one gives -EEXIST.
  * max_connections must be >= 1; further connects get -EUSERS.
+ * Errors: -EINVAL (bad name, mode, callbacks or limit), -EEXIST,
+ * -ENAMETOOLONG (runtime dir + name too long for a socket path),
+ * -ESHUTDOWN (the filter is unregistering), -ENFILE (handle table full),
+ * -ENOMEM, or the errno of a failed open/bind/listen/rename.
  */
 int flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
 				  const struct flt_port_attributes *attr,
@@ -167,15 +171,19 @@ void flt_close_communication_port(flt_filter *filter, flt_port *server_port);
  * reply == NULL: no reply wanted; returns once the message is queued on the
  * connection (the socket buffer), not when a service thread has taken it.
  * reply != NULL: *reply_len is the capacity in, the reply length out; waits
- * for filter_reply_message(). timeout_ms covers both queueing and the reply
- * (FLT_INFINITE waits forever; bundled filters never use it).
+ * for filter_reply_message() (*reply_len must be >= 1). timeout_ms, in
+ * milliseconds, covers both queueing and the reply; FLT_INFINITE (-1)
+ * waits forever (bundled filters never use it); any other negative value
+ * is -EINVAL, which catches Windows-style negative relative timeouts.
  *
  * Returns 0, or:
  *   -ENOTCONN   no client on that variable, a stale handle, or the client
  *               disconnected (blocked senders are woken at once)
  *   -ETIMEDOUT  the timeout passed (the service's late reply gets -ENOENT)
- *   -EMSGSIZE   msg_len > FLT_PORT_MAX_MESSAGE
+ *   -EMSGSIZE   msg_len > FLT_PORT_MAX_MESSAGE, or the service's buffer
+ *               was too small for the message (answered by its library)
  *   -EINVAL     bad arguments, a forged handle, or a server-port handle
+ *   -EBADF      options->fd is not -1 and not a descriptor
  *   -EDEADLK    called from this connection's own callback thread while
  *               the connection is still being set up
  *   < 0         a negative status the service passed to filter_reply_message
@@ -211,13 +219,18 @@ void flt_close_client_port(flt_filter *filter, flt_port *client_port);
  */
 struct flt_port_stats {
 	uint64_t connections_accepted;   /* connect callback said yes */
-	uint64_t connections_refused;    /* access, limit, callback, bad hello */
+	uint64_t connections_refused;    /* uid/gid, limit, callback, no or
+					    bad CONNECT, setup failure */
 	uint64_t messages_sent;          /* queued on the socket */
 	uint64_t replies_received;       /* answered a waiting sender */
 	uint64_t timeouts;               /* senders that got -ETIMEDOUT */
-	uint64_t disconnect_failures;    /* senders that got -ENOTCONN mid-send */
-	uint64_t late_replies;           /* replies refused with -ENOENT */
-	uint64_t malformed_frames;       /* connections dropped for a bad frame */
+	uint64_t disconnect_failures;    /* sends that got -ENOTCONN from a
+					    connection that was closing */
+	uint64_t late_replies;           /* replies refused with -ENOENT: the
+					    sender gave up, or an unknown id */
+	uint64_t malformed_frames;       /* connections dropped for a bad frame
+					    or for not reading acks/results
+					    (server ports only) */
 	uint64_t service_messages;       /* filter_send_message calls served */
 	uint32_t connections_current;
 	uint32_t pending_replies;        /* sent, waiting for a reply now */

@@ -36,8 +36,11 @@ struct filter_message_header {
  * $FLTMGR_RUNTIME_DIR (default /run/fltmgr), or a path containing '/'.
  * Errors: -ENOENT / -ECONNREFUSED no such port or the daemon is not running;
  * -EACCES refused by file mode or the port's uid/gid list; -EUSERS the port
- * is at its connection limit; -ETIMEDOUT no answer within 10 s; any
- * negative errno returned by the filter's connect callback.
+ * is at its connection limit; -ETIMEDOUT no answer within 10 s; -EMSGSIZE
+ * context longer than FLT_PORT_MAX_CONTEXT (4096); -EINVAL bad name or
+ * flags; -ENAMETOOLONG; -ECONNRESET the filter side hung up; -EPROTO a
+ * malformed answer; -ECONNABORTED the filter closed the connection inside
+ * its connect callback; any negative errno the connect callback returned.
  */
 int filter_connect_communication_port(const char *port_name, unsigned flags,
 				      const void *context, size_t context_len,
@@ -52,7 +55,8 @@ int filter_connect_communication_port(const char *port_name, unsigned flags,
  *   -EMSGSIZE    payload larger than buf_size; *ret_header is filled, the
  *                message is consumed, and if it wanted a reply the library
  *                has answered the filter with -EMSGSIZE itself
- *   -EPROTO      the filter sent a malformed frame; the port is unusable
+ *   -EPROTO      the filter sent a malformed frame; the port is shut down
+ *                and every later call fails
  */
 int filter_get_message(filter_port *port, struct filter_message_header *ret_header,
 		       void *buf, size_t buf_size, int timeout_ms);

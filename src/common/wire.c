@@ -56,7 +56,7 @@ wire_encode_header(uint8_t buf[WIRE_HEADER_SIZE], const struct wire_header *h)
 	put32(buf + 0, WIRE_MAGIC);
 	put16(buf + 4, WIRE_VERSION);
 	put16(buf + 6, h->type);
-	put32(buf + 8, 0);
+	put32(buf + 8, h->flags);
 	put32(buf + 12, h->length);
 	put64(buf + 16, h->id);
 	put64(buf + 24, h->aux);
@@ -99,34 +99,43 @@ check_type_rules(const struct wire_header *h, const char **ret_reason)
 			*ret_reason = "CONNECT_REPLY with payload";
 			return -EPROTO;
 		}
-		if (h->status > 0 || h->id || h->aux)
+		if (h->status > 0 || h->id || h->aux || h->aux2)
 			goto reserved;
 		return 0;
 	case WIRE_MESSAGE:
 		if (h->status || h->aux2 > WIRE_MAX_PAYLOAD)
 			goto reserved;
-		return 0;
+		break;
 	case WIRE_REPLY:
 	case WIRE_CALL_RESULT:
 		if (h->status > 0 || h->aux || h->aux2)
 			goto reserved;
-		return 0;
+		break;
 	case WIRE_REPLY_ACK:
 		if (h->length != 0) {
 			*ret_reason = "REPLY_ACK with payload";
 			return -EPROTO;
 		}
-		if (h->status > 0 || h->aux || h->aux2)
+		if (h->aux || h->aux2)
 			goto reserved;
-		return 0;
+		if (h->status != 0 && h->status != -ENOENT && h->status != -EMSGSIZE) {
+			*ret_reason = "REPLY_ACK status not 0, -ENOENT or -EMSGSIZE";
+			return -EPROTO;
+		}
+		break;
 	case WIRE_CALL:
 		if (h->status || h->aux || h->aux2 > WIRE_MAX_PAYLOAD)
 			goto reserved;
-		return 0;
+		break;
 	default:
 		*ret_reason = "unknown frame type";
 		return -EPROTO;
 	}
+	if (h->id == 0) {
+		*ret_reason = "zero message id";
+		return -EPROTO;
+	}
+	return 0;
 reserved:
 	*ret_reason = "reserved or out-of-range header field";
 	return -EPROTO;
@@ -155,11 +164,12 @@ wire_decode(const uint8_t *buf, size_t size, int truncated, unsigned expect,
 		*ret_reason = "unsupported protocol version";
 		return -EPROTO;
 	}
-	if (get32(buf + 8) != 0) {
+	h.type = get16(buf + 6);
+	h.flags = get32(buf + 8);
+	if (h.flags & ~(h.type == WIRE_REPLY ? WIRE_FLAG_NO_ACK : 0u)) {
 		*ret_reason = "unknown flags";
 		return -EPROTO;
 	}
-	h.type = get16(buf + 6);
 	h.length = get32(buf + 12);
 	h.id = get64(buf + 16);
 	h.aux = get64(buf + 24);

@@ -12,12 +12,12 @@
  *     0    4 magic    "FLTP" (0x50544c46 read as a little-endian u32)
  *     4    2 version  1
  *     6    2 type     enum wire_type
- *     8    4 flags    must be 0
+ *     8    4 flags    0, except WIRE_FLAG_NO_ACK on REPLY
  *    12    4 length   payload bytes that follow the header
  *    16    8 id       message / call id (0 for CONNECT, CONNECT_REPLY)
  *    24    8 aux      MESSAGE: sequence; else 0
- *    32    4 aux2     MESSAGE: reply capacity; CONNECT_REPLY: max payload;
- *                     else 0
+ *    32    4 aux2     MESSAGE: reply capacity (0: no reply wanted);
+ *                     CALL: output capacity; else 0
  *    36    4 status   signed; replies/acks/results; else 0
  */
 #ifndef FLTMGR_WIRE_H
@@ -33,6 +33,11 @@
 #define WIRE_MAX_CONTEXT 4096
 #define WIRE_MAX_FRAME (WIRE_HEADER_SIZE + WIRE_MAX_PAYLOAD)
 
+/* On a REPLY: the service library answered by itself (message too big for
+ * the caller's buffer, out of memory) and will not wait for an ack, so the
+ * filter sends none. */
+#define WIRE_FLAG_NO_ACK 0x1u
+
 /* Which channel a frame travels on and in which direction:
  *   M (msg socket):   CONNECT c->s, CONNECT_REPLY s->c, MESSAGE s->c
  *   R (reply socket): REPLY c->s, REPLY_ACK s->c
@@ -41,8 +46,8 @@
 enum wire_type {
 	WIRE_CONNECT = 1,       /* payload: context (<= WIRE_MAX_CONTEXT) */
 	WIRE_CONNECT_REPLY = 2, /* status; on 0 carries 2 fds (R, C) */
-	WIRE_MESSAGE = 3,       /* payload; aux = sequence; aux2 = reply cap;
-				   may carry 1 fd */
+	WIRE_MESSAGE = 3,       /* id; payload; aux = sequence; aux2 = reply
+				   cap; may carry 1 fd */
 	WIRE_REPLY = 4,         /* id; status <= 0; payload = reply */
 	WIRE_REPLY_ACK = 5,     /* id; status 0 / -ENOENT / -EMSGSIZE */
 	WIRE_CALL = 6,          /* id; aux2 = output capacity; payload = input */
@@ -52,6 +57,7 @@ enum wire_type {
 
 struct wire_header {
 	uint16_t type;
+	uint32_t flags;
 	uint32_t length;
 	uint64_t id;
 	uint64_t aux;
@@ -63,8 +69,11 @@ struct wire_header {
 void wire_encode_header(uint8_t buf[WIRE_HEADER_SIZE], const struct wire_header *h);
 
 /*
- * Validates a received record of `size` bytes (truncated: the kernel said
- * MSG_TRUNC) and decodes its header. `expect` is a bitmask of acceptable
+ * Validates a received record of `size` bytes (its real size, as returned
+ * with MSG_TRUNC; buf holds at least its first min(size, 40) bytes;
+ * truncated: the record exceeded the receiver's buffer of WIRE_MAX_FRAME)
+ * and decodes its header. Ids of MESSAGE, REPLY, REPLY_ACK, CALL and
+ * CALL_RESULT are never 0. `expect` is a bitmask of acceptable
  * types (1u << type) for the channel and direction. On failure returns a
  * negative errno and sets *ret_reason to a static human-readable reason
  * ("bad magic", "lying length", ...).

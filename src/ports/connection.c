@@ -253,6 +253,8 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 	}
 	pthread_mutex_unlock(&c->lock);
 
+	if (h->flags & WIRE_FLAG_NO_ACK)
+		return; /* the library answered by itself and waits for nothing */
 	sr = frame_send(c->r_fd, &ack, NULL, NULL, 0, MSG_DONTWAIT);
 	if (sr == -EAGAIN) {
 		/* Every reply gets one ack and a correct service waits for
@@ -356,11 +358,7 @@ serve_call(struct conn *c, uint8_t *in, uint8_t *out)
 static void
 reply_status(int fd, int status, const int *fds, size_t n_fds)
 {
-	struct wire_header h = {
-		.type = WIRE_CONNECT_REPLY,
-		.status = status,
-		.aux2 = WIRE_MAX_PAYLOAD,
-	};
+	struct wire_header h = { .type = WIRE_CONNECT_REPLY, .status = status };
 
 	(void)frame_send(fd, &h, NULL, fds, n_fds, MSG_DONTWAIT);
 }

@@ -75,12 +75,8 @@ filter_send_message(filter_port *port, const void *in, size_t in_len, void *out,
 	pthread_mutex_unlock(&port->lock);
 	if (r == 0) {
 		r = call_locked(port, in, in_len, out, out_cap, ret_out_len);
-		if (r == -ENOTCONN || r == -EPROTO) {
-			pthread_mutex_lock(&port->lock);
-			if (!port->dead)
-				port->dead = r;
-			pthread_mutex_unlock(&port->lock);
-		}
+		if (r == -ENOTCONN || r == -EPROTO)
+			port_fail(port, r);
 	}
 	pthread_mutex_unlock(&port->call_lock);
 	port_leave(port);

@@ -57,6 +57,9 @@ int port_enter(filter_port *p);
 void port_leave(filter_port *p);
 /* Caller holds p->lock. */
 int port_error_locked(filter_port *p);
+/* Marks the port failed (-ENOTCONN / -EPROTO), wakes waiters, and shuts
+ * the sockets down so the filter side sees the disconnect at once. */
+void port_fail(filter_port *p, int error);
 /* Caller holds p->lock. */
 int ids_add_locked(filter_port *p, uint64_t id);
 bool ids_take_locked(filter_port *p, uint64_t id);

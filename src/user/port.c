@@ -48,6 +48,20 @@ port_leave(filter_port *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void
+port_fail(filter_port *p, int error)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!p->dead)
+		p->dead = error;
+	acks_wake_all_locked(p);
+	pthread_mutex_unlock(&p->lock);
+	/* Tell the filter side: it drops the connection at once. */
+	shutdown(p->m_fd, SHUT_RDWR);
+	shutdown(p->r_fd, SHUT_RDWR);
+	shutdown(p->c_fd, SHUT_RDWR);
+}
+
 int
 port_error_locked(filter_port *p)
 {
@@ -326,9 +340,7 @@ get_one(filter_port *p, struct filter_message_header *ret_header, void *buf,
 	    wire_decode(hdr, rx.size, 0, WIRE_BIT(WIRE_MESSAGE), &h, &why) < 0 ||
 	    rx.n_fds > 1 || rx.fds_dropped) {
 		frame_rx_close_fds(&rx);
-		pthread_mutex_lock(&p->lock);
-		p->dead = -EPROTO;
-		pthread_mutex_unlock(&p->lock);
+		port_fail(p, -EPROTO);
 		return -EPROTO;
 	}
 	*ret_header = (struct filter_message_header){

@@ -29,9 +29,15 @@ acks_wake_all_locked(filter_port *p)
 void
 reply_send_nowait(filter_port *p, uint64_t id, int status)
 {
-	struct wire_header h = { .type = WIRE_REPLY, .id = id, .status = status };
+	struct wire_header h = {
+		.type = WIRE_REPLY,
+		.flags = WIRE_FLAG_NO_ACK,
+		.id = id,
+		.status = status,
+	};
 
-	(void)frame_send(p->r_fd, &h, NULL, NULL, 0, MSG_DONTWAIT);
+	/* Blocks only while R is full, which the filter drains promptly. */
+	(void)port_send_frame(p, p->r_fd, &h, NULL);
 }
 
 /* Reads acks until `mine` is settled. Returns 0 or a connection error. */
@@ -142,8 +148,9 @@ filter_reply_message(filter_port *port, uint64_t message_id, int status,
 			pthread_mutex_lock(&port->lock);
 			port->ack_reader = false;
 			if (r < 0 && r != -ECANCELED && !port->dead) {
-				port->dead = r;
-				acks_wake_all_locked(port);
+				pthread_mutex_unlock(&port->lock);
+				port_fail(port, r);
+				pthread_mutex_lock(&port->lock);
 			}
 			continue;
 		}
