@@ -386,23 +386,31 @@ handshake(struct conn *c)
 	if (r == 0) {
 		log_notice(f->mgr, "port %s: pid %d sent no CONNECT within %d ms",
 			   sp->name, (int)c->peer.pid, HANDSHAKE_TIMEOUT_MS);
+		atomic_fetch_add(&sp->refused, 1);
 		return -ETIMEDOUT;
 	}
-	if (r < 0 || p[1].revents)
+	if (r < 0 || p[1].revents) {
+		atomic_fetch_add(&sp->refused, 1);
 		return -ECONNABORTED;
+	}
 	r = frame_recv(c->m_fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
-	if (r <= 0)
+	if (r <= 0) {
+		atomic_fetch_add(&sp->refused, 1);
 		return -ECONNRESET;
+	}
 	if (rx.n_fds || rx.fds_dropped) {
 		frame_rx_close_fds(&rx);
 		atomic_fetch_add(&sp->malformed, 1);
+		atomic_fetch_add(&sp->refused, 1);
 		log_warning(f->mgr, "port %s: pid %d: descriptor attached to CONNECT",
 			    sp->name, (int)c->peer.pid);
+		reply_status(c->m_fd, -EPROTO, NULL, 0);
 		return -EPROTO;
 	}
 	r = wire_decode(buf, rx.size, rx.truncated, WIRE_BIT(WIRE_CONNECT), &h, &why);
 	if (r < 0) {
 		atomic_fetch_add(&sp->malformed, 1);
+		atomic_fetch_add(&sp->refused, 1);
 		log_warning(f->mgr, "port %s: pid %d: malformed CONNECT: %s", sp->name,
 			    (int)c->peer.pid, why);
 		reply_status(c->m_fd, r, NULL, 0);
