@@ -530,6 +530,41 @@ oversized_message_answered_by_library(void **state)
 	filter_close_port(p);
 }
 
+static void *
+send_then_close_run(void *arg)
+{
+	struct async_send *a = arg;
+
+	async_send_run(a);
+	flt_close_client_port(a->fx->f, &a->fx->client); /* at once */
+	return NULL;
+}
+
+/* The ack for a taken reply and the end of the connection can arrive
+ * together; the service must still learn that its reply was taken. */
+static void
+reply_taken_then_filter_closes_reports_success(void **state)
+{
+	struct fx *fx = *state;
+
+	for (int i = 0; i < 200; i++) {
+		filter_port *p = connect_service();
+		struct filter_message_header h;
+		struct async_send a = { .fx = fx, .var = &fx->client, .len = 8,
+					.timeout = 5000, .r = 1 };
+		char buf[16];
+
+		assert_true(tu_wait_until(connected, fx, 1000));
+		assert_int_equal(pthread_create(&a.t, NULL, send_then_close_run, &a), 0);
+		assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), 1);
+		assert_int_equal(filter_reply_message(p, h.message_id, 0, "ok", 2), 0);
+		pthread_join(a.t, NULL);
+		assert_int_equal(a.r, 0);
+		filter_close_port(p);
+		assert_true(tu_wait_until(disconnected, fx, 2000));
+	}
+}
+
 static void
 reply_status_becomes_send_result(void **state)
 {
@@ -813,6 +848,7 @@ main(void)
 		T(timeout_waiting_for_reply_then_late_reply_refused),
 		T(reply_larger_than_capacity_refused_sender_keeps_waiting),
 		T(oversized_message_answered_by_library),
+		T(reply_taken_then_filter_closes_reports_success),
 		T(reply_status_becomes_send_result),
 		T(service_disconnect_wakes_blocked_senders_at_once),
 		T(service_close_wakes_its_own_waiters),

@@ -264,7 +264,7 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 }
 
 int
-conn_drain_replies(struct conn *c)
+conn_drain_replies(struct conn *c, const struct request *until)
 {
 	for (;;) {
 		struct iovec iov = { .iov_base = c->r_buf, .iov_len = WIRE_MAX_FRAME };
@@ -291,6 +291,17 @@ conn_drain_replies(struct conn *c)
 			return -ENOTCONN;
 		}
 		dispatch_reply(c, &h, c->r_buf + WIRE_HEADER_SIZE);
+		if (until) {
+			bool done;
+
+			/* Stop at our own reply: no extra read that would only
+			 * say EAGAIN. The next leader reads the rest. */
+			pthread_mutex_lock(&c->lock);
+			done = until->state != REQ_WAITING;
+			pthread_mutex_unlock(&c->lock);
+			if (done)
+				return 0;
+		}
 	}
 }
 
@@ -543,7 +554,7 @@ serve(struct conn *c)
 
 		if (take_r) {
 			if (p[4].revents)
-				(void)conn_drain_replies(c);
+				(void)conn_drain_replies(c, NULL);
 			pthread_mutex_lock(&c->lock);
 			c->reader = READER_NONE;
 			/* A sender may want the role. */

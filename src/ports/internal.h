@@ -275,9 +275,10 @@ int conn_start(struct conn *c);
  * unpublishes the handle. Idempotent; any reference holder may call it. */
 void conn_disconnect(struct conn *c, const char *reason);
 void conn_malformed(struct conn *c, const char *channel, const char *reason);
-/* Reads every REPLY available on R without blocking (reader role held).
+/* Reads the REPLYs available on R without blocking (reader role held),
+ * until R is empty or `until` (if not NULL) is no longer waiting.
  * Returns 0, or -ENOTCONN when the connection went away. */
-int conn_drain_replies(struct conn *c);
+int conn_drain_replies(struct conn *c, const struct request *until);
 /* Marks the calling thread as running c's connect callback (NULL: done);
  * a send to c from that thread returns -EDEADLK instead of hanging. */
 void conn_set_handshaking(struct conn *c);

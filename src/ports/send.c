@@ -161,14 +161,14 @@ read_as_leader(struct conn *c, struct request *req, int64_t deadline)
 			continue;
 		if (p[1].revents)
 			return -ENOTCONN;
-		r = conn_drain_replies(c);
-		if (r < 0)
-			return r;
+		r = conn_drain_replies(c, req);
 		pthread_mutex_lock(&c->lock);
 		done = req->state != REQ_WAITING;
 		pthread_mutex_unlock(&c->lock);
 		if (done)
-			return 0;
+			return 0; /* even if the connection ended right after */
+		if (r < 0)
+			return r;
 	}
 }
 

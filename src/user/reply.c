@@ -10,7 +10,6 @@
  * waits for (the library's own fire-and-forget replies) are dropped.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,7 +39,12 @@ reply_send_nowait(filter_port *p, uint64_t id, int status)
 	(void)port_send_frame(p, p->r_fd, &h, NULL);
 }
 
-/* Reads acks until `mine` is settled. Returns 0 or a connection error. */
+/* Reads acks until `mine` is settled. Returns 0 once it is (even if the
+ * connection ended right after its ack), or a connection error.
+ *
+ * The leader blocks in recvmsg() without polling first: filter_close_port()
+ * shuts the socket down, which ends the wait, so no separate wake-up
+ * descriptor is needed, and a reply costs one syscall less. */
 static int
 read_acks(filter_port *p, struct ack_wait *mine)
 {
@@ -54,20 +58,12 @@ read_acks(filter_port *p, struct ack_wait *mine)
 		bool done;
 		int r;
 
-		r = port_wait_fd(p, p->r_fd, POLLIN, -1);
-		if (r < 0)
-			return r;
-		for (;;) {
-			r = frame_recv(p->r_fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
-			if (r == -EAGAIN)
-				break;
-			if (r <= 0)
-				return -ENOTCONN;
-			frame_rx_close_fds(&rx);
-			if (wire_decode(buf, rx.size, rx.truncated,
-					WIRE_BIT(WIRE_REPLY_ACK), &h, &why) < 0)
-				return -EPROTO;
-			pthread_mutex_lock(&p->lock);
+		r = frame_recv(p->r_fd, &iov, 1, MSG_TRUNC, &rx);
+		frame_rx_close_fds(&rx);
+		pthread_mutex_lock(&p->lock);
+		done = mine->done;
+		if (r > 0 && wire_decode(buf, rx.size, rx.truncated,
+					 WIRE_BIT(WIRE_REPLY_ACK), &h, &why) == 0) {
 			for (struct ack_wait *w = p->ack_waiters; w; w = w->next) {
 				if (w->id == h.id && !w->done) {
 					w->done = true;
@@ -77,13 +73,18 @@ read_acks(filter_port *p, struct ack_wait *mine)
 					break;
 				}
 			}
-			pthread_mutex_unlock(&p->lock);
+			done = mine->done;
+			r = 0;
+		} else if (r > 0) {
+			r = -EPROTO;
+		} else if (r == 0) {
+			r = p->closing ? -ECANCELED : -ENOTCONN;
 		}
-		pthread_mutex_lock(&p->lock);
-		done = mine->done;
 		pthread_mutex_unlock(&p->lock);
 		if (done)
-			return 0;
+			return 0; /* our ack arrived, whatever came after it */
+		if (r < 0)
+			return r;
 	}
 }
 
