@@ -313,6 +313,7 @@ fd_passing(void **state)
 #define SENDERS 2
 
 static atomic_uchar seen[MESSAGES + 1];
+static atomic_int replies_done;
 
 struct waiter {
 	filter_port *p;
@@ -340,6 +341,7 @@ waiter_thread(void *arg)
 		w->got++;
 		if (filter_reply_message(w->p, h.message_id, 0, &v, sizeof(v)) != 0)
 			w->bad++;
+		atomic_fetch_add(&replies_done, 1);
 	}
 }
 
@@ -376,6 +378,7 @@ eight_waiters_each_message_once(void **state)
 	int total = 0, busy = 0;
 
 	memset(seen, 0, sizeof(seen));
+	atomic_store(&replies_done, 0);
 	for (int i = 0; i < WAITERS; i++) {
 		w[i].p = p;
 		assert_int_equal(pthread_create(&wt[i], NULL, waiter_thread, &w[i]), 0);
@@ -388,6 +391,11 @@ eight_waiters_each_message_once(void **state)
 		pthread_join(st[i], NULL);
 		assert_int_equal(s[i].bad, 0);
 	}
+	/* A sender has its reply before the replier has its ack: let every
+	 * filter_reply_message() return before closing. */
+	for (int i = 0; i < 5000 && atomic_load(&replies_done) < MESSAGES; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&replies_done), MESSAGES);
 	filter_close_port(p); /* also proves close wakes 8 blocked getters */
 	for (int i = 0; i < WAITERS; i++) {
 		pthread_join(wt[i], NULL);

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,9 +90,131 @@ struct flt_manager_options {
 	void *log_userdata;
 };
 
+/* ---- file-system filtering (the engine, on fanotify) ---- */
+
+/*
+ * Operations. OPEN, EXEC and READ can be intercepted before they happen
+ * (a pre callback: the opener waits for the verdict; fanotify permission
+ * events). Every operation can be observed after it happened (a post
+ * callback). A filter that registers only a post callback for OPEN, EXEC
+ * or READ is fed from notification events and never makes anyone wait.
+ */
+enum flt_operation {
+	FLT_OP_OPEN = 0,   /* pre: FAN_OPEN_PERM;      post-only: FAN_OPEN */
+	FLT_OP_EXEC,       /* pre: FAN_OPEN_EXEC_PERM; post-only: FAN_OPEN_EXEC */
+	FLT_OP_READ,       /* pre: FAN_ACCESS_PERM;    post-only: FAN_ACCESS */
+	FLT_OP_WRITE,      /* FAN_MODIFY */
+	FLT_OP_CLOSE_WRITE,
+	FLT_OP_CLOSE,      /* closed without having been written */
+	FLT_OP_ATTRIB,
+	FLT_OP_CREATE,
+	FLT_OP_DELETE,
+	FLT_OP_RENAME,     /* path = old, new_path = new */
+	FLT_OP_OVERFLOW,   /* post only: the kernel queue overflowed, events
+			      were lost; path is NULL */
+	FLT_OP_COUNT_,
+};
+
+const char *flt_operation_name(enum flt_operation op);
+
+/* What a pre callback decided (the Windows FLT_PREOP_* values). */
+enum flt_preop_status {
+	FLT_PREOP_SUCCESS_WITH_CALLBACK = 0, /* allow; call my post callback */
+	FLT_PREOP_SUCCESS_NO_CALLBACK,       /* allow; no post callback */
+	FLT_PREOP_COMPLETE,                  /* final: data->status 0 allows,
+						-errno denies; lower filters
+						are not asked */
+	FLT_PREOP_PENDING,                   /* decided later with
+						flt_complete_pended_preoperation() */
+};
+
+enum flt_instance_kind {
+	FLT_INSTANCE_SUBTREE = 0, /* a directory and everything below it */
+	FLT_INSTANCE_MOUNT,       /* the mount at that path */
+	FLT_INSTANCE_FILESYSTEM,  /* the whole filesystem holding that path */
+};
+
+#define FLT_EVENT_PERMISSION 0x1u /* a pre operation: someone waits */
+#define FLT_EVENT_DIR 0x2u        /* the object is a directory */
+
+/* The process behind an event, resolved on first request. */
+struct flt_process {
+	pid_t pid;
+	pid_t tid;         /* 0: not known */
+	uid_t uid, euid;
+	gid_t gid, egid;
+	const char *exe;   /* NULL if it could not be read */
+	const char *comm;
+	int verified;      /* 1: checked through a pidfd to be the process
+			      that caused the event (not a recycled pid) */
+};
+
+struct flt_event_priv;
+
+struct flt_callback_data {
+	enum flt_operation op;
+	uint32_t flags;          /* FLT_EVENT_* */
+	uint64_t sequence;       /* global, 1, 2, 3, ...; gaps = lost events */
+	struct timespec time;    /* CLOCK_REALTIME when the event was read */
+	const char *path;        /* absolute path; RENAME: the old path */
+	const char *new_path;    /* RENAME: the new path; else NULL */
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	/* Permission events: a read-only descriptor of the file (reading it
+	 * generates no events), valid during the callback and, if pended,
+	 * until completion. Otherwise -1. Do not close it. */
+	int fd;
+	uint64_t lost;           /* FLT_OP_OVERFLOW: events lost, if known */
+	/* Pre callbacks returning FLT_PREOP_COMPLETE: 0 allow, -errno deny
+	 * (the opener sees EPERM unless the kernel supports custom errnos). */
+	int status;
+	/* Pre callbacks: clear to keep this allow out of the kernel verdict
+	 * cache (for verdicts that depend on the process). */
+	int cacheable;
+	struct flt_event_priv *priv;
+};
+
+/* The process that caused the event (resolved once, then cached). */
+const struct flt_process *flt_get_process(struct flt_callback_data *data);
+
+typedef enum flt_preop_status (*flt_pre_operation)(struct flt_callback_data *data,
+						    void *instance_context,
+						    void **completion_context);
+typedef void (*flt_post_operation)(const struct flt_callback_data *data,
+				   void *instance_context, void *completion_context);
+
+struct flt_operation_registration {
+	enum flt_operation operation;
+	flt_pre_operation pre;   /* OPEN, EXEC, READ only */
+	flt_post_operation post;
+};
+
+typedef int (*flt_instance_setup)(flt_filter *filter, const char *path,
+				  enum flt_instance_kind kind,
+				  void **ret_instance_context);
+typedef void (*flt_instance_teardown)(flt_filter *filter, void *instance_context);
+typedef void (*flt_filter_unload)(flt_filter *filter, void *cookie);
+
+/* Registration flags. */
+#define FLT_REGISTRATION_CACHE_VERDICTS 0x1u /* my allows may be cached in
+						the kernel (see docs) */
+
 struct flt_registration {
-	const char *name;     /* [A-Za-z0-9._-]{1,64}, unique per manager */
+	const char *name;     /* [A-Za-z0-9._-]{1,64}, not "." or "..", unique */
 	const char *altitude; /* decimal string, e.g. "385100" or "385100.5" */
+	const struct flt_operation_registration *operations;
+	size_t n_operations;
+	flt_instance_setup instance_setup;       /* may be NULL */
+	flt_instance_teardown instance_teardown; /* may be NULL */
+	flt_filter_unload unload;                /* may be NULL */
+	void *cookie;                            /* passed to unload */
+	/* How long this filter may hold a permission event (in its pre
+	 * callback, or pended); 0 means 5000 ms. When it passes, the event
+	 * gets default_verdict and the filters below are not asked. */
+	int deadline_ms;
+	int default_verdict; /* 0 allow (the default) or -EPERM deny */
+	unsigned flags;      /* FLT_REGISTRATION_* */
 };
 
 /*
@@ -244,6 +367,62 @@ int flt_port_get_stats(flt_filter *filter, const flt_port *port,
 /* Peer of a client port (as captured at connect time). */
 int flt_port_get_peer(flt_filter *filter, const flt_port *client_port,
 		      struct flt_peer *ret_peer);
+
+/*
+ * Starts delivering events to the filter (its instances begin to see
+ * them). The first call in a manager starts the fanotify event source;
+ * -EPERM without CAP_SYS_ADMIN, -ENOSYS without fanotify.
+ */
+int flt_start_filtering(flt_filter *filter);
+
+/* Attaches an instance at path (-EEXIST if already attached there). The
+ * instance setup callback may refuse (its error is returned). */
+int flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind);
+int flt_detach(flt_filter *filter, const char *path);
+
+/* Finishes a pended pre operation, from any thread: status and error as a
+ * pre callback would return them (FLT_PREOP_PENDING is not allowed).
+ * After this, data must not be used. Late completions (the deadline
+ * already answered it) are counted and ignored. */
+void flt_complete_pended_preoperation(struct flt_callback_data *data,
+				      enum flt_preop_status status, int error);
+
+/* Events caused by pid never reach this filter (e.g. its own services). */
+int flt_exclude_process(flt_filter *filter, pid_t pid);
+int flt_include_process(flt_filter *filter, pid_t pid);
+
+/* Forgets every cached verdict (e.g. when a filter's rules change). */
+int flt_flush_verdict_cache(flt_manager *manager);
+
+struct flt_filter_stats {
+	uint64_t seen;             /* events in this filter's instances */
+	uint64_t delivered;        /* callbacks called */
+	uint64_t allowed;
+	uint64_t denied;
+	uint64_t pended;
+	uint64_t deadline_defaults; /* answered by the deadline */
+	uint64_t late_completions; /* verdicts that came after the deadline */
+	uint64_t excluded;         /* skipped: excluded process */
+};
+
+struct flt_engine_stats {
+	uint64_t permission_events; /* read from the kernel */
+	uint64_t notification_events;
+	uint64_t self_events;       /* caused by this process: allowed at once */
+	uint64_t allowed;
+	uint64_t denied;
+	uint64_t deadline_defaults;
+	uint64_t overflows;         /* kernel queue overflows */
+	uint64_t dropped;           /* events that could not be decoded */
+	uint64_t cache_inserts;     /* allows cached in the kernel */
+	uint64_t cache_flushes;
+	uint64_t emergency_answers; /* all readers stuck: answered unseen */
+	uint32_t pending;           /* permission events waiting right now */
+	uint32_t readers;           /* permission reader threads */
+};
+
+int flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret_stats);
+int flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret_stats);
 
 const char *flt_filter_name(const flt_filter *filter);
 const char *flt_filter_altitude(const flt_filter *filter);

@@ -40,14 +40,9 @@ conn_destroy(struct obj *o)
 	struct conn *c = conn_of(o);
 	int fds[] = { c->m_fd, c->r_fd, c->c_fd, c->close_efd, c->kick_efd };
 
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->state_cond);
-	free(c->cancelled);
-	free(c->r_buf);
-	/* Fold the counters and leave the port's list in one step. */
+	/* First leave the port's list (and fold the counters) under its
+	 * lock, so a concurrent stats walk never sees a half-freed
+	 * connection; only then tear the object down. */
 	pthread_mutex_lock(&c->sp->lock);
 	if (c->on_sp_list) {
 		if (c->sp_prev)
@@ -59,6 +54,14 @@ conn_destroy(struct obj *o)
 		counters_add(&c->sp->done, &c->ctr);
 	}
 	pthread_mutex_unlock(&c->sp->lock);
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->state_cond);
+	free(c->cancelled);
+	free(c->r_buf);
 	obj_unref(&c->sp->obj);
 	free(c);
 }

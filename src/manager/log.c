@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "manager/manager.h"
 #include "ports/internal.h"
 
 static const char *

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "manager/manager.h"
 #include "ports/internal.h"
 
 #define DEFAULT_RUNTIME_DIR "/run/fltmgr"

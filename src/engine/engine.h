@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h — the filter manager engine: fanotify event source, dispatch
+ * to filters by altitude, permission verdicts with deadlines.
+ *
+ * Objects:
+ *   struct engine      one per manager, started by the first
+ *                      flt_start_filtering(): the fanotify groups, the
+ *                      reader threads, the watchdog.
+ *   struct dtable      an immutable snapshot of who gets what: started
+ *                      filters sorted by altitude with copies of their
+ *                      instances. Events hold a reference to the table
+ *                      they were dispatched with; attach/detach/start/
+ *                      unregister publish a new one. A filter is freed
+ *                      only after every table naming it is released.
+ *   struct fsmark      one per filesystem that has instances: the marks
+ *                      and the directory descriptor used to resolve file
+ *                      handles.
+ *   struct perm_event  one permission event from the kernel, reference
+ *                      counted; `answered` goes 0 -> 1 exactly once (CAS)
+ *                      and whoever wins writes the kernel's response.
+ *
+ * Threads: permission readers (normally one; the watchdog adds one when
+ * every reader is stuck in a callback), one notification reader, one
+ * watchdog (deadlines, takeover, emergency answers).
+ *
+ * Lock order: engine->lock (tables, marks, instances) -> engine->pend_lock
+ * (the in-flight list). Callbacks never run under either.
+ */
+#ifndef FLTMGR_ENGINE_H
+#define FLTMGR_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <fltmgr/filter.h>
+
+#include "manager/manager.h"
+
+#define ENGINE_DEFAULT_DEADLINE_MS 5000
+#define ENGINE_MAX_READERS 8
+
+struct fan_features {
+	bool pidfd;
+	bool dfid_name_target;
+	bool rename;
+	bool evictable;
+	bool mark_ignore;
+	bool pre_content;
+	bool unlimited_queue;
+};
+
+/* ---- per-filter engine state (lives in flt_filter) ---- */
+
+struct filter_counters {
+	atomic_uint_fast64_t seen, delivered, allowed, denied, pended;
+	atomic_uint_fast64_t deadline_defaults, late_completions, excluded;
+};
+
+struct instance {
+	struct instance *next;
+	enum flt_instance_kind kind;
+	char *path; /* canonical */
+	dev_t dev;
+	void *context;
+};
+
+struct filter_engine {
+	flt_pre_operation pre[FLT_OP_COUNT_];
+	flt_post_operation post[FLT_OP_COUNT_];
+	flt_instance_setup instance_setup;
+	flt_instance_teardown instance_teardown;
+	flt_filter_unload unload;
+	void *cookie;
+	int deadline_ms;
+	int default_verdict;
+	unsigned flags;
+	long double altitude;
+	bool started;             /* guarded by engine->lock */
+	struct instance *instances; /* guarded by engine->lock */
+	pthread_mutex_t excl_lock;
+	pid_t *excluded;
+	size_t n_excluded;
+	struct filter_counters ctr;
+};
+
+/* ---- dispatch tables ---- */
+
+struct dt_instance {
+	enum flt_instance_kind kind;
+	const char *path;
+	size_t len;
+	dev_t dev;
+	void *context;
+};
+
+struct dt_filter {
+	flt_filter *filter;
+	uint32_t pre_ops;   /* bit per operation with a pre callback */
+	uint32_t post_ops;  /* bit per operation with a post callback */
+	uint32_t notif_ops; /* post-only operations, fed by notifications */
+	struct dt_instance *inst;
+	size_t n_inst;
+};
+
+struct dtable {
+	atomic_int refs;
+	struct dtable *next_retired;
+	size_t n;
+	uint32_t pre_ops;   /* union */
+	uint32_t notif_ops; /* union */
+	struct dt_filter f[]; /* descending altitude */
+};
+
+/* ---- events ---- */
+
+struct flt_event_priv {
+	struct engine *e;
+	struct perm_event *perm; /* NULL for notifications */
+	int pidfd;
+	bool stat_done;
+	bool proc_done;
+	char *path_buf;
+	char *new_path_buf;
+	char exe[4096];
+	char comm[17];
+	struct flt_process proc;
+};
+
+struct perm_event {
+	atomic_int refs;
+	atomic_int answered;
+	struct engine *e;
+	struct dtable *t;
+	int fd;
+	uint64_t mask;
+	size_t pos;            /* filter being asked */
+	int64_t deadline;      /* guarded by pend_lock */
+	int default_verdict;   /* of the filter being asked */
+	bool in_pending;       /* on the in-flight list (pend_lock) */
+	bool all_cacheable;
+	bool any_cache_opt_in;
+	struct perm_event *pnext, *pprev;
+	uint8_t *want_post;    /* [t->n] */
+	void **ctx;            /* [t->n] completion contexts */
+	const struct dt_instance **inst; /* [t->n] */
+	struct flt_callback_data data;
+	struct flt_event_priv priv;
+};
+
+/* ---- marks ---- */
+
+struct fsmark {
+	struct fsmark *next;
+	dev_t dev;
+	uint64_t fsid; /* statfs f_fsid, as fanotify reports it */
+	int dir_fd;    /* O_PATH directory on this fs, for open_by_handle_at */
+	char *path;    /* the path marked */
+	uint64_t perm_mask;  /* applied to the permission group */
+	uint64_t notif_mask; /* applied to the notification group */
+	int refs;            /* instances */
+};
+
+struct reader {
+	pthread_t thread;
+	atomic_llong busy_since; /* ns; 0 while waiting for events */
+	atomic_bool retire;      /* replaced: exit after the current event */
+	atomic_bool done;        /* the thread has finished */
+};
+
+struct engine {
+	flt_manager *mgr;
+	struct fan_features feat;
+	pid_t self_pid;
+	int perm_fd;
+	int notif_fd;
+	int stop_efd;
+	atomic_bool stopping;
+	bool deny_errno_ok;
+
+	pthread_mutex_t lock;
+	struct dtable *table;
+	struct dtable *retired;
+	pthread_cond_t table_released;
+	struct fsmark *marks;
+
+	pthread_mutex_t pend_lock;
+	pthread_cond_t pend_cond;
+	struct perm_event *pending;
+	uint32_t n_pending;
+	bool watchdog_idle;
+
+	pthread_mutex_t readers_lock;
+	struct reader *readers[ENGINE_MAX_READERS];
+	int n_readers;
+
+	pthread_t notif_thread;
+	pthread_t watchdog_thread;
+	bool notif_started;
+
+	atomic_uint_fast64_t seq;
+	struct {
+		atomic_uint_fast64_t permission_events, notification_events, self_events;
+		atomic_uint_fast64_t allowed, denied, deadline_defaults, overflows, dropped;
+		atomic_uint_fast64_t cache_inserts, cache_flushes, emergency_answers;
+	} ctr;
+};
+
+/* engine.c */
+int engine_get(flt_manager *m, struct engine **ret);
+void engine_free(struct engine *e);
+/* Publishes a new dispatch table from the filters' current state and
+ * brings the marks in line. Caller holds e->lock. */
+int engine_rebuild_locked(struct engine *e);
+struct dtable *dtable_acquire(struct engine *e);
+void dtable_release(struct engine *e, struct dtable *t);
+/* Waits until no table that names f is in use any more. */
+void engine_wait_filter_unused(struct engine *e, flt_filter *f);
+/* Called from flt_unregister_filter(). */
+void engine_filter_unregister(flt_filter *f);
+void engine_filter_init(flt_filter *f, const struct flt_registration *reg);
+
+/* probe.c */
+void fan_probe(flt_manager *m, struct fan_features *feat);
+
+/* marks.c: caller holds e->lock */
+int marks_sync_locked(struct engine *e, const struct dtable *t);
+struct fsmark *marks_find_fsid_locked(struct engine *e, uint64_t fsid);
+void marks_free_all_locked(struct engine *e);
+
+/* perm.c */
+void *perm_reader_main(void *arg);
+int perm_reader_spawn(struct engine *e);
+void perm_answer_default(struct perm_event *ev);
+void perm_event_unref(struct perm_event *ev);
+void perm_answer_all_at_shutdown(struct engine *e);
+void *watchdog_main(void *arg);
+
+/* notif.c */
+void *notif_reader_main(void *arg);
+
+/* resolve.c */
+int resolve_fd_path(int fd, char **ret_path);
+int resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle,
+		     const char *name, char **ret_path, dev_t *ret_dev, ino_t *ret_ino,
+		     bool *ret_is_dir);
+const struct dt_instance *instance_match(const struct dt_filter *df,
+					 struct flt_callback_data *data);
+bool filter_excludes(flt_filter *f, pid_t pid);
+
+static inline uint32_t
+op_bit(enum flt_operation op)
+{
+	return 1u << op;
+}
+
+#endif /* FLTMGR_ENGINE_H */

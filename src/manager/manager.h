@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * manager.h — flt_manager and flt_filter, the objects every part of
+ * libfltmgr hangs off: the handle table and filter list (manager), and per
+ * filter its registration, port lists and engine state. Also logging.
+ */
+#ifndef FLTMGR_MANAGER_H
+#define FLTMGR_MANAGER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <fltmgr/filter.h>
+
+#include "ports/handle_table.h"
+
+struct engine;
+struct server_port;
+struct conn;
+struct instance;
+
+struct flt_manager {
+	char *runtime_dir;
+	int log_level;
+	flt_log_func log_func;
+	void *log_userdata;
+	struct handle_table ht;
+
+	pthread_mutex_t lock;
+	struct flt_filter *filters;
+	pthread_t *zombies; /* finished threads, joined by mgr_reap() */
+	size_t n_zombies;
+	size_t cap_zombies;
+};
+
+struct flt_filter {
+	flt_manager *mgr;
+	char name[FLT_PORT_NAME_MAX + 1];
+	char altitude[32];
+	struct flt_filter *next;
+
+	/* Recursive: callbacks run under it may call port functions. */
+	pthread_mutex_t port_lock;
+
+	pthread_mutex_t lock;
+	pthread_cond_t threads_done;
+	bool closing;
+	struct server_port *ports;
+	struct conn *conns;
+	int n_threads; /* live connection threads */
+};
+
+/* Adds the calling thread to the manager's join list; its last touch of
+ * shared memory. */
+void mgr_add_zombie(flt_manager *m, pthread_t t);
+/* Joins every finished thread. Must not be called by a thread that may be
+ * on the list itself. */
+void mgr_reap(flt_manager *m);
+
+/* ---- logging (log.c) ---- */
+
+void flt_log(flt_manager *m, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define log_error(m, ...) flt_log(m, FLT_LOG_ERROR, __VA_ARGS__)
+#define log_warning(m, ...) flt_log(m, FLT_LOG_WARNING, __VA_ARGS__)
+#define log_notice(m, ...) flt_log(m, FLT_LOG_NOTICE, __VA_ARGS__)
+#define log_info(m, ...) flt_log(m, FLT_LOG_INFO, __VA_ARGS__)
+#define log_debug(m, ...) flt_log(m, FLT_LOG_DEBUG, __VA_ARGS__)
+
+
+#endif
