@@ -193,8 +193,9 @@ async_send_run(void *arg)
 static void
 async_send_start(struct async_send *a, struct fx *fx, size_t cap, int timeout)
 {
-	*a = (struct async_send){ .fx = fx, .var = &fx->client, .len = cap,
-				  .timeout = timeout, .r = 1 };
+	*a = (struct async_send){
+		.fx = fx, .var = &fx->client, .len = cap, .timeout = timeout, .r = 1
+	};
 	assert_int_equal(pthread_create(&a->t, NULL, async_send_run, a), 0);
 }
 
@@ -210,7 +211,8 @@ send_with_reply(void **state)
 	pthread_t t;
 
 	assert_int_equal(pthread_create(&t, NULL, echo_thread, &e), 0);
-	assert_int_equal(flt_send_message(fx->f, &fx->client, "ping", 4, reply, &len, 5000), 0);
+	assert_int_equal(
+		flt_send_message(fx->f, &fx->client, "ping", 4, reply, &len, 5000), 0);
 	assert_int_equal(len, 7);
 	assert_memory_equal(reply, "re:ping", 7);
 	pthread_join(t, NULL);
@@ -231,8 +233,10 @@ send_without_reply(void **state)
 	struct filter_message_header h;
 	char buf[64];
 
-	assert_int_equal(flt_send_message(fx->f, &fx->client, "one", 3, NULL, NULL, 1000), 0);
-	assert_int_equal(flt_send_message(fx->f, &fx->client, "two", 3, NULL, NULL, 1000), 0);
+	assert_int_equal(flt_send_message(fx->f, &fx->client, "one", 3, NULL, NULL, 1000),
+			 0);
+	assert_int_equal(flt_send_message(fx->f, &fx->client, "two", 3, NULL, NULL, 1000),
+			 0);
 	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 1000), 3);
 	assert_memory_equal(buf, "one", 3);
 	assert_int_equal(h.reply_length, 0);
@@ -254,7 +258,8 @@ service_to_filter_message(void **state)
 	char out[16];
 	size_t out_len = 0;
 
-	assert_int_equal(filter_send_message(p, "hello", 5, out, sizeof(out), &out_len), 0);
+	assert_int_equal(filter_send_message(p, "hello", 5, out, sizeof(out), &out_len),
+			 0);
 	assert_int_equal(out_len, 5);
 	assert_memory_equal(out, "HELLO", 5);
 	/* The callback's own error comes back as the result. */
@@ -277,7 +282,8 @@ service_message_while_others_wait(void **state)
 	assert_int_equal(filter_send_message(p, "abc", 3, out, sizeof(out), &out_len), 0);
 	assert_memory_equal(out, "ABC", 3);
 	len = sizeof(out);
-	assert_int_equal(flt_send_message(fx->f, &fx->client, "x", 1, out, &len, 5000), 0);
+	assert_int_equal(flt_send_message(fx->f, &fx->client, "x", 1, out, &len, 5000),
+			 0);
 	pthread_join(t, NULL);
 	assert_int_equal(e.errors, 0);
 	filter_close_port(p);
@@ -297,7 +303,8 @@ fd_passing(void **state)
 	unlink(path);
 	assert_int_equal(write(fd, "contents", 8), 8);
 	o.fd = fd;
-	assert_int_equal(flt_send_message_ex(fx->f, &fx->client, "f", 1, NULL, NULL, 1000, &o), 0);
+	assert_int_equal(
+		flt_send_message_ex(fx->f, &fx->client, "f", 1, NULL, NULL, 1000, &o), 0);
 	close(fd); /* the sender keeps ownership of its own descriptor */
 	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 1000), 1);
 	assert_true(h.fd >= 0);
@@ -308,9 +315,9 @@ fd_passing(void **state)
 	filter_close_port(p);
 }
 
-#define WAITERS 8
+#define WAITERS  8
 #define MESSAGES 10000
-#define SENDERS 2
+#define SENDERS  2
 
 static atomic_uchar seen[MESSAGES + 1];
 static atomic_int replies_done;
@@ -360,7 +367,8 @@ sender_thread(void *arg)
 		uint32_t r = 0;
 		size_t len = sizeof(r);
 
-		if (flt_send_message(s->fx->f, &s->fx->client, &v, sizeof(v), &r, &len, 10000) != 0 ||
+		if (flt_send_message(s->fx->f, &s->fx->client, &v, sizeof(v), &r, &len,
+				     10000) != 0 ||
 		    len != sizeof(r) || r != v)
 			s->bad++;
 	}
@@ -422,7 +430,8 @@ timeout_while_service_not_reading(void **state)
 	/* Fill the queue; the send that finds no room waits out its timeout. */
 	for (int i = 0; i < 1000; i++) {
 		t0 = tu_now_ms();
-		r = flt_send_message(fx->f, &fx->client, big, sizeof(big), NULL, NULL, 200);
+		r = flt_send_message(fx->f, &fx->client, big, sizeof(big), NULL, NULL,
+				     200);
 		elapsed = tu_now_ms() - t0;
 		if (r != 0)
 			break;
@@ -441,7 +450,8 @@ timeout_while_service_not_reading(void **state)
 		size_t len = sizeof(rep);
 
 		t0 = tu_now_ms();
-		r = flt_send_message(fx->f, &fx->client, big, sizeof(big), rep, &len, 200);
+		r = flt_send_message(fx->f, &fx->client, big, sizeof(big), rep, &len,
+				     200);
 		elapsed = tu_now_ms() - t0;
 		assert_int_equal(r, -ETIMEDOUT);
 		assert_true(elapsed >= 190 && elapsed < 1500);
@@ -463,7 +473,8 @@ timeout_waiting_for_reply_then_late_reply_refused(void **state)
 	pthread_t t;
 
 	t0 = tu_now_ms();
-	assert_int_equal(flt_send_message(fx->f, &fx->client, "q", 1, rep, &len, 200), -ETIMEDOUT);
+	assert_int_equal(flt_send_message(fx->f, &fx->client, "q", 1, rep, &len, 200),
+			 -ETIMEDOUT);
 	assert_true(tu_now_ms() - t0 >= 190);
 	assert_true(tu_now_ms() - t0 < 1500);
 
@@ -481,7 +492,8 @@ timeout_waiting_for_reply_then_late_reply_refused(void **state)
 	/* The connection is fine afterwards. */
 	assert_int_equal(pthread_create(&t, NULL, echo_thread, &e), 0);
 	len = sizeof(rep);
-	assert_int_equal(flt_send_message(fx->f, &fx->client, "ok", 2, rep, &len, 5000), 0);
+	assert_int_equal(flt_send_message(fx->f, &fx->client, "ok", 2, rep, &len, 5000),
+			 0);
 	assert_memory_equal(rep, "re:ok", 5);
 	pthread_join(t, NULL);
 	filter_close_port(p);
@@ -499,7 +511,8 @@ reply_larger_than_capacity_refused_sender_keeps_waiting(void **state)
 	async_send_start(&a, fx, 4, 5000);
 	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), 1);
 	assert_int_equal(h.reply_length, 4);
-	assert_int_equal(filter_reply_message(p, h.message_id, 0, "too long", 8), -EMSGSIZE);
+	assert_int_equal(filter_reply_message(p, h.message_id, 0, "too long", 8),
+			 -EMSGSIZE);
 	assert_int_equal(filter_reply_message(p, h.message_id, 0, "fit", 3), 0);
 	pthread_join(a.t, NULL);
 	assert_int_equal(a.r, 0);
@@ -558,8 +571,9 @@ reply_taken_then_filter_closes_reports_success(void **state)
 	for (int i = 0; i < 200; i++) {
 		filter_port *p = connect_service();
 		struct filter_message_header h;
-		struct async_send a = { .fx = fx, .var = &fx->client, .len = 8,
-					.timeout = 5000, .r = 1 };
+		struct async_send a = {
+			.fx = fx, .var = &fx->client, .len = 8, .timeout = 5000, .r = 1
+		};
 		char buf[16];
 
 		assert_true(tu_wait_until(connected, fx, 1000));
@@ -690,7 +704,8 @@ filter_close_client_port_disconnects_service(void **state)
 	flt_close_client_port(fx->f, &fx->client); /* harmless twice */
 	flt_close_client_port(fx->f, &copy);       /* and through a copy */
 	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), -ENOTCONN);
-	assert_int_equal(filter_send_message(p, "x", 1, out, sizeof(out), &out_len), -ENOTCONN);
+	assert_int_equal(filter_send_message(p, "x", 1, out, sizeof(out), &out_len),
+			 -ENOTCONN);
 	assert_true(tu_wait_until(disconnected, fx, 2000));
 	assert_int_equal(atomic_load(&fx->disconnects), 1);
 	filter_close_port(p);
@@ -705,10 +720,14 @@ bad_handles_are_errors_not_crashes(void **state)
 	char rep[4];
 	size_t len = sizeof(rep);
 
-	assert_int_equal(flt_send_message(fx->f, &null, "x", 1, NULL, NULL, 0), -ENOTCONN);
-	assert_int_equal(flt_send_message(fx->f, &forged, "x", 1, NULL, NULL, 0), -EINVAL);
-	assert_int_equal(flt_send_message(fx->f, &zero_gen, "x", 1, NULL, NULL, 0), -EINVAL);
-	assert_int_equal(flt_send_message(fx->f, &server, "x", 1, NULL, NULL, 0), -EINVAL);
+	assert_int_equal(flt_send_message(fx->f, &null, "x", 1, NULL, NULL, 0),
+			 -ENOTCONN);
+	assert_int_equal(flt_send_message(fx->f, &forged, "x", 1, NULL, NULL, 0),
+			 -EINVAL);
+	assert_int_equal(flt_send_message(fx->f, &zero_gen, "x", 1, NULL, NULL, 0),
+			 -EINVAL);
+	assert_int_equal(flt_send_message(fx->f, &server, "x", 1, NULL, NULL, 0),
+			 -EINVAL);
 	for (uint64_t i = 0; i < 4096; i++) {
 		flt_port any = { i * 0x9e3779b97f4a7c15ull };
 		int r = flt_send_message(fx->f, &any, "x", 1, rep, &len, 0);
@@ -718,7 +737,8 @@ bad_handles_are_errors_not_crashes(void **state)
 	assert_int_equal(flt_send_message(fx->f, &null, "x", 1, rep, NULL, 0), -EINVAL);
 	assert_int_equal(flt_send_message(NULL, &null, "x", 1, NULL, NULL, 0), -EINVAL);
 	assert_int_equal(flt_send_message(fx->f, &null, "x", FLT_PORT_MAX_MESSAGE + 1,
-					  NULL, NULL, 0), -EMSGSIZE);
+					  NULL, NULL, 0),
+			 -EMSGSIZE);
 	assert_int_equal(flt_send_message(fx->f, &null, "x", 1, NULL, NULL, -2), -EINVAL);
 	flt_close_client_port(fx->f, &forged);
 	flt_close_communication_port(fx->f, &forged);
@@ -737,9 +757,11 @@ close_server_port_keeps_connections(void **state)
 	flt_close_communication_port(fx->f, &fx->server);
 	assert_int_equal(fx->server.value, 0);
 	flt_close_communication_port(fx->f, &fx->server); /* idempotent */
-	assert_int_equal(filter_connect_communication_port("basic", 0, NULL, 0, &p2), -ENOENT);
+	assert_int_equal(filter_connect_communication_port("basic", 0, NULL, 0, &p2),
+			 -ENOENT);
 	assert_int_equal(pthread_create(&t, NULL, echo_thread, &e), 0);
-	assert_int_equal(flt_send_message(fx->f, &fx->client, "still", 5, rep, &len, 5000), 0);
+	assert_int_equal(
+		flt_send_message(fx->f, &fx->client, "still", 5, rep, &len, 5000), 0);
 	pthread_join(t, NULL);
 	filter_close_port(p);
 	assert_true(tu_wait_until(disconnected, fx, 2000));
@@ -764,13 +786,15 @@ unregister_disconnects_services(void **state)
 	 * and the port name are free again. */
 	assert_int_equal(flt_register_filter(fx->m, &reg, &fx->f), 0);
 	assert_int_equal(flt_create_communication_port(fx->f, &fx->server, &attr, fx,
-						       on_connect, on_disconnect, NULL, 1),
+						       on_connect, on_disconnect, NULL,
+						       1),
 			 0);
 }
 
 static int
 connect_sends_to_itself(flt_port client_port, void *server_cookie, const void *context,
-			size_t context_len, const struct flt_peer *peer, void **ret_cookie)
+			size_t context_len, const struct flt_peer *peer,
+			void **ret_cookie)
 {
 	struct fx *fx = server_cookie;
 	int r;
@@ -796,7 +820,8 @@ send_inside_connect_callback_is_edeadlk(void **state)
 						       on_disconnect, NULL, 1),
 			 0);
 	/* The callback returns 0 only if its own send said -EDEADLK. */
-	assert_int_equal(filter_connect_communication_port("selfsend", 0, NULL, 0, &p), 0);
+	assert_int_equal(filter_connect_communication_port("selfsend", 0, NULL, 0, &p),
+			 0);
 	filter_close_port(p);
 	flt_close_communication_port(fx->f, &sp);
 }
@@ -815,15 +840,19 @@ counters_match_traffic(void **state)
 	for (int i = 0; i < 5; i++) {
 		size_t len = sizeof(rep);
 
-		assert_int_equal(flt_send_message(fx->f, &fx->client, "r", 1, rep, &len, 5000), 0);
-		assert_int_equal(flt_send_message(fx->f, &fx->client, "n", 1, NULL, NULL, 5000), 0);
+		assert_int_equal(
+			flt_send_message(fx->f, &fx->client, "r", 1, rep, &len, 5000), 0);
+		assert_int_equal(
+			flt_send_message(fx->f, &fx->client, "n", 1, NULL, NULL, 5000),
+			0);
 	}
 	pthread_join(t, NULL);
 	{
 		char out[4];
 		size_t ol;
 
-		assert_int_equal(filter_send_message(p, "a", 1, out, sizeof(out), &ol), 0);
+		assert_int_equal(filter_send_message(p, "a", 1, out, sizeof(out), &ol),
+				 0);
 	}
 	assert_int_equal(flt_port_get_stats(fx->f, &fx->client, &st), 0);
 	assert_int_equal(st.messages_sent, 10);

@@ -55,10 +55,10 @@ seed_disconnect(void *cookie)
 /* ---- the service process side ---- */
 
 enum end_mode {
-	END_CLOSE = 0,   /* filter_close_port, then exit */
-	END_EXIT,        /* _exit without closing */
-	END_SELF_KILL,   /* raise(SIGKILL) mid-conversation */
-	END_KILLED,      /* the spawner SIGKILLs it at a random moment */
+	END_CLOSE = 0, /* filter_close_port, then exit */
+	END_EXIT,      /* _exit without closing */
+	END_SELF_KILL, /* raise(SIGKILL) mid-conversation */
+	END_KILLED,    /* the spawner SIGKILLs it at a random moment */
 	END_MODES_
 };
 
@@ -284,7 +284,8 @@ seed_connect_disconnect_storm(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 
 	/* Every accepted connection was disconnected exactly once. */
-	for (int i = 0; i < 2000 && atomic_load(&g_disconnects) != atomic_load(&g_connects); i++)
+	for (int i = 0;
+	     i < 2000 && atomic_load(&g_disconnects) != atomic_load(&g_connects); i++)
 		usleep(1000);
 	assert_int_equal(atomic_load(&g_connects), children * per_child);
 	assert_int_equal(atomic_load(&g_disconnects), atomic_load(&g_connects));
@@ -344,16 +345,19 @@ stale_copy_after_disconnect_is_enotconn(void **state)
 		usleep(1000);
 	assert_int_equal(atomic_load(&g_disconnects), 1);
 	assert_int_equal(g_client.value, 0);
-	assert_int_equal(flt_send_message(g_filter, &stale, "b", 1, NULL, NULL, 1000), -ENOTCONN);
+	assert_int_equal(flt_send_message(g_filter, &stale, "b", 1, NULL, NULL, 1000),
+			 -ENOTCONN);
 
 	/* A new service connects; the stale copy still names the old one. */
 	assert_int_equal(filter_connect_communication_port("seed", 0, NULL, 0, &p2), 0);
 	assert_int_not_equal(g_client.value, stale.value);
 	for (int i = 0; i < 1000; i++)
-		assert_int_equal(flt_send_message(g_filter, &stale, "c", 1, NULL, NULL, 0),
-				 -ENOTCONN);
+		assert_int_equal(
+			flt_send_message(g_filter, &stale, "c", 1, NULL, NULL, 0),
+			-ENOTCONN);
 	flt_close_client_port(g_filter, &stale); /* closes nothing */
-	assert_int_equal(flt_send_message(g_filter, &g_client, "d", 1, NULL, NULL, 1000), 0);
+	assert_int_equal(flt_send_message(g_filter, &g_client, "d", 1, NULL, NULL, 1000),
+			 0);
 	assert_int_equal(filter_get_message(p2, &h, buf, sizeof(buf), 1000), 1);
 	assert_int_equal(buf[0], 'd'); /* nothing from the stale copy arrived */
 	filter_close_port(p2);

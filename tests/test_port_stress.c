@@ -20,9 +20,9 @@
 
 #include "testutil.h"
 
-#define SENDERS 6
+#define SENDERS         6
 #define SERVICE_THREADS 4
-#define PER_SENDER 3000
+#define PER_SENDER      3000
 
 static flt_filter *g_f;
 static flt_port g_client;
@@ -123,7 +123,8 @@ replies_race_timeouts(void **state)
 	m = tu_manager_new();
 	assert_int_equal(flt_register_filter(m, &reg, &g_f), 0);
 	assert_int_equal(flt_create_communication_port(g_f, &server, &attr, NULL,
-						       st_connect, st_disconnect, NULL, 1),
+						       st_connect, st_disconnect, NULL,
+						       1),
 			 0);
 	assert_int_equal(filter_connect_communication_port("stress", 0, NULL, 0, &p), 0);
 	for (int i = 0; i < SERVICE_THREADS; i++) {
@@ -150,8 +151,8 @@ replies_race_timeouts(void **state)
 
 		usleep(10000);
 		for (int j = 0; j < SERVICE_THREADS; j++)
-			answered += atomic_load(&svc[j].taken) +
-				    atomic_load(&svc[j].refused);
+			answered +=
+				atomic_load(&svc[j].taken) + atomic_load(&svc[j].refused);
 		if (answered == (long)SENDERS * PER_SENDER)
 			break;
 	}
@@ -162,12 +163,12 @@ replies_race_timeouts(void **state)
 		taken += atomic_load(&svc[i].taken);
 		refused += atomic_load(&svc[i].refused);
 	}
-	print_message("stress: ok=%ld timedout=%ld; service: taken=%ld refused=%ld\n",
-		      ok, timedout, taken, refused);
+	print_message("stress: ok=%ld timedout=%ld; service: taken=%ld refused=%ld\n", ok,
+		      timedout, taken, refused);
 	assert_int_equal(ok + timedout, (long)SENDERS * PER_SENDER);
-	assert_int_equal(taken, ok);          /* each 0 matched one taken reply */
+	assert_int_equal(taken, ok); /* each 0 matched one taken reply */
 	assert_int_equal(taken + refused, (long)SENDERS * PER_SENDER);
-	assert_true(ok > 0 && timedout > 0);  /* both outcomes really raced */
+	assert_true(ok > 0 && timedout > 0); /* both outcomes really raced */
 	assert_int_equal(flt_port_get_stats(g_f, &server, &ps), 0);
 	assert_int_equal(ps.replies_received, (uint64_t)ok);
 	assert_int_equal(ps.late_replies, (uint64_t)refused);

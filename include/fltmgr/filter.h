@@ -38,12 +38,12 @@ typedef struct {
 } flt_port;
 
 #define FLT_PORT_NULL ((flt_port){ 0 })
-#define FLT_INFINITE (-1)
+#define FLT_INFINITE  (-1)
 
 /* Hard limits of the port protocol (also in docs/ports.md). */
-#define FLT_PORT_NAME_MAX 64          /* [A-Za-z0-9._-]{1,64} */
-#define FLT_PORT_MAX_MESSAGE 65536    /* payload bytes of one message */
-#define FLT_PORT_MAX_CONTEXT 4096     /* bytes of connection context */
+#define FLT_PORT_NAME_MAX    64    /* [A-Za-z0-9._-]{1,64} */
+#define FLT_PORT_MAX_MESSAGE 65536 /* payload bytes of one message */
+#define FLT_PORT_MAX_CONTEXT 4096  /* bytes of connection context */
 
 struct flt_peer {
 	pid_t pid;
@@ -100,17 +100,17 @@ struct flt_manager_options {
  * or READ is fed from notification events and never makes anyone wait.
  */
 enum flt_operation {
-	FLT_OP_OPEN = 0,   /* pre: FAN_OPEN_PERM;      post-only: FAN_OPEN */
-	FLT_OP_EXEC,       /* pre: FAN_OPEN_EXEC_PERM; post-only: FAN_OPEN_EXEC */
-	FLT_OP_READ,       /* pre: FAN_ACCESS_PERM;    post-only: FAN_ACCESS */
-	FLT_OP_WRITE,      /* FAN_MODIFY */
+	FLT_OP_OPEN = 0, /* pre: FAN_OPEN_PERM;      post-only: FAN_OPEN */
+	FLT_OP_EXEC,     /* pre: FAN_OPEN_EXEC_PERM; post-only: FAN_OPEN_EXEC */
+	FLT_OP_READ,     /* pre: FAN_ACCESS_PERM;    post-only: FAN_ACCESS */
+	FLT_OP_WRITE,    /* FAN_MODIFY */
 	FLT_OP_CLOSE_WRITE,
-	FLT_OP_CLOSE,      /* closed without having been written */
+	FLT_OP_CLOSE, /* closed without having been written */
 	FLT_OP_ATTRIB,
 	FLT_OP_CREATE,
 	FLT_OP_DELETE,
-	FLT_OP_RENAME,     /* path = old, new_path = new */
-	FLT_OP_OVERFLOW,   /* post only: the kernel queue overflowed, events
+	FLT_OP_RENAME,   /* path = old, new_path = new */
+	FLT_OP_OVERFLOW, /* post only: the kernel queue overflowed, events
 			      were lost; path is NULL */
 	FLT_OP_COUNT_,
 };
@@ -135,17 +135,17 @@ enum flt_instance_kind {
 };
 
 #define FLT_EVENT_PERMISSION 0x1u /* a pre operation: someone waits */
-#define FLT_EVENT_DIR 0x2u        /* the object is a directory */
+#define FLT_EVENT_DIR        0x2u /* the object is a directory */
 
 /* The process behind an event, resolved on first request. */
 struct flt_process {
 	pid_t pid;
-	pid_t tid;         /* 0: not known */
+	pid_t tid; /* 0: not known */
 	uid_t uid, euid;
 	gid_t gid, egid;
-	const char *exe;   /* NULL if it could not be read */
+	const char *exe; /* NULL if it could not be read */
 	const char *comm;
-	int verified;      /* 1: checked through a pidfd to be the process
+	int verified; /* 1: checked through a pidfd to be the process
 			      that caused the event (not a recycled pid) */
 };
 
@@ -153,11 +153,11 @@ struct flt_event_priv;
 
 struct flt_callback_data {
 	enum flt_operation op;
-	uint32_t flags;          /* FLT_EVENT_* */
-	uint64_t sequence;       /* global, 1, 2, 3, ...; gaps = lost events */
-	struct timespec time;    /* CLOCK_REALTIME when the event was read */
-	const char *path;        /* absolute path; RENAME: the old path */
-	const char *new_path;    /* RENAME: the new path; else NULL */
+	uint32_t flags;       /* FLT_EVENT_* */
+	uint64_t sequence;    /* global, 1, 2, 3, ...; gaps = lost events */
+	struct timespec time; /* CLOCK_REALTIME when the event was read */
+	const char *path;     /* absolute path; RENAME: the old path */
+	const char *new_path; /* RENAME: the new path; else NULL */
 	dev_t dev;
 	ino_t ino;
 	pid_t pid;
@@ -165,7 +165,7 @@ struct flt_callback_data {
 	 * generates no events), valid during the callback and, if pended,
 	 * until completion. Otherwise -1. Do not close it. */
 	int fd;
-	uint64_t lost;           /* FLT_OP_OVERFLOW: events lost, if known */
+	uint64_t lost; /* FLT_OP_OVERFLOW: events lost, if known */
 	/* Pre callbacks returning FLT_PREOP_COMPLETE: 0 allow, -errno deny
 	 * (the opener sees EPERM unless the kernel supports custom errnos). */
 	int status;
@@ -179,14 +179,14 @@ struct flt_callback_data {
 const struct flt_process *flt_get_process(struct flt_callback_data *data);
 
 typedef enum flt_preop_status (*flt_pre_operation)(struct flt_callback_data *data,
-						    void *instance_context,
-						    void **completion_context);
+						   void *instance_context,
+						   void **completion_context);
 typedef void (*flt_post_operation)(const struct flt_callback_data *data,
 				   void *instance_context, void *completion_context);
 
 struct flt_operation_registration {
 	enum flt_operation operation;
-	flt_pre_operation pre;   /* OPEN, EXEC, READ only */
+	flt_pre_operation pre; /* OPEN, EXEC, READ only */
 	flt_post_operation post;
 };
 
@@ -197,7 +197,8 @@ typedef void (*flt_instance_teardown)(flt_filter *filter, void *instance_context
 typedef void (*flt_filter_unload)(flt_filter *filter, void *cookie);
 
 /* Registration flags. */
-#define FLT_REGISTRATION_CACHE_VERDICTS 0x1u /* my allows may be cached in
+#define FLT_REGISTRATION_CACHE_VERDICTS \
+	0x1u /* my allows may be cached in
 						the kernel (see docs) */
 
 struct flt_registration {
@@ -251,18 +252,15 @@ typedef void (*flt_disconnect_notify)(void *connection_cookie);
  * out and set *ret_out_len. A negative return is passed to the service as
  * the result of its call.
  */
-typedef int (*flt_message_notify)(void *connection_cookie, const void *in,
-				  size_t in_len, void *out, size_t out_cap,
-				  size_t *ret_out_len);
+typedef int (*flt_message_notify)(void *connection_cookie, const void *in, size_t in_len,
+				  void *out, size_t out_cap, size_t *ret_out_len);
 
-int flt_manager_new(const struct flt_manager_options *options,
-		    flt_manager **ret_manager);
+int flt_manager_new(const struct flt_manager_options *options, flt_manager **ret_manager);
 /* Unregisters every filter still registered, then frees. NULL is a no-op. */
 void flt_manager_free(flt_manager *manager);
 const char *flt_manager_runtime_dir(const flt_manager *manager);
 
-int flt_register_filter(flt_manager *manager,
-			const struct flt_registration *registration,
+int flt_register_filter(flt_manager *manager, const struct flt_registration *registration,
 			flt_filter **ret_filter);
 /* Closes the filter's server ports, disconnects every connection (each
  * disconnect callback runs), waits for callbacks in flight, frees. */
@@ -281,8 +279,7 @@ int flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
 				  const struct flt_port_attributes *attr,
 				  void *server_cookie, flt_connect_notify on_connect,
 				  flt_disconnect_notify on_disconnect,
-				  flt_message_notify on_message,
-				  int max_connections);
+				  flt_message_notify on_message, int max_connections);
 /* Stops new connections and removes the socket file. Existing connections
  * are not affected. Sets *server_port to FLT_PORT_NULL; idempotent. */
 void flt_close_communication_port(flt_filter *filter, flt_port *server_port);
@@ -311,9 +308,8 @@ void flt_close_communication_port(flt_filter *filter, flt_port *server_port);
  *               the connection is still being set up
  *   < 0         a negative status the service passed to filter_reply_message
  */
-int flt_send_message(flt_filter *filter, const flt_port *client_port,
-		     const void *msg, size_t msg_len, void *reply,
-		     size_t *reply_len, int timeout_ms);
+int flt_send_message(flt_filter *filter, const flt_port *client_port, const void *msg,
+		     size_t msg_len, void *reply, size_t *reply_len, int timeout_ms);
 
 struct flt_send_options {
 	/* A descriptor sent along with the message (SCM_RIGHTS); the service
@@ -325,9 +321,8 @@ struct flt_send_options {
 	uint64_t sequence;
 };
 
-int flt_send_message_ex(flt_filter *filter, const flt_port *client_port,
-			const void *msg, size_t msg_len, void *reply,
-			size_t *reply_len, int timeout_ms,
+int flt_send_message_ex(flt_filter *filter, const flt_port *client_port, const void *msg,
+			size_t msg_len, void *reply, size_t *reply_len, int timeout_ms,
 			const struct flt_send_options *options);
 
 /* Tears the connection down (senders get -ENOTCONN, the service sees the
@@ -341,24 +336,24 @@ void flt_close_client_port(flt_filter *filter, flt_port *client_port);
  * present, plus connection counts. For a client port: that connection.
  */
 struct flt_port_stats {
-	uint64_t connections_accepted;   /* connect callback said yes */
-	uint64_t connections_refused;    /* uid/gid, limit, callback, no or
+	uint64_t connections_accepted; /* connect callback said yes */
+	uint64_t connections_refused;  /* uid/gid, limit, callback, no or
 					    bad CONNECT, setup failure */
-	uint64_t messages_sent;          /* queued on the socket */
-	uint64_t replies_received;       /* answered a waiting sender */
-	uint64_t timeouts;               /* senders that got -ETIMEDOUT */
-	uint64_t disconnect_failures;    /* sends that got -ENOTCONN from a
+	uint64_t messages_sent;        /* queued on the socket */
+	uint64_t replies_received;     /* answered a waiting sender */
+	uint64_t timeouts;             /* senders that got -ETIMEDOUT */
+	uint64_t disconnect_failures;  /* sends that got -ENOTCONN from a
 					    connection that was closing */
-	uint64_t late_replies;           /* replies refused with -ENOENT: the
+	uint64_t late_replies;         /* replies refused with -ENOENT: the
 					    sender gave up, or an unknown id */
-	uint64_t malformed_frames;       /* connections dropped for a bad frame
+	uint64_t malformed_frames;     /* connections dropped for a bad frame
 					    or for not reading acks/results
 					    (server ports only) */
-	uint64_t service_messages;       /* filter_send_message calls served */
+	uint64_t service_messages;     /* filter_send_message calls served */
 	uint32_t connections_current;
-	uint32_t pending_replies;        /* sent, waiting for a reply now */
-	uint32_t blocked_senders;        /* waiting for room in the queue now */
-	uint32_t queued_bytes;           /* unread by the service (SIOCOUTQ) */
+	uint32_t pending_replies; /* sent, waiting for a reply now */
+	uint32_t blocked_senders; /* waiting for room in the queue now */
+	uint32_t queued_bytes;    /* unread by the service (SIOCOUTQ) */
 };
 
 int flt_port_get_stats(flt_filter *filter, const flt_port *port,
@@ -395,26 +390,26 @@ int flt_include_process(flt_filter *filter, pid_t pid);
 int flt_flush_verdict_cache(flt_manager *manager);
 
 struct flt_filter_stats {
-	uint64_t seen;             /* events in this filter's instances */
-	uint64_t delivered;        /* callbacks called */
+	uint64_t seen;      /* events in this filter's instances */
+	uint64_t delivered; /* callbacks called */
 	uint64_t allowed;
 	uint64_t denied;
 	uint64_t pended;
 	uint64_t deadline_defaults; /* answered by the deadline */
-	uint64_t late_completions; /* verdicts that came after the deadline */
-	uint64_t excluded;         /* skipped: excluded process */
+	uint64_t late_completions;  /* verdicts that came after the deadline */
+	uint64_t excluded;          /* skipped: excluded process */
 };
 
 struct flt_engine_stats {
 	uint64_t permission_events; /* read from the kernel */
 	uint64_t notification_events;
-	uint64_t self_events;       /* caused by this process: allowed at once */
+	uint64_t self_events; /* caused by this process: allowed at once */
 	uint64_t allowed;
 	uint64_t denied;
 	uint64_t deadline_defaults;
-	uint64_t overflows;         /* kernel queue overflows */
-	uint64_t dropped;           /* events that could not be decoded */
-	uint64_t cache_inserts;     /* allows cached in the kernel */
+	uint64_t overflows;     /* kernel queue overflows */
+	uint64_t dropped;       /* events that could not be decoded */
+	uint64_t cache_inserts; /* allows cached in the kernel */
 	uint64_t cache_flushes;
 	uint64_t emergency_answers; /* all readers stuck: answered unseen */
 	uint32_t pending;           /* permission events waiting right now */

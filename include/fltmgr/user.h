@@ -28,7 +28,7 @@ struct filter_message_header {
 	uint64_t sequence;
 	uint32_t reply_length; /* 0: no reply wanted; else the sender's capacity */
 	uint32_t flags;
-	int fd;                /* -1 or a descriptor the caller now owns */
+	int fd; /* -1 or a descriptor the caller now owns */
 };
 
 /*
@@ -78,8 +78,8 @@ int filter_reply_message(filter_port *port, uint64_t message_id, int status,
  * negative result, -EOPNOTSUPP if the port has no message callback,
  * -ENOTCONN, -ECANCELED.
  */
-int filter_send_message(filter_port *port, const void *in, size_t in_len,
-			void *out, size_t out_cap, size_t *ret_out_len);
+int filter_send_message(filter_port *port, const void *in, size_t in_len, void *out,
+			size_t out_cap, size_t *ret_out_len);
 
 /* Readable (POLLIN) when a message waits; POLLHUP when disconnected. */
 int filter_port_fd(filter_port *port);

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 int
-frame_send(int sock, const struct wire_header *h, const void *payload,
-	   const int *fds, size_t n_fds, int flags)
+frame_send(int sock, const struct wire_header *h, const void *payload, const int *fds,
+	   size_t n_fds, int flags)
 {
 	uint8_t hdr[WIRE_HEADER_SIZE];
 	struct iovec iov[2];

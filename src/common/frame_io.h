@@ -20,12 +20,12 @@
  * consumed). flags are added to MSG_NOSIGNAL (e.g. MSG_DONTWAIT).
  * Returns 0 or a negative errno (-EAGAIN, -EPIPE, ...).
  */
-int frame_send(int sock, const struct wire_header *h, const void *payload,
-	       const int *fds, size_t n_fds, int flags);
+int frame_send(int sock, const struct wire_header *h, const void *payload, const int *fds,
+	       size_t n_fds, int flags);
 
 struct frame_rx {
-	size_t size;     /* bytes of the record that fit into the iovecs */
-	int truncated;   /* the record was larger than the iovecs (MSG_TRUNC) */
+	size_t size;   /* bytes of the record that fit into the iovecs */
+	int truncated; /* the record was larger than the iovecs (MSG_TRUNC) */
 	int fds[FRAME_MAX_FDS];
 	size_t n_fds;    /* descriptors received, now owned by the caller */
 	int fds_dropped; /* more descriptors than FRAME_MAX_FDS were sent; all

@@ -26,12 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_MAGIC 0x50544c46u
-#define WIRE_VERSION 1
+#define WIRE_MAGIC       0x50544c46u
+#define WIRE_VERSION     1
 #define WIRE_HEADER_SIZE 40
 #define WIRE_MAX_PAYLOAD 65536
 #define WIRE_MAX_CONTEXT 4096
-#define WIRE_MAX_FRAME (WIRE_HEADER_SIZE + WIRE_MAX_PAYLOAD)
+#define WIRE_MAX_FRAME   (WIRE_HEADER_SIZE + WIRE_MAX_PAYLOAD)
 
 /* On a REPLY: the service library answered by itself (message too big for
  * the caller's buffer, out of memory) and will not wait for an ack, so the

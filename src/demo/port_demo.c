@@ -51,7 +51,8 @@ service_main(void)
 	int r;
 
 	for (int i = 0; i < 500; i++) {
-		r = filter_connect_communication_port(PORT_NAME, 0, "demo-service", 12, &p);
+		r = filter_connect_communication_port(PORT_NAME, 0, "demo-service", 12,
+						      &p);
 		if (r != -EUSERS && r != -ENOENT)
 			break;
 		usleep(10000);
@@ -136,8 +137,11 @@ int
 main(int argc, char **argv)
 {
 	static const char *const paths[] = {
-		"/home/alice/report.pdf", "/home/alice/Downloads/setup.exe",
-		"/usr/lib/libc.so.6", "/etc/passwd", "/home/bob/Downloads/invoice.exe",
+		"/home/alice/report.pdf",
+		"/home/alice/Downloads/setup.exe",
+		"/usr/lib/libc.so.6",
+		"/etc/passwd",
+		"/home/bob/Downloads/invoice.exe",
 	};
 	struct flt_registration reg = { .name = "demo", .altitude = "370000" };
 	struct flt_port_attributes attr = { .name = PORT_NAME, .mode = 0600 };
@@ -156,7 +160,8 @@ main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--service"))
 		return service_main();
 	if (argc > 1) {
-		fprintf(stderr, "usage: %s   (runs the port demo in a private directory)\n",
+		fprintf(stderr,
+			"usage: %s   (runs the port demo in a private directory)\n",
 			argv[0]);
 		return 2;
 	}
@@ -172,8 +177,8 @@ main(int argc, char **argv)
 	if (r == 0)
 		r = flt_register_filter(m, &reg, &g_filter);
 	if (r == 0)
-		r = flt_create_communication_port(g_filter, &server, &attr, NULL, on_connect,
-						  on_disconnect, NULL, 1);
+		r = flt_create_communication_port(g_filter, &server, &attr, NULL,
+						  on_connect, on_disconnect, NULL, 1);
 	if (r < 0) {
 		fprintf(stderr, "demo: cannot set up the filter: %s\n", strerror(-r));
 		return 1;
@@ -188,7 +193,8 @@ main(int argc, char **argv)
 		double t0;
 
 		if (i == verdicts / 2) {
-			printf("2. SIGKILL the service mid-stream (the seed's 'net stop'), keep sending\n");
+			printf("2. SIGKILL the service mid-stream (the seed's 'net "
+			       "stop'), keep sending\n");
 			kill(svc, SIGKILL);
 			waitpid(svc, NULL, 0);
 		}
@@ -199,7 +205,8 @@ main(int argc, char **argv)
 		snprintf(msg, sizeof(msg), "op=open pid=%d path=%s", 1000 + i % 50,
 			 paths[i % 5]);
 		t0 = now_us();
-		r = flt_send_message(g_filter, &g_client, msg, strlen(msg), rep, &len, 1000);
+		r = flt_send_message(g_filter, &g_client, msg, strlen(msg), rep, &len,
+				     1000);
 		if (r == 0) {
 			lat[nlat++] = now_us() - t0;
 			len == 4 && !memcmp(rep, "deny", 4) ? deny++ : allow++;
@@ -225,10 +232,11 @@ main(int argc, char **argv)
 		long ok = 0;
 
 		for (int i = 0; i < notes; i++)
-			ok += flt_send_message(g_filter, &g_client, "op=close path=/tmp/x", 20,
-					       NULL, NULL, 1000) == 0;
-		printf("   %ld queued in %.0f ms (%.0f msgs/s)\n", ok, (now_us() - t0) / 1000,
-		       ok / ((now_us() - t0) / 1e6));
+			ok += flt_send_message(g_filter, &g_client,
+					       "op=close path=/tmp/x", 20, NULL, NULL,
+					       1000) == 0;
+		printf("   %ld queued in %.0f ms (%.0f msgs/s)\n", ok,
+		       (now_us() - t0) / 1000, ok / ((now_us() - t0) / 1e6));
 	}
 
 	flt_port_get_stats(g_filter, &server, &st);
@@ -236,12 +244,15 @@ main(int argc, char **argv)
 	flt_close_client_port(g_filter, &g_client);
 	waitpid(svc, NULL, 0);
 	flt_port_get_stats(g_filter, &server, &st);
-	printf("\nport '%s' counters: connections %llu, sent %llu, replies %llu, timeouts %llu,\n"
+	printf("\nport '%s' counters: connections %llu, sent %llu, replies %llu, "
+	       "timeouts %llu,\n"
 	       "  failed on disconnect %llu, late replies %llu, malformed frames %llu\n",
 	       PORT_NAME, (unsigned long long)st.connections_accepted,
-	       (unsigned long long)st.messages_sent, (unsigned long long)st.replies_received,
-	       (unsigned long long)st.timeouts, (unsigned long long)st.disconnect_failures,
-	       (unsigned long long)st.late_replies, (unsigned long long)st.malformed_frames);
+	       (unsigned long long)st.messages_sent,
+	       (unsigned long long)st.replies_received, (unsigned long long)st.timeouts,
+	       (unsigned long long)st.disconnect_failures,
+	       (unsigned long long)st.late_replies,
+	       (unsigned long long)st.malformed_frames);
 	flt_unregister_filter(g_filter);
 	flt_manager_free(m);
 	rmdir(dir);

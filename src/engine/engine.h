@@ -41,7 +41,7 @@
 #include "manager/manager.h"
 
 #define ENGINE_DEFAULT_DEADLINE_MS 5000
-#define ENGINE_MAX_READERS 8
+#define ENGINE_MAX_READERS         8
 
 struct fan_features {
 	bool pidfd;
@@ -79,7 +79,7 @@ struct filter_engine {
 	int default_verdict;
 	unsigned flags;
 	long double altitude;
-	bool started;             /* guarded by engine->lock */
+	bool started;               /* guarded by engine->lock */
 	struct instance *instances; /* guarded by engine->lock */
 	pthread_mutex_t excl_lock;
 	pid_t *excluded;
@@ -110,8 +110,8 @@ struct dtable {
 	atomic_int refs;
 	struct dtable *next_retired;
 	size_t n;
-	uint32_t pre_ops;   /* union */
-	uint32_t notif_ops; /* union */
+	uint32_t pre_ops;     /* union */
+	uint32_t notif_ops;   /* union */
 	struct dt_filter f[]; /* descending altitude */
 };
 
@@ -137,15 +137,15 @@ struct perm_event {
 	struct dtable *t;
 	int fd;
 	uint64_t mask;
-	size_t pos;            /* filter being asked */
-	int64_t deadline;      /* guarded by pend_lock */
-	int default_verdict;   /* of the filter being asked */
-	bool in_pending;       /* on the in-flight list (pend_lock) */
+	size_t pos;          /* filter being asked */
+	int64_t deadline;    /* guarded by pend_lock */
+	int default_verdict; /* of the filter being asked */
+	bool in_pending;     /* on the in-flight list (pend_lock) */
 	bool all_cacheable;
 	bool any_cache_opt_in;
 	struct perm_event *pnext, *pprev;
-	uint8_t *want_post;    /* [t->n] */
-	void **ctx;            /* [t->n] completion contexts */
+	uint8_t *want_post;              /* [t->n] */
+	void **ctx;                      /* [t->n] completion contexts */
 	const struct dt_instance **inst; /* [t->n] */
 	struct flt_callback_data data;
 	struct flt_event_priv priv;
@@ -156,9 +156,9 @@ struct perm_event {
 struct fsmark {
 	struct fsmark *next;
 	dev_t dev;
-	uint64_t fsid; /* statfs f_fsid, as fanotify reports it */
-	int dir_fd;    /* O_PATH directory on this fs, for open_by_handle_at */
-	char *path;    /* the path marked */
+	uint64_t fsid;       /* statfs f_fsid, as fanotify reports it */
+	int dir_fd;          /* O_PATH directory on this fs, for open_by_handle_at */
+	char *path;          /* the path marked */
 	uint64_t perm_mask;  /* applied to the permission group */
 	uint64_t notif_mask; /* applied to the notification group */
 	int refs;            /* instances */
@@ -204,7 +204,8 @@ struct engine {
 	atomic_uint_fast64_t seq;
 	struct {
 		atomic_uint_fast64_t permission_events, notification_events, self_events;
-		atomic_uint_fast64_t allowed, denied, deadline_defaults, overflows, dropped;
+		atomic_uint_fast64_t allowed, denied, deadline_defaults, overflows,
+			dropped;
 		atomic_uint_fast64_t cache_inserts, cache_flushes, emergency_answers;
 	} ctr;
 };

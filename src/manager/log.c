@@ -49,11 +49,11 @@ flt_log(flt_manager *m, int level, const char *fmt, ...)
 	}
 	/* Under systemd, a <N> prefix gives journald the priority. */
 	if (getenv("JOURNAL_STREAM"))
-		n = snprintf(line, sizeof(line), "<%d>%s: %s\n", level,
-			     level_name(level), msg);
+		n = snprintf(line, sizeof(line), "<%d>%s: %s\n", level, level_name(level),
+			     msg);
 	else
-		n = snprintf(line, sizeof(line), "fltmgr[%d]: %s: %s\n",
-			     (int)getpid(), level_name(level), msg);
+		n = snprintf(line, sizeof(line), "fltmgr[%d]: %s: %s\n", (int)getpid(),
+			     level_name(level), msg);
 	if (n > (int)sizeof(line) - 1)
 		n = (int)sizeof(line) - 1;
 	if (write(STDERR_FILENO, line, (size_t)n) < 0) {

@@ -100,8 +100,10 @@ flt_manager_new(const struct flt_manager_options *options, flt_manager **ret_man
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->log_level = options && options->log_level ? options->log_level : FLT_LOG_NOTICE;
-	if ((env = getenv("FLTMGR_LOG_LEVEL")) && env[0] >= '3' && env[0] <= '7' && !env[1])
+	m->log_level =
+		options && options->log_level ? options->log_level : FLT_LOG_NOTICE;
+	if ((env = getenv("FLTMGR_LOG_LEVEL")) && env[0] >= '3' && env[0] <= '7' &&
+	    !env[1])
 		m->log_level = env[0] - '0';
 	if (options) {
 		m->log_func = options->log_func;

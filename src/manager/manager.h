@@ -62,11 +62,10 @@ void mgr_reap(flt_manager *m);
 
 void flt_log(flt_manager *m, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-#define log_error(m, ...) flt_log(m, FLT_LOG_ERROR, __VA_ARGS__)
+#define log_error(m, ...)   flt_log(m, FLT_LOG_ERROR, __VA_ARGS__)
 #define log_warning(m, ...) flt_log(m, FLT_LOG_WARNING, __VA_ARGS__)
-#define log_notice(m, ...) flt_log(m, FLT_LOG_NOTICE, __VA_ARGS__)
-#define log_info(m, ...) flt_log(m, FLT_LOG_INFO, __VA_ARGS__)
-#define log_debug(m, ...) flt_log(m, FLT_LOG_DEBUG, __VA_ARGS__)
-
+#define log_notice(m, ...)  flt_log(m, FLT_LOG_NOTICE, __VA_ARGS__)
+#define log_info(m, ...)    flt_log(m, FLT_LOG_INFO, __VA_ARGS__)
+#define log_debug(m, ...)   flt_log(m, FLT_LOG_DEBUG, __VA_ARGS__)
 
 #endif

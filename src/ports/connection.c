@@ -194,7 +194,8 @@ conn_malformed(struct conn *c, const char *channel, const char *reason)
 {
 	atomic_fetch_add(&c->sp->malformed, 1);
 	log_warning(c->filter->mgr,
-		    "port %s: dropping connection of pid %d: malformed frame on %s channel: %s",
+		    "port %s: dropping connection of pid %d: malformed frame on %s "
+		    "channel: %s",
 		    c->sp->name, (int)c->peer.pid, channel, reason);
 	conn_disconnect(c, "malformed frame");
 }
@@ -288,7 +289,8 @@ conn_drain_replies(struct conn *c, const struct request *until)
 			conn_malformed(c, "reply", "descriptor attached to a reply");
 			return -ENOTCONN;
 		}
-		r = wire_decode(c->r_buf, rx.size, rx.truncated, WIRE_BIT(WIRE_REPLY), &h, &why);
+		r = wire_decode(c->r_buf, rx.size, rx.truncated, WIRE_BIT(WIRE_REPLY), &h,
+				&why);
 		if (r < 0) {
 			conn_malformed(c, "reply", why);
 			return -ENOTCONN;
@@ -459,7 +461,8 @@ handshake(struct conn *c)
 			   &c->peer, &cookie);
 	conn_set_handshaking(NULL);
 	if (r > 0) {
-		log_error(f->mgr, "filter %s: connect callback returned %d; treating as -EINVAL",
+		log_error(f->mgr,
+			  "filter %s: connect callback returned %d; treating as -EINVAL",
 			  f->name, r);
 		r = -EINVAL;
 	}
@@ -546,8 +549,8 @@ serve(struct conn *c)
 			break;
 		}
 		/* Read replies only if one may come that no sender will read. */
-		take_r = c->reader == READER_NONE && c->n_cancelled > 0 &&
-			 !any_in_wait(c);
+		take_r =
+			c->reader == READER_NONE && c->n_cancelled > 0 && !any_in_wait(c);
 		if (take_r)
 			c->reader = READER_THREAD;
 		pthread_mutex_unlock(&c->lock);
@@ -580,7 +583,8 @@ serve(struct conn *c)
 			ssize_t n = recv(c->m_fd, &b, 1, MSG_DONTWAIT);
 
 			if (n > 0)
-				conn_malformed(c, "message", "service wrote on the message channel");
+				conn_malformed(c, "message",
+					       "service wrote on the message channel");
 			else if (n == 0 || (errno != EAGAIN && errno != EINTR))
 				conn_disconnect(c, "service closed the connection");
 			break;

@@ -86,8 +86,7 @@ ht_insert(struct handle_table *ht, enum handle_kind kind, struct obj *obj,
 
 /* Caller holds ht->lock. */
 static struct handle_slot *
-lookup_locked(struct handle_table *ht, flt_port port, enum handle_kind kind,
-	      int *ret_err)
+lookup_locked(struct handle_table *ht, flt_port port, enum handle_kind kind, int *ret_err)
 {
 	uint32_t idx = port_index(port);
 	struct handle_slot *s;

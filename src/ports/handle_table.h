@@ -40,7 +40,7 @@ enum handle_kind {
 };
 
 struct handle_slot {
-	uint32_t gen;      /* never 0 */
+	uint32_t gen; /* never 0 */
 	uint8_t kind;
 	uint32_t next_free;
 	struct obj *obj;

@@ -69,10 +69,10 @@ struct server_port {
 	size_t n_gids;
 
 	pthread_mutex_t lock;
-	int n_slots;          /* connections holding a max_connections slot */
+	int n_slots; /* connections holding a max_connections slot */
 	bool closed;
-	struct conn *conns;   /* every connection not yet freed (sp_next) */
-	struct conn_counters done;       /* sums of connections already freed */
+	struct conn *conns;        /* every connection not yet freed (sp_next) */
+	struct conn_counters done; /* sums of connections already freed */
 	atomic_uint_fast64_t accepted;
 	atomic_uint_fast64_t refused;
 	atomic_uint_fast64_t malformed;
@@ -127,7 +127,7 @@ struct conn {
 	struct server_port *sp; /* reference held */
 	struct conn *next;      /* filter->conns: until its thread ends */
 	struct conn *prev;
-	struct conn *sp_next;   /* sp->conns: until freed, for exact stats */
+	struct conn *sp_next; /* sp->conns: until freed, for exact stats */
 	struct conn *sp_prev;
 	bool on_sp_list;
 	flt_port handle;

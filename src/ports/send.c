@@ -112,12 +112,13 @@ remember_cancelled(struct conn *c, uint64_t id)
 		c->cap_cancelled = ncap;
 	}
 	c->cancelled[c->n_cancelled++] =
-		(struct cancelled_id){ .id = id, .expires_ns = now_ns() + CANCELLED_TTL_NS };
+		(struct cancelled_id){ .id = id,
+				       .expires_ns = now_ns() + CANCELLED_TTL_NS };
 }
 
 static int
-queue_message(struct conn *c, const struct wire_header *h, const void *msg,
-	      int fd, int64_t deadline)
+queue_message(struct conn *c, const struct wire_header *h, const void *msg, int fd,
+	      int64_t deadline)
 {
 	for (;;) {
 		struct pollfd p[2] = {
@@ -173,8 +174,8 @@ read_as_leader(struct conn *c, struct request *req, int64_t deadline)
 }
 
 static int
-conn_send(struct conn *c, const void *msg, size_t len, void *reply,
-	  size_t *reply_len, int64_t deadline, const struct flt_send_options *o)
+conn_send(struct conn *c, const void *msg, size_t len, void *reply, size_t *reply_len,
+	  int64_t deadline, const struct flt_send_options *o)
 {
 	struct wire_header h = { .type = WIRE_MESSAGE, .length = (uint32_t)len };
 	struct request req = { .state = REQ_WAITING };
@@ -317,8 +318,8 @@ int
 flt_send_message(flt_filter *filter, const flt_port *client_port, const void *msg,
 		 size_t msg_len, void *reply, size_t *reply_len, int timeout_ms)
 {
-	return flt_send_message_ex(filter, client_port, msg, msg_len, reply,
-				   reply_len, timeout_ms, NULL);
+	return flt_send_message_ex(filter, client_port, msg, msg_len, reply, reply_len,
+				   timeout_ms, NULL);
 }
 
 void

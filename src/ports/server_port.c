@@ -107,8 +107,8 @@ refuse(struct server_port *sp, int fd, int status, const struct flt_peer *peer,
 	struct wire_header h = { .type = WIRE_CONNECT_REPLY, .status = status };
 
 	atomic_fetch_add(&sp->refused, 1);
-	log_notice(sp->filter->mgr, "port %s: refused pid %d uid %u: %s",
-		   sp->name, (int)peer->pid, (unsigned)peer->uid, why);
+	log_notice(sp->filter->mgr, "port %s: refused pid %d uid %u: %s", sp->name,
+		   (int)peer->pid, (unsigned)peer->uid, why);
 	char drain[64];
 
 	(void)frame_send(fd, &h, NULL, NULL, 0, MSG_DONTWAIT);
@@ -218,8 +218,8 @@ sp_bind(struct server_port *sp, const char *dir, mode_t mode)
 
 	/* We own the name: whatever socket file is there is stale. */
 	if (unlink(sp->path) == 0)
-		log_notice(sp->filter->mgr, "port %s: replaced stale socket %s",
-			   sp->name, sp->path);
+		log_notice(sp->filter->mgr, "port %s: replaced stale socket %s", sp->name,
+			   sp->path);
 
 	sp->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (sp->listen_fd < 0)
@@ -239,8 +239,8 @@ sp_bind(struct server_port *sp, const char *dir, mode_t mode)
 
 int
 flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
-			      const struct flt_port_attributes *attr,
-			      void *server_cookie, flt_connect_notify on_connect,
+			      const struct flt_port_attributes *attr, void *server_cookie,
+			      flt_connect_notify on_connect,
 			      flt_disconnect_notify on_disconnect,
 			      flt_message_notify on_message, int max_connections)
 {
@@ -288,7 +288,8 @@ flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
 			r = -ENOMEM;
 			goto fail;
 		}
-		memcpy(sp->uids, attr->allowed_uids, attr->n_allowed_uids * sizeof(uid_t));
+		memcpy(sp->uids, attr->allowed_uids,
+		       attr->n_allowed_uids * sizeof(uid_t));
 		sp->n_uids = attr->n_allowed_uids;
 	}
 	if (attr->n_allowed_gids) {
@@ -297,7 +298,8 @@ flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
 			r = -ENOMEM;
 			goto fail;
 		}
-		memcpy(sp->gids, attr->allowed_gids, attr->n_allowed_gids * sizeof(gid_t));
+		memcpy(sp->gids, attr->allowed_gids,
+		       attr->n_allowed_gids * sizeof(gid_t));
 		sp->n_gids = attr->n_allowed_gids;
 	}
 	sp->close_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -332,8 +334,8 @@ flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
 	sp->next = filter->ports;
 	filter->ports = sp; /* the list holds the creation reference */
 	pthread_mutex_unlock(&filter->lock);
-	log_info(filter->mgr, "port %s: listening at %s (max %d connections)",
-		 sp->name, sp->path, max_connections);
+	log_info(filter->mgr, "port %s: listening at %s (max %d connections)", sp->name,
+		 sp->path, max_connections);
 	*ret_server_port = handle;
 	return 0;
 
@@ -341,7 +343,8 @@ fail_unlink:
 	(void)unlink(sp->path);
 fail:
 	if (r == -EEXIST)
-		log_notice(filter->mgr, "port %s: name is in use by a live port", attr->name);
+		log_notice(filter->mgr, "port %s: name is in use by a live port",
+			   attr->name);
 	else
 		log_warning(filter->mgr, "port %s: cannot create: %s", attr->name,
 			    strerror(-r));

@@ -14,14 +14,15 @@
 #include "user/internal.h"
 
 static int
-call_locked(filter_port *p, const void *in, size_t in_len, void *out,
-	    size_t out_cap, size_t *ret_out_len)
+call_locked(filter_port *p, const void *in, size_t in_len, void *out, size_t out_cap,
+	    size_t *ret_out_len)
 {
 	struct wire_header h = {
 		.type = WIRE_CALL,
 		.id = ++p->next_call,
 		.length = (uint32_t)in_len,
-		.aux2 = (uint32_t)(out_cap < WIRE_MAX_PAYLOAD ? out_cap : WIRE_MAX_PAYLOAD),
+		.aux2 = (uint32_t)(out_cap < WIRE_MAX_PAYLOAD ? out_cap
+							      : WIRE_MAX_PAYLOAD),
 	};
 	struct iovec iov = { .iov_base = p->call_buf, .iov_len = WIRE_MAX_FRAME };
 	struct wire_header res;
@@ -45,8 +46,8 @@ call_locked(filter_port *p, const void *in, size_t in_len, void *out,
 	if (r == 0)
 		return -ENOTCONN;
 	frame_rx_close_fds(&rx);
-	if (wire_decode(p->call_buf, rx.size, rx.truncated,
-			WIRE_BIT(WIRE_CALL_RESULT), &res, &why) < 0 ||
+	if (wire_decode(p->call_buf, rx.size, rx.truncated, WIRE_BIT(WIRE_CALL_RESULT),
+			&res, &why) < 0 ||
 	    res.id != h.id || res.length > h.aux2)
 		return -EPROTO;
 	if (res.length)

@@ -67,8 +67,7 @@ bool ids_take_locked(filter_port *p, uint64_t id);
  * returns 0, -ECANCELED or -ETIMEDOUT. timeout_ms -1: forever. */
 int port_wait_fd(filter_port *p, int fd, short events, int timeout_ms);
 /* Sends a frame, waiting for room as long as needed. */
-int port_send_frame(filter_port *p, int fd, const void *hdr_struct,
-		    const void *payload);
+int port_send_frame(filter_port *p, int fd, const void *hdr_struct, const void *payload);
 /* Fire-and-forget REPLY (used when the library answers for the caller). */
 void reply_send_nowait(filter_port *p, uint64_t id, int status);
 void acks_wake_all_locked(filter_port *p);

@@ -23,7 +23,7 @@
 #include "common/wire.h"
 #include "user/internal.h"
 
-#define CONNECT_TIMEOUT_MS 10000
+#define CONNECT_TIMEOUT_MS  10000
 #define DEFAULT_RUNTIME_DIR "/run/fltmgr"
 
 int
@@ -267,11 +267,12 @@ filter_connect_communication_port(const char *port_name, unsigned flags,
 		close(fd);
 		return send_err < 0 ? send_err : -ECONNRESET;
 	}
-	r = wire_decode(buf, rx.size, rx.truncated, WIRE_BIT(WIRE_CONNECT_REPLY), &h, &why);
+	r = wire_decode(buf, rx.size, rx.truncated, WIRE_BIT(WIRE_CONNECT_REPLY), &h,
+			&why);
 	if (r == 0 && h.status < 0)
 		r = h.status;
-	else if (r == 0 && (rx.n_fds != 2 || !is_seqpacket(rx.fds[0]) ||
-			    !is_seqpacket(rx.fds[1])))
+	else if (r == 0 &&
+		 (rx.n_fds != 2 || !is_seqpacket(rx.fds[0]) || !is_seqpacket(rx.fds[1])))
 		r = -EPROTO;
 	if (r < 0) {
 		frame_rx_close_fds(&rx);
@@ -370,8 +371,8 @@ get_one(filter_port *p, struct filter_message_header *ret_header, void *buf,
 }
 
 int
-filter_get_message(filter_port *port, struct filter_message_header *ret_header,
-		   void *buf, size_t buf_size, int timeout_ms)
+filter_get_message(filter_port *port, struct filter_message_header *ret_header, void *buf,
+		   size_t buf_size, int timeout_ms)
 {
 	int r;
 
