@@ -176,7 +176,7 @@ struct flt_callback_data {
 };
 
 /* The process that caused the event (resolved once, then cached). */
-const struct flt_process *flt_get_process(struct flt_callback_data *data);
+const struct flt_process *flt_get_process(const struct flt_callback_data *data);
 
 typedef enum flt_preop_status (*flt_pre_operation)(struct flt_callback_data *data,
 						   void *instance_context,

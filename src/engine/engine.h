@@ -137,10 +137,11 @@ struct perm_event {
 	struct dtable *t;
 	int fd;
 	uint64_t mask;
-	size_t pos;          /* filter being asked */
-	int64_t deadline;    /* guarded by pend_lock */
-	int default_verdict; /* of the filter being asked */
-	bool in_pending;     /* on the in-flight list (pend_lock) */
+	size_t pos;             /* filter being asked */
+	int64_t deadline;       /* guarded by pend_lock */
+	int default_verdict;    /* of the filter being asked */
+	bool in_pending;        /* on the in-flight list (pend_lock) */
+	atomic_bool pend_owned; /* a filter pended it and owns a reference */
 	bool all_cacheable;
 	bool any_cache_opt_in;
 	struct perm_event *pnext, *pprev;
@@ -165,6 +166,7 @@ struct fsmark {
 };
 
 struct reader {
+	struct engine *e;
 	pthread_t thread;
 	atomic_llong busy_since; /* ns; 0 while waiting for events */
 	atomic_bool retire;      /* replaced: exit after the current event */
@@ -179,9 +181,10 @@ struct engine {
 	int notif_fd;
 	int stop_efd;
 	atomic_bool stopping;
-	bool deny_errno_ok;
+	atomic_bool deny_errno_ok;
 
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;       /* marks, instances, rebuilds */
+	pthread_mutex_t table_lock; /* the table pointer, the retired list */
 	struct dtable *table;
 	struct dtable *retired;
 	pthread_cond_t table_released;
@@ -190,7 +193,7 @@ struct engine {
 	pthread_mutex_t pend_lock;
 	pthread_cond_t pend_cond;
 	struct perm_event *pending;
-	uint32_t n_pending;
+	uint32_t n_pending; /* live permission events (answered or not) */
 	bool watchdog_idle;
 
 	pthread_mutex_t readers_lock;
@@ -200,6 +203,7 @@ struct engine {
 	pthread_t notif_thread;
 	pthread_t watchdog_thread;
 	bool notif_started;
+	bool watchdog_started;
 
 	atomic_uint_fast64_t seq;
 	struct {
@@ -218,11 +222,15 @@ void engine_free(struct engine *e);
 int engine_rebuild_locked(struct engine *e);
 struct dtable *dtable_acquire(struct engine *e);
 void dtable_release(struct engine *e, struct dtable *t);
-/* Waits until no table that names f is in use any more. */
-void engine_wait_filter_unused(struct engine *e, flt_filter *f);
 /* Called from flt_unregister_filter(). */
 void engine_filter_unregister(flt_filter *f);
-void engine_filter_init(flt_filter *f, const struct flt_registration *reg);
+int engine_filter_init(flt_filter *f, const struct flt_registration *reg);
+
+static inline struct engine *
+engine_of(flt_manager *m)
+{
+	return atomic_load(&m->engine);
+}
 
 /* probe.c */
 void fan_probe(flt_manager *m, struct fan_features *feat);
@@ -235,8 +243,10 @@ void marks_free_all_locked(struct engine *e);
 /* perm.c */
 void *perm_reader_main(void *arg);
 int perm_reader_spawn(struct engine *e);
-void perm_answer_default(struct perm_event *ev);
 void perm_event_unref(struct perm_event *ev);
+/* Answers with their default verdict the events f holds (in a callback or
+ * pended) and drops the references of f's pends. */
+void perm_abandon_filter(struct engine *e, flt_filter *f);
 void perm_answer_all_at_shutdown(struct engine *e);
 void *watchdog_main(void *arg);
 
@@ -244,6 +254,9 @@ void *watchdog_main(void *arg);
 void *notif_reader_main(void *arg);
 
 /* resolve.c */
+void dir_cache_clear(void);
+/* Fills dev/ino/flags and path of a permission event (lazily). */
+void event_fill_identity(struct flt_callback_data *d);
 int resolve_fd_path(int fd, char **ret_path);
 int resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle,
 		     const char *name, char **ret_path, dev_t *ret_dev, ino_t *ret_ino,

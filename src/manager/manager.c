@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "manager/manager.h"
+#include "engine/engine.h"
 #include "ports/internal.h"
 
 #define DEFAULT_RUNTIME_DIR "/run/fltmgr"
@@ -123,6 +124,7 @@ flt_manager_new(const struct flt_manager_options *options, flt_manager **ret_man
 	}
 	ht_init(&m->ht);
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->engine_lock, NULL);
 	*ret_manager = m;
 	return 0;
 }
@@ -186,9 +188,11 @@ flt_manager_free(flt_manager *manager)
 			break;
 		flt_unregister_filter(f);
 	}
+	engine_free(engine_of(manager));
 	mgr_reap(manager);
 	ht_fini(&manager->ht);
 	pthread_mutex_destroy(&manager->lock);
+	pthread_mutex_destroy(&manager->engine_lock);
 	free(manager->zombies);
 	free(manager->runtime_dir);
 	free(manager);
@@ -222,6 +226,17 @@ flt_register_filter(flt_manager *manager, const struct flt_registration *registr
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&f->threads_done, &cattr);
 	pthread_condattr_destroy(&cattr);
+	{
+		int r = engine_filter_init(f, registration);
+
+		if (r < 0) {
+			pthread_mutex_destroy(&f->port_lock);
+			pthread_mutex_destroy(&f->lock);
+			pthread_cond_destroy(&f->threads_done);
+			free(f);
+			return r;
+		}
+	}
 
 	pthread_mutex_lock(&manager->lock);
 	for (flt_filter *o = manager->filters; o; o = o->next) {
@@ -250,6 +265,10 @@ flt_unregister_filter(flt_filter *filter)
 	if (!filter)
 		return;
 	m = filter->mgr;
+
+	/* Phase 0: no more file-system events; pends answered; callbacks
+	 * in flight drained; instances torn down; unload callback. */
+	engine_filter_unregister(filter);
 
 	/* Phase 1: refuse new work. */
 	pthread_mutex_lock(&filter->lock);

@@ -19,6 +19,7 @@ struct engine;
 struct server_port;
 struct conn;
 struct instance;
+struct filter_engine;
 
 struct flt_manager {
 	char *runtime_dir;
@@ -29,7 +30,9 @@ struct flt_manager {
 
 	pthread_mutex_t lock;
 	struct flt_filter *filters;
-	pthread_t *zombies; /* finished threads, joined by mgr_reap() */
+	pthread_mutex_t engine_lock;   /* creating the engine */
+	struct engine *_Atomic engine; /* NULL until a filter starts */
+	pthread_t *zombies;            /* finished threads, joined by mgr_reap() */
 	size_t n_zombies;
 	size_t cap_zombies;
 };
@@ -49,6 +52,8 @@ struct flt_filter {
 	struct server_port *ports;
 	struct conn *conns;
 	int n_threads; /* live connection threads */
+
+	struct filter_engine *eng; /* operations, instances, counters */
 };
 
 /* Adds the calling thread to the manager's join list; its last touch of

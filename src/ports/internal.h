@@ -31,6 +31,7 @@
 
 #include <fltmgr/filter.h>
 
+#include "common/efd.h"
 #include "common/wire.h"
 #include "manager/manager.h"
 
@@ -190,8 +191,5 @@ sp_of(struct obj *o)
 {
 	return (struct server_port *)o;
 }
-
-int eventfd_signal(int efd);
-void eventfd_drain(int efd);
 
 #endif /* FLTMGR_PORTS_INTERNAL_H */

@@ -33,24 +33,6 @@
 
 #define LISTEN_BACKLOG 128
 
-int
-eventfd_signal(int efd)
-{
-	uint64_t one = 1;
-
-	return write(efd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
-}
-
-void
-eventfd_drain(int efd)
-{
-	uint64_t v;
-
-	if (read(efd, &v, sizeof(v)) < 0) {
-		/* EAGAIN: nothing to drain */
-	}
-}
-
 static void
 sp_destroy(struct obj *o)
 {

@@ -1,0 +1,718 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.c — the engine's life cycle (started by the first
+ * flt_start_filtering(), stopped by flt_manager_free()), the dispatch
+ * tables, and the public calls that change who gets what: start, attach,
+ * detach, exclusions, the verdict cache, statistics.
+ *
+ * Ports never need any of this: a manager that no filter starts never
+ * opens a fanotify group.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/efd.h"
+#include "engine/engine.h"
+#include "engine/fanotify_compat.h"
+
+const char *
+flt_operation_name(enum flt_operation op)
+{
+	static const char *const names[FLT_OP_COUNT_] = {
+		[FLT_OP_OPEN] = "open",
+		[FLT_OP_EXEC] = "exec",
+		[FLT_OP_READ] = "read",
+		[FLT_OP_WRITE] = "write",
+		[FLT_OP_CLOSE_WRITE] = "close_write",
+		[FLT_OP_CLOSE] = "close",
+		[FLT_OP_ATTRIB] = "attrib",
+		[FLT_OP_CREATE] = "create",
+		[FLT_OP_DELETE] = "delete",
+		[FLT_OP_RENAME] = "rename",
+		[FLT_OP_OVERFLOW] = "overflow",
+	};
+
+	return (unsigned)op < FLT_OP_COUNT_ ? names[op] : "unknown";
+}
+
+/* ---- per-filter state ---- */
+
+int
+engine_filter_init(flt_filter *f, const struct flt_registration *reg)
+{
+	struct filter_engine *fe;
+
+	for (size_t i = 0; i < reg->n_operations; i++) {
+		const struct flt_operation_registration *o = &reg->operations[i];
+
+		if ((unsigned)o->operation >= FLT_OP_COUNT_ || (!o->pre && !o->post))
+			return -EINVAL;
+		if (o->pre && o->operation != FLT_OP_OPEN &&
+		    o->operation != FLT_OP_EXEC && o->operation != FLT_OP_READ)
+			return -EINVAL; /* only these can be intercepted */
+	}
+	if (reg->n_operations && !reg->operations)
+		return -EINVAL;
+	if (reg->deadline_ms < 0 ||
+	    (reg->default_verdict != 0 && reg->default_verdict != -EPERM))
+		return -EINVAL;
+	fe = calloc(1, sizeof(*fe));
+	if (!fe)
+		return -ENOMEM;
+	for (size_t i = 0; i < reg->n_operations; i++) {
+		const struct flt_operation_registration *o = &reg->operations[i];
+
+		if (o->pre)
+			fe->pre[o->operation] = o->pre;
+		if (o->post)
+			fe->post[o->operation] = o->post;
+	}
+	fe->instance_setup = reg->instance_setup;
+	fe->instance_teardown = reg->instance_teardown;
+	fe->unload = reg->unload;
+	fe->cookie = reg->cookie;
+	fe->deadline_ms =
+		reg->deadline_ms ? reg->deadline_ms : ENGINE_DEFAULT_DEADLINE_MS;
+	fe->default_verdict = reg->default_verdict;
+	fe->flags = reg->flags;
+	fe->altitude = strtold(reg->altitude, NULL);
+	pthread_mutex_init(&fe->excl_lock, NULL);
+	f->eng = fe;
+	return 0;
+}
+
+static void
+filter_engine_free(flt_filter *f)
+{
+	struct filter_engine *fe = f->eng;
+
+	if (!fe)
+		return;
+	while (fe->instances) {
+		struct instance *in = fe->instances;
+
+		fe->instances = in->next;
+		if (fe->instance_teardown)
+			fe->instance_teardown(f, in->context);
+		free(in->path);
+		free(in);
+	}
+	if (fe->unload)
+		fe->unload(f, fe->cookie);
+	pthread_mutex_destroy(&fe->excl_lock);
+	free(fe->excluded);
+	free(fe);
+	f->eng = NULL;
+}
+
+/* ---- dispatch tables ---- */
+
+static void
+dtable_free(struct dtable *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		for (size_t j = 0; j < t->f[i].n_inst; j++)
+			free((char *)t->f[i].inst[j].path);
+		free(t->f[i].inst);
+	}
+	free(t);
+}
+
+struct dtable *
+dtable_acquire(struct engine *e)
+{
+	struct dtable *t;
+
+	pthread_mutex_lock(&e->table_lock);
+	t = e->table;
+	atomic_fetch_add(&t->refs, 1);
+	pthread_mutex_unlock(&e->table_lock);
+	return t;
+}
+
+void
+dtable_release(struct engine *e, struct dtable *t)
+{
+	if (atomic_fetch_sub(&t->refs, 1) != 1)
+		return;
+	pthread_mutex_lock(&e->table_lock);
+	for (struct dtable **pp = &e->retired; *pp; pp = &(*pp)->next_retired) {
+		if (*pp == t) {
+			*pp = t->next_retired;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&e->table_released);
+	pthread_mutex_unlock(&e->table_lock);
+	dtable_free(t);
+}
+
+static int
+cmp_altitude_desc(const void *a, const void *b)
+{
+	const struct dt_filter *x = a, *y = b;
+	long double ax = x->filter->eng->altitude, ay = y->filter->eng->altitude;
+
+	return ax < ay ? 1 : ax > ay ? -1 : strcmp(x->filter->name, y->filter->name);
+}
+
+static struct dtable *
+dtable_build(struct engine *e)
+{
+	flt_manager *m = e->mgr;
+	struct dtable *t;
+	size_t n = 0, k = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (flt_filter *f = m->filters; f; f = f->next)
+		n += f->eng && f->eng->started;
+	t = calloc(1, sizeof(*t) + n * sizeof(struct dt_filter));
+	if (!t) {
+		pthread_mutex_unlock(&m->lock);
+		return NULL;
+	}
+	atomic_init(&t->refs, 1);
+	for (flt_filter *f = m->filters; f && k < n; f = f->next) {
+		struct filter_engine *fe = f->eng;
+		struct dt_filter *df;
+		size_t ni = 0;
+
+		if (!fe || !fe->started)
+			continue;
+		df = &t->f[k++];
+		df->filter = f;
+		for (int op = 0; op < FLT_OP_COUNT_; op++) {
+			if (fe->pre[op])
+				df->pre_ops |= op_bit(op);
+			if (fe->post[op])
+				df->post_ops |= op_bit(op);
+			if (fe->post[op] && !fe->pre[op] && op != FLT_OP_OVERFLOW)
+				df->notif_ops |= op_bit(op);
+		}
+		for (struct instance *in = fe->instances; in; in = in->next)
+			ni++;
+		df->inst = calloc(ni ? ni : 1, sizeof(*df->inst));
+		if (!df->inst)
+			goto oom;
+		for (struct instance *in = fe->instances; in; in = in->next) {
+			struct dt_instance *di = &df->inst[df->n_inst];
+
+			di->path = strdup(in->path);
+			if (!di->path)
+				goto oom;
+			df->n_inst++;
+			di->kind = in->kind;
+			di->len = strlen(in->path);
+			di->dev = in->dev;
+			di->context = in->context;
+		}
+		t->pre_ops |= df->pre_ops;
+		t->notif_ops |= df->notif_ops;
+	}
+	pthread_mutex_unlock(&m->lock);
+	t->n = k;
+	qsort(t->f, t->n, sizeof(t->f[0]), cmp_altitude_desc);
+	return t;
+oom:
+	pthread_mutex_unlock(&m->lock);
+	t->n = k;
+	dtable_free(t);
+	return NULL;
+}
+
+int
+engine_rebuild_locked(struct engine *e)
+{
+	struct dtable *t = dtable_build(e), *old;
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	r = marks_sync_locked(e, t);
+	pthread_mutex_lock(&e->table_lock);
+	old = e->table;
+	e->table = t;
+	old->next_retired = e->retired;
+	e->retired = old;
+	pthread_mutex_unlock(&e->table_lock);
+	dtable_release(e, old); /* the "current" reference */
+	/* Who gets what changed: cached verdicts may no longer hold. */
+	if (e->perm_fd >= 0 &&
+	    fanotify_mark(e->perm_fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) == 0)
+		atomic_fetch_add(&e->ctr.cache_flushes, 1);
+	return r;
+}
+
+/* Waits until no table published before now is still in use. */
+static void
+wait_retired_drained(struct engine *e)
+{
+	pthread_mutex_lock(&e->table_lock);
+	while (e->retired)
+		pthread_cond_wait(&e->table_released, &e->table_lock);
+	pthread_mutex_unlock(&e->table_lock);
+}
+
+/* ---- life cycle ---- */
+
+static int
+open_groups(struct engine *e)
+{
+	unsigned common = FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_MARKS;
+
+	if (e->feat.pidfd)
+		common |= FAN_REPORT_PIDFD;
+	if (e->feat.unlimited_queue) {
+		/* A bounded permission queue fails open when it overflows. */
+		e->perm_fd =
+			fanotify_init(FAN_CLASS_CONTENT | FAN_UNLIMITED_QUEUE | common,
+				      O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+		if (e->perm_fd < 0)
+			return -errno;
+	}
+	if (e->feat.dfid_name_target) {
+		e->notif_fd = fanotify_init(FAN_CLASS_NOTIF |
+						    FAN_REPORT_DFID_NAME_TARGET | common,
+					    O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+		if (e->notif_fd < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+void
+engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	atomic_store(&e->stopping, true);
+	if (e->stop_efd >= 0)
+		eventfd_signal(e->stop_efd);
+	pthread_mutex_lock(&e->pend_lock);
+	pthread_cond_broadcast(&e->pend_cond);
+	pthread_mutex_unlock(&e->pend_lock);
+	if (e->perm_fd >= 0)
+		perm_answer_all_at_shutdown(e);
+	if (e->watchdog_started)
+		pthread_join(e->watchdog_thread, NULL);
+	if (e->notif_started)
+		pthread_join(e->notif_thread, NULL);
+	for (int i = 0; i < e->n_readers; i++) {
+		pthread_join(e->readers[i]->thread, NULL);
+		free(e->readers[i]);
+	}
+	pthread_mutex_lock(&e->lock);
+	marks_free_all_locked(e);
+	pthread_mutex_unlock(&e->lock);
+	if (e->table)
+		dtable_release(e, e->table);
+	if (e->perm_fd >= 0)
+		close(e->perm_fd);
+	if (e->notif_fd >= 0)
+		close(e->notif_fd);
+	if (e->stop_efd >= 0)
+		close(e->stop_efd);
+	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->table_lock);
+	pthread_mutex_destroy(&e->pend_lock);
+	pthread_mutex_destroy(&e->readers_lock);
+	pthread_cond_destroy(&e->pend_cond);
+	pthread_cond_destroy(&e->table_released);
+	free(e);
+}
+
+int
+engine_get(flt_manager *m, struct engine **ret)
+{
+	struct engine *e;
+	int r;
+
+	pthread_mutex_lock(&m->engine_lock);
+	if (engine_of(m)) {
+		*ret = engine_of(m);
+		pthread_mutex_unlock(&m->engine_lock);
+		return 0;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		pthread_mutex_unlock(&m->engine_lock);
+		return -ENOMEM;
+	}
+	e->mgr = m;
+	e->self_pid = getpid();
+	e->perm_fd = e->notif_fd = -1;
+	atomic_init(&e->deny_errno_ok, true);
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->table_lock, NULL);
+	pthread_mutex_init(&e->pend_lock, NULL);
+	pthread_mutex_init(&e->readers_lock, NULL);
+	pthread_cond_init(&e->pend_cond, NULL);
+	pthread_cond_init(&e->table_released, NULL);
+	e->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	e->table = calloc(1, sizeof(struct dtable));
+	if (e->stop_efd < 0 || !e->table) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	atomic_init(&e->table->refs, 1);
+	fan_probe(m, &e->feat);
+	r = open_groups(e);
+	if (r < 0) {
+		log_error(m, "fanotify: cannot create a group: %s%s", strerror(-r),
+			  r == -EPERM ? " (needs CAP_SYS_ADMIN)" : "");
+		goto fail;
+	}
+	if (e->perm_fd >= 0) {
+		r = perm_reader_spawn(e);
+		if (r < 0)
+			goto fail;
+		r = -pthread_create(&e->watchdog_thread, NULL, watchdog_main, e);
+		if (r < 0)
+			goto fail;
+		e->watchdog_started = true;
+	}
+	if (e->notif_fd >= 0) {
+		r = -pthread_create(&e->notif_thread, NULL, notif_reader_main, e);
+		if (r < 0)
+			goto fail;
+		e->notif_started = true;
+	}
+	atomic_store(&m->engine, e);
+	pthread_mutex_unlock(&m->engine_lock);
+	log_info(m, "engine started (pid %d)", (int)e->self_pid);
+	*ret = e;
+	return 0;
+fail:
+	pthread_mutex_unlock(&m->engine_lock);
+	engine_free(e);
+	return r;
+}
+
+/* ---- public calls ---- */
+
+int
+flt_start_filtering(flt_filter *filter)
+{
+	struct filter_engine *fe;
+	struct engine *e;
+	bool wants_pre = false, wants_notif = false;
+	int r;
+
+	if (!filter || !filter->eng)
+		return -EINVAL;
+	fe = filter->eng;
+	for (int op = 0; op < FLT_OP_COUNT_; op++) {
+		wants_pre |= fe->pre[op] != NULL;
+		wants_notif |= fe->post[op] && !fe->pre[op] && op != FLT_OP_OVERFLOW;
+	}
+	r = engine_get(filter->mgr, &e);
+	if (r < 0)
+		return r;
+	if (wants_pre && e->perm_fd < 0)
+		return -EOPNOTSUPP;
+	if (wants_notif && e->notif_fd < 0)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&e->lock);
+	if (fe->started) {
+		pthread_mutex_unlock(&e->lock);
+		return -EALREADY;
+	}
+	fe->started = true;
+	r = engine_rebuild_locked(e);
+	if (r < 0) {
+		fe->started = false;
+		(void)engine_rebuild_locked(e);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (r == 0)
+		log_info(filter->mgr, "filter %s: filtering", filter->name);
+	return r;
+}
+
+static int
+canonical(const char *path, char **ret, struct stat *st)
+{
+	char buf[PATH_MAX];
+
+	if (!realpath(path, buf))
+		return -errno;
+	if (stat(buf, st) < 0)
+		return -errno;
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int
+flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind)
+{
+	struct filter_engine *fe;
+	struct instance *in;
+	struct engine *e = NULL;
+	struct stat st;
+	char *cpath = NULL;
+	void *ctx = NULL;
+	int r;
+
+	if (!filter || !filter->eng || !path || (unsigned)kind > FLT_INSTANCE_FILESYSTEM)
+		return -EINVAL;
+	fe = filter->eng;
+	r = canonical(path, &cpath, &st);
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(st.st_mode)) {
+		free(cpath);
+		return -ENOTDIR;
+	}
+	pthread_mutex_lock(&attach_lock);
+	for (struct instance *o = fe->instances; o; o = o->next) {
+		if (!strcmp(o->path, cpath)) {
+			pthread_mutex_unlock(&attach_lock);
+			free(cpath);
+			return -EEXIST;
+		}
+	}
+	if (fe->instance_setup) {
+		r = fe->instance_setup(filter, cpath, kind, &ctx);
+		if (r != 0) {
+			pthread_mutex_unlock(&attach_lock);
+			free(cpath);
+			return r < 0 ? r : -EPERM;
+		}
+	}
+	in = calloc(1, sizeof(*in));
+	if (!in) {
+		if (fe->instance_teardown)
+			fe->instance_teardown(filter, ctx);
+		pthread_mutex_unlock(&attach_lock);
+		free(cpath);
+		return -ENOMEM;
+	}
+	in->kind = kind;
+	in->path = cpath;
+	in->dev = st.st_dev;
+	in->context = ctx;
+
+	e = engine_of(filter->mgr);
+	if (e)
+		pthread_mutex_lock(&e->lock);
+	in->next = fe->instances;
+	fe->instances = in;
+	if (e && fe->started) {
+		r = engine_rebuild_locked(e);
+		if (r < 0) {
+			fe->instances = in->next;
+			(void)engine_rebuild_locked(e);
+		}
+	}
+	if (e)
+		pthread_mutex_unlock(&e->lock);
+	if (r < 0) {
+		if (e)
+			wait_retired_drained(e);
+		if (fe->instance_teardown)
+			fe->instance_teardown(filter, ctx);
+		free(in->path);
+		free(in);
+	} else {
+		log_info(filter->mgr, "filter %s: attached to %s (%s)", filter->name,
+			 cpath,
+			 kind == FLT_INSTANCE_SUBTREE ? "subtree"
+			 : kind == FLT_INSTANCE_MOUNT ? "mount"
+						      : "filesystem");
+	}
+	pthread_mutex_unlock(&attach_lock);
+	return r;
+}
+
+int
+flt_detach(flt_filter *filter, const char *path)
+{
+	struct filter_engine *fe;
+	struct instance *in = NULL, **pp;
+	struct engine *e;
+	struct stat st;
+	char *cpath = NULL;
+
+	if (!filter || !filter->eng || !path)
+		return -EINVAL;
+	fe = filter->eng;
+	if (canonical(path, &cpath, &st) < 0)
+		cpath = strdup(path); /* the directory may be gone */
+	if (!cpath)
+		return -ENOMEM;
+	pthread_mutex_lock(&attach_lock);
+	e = engine_of(filter->mgr);
+	if (e)
+		pthread_mutex_lock(&e->lock);
+	for (pp = &fe->instances; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->path, cpath)) {
+			in = *pp;
+			*pp = in->next;
+			break;
+		}
+	}
+	if (in && e && fe->started)
+		(void)engine_rebuild_locked(e);
+	if (e)
+		pthread_mutex_unlock(&e->lock);
+	free(cpath);
+	if (!in) {
+		pthread_mutex_unlock(&attach_lock);
+		return -ENOENT;
+	}
+	/* Callbacks in flight may still use the instance context. */
+	if (e)
+		wait_retired_drained(e);
+	if (fe->instance_teardown)
+		fe->instance_teardown(filter, in->context);
+	log_info(filter->mgr, "filter %s: detached from %s", filter->name, in->path);
+	free(in->path);
+	free(in);
+	pthread_mutex_unlock(&attach_lock);
+	return 0;
+}
+
+void
+engine_filter_unregister(flt_filter *f)
+{
+	flt_manager *m = f->mgr;
+	struct engine *e = engine_of(m);
+
+	if (!f->eng)
+		return;
+	if (e && f->eng->started) {
+		pthread_mutex_lock(&e->lock);
+		f->eng->started = false;
+		(void)engine_rebuild_locked(e);
+		pthread_mutex_unlock(&e->lock);
+		perm_abandon_filter(e, f);
+		/* Waits for callbacks in flight: every event dispatched with
+		 * a table naming f holds that table. */
+		wait_retired_drained(e);
+	}
+	filter_engine_free(f);
+}
+
+int
+flt_exclude_process(flt_filter *filter, pid_t pid)
+{
+	struct filter_engine *fe;
+	pid_t *n;
+
+	if (!filter || !filter->eng || pid <= 0)
+		return -EINVAL;
+	fe = filter->eng;
+	pthread_mutex_lock(&fe->excl_lock);
+	for (size_t i = 0; i < fe->n_excluded; i++) {
+		if (fe->excluded[i] == pid) {
+			pthread_mutex_unlock(&fe->excl_lock);
+			return 0;
+		}
+	}
+	n = realloc(fe->excluded, (fe->n_excluded + 1) * sizeof(*n));
+	if (!n) {
+		pthread_mutex_unlock(&fe->excl_lock);
+		return -ENOMEM;
+	}
+	fe->excluded = n;
+	fe->excluded[fe->n_excluded++] = pid;
+	pthread_mutex_unlock(&fe->excl_lock);
+	return 0;
+}
+
+int
+flt_include_process(flt_filter *filter, pid_t pid)
+{
+	struct filter_engine *fe;
+
+	if (!filter || !filter->eng || pid <= 0)
+		return -EINVAL;
+	fe = filter->eng;
+	pthread_mutex_lock(&fe->excl_lock);
+	for (size_t i = 0; i < fe->n_excluded; i++) {
+		if (fe->excluded[i] == pid) {
+			fe->excluded[i] = fe->excluded[--fe->n_excluded];
+			pthread_mutex_unlock(&fe->excl_lock);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&fe->excl_lock);
+	return -ENOENT;
+}
+
+int
+flt_flush_verdict_cache(flt_manager *manager)
+{
+	struct engine *e;
+
+	if (!manager)
+		return -EINVAL;
+	e = engine_of(manager);
+	if (!e || e->perm_fd < 0)
+		return 0;
+	if (fanotify_mark(e->perm_fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) < 0)
+		return -errno;
+	atomic_fetch_add(&e->ctr.cache_flushes, 1);
+	return 0;
+}
+
+int
+flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret)
+{
+	struct filter_counters *c;
+
+	if (!filter || !filter->eng || !ret)
+		return -EINVAL;
+	c = &filter->eng->ctr;
+	*ret = (struct flt_filter_stats){
+		.seen = atomic_load(&c->seen),
+		.delivered = atomic_load(&c->delivered),
+		.allowed = atomic_load(&c->allowed),
+		.denied = atomic_load(&c->denied),
+		.pended = atomic_load(&c->pended),
+		.deadline_defaults = atomic_load(&c->deadline_defaults),
+		.late_completions = atomic_load(&c->late_completions),
+		.excluded = atomic_load(&c->excluded),
+	};
+	return 0;
+}
+
+int
+flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret)
+{
+	struct engine *e;
+
+	if (!manager || !ret)
+		return -EINVAL;
+	*ret = (struct flt_engine_stats){ 0 };
+	e = engine_of(manager);
+	if (!e)
+		return 0;
+	ret->permission_events = atomic_load(&e->ctr.permission_events);
+	ret->notification_events = atomic_load(&e->ctr.notification_events);
+	ret->self_events = atomic_load(&e->ctr.self_events);
+	ret->allowed = atomic_load(&e->ctr.allowed);
+	ret->denied = atomic_load(&e->ctr.denied);
+	ret->deadline_defaults = atomic_load(&e->ctr.deadline_defaults);
+	ret->overflows = atomic_load(&e->ctr.overflows);
+	ret->dropped = atomic_load(&e->ctr.dropped);
+	ret->cache_inserts = atomic_load(&e->ctr.cache_inserts);
+	ret->cache_flushes = atomic_load(&e->ctr.cache_flushes);
+	ret->emergency_answers = atomic_load(&e->ctr.emergency_answers);
+	pthread_mutex_lock(&e->pend_lock);
+	for (struct perm_event *ev = e->pending; ev; ev = ev->pnext)
+		ret->pending += !atomic_load(&ev->answered);
+	pthread_mutex_unlock(&e->pend_lock);
+	pthread_mutex_lock(&e->readers_lock);
+	ret->readers = (uint32_t)e->n_readers;
+	pthread_mutex_unlock(&e->readers_lock);
+	return 0;
+}

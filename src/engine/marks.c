@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * marks.c — one filesystem mark per filesystem that has instances, in each
+ * group, carrying the union of what the started filters on it need. The
+ * kernel offers no recursive directory marks, and mount marks cannot carry
+ * create/delete/rename, so instances of every kind are served by a
+ * filesystem mark and narrowed in user space (resolve.c: instance_match).
+ * Caller holds engine->lock throughout.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/fanotify_compat.h"
+
+static uint64_t
+perm_mask(uint32_t ops)
+{
+	uint64_t m = 0;
+
+	if (ops & op_bit(FLT_OP_OPEN))
+		m |= FAN_OPEN_PERM;
+	if (ops & op_bit(FLT_OP_EXEC))
+		m |= FAN_OPEN_EXEC_PERM;
+	if (ops & op_bit(FLT_OP_READ))
+		m |= FAN_ACCESS_PERM;
+	return m;
+}
+
+static uint64_t
+notif_mask(uint32_t ops, bool rename_ok)
+{
+	static const struct {
+		enum flt_operation op;
+		uint64_t m;
+	} map[] = {
+		{ FLT_OP_OPEN, FAN_OPEN },
+		{ FLT_OP_EXEC, FAN_OPEN_EXEC },
+		{ FLT_OP_READ, FAN_ACCESS },
+		{ FLT_OP_WRITE, FAN_MODIFY },
+		{ FLT_OP_CLOSE_WRITE, FAN_CLOSE_WRITE },
+		{ FLT_OP_CLOSE, FAN_CLOSE_NOWRITE },
+		{ FLT_OP_ATTRIB, FAN_ATTRIB },
+		{ FLT_OP_CREATE, FAN_CREATE },
+		{ FLT_OP_DELETE, FAN_DELETE },
+		{ FLT_OP_RENAME, FAN_RENAME },
+	};
+	uint64_t m = 0;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (ops & op_bit(map[i].op))
+			m |= map[i].m;
+	if (!rename_ok)
+		m &= ~(uint64_t)FAN_RENAME;
+	if (m & (FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_RENAME))
+		m |= FAN_ONDIR;
+	return m;
+}
+
+static int
+apply(int group, int dir_fd, uint64_t old_mask, uint64_t new_mask)
+{
+	uint64_t add = new_mask & ~old_mask, del = old_mask & ~new_mask;
+
+	/* FAN_ONDIR is a flag, not an event: re-add it with the events. */
+	if (group < 0)
+		return new_mask ? -EOPNOTSUPP : 0;
+	if (add && fanotify_mark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+				 add | (new_mask & FAN_ONDIR), dir_fd, NULL) < 0)
+		return -errno;
+	if (del &&
+	    fanotify_mark(group, FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, del, dir_fd,
+			  NULL) < 0 &&
+	    errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+struct fsmark *
+marks_find_fsid_locked(struct engine *e, uint64_t fsid)
+{
+	for (struct fsmark *mk = e->marks; mk; mk = mk->next)
+		if (mk->fsid == fsid)
+			return mk;
+	return NULL;
+}
+
+static struct fsmark *
+find_dev(struct engine *e, dev_t dev)
+{
+	for (struct fsmark *mk = e->marks; mk; mk = mk->next)
+		if (mk->dev == dev)
+			return mk;
+	return NULL;
+}
+
+static void
+mark_free(struct engine *e, struct fsmark *mk)
+{
+	(void)apply(e->perm_fd, mk->dir_fd, mk->perm_mask, 0);
+	(void)apply(e->notif_fd, mk->dir_fd, mk->notif_mask, 0);
+	close(mk->dir_fd);
+	free(mk->path);
+	free(mk);
+}
+
+static struct fsmark *
+mark_new(struct engine *e, const char *path, dev_t dev)
+{
+	struct fsmark *mk = calloc(1, sizeof(*mk));
+	struct statfs sfs;
+
+	if (!mk)
+		return NULL;
+	mk->dev = dev;
+	mk->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	mk->path = strdup(path);
+	if (mk->dir_fd < 0 || !mk->path || fstatfs(mk->dir_fd, &sfs) < 0) {
+		if (mk->dir_fd >= 0)
+			close(mk->dir_fd);
+		free(mk->path);
+		free(mk);
+		return NULL;
+	}
+	memcpy(&mk->fsid, &sfs.f_fsid, sizeof(mk->fsid));
+	mk->next = e->marks;
+	e->marks = mk;
+	return mk;
+}
+
+int
+marks_sync_locked(struct engine *e, const struct dtable *t)
+{
+	int r = 0;
+
+	for (struct fsmark *mk = e->marks; mk; mk = mk->next)
+		mk->refs = 0;
+	/* What each filesystem needs now. */
+	for (size_t i = 0; i < t->n; i++) {
+		const struct dt_filter *df = &t->f[i];
+
+		for (size_t j = 0; j < df->n_inst; j++) {
+			const struct dt_instance *in = &df->inst[j];
+			struct fsmark *mk = find_dev(e, in->dev);
+
+			if (!mk)
+				mk = mark_new(e, in->path, in->dev);
+			if (!mk) {
+				log_error(e->mgr, "cannot mark the filesystem of %s: %s",
+					  in->path, strerror(errno));
+				r = r ? r : -errno;
+				continue;
+			}
+			mk->refs++;
+		}
+	}
+	for (struct fsmark **pp = &e->marks; *pp;) {
+		struct fsmark *mk = *pp;
+		uint32_t pre = 0, notif = 0;
+		uint64_t pm, nm;
+		int r2;
+
+		if (mk->refs == 0) {
+			*pp = mk->next;
+			mark_free(e, mk);
+			continue;
+		}
+		for (size_t i = 0; i < t->n; i++)
+			for (size_t j = 0; j < t->f[i].n_inst; j++)
+				if (t->f[i].inst[j].dev == mk->dev) {
+					pre |= t->f[i].pre_ops;
+					notif |= t->f[i].notif_ops;
+				}
+		pm = perm_mask(pre);
+		nm = notif_mask(notif, e->feat.rename);
+		r2 = apply(e->perm_fd, mk->dir_fd, mk->perm_mask, pm);
+		if (r2 == 0)
+			mk->perm_mask = pm;
+		else
+			log_error(e->mgr, "fanotify: permission mark on %s: %s", mk->path,
+				  strerror(-r2));
+		if (r2 == 0) {
+			r2 = apply(e->notif_fd, mk->dir_fd, mk->notif_mask, nm);
+			if (r2 == 0)
+				mk->notif_mask = nm;
+			else
+				log_error(e->mgr, "fanotify: notification mark on %s: %s",
+					  mk->path, strerror(-r2));
+		}
+		if (r2 < 0 && !r)
+			r = r2;
+		pp = &mk->next;
+	}
+	return r;
+}
+
+void
+marks_free_all_locked(struct engine *e)
+{
+	while (e->marks) {
+		struct fsmark *mk = e->marks;
+
+		e->marks = mk->next;
+		mark_free(e, mk);
+	}
+}

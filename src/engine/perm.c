@@ -1,0 +1,674 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * perm.c — permission events: read, dispatch, answer exactly once.
+ *
+ * A reader thread reads one event and runs the pre callbacks itself, in
+ * descending altitude, with no hand-off to another thread (a cross-CPU
+ * wake-up costs tens of microseconds here). Every event in flight is on
+ * the engine's pending list with the deadline of the filter now holding
+ * it. The watchdog thread answers overdue events with that filter's
+ * default verdict, starts another reader when every reader has been stuck
+ * in a callback for TAKEOVER_MS (so events for other files keep flowing,
+ * and a callback that opens a watched file by path gets its own event
+ * answered), and, if ENGINE_MAX_READERS are all stuck, answers events
+ * unseen (counted) rather than let the machine hang.
+ *
+ * `answered` flips 0 -> 1 once, by CAS; only the winner writes the
+ * response, always before logging or running post callbacks. The event's
+ * descriptor is closed only when its last reference is dropped, so a
+ * callback still running after the deadline never reads a reused fd.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "engine/decode.h"
+#include "engine/engine.h"
+#include "engine/fanotify_compat.h"
+
+#define TAKEOVER_MS         20
+#define WATCHDOG_TICK_MS    5
+#define WATCHDOG_IDLE_TICKS 40
+
+static enum flt_operation
+perm_op(uint64_t mask)
+{
+	if (mask & FAN_OPEN_EXEC_PERM)
+		return FLT_OP_EXEC;
+	if (mask & FAN_ACCESS_PERM)
+		return FLT_OP_READ;
+	return FLT_OP_OPEN;
+}
+
+static void
+respond(struct engine *e, int fd, int verdict)
+{
+	struct fanotify_response r = { .fd = fd, .response = FAN_ALLOW };
+
+	if (verdict < 0) {
+		r.response = FAN_DENY;
+		if (verdict != -EPERM && atomic_load(&e->deny_errno_ok))
+			r.response = FAN_DENY_ERRNO(-verdict);
+	}
+	if (write(e->perm_fd, &r, sizeof(r)) == sizeof(r))
+		return;
+	if (errno == EINVAL && r.response != FAN_DENY && r.response != FAN_ALLOW) {
+		/* This kernel takes no custom errno: deny with EPERM. */
+		atomic_store(&e->deny_errno_ok, false);
+		log_notice(e->mgr, "fanotify: custom deny errno unsupported; "
+				   "denials show EPERM");
+		r.response = FAN_DENY;
+		if (write(e->perm_fd, &r, sizeof(r)) == sizeof(r))
+			return;
+	}
+	log_error(e->mgr, "fanotify: cannot answer a permission event: %s",
+		  strerror(errno));
+}
+
+/* ---- the in-flight list ---- */
+
+static void
+pending_add(struct engine *e, struct perm_event *ev)
+{
+	pthread_mutex_lock(&e->pend_lock);
+	ev->pnext = e->pending;
+	if (e->pending)
+		e->pending->pprev = ev;
+	e->pending = ev;
+	ev->in_pending = true;
+	e->n_pending++;
+	if (e->watchdog_idle)
+		pthread_cond_signal(&e->pend_cond);
+	pthread_mutex_unlock(&e->pend_lock);
+}
+
+/* Caller holds pend_lock. */
+static void
+pending_remove_locked(struct engine *e, struct perm_event *ev)
+{
+	if (!ev->in_pending)
+		return;
+	if (ev->pprev)
+		ev->pprev->pnext = ev->pnext;
+	else
+		e->pending = ev->pnext;
+	if (ev->pnext)
+		ev->pnext->pprev = ev->pprev;
+	ev->pnext = ev->pprev = NULL;
+	ev->in_pending = false;
+	e->n_pending--;
+}
+
+void
+perm_event_unref(struct perm_event *ev)
+{
+	struct engine *e;
+
+	if (atomic_fetch_sub(&ev->refs, 1) != 1)
+		return;
+	e = ev->e;
+	pthread_mutex_lock(&e->pend_lock);
+	pending_remove_locked(e, ev);
+	pthread_mutex_unlock(&e->pend_lock);
+	if (ev->fd >= 0)
+		close(ev->fd);
+	if (ev->priv.pidfd >= 0)
+		close(ev->priv.pidfd);
+	free(ev->priv.path_buf);
+	free(ev->priv.new_path_buf);
+	dtable_release(e, ev->t);
+	free(ev);
+}
+
+static struct filter_engine *
+fe_at(struct perm_event *ev, size_t i)
+{
+	return ev->t->f[i].filter->eng;
+}
+
+static void
+cache_insert(struct perm_event *ev)
+{
+	struct engine *e = ev->e;
+	uint64_t m = ev->data.op == FLT_OP_EXEC   ? FAN_OPEN_EXEC_PERM
+		     : ev->data.op == FLT_OP_READ ? FAN_ACCESS_PERM
+						  : FAN_OPEN_PERM;
+
+	/* An evictable ignore mark on the inode: later opens of this file
+	 * skip user space until it is modified (no SURV_MODIFY), the kernel
+	 * evicts the inode, or the cache is flushed. */
+	if (fanotify_mark(e->perm_fd, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE,
+			  m, ev->fd, NULL) == 0)
+		atomic_fetch_add(&e->ctr.cache_inserts, 1);
+}
+
+/* Answers with verdict (0 allow, -errno deny); decided_by is the filter
+ * index or SIZE_MAX when the chain simply ran out. */
+static void
+finish(struct perm_event *ev, int verdict, size_t decided_by)
+{
+	struct engine *e = ev->e;
+	struct dtable *t = ev->t;
+	int expected = 0;
+
+	if (!atomic_compare_exchange_strong(&ev->answered, &expected, 1)) {
+		if (decided_by != SIZE_MAX)
+			atomic_fetch_add(&fe_at(ev, decided_by)->ctr.late_completions, 1);
+		return;
+	}
+	respond(e, ev->fd, verdict); /* the kernel first */
+	atomic_fetch_add(verdict == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
+	if (decided_by != SIZE_MAX) {
+		struct filter_engine *fe = fe_at(ev, decided_by);
+
+		atomic_fetch_add(verdict == 0 ? &fe->ctr.allowed : &fe->ctr.denied, 1);
+	}
+	if (verdict != 0)
+		return;
+	if (ev->all_cacheable && ev->any_cache_opt_in && e->feat.evictable &&
+	    e->feat.mark_ignore)
+		cache_insert(ev);
+	/* Post callbacks, lowest altitude first. */
+	for (size_t i = t->n; i-- > 0;) {
+		if (!ev->want_post[i])
+			continue;
+		t->f[i].filter->eng->post[ev->data.op](&ev->data, ev->inst[i]->context,
+						       ev->ctx[i]);
+		atomic_fetch_add(&fe_at(ev, i)->ctr.delivered, 1);
+	}
+}
+
+/* Runs the pre callbacks from ev->pos on. */
+static void
+run_chain(struct perm_event *ev)
+{
+	struct engine *e = ev->e;
+	struct dtable *t = ev->t;
+	enum flt_operation op = ev->data.op;
+
+	for (size_t i = ev->pos; i < t->n; i++) {
+		struct dt_filter *df = &t->f[i];
+		struct filter_engine *fe = df->filter->eng;
+		const struct dt_instance *in;
+		enum flt_preop_status st;
+		bool late;
+
+		if (!(df->pre_ops & op_bit(op)))
+			continue;
+		in = instance_match(df, &ev->data);
+		if (!in)
+			continue;
+		atomic_fetch_add(&fe->ctr.seen, 1);
+		if (fe->n_excluded && filter_excludes(df->filter, ev->data.pid)) {
+			atomic_fetch_add(&fe->ctr.excluded, 1);
+			continue;
+		}
+		pthread_mutex_lock(&e->pend_lock);
+		if (atomic_load(&ev->answered)) {
+			pthread_mutex_unlock(&e->pend_lock);
+			return;
+		}
+		ev->pos = i;
+		ev->deadline = now_ns() + (int64_t)fe->deadline_ms * 1000000;
+		ev->default_verdict = fe->default_verdict;
+		pthread_mutex_unlock(&e->pend_lock);
+
+		ev->inst[i] = in;
+		ev->data.status = 0;
+		ev->data.cacheable = 1;
+		st = fe->pre[op](&ev->data, in->context, &ev->ctx[i]);
+		atomic_fetch_add(&fe->ctr.delivered, 1);
+		if (!ev->data.cacheable || !(fe->flags & FLT_REGISTRATION_CACHE_VERDICTS))
+			ev->all_cacheable = false;
+		else
+			ev->any_cache_opt_in = true;
+
+		late = atomic_load(&ev->answered);
+		switch (st) {
+		case FLT_PREOP_SUCCESS_WITH_CALLBACK:
+			if (!late && df->post_ops & op_bit(op))
+				ev->want_post[i] = 1;
+			/* fall through */
+		case FLT_PREOP_SUCCESS_NO_CALLBACK:
+			if (late) {
+				atomic_fetch_add(&fe->ctr.late_completions, 1);
+				return;
+			}
+			atomic_fetch_add(&fe->ctr.allowed, 1);
+			continue;
+		case FLT_PREOP_COMPLETE:
+			finish(ev, ev->data.status < 0 ? ev->data.status : 0, i);
+			return;
+		case FLT_PREOP_PENDING:
+			atomic_fetch_add(&fe->ctr.pended, 1);
+			atomic_fetch_add(&ev->refs, 1); /* owned by the pend */
+			atomic_store(&ev->pend_owned, true);
+			return;
+		default:
+			log_error(e->mgr, "filter %s: pre callback returned %d; allowing",
+				  df->filter->name, (int)st);
+			continue;
+		}
+	}
+	finish(ev, 0, SIZE_MAX);
+}
+
+void
+flt_complete_pended_preoperation(struct flt_callback_data *data,
+				 enum flt_preop_status status, int error)
+{
+	struct perm_event *ev;
+	size_t pos;
+
+	bool owned = true;
+
+	if (!data || !data->priv || !data->priv->perm)
+		return;
+	ev = data->priv->perm;
+	/* The pend's reference passes to us; if unregistering the filter
+	 * already reclaimed it, the event may be gone: the filter broke the
+	 * rule to finish its pends before unregistering. */
+	if (!atomic_compare_exchange_strong(&ev->pend_owned, &owned, false))
+		return;
+	pos = ev->pos; /* stable: nothing runs the chain while it is pended */
+	switch (status) {
+	case FLT_PREOP_COMPLETE:
+		finish(ev, error < 0 ? error : 0, pos);
+		break;
+	case FLT_PREOP_SUCCESS_WITH_CALLBACK:
+	case FLT_PREOP_SUCCESS_NO_CALLBACK:
+		if (atomic_load(&ev->answered)) {
+			atomic_fetch_add(&fe_at(ev, pos)->ctr.late_completions, 1);
+			break;
+		}
+		if (status == FLT_PREOP_SUCCESS_WITH_CALLBACK &&
+		    ev->t->f[pos].post_ops & op_bit(ev->data.op))
+			ev->want_post[pos] = 1;
+		atomic_fetch_add(&fe_at(ev, pos)->ctr.allowed, 1);
+		ev->pos = pos + 1;
+		run_chain(ev);
+		break;
+	default:
+		log_error(ev->e->mgr,
+			  "flt_complete_pended_preoperation: status %d is not "
+			  "a completion; allowing",
+			  (int)status);
+		finish(ev, 0, pos);
+		break;
+	}
+	perm_event_unref(ev); /* the pend's reference */
+}
+
+/* The deadline passed: the filter holding the event loses it. */
+static void
+answer_default(struct perm_event *ev, int verdict, size_t pos)
+{
+	struct engine *e = ev->e;
+	int expected = 0;
+
+	if (!atomic_compare_exchange_strong(&ev->answered, &expected, 1))
+		return;
+	respond(e, ev->fd, verdict);
+	atomic_fetch_add(&e->ctr.deadline_defaults, 1);
+	atomic_fetch_add(verdict == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
+	atomic_fetch_add(&fe_at(ev, pos)->ctr.deadline_defaults, 1);
+	log_info(e->mgr, "filter %s: deadline passed for pid %d (%s): %s by default",
+		 ev->t->f[pos].filter->name, (int)ev->data.pid,
+		 flt_operation_name(ev->data.op), verdict == 0 ? "allowed" : "denied");
+}
+
+static void
+handle_event(struct engine *e, const struct fan_event *fe)
+{
+	struct perm_event *ev;
+	struct dtable *t;
+	enum flt_operation op;
+	size_t n;
+
+	if (fe->fd < 0) {
+		atomic_fetch_add(&e->ctr.dropped, 1);
+		return;
+	}
+	atomic_fetch_add(&e->ctr.permission_events, 1);
+	if (fe->pid == e->self_pid) {
+		/* Our own access (a callback opening a watched file): never
+		 * reaches a filter, never waits. */
+		respond(e, fe->fd, 0);
+		close(fe->fd);
+		if (fe->pidfd >= 0)
+			close(fe->pidfd);
+		atomic_fetch_add(&e->ctr.self_events, 1);
+		atomic_fetch_add(&e->ctr.allowed, 1);
+		return;
+	}
+	op = perm_op(fe->mask);
+	t = dtable_acquire(e);
+	n = t->n;
+	ev = calloc(1, sizeof(*ev) + n * (1 + sizeof(void *) + sizeof(void *)));
+	if (!ev || !(t->pre_ops & op_bit(op))) {
+		respond(e, fe->fd, 0);
+		close(fe->fd);
+		if (fe->pidfd >= 0)
+			close(fe->pidfd);
+		atomic_fetch_add(&e->ctr.allowed, 1);
+		if (!ev)
+			atomic_fetch_add(&e->ctr.dropped, 1);
+		free(ev);
+		dtable_release(e, t);
+		return;
+	}
+	atomic_init(&ev->refs, 1);
+	atomic_init(&ev->answered, 0);
+	ev->e = e;
+	ev->t = t;
+	ev->fd = fe->fd;
+	ev->mask = fe->mask;
+	ev->deadline = INT64_MAX;
+	ev->all_cacheable = true;
+	ev->ctx = (void **)(ev + 1);
+	ev->inst = (const struct dt_instance **)(ev->ctx + n);
+	ev->want_post = (uint8_t *)(ev->inst + n);
+	ev->priv.e = e;
+	ev->priv.perm = ev;
+	ev->priv.pidfd = fe->pidfd;
+	ev->data.op = op;
+	ev->data.flags = FLT_EVENT_PERMISSION;
+	ev->data.sequence = atomic_fetch_add(&e->seq, 1) + 1;
+	clock_gettime(CLOCK_REALTIME, &ev->data.time);
+	ev->data.pid = fe->pid;
+	ev->data.fd = fe->fd;
+	ev->data.priv = &ev->priv;
+	pending_add(e, ev);
+	run_chain(ev);
+	perm_event_unref(ev);
+}
+
+/* ---- readers ---- */
+
+static void
+reader_retire_if_spare(struct engine *e, struct reader *rd)
+{
+	int idle = 0;
+
+	pthread_mutex_lock(&e->readers_lock);
+	for (int i = 0; i < e->n_readers; i++) {
+		struct reader *o = e->readers[i];
+
+		if (o != rd && !atomic_load(&o->retire) && !atomic_load(&o->done) &&
+		    atomic_load(&o->busy_since) == 0)
+			idle++;
+	}
+	if (idle > 0)
+		atomic_store(&rd->retire, true); /* someone else is reading */
+	pthread_mutex_unlock(&e->readers_lock);
+}
+
+void *
+perm_reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	struct engine *e = rd->e;
+	size_t cap = sizeof(struct fanotify_event_metadata) +
+		     (e->feat.pidfd ? sizeof(struct fanotify_event_info_pidfd) : 0);
+	uint8_t *buf = malloc(4096);
+
+	pthread_setname_np(pthread_self(), "flt-perm");
+	while (buf && !atomic_load(&rd->retire) && !atomic_load(&e->stopping)) {
+		struct pollfd p[2] = {
+			{ .fd = e->perm_fd, .events = POLLIN },
+			{ .fd = e->stop_efd, .events = POLLIN },
+		};
+		struct fan_event fe;
+		const char *why;
+		size_t off = 0;
+		ssize_t n;
+
+		atomic_store(&rd->busy_since, 0);
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents)
+			break;
+		/* Exactly one event per read: an event read is an event this
+		 * thread must dispatch, and a stuck callback must not strand
+		 * others behind it in a private buffer. */
+		n = read(e->perm_fd, buf, cap);
+		if (n < 0 && errno == EINVAL && cap < 4096) {
+			cap *= 2; /* an event larger than expected */
+			continue;
+		}
+		if (n <= 0)
+			continue;
+		atomic_store(&rd->busy_since, now_ns());
+		while (fan_decode_next(buf, (size_t)n, &off, &fe, &why) > 0)
+			handle_event(e, &fe);
+		if (off < (size_t)n) {
+			atomic_fetch_add(&e->ctr.dropped, 1);
+			log_error(e->mgr, "fanotify: undecodable permission event: %s",
+				  why);
+		}
+		reader_retire_if_spare(e, rd);
+	}
+	free(buf);
+	atomic_store(&rd->busy_since, 0);
+	atomic_store(&rd->done, true);
+	return NULL;
+}
+
+int
+perm_reader_spawn(struct engine *e)
+{
+	struct reader *rd;
+	int r;
+
+	pthread_mutex_lock(&e->readers_lock);
+	if (e->n_readers >= ENGINE_MAX_READERS) {
+		pthread_mutex_unlock(&e->readers_lock);
+		return -EAGAIN;
+	}
+	rd = calloc(1, sizeof(*rd));
+	if (!rd) {
+		pthread_mutex_unlock(&e->readers_lock);
+		return -ENOMEM;
+	}
+	rd->e = e;
+	r = -pthread_create(&rd->thread, NULL, perm_reader_main, rd);
+	if (r < 0) {
+		free(rd);
+		pthread_mutex_unlock(&e->readers_lock);
+		return r;
+	}
+	e->readers[e->n_readers++] = rd;
+	pthread_mutex_unlock(&e->readers_lock);
+	return 0;
+}
+
+/* Joins readers that have finished. */
+static void
+readers_reap(struct engine *e)
+{
+	pthread_mutex_lock(&e->readers_lock);
+	for (int i = 0; i < e->n_readers;) {
+		struct reader *rd = e->readers[i];
+
+		if (atomic_load(&rd->done)) {
+			pthread_join(rd->thread, NULL);
+			free(rd);
+			e->readers[i] = e->readers[--e->n_readers];
+		} else {
+			i++;
+		}
+	}
+	pthread_mutex_unlock(&e->readers_lock);
+}
+
+/* Answers, unseen, what the kernel has queued (all readers are stuck). */
+static void
+emergency_drain(struct engine *e)
+{
+	uint8_t buf[4096];
+	ssize_t n;
+
+	while ((n = read(e->perm_fd, buf, sizeof(buf))) > 0) {
+		struct fan_event fe;
+		const char *why;
+		size_t off = 0;
+
+		while (fan_decode_next(buf, (size_t)n, &off, &fe, &why) > 0) {
+			if (fe.fd < 0)
+				continue;
+			respond(e, fe.fd, 0);
+			close(fe.fd);
+			if (fe.pidfd >= 0)
+				close(fe.pidfd);
+			atomic_fetch_add(&e->ctr.emergency_answers, 1);
+			atomic_fetch_add(&e->ctr.allowed, 1);
+		}
+	}
+}
+
+static void
+check_readers(struct engine *e)
+{
+	int64_t now = now_ns();
+	bool all_stuck = true;
+	int n;
+
+	readers_reap(e);
+	pthread_mutex_lock(&e->readers_lock);
+	n = e->n_readers;
+	for (int i = 0; i < n; i++) {
+		struct reader *rd = e->readers[i];
+		long long since = atomic_load(&rd->busy_since);
+
+		if (atomic_load(&rd->retire) || atomic_load(&rd->done))
+			continue;
+		if (since == 0 || now - since < (int64_t)TAKEOVER_MS * 1000000)
+			all_stuck = false;
+	}
+	pthread_mutex_unlock(&e->readers_lock);
+	if (!all_stuck || atomic_load(&e->stopping))
+		return;
+	if (perm_reader_spawn(e) == 0) {
+		log_info(e->mgr,
+			 "every permission reader is busy in a callback for %d ms; "
+			 "started another",
+			 TAKEOVER_MS);
+		return;
+	}
+	emergency_drain(e);
+}
+
+void *
+watchdog_main(void *arg)
+{
+	struct engine *e = arg;
+	int idle_ticks = 0;
+
+	pthread_setname_np(pthread_self(), "flt-watchdog");
+	while (!atomic_load(&e->stopping)) {
+		struct perm_event *due[64];
+		int verdict[64];
+		size_t pos[64], n_due = 0;
+		struct timespec ts;
+		int64_t now;
+
+		pthread_mutex_lock(&e->pend_lock);
+		if (e->n_pending == 0 && ++idle_ticks > WATCHDOG_IDLE_TICKS) {
+			/* Nothing in flight for a while: sleep until there is. */
+			e->watchdog_idle = true;
+			while (e->n_pending == 0 && !atomic_load(&e->stopping))
+				pthread_cond_wait(&e->pend_cond, &e->pend_lock);
+			e->watchdog_idle = false;
+			idle_ticks = 0;
+		}
+		if (e->n_pending)
+			idle_ticks = 0;
+		now = now_ns();
+		for (struct perm_event *ev = e->pending; ev && n_due < 64;
+		     ev = ev->pnext) {
+			if (ev->deadline <= now && !atomic_load(&ev->answered)) {
+				atomic_fetch_add(&ev->refs, 1);
+				verdict[n_due] = ev->default_verdict;
+				pos[n_due] = ev->pos;
+				due[n_due++] = ev;
+			}
+		}
+		pthread_mutex_unlock(&e->pend_lock);
+		for (size_t i = 0; i < n_due; i++) {
+			answer_default(due[i], verdict[i], pos[i]);
+			perm_event_unref(due[i]);
+		}
+		check_readers(e);
+		ts = deadline_timespec(now_ns() + (int64_t)WATCHDOG_TICK_MS * 1000000);
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	}
+	return NULL;
+}
+
+void
+perm_abandon_filter(struct engine *e, flt_filter *f)
+{
+	for (;;) {
+		struct perm_event *ev = NULL;
+		int verdict = 0;
+		size_t pos = 0;
+
+		pthread_mutex_lock(&e->pend_lock);
+		for (struct perm_event *x = e->pending; x; x = x->pnext) {
+			if (x->t->f[x->pos].filter != f || x->deadline == INT64_MAX)
+				continue;
+			if (atomic_load(&x->answered) && !atomic_load(&x->pend_owned))
+				continue;
+			ev = x;
+			atomic_fetch_add(&ev->refs, 1);
+			verdict = ev->default_verdict;
+			pos = ev->pos;
+			break;
+		}
+		pthread_mutex_unlock(&e->pend_lock);
+		if (!ev)
+			return;
+		answer_default(ev, verdict, pos);
+		{
+			bool owned = true;
+
+			if (atomic_compare_exchange_strong(&ev->pend_owned, &owned,
+							   false))
+				perm_event_unref(ev); /* the abandoned pend */
+		}
+		perm_event_unref(ev);
+	}
+}
+
+void
+perm_answer_all_at_shutdown(struct engine *e)
+{
+	/* Answer everything still unanswered (allow: what the kernel would
+	 * do), then what is still queued in the kernel. */
+	for (;;) {
+		struct perm_event *ev = NULL;
+		int expected = 0;
+
+		pthread_mutex_lock(&e->pend_lock);
+		for (struct perm_event *x = e->pending; x; x = x->pnext) {
+			if (!atomic_load(&x->answered)) {
+				ev = x;
+				atomic_fetch_add(&ev->refs, 1);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&e->pend_lock);
+		if (!ev)
+			break;
+		if (atomic_compare_exchange_strong(&ev->answered, &expected, 1)) {
+			respond(e, ev->fd, 0);
+			atomic_fetch_add(&e->ctr.allowed, 1);
+		}
+		perm_event_unref(ev);
+	}
+	emergency_drain(e);
+}

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * resolve.c — turning what fanotify reports into what filters read: paths
+ * (from an event fd, or from a directory file handle plus a name), file
+ * identity, the process behind an event (checked through its pidfd), and
+ * whether an event falls inside a filter's instances.
+ *
+ * Everything here is done lazily, on first need, so a pass-through filter
+ * on a whole filesystem pays for none of it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+int
+resolve_fd_path(int fd, char **ret_path)
+{
+	char link[64], buf[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	*ret_path = strdup(buf);
+	return *ret_path ? 0 : -ENOMEM;
+}
+
+/* ---- directory handles -> paths, with a small cache ----
+ *
+ * The cache lets events be resolved after their directory is gone (a
+ * delete inside a directory that was removed right after). It is keyed by
+ * the handle bytes; a renamed or deleted directory makes the affected
+ * entries stale, so the notification reader clears the cache on every
+ * directory rename (dir_cache_clear) — cheap, and always correct. */
+
+#define DIR_CACHE_SLOTS 1024
+
+struct dir_cache_entry {
+	uint64_t fsid;
+	uint32_t len;
+	uint8_t handle[136];
+	char *path;
+};
+
+static struct dir_cache_entry dir_cache[DIR_CACHE_SLOTS];
+static pthread_mutex_t dir_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint32_t
+hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
+{
+	uint64_t h = 1469598103934665603ull ^ seed;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+static void
+dir_cache_put(uint64_t fsid, const uint8_t *fh, uint32_t len, const char *path)
+{
+	struct dir_cache_entry *e;
+	char *copy;
+
+	if (len > sizeof(e->handle))
+		return;
+	copy = strdup(path);
+	if (!copy)
+		return;
+	pthread_mutex_lock(&dir_cache_lock);
+	e = &dir_cache[hash_bytes(fh, len, fsid) % DIR_CACHE_SLOTS];
+	free(e->path);
+	e->fsid = fsid;
+	e->len = len;
+	memcpy(e->handle, fh, len);
+	e->path = copy;
+	pthread_mutex_unlock(&dir_cache_lock);
+}
+
+static char *
+dir_cache_get(uint64_t fsid, const uint8_t *fh, uint32_t len)
+{
+	struct dir_cache_entry *e;
+	char *r = NULL;
+
+	if (len > sizeof(e->handle))
+		return NULL;
+	pthread_mutex_lock(&dir_cache_lock);
+	e = &dir_cache[hash_bytes(fh, len, fsid) % DIR_CACHE_SLOTS];
+	if (e->path && e->fsid == fsid && e->len == len && !memcmp(e->handle, fh, len))
+		r = strdup(e->path);
+	pthread_mutex_unlock(&dir_cache_lock);
+	return r;
+}
+
+void
+dir_cache_clear(void)
+{
+	pthread_mutex_lock(&dir_cache_lock);
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++) {
+		free(dir_cache[i].path);
+		dir_cache[i].path = NULL;
+	}
+	pthread_mutex_unlock(&dir_cache_lock);
+}
+
+static char *
+join_path(const char *dir, const char *name)
+{
+	char *p;
+
+	if (!name || !*name || !strcmp(name, "."))
+		return strdup(dir);
+	if (asprintf(&p, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", name) < 0)
+		return NULL;
+	return p;
+}
+
+int
+resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char *name,
+		 char **ret_path, dev_t *ret_dev, ino_t *ret_ino, bool *ret_is_dir)
+{
+	const struct file_handle *fh = handle;
+	uint32_t hlen = 8 + fh->handle_bytes;
+	char *dir = NULL;
+	struct fsmark *mk;
+	struct stat st;
+	int fd = -1, r;
+
+	pthread_mutex_lock(&e->lock);
+	mk = marks_find_fsid_locked(e, fsid);
+	if (mk) {
+		*ret_dev = mk->dev;
+		fd = open_by_handle_at(mk->dir_fd, (struct file_handle *)fh,
+				       O_PATH | O_CLOEXEC);
+		r = fd < 0 ? -errno : 0;
+	} else {
+		r = -ENODEV;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (r == -ENODEV)
+		return r;
+
+	if (fd >= 0) {
+		r = resolve_fd_path(fd, &dir);
+		if (r == 0) {
+			/* " (deleted)" means the directory is gone: prefer the
+			 * cached path it had. */
+			size_t n = strlen(dir);
+
+			if (n > 10 && !strcmp(dir + n - 10, " (deleted)")) {
+				char *c = dir_cache_get(fsid, handle, hlen);
+
+				if (c) {
+					free(dir);
+					dir = c;
+				}
+			} else {
+				dir_cache_put(fsid, handle, hlen, dir);
+			}
+		}
+	} else {
+		dir = dir_cache_get(fsid, handle, hlen);
+		r = dir ? 0 : r;
+	}
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	*ret_ino = 0;
+	*ret_is_dir = false;
+	if (fd >= 0 && name && *name &&
+	    fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		*ret_ino = st.st_ino;
+		*ret_is_dir = S_ISDIR(st.st_mode);
+	} else if (fd >= 0 && (!name || !*name || !strcmp(name, ".")) &&
+		   fstat(fd, &st) == 0) {
+		*ret_ino = st.st_ino;
+		*ret_is_dir = S_ISDIR(st.st_mode);
+	}
+	if (fd >= 0)
+		close(fd);
+	*ret_path = join_path(dir, name);
+	free(dir);
+	return *ret_path ? 0 : -ENOMEM;
+}
+
+/* ---- lazily filled event fields (permission events) ---- */
+
+static void
+ensure_stat(struct flt_callback_data *d)
+{
+	struct stat st;
+
+	if (d->priv->stat_done)
+		return;
+	d->priv->stat_done = true;
+	if (d->fd >= 0 && fstat(d->fd, &st) == 0) {
+		d->dev = st.st_dev;
+		d->ino = st.st_ino;
+		if (S_ISDIR(st.st_mode))
+			d->flags |= FLT_EVENT_DIR;
+	}
+}
+
+static void
+ensure_path(struct flt_callback_data *d)
+{
+	if (d->path || d->fd < 0)
+		return;
+	if (resolve_fd_path(d->fd, &d->priv->path_buf) == 0)
+		d->path = d->priv->path_buf;
+}
+
+void
+event_fill_identity(struct flt_callback_data *d)
+{
+	ensure_stat(d);
+	ensure_path(d);
+}
+
+static bool
+path_under(const char *p, const char *root, size_t len)
+{
+	if (!p)
+		return false;
+	if (len == 1 && root[0] == '/')
+		return p[0] == '/';
+	return !strncmp(p, root, len) && (p[len] == '/' || p[len] == '\0');
+}
+
+const struct dt_instance *
+instance_match(const struct dt_filter *df, struct flt_callback_data *d)
+{
+	ensure_stat(d);
+	for (size_t i = 0; i < df->n_inst; i++) {
+		const struct dt_instance *in = &df->inst[i];
+
+		if (in->dev != d->dev)
+			continue;
+		if (in->kind == FLT_INSTANCE_FILESYSTEM)
+			return in;
+		ensure_path(d);
+		if (path_under(d->path, in->path, in->len) ||
+		    path_under(d->new_path, in->path, in->len))
+			return in;
+	}
+	return NULL;
+}
+
+bool
+filter_excludes(flt_filter *f, pid_t pid)
+{
+	struct filter_engine *fe = f->eng;
+	bool found = false;
+
+	pthread_mutex_lock(&fe->excl_lock);
+	for (size_t i = 0; i < fe->n_excluded && !found; i++)
+		found = fe->excluded[i] == pid;
+	pthread_mutex_unlock(&fe->excl_lock);
+	return found;
+}
+
+/* ---- the process behind an event ---- */
+
+#define PIDFS_MAGIC 0x50494446
+
+/*
+ * Does pid still name the process that pidfd refers to? On pidfs (Linux
+ * 6.9+) every process has its own inode, so comparing the inode of a fresh
+ * pidfd_open(pid) with the event's pidfd is exact, also for a process that
+ * has exited but not been reaped. Elsewhere, fall back to "the event's
+ * process is still running" (a pidfd polls readable once it exits).
+ */
+static bool
+pid_still_names(pid_t pid, int pidfd)
+{
+	struct statfs sfs;
+	struct stat a, b;
+	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
+	bool same = false;
+	int fd;
+
+	if (fstatfs(pidfd, &sfs) == 0 && sfs.f_type == PIDFS_MAGIC) {
+		fd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (fd < 0)
+			return false;
+		same = fstat(fd, &a) == 0 && fstat(pidfd, &b) == 0 &&
+		       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+		close(fd);
+		return same;
+	}
+	return poll(&pf, 1, 0) == 0;
+}
+
+static void
+read_status_ids(pid_t pid, struct flt_process *p)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned a, b;
+
+		if (sscanf(line, "Uid:\t%u\t%u", &a, &b) == 2) {
+			p->uid = a;
+			p->euid = b;
+		} else if (sscanf(line, "Gid:\t%u\t%u", &a, &b) == 2) {
+			p->gid = a;
+			p->egid = b;
+		}
+	}
+	fclose(f);
+}
+
+const struct flt_process *
+flt_get_process(const struct flt_callback_data *data)
+{
+	struct flt_event_priv *pv;
+	struct flt_process *p;
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	if (!data || !data->priv)
+		return NULL;
+	pv = data->priv;
+	p = &pv->proc;
+	if (pv->proc_done)
+		return p;
+	pv->proc_done = true;
+	*p = (struct flt_process){ .pid = data->pid };
+	if (data->pid <= 0)
+		return p;
+	read_status_ids(data->pid, p);
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)data->pid);
+	n = readlink(path, pv->exe, sizeof(pv->exe) - 1);
+	if (n >= 0) {
+		pv->exe[n] = '\0';
+		p->exe = pv->exe;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)data->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, pv->comm, sizeof(pv->comm) - 1);
+		if (n > 0) {
+			if (pv->comm[n - 1] == '\n')
+				n--;
+			pv->comm[n] = '\0';
+			p->comm = pv->comm;
+		}
+		close(fd);
+	}
+	/* What we read belongs to the event's process only if the pid still
+	 * names that process after the reads. */
+	p->verified = pv->pidfd >= 0 && pid_still_names(data->pid, pv->pidfd);
+	if (!p->verified) {
+		/* Possibly a recycled pid: attribute nothing. */
+		p->exe = NULL;
+		p->comm = NULL;
+		p->uid = p->euid = (uid_t)-1;
+		p->gid = p->egid = (gid_t)-1;
+	}
+	return p;
+}

@@ -1,0 +1,876 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_engine.c — the filter manager engine on real fanotify (root only).
+ *
+ * The whole program runs in its own private mount namespace and every test
+ * mounts a fresh tmpfs (one test an ext4 image), attaches filters there and
+ * drives it with child processes (fsop) whose pid, uid and exe it knows, so
+ * nothing here ever sees or blocks the rest of the machine. The test
+ * process itself is the engine's process: its own file accesses never
+ * reach a filter, which is why every operation is done by a child.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static bool have_root;
+static char fsop_path[PATH_MAX];
+static char mnt[64];
+
+/* ---- recording events ---- */
+
+struct rec {
+	int filter;
+	bool pre;
+	enum flt_operation op;
+	uint32_t flags;
+	uint64_t seq;
+	pid_t pid;
+	uid_t uid;
+	int verified;
+	char path[256];
+	char new_path[256];
+	char exe[256];
+};
+
+#define MAX_RECS 4096
+static struct rec recs[MAX_RECS];
+static int n_recs;
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+record(int filter, bool pre, const struct flt_callback_data *d)
+{
+	const struct flt_process *p = flt_get_process(d);
+	struct rec r = { .filter = filter,
+			 .pre = pre,
+			 .op = d->op,
+			 .flags = d->flags,
+			 .seq = d->sequence,
+			 .pid = d->pid };
+
+	if (p) {
+		r.uid = p->uid;
+		r.verified = p->verified;
+		if (p->exe)
+			snprintf(r.exe, sizeof(r.exe), "%s", p->exe);
+	}
+	if (d->path)
+		snprintf(r.path, sizeof(r.path), "%s", d->path);
+	if (d->new_path)
+		snprintf(r.new_path, sizeof(r.new_path), "%s", d->new_path);
+	pthread_mutex_lock(&rec_lock);
+	if (n_recs < MAX_RECS)
+		recs[n_recs++] = r;
+	pthread_mutex_unlock(&rec_lock);
+}
+
+static void
+recs_clear(void)
+{
+	pthread_mutex_lock(&rec_lock);
+	n_recs = 0;
+	pthread_mutex_unlock(&rec_lock);
+}
+
+/* Index of the first record matching, or -1. path/new_path NULL: any. */
+static int
+find_rec(int filter, enum flt_operation op, const char *path, const char *new_path,
+	 pid_t pid)
+{
+	int found = -1;
+
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < n_recs && found < 0; i++) {
+		struct rec *r = &recs[i];
+
+		if ((filter < 0 || r->filter == filter) && r->op == op &&
+		    (!path || !strcmp(r->path, path)) &&
+		    (!new_path || !strcmp(r->new_path, new_path)) &&
+		    (!pid || r->pid == pid))
+			found = i;
+	}
+	pthread_mutex_unlock(&rec_lock);
+	return found;
+}
+
+static int
+wait_rec(int filter, enum flt_operation op, const char *path, const char *new_path,
+	 pid_t pid, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	int i;
+
+	while ((i = find_rec(filter, op, path, new_path, pid)) < 0 && tu_now_ms() < end)
+		usleep(2000);
+	return i;
+}
+
+static int
+count_recs(int filter, enum flt_operation op, bool pre)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < n_recs; i++)
+		n += recs[i].filter == filter && recs[i].op == op && recs[i].pre == pre;
+	pthread_mutex_unlock(&rec_lock);
+	return n;
+}
+
+/* ---- children ---- */
+
+struct child {
+	pid_t pid;
+	int hold_fd;
+};
+
+/* Starts fsop; with hold, it stays alive until child_finish(); with go,
+ * it waits for child_go() before its operation. */
+static struct child
+child_start_ex(uid_t uid, bool hold, bool go, const char *op, const char *a1,
+	       const char *a2)
+{
+	struct child c = { .hold_fd = -1 };
+	char uidbuf[16];
+	const char *argv[10];
+	int n = 0, p[2];
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	argv[n++] = fsop_path;
+	if (uid) {
+		snprintf(uidbuf, sizeof(uidbuf), "%u", (unsigned)uid);
+		argv[n++] = "--uid";
+		argv[n++] = uidbuf;
+	}
+	if (hold)
+		argv[n++] = "--hold";
+	if (go)
+		argv[n++] = "--go";
+	argv[n++] = op;
+	argv[n++] = a1;
+	if (a2)
+		argv[n++] = a2;
+	argv[n] = NULL;
+	c.pid = fork();
+	assert_true(c.pid >= 0);
+	if (c.pid == 0) {
+		dup2(p[0], STDIN_FILENO);
+		execv(fsop_path, (char **)argv);
+		_exit(127);
+	}
+	close(p[0]);
+	c.hold_fd = p[1];
+	return c;
+}
+
+static struct child
+child_start(uid_t uid, bool hold, const char *op, const char *a1, const char *a2)
+{
+	return child_start_ex(uid, hold, false, op, a1, a2);
+}
+
+static void
+child_go(struct child *c)
+{
+	assert_int_equal(write(c->hold_fd, "g", 1), 1);
+}
+
+/* Lets the child go and returns its exit status (0 or an errno). */
+static int
+child_finish(struct child *c)
+{
+	int st;
+
+	if (c->hold_fd >= 0)
+		close(c->hold_fd);
+	c->hold_fd = -1;
+	assert_int_equal(waitpid(c->pid, &st, 0), c->pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int
+run_op(uid_t uid, const char *op, const char *a1, const char *a2)
+{
+	struct child c = child_start(uid, false, op, a1, a2);
+
+	return child_finish(&c);
+}
+
+/* ---- fixture: a private tmpfs and a manager ---- */
+
+static flt_manager *g_m;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (!have_root)
+		return 0;
+	snprintf(mnt, sizeof(mnt), "/tmp/fltmgr-eng.XXXXXX");
+	assert_non_null(mkdtemp(mnt));
+	assert_int_equal(mount("fltmgr-test", mnt, "tmpfs", 0, "mode=1777,size=64m"), 0);
+	tu_runtime_dir_create();
+	g_m = tu_manager_new();
+	recs_clear();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	if (!have_root)
+		return 0;
+	flt_manager_free(g_m);
+	g_m = NULL;
+	umount2(mnt, MNT_DETACH);
+	rmdir(mnt);
+	tu_runtime_dir_remove();
+	return 0;
+}
+
+#define NEED_ROOT()                                                                      \
+	do {                                                                             \
+		if (!have_root) {                                                        \
+			print_message("skipped: fanotify needs root (CAP_SYS_ADMIN)\n"); \
+			skip();                                                          \
+		}                                                                        \
+	} while (0)
+
+static char *
+at(const char *rel)
+{
+	static char bufs[8][PATH_MAX];
+	static int i;
+	char *b = bufs[i++ % 8];
+
+	snprintf(b, PATH_MAX, "%s/%s", mnt, rel);
+	return b;
+}
+
+/* ---- a recording filter ---- */
+
+static void
+post_rec0(const struct flt_callback_data *d, void *ic, void *cc)
+{
+	(void)ic;
+	(void)cc;
+	record(0, false, d);
+}
+
+static flt_filter *
+spy_filter(const char *name, const char *altitude)
+{
+	static const struct flt_operation_registration ops[] = {
+		{ FLT_OP_OPEN, NULL, post_rec0 },
+		{ FLT_OP_WRITE, NULL, post_rec0 },
+		{ FLT_OP_CLOSE_WRITE, NULL, post_rec0 },
+		{ FLT_OP_CLOSE, NULL, post_rec0 },
+		{ FLT_OP_ATTRIB, NULL, post_rec0 },
+		{ FLT_OP_CREATE, NULL, post_rec0 },
+		{ FLT_OP_DELETE, NULL, post_rec0 },
+		{ FLT_OP_RENAME, NULL, post_rec0 },
+	};
+	struct flt_registration reg = { .name = name,
+					.altitude = altitude,
+					.operations = ops,
+					.n_operations = sizeof(ops) / sizeof(ops[0]) };
+	flt_filter *f = NULL;
+
+	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
+	return f;
+}
+
+static void
+expect_event(enum flt_operation op, const char *path, const char *new_path,
+	     struct child *c, uid_t uid)
+{
+	int i = wait_rec(0, op, path, new_path, c->pid, 3000);
+
+	if (i < 0)
+		fail_msg("no %s event for %s (pid %d)", flt_operation_name(op), path,
+			 (int)c->pid);
+	assert_int_equal(recs[i].uid, uid);
+	assert_true(recs[i].verified);
+	assert_string_equal(recs[i].exe, fsop_path);
+}
+
+static void
+each_operation_reports_path_and_process(void **state)
+{
+	flt_filter *f;
+	struct child c;
+	const uid_t uid = 4321;
+
+	(void)state;
+	NEED_ROOT();
+	f = spy_filter("spy", "360000");
+	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+
+	c = child_start(uid, true, "create", at("a"), NULL);
+	expect_event(FLT_OP_CREATE, at("a"), NULL, &c, uid);
+	expect_event(FLT_OP_OPEN, at("a"), NULL, &c, uid);
+	expect_event(FLT_OP_CLOSE_WRITE, at("a"), NULL, &c, uid);
+	assert_int_equal(child_finish(&c), 0);
+
+	c = child_start(uid, true, "write", at("a"), "hello");
+	expect_event(FLT_OP_WRITE, at("a"), NULL, &c, uid);
+	expect_event(FLT_OP_CLOSE_WRITE, at("a"), NULL, &c, uid);
+	assert_int_equal(child_finish(&c), 0);
+
+	c = child_start(uid, true, "read", at("a"), NULL);
+	expect_event(FLT_OP_OPEN, at("a"), NULL, &c, uid);
+	expect_event(FLT_OP_CLOSE, at("a"), NULL, &c, uid);
+	assert_int_equal(child_finish(&c), 0);
+
+	c = child_start(uid, true, "chmod", at("a"), "600");
+	expect_event(FLT_OP_ATTRIB, at("a"), NULL, &c, uid);
+	assert_int_equal(child_finish(&c), 0);
+
+	c = child_start(uid, true, "rename", at("a"), at("b"));
+	expect_event(FLT_OP_RENAME, at("a"), at("b"), &c, uid);
+	assert_int_equal(child_finish(&c), 0);
+
+	c = child_start(uid, true, "unlink", at("b"), NULL);
+	expect_event(FLT_OP_DELETE, at("b"), NULL, &c, uid);
+	assert_int_equal(child_finish(&c), 0);
+
+	c = child_start(uid, true, "mkdir", at("d"), NULL);
+	expect_event(FLT_OP_CREATE, at("d"), NULL, &c, uid);
+	assert_true(recs[find_rec(0, FLT_OP_CREATE, at("d"), NULL, c.pid)].flags &
+		    FLT_EVENT_DIR);
+	assert_int_equal(child_finish(&c), 0);
+
+	c = child_start(uid, true, "rmdir", at("d"), NULL);
+	expect_event(FLT_OP_DELETE, at("d"), NULL, &c, uid);
+	assert_true(recs[find_rec(0, FLT_OP_DELETE, at("d"), NULL, c.pid)].flags &
+		    FLT_EVENT_DIR);
+	assert_int_equal(child_finish(&c), 0);
+}
+
+static void
+events_in_directories_created_after_attach(void **state)
+{
+	flt_filter *f;
+	struct child c;
+
+	(void)state;
+	NEED_ROOT();
+	f = spy_filter("spy", "360000");
+	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	assert_int_equal(run_op(0, "mkdir", at("l1"), NULL), 0);
+	assert_int_equal(run_op(0, "mkdir", at("l1/l2"), NULL), 0);
+	assert_int_equal(run_op(0, "mkdir", at("l1/l2/l3"), NULL), 0);
+	assert_int_equal(run_op(0, "mkdir", at("l1/l2/l3/l4"), NULL), 0);
+	c = child_start(0, true, "write", at("l1/l2/l3/l4/deep"), "x");
+	expect_event(FLT_OP_CREATE, at("l1/l2/l3/l4/deep"), NULL, &c, 0);
+	expect_event(FLT_OP_WRITE, at("l1/l2/l3/l4/deep"), NULL, &c, 0);
+	assert_int_equal(child_finish(&c), 0);
+	c = child_start(0, true, "rename", at("l1/l2/l3/l4/deep"), at("l1/moved"));
+	expect_event(FLT_OP_RENAME, at("l1/l2/l3/l4/deep"), at("l1/moved"), &c, 0);
+	assert_int_equal(child_finish(&c), 0);
+}
+
+static void
+nothing_from_outside_the_instance(void **state)
+{
+	char other[64] = "/tmp/fltmgr-other.XXXXXX";
+	flt_filter *f;
+	struct child c;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(mkdir(at("in"), 0777), 0);
+	assert_int_equal(mkdir(at("out"), 0777), 0);
+	assert_non_null(mkdtemp(other));
+	assert_int_equal(mount("fltmgr-test", other, "tmpfs", 0, "mode=1777"), 0);
+	f = spy_filter("spy", "360000");
+	assert_int_equal(flt_attach(f, at("in"), FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+
+	assert_int_equal(run_op(0, "write", at("out/x"), "1"), 0);
+	assert_int_equal(run_op(0, "write", at("outside-in"), "1"), 0); /* a sibling */
+	{
+		char p[PATH_MAX];
+
+		snprintf(p, sizeof(p), "%s/y", other);
+		assert_int_equal(run_op(0, "write", p, "1"), 0);
+	}
+	/* A positive control, after the others: once it is seen, the
+	 * others would have been seen too. */
+	c = child_start(0, true, "write", at("in/x"), "1");
+	expect_event(FLT_OP_CLOSE_WRITE, at("in/x"), NULL, &c, 0);
+	assert_int_equal(child_finish(&c), 0);
+	usleep(100000);
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < n_recs; i++)
+		if (strncmp(recs[i].path, at("in/"), strlen(at("in/"))))
+			fail_msg("event outside the instance: %s %s",
+				 flt_operation_name(recs[i].op), recs[i].path);
+	pthread_mutex_unlock(&rec_lock);
+	umount2(other, MNT_DETACH);
+	rmdir(other);
+}
+
+/* ---- three filters at different altitudes ---- */
+
+static atomic_int deny_in_middle;
+
+static enum flt_preop_status
+pre_rec(int id, struct flt_callback_data *d)
+{
+	record(id, true, d);
+	if (id == 2 && atomic_load(&deny_in_middle)) {
+		d->status = -EPERM;
+		return FLT_PREOP_COMPLETE;
+	}
+	return FLT_PREOP_SUCCESS_WITH_CALLBACK;
+}
+
+#define PRE_POST(n)                                                                 \
+	static enum flt_preop_status pre_##n(struct flt_callback_data *d, void *ic, \
+					     void **cc)                             \
+	{                                                                           \
+		(void)ic;                                                           \
+		(void)cc;                                                           \
+		return pre_rec(n, d);                                               \
+	}                                                                           \
+	static void post_##n(const struct flt_callback_data *d, void *ic, void *cc) \
+	{                                                                           \
+		(void)ic;                                                           \
+		(void)cc;                                                           \
+		record(n, false, d);                                                \
+	}
+PRE_POST(1)
+PRE_POST(2)
+PRE_POST(3)
+
+static flt_filter *
+reg_pre_post(const char *name, const char *alt, flt_pre_operation pre,
+	     flt_post_operation post)
+{
+	struct flt_operation_registration op = { FLT_OP_OPEN, pre, post };
+	struct flt_registration reg = {
+		.name = name, .altitude = alt, .operations = &op, .n_operations = 1
+	};
+	flt_filter *f = NULL;
+
+	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
+	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_FILESYSTEM), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	return f;
+}
+
+static void
+altitudes_order_pre_descending_post_ascending(void **state)
+{
+	int order[6], n = 0;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	/* Registered in a scrambled order on purpose. */
+	reg_pre_post("low", "100000", pre_3, post_3);
+	reg_pre_post("high", "300000", pre_1, post_1);
+	reg_pre_post("mid", "200000", pre_2, post_2);
+	atomic_store(&deny_in_middle, 0);
+	recs_clear();
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < n_recs && n < 6; i++)
+		order[n++] = recs[i].filter * (recs[i].pre ? 1 : -1);
+	pthread_mutex_unlock(&rec_lock);
+	assert_int_equal(n, 6);
+	assert_int_equal(order[0], 1); /* pre: high, mid, low */
+	assert_int_equal(order[1], 2);
+	assert_int_equal(order[2], 3);
+	assert_int_equal(order[3], -3); /* post: low, mid, high */
+	assert_int_equal(order[4], -2);
+	assert_int_equal(order[5], -1);
+
+	atomic_store(&deny_in_middle, 1);
+	recs_clear();
+	assert_int_equal(run_op(0, "open", at("f"), NULL), EPERM);
+	assert_int_equal(count_recs(1, FLT_OP_OPEN, true), 1);
+	assert_int_equal(count_recs(2, FLT_OP_OPEN, true), 1);
+	assert_int_equal(count_recs(3, FLT_OP_OPEN, true), 0);  /* never asked */
+	assert_int_equal(count_recs(1, FLT_OP_OPEN, false), 0); /* denied: no posts */
+}
+
+/* ---- pending ---- */
+
+static struct flt_callback_data *_Atomic pended;
+static atomic_int pend_calls;
+
+static enum flt_preop_status
+pre_pend(struct flt_callback_data *d, void *ic, void **cc)
+{
+	(void)ic;
+	(void)cc;
+	atomic_fetch_add(&pend_calls, 1);
+	atomic_store(&pended, d);
+	return FLT_PREOP_PENDING;
+}
+
+static flt_filter *
+reg_one(const char *name, const char *alt, enum flt_operation op, flt_pre_operation pre,
+	int deadline_ms, unsigned flags)
+{
+	struct flt_operation_registration o = { op, pre, NULL };
+	struct flt_registration reg = { .name = name,
+					.altitude = alt,
+					.operations = &o,
+					.n_operations = 1,
+					.deadline_ms = deadline_ms,
+					.flags = flags };
+	flt_filter *f = NULL;
+
+	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
+	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	return f;
+}
+
+static void *
+complete_later(void *arg)
+{
+	struct flt_callback_data *d;
+
+	(void)arg;
+	while (!(d = atomic_load(&pended)))
+		usleep(1000);
+	usleep(50000);
+	flt_complete_pended_preoperation(d, FLT_PREOP_COMPLETE, -EPERM);
+	return NULL;
+}
+
+static void
+pend_and_complete_from_another_thread(void **state)
+{
+	pthread_t t;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	reg_one("pender", "250000", FLT_OP_OPEN, pre_pend, 5000, 0);
+	atomic_store(&pended, NULL);
+	assert_int_equal(pthread_create(&t, NULL, complete_later, NULL), 0);
+	assert_int_equal(run_op(0, "open", at("f"), NULL), EPERM);
+	pthread_join(t, NULL);
+}
+
+static void
+pend_never_completed_gets_default_at_deadline(void **state)
+{
+	struct flt_filter_stats fs;
+	flt_filter *f;
+	int64_t t0, el;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	f = reg_one("pender", "250000", FLT_OP_OPEN, pre_pend, 300, 0);
+	t0 = tu_now_ms();
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0); /* default: allow */
+	el = tu_now_ms() - t0;
+	print_message("pended open answered after %lld ms (deadline 300)\n",
+		      (long long)el);
+	assert_true(el >= 290 && el < 400);
+	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
+	assert_int_equal(fs.deadline_defaults, 1);
+	assert_int_equal(fs.pended, 1);
+	/* Completing after the deadline is counted and ignored. */
+	flt_complete_pended_preoperation(atomic_load(&pended), FLT_PREOP_COMPLETE,
+					 -EPERM);
+	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
+	assert_int_equal(fs.late_completions, 1);
+}
+
+/* ---- a callback that blocks ---- */
+
+static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t block_cond = PTHREAD_COND_INITIALIZER;
+static bool block_release;
+
+static enum flt_preop_status
+pre_block_slow(struct flt_callback_data *d, void *ic, void **cc)
+{
+	(void)ic;
+	(void)cc;
+	if (d->path && strstr(d->path, "slow")) {
+		pthread_mutex_lock(&block_lock);
+		while (!block_release)
+			pthread_cond_wait(&block_cond, &block_lock);
+		pthread_mutex_unlock(&block_lock);
+	}
+	return FLT_PREOP_SUCCESS_NO_CALLBACK;
+}
+
+static void
+blocked_callback_does_not_hold_up_other_files(void **state)
+{
+	struct flt_filter_stats fs;
+	struct child slow, fast;
+	flt_filter *f;
+	int64_t t0, t_fast;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("slow"), "x"), 0);
+	assert_int_equal(run_op(0, "write", at("fast"), "x"), 0);
+	pthread_mutex_lock(&block_lock);
+	block_release = false;
+	pthread_mutex_unlock(&block_lock);
+	f = reg_one("blocker", "250000", FLT_OP_OPEN, pre_block_slow, 600, 0);
+	t0 = tu_now_ms();
+	slow = child_start(0, false, "open", at("slow"), NULL);
+	usleep(50000);
+	fast = child_start(0, false, "open", at("fast"), NULL);
+	assert_int_equal(child_finish(&fast), 0);
+	t_fast = tu_now_ms() - t0;
+	assert_int_equal(child_finish(&slow), 0); /* allowed at the deadline */
+	print_message("fast open done after %lld ms, slow after %lld ms (deadline 600)\n",
+		      (long long)t_fast, (long long)(tu_now_ms() - t0));
+	assert_true(t_fast < 400);           /* did not wait for the slow one */
+	assert_true(tu_now_ms() - t0 < 700); /* the slow one: deadline + 100 ms */
+	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
+	assert_int_equal(fs.deadline_defaults, 1);
+	pthread_mutex_lock(&block_lock);
+	block_release = true;
+	pthread_cond_broadcast(&block_cond);
+	pthread_mutex_unlock(&block_lock);
+}
+
+static void
+shutdown_answers_fifty_pending_opens(void **state)
+{
+	struct flt_engine_stats es;
+	struct child c[50];
+	int64_t t0;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	reg_one("pender", "250000", FLT_OP_OPEN, pre_pend, 60000, 0);
+	for (int i = 0; i < 50; i++)
+		c[i] = child_start(0, false, "open", at("f"), NULL);
+	for (int i = 0; i < 5000; i++) {
+		assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
+		if (es.pending == 50)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(es.pending, 50);
+	t0 = tu_now_ms();
+	flt_manager_free(g_m);
+	g_m = tu_manager_new(); /* for teardown */
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(child_finish(&c[i]), 0);
+	assert_true(tu_now_ms() - t0 < 2000);
+}
+
+static enum flt_preop_status
+pre_open_same_file(struct flt_callback_data *d, void *ic, void **cc)
+{
+	int fd;
+
+	(void)ic;
+	(void)cc;
+	/* By path, as a naive scanner would: a new open of a watched file. */
+	fd = open(d->path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	atomic_fetch_add(&pend_calls, 1);
+	return FLT_PREOP_SUCCESS_NO_CALLBACK;
+}
+
+static void
+callback_opening_the_same_file_does_not_deadlock(void **state)
+{
+	struct flt_engine_stats es;
+	int64_t t0;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	atomic_store(&pend_calls, 0);
+	reg_one("reopener", "250000", FLT_OP_OPEN, pre_open_same_file, 5000, 0);
+	t0 = tu_now_ms();
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_true(tu_now_ms() - t0 < 1000);
+	assert_int_equal(atomic_load(&pend_calls), 1);
+	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
+	assert_true(es.self_events >= 1);
+}
+
+static atomic_int cache_calls;
+
+static enum flt_preop_status
+pre_count(struct flt_callback_data *d, void *ic, void **cc)
+{
+	(void)d;
+	(void)ic;
+	(void)cc;
+	atomic_fetch_add(&cache_calls, 1);
+	return FLT_PREOP_SUCCESS_NO_CALLBACK;
+}
+
+static void
+kernel_cache_skips_unchanged_file_until_written(void **state)
+{
+	struct flt_engine_stats es;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	atomic_store(&cache_calls, 0);
+	reg_one("cacher", "250000", FLT_OP_OPEN, pre_count, 5000,
+		FLT_REGISTRATION_CACHE_VERDICTS);
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_int_equal(atomic_load(&cache_calls), 1);
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_int_equal(run_op(0, "read", at("f"), NULL), 0);
+	assert_int_equal(atomic_load(&cache_calls), 1); /* served by the kernel */
+	/* A write invalidates the entry (its own open is still cached). */
+	assert_int_equal(run_op(0, "write", at("f"), "changed"), 0);
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_int_equal(atomic_load(&cache_calls), 2);
+	/* And a flush forgets everything. */
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_int_equal(atomic_load(&cache_calls), 2);
+	assert_int_equal(flt_flush_verdict_cache(g_m), 0);
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_int_equal(atomic_load(&cache_calls), 3);
+	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
+	assert_true(es.cache_inserts >= 2);
+}
+
+static void
+counters_match_generated_events(void **state)
+{
+	struct flt_filter_stats fs;
+	struct flt_engine_stats es0, es;
+	flt_filter *f;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	atomic_store(&cache_calls, 0);
+	f = reg_one("counter", "250000", FLT_OP_OPEN, pre_count, 5000, 0);
+	assert_int_equal(flt_manager_get_stats(g_m, &es0), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
+	assert_int_equal(fs.seen, 20);
+	assert_int_equal(fs.delivered, 20);
+	assert_int_equal(fs.allowed, 20);
+	assert_int_equal(fs.denied + fs.pended + fs.deadline_defaults, 0);
+	assert_int_equal(atomic_load(&cache_calls), 20);
+	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
+	assert_int_equal(es.permission_events - es0.permission_events, 20);
+	assert_int_equal(es.allowed - es0.allowed, 20);
+	assert_int_equal(es.pending, 0);
+	/* An excluded process: seen, counted as excluded, not delivered. */
+	{
+		struct child c = child_start_ex(0, false, true, "open", at("f"), NULL);
+
+		assert_int_equal(flt_exclude_process(f, c.pid), 0);
+		child_go(&c);
+		assert_int_equal(child_finish(&c), 0);
+		assert_int_equal(flt_include_process(f, c.pid), 0);
+		assert_int_equal(flt_include_process(f, c.pid), -ENOENT);
+	}
+	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
+	assert_int_equal(fs.seen, 21);
+	assert_int_equal(fs.excluded, 1);
+	assert_int_equal(fs.delivered, 20);
+	assert_int_equal(atomic_load(&cache_calls), 20);
+}
+
+static void
+exec_can_be_denied(void **state)
+{
+	struct flt_operation_registration o = { FLT_OP_EXEC, pre_2, NULL };
+	struct flt_registration reg = { .name = "noexec",
+					.altitude = "200000",
+					.operations = &o,
+					.n_operations = 1 };
+	flt_filter *f = NULL;
+	char cmd[PATH_MAX + 64];
+
+	(void)state;
+	NEED_ROOT();
+	snprintf(cmd, sizeof(cmd), "cp /bin/true %s && chmod 755 %s", at("t"), at("t"));
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
+	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	atomic_store(&deny_in_middle, 0);
+	assert_int_equal(run_op(0, "exec", at("t"), NULL), 0);
+	atomic_store(&deny_in_middle, 1);
+	assert_int_equal(run_op(0, "exec", at("t"), NULL), EPERM);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(each_operation_reports_path_and_process),
+		T(events_in_directories_created_after_attach),
+		T(nothing_from_outside_the_instance),
+		T(altitudes_order_pre_descending_post_ascending),
+		T(pend_and_complete_from_another_thread),
+		T(pend_never_completed_gets_default_at_deadline),
+		T(blocked_callback_does_not_hold_up_other_files),
+		T(shutdown_answers_fifty_pending_opens),
+		T(callback_opening_the_same_file_does_not_deadlock),
+		T(kernel_cache_skips_unchanged_file_until_written),
+		T(counters_match_generated_events),
+		T(exec_can_be_denied),
+#undef T
+	};
+	char self[PATH_MAX - 16], *slash;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		*slash = '\0';
+		snprintf(fsop_path, sizeof(fsop_path), "%s/fsop", self);
+	}
+	have_root = geteuid() == 0;
+	if (have_root) {
+		/* Everything below happens in a mount namespace of our own. */
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+			fprintf(stderr,
+				"test_engine: cannot make a private mount namespace: "
+				"%s\n",
+				strerror(errno));
+			return 1;
+		}
+	} else {
+		printf("test_engine: not root: every test is skipped (fanotify needs "
+		       "CAP_SYS_ADMIN)\n");
+	}
+	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
