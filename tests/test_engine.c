@@ -828,6 +828,52 @@ exec_can_be_denied(void **state)
 	assert_int_equal(run_op(0, "exec", at("t"), NULL), EPERM);
 }
 
+/* The same operations on ext4, whose file handles (inode + generation)
+ * and directory removal differ from tmpfs: a delete inside a directory
+ * that is removed right after must still carry the full path. */
+static void
+ext4_rename_across_dirs_and_delete_in_removed_dir(void **state)
+{
+	char cmd[3 * PATH_MAX];
+	char e4[PATH_MAX];
+	flt_filter *f;
+	struct child c;
+
+	(void)state;
+	NEED_ROOT();
+	snprintf(e4, sizeof(e4), "%s/e4", mnt);
+	assert_int_equal(mkdir(e4, 0755), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "truncate -s 32M %s/img && mkfs.ext4 -q -F %s/img >/dev/null 2>&1 && "
+		 "mount -o loop %s/img %s 2>/dev/null && chmod 1777 %s",
+		 mnt, mnt, mnt, e4, e4);
+	if (system(cmd) != 0) {
+		print_message("skipped: cannot make and loop-mount an ext4 image here "
+			      "(no loop device or mkfs.ext4)\n");
+		skip();
+	}
+	f = spy_filter("spy", "360000");
+	assert_int_equal(flt_attach(f, e4, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	assert_int_equal(run_op(0, "mkdir", at("e4/d1"), NULL), 0);
+	assert_int_equal(run_op(0, "mkdir", at("e4/d2"), NULL), 0);
+	c = child_start(0, true, "write", at("e4/d1/f"), "x");
+	expect_event(FLT_OP_CLOSE_WRITE, at("e4/d1/f"), NULL, &c, 0);
+	assert_int_equal(child_finish(&c), 0);
+	c = child_start(0, true, "rename", at("e4/d1/f"), at("e4/d2/g"));
+	expect_event(FLT_OP_RENAME, at("e4/d1/f"), at("e4/d2/g"), &c, 0);
+	assert_int_equal(child_finish(&c), 0);
+	/* Remove the file, then at once its directory. */
+	assert_int_equal(run_op(0, "unlink", at("e4/d2/g"), NULL), 0);
+	assert_int_equal(run_op(0, "rmdir", at("e4/d2"), NULL), 0);
+	if (wait_rec(0, FLT_OP_DELETE, at("e4/d2/g"), NULL, 0, 3000) < 0)
+		fail_msg("no delete event with the full path of e4/d2/g");
+	if (wait_rec(0, FLT_OP_DELETE, at("e4/d2"), NULL, 0, 3000) < 0)
+		fail_msg("no delete event for e4/d2");
+	assert_int_equal(flt_detach(f, e4), 0);
+	umount2(e4, MNT_DETACH);
+}
+
 int
 main(void)
 {
@@ -845,6 +891,7 @@ main(void)
 		T(kernel_cache_skips_unchanged_file_until_written),
 		T(counters_match_generated_events),
 		T(exec_can_be_denied),
+		T(ext4_rename_across_dirs_and_delete_in_removed_dir),
 #undef T
 	};
 	char self[PATH_MAX - 16], *slash;

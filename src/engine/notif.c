@@ -107,8 +107,16 @@ handle_event(struct engine *e, struct dtable *t, const struct fan_event *fe)
 		atomic_fetch_add(&e->ctr.self_events, 1);
 		goto out;
 	}
-	if (!(t->notif_ops))
-		goto out;
+	{
+		uint32_t wanted = 0;
+
+		for (size_t i = 0; i < sizeof(mask_ops) / sizeof(mask_ops[0]); i++)
+			if (fe->mask & mask_ops[i].mask)
+				wanted |= op_bit(mask_ops[i].op);
+		/* Resolving a path costs three syscalls: only for someone. */
+		if (!(wanted & t->notif_ops))
+			goto out;
+	}
 	clock_gettime(CLOCK_REALTIME, &d.time);
 	if (is_dir)
 		d.flags |= FLT_EVENT_DIR;
