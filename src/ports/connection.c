@@ -238,13 +238,7 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 		r->len = h->length;
 		r->status = h->status;
 		r->state = REQ_ANSWERED;
-		if (r->prev)
-			r->prev->next = r->next;
-		else
-			c->waiting = r->next;
-		if (r->next)
-			r->next->prev = r->prev;
-		c->n_waiting--;
+		conn_unlink_request_locked(c, r);
 		pthread_cond_signal(&r->cond);
 		atomic_fetch_add_explicit(&c->ctr.replied, 1, memory_order_relaxed);
 	} else {
@@ -267,34 +261,63 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 	}
 }
 
+void
+conn_unlink_request_locked(struct conn *c, struct request *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		c->waiting = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+	c->n_waiting--;
+}
+
+/*
+ * Reads one frame of type `type` from fd (R or C) without blocking into
+ * buf (WIRE_MAX_FRAME bytes). Returns 1 with *h filled, 0 when nothing is
+ * there, or -ENOTCONN when the connection is gone — closed by the service,
+ * or dropped here for a malformed frame (logged and counted).
+ */
+static int
+recv_checked(struct conn *c, int fd, uint8_t *buf, enum wire_type type,
+	     const char *channel, struct wire_header *h)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = WIRE_MAX_FRAME };
+	struct frame_rx rx;
+	const char *why;
+	int r;
+
+	r = frame_recv(fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
+	if (r == -EAGAIN)
+		return 0;
+	if (r <= 0) {
+		conn_disconnect(c, "service closed the connection");
+		return -ENOTCONN;
+	}
+	if (rx.n_fds || rx.fds_dropped) {
+		frame_rx_close_fds(&rx);
+		conn_malformed(c, channel, "descriptor attached");
+		return -ENOTCONN;
+	}
+	r = wire_decode(buf, rx.size, rx.truncated, WIRE_BIT(type), h, &why);
+	if (r < 0) {
+		conn_malformed(c, channel, why);
+		return -ENOTCONN;
+	}
+	return 1;
+}
+
 int
 conn_drain_replies(struct conn *c, const struct request *until)
 {
 	for (;;) {
-		struct iovec iov = { .iov_base = c->r_buf, .iov_len = WIRE_MAX_FRAME };
 		struct wire_header h;
-		struct frame_rx rx;
-		const char *why;
-		int r;
+		int r = recv_checked(c, c->r_fd, c->r_buf, WIRE_REPLY, "reply", &h);
 
-		r = frame_recv(c->r_fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
-		if (r == -EAGAIN)
-			return 0;
-		if (r <= 0) {
-			conn_disconnect(c, "service closed the connection");
-			return -ENOTCONN;
-		}
-		if (rx.n_fds || rx.fds_dropped) {
-			frame_rx_close_fds(&rx);
-			conn_malformed(c, "reply", "descriptor attached to a reply");
-			return -ENOTCONN;
-		}
-		r = wire_decode(c->r_buf, rx.size, rx.truncated, WIRE_BIT(WIRE_REPLY), &h,
-				&why);
-		if (r < 0) {
-			conn_malformed(c, "reply", why);
-			return -ENOTCONN;
-		}
+		if (r <= 0)
+			return r;
 		dispatch_reply(c, &h, c->r_buf + WIRE_HEADER_SIZE);
 		if (until) {
 			bool done;
@@ -315,30 +338,13 @@ conn_drain_replies(struct conn *c, const struct request *until)
 static int
 serve_call(struct conn *c, uint8_t *in, uint8_t *out)
 {
-	struct iovec iov = { .iov_base = in, .iov_len = WIRE_MAX_FRAME };
 	struct wire_header h, res = { .type = WIRE_CALL_RESULT };
-	struct frame_rx rx;
-	const char *why;
 	size_t out_len = 0;
 	int r, status;
 
-	r = frame_recv(c->c_fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
-	if (r == -EAGAIN)
-		return 0;
-	if (r <= 0) {
-		conn_disconnect(c, "service closed the connection");
-		return -ENOTCONN;
-	}
-	if (rx.n_fds || rx.fds_dropped) {
-		frame_rx_close_fds(&rx);
-		conn_malformed(c, "call", "descriptor attached to a call");
-		return -ENOTCONN;
-	}
-	r = wire_decode(in, rx.size, rx.truncated, WIRE_BIT(WIRE_CALL), &h, &why);
-	if (r < 0) {
-		conn_malformed(c, "call", why);
-		return -ENOTCONN;
-	}
+	r = recv_checked(c, c->c_fd, in, WIRE_CALL, "call", &h);
+	if (r <= 0)
+		return r;
 	if (!c->sp->on_message) {
 		status = -EOPNOTSUPP;
 	} else {

@@ -169,6 +169,8 @@ int conn_start(struct conn *c);
  * unpublishes the handle. Idempotent; any reference holder may call it. */
 void conn_disconnect(struct conn *c, const char *reason);
 void conn_malformed(struct conn *c, const char *channel, const char *reason);
+/* Takes a request off the waiting list. Caller holds c->lock. */
+void conn_unlink_request_locked(struct conn *c, struct request *r);
 /* Reads the REPLYs available on R without blocking (reader role held),
  * until R is empty or `until` (if not NULL) is no longer waiting.
  * Returns 0, or -ENOTCONN when the connection went away. */

@@ -67,20 +67,6 @@ wait_until(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t deadline)
 	return pthread_cond_timedwait(cond, lock, &ts);
 }
 
-/* Caller holds c->lock. */
-static void
-unlink_request(struct conn *c, struct request *r)
-{
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		c->waiting = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->next = r->prev = NULL;
-	c->n_waiting--;
-}
-
 /* Caller holds c->lock; the reader role is free. Wake whoever should read
  * replies next: a sender waiting in the loop, else the connection thread
  * if a late reply may still come. */
@@ -227,7 +213,7 @@ conn_send(struct conn *c, const void *msg, size_t len, void *reply, size_t *repl
 	pthread_mutex_lock(&c->lock);
 	if (r < 0) {
 		if (want && req.state == REQ_WAITING)
-			unlink_request(c, &req);
+			conn_unlink_request_locked(c, &req);
 		if (req.state == REQ_FAILED || c->state == CONN_CLOSING)
 			r = -ENOTCONN;
 		if (want)
@@ -276,7 +262,7 @@ conn_send(struct conn *c, const void *msg, size_t len, void *reply, size_t *repl
 		atomic_fetch_add(&c->ctr.disconnect_failures, 1);
 		break;
 	case REQ_WAITING:
-		unlink_request(c, &req);
+		conn_unlink_request_locked(c, &req);
 		remember_cancelled(c, req.id);
 		atomic_fetch_add(&c->ctr.timeouts, 1);
 		r = -ETIMEDOUT;
