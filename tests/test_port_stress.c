@@ -166,6 +166,9 @@ replies_race_timeouts(void **state)
 	}
 	print_message("stress: ok=%ld timedout=%ld; service: taken=%ld refused=%ld\n", ok,
 		      timedout, taken, refused);
+	if (taken + refused != (long)SENDERS * PER_SENDER)
+		fail_msg("the service judged %ld of %d replies", taken + refused,
+			 SENDERS * PER_SENDER);
 	assert_int_equal(ok + timedout, (long)SENDERS * PER_SENDER);
 	assert_int_equal(taken, ok); /* each 0 matched one taken reply */
 	assert_int_equal(taken + refused, (long)SENDERS * PER_SENDER);
