@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h — fltmgrd's configuration file (INI, parsed with libinih):
+ *
+ *   [fltmgrd]
+ *   runtime_dir = /run/fltmgr
+ *   filter_dir = /usr/lib/x86_64-linux-gnu/fltmgr/filters
+ *   log_level = notice            ; error warning notice info debug
+ *
+ *   [filter minispy]
+ *   altitude = 385100             ; required
+ *   object = minispy.so           ; default NAME.so, in filter_dir
+ *   deadline_ms = 5000
+ *   default_verdict = allow       ; or deny
+ *   attach = /home                ; PATH [subtree|mount|filesystem]; repeatable
+ *   param.queue_size = 4096       ; the filter's own parameters
+ *
+ * Every error names the file and line. The whole file is checked and every
+ * error reported, not just the first. Lines are limited to what libinih
+ * buffers (199 characters in Debian's build); a longer line is an error,
+ * never silently cut.
+ */
+#ifndef FLTMGR_CONFIG_H
+#define FLTMGR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <fltmgr/filter.h>
+
+#define CFG_MAX_LINE 1024
+
+struct cfg_instance {
+	char *path;
+	enum flt_instance_kind kind;
+	int line;
+};
+
+struct cfg_param {
+	char *key; /* without the "param." prefix */
+	char *value;
+	int line;
+};
+
+struct cfg_filter {
+	char *name;
+	char *object; /* as written; resolved against filter_dir by the loader */
+	char *altitude;
+	int deadline_ms;     /* 0: the engine's default */
+	int default_verdict; /* 0 or -EPERM */
+	struct cfg_instance *instances;
+	size_t n_instances;
+	struct cfg_param *params;
+	size_t n_params;
+	int line; /* of the [filter NAME] header */
+};
+
+struct cfg {
+	char *file;        /* as given, for messages */
+	char *runtime_dir; /* NULL: the default */
+	char *filter_dir;  /* NULL: the default */
+	int log_level;     /* 0: the default */
+	struct cfg_filter *filters;
+	size_t n_filters;
+};
+
+/*
+ * Parses `text` (or the file at `path`). On success *ret_cfg is set and 0
+ * returned. On failure returns -EINVAL (-errno if the file cannot be read)
+ * and *ret_errors holds every problem, one "FILE:LINE: message" per line
+ * (free() it).
+ */
+int cfg_parse_string(const char *name, const char *text, struct cfg **ret_cfg,
+		     char **ret_errors);
+int cfg_load(const char *path, struct cfg **ret_cfg, char **ret_errors);
+void cfg_free(struct cfg *c);
+
+const struct cfg_filter *cfg_find_filter(const struct cfg *c, const char *name);
+/* Same object, altitude, deadline, verdict, parameters (instances aside). */
+bool cfg_filter_same_settings(const struct cfg_filter *a, const struct cfg_filter *b);
+bool cfg_filter_same_instances(const struct cfg_filter *a, const struct cfg_filter *b);
+
+const char *cfg_kind_name(enum flt_instance_kind kind);
+
+#endif
