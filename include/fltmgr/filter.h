@@ -419,6 +419,36 @@ struct flt_engine_stats {
 int flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret_stats);
 int flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret_stats);
 
+/* ---- filters as shared objects (the DriverEntry counterpart) ---- */
+
+/*
+ * A filter shipped as a shared object exports one function with this name
+ * and type. fltmgrd calls it after loading the object, with the filter's
+ * name and altitude and its param.* settings from the configuration; the
+ * entry registers the filter (using config->name and config->altitude),
+ * creates its ports, and returns the registered filter. fltmgrd then
+ * attaches the configured instances and starts filtering. A negative
+ * return refuses the load; the daemon logs it with the config line.
+ */
+#define FLT_FILTER_ENTRY_SYMBOL "fltmgr_filter_entry"
+
+struct flt_filter_config {
+	const char *name;
+	const char *altitude;
+	int deadline_ms;     /* from the configuration; 0: default */
+	int default_verdict; /* 0 or -EPERM */
+	size_t n_params;
+	const char *const *param_keys; /* "queue_size", ... (no "param.") */
+	const char *const *param_values;
+};
+
+typedef int (*flt_filter_entry_fn)(flt_manager *manager,
+				   const struct flt_filter_config *config,
+				   flt_filter **ret_filter);
+
+/* The value of a parameter, or NULL. */
+const char *flt_config_param(const struct flt_filter_config *config, const char *key);
+
 const char *flt_filter_name(const flt_filter *filter);
 const char *flt_filter_altitude(const flt_filter *filter);
 

@@ -343,3 +343,14 @@ flt_filter_altitude(const flt_filter *filter)
 {
 	return filter ? filter->altitude : NULL;
 }
+
+const char *
+flt_config_param(const struct flt_filter_config *config, const char *key)
+{
+	if (!config || !key)
+		return NULL;
+	for (size_t i = 0; i < config->n_params; i++)
+		if (!strcmp(config->param_keys[i], key))
+			return config->param_values[i];
+	return NULL;
+}
