@@ -576,6 +576,46 @@ pend_and_complete_from_another_thread(void **state)
 	pthread_join(t, NULL);
 }
 
+static void *
+complete_now(void *arg)
+{
+	flt_complete_pended_preoperation(arg, FLT_PREOP_COMPLETE, -EPERM);
+	return NULL;
+}
+
+/* A worker that completes the event before the pre callback has returned
+ * FLT_PREOP_PENDING (here: for certain, by joining it first). */
+static enum flt_preop_status
+pre_pend_completed_early(struct flt_callback_data *d, void *ic, void **cc)
+{
+	pthread_t t;
+
+	(void)ic;
+	(void)cc;
+	pthread_create(&t, NULL, complete_now, d);
+	pthread_join(t, NULL);
+	return FLT_PREOP_PENDING;
+}
+
+static void
+completion_before_pending_returns_is_applied(void **state)
+{
+	struct flt_filter_stats fs;
+	flt_filter *f;
+	int64_t t0;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	f = reg_one("early", "250000", FLT_OP_OPEN, pre_pend_completed_early, 3000, 0);
+	t0 = tu_now_ms();
+	assert_int_equal(run_op(0, "open", at("f"), NULL), EPERM);
+	assert_true(tu_now_ms() - t0 < 1000); /* not at the 3 s deadline */
+	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
+	assert_int_equal(fs.denied, 1);
+	assert_int_equal(fs.deadline_defaults, 0);
+}
+
 static void
 pend_never_completed_gets_default_at_deadline(void **state)
 {
@@ -884,6 +924,7 @@ main(void)
 		T(nothing_from_outside_the_instance),
 		T(altitudes_order_pre_descending_post_ascending),
 		T(pend_and_complete_from_another_thread),
+		T(completion_before_pending_returns_is_applied),
 		T(pend_never_completed_gets_default_at_deadline),
 		T(blocked_callback_does_not_hold_up_other_files),
 		T(shutdown_answers_fifty_pending_opens),

@@ -624,6 +624,7 @@ flt_exclude_process(flt_filter *filter, pid_t pid)
 	}
 	fe->excluded = n;
 	fe->excluded[fe->n_excluded++] = pid;
+	atomic_store(&fe->n_excluded_hint, fe->n_excluded);
 	pthread_mutex_unlock(&fe->excl_lock);
 	return 0;
 }
@@ -640,6 +641,7 @@ flt_include_process(flt_filter *filter, pid_t pid)
 	for (size_t i = 0; i < fe->n_excluded; i++) {
 		if (fe->excluded[i] == pid) {
 			fe->excluded[i] = fe->excluded[--fe->n_excluded];
+			atomic_store(&fe->n_excluded_hint, fe->n_excluded);
 			pthread_mutex_unlock(&fe->excl_lock);
 			return 0;
 		}

@@ -84,6 +84,7 @@ struct filter_engine {
 	pthread_mutex_t excl_lock;
 	pid_t *excluded;
 	size_t n_excluded;
+	atomic_size_t n_excluded_hint; /* lock-free "any at all?" */
 	struct filter_counters ctr;
 };
 
@@ -137,11 +138,16 @@ struct perm_event {
 	struct dtable *t;
 	int fd;
 	uint64_t mask;
-	size_t pos;             /* filter being asked */
-	int64_t deadline;       /* guarded by pend_lock */
-	int default_verdict;    /* of the filter being asked */
-	bool in_pending;        /* on the in-flight list (pend_lock) */
-	atomic_bool pend_owned; /* a filter pended it and owns a reference */
+	size_t pos;          /* filter being asked */
+	int64_t deadline;    /* guarded by pend_lock */
+	int default_verdict; /* of the filter being asked */
+	bool in_pending;     /* on the in-flight list (pend_lock) */
+	/* Pending, by state (PEND_*): who may finish a pended event. A
+	 * completion that arrives while the pre callback is still running
+	 * (a worker was quick) is parked and applied when it returns. */
+	atomic_int pend_state;
+	enum flt_preop_status early_status;
+	int early_error;
 	bool all_cacheable;
 	bool any_cache_opt_in;
 	struct perm_event *pnext, *pprev;
@@ -150,6 +156,13 @@ struct perm_event {
 	const struct dt_instance **inst; /* [t->n] */
 	struct flt_callback_data data;
 	struct flt_event_priv priv;
+};
+
+enum pend_state {
+	PEND_IDLE = 0,    /* no pre callback running, not pended */
+	PEND_IN_CALLBACK, /* a pre callback is running */
+	PEND_OWNED,       /* pended: the filter owns a reference */
+	PEND_EARLY,       /* completed before its callback returned */
 };
 
 /* ---- marks ---- */

@@ -203,7 +203,8 @@ run_chain(struct perm_event *ev)
 		if (!in)
 			continue;
 		atomic_fetch_add(&fe->ctr.seen, 1);
-		if (fe->n_excluded && filter_excludes(df->filter, ev->data.pid)) {
+		if (atomic_load(&fe->n_excluded_hint) &&
+		    filter_excludes(df->filter, ev->data.pid)) {
 			atomic_fetch_add(&fe->ctr.excluded, 1);
 			continue;
 		}
@@ -220,8 +221,25 @@ run_chain(struct perm_event *ev)
 		ev->inst[i] = in;
 		ev->data.status = 0;
 		ev->data.cacheable = 1;
+		atomic_store(&ev->pend_state, PEND_IN_CALLBACK);
 		st = fe->pre[op](&ev->data, in->context, &ev->ctx[i]);
 		atomic_fetch_add(&fe->ctr.delivered, 1);
+		if (st == FLT_PREOP_PENDING) {
+			int expected = PEND_IN_CALLBACK;
+
+			atomic_fetch_add(&fe->ctr.pended, 1);
+			atomic_fetch_add(&ev->refs, 1); /* owned by the pend */
+			if (atomic_compare_exchange_strong(&ev->pend_state, &expected,
+							   PEND_OWNED))
+				return; /* completed later, from any thread */
+			/* Already completed (PEND_EARLY) while we were still in
+			 * the callback: apply that completion here. */
+			atomic_fetch_sub(&ev->refs, 1);
+			st = ev->early_status;
+			if (st == FLT_PREOP_COMPLETE)
+				ev->data.status = ev->early_error;
+		}
+		atomic_store(&ev->pend_state, PEND_IDLE);
 		if (!ev->data.cacheable || !(fe->flags & FLT_REGISTRATION_CACHE_VERDICTS))
 			ev->all_cacheable = false;
 		else
@@ -243,11 +261,6 @@ run_chain(struct perm_event *ev)
 		case FLT_PREOP_COMPLETE:
 			finish(ev, ev->data.status < 0 ? ev->data.status : 0, i);
 			return;
-		case FLT_PREOP_PENDING:
-			atomic_fetch_add(&fe->ctr.pended, 1);
-			atomic_fetch_add(&ev->refs, 1); /* owned by the pend */
-			atomic_store(&ev->pend_owned, true);
-			return;
 		default:
 			log_error(e->mgr, "filter %s: pre callback returned %d; allowing",
 				  df->filter->name, (int)st);
@@ -262,25 +275,37 @@ flt_complete_pended_preoperation(struct flt_callback_data *data,
 				 enum flt_preop_status status, int error)
 {
 	struct perm_event *ev;
+	int expected;
 	size_t pos;
-
-	bool owned = true;
 
 	if (!data || !data->priv || !data->priv->perm)
 		return;
 	ev = data->priv->perm;
-	/* The pend's reference passes to us; if unregistering the filter
-	 * already reclaimed it, the event may be gone: the filter broke the
-	 * rule to finish its pends before unregistering. */
-	if (!atomic_compare_exchange_strong(&ev->pend_owned, &owned, false))
+	if (status == FLT_PREOP_PENDING) {
+		log_error(ev->e->mgr,
+			  "flt_complete_pended_preoperation: PENDING is not a "
+			  "completion; allowing");
+		status = FLT_PREOP_SUCCESS_NO_CALLBACK;
+	}
+	/* A worker may finish before the pre callback has even returned
+	 * FLT_PREOP_PENDING: park the result for run_chain to apply. */
+	ev->early_status = status;
+	ev->early_error = error;
+	expected = PEND_IN_CALLBACK;
+	if (atomic_compare_exchange_strong(&ev->pend_state, &expected, PEND_EARLY))
+		return;
+	/* The normal case: the pend's reference passes to us. If
+	 * unregistering the filter reclaimed it, the event may be gone: the
+	 * filter broke the rule to finish its pends before unregistering. */
+	expected = PEND_OWNED;
+	if (!atomic_compare_exchange_strong(&ev->pend_state, &expected, PEND_IDLE))
 		return;
 	pos = ev->pos; /* stable: nothing runs the chain while it is pended */
 	switch (status) {
 	case FLT_PREOP_COMPLETE:
 		finish(ev, error < 0 ? error : 0, pos);
 		break;
-	case FLT_PREOP_SUCCESS_WITH_CALLBACK:
-	case FLT_PREOP_SUCCESS_NO_CALLBACK:
+	default:
 		if (atomic_load(&ev->answered)) {
 			atomic_fetch_add(&fe_at(ev, pos)->ctr.late_completions, 1);
 			break;
@@ -291,13 +316,6 @@ flt_complete_pended_preoperation(struct flt_callback_data *data,
 		atomic_fetch_add(&fe_at(ev, pos)->ctr.allowed, 1);
 		ev->pos = pos + 1;
 		run_chain(ev);
-		break;
-	default:
-		log_error(ev->e->mgr,
-			  "flt_complete_pended_preoperation: status %d is not "
-			  "a completion; allowing",
-			  (int)status);
-		finish(ev, 0, pos);
 		break;
 	}
 	perm_event_unref(ev); /* the pend's reference */
@@ -621,7 +639,8 @@ perm_abandon_filter(struct engine *e, flt_filter *f)
 		for (struct perm_event *x = e->pending; x; x = x->pnext) {
 			if (x->t->f[x->pos].filter != f || x->deadline == INT64_MAX)
 				continue;
-			if (atomic_load(&x->answered) && !atomic_load(&x->pend_owned))
+			if (atomic_load(&x->answered) &&
+			    atomic_load(&x->pend_state) != PEND_OWNED)
 				continue;
 			ev = x;
 			atomic_fetch_add(&ev->refs, 1);
@@ -634,10 +653,10 @@ perm_abandon_filter(struct engine *e, flt_filter *f)
 			return;
 		answer_default(ev, verdict, pos);
 		{
-			bool owned = true;
+			int owned = PEND_OWNED;
 
-			if (atomic_compare_exchange_strong(&ev->pend_owned, &owned,
-							   false))
+			if (atomic_compare_exchange_strong(&ev->pend_state, &owned,
+							   PEND_IDLE))
 				perm_event_unref(ev); /* the abandoned pend */
 		}
 		perm_event_unref(ev);
