@@ -498,6 +498,8 @@ altitudes_order_pre_descending_post_ascending(void **state)
 		order[n++] = recs[i].filter * (recs[i].pre ? 1 : -1);
 	pthread_mutex_unlock(&rec_lock);
 	assert_int_equal(n, 6);
+	/* FILESYSTEM instances need no path to match; callbacks get it. */
+	assert_string_equal(recs[0].path, at("f"));
 	assert_int_equal(order[0], 1); /* pre: high, mid, low */
 	assert_int_equal(order[1], 2);
 	assert_int_equal(order[2], 3);
@@ -614,6 +616,33 @@ completion_before_pending_returns_is_applied(void **state)
 	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
 	assert_int_equal(fs.denied, 1);
 	assert_int_equal(fs.deadline_defaults, 0);
+}
+
+/* A filter unregisters while it holds a pended open; its worker completes
+ * the event afterwards. The opener is answered by the default at
+ * unregister, and the late completion touches nothing freed (ASan). */
+static void
+completion_after_unregister_is_harmless(void **state)
+{
+	struct child c;
+	flt_filter *f;
+	struct flt_engine_stats es;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	atomic_store(&pended, NULL);
+	f = reg_one("pender", "250000", FLT_OP_OPEN, pre_pend, 60000, 0);
+	c = child_start(0, false, "open", at("f"), NULL);
+	for (int i = 0; i < 5000 && !atomic_load(&pended); i++)
+		usleep(1000);
+	assert_non_null(atomic_load(&pended));
+	flt_unregister_filter(f);              /* must not wait for the pend */
+	assert_int_equal(child_finish(&c), 0); /* default: allow */
+	flt_complete_pended_preoperation(atomic_load(&pended), FLT_PREOP_COMPLETE,
+					 -EPERM);
+	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
+	assert_int_equal(es.pending, 0);
 }
 
 static void
@@ -926,6 +955,7 @@ main(void)
 		T(pend_and_complete_from_another_thread),
 		T(completion_before_pending_returns_is_applied),
 		T(pend_never_completed_gets_default_at_deadline),
+		T(completion_after_unregister_is_harmless),
 		T(blocked_callback_does_not_hold_up_other_files),
 		T(shutdown_answers_fifty_pending_opens),
 		T(callback_opening_the_same_file_does_not_deadlock),

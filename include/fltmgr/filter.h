@@ -153,8 +153,10 @@ struct flt_event_priv;
 
 struct flt_callback_data {
 	enum flt_operation op;
-	uint32_t flags;       /* FLT_EVENT_* */
-	uint64_t sequence;    /* global, 1, 2, 3, ...; gaps = lost events */
+	uint32_t flags; /* FLT_EVENT_* */
+	/* Global order: one counter for all filters, so a filter's own events
+	 * have gaps; lost events are reported by FLT_OP_OVERFLOW and counted. */
+	uint64_t sequence;
 	struct timespec time; /* CLOCK_REALTIME when the event was read */
 	const char *path;     /* absolute path; RENAME: the old path */
 	const char *new_path; /* RENAME: the new path; else NULL */
@@ -166,8 +168,8 @@ struct flt_callback_data {
 	 * until completion. Otherwise -1. Do not close it. */
 	int fd;
 	uint64_t lost; /* FLT_OP_OVERFLOW: events lost, if known */
-	/* Pre callbacks returning FLT_PREOP_COMPLETE: 0 allow, -errno deny
-	 * (the opener sees EPERM unless the kernel supports custom errnos). */
+	/* Pre callbacks returning FLT_PREOP_COMPLETE: 0 allow, < 0 deny. The
+	 * opener sees EPERM: fanotify permission events take no other errno. */
 	int status;
 	/* Pre callbacks: clear to keep this allow out of the kernel verdict
 	 * cache (for verdicts that depend on the process). */
@@ -262,8 +264,12 @@ const char *flt_manager_runtime_dir(const flt_manager *manager);
 
 int flt_register_filter(flt_manager *manager, const struct flt_registration *registration,
 			flt_filter **ret_filter);
-/* Closes the filter's server ports, disconnects every connection (each
- * disconnect callback runs), waits for callbacks in flight, frees. */
+/* Stops its file-system events (its pended events are answered with its
+ * default verdict; a completion that arrives later is ignored safely),
+ * waits for its callbacks in flight, tears its instances down, calls its
+ * unload callback, closes its server ports and disconnects every
+ * connection (each disconnect callback runs), then frees. Not to be called
+ * from one of the filter's own callbacks. */
 void flt_unregister_filter(flt_filter *filter);
 
 /*
@@ -366,7 +372,8 @@ int flt_port_get_peer(flt_filter *filter, const flt_port *client_port,
 /*
  * Starts delivering events to the filter (its instances begin to see
  * them). The first call in a manager starts the fanotify event source;
- * -EPERM without CAP_SYS_ADMIN, -ENOSYS without fanotify.
+ * -EPERM without CAP_SYS_ADMIN, -EOPNOTSUPP when the kernel lacks what
+ * the filter's operations need (see the engine's startup log).
  */
 int flt_start_filtering(flt_filter *filter);
 

@@ -151,6 +151,8 @@ filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
 		goto fail_dl;
 	}
 	if (r < 0) {
+		if (f) /* registered, then failed: do not leave it behind */
+			flt_unregister_filter(f);
 		r = fail(r, ret_why, "filter %s refused to load: %s", cf->name,
 			 strerror(-r));
 		goto fail_dl;

@@ -249,13 +249,23 @@ engine_rebuild_locked(struct engine *e)
 	return r;
 }
 
-/* Waits until no table published before now is still in use. */
+/* Waits until no table naming f is still in use (callbacks of f in
+ * flight, or events holding an instance context of f). Other filters'
+ * slow callbacks do not hold this up. */
 static void
-wait_retired_drained(struct engine *e)
+wait_filter_drained(struct engine *e, flt_filter *f)
 {
 	pthread_mutex_lock(&e->table_lock);
-	while (e->retired)
+	for (;;) {
+		bool busy = false;
+
+		for (struct dtable *t = e->retired; t && !busy; t = t->next_retired)
+			for (size_t i = 0; i < t->n && !busy; i++)
+				busy = t->f[i].filter == f;
+		if (!busy)
+			break;
 		pthread_cond_wait(&e->table_released, &e->table_lock);
+	}
 	pthread_mutex_unlock(&e->table_lock);
 }
 
@@ -516,7 +526,7 @@ flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind)
 		pthread_mutex_unlock(&e->lock);
 	if (r < 0) {
 		if (e)
-			wait_retired_drained(e);
+			wait_filter_drained(e, filter);
 		if (fe->instance_teardown)
 			fe->instance_teardown(filter, ctx);
 		free(in->path);
@@ -570,7 +580,7 @@ flt_detach(flt_filter *filter, const char *path)
 	}
 	/* Callbacks in flight may still use the instance context. */
 	if (e)
-		wait_retired_drained(e);
+		wait_filter_drained(e, filter);
 	if (fe->instance_teardown)
 		fe->instance_teardown(filter, in->context);
 	log_info(filter->mgr, "filter %s: detached from %s", filter->name, in->path);
@@ -596,7 +606,7 @@ engine_filter_unregister(flt_filter *f)
 		perm_abandon_filter(e, f);
 		/* Waits for callbacks in flight: every event dispatched with
 		 * a table naming f holds that table. */
-		wait_retired_drained(e);
+		wait_filter_drained(e, f);
 	}
 	filter_engine_free(f);
 }

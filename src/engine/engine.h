@@ -24,8 +24,11 @@
  * every reader is stuck in a callback), one notification reader, one
  * watchdog (deadlines, takeover, emergency answers).
  *
- * Lock order: engine->lock (tables, marks, instances) -> engine->pend_lock
- * (the in-flight list). Callbacks never run under either.
+ * Lock order (outer first): attach_lock (engine.c, attach/detach) ->
+ * engine->lock (marks, instances, rebuilds) -> manager->lock, table_lock;
+ * pend_lock (the live event list) and readers_lock are leaves. Filter
+ * callbacks never run under any of them, except instance setup/teardown,
+ * which run under attach_lock (so they must not attach or detach).
  */
 #ifndef FLTMGR_ENGINE_H
 #define FLTMGR_ENGINE_H
@@ -163,6 +166,8 @@ enum pend_state {
 	PEND_IN_CALLBACK, /* a pre callback is running */
 	PEND_OWNED,       /* pended: the filter owns a reference */
 	PEND_EARLY,       /* completed before its callback returned */
+	PEND_ABANDONED,   /* its filter unregistered: answered by default;
+			     the event lives until the filter completes it */
 };
 
 /* ---- marks ---- */

@@ -57,13 +57,15 @@ respond(struct engine *e, int fd, int verdict)
 	if (write(e->perm_fd, &r, sizeof(r)) == sizeof(r))
 		return;
 	if (errno == EINVAL && r.response != FAN_DENY && r.response != FAN_ALLOW) {
-		/* This kernel takes no custom errno: deny with EPERM. */
+		/* No custom errno for this group: deny with EPERM, answer
+		 * first, log after. */
 		atomic_store(&e->deny_errno_ok, false);
-		log_notice(e->mgr, "fanotify: custom deny errno unsupported; "
-				   "denials show EPERM");
 		r.response = FAN_DENY;
-		if (write(e->perm_fd, &r, sizeof(r)) == sizeof(r))
+		if (write(e->perm_fd, &r, sizeof(r)) == sizeof(r)) {
+			log_info(e->mgr, "fanotify: custom deny errno not accepted; "
+					 "denials show EPERM");
 			return;
+		}
 	}
 	log_error(e->mgr, "fanotify: cannot answer a permission event: %s",
 		  strerror(errno));
@@ -120,7 +122,8 @@ perm_event_unref(struct perm_event *ev)
 		close(ev->priv.pidfd);
 	free(ev->priv.path_buf);
 	free(ev->priv.new_path_buf);
-	dtable_release(e, ev->t);
+	if (ev->t)
+		dtable_release(e, ev->t);
 	free(ev);
 }
 
@@ -170,8 +173,15 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 	if (verdict != 0)
 		return;
 	if (ev->all_cacheable && ev->any_cache_opt_in && e->feat.evictable &&
-	    e->feat.mark_ignore)
-		cache_insert(ev);
+	    e->feat.mark_ignore) {
+		/* Only while the table that decided is still current: a
+		 * rebuild swaps tables under table_lock and flushes after, so
+		 * an insert made here is never older than the last flush. */
+		pthread_mutex_lock(&e->table_lock);
+		if (e->table == t)
+			cache_insert(ev);
+		pthread_mutex_unlock(&e->table_lock);
+	}
 	/* Post callbacks, lowest altitude first. */
 	for (size_t i = t->n; i-- > 0;) {
 		if (!ev->want_post[i])
@@ -206,6 +216,9 @@ run_chain(struct perm_event *ev)
 		if (atomic_load(&fe->n_excluded_hint) &&
 		    filter_excludes(df->filter, ev->data.pid)) {
 			atomic_fetch_add(&fe->ctr.excluded, 1);
+			/* It was not asked: caching the inode would hide the
+			 * file from it for every other process too. */
+			ev->all_cacheable = false;
 			continue;
 		}
 		pthread_mutex_lock(&e->pend_lock);
@@ -219,6 +232,7 @@ run_chain(struct perm_event *ev)
 		pthread_mutex_unlock(&e->pend_lock);
 
 		ev->inst[i] = in;
+		event_fill_identity(&ev->data); /* path, dev, ino: once */
 		ev->data.status = 0;
 		ev->data.cacheable = 1;
 		atomic_store(&ev->pend_state, PEND_IN_CALLBACK);
@@ -297,10 +311,16 @@ flt_complete_pended_preoperation(struct flt_callback_data *data,
 	/* The normal case: the pend's reference passes to us. If
 	 * unregistering the filter reclaimed it, the event may be gone: the
 	 * filter broke the rule to finish its pends before unregistering. */
+	expected = PEND_ABANDONED;
+	if (atomic_compare_exchange_strong(&ev->pend_state, &expected, PEND_IDLE)) {
+		/* Its filter is gone; the event was answered by default. */
+		perm_event_unref(ev);
+		return;
+	}
 	expected = PEND_OWNED;
 	if (!atomic_compare_exchange_strong(&ev->pend_state, &expected, PEND_IDLE))
-		return;
-	pos = ev->pos; /* stable: nothing runs the chain while it is pended */
+		return; /* not pended at all: a filter bug, ignored */
+	pos = ev->pos;  /* stable: nothing runs the chain while it is pended */
 	switch (status) {
 	case FLT_PREOP_COMPLETE:
 		finish(ev, error < 0 ? error : 0, pos);
@@ -314,7 +334,11 @@ flt_complete_pended_preoperation(struct flt_callback_data *data,
 		    ev->t->f[pos].post_ops & op_bit(ev->data.op))
 			ev->want_post[pos] = 1;
 		atomic_fetch_add(&fe_at(ev, pos)->ctr.allowed, 1);
+		/* Nobody holds it until the next filter is asked. */
+		pthread_mutex_lock(&ev->e->pend_lock);
 		ev->pos = pos + 1;
+		ev->deadline = INT64_MAX;
+		pthread_mutex_unlock(&ev->e->pend_lock);
 		run_chain(ev);
 		break;
 	}
@@ -608,7 +632,8 @@ watchdog_main(void *arg)
 		now = now_ns();
 		for (struct perm_event *ev = e->pending; ev && n_due < 64;
 		     ev = ev->pnext) {
-			if (ev->deadline <= now && !atomic_load(&ev->answered)) {
+			if (ev->deadline <= now && !atomic_load(&ev->answered) && ev->t &&
+			    ev->pos < ev->t->n) {
 				atomic_fetch_add(&ev->refs, 1);
 				verdict[n_due] = ev->default_verdict;
 				pos[n_due] = ev->pos;
@@ -632,12 +657,13 @@ perm_abandon_filter(struct engine *e, flt_filter *f)
 {
 	for (;;) {
 		struct perm_event *ev = NULL;
-		int verdict = 0;
+		int verdict = 0, owned = PEND_OWNED;
 		size_t pos = 0;
 
 		pthread_mutex_lock(&e->pend_lock);
 		for (struct perm_event *x = e->pending; x; x = x->pnext) {
-			if (x->t->f[x->pos].filter != f || x->deadline == INT64_MAX)
+			if (!x->t || x->pos >= x->t->n || x->t->f[x->pos].filter != f ||
+			    x->deadline == INT64_MAX)
 				continue;
 			if (atomic_load(&x->answered) &&
 			    atomic_load(&x->pend_state) != PEND_OWNED)
@@ -646,18 +672,26 @@ perm_abandon_filter(struct engine *e, flt_filter *f)
 			atomic_fetch_add(&ev->refs, 1);
 			verdict = ev->default_verdict;
 			pos = ev->pos;
+			ev->deadline = INT64_MAX;
 			break;
 		}
 		pthread_mutex_unlock(&e->pend_lock);
 		if (!ev)
 			return;
 		answer_default(ev, verdict, pos);
-		{
-			int owned = PEND_OWNED;
+		if (atomic_compare_exchange_strong(&ev->pend_state, &owned,
+						   PEND_ABANDONED)) {
+			/* The filter may still complete it later (a worker that
+			 * has not noticed): the event stays valid for that, but
+			 * lets go of the dispatch table now, so unregistering
+			 * does not wait for it. */
+			struct dtable *t;
 
-			if (atomic_compare_exchange_strong(&ev->pend_state, &owned,
-							   PEND_IDLE))
-				perm_event_unref(ev); /* the abandoned pend */
+			pthread_mutex_lock(&e->pend_lock);
+			t = ev->t;
+			ev->t = NULL;
+			pthread_mutex_unlock(&e->pend_lock);
+			dtable_release(e, t);
 		}
 		perm_event_unref(ev);
 	}

@@ -57,7 +57,8 @@ fan_probe(flt_manager *m, struct fan_features *f)
 
 	log_info(m,
 		 "fanotify: unlimited queue %s, pidfd %s, dfid+name+target %s, "
-		 "rename %s, evictable marks %s, ignore marks %s, pre-content %s",
+		 "rename %s, evictable marks %s, ignore marks %s, pre-content %s "
+		 "(a \"no\" may also mean missing privilege)",
 		 f->unlimited_queue ? "yes" : "NO", f->pidfd ? "yes" : "no",
 		 f->dfid_name_target ? "yes" : "NO", f->rename ? "yes" : "no",
 		 f->evictable ? "yes" : "no", f->mark_ignore ? "yes" : "no",
@@ -66,8 +67,9 @@ fan_probe(flt_manager *m, struct fan_features *f)
 		log_warning(m, "fanotify: no unlimited queue: a full permission queue "
 			       "fails open; refusing to filter permission events");
 	if (!f->pidfd)
-		log_notice(m, "fanotify: no FAN_REPORT_PIDFD (Linux < 5.15): process "
-			      "details are read by pid and marked unverified");
+		log_notice(m, "fanotify: no FAN_REPORT_PIDFD (Linux < 5.15 or no "
+			      "privilege): process details cannot be verified and are "
+			      "not reported (pid only)");
 	if (!f->dfid_name_target)
 		log_warning(m, "fanotify: no name reporting (Linux < 5.17 or no "
 			       "FAN_REPORT_DFID_NAME_TARGET): no create/delete/rename "
@@ -75,7 +77,9 @@ fan_probe(flt_manager *m, struct fan_features *f)
 	else if (!f->rename)
 		log_notice(m, "fanotify: no FAN_RENAME (Linux < 5.17): renames are "
 			      "not reported");
-	if (!f->evictable)
-		log_notice(m, "fanotify: no evictable marks (Linux < 5.19): the kernel "
-			      "verdict cache is off");
+	if (!f->evictable || !f->mark_ignore)
+		log_notice(m,
+			   "fanotify: no evictable %s marks (Linux < %s): the kernel "
+			   "verdict cache is off",
+			   f->evictable ? "ignore" : "", f->evictable ? "6.0" : "5.19");
 }

@@ -345,7 +345,12 @@ flt_get_process(const struct flt_callback_data *data)
 	if (pv->proc_done)
 		return p;
 	pv->proc_done = true;
-	*p = (struct flt_process){ .pid = data->pid };
+	/* uid/gid -1 until read: never a false "root". */
+	*p = (struct flt_process){ .pid = data->pid,
+				   .uid = (uid_t)-1,
+				   .euid = (uid_t)-1,
+				   .gid = (gid_t)-1,
+				   .egid = (gid_t)-1 };
 	if (data->pid <= 0)
 		return p;
 	read_status_ids(data->pid, p);
