@@ -177,8 +177,9 @@ main(void)
 	};
 
 	if (!getenv("FLTMGR_TEST_FILTER") || !getenv("FLTMGR_TEST_NOENTRY")) {
-		fprintf(stderr, "test_loader: FLTMGR_TEST_FILTER and FLTMGR_TEST_NOENTRY are "
-				"not set; run it with `meson test test_loader`\n");
+		fprintf(stderr,
+			"test_loader: FLTMGR_TEST_FILTER and FLTMGR_TEST_NOENTRY are "
+			"not set; run it with `meson test test_loader`\n");
 		return 1;
 	}
 	return cmocka_run_group_tests_name("loader", tests, NULL, NULL);
