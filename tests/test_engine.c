@@ -42,6 +42,8 @@ struct rec {
 	pid_t pid;
 	uid_t uid;
 	int verified;
+	ino_t ino;
+	dev_t dev;
 	char path[256];
 	char new_path[256];
 	char exe[256];
@@ -63,6 +65,8 @@ record(int filter, bool pre, const struct flt_callback_data *d)
 			 .seq = d->sequence,
 			 .pid = d->pid };
 
+	r.ino = d->ino;
+	r.dev = d->dev;
 	if (p) {
 		r.uid = p->uid;
 		r.verified = p->verified;
@@ -310,6 +314,20 @@ expect_event(enum flt_operation op, const char *path, const char *new_path,
 	assert_string_equal(recs[i].exe, fsop_path);
 }
 
+/* The event's dev/ino are the file's (decoded from its file handle where
+ * the filesystem's layout is known, else stat'ed). */
+static void
+expect_identity(enum flt_operation op, const char *path, pid_t pid)
+{
+	struct stat st;
+	int i = find_rec(0, op, path, NULL, pid);
+
+	assert_true(i >= 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(recs[i].ino, st.st_ino);
+	assert_int_equal(recs[i].dev, st.st_dev);
+}
+
 static void
 each_operation_reports_path_and_process(void **state)
 {
@@ -327,6 +345,8 @@ each_operation_reports_path_and_process(void **state)
 	expect_event(FLT_OP_CREATE, at("a"), NULL, &c, uid);
 	expect_event(FLT_OP_OPEN, at("a"), NULL, &c, uid);
 	expect_event(FLT_OP_CLOSE_WRITE, at("a"), NULL, &c, uid);
+	expect_identity(FLT_OP_CREATE, at("a"), c.pid);
+	expect_identity(FLT_OP_CLOSE_WRITE, at("a"), c.pid);
 	assert_int_equal(child_finish(&c), 0);
 
 	c = child_start(uid, true, "write", at("a"), "hello");
@@ -928,6 +948,8 @@ ext4_rename_across_dirs_and_delete_in_removed_dir(void **state)
 	assert_int_equal(run_op(0, "mkdir", at("e4/d2"), NULL), 0);
 	c = child_start(0, true, "write", at("e4/d1/f"), "x");
 	expect_event(FLT_OP_CLOSE_WRITE, at("e4/d1/f"), NULL, &c, 0);
+	expect_identity(FLT_OP_CLOSE_WRITE, at("e4/d1/f"), c.pid);
+	expect_identity(FLT_OP_CREATE, at("e4/d1/f"), c.pid);
 	assert_int_equal(child_finish(&c), 0);
 	c = child_start(0, true, "rename", at("e4/d1/f"), at("e4/d2/g"));
 	expect_event(FLT_OP_RENAME, at("e4/d1/f"), at("e4/d2/g"), &c, 0);

@@ -175,9 +175,15 @@ enum pend_state {
 struct fsmark {
 	struct fsmark *next;
 	dev_t dev;
-	uint64_t fsid;       /* statfs f_fsid, as fanotify reports it */
-	int dir_fd;          /* O_PATH directory on this fs, for open_by_handle_at */
-	char *path;          /* the path marked */
+	uint64_t fsid; /* statfs f_fsid, as fanotify reports it */
+	int dir_fd;    /* O_PATH directory on this fs, for open_by_handle_at */
+	char *path;    /* the path marked */
+	/* Where this filesystem's file handles keep the inode number,
+	 * learned from the marked directory's own handle (ino_size 0: not
+	 * known; identity then costs an fstatat). */
+	int ino_handle_type;
+	uint32_t ino_handle_bytes;
+	uint8_t ino_off, ino_size;
 	uint64_t perm_mask;  /* applied to the permission group */
 	uint64_t notif_mask; /* applied to the notification group */
 	int refs;            /* instances */
@@ -276,9 +282,12 @@ void dir_cache_clear(void);
 /* Fills dev/ino/flags and path of a permission event (lazily). */
 void event_fill_identity(struct flt_callback_data *d);
 int resolve_fd_path(int fd, char **ret_path);
+/* Path of a directory handle + name. *ret_ino comes from target (the
+ * object's own handle, may be NULL) when this filesystem's handle layout
+ * is known, else from an fstatat of the name. */
 int resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle,
-		     const char *name, char **ret_path, dev_t *ret_dev, ino_t *ret_ino,
-		     bool *ret_is_dir);
+		     const char *name, const void *target, char **ret_path,
+		     dev_t *ret_dev, ino_t *ret_ino, bool *ret_is_dir);
 const struct dt_instance *instance_match(const struct dt_filter *df,
 					 struct flt_callback_data *data);
 bool filter_excludes(flt_filter *f, pid_t pid);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -109,6 +110,56 @@ mark_free(struct engine *e, struct fsmark *mk)
 	free(mk);
 }
 
+/*
+ * Where do this filesystem's file handles keep the inode number? Handles
+ * are opaque, but the common encodings are known: the kernel's generic
+ * FILEID_INO32_GEN (type 1, 8 bytes: u32 inode, u32 generation: ext2/3/4
+ * and most others), tmpfs's own type 1 (12 bytes: u32 generation, u64
+ * inode) and FILEID_INO64_GEN (type 0x81, 12 bytes: u64 inode, u32
+ * generation). The layout is used only if decoding the marked directory's
+ * own handle gives its st_ino; otherwise notifications fall back to an
+ * fstatat per event.
+ */
+static void
+learn_handle_layout(struct fsmark *mk)
+{
+	static const struct {
+		int type;
+		uint32_t bytes;
+		uint8_t off, size;
+	} known[] = {
+		{ 1, 8, 0, 4 },
+		{ 1, 12, 4, 8 },
+		{ 0x81, 12, 0, 8 },
+	};
+	struct {
+		struct file_handle h;
+		unsigned char bytes[128];
+	} fh;
+	struct stat st;
+	int mnt;
+
+	fh.h.handle_bytes = sizeof(fh.bytes);
+	if (name_to_handle_at(mk->dir_fd, "", &fh.h, &mnt, AT_EMPTY_PATH) < 0 ||
+	    fstat(mk->dir_fd, &st) < 0)
+		return;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		uint64_t v = 0;
+
+		if (fh.h.handle_type != known[i].type ||
+		    fh.h.handle_bytes != known[i].bytes)
+			continue;
+		memcpy(&v, fh.h.f_handle + known[i].off, known[i].size);
+		if (v != (uint64_t)st.st_ino)
+			return; /* not the layout we think: do not guess */
+		mk->ino_handle_type = known[i].type;
+		mk->ino_handle_bytes = known[i].bytes;
+		mk->ino_off = known[i].off;
+		mk->ino_size = known[i].size;
+		return;
+	}
+}
+
 static struct fsmark *
 mark_new(struct engine *e, const char *path, dev_t dev)
 {
@@ -128,6 +179,9 @@ mark_new(struct engine *e, const char *path, dev_t dev)
 		return NULL;
 	}
 	memcpy(&mk->fsid, &sfs.f_fsid, sizeof(mk->fsid));
+	learn_handle_layout(mk);
+	log_info(e->mgr, "marking the filesystem of %s: inode numbers %s", path,
+		 mk->ino_size ? "read from file handles" : "by fstatat (unknown handle layout)");
 	mk->next = e->marks;
 	e->marks = mk;
 	return mk;

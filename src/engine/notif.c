@@ -77,15 +77,16 @@ deliver_overflow(struct engine *e, struct dtable *t)
 }
 
 static int
-resolve_one(struct engine *e, const struct fan_fid *fid, char **ret_path,
-	    struct flt_callback_data *d, bool take_identity)
+resolve_one(struct engine *e, const struct fan_fid *fid, const struct fan_fid *target,
+	    char **ret_path, struct flt_callback_data *d, bool take_identity)
 {
 	dev_t dev = 0;
 	ino_t ino = 0;
 	bool is_dir = false;
 	int r;
 
-	r = resolve_fid_path(e, fid->fsid, fid->handle, fid->name, ret_path, &dev, &ino,
+	r = resolve_fid_path(e, fid->fsid, fid->handle, fid->name,
+			     target ? target->handle : NULL, ret_path, &dev, &ino,
 			     &is_dir);
 	if (r == 0 && take_identity) {
 		d->dev = dev;
@@ -123,15 +124,18 @@ handle_event(struct engine *e, struct dtable *t, const struct fan_event *fe)
 
 	if (fe->mask & FAN_RENAME) {
 		if (fe->has_old && fe->has_new) {
-			r = resolve_one(e, &fe->old_dfid_name, &pv.path_buf, &d, false);
+			r = resolve_one(e, &fe->old_dfid_name, NULL, &pv.path_buf, &d,
+					false);
 			if (r == 0)
-				r = resolve_one(e, &fe->new_dfid_name, &pv.new_path_buf,
-						&d, true);
+				r = resolve_one(e, &fe->new_dfid_name,
+						fe->has_fid ? &fe->fid : NULL,
+						&pv.new_path_buf, &d, true);
 		}
 	} else if (fe->has_dfid_name) {
-		r = resolve_one(e, &fe->dfid_name, &pv.path_buf, &d, true);
+		r = resolve_one(e, &fe->dfid_name, fe->has_fid ? &fe->fid : NULL,
+				&pv.path_buf, &d, true);
 	} else if (fe->has_fid) {
-		r = resolve_one(e, &fe->fid, &pv.path_buf, &d, true);
+		r = resolve_one(e, &fe->fid, &fe->fid, &pv.path_buf, &d, true);
 	}
 	if (r < 0) {
 		atomic_fetch_add(&e->ctr.dropped, 1);

@@ -127,9 +127,24 @@ join_path(const char *dir, const char *name)
 	return p;
 }
 
+/* The inode number inside a handle, if this filesystem's layout is known
+ * and the handle has the learned type and size; 0 otherwise. */
+static ino_t
+ino_from_handle(const struct fsmark *mk, const struct file_handle *fh)
+{
+	uint64_t v = 0;
+
+	if (!mk->ino_size || fh->handle_type != mk->ino_handle_type ||
+	    fh->handle_bytes != mk->ino_handle_bytes)
+		return 0;
+	memcpy(&v, fh->f_handle + mk->ino_off, mk->ino_size); /* little endian */
+	return (ino_t)v;
+}
+
 int
 resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char *name,
-		 char **ret_path, dev_t *ret_dev, ino_t *ret_ino, bool *ret_is_dir)
+		 const void *target, char **ret_path, dev_t *ret_dev, ino_t *ret_ino,
+		 bool *ret_is_dir)
 {
 	const struct file_handle *fh = handle;
 	uint32_t hlen = 8 + fh->handle_bytes;
@@ -138,10 +153,14 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 	struct stat st;
 	int fd = -1, r;
 
+	*ret_ino = 0;
+	*ret_is_dir = false;
 	pthread_mutex_lock(&e->lock);
 	mk = marks_find_fsid_locked(e, fsid);
 	if (mk) {
 		*ret_dev = mk->dev;
+		if (target)
+			*ret_ino = ino_from_handle(mk, target);
 		fd = open_by_handle_at(mk->dir_fd, (struct file_handle *)fh,
 				       O_PATH | O_CLOEXEC);
 		r = fd < 0 ? -errno : 0;
@@ -179,16 +198,18 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 			close(fd);
 		return r;
 	}
-	*ret_ino = 0;
-	*ret_is_dir = false;
-	if (fd >= 0 && name && *name &&
-	    fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		*ret_ino = st.st_ino;
-		*ret_is_dir = S_ISDIR(st.st_mode);
-	} else if (fd >= 0 && (!name || !*name || !strcmp(name, ".")) &&
-		   fstat(fd, &st) == 0) {
-		*ret_ino = st.st_ino;
-		*ret_is_dir = S_ISDIR(st.st_mode);
+	/* Only when the handle could not tell us: an fstatat takes the
+	 * directory's lock, which a busy writer in it also needs. */
+	if (!*ret_ino && fd >= 0) {
+		if (name && *name && strcmp(name, ".") &&
+		    fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			*ret_ino = st.st_ino;
+			*ret_is_dir = S_ISDIR(st.st_mode);
+		} else if ((!name || !*name || !strcmp(name, ".")) &&
+			   fstat(fd, &st) == 0) {
+			*ret_ino = st.st_ino;
+			*ret_is_dir = S_ISDIR(st.st_mode);
+		}
 	}
 	if (fd >= 0)
 		close(fd);
