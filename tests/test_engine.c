@@ -384,6 +384,38 @@ each_operation_reports_path_and_process(void **state)
 	assert_int_equal(child_finish(&c), 0);
 }
 
+/* Directory paths are cached; a directory rename must refresh them even
+ * when no filter asked for renames. */
+static void
+directory_rename_refreshes_paths(void **state)
+{
+	static const struct flt_operation_registration ops[] = {
+		{ FLT_OP_CREATE, NULL, post_rec0 },
+	};
+	struct flt_registration reg = { .name = "creates",
+					.altitude = "360000",
+					.operations = ops,
+					.n_operations = 1 };
+	flt_filter *f = NULL;
+	struct child c;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
+	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	assert_int_equal(run_op(0, "mkdir", at("A"), NULL), 0);
+	assert_int_equal(run_op(0, "mkdir", at("A/sub"), NULL), 0);
+	c = child_start(0, true, "create", at("A/sub/f"), NULL);
+	expect_event(FLT_OP_CREATE, at("A/sub/f"), NULL, &c, 0);
+	assert_int_equal(child_finish(&c), 0);
+	assert_int_equal(run_op(0, "rename", at("A"), at("B")), 0);
+	c = child_start(0, true, "create", at("B/sub/g"), NULL);
+	expect_event(FLT_OP_CREATE, at("B/sub/g"), NULL, &c, 0);
+	assert_int_equal(child_finish(&c), 0);
+	assert_true(find_rec(0, FLT_OP_CREATE, at("A/sub/g"), NULL, 0) < 0);
+}
+
 static void
 events_in_directories_created_after_attach(void **state)
 {
@@ -972,6 +1004,7 @@ main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(each_operation_reports_path_and_process),
 		T(events_in_directories_created_after_attach),
+		T(directory_rename_refreshes_paths),
 		T(nothing_from_outside_the_instance),
 		T(altitudes_order_pre_descending_post_ascending),
 		T(pend_and_complete_from_another_thread),

@@ -56,6 +56,10 @@ notif_mask(uint32_t ops, bool rename_ok)
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (ops & op_bit(map[i].op))
 			m |= map[i].m;
+	/* Directory renames are always watched when anything is: they are
+	 * what keeps the directory-path cache honest (resolve.c). */
+	if (m && rename_ok)
+		m |= FAN_RENAME;
 	if (!rename_ok)
 		m &= ~(uint64_t)FAN_RENAME;
 	if (m & (FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_RENAME))
@@ -181,7 +185,8 @@ mark_new(struct engine *e, const char *path, dev_t dev)
 	memcpy(&mk->fsid, &sfs.f_fsid, sizeof(mk->fsid));
 	learn_handle_layout(mk);
 	log_info(e->mgr, "marking the filesystem of %s: inode numbers %s", path,
-		 mk->ino_size ? "read from file handles" : "by fstatat (unknown handle layout)");
+		 mk->ino_size ? "read from file handles"
+			      : "by fstatat (unknown handle layout)");
 	mk->next = e->marks;
 	e->marks = mk;
 	return mk;

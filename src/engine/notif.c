@@ -104,6 +104,10 @@ handle_event(struct engine *e, struct dtable *t, const struct fan_event *fe)
 	int r = -ENOENT;
 
 	atomic_fetch_add(&e->ctr.notification_events, 1);
+	/* A directory moved: cached directory paths may lie from now on.
+	 * First, whoever caused it and whether or not anyone wants it. */
+	if (is_dir && (fe->mask & (FAN_RENAME | FAN_MOVED_FROM | FAN_MOVED_TO)))
+		dir_cache_clear();
 	if (fe->pid == e->self_pid) {
 		atomic_fetch_add(&e->ctr.self_events, 1);
 		goto out;
@@ -159,9 +163,6 @@ handle_event(struct engine *e, struct dtable *t, const struct fan_event *fe)
 		d.sequence = atomic_fetch_add(&e->seq, 1) + 1;
 		deliver(e, t, &d);
 	}
-	/* A directory moved or went away: cached directory paths may lie. */
-	if (is_dir && (fe->mask & (FAN_RENAME | FAN_DELETE | FAN_MOVED_FROM)))
-		dir_cache_clear();
 out:
 	if (fe->pidfd >= 0)
 		close(fe->pidfd);

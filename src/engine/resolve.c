@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/fanotify_compat.h"
 
 int
 resolve_fd_path(int fd, char **ret_path)
@@ -161,9 +162,20 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 		*ret_dev = mk->dev;
 		if (target)
 			*ret_ino = ino_from_handle(mk, target);
-		fd = open_by_handle_at(mk->dir_fd, (struct file_handle *)fh,
-				       O_PATH | O_CLOEXEC);
-		r = fd < 0 ? -errno : 0;
+		/* The cache is trusted first only while every directory
+		 * rename on this filesystem reaches us (it clears the cache);
+		 * a hit saves open_by_handle_at + readlink + close. */
+		if ((mk->notif_mask & (FAN_RENAME | FAN_ONDIR)) ==
+			    (FAN_RENAME | FAN_ONDIR) &&
+		    (*ret_ino || !target))
+			dir = dir_cache_get(fsid, handle, hlen);
+		if (!dir) {
+			fd = open_by_handle_at(mk->dir_fd, (struct file_handle *)fh,
+					       O_PATH | O_CLOEXEC);
+			r = fd < 0 ? -errno : 0;
+		} else {
+			r = 0;
+		}
 	} else {
 		r = -ENODEV;
 	}
@@ -171,7 +183,9 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 	if (r == -ENODEV)
 		return r;
 
-	if (fd >= 0) {
+	if (dir) {
+		/* from the cache */
+	} else if (fd >= 0) {
 		r = resolve_fd_path(fd, &dir);
 		if (r == 0) {
 			/* " (deleted)" means the directory is gone: prefer the
