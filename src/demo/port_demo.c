@@ -31,6 +31,7 @@
 static flt_filter *g_filter;
 static flt_port g_client;
 static atomic_int g_connected;
+static atomic_int g_connects; /* connections ever accepted */
 
 static double
 now_us(void)
@@ -99,6 +100,7 @@ on_connect(flt_port client, void *cookie, const void *ctx, size_t ctx_len,
 	printf("  connect:    pid %d uid %u, context \"%.*s\"\n", (int)peer->pid,
 	       (unsigned)peer->uid, (int)ctx_len, (const char *)ctx);
 	atomic_store(&g_connected, 1);
+	atomic_fetch_add(&g_connects, 1);
 	return 0;
 }
 
@@ -111,17 +113,22 @@ on_disconnect(void *cookie)
 	printf("  disconnect: client port closed\n");
 }
 
+/* Starts a service process and waits (up to 30 s) for its connection:
+ * a new one, not a previous connection that is still being torn down. */
 static pid_t
 start_service(const char *self)
 {
+	int before = atomic_load(&g_connects);
 	pid_t pid = fork();
 
 	if (pid == 0) {
 		execl(self, self, "--service", (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 500 && !atomic_load(&g_connected); i++)
+	for (int i = 0; i < 3000 && atomic_load(&g_connects) == before; i++)
 		usleep(10000);
+	if (atomic_load(&g_connects) == before)
+		printf("   (the service did not connect within 30 s)\n");
 	return pid;
 }
 
@@ -197,6 +204,10 @@ main(int argc, char **argv)
 			       "stop'), keep sending\n");
 			kill(svc, SIGKILL);
 			waitpid(svc, NULL, 0);
+			/* The kernel closed its sockets; the disconnect callback
+			 * follows at once. */
+			for (int w = 0; w < 500 && atomic_load(&g_connected); w++)
+				usleep(10000);
 		}
 		if (i == verdicts / 2 + 200) {
 			printf("   ... 200 sends later, start a new service instance\n");
