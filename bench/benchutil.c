@@ -6,6 +6,8 @@
 #include "benchutil.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <string.h>
 #include <time.h>
@@ -105,4 +107,23 @@ cmp_double(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return (x > y) - (x < y);
+}
+
+/* A positive decimal count up to max, for option `name`. */
+int
+parse_count(const char *name, const char *s, unsigned long long max,
+	    unsigned long long *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+	if (v == 0 || errno || *end || v > max) {
+		fprintf(stderr, "%s: --%s: bad value '%s' (1..%llu)\n",
+			program_invocation_short_name, name, s, max);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
 }

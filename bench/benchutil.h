@@ -18,6 +18,10 @@ int pick_cpus(int *ret_a, int *ret_b);
  * 0, or -errno, or -EPIPE at end of file. */
 int read_full(int fd, void *buf, size_t len);
 int write_full(int fd, const void *buf, size_t len);
+/* A positive decimal count up to max for option --name; prints the
+ * problem (with the program's name) and returns -EINVAL otherwise. */
+int parse_count(const char *name, const char *s, unsigned long long max,
+		unsigned long long *ret);
 /* qsort comparator for doubles, ascending. */
 int cmp_double(const void *a, const void *b);
 

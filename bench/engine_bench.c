@@ -1475,25 +1475,6 @@ usage(FILE *f)
 		DEFAULT_REPS, DEFAULT_OPENS, DEFAULT_CHURN);
 }
 
-/* A positive decimal count up to max, for option `name`. */
-static int
-parse_count(const char *name, const char *s, unsigned long long max,
-	    unsigned long long *ret)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
-	if (v == 0 || errno || *end || v > max) {
-		fprintf(stderr, "engine_bench: --%s: bad value '%s' (1..%llu)\n", name, s,
-			max);
-		return -EINVAL;
-	}
-	*ret = v;
-	return 0;
-}
-
 static int
 parse_args(int argc, char **argv, struct config *cfg)
 {

@@ -611,6 +611,28 @@ engine_filter_unregister(flt_filter *f)
 	filter_engine_free(f);
 }
 
+/* Index of pid in fe->excluded, or -1. Caller holds fe->excl_lock. */
+static ssize_t
+excluded_index_locked(const struct filter_engine *fe, pid_t pid)
+{
+	for (size_t i = 0; i < fe->n_excluded; i++)
+		if (fe->excluded[i] == pid)
+			return (ssize_t)i;
+	return -1;
+}
+
+bool
+filter_excludes(flt_filter *f, pid_t pid)
+{
+	struct filter_engine *fe = f->eng;
+	bool found;
+
+	pthread_mutex_lock(&fe->excl_lock);
+	found = excluded_index_locked(fe, pid) >= 0;
+	pthread_mutex_unlock(&fe->excl_lock);
+	return found;
+}
+
 int
 flt_exclude_process(flt_filter *filter, pid_t pid)
 {
@@ -621,11 +643,9 @@ flt_exclude_process(flt_filter *filter, pid_t pid)
 		return -EINVAL;
 	fe = filter->eng;
 	pthread_mutex_lock(&fe->excl_lock);
-	for (size_t i = 0; i < fe->n_excluded; i++) {
-		if (fe->excluded[i] == pid) {
-			pthread_mutex_unlock(&fe->excl_lock);
-			return 0;
-		}
+	if (excluded_index_locked(fe, pid) >= 0) {
+		pthread_mutex_unlock(&fe->excl_lock);
+		return 0;
 	}
 	n = realloc(fe->excluded, (fe->n_excluded + 1) * sizeof(*n));
 	if (!n) {
@@ -643,21 +663,19 @@ int
 flt_include_process(flt_filter *filter, pid_t pid)
 {
 	struct filter_engine *fe;
+	ssize_t i;
 
 	if (!filter || !filter->eng || pid <= 0)
 		return -EINVAL;
 	fe = filter->eng;
 	pthread_mutex_lock(&fe->excl_lock);
-	for (size_t i = 0; i < fe->n_excluded; i++) {
-		if (fe->excluded[i] == pid) {
-			fe->excluded[i] = fe->excluded[--fe->n_excluded];
-			atomic_store(&fe->n_excluded_hint, fe->n_excluded);
-			pthread_mutex_unlock(&fe->excl_lock);
-			return 0;
-		}
+	i = excluded_index_locked(fe, pid);
+	if (i >= 0) {
+		fe->excluded[i] = fe->excluded[--fe->n_excluded];
+		atomic_store(&fe->n_excluded_hint, fe->n_excluded);
 	}
 	pthread_mutex_unlock(&fe->excl_lock);
-	return -ENOENT;
+	return i >= 0 ? 0 : -ENOENT;
 }
 
 int

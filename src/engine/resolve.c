@@ -295,19 +295,6 @@ instance_match(const struct dt_filter *df, struct flt_callback_data *d)
 	return NULL;
 }
 
-bool
-filter_excludes(flt_filter *f, pid_t pid)
-{
-	struct filter_engine *fe = f->eng;
-	bool found = false;
-
-	pthread_mutex_lock(&fe->excl_lock);
-	for (size_t i = 0; i < fe->n_excluded && !found; i++)
-		found = fe->excluded[i] == pid;
-	pthread_mutex_unlock(&fe->excl_lock);
-	return found;
-}
-
 /* ---- the process behind an event ---- */
 
 #define PIDFS_MAGIC 0x50494446
