@@ -426,6 +426,47 @@ struct flt_engine_stats {
 int flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret_stats);
 int flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret_stats);
 
+/* ---- introspection (what fltmc shows) ---- */
+
+struct flt_instance_info {
+	const char *path; /* canonical attach point (points into the block) */
+	enum flt_instance_kind kind;
+	uint64_t events; /* events in this instance given to the filter */
+	uint64_t denied; /* permission events it denied here */
+};
+
+/* A snapshot of the filter's instances, newest first: one malloc'ed block
+ * (free() it). Returns the count. */
+int flt_filter_list_instances(flt_filter *filter, struct flt_instance_info **ret_info,
+			      size_t *ret_n);
+
+struct flt_port_info {
+	char name[FLT_PORT_NAME_MAX + 1]; /* the server port's name */
+	flt_port server;                  /* the server port */
+	flt_port client;                  /* FLT_PORT_NULL for a server port */
+	struct flt_peer peer;             /* client ports only */
+	int max_connections;              /* server ports only */
+	struct flt_port_stats stats;      /* as flt_port_get_stats() */
+};
+
+/* A snapshot of the filter's open server ports, each followed by its live
+ * connections (free() *ret_info). Returns the count. */
+int flt_filter_list_ports(flt_filter *filter, struct flt_port_info **ret_info,
+			  size_t *ret_n);
+
+/* Registered filters, newest first; returns how many there are
+ * (at most n are stored). Valid until one of them is unregistered. */
+size_t flt_manager_list_filters(flt_manager *manager, flt_filter **ret, size_t n);
+
+/*
+ * Whether the engine is making progress: 0, or -ETIMEDOUT when an
+ * unanswered permission event is more than grace_ms past its deadline (the
+ * watchdog that answers them is stuck) or every reader has been inside
+ * one callback for longer than that. A manager that never started
+ * filtering is healthy. Meant for service watchdogs (sd_notify WATCHDOG=1).
+ */
+int flt_manager_check_progress(flt_manager *manager, int grace_ms);
+
 /* ---- filters as shared objects (the DriverEntry counterpart) ---- */
 
 /*

@@ -211,6 +211,7 @@ dtable_build(struct engine *e)
 			di->len = strlen(in->path);
 			di->dev = in->dev;
 			di->context = in->context;
+			di->ctr = &in->ctr;
 		}
 		t->pre_ops |= df->pre_ops;
 		t->notif_ops |= df->notif_ops;
@@ -588,6 +589,47 @@ flt_detach(flt_filter *filter, const char *path)
 	free(in);
 	pthread_mutex_unlock(&attach_lock);
 	return 0;
+}
+
+int
+flt_filter_list_instances(flt_filter *filter, struct flt_instance_info **ret_info,
+			  size_t *ret_n)
+{
+	struct flt_instance_info *info;
+	size_t n = 0, bytes = 0;
+	char *strings;
+
+	if (!filter || !filter->eng || !ret_info || !ret_n)
+		return -EINVAL;
+	/* attach_lock: the list and the paths stay put while we copy. */
+	pthread_mutex_lock(&attach_lock);
+	for (struct instance *in = filter->eng->instances; in; in = in->next) {
+		n++;
+		bytes += strlen(in->path) + 1;
+	}
+	info = malloc(n * sizeof(*info) + bytes + 1);
+	if (!info) {
+		pthread_mutex_unlock(&attach_lock);
+		return -ENOMEM;
+	}
+	strings = (char *)(info + n);
+	n = 0;
+	for (struct instance *in = filter->eng->instances; in; in = in->next, n++) {
+		size_t len = strlen(in->path) + 1;
+
+		memcpy(strings, in->path, len);
+		info[n] = (struct flt_instance_info){
+			.path = strings,
+			.kind = in->kind,
+			.events = atomic_load(&in->ctr.events),
+			.denied = atomic_load(&in->ctr.denied),
+		};
+		strings += len;
+	}
+	pthread_mutex_unlock(&attach_lock);
+	*ret_info = info;
+	*ret_n = n;
+	return (int)n;
 }
 
 void

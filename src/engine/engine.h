@@ -63,12 +63,19 @@ struct filter_counters {
 	atomic_uint_fast64_t deadline_defaults, late_completions, excluded;
 };
 
+/* Per instance; dispatch tables point at them, and an instance is freed
+ * only once no table naming its filter is in use. */
+struct instance_counters {
+	atomic_uint_fast64_t events, denied;
+};
+
 struct instance {
 	struct instance *next;
 	enum flt_instance_kind kind;
 	char *path; /* canonical */
 	dev_t dev;
 	void *context;
+	struct instance_counters ctr;
 };
 
 struct filter_engine {
@@ -99,6 +106,7 @@ struct dt_instance {
 	size_t len;
 	dev_t dev;
 	void *context;
+	struct instance_counters *ctr;
 };
 
 struct dt_filter {

@@ -53,6 +53,7 @@ deliver(struct engine *e, struct dtable *t, struct flt_callback_data *d)
 		}
 		fe->post[d->op](d, in->context, NULL);
 		atomic_fetch_add(&fe->ctr.delivered, 1);
+		atomic_fetch_add(&in->ctr->events, 1);
 	}
 }
 

@@ -169,6 +169,8 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 		struct filter_engine *fe = fe_at(ev, decided_by);
 
 		atomic_fetch_add(verdict == 0 ? &fe->ctr.allowed : &fe->ctr.denied, 1);
+		if (verdict != 0 && ev->inst[decided_by])
+			atomic_fetch_add(&ev->inst[decided_by]->ctr->denied, 1);
 	}
 	if (verdict != 0)
 		return;
@@ -238,6 +240,7 @@ run_chain(struct perm_event *ev)
 		atomic_store(&ev->pend_state, PEND_IN_CALLBACK);
 		st = fe->pre[op](&ev->data, in->context, &ev->ctx[i]);
 		atomic_fetch_add(&fe->ctr.delivered, 1);
+		atomic_fetch_add(&in->ctr->events, 1);
 		if (st == FLT_PREOP_PENDING) {
 			int expected = PEND_IN_CALLBACK;
 
@@ -602,6 +605,38 @@ check_readers(struct engine *e)
 		return;
 	}
 	emergency_drain(e);
+}
+
+int
+flt_manager_check_progress(flt_manager *manager, int grace_ms)
+{
+	struct engine *e;
+	int64_t now = now_ns(), grace;
+	int stuck_readers = 0, r = 0;
+
+	if (!manager || grace_ms < 0)
+		return -EINVAL;
+	e = engine_of(manager);
+	if (!e)
+		return 0;
+	grace = (int64_t)grace_ms * 1000000;
+	pthread_mutex_lock(&e->pend_lock);
+	for (struct perm_event *ev = e->pending; ev; ev = ev->pnext)
+		if (!atomic_load(&ev->answered) && ev->deadline != INT64_MAX &&
+		    now - ev->deadline > grace)
+			r = -ETIMEDOUT;
+	pthread_mutex_unlock(&e->pend_lock);
+	pthread_mutex_lock(&e->readers_lock);
+	for (int i = 0; i < e->n_readers; i++) {
+		long long since = atomic_load(&e->readers[i]->busy_since);
+
+		if (since != 0 && now - since > grace)
+			stuck_readers++;
+	}
+	if (e->n_readers == ENGINE_MAX_READERS && stuck_readers == ENGINE_MAX_READERS)
+		r = -ETIMEDOUT;
+	pthread_mutex_unlock(&e->readers_lock);
+	return r;
 }
 
 void *

@@ -242,6 +242,7 @@ flt_register_filter(flt_manager *manager, const struct flt_registration *registr
 	for (flt_filter *o = manager->filters; o; o = o->next) {
 		if (!strcmp(o->name, f->name)) {
 			pthread_mutex_unlock(&manager->lock);
+			engine_filter_unregister(f); /* frees its engine state */
 			pthread_mutex_destroy(&f->port_lock);
 			pthread_mutex_destroy(&f->lock);
 			pthread_cond_destroy(&f->threads_done);
@@ -330,6 +331,21 @@ flt_unregister_filter(flt_filter *filter)
 	pthread_mutex_destroy(&filter->lock);
 	pthread_cond_destroy(&filter->threads_done);
 	free(filter);
+}
+
+size_t
+flt_manager_list_filters(flt_manager *manager, flt_filter **ret, size_t n)
+{
+	size_t k = 0;
+
+	if (!manager)
+		return 0;
+	pthread_mutex_lock(&manager->lock);
+	for (flt_filter *f = manager->filters; f; f = f->next, k++)
+		if (k < n)
+			ret[k] = f;
+	pthread_mutex_unlock(&manager->lock);
+	return k;
 }
 
 const char *

@@ -403,6 +403,20 @@ sp_release_slot(struct server_port *sp)
 	pthread_mutex_unlock(&sp->lock);
 }
 
+/* Totals over a server port's connections. Each connection is either on
+ * sp->conns or folded into sp->done, switched under sp->lock (held by the
+ * caller): the sums are exact. */
+static void
+sp_fill_stats_locked(struct server_port *sp, struct flt_port_stats *s)
+{
+	counters_to_stats(&sp->done, s);
+	for (struct conn *c = sp->conns; c; c = c->sp_next)
+		conn_fill_stats(c, s);
+	s->connections_accepted = atomic_load(&sp->accepted);
+	s->connections_refused = atomic_load(&sp->refused);
+	s->malformed_frames = atomic_load(&sp->malformed);
+}
+
 int
 flt_port_get_stats(flt_filter *filter, const flt_port *port,
 		   struct flt_port_stats *ret_stats)
@@ -436,17 +450,73 @@ flt_port_get_stats(flt_filter *filter, const flt_port *port,
 		obj_unref(o);
 		return -EINVAL;
 	}
-	/* Each connection is either on sp->conns or folded into sp->done,
-	 * switched under sp->lock: the sums are exact. */
 	pthread_mutex_lock(&sp->lock);
-	counters_to_stats(&sp->done, &s);
-	for (struct conn *c = sp->conns; c; c = c->sp_next)
-		conn_fill_stats(c, &s);
-	s.connections_accepted = atomic_load(&sp->accepted);
-	s.connections_refused = atomic_load(&sp->refused);
-	s.malformed_frames = atomic_load(&sp->malformed);
+	sp_fill_stats_locked(sp, &s);
 	pthread_mutex_unlock(&sp->lock);
 	obj_unref(o);
 	*ret_stats = s;
 	return 0;
+}
+
+/* Appends one entry to a growing snapshot. */
+static int
+info_push(struct flt_port_info **v, size_t *n, size_t *cap, struct flt_port_info *x)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 8;
+		struct flt_port_info *nv = realloc(*v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = *x;
+	return 0;
+}
+
+int
+flt_filter_list_ports(flt_filter *filter, struct flt_port_info **ret_info, size_t *ret_n)
+{
+	struct flt_port_info *v = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+
+	if (!filter || !ret_info || !ret_n)
+		return -EINVAL;
+	pthread_mutex_lock(&filter->lock);
+	for (struct server_port *sp = filter->ports; sp && r == 0; sp = sp->next) {
+		struct flt_port_info x = { .server = sp->handle };
+
+		memcpy(x.name, sp->name, sizeof(x.name));
+		x.max_connections = sp->max_connections;
+		pthread_mutex_lock(&sp->lock);
+		sp_fill_stats_locked(sp, &x.stats);
+		r = info_push(&v, &n, &cap, &x);
+		for (struct conn *c = sp->conns; c && r == 0; c = c->sp_next) {
+			struct flt_port_info y = { .server = sp->handle };
+			bool live;
+
+			pthread_mutex_lock(&c->lock);
+			live = c->accepted && c->published && c->state == CONN_CONNECTED;
+			pthread_mutex_unlock(&c->lock);
+			if (!live)
+				continue;
+			memcpy(y.name, sp->name, sizeof(y.name));
+			y.client = c->handle;
+			y.peer = c->peer;
+			conn_fill_stats(c, &y.stats);
+			y.stats.connections_accepted = 1;
+			r = info_push(&v, &n, &cap, &y);
+		}
+		pthread_mutex_unlock(&sp->lock);
+	}
+	pthread_mutex_unlock(&filter->lock);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	*ret_info = v;
+	*ret_n = n;
+	return (int)n;
 }
