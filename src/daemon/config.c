@@ -143,6 +143,15 @@ cfg_kind_name(enum flt_instance_kind kind)
 	return "?";
 }
 
+int
+cfg_kind_parse(const char *name)
+{
+	for (int i = 0; i <= FLT_INSTANCE_FILESYSTEM; i++)
+		if (!strcmp(name, cfg_kind_name(i)))
+			return i;
+	return -EINVAL;
+}
+
 static bool
 set_str(char **field, const char *value)
 {
@@ -181,6 +190,16 @@ daemon_key(struct parser *p, const char *key, const char *value)
 				 "debug, "
 				 "not '%s'",
 				 value);
+	} else if (!strcmp(key, "control_group")) {
+		/* The name is resolved by the daemon (the group database may
+		 * change between a check and a start). */
+		if (!*value ||
+		    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+				  "VWXYZ0123456789._-") != strlen(value))
+			error_at(p, p->line,
+				 "control_group must be a group name, not '%s'", value);
+		else
+			set_str(&c->control_group, value);
 	} else {
 		error_at(p, p->line, "unknown key '%s' in [fltmgrd]", key);
 	}
@@ -191,7 +210,7 @@ add_instance(struct parser *p, struct cfg_filter *f, const char *value)
 {
 	char path[CFG_MAX_LINE], kind[32] = "subtree", extra[2];
 	struct cfg_instance *n, *in;
-	int k = -1, fields;
+	int k, fields;
 
 	fields = sscanf(value, "%1023s %31s %1s", path, kind, extra);
 	if (fields < 1 || fields > 2) {
@@ -203,9 +222,7 @@ add_instance(struct parser *p, struct cfg_filter *f, const char *value)
 		error_at(p, p->line, "attach path must be absolute, not '%s'", path);
 		return;
 	}
-	for (int i = 0; i <= FLT_INSTANCE_FILESYSTEM; i++)
-		if (!strcmp(kind, cfg_kind_name(i)))
-			k = i;
+	k = cfg_kind_parse(kind);
 	if (k < 0) {
 		error_at(p, p->line,
 			 "attach kind must be subtree, mount or filesystem, not '%s'",
@@ -394,8 +411,8 @@ begin_section(struct parser *p, const char *line, size_t n)
 	}
 }
 
-static void
-filter_free(struct cfg_filter *f)
+void
+cfg_filter_free(struct cfg_filter *f)
 {
 	for (size_t i = 0; i < f->n_instances; i++)
 		free(f->instances[i].path);
@@ -416,11 +433,12 @@ cfg_free(struct cfg *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->n_filters; i++)
-		filter_free(&c->filters[i]);
+		cfg_filter_free(&c->filters[i]);
 	free(c->filters);
 	free(c->file);
 	free(c->runtime_dir);
 	free(c->filter_dir);
+	free(c->control_group);
 	free(c);
 }
 
@@ -535,4 +553,49 @@ cfg_filter_same_instances(const struct cfg_filter *a, const struct cfg_filter *b
 		    a->instances[i].kind != b->instances[i].kind)
 			return false;
 	return true;
+}
+
+int
+cfg_filter_copy(const struct cfg_filter *src, struct cfg_filter *dst)
+{
+	*dst = (struct cfg_filter){
+		.deadline_ms = src->deadline_ms,
+		.default_verdict = src->default_verdict,
+		.line = src->line,
+	};
+	dst->name = strdup(src->name);
+	dst->object = strdup(src->object);
+	dst->altitude = strdup(src->altitude);
+	if (!dst->name || !dst->object || !dst->altitude)
+		goto oom;
+	if (src->n_instances) {
+		dst->instances = calloc(src->n_instances, sizeof(*dst->instances));
+		if (!dst->instances)
+			goto oom;
+	}
+	for (size_t i = 0; i < src->n_instances; i++, dst->n_instances++) {
+		dst->instances[i] = src->instances[i];
+		dst->instances[i].path = strdup(src->instances[i].path);
+		if (!dst->instances[i].path)
+			goto oom;
+	}
+	if (src->n_params) {
+		dst->params = calloc(src->n_params, sizeof(*dst->params));
+		if (!dst->params)
+			goto oom;
+	}
+	for (size_t i = 0; i < src->n_params; i++, dst->n_params++) {
+		dst->params[i].line = src->params[i].line;
+		dst->params[i].key = strdup(src->params[i].key);
+		dst->params[i].value = strdup(src->params[i].value);
+		if (!dst->params[i].key || !dst->params[i].value) {
+			dst->n_params++; /* so the free below sees it */
+			goto oom;
+		}
+	}
+	return 0;
+oom:
+	cfg_filter_free(dst);
+	*dst = (struct cfg_filter){ 0 };
+	return -ENOMEM;
 }

@@ -6,6 +6,7 @@
  *   runtime_dir = /run/fltmgr
  *   filter_dir = /usr/lib/x86_64-linux-gnu/fltmgr/filters
  *   log_level = notice            ; error warning notice info debug
+ *   control_group = adm           ; may use fltmc's read-only commands
  *
  *   [filter minispy]
  *   altitude = 385100             ; required
@@ -56,10 +57,11 @@ struct cfg_filter {
 };
 
 struct cfg {
-	char *file;        /* as given, for messages */
-	char *runtime_dir; /* NULL: the default */
-	char *filter_dir;  /* NULL: the default */
-	int log_level;     /* 0: the default */
+	char *file;          /* as given, for messages */
+	char *runtime_dir;   /* NULL: the default */
+	char *filter_dir;    /* NULL: the default */
+	char *control_group; /* NULL: the control socket is root-only */
+	int log_level;       /* 0: the default */
 	struct cfg_filter *filters;
 	size_t n_filters;
 };
@@ -81,5 +83,11 @@ bool cfg_filter_same_settings(const struct cfg_filter *a, const struct cfg_filte
 bool cfg_filter_same_instances(const struct cfg_filter *a, const struct cfg_filter *b);
 
 const char *cfg_kind_name(enum flt_instance_kind kind);
+/* "subtree", "mount", "filesystem" -> kind; -EINVAL otherwise. */
+int cfg_kind_parse(const char *name);
+
+/* Deep copy (0 or -ENOMEM; on failure dst is empty) and its release. */
+int cfg_filter_copy(const struct cfg_filter *src, struct cfg_filter *dst);
+void cfg_filter_free(struct cfg_filter *f);
 
 #endif

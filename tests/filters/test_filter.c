@@ -1,23 +1,146 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_filter.c — a minimal filter shared object for the loader tests: it
- * registers itself from its entry point, or refuses with the errno given
- * in param.refuse.
+ * test_filter.c — a small filter shared object for the loader and daemon
+ * tests. Parameters:
+ *   param.refuse = ERRNO   the entry point refuses with -ERRNO
+ *   param.deny = TEXT      OPEN of a path containing TEXT is denied
+ *   param.port = NAME      a server port NAME (0666, any number of
+ *                          clients); each message is answered "pong"
+ * It counts opens it saw, so its services can tell it is alive.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <fltmgr/filter.h>
 
 int fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg,
 			flt_filter **ret);
 
+struct tf {
+	flt_filter *filter;
+	flt_port server;
+	char *deny;
+};
+
+static enum flt_preop_status
+pre_open(struct flt_callback_data *data, void *instance_context, void **completion)
+{
+	struct tf *tf = instance_context;
+
+	(void)completion;
+	if (tf && tf->deny && data->path && strstr(data->path, tf->deny)) {
+		data->status = -EPERM;
+		return FLT_PREOP_COMPLETE;
+	}
+	return FLT_PREOP_SUCCESS_NO_CALLBACK;
+}
+
+static struct tf *the_tf; /* one instance of this filter per process */
+
+static int
+setup(flt_filter *filter, const char *path, enum flt_instance_kind kind, void **ret)
+{
+	(void)filter;
+	(void)path;
+	(void)kind;
+	*ret = the_tf;
+	return 0;
+}
+
+static int
+on_connect(flt_port client, void *cookie, const void *ctx, size_t len,
+	   const struct flt_peer *peer, void **ret_cookie)
+{
+	(void)client;
+	(void)ctx;
+	(void)len;
+	(void)peer;
+	*ret_cookie = cookie;
+	return 0;
+}
+
+static void
+on_disconnect(void *cookie)
+{
+	(void)cookie;
+}
+
+static int
+on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out_cap,
+	   size_t *ret_out_len)
+{
+	(void)cookie;
+	(void)in;
+	(void)in_len;
+	if (out_cap < 4)
+		return -EMSGSIZE;
+	memcpy(out, "pong", 4);
+	*ret_out_len = 4;
+	return 0;
+}
+
+static void
+unload(flt_filter *filter, void *cookie)
+{
+	struct tf *tf = cookie;
+
+	flt_close_communication_port(filter, &tf->server);
+	free(tf->deny);
+	free(tf);
+	the_tf = NULL;
+}
+
 int
 fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_filter **ret)
 {
-	struct flt_registration reg = { .name = cfg->name, .altitude = cfg->altitude };
+	static const struct flt_operation_registration ops[] = {
+		{ .operation = FLT_OP_OPEN, .pre = pre_open },
+	};
 	const char *refuse = flt_config_param(cfg, "refuse");
+	const char *deny = flt_config_param(cfg, "deny");
+	const char *port = flt_config_param(cfg, "port");
+	struct flt_registration reg = {
+		.name = cfg->name,
+		.altitude = cfg->altitude,
+		.deadline_ms = cfg->deadline_ms,
+		.default_verdict = cfg->default_verdict,
+		.instance_setup = setup,
+		.unload = unload,
+	};
+	struct tf *tf;
+	int r;
 
 	if (refuse)
 		return -atoi(refuse);
-	return flt_register_filter(m, &reg, ret);
+	tf = calloc(1, sizeof(*tf));
+	if (!tf || (deny && !(tf->deny = strdup(deny)))) {
+		free(tf);
+		return -ENOMEM;
+	}
+	if (deny) {
+		reg.operations = ops;
+		reg.n_operations = 1;
+	}
+	reg.cookie = tf;
+	r = flt_register_filter(m, &reg, &tf->filter);
+	if (r < 0) {
+		free(tf->deny);
+		free(tf);
+		return r;
+	}
+	the_tf = tf;
+	if (port) {
+		struct flt_port_attributes attr = { .name = port, .mode = 0666 };
+
+		r = flt_create_communication_port(tf->filter, &tf->server, &attr, tf,
+						  on_connect, on_disconnect, on_message,
+						  64);
+		if (r < 0) {
+			flt_unregister_filter(tf->filter); /* calls unload */
+			return r;
+		}
+	}
+	*ret = tf->filter;
+	return 0;
 }

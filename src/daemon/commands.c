@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * commands.c — see commands.h. Read-only commands take snapshots through
+ * libfltmgr's introspection calls; changing commands go through the
+ * filterset, the same path a reload takes.
+ */
+#include "daemon/commands.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "daemon/dlog.h"
+
+#ifndef FLTMGR_VERSION
+#define FLTMGR_VERSION "unknown"
+#endif
+
+static void
+put_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+static void
+put_str(struct json_object *o, const char *key, const char *v)
+{
+	json_object_object_add(o, key, v ? json_object_new_string(v) : NULL);
+}
+
+static struct json_object *
+ok_reply(void)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	return o;
+}
+
+struct json_object *
+command_error(int err, const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object();
+	const char *name = strerrorname_np(err < 0 ? -err : err);
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	put_str(o, "errno", name ? name : "EIO");
+	put_str(o, "error", msg);
+	return o;
+}
+
+/* The filters sorted by altitude, highest first (fltmc's order). */
+static int
+cmp_altitude(const void *a, const void *b)
+{
+	const struct running_filter *x = *(struct running_filter *const *)a;
+	const struct running_filter *y = *(struct running_filter *const *)b;
+	long double ax = strtold(x->cf.altitude, NULL),
+		    ay = strtold(y->cf.altitude, NULL);
+
+	return ax < ay ? 1 : ax > ay ? -1 : strcmp(x->cf.name, y->cf.name);
+}
+
+static struct running_filter **
+sorted_filters(struct daemon *d)
+{
+	struct running_filter **v = calloc(d->fs.n + 1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	memcpy(v, d->fs.v, d->fs.n * sizeof(*v));
+	qsort(v, d->fs.n, sizeof(*v), cmp_altitude);
+	return v;
+}
+
+static struct json_object *
+cmd_status(struct daemon *d)
+{
+	struct json_object *o = ok_reply();
+
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	put_str(o, "version", FLTMGR_VERSION);
+	put_str(o, "config", d->config_path);
+	put_str(o, "runtime_dir", d->runtime_dir);
+	put_str(o, "filter_dir", d->filter_dir);
+	put_u64(o, "uptime_ms", (uint64_t)(now_ns() - d->started_ns) / 1000000);
+	put_u64(o, "filters", d->fs.n);
+	json_object_object_add(o, "healthy", json_object_new_boolean(daemon_healthy(d)));
+	return o;
+}
+
+static struct json_object *
+cmd_filters(struct daemon *d)
+{
+	struct running_filter **v = sorted_filters(d);
+	struct json_object *o, *a;
+
+	if (!v)
+		return command_error(ENOMEM, "out of memory");
+	o = ok_reply();
+	a = json_object_new_array();
+	for (size_t i = 0; i < d->fs.n; i++) {
+		struct json_object *f = json_object_new_object();
+
+		put_str(f, "name", v[i]->cf.name);
+		put_str(f, "altitude", v[i]->cf.altitude);
+		put_u64(f, "instances", v[i]->cf.n_instances);
+		put_str(f, "state", "running");
+		put_str(f, "object", v[i]->lf.path);
+		json_object_object_add(f, "deadline_ms",
+				       json_object_new_int(v[i]->cf.deadline_ms
+								   ? v[i]->cf.deadline_ms
+								   : 5000));
+		put_str(f, "default_verdict",
+			v[i]->cf.default_verdict ? "deny" : "allow");
+		json_object_object_add(f, "configured",
+				       json_object_new_boolean(v[i]->configured));
+		json_object_array_add(a, f);
+	}
+	json_object_object_add(o, "filters", a);
+	free(v);
+	return o;
+}
+
+static struct json_object *
+cmd_instances(struct daemon *d)
+{
+	struct running_filter **v = sorted_filters(d);
+	struct json_object *o, *a;
+
+	if (!v)
+		return command_error(ENOMEM, "out of memory");
+	o = ok_reply();
+	a = json_object_new_array();
+	for (size_t i = 0; i < d->fs.n; i++) {
+		struct flt_instance_info *in = NULL;
+		size_t n = 0;
+
+		if (flt_filter_list_instances(v[i]->lf.filter, &in, &n) < 0)
+			continue;
+		for (size_t k = n; k-- > 0;) { /* oldest first */
+			struct json_object *x = json_object_new_object();
+
+			put_str(x, "filter", v[i]->cf.name);
+			put_str(x, "altitude", v[i]->cf.altitude);
+			put_str(x, "path", in[k].path);
+			put_str(x, "kind", cfg_kind_name(in[k].kind));
+			put_u64(x, "events", in[k].events);
+			put_u64(x, "denied", in[k].denied);
+			json_object_array_add(a, x);
+		}
+		free(in);
+	}
+	json_object_object_add(o, "instances", a);
+	free(v);
+	return o;
+}
+
+static void
+put_port_counters(struct json_object *x, const struct flt_port_stats *s)
+{
+	put_u64(x, "messages_sent", s->messages_sent);
+	put_u64(x, "replies_received", s->replies_received);
+	put_u64(x, "timeouts", s->timeouts);
+}
+
+static struct json_object *
+client_json(const struct flt_port_info *p)
+{
+	struct json_object *c = json_object_new_object();
+	char link[64], exe[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)p->peer.pid);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	if (n >= 0)
+		exe[n] = '\0';
+	json_object_object_add(c, "pid", json_object_new_int(p->peer.pid));
+	put_u64(c, "uid", p->peer.uid);
+	put_u64(c, "gid", p->peer.gid);
+	put_str(c, "exe", n >= 0 ? exe : NULL);
+	put_port_counters(c, &p->stats);
+	put_u64(c, "pending_replies", p->stats.pending_replies);
+	put_u64(c, "queued_bytes", p->stats.queued_bytes);
+	return c;
+}
+
+/* One JSON object per server port: its totals (full = every counter, for
+ * stats) and, for ports, its clients. */
+static void
+add_ports(struct daemon *d, struct json_object *a, bool full)
+{
+	struct running_filter **v = sorted_filters(d);
+
+	for (size_t i = 0; v && i < d->fs.n; i++) {
+		struct flt_port_info *p = NULL;
+		struct json_object *sp = NULL, *clients = NULL;
+		size_t n = 0;
+
+		if (flt_filter_list_ports(v[i]->lf.filter, &p, &n) < 0)
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			const struct flt_port_stats *s = &p[k].stats;
+
+			if (p[k].client.value) {
+				if (clients)
+					json_object_array_add(clients,
+							      client_json(&p[k]));
+				continue;
+			}
+			sp = json_object_new_object();
+			put_str(sp, "filter", v[i]->cf.name);
+			put_str(sp, "name", p[k].name);
+			put_u64(sp, "connections", s->connections_current);
+			put_u64(sp, "accepted", s->connections_accepted);
+			put_u64(sp, "refused", s->connections_refused);
+			put_u64(sp, "malformed", s->malformed_frames);
+			put_port_counters(sp, s);
+			if (full) {
+				put_u64(sp, "disconnect_failures",
+					s->disconnect_failures);
+				put_u64(sp, "late_replies", s->late_replies);
+				put_u64(sp, "service_messages", s->service_messages);
+				put_u64(sp, "pending_replies", s->pending_replies);
+				put_u64(sp, "blocked_senders", s->blocked_senders);
+				put_u64(sp, "queued_bytes", s->queued_bytes);
+				clients = NULL;
+			} else {
+				json_object_object_add(
+					sp, "max_connections",
+					json_object_new_int(p[k].max_connections));
+				clients = json_object_new_array();
+				json_object_object_add(sp, "clients", clients);
+			}
+			json_object_array_add(a, sp);
+		}
+		free(p);
+	}
+	free(v);
+}
+
+static struct json_object *
+cmd_ports(struct daemon *d)
+{
+	struct json_object *o = ok_reply(), *a = json_object_new_array();
+
+	add_ports(d, a, false);
+	json_object_object_add(o, "ports", a);
+	return o;
+}
+
+static struct json_object *
+cmd_stats(struct daemon *d)
+{
+	struct json_object *o = ok_reply(), *e = json_object_new_object();
+	struct json_object *fa = json_object_new_array(), *pa = json_object_new_array();
+	struct json_object *dm = json_object_new_object();
+	struct flt_engine_stats es = { 0 };
+
+	(void)flt_manager_get_stats(d->mgr, &es);
+	put_u64(e, "permission_events", es.permission_events);
+	put_u64(e, "notification_events", es.notification_events);
+	put_u64(e, "self_events", es.self_events);
+	put_u64(e, "allowed", es.allowed);
+	put_u64(e, "denied", es.denied);
+	put_u64(e, "deadline_defaults", es.deadline_defaults);
+	put_u64(e, "overflows", es.overflows);
+	put_u64(e, "dropped", es.dropped);
+	put_u64(e, "cache_inserts", es.cache_inserts);
+	put_u64(e, "cache_flushes", es.cache_flushes);
+	put_u64(e, "emergency_answers", es.emergency_answers);
+	put_u64(e, "pending", es.pending);
+	put_u64(e, "readers", es.readers);
+	json_object_object_add(o, "engine", e);
+
+	for (size_t i = 0; i < d->fs.n; i++) {
+		struct json_object *f = json_object_new_object();
+		struct flt_filter_stats s = { 0 };
+
+		(void)flt_filter_get_stats(d->fs.v[i]->lf.filter, &s);
+		put_str(f, "name", d->fs.v[i]->cf.name);
+		put_u64(f, "seen", s.seen);
+		put_u64(f, "delivered", s.delivered);
+		put_u64(f, "allowed", s.allowed);
+		put_u64(f, "denied", s.denied);
+		put_u64(f, "pended", s.pended);
+		put_u64(f, "deadline_defaults", s.deadline_defaults);
+		put_u64(f, "late_completions", s.late_completions);
+		put_u64(f, "excluded", s.excluded);
+		json_object_array_add(fa, f);
+	}
+	json_object_object_add(o, "filters", fa);
+	add_ports(d, pa, true);
+	json_object_object_add(o, "ports", pa);
+
+	put_u64(dm, "reloads", d->ctr.reloads);
+	put_u64(dm, "reload_failures", d->ctr.reload_failures);
+	put_u64(dm, "control_requests", d->ctr.control_requests);
+	put_u64(dm, "control_refused", d->ctr.control_refused);
+	put_u64(dm, "control_malformed", d->ctr.control_malformed);
+	put_u64(dm, "control_timeouts", d->ctr.control_timeouts);
+	put_u64(dm, "watchdog_pings", d->ctr.watchdog_pings);
+	put_u64(dm, "watchdog_withheld", d->ctr.watchdog_withheld);
+	json_object_object_add(o, "daemon", dm);
+	return o;
+}
+
+static struct json_object *
+why_reply(int r, char *why, const char *fallback)
+{
+	struct json_object *o = command_error(r, "%s", why ? why : fallback);
+
+	free(why);
+	return o;
+}
+
+static struct json_object *
+cmd_load(struct daemon *d, const struct ctl_request *rq)
+{
+	const struct cfg_filter *cf = NULL;
+	struct cfg_filter adhoc = { 0 };
+	char *why = NULL, *object = NULL;
+	int r;
+
+	if (!rq->altitude) {
+		cf = cfg_find_filter(d->cfg, rq->name);
+		if (!cf)
+			return command_error(ENOENT,
+					     "no [filter %s] section in %s; give an "
+					     "altitude to load it without one",
+					     rq->name,
+					     d->config_path
+						     ? d->config_path
+						     : "the built-in configuration");
+	} else {
+		if (!rq->object && asprintf(&object, "%s.so", rq->name) < 0)
+			return command_error(ENOMEM, "out of memory");
+		adhoc.name = rq->name;
+		adhoc.altitude = rq->altitude;
+		adhoc.object = rq->object ? rq->object : object;
+		cf = &adhoc;
+	}
+	r = filterset_load(&d->fs, cf, !rq->altitude, &why);
+	free(object);
+	if (r < 0)
+		return why_reply(r, why, "cannot load");
+	return ok_reply();
+}
+
+static struct json_object *
+command_do(struct daemon *d, const struct ctl_request *rq)
+{
+	struct apply_result res;
+	char *why = NULL;
+	int r;
+
+	switch (rq->command) {
+	case CTL_STATUS:
+		return cmd_status(d);
+	case CTL_FILTERS:
+		return cmd_filters(d);
+	case CTL_INSTANCES:
+		return cmd_instances(d);
+	case CTL_PORTS:
+		return cmd_ports(d);
+	case CTL_STATS:
+		return cmd_stats(d);
+	case CTL_LOAD:
+		return cmd_load(d, rq);
+	case CTL_UNLOAD:
+		if (filterset_unload(&d->fs, rq->name) < 0)
+			return command_error(ENOENT, "no filter named %s is loaded",
+					     rq->name);
+		return ok_reply();
+	case CTL_ATTACH:
+		r = filterset_attach(&d->fs, rq->name, rq->path, rq->kind, &why);
+		return r < 0 ? why_reply(r, why, "cannot attach") : ok_reply();
+	case CTL_DETACH:
+		r = filterset_detach(&d->fs, rq->name, rq->path, &why);
+		return r < 0 ? why_reply(r, why, "cannot detach") : ok_reply();
+	case CTL_RELOAD: {
+		struct json_object *o;
+
+		r = daemon_reload(d, &res);
+		if (r == -EINVAL)
+			return command_error(EINVAL,
+					     "the configuration has errors (see the "
+					     "daemon's log); nothing was changed");
+		o = r < 0 ? command_error(-r, "reload applied only in part (see the "
+					      "daemon's log)")
+			  : ok_reply();
+		put_u64(o, "loaded", res.loaded);
+		put_u64(o, "unloaded", res.unloaded);
+		put_u64(o, "restarted", res.restarted);
+		put_u64(o, "attached", res.attached);
+		put_u64(o, "detached", res.detached);
+		put_u64(o, "failed", res.failed);
+		return o;
+	}
+	default:
+		return command_error(EINVAL, "unknown command");
+	}
+}
+
+struct json_object *
+command_run(struct daemon *d, const struct ctl_request *rq)
+{
+	if (!ctl_command_read_only(rq->command))
+		dlog(FLT_LOG_NOTICE, "control: %s%s%s%s%s", ctl_command_name(rq->command),
+		     rq->name ? " " : "", rq->name ? rq->name : "", rq->path ? " " : "",
+		     rq->path ? rq->path : "");
+	return command_do(d, rq);
+}

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * control.c — see control.h. Everything runs on the daemon's main thread
+ * with non-blocking sockets: a request is one SEQPACKET packet, so a
+ * readable client socket always holds a whole request, and a reply that
+ * does not fit into the client's socket buffer ends that client, never
+ * the daemon's loop.
+ */
+#include "daemon/control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "daemon/commands.h"
+#include "daemon/dlog.h"
+
+enum access_level {
+	ACCESS_NONE = 0,
+	ACCESS_READ,
+	ACCESS_ALL,
+};
+
+struct client {
+	int fd;
+	enum access_level access;
+	struct ucred cred;
+	int64_t expires_ns;
+};
+
+struct control {
+	struct daemon *d;
+	int listen_fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct client clients[CONTROL_MAX_CLIENTS];
+	int n_clients;
+};
+
+static int
+apply_mode(struct control *c, gid_t gid)
+{
+	mode_t mode = gid == (gid_t)-1 ? 0600 : 0660;
+
+	if (fchown(c->listen_fd, 0, gid == (gid_t)-1 ? 0 : gid) < 0 &&
+	    chown(c->path, 0, gid == (gid_t)-1 ? 0 : gid) < 0)
+		return -errno;
+	if (chmod(c->path, mode) < 0)
+		return -errno;
+	return 0;
+}
+
+int
+control_open(struct daemon *d, struct control **ret)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct control *c;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->d = d;
+	if ((size_t)snprintf(c->path, sizeof(c->path), "%s/control", d->runtime_dir) >=
+	    sizeof(c->path)) {
+		free(c);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, c->path, sizeof(c->path));
+	c->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->listen_fd < 0) {
+		r = -errno;
+		free(c);
+		return r;
+	}
+	/* We hold the runtime directory's lock: a socket file here is a
+	 * previous daemon's. Bind with a umask that never exposes it. */
+	(void)unlink(c->path);
+	{
+		mode_t old = umask(0177);
+
+		r = bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+		umask(old);
+	}
+	if (r < 0 || listen(c->listen_fd, 16) < 0 ||
+	    (r = apply_mode(c, d->control_gid)) < 0) {
+		r = r < 0 ? r : -errno;
+		close(c->listen_fd);
+		(void)unlink(c->path);
+		free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+void
+control_set_group(struct control *c, gid_t gid)
+{
+	int r = apply_mode(c, gid);
+
+	if (r < 0)
+		dlog(FLT_LOG_ERROR, "control socket %s: cannot change group: %s", c->path,
+		     strerror(-r));
+}
+
+static void
+client_drop(struct control *c, int i)
+{
+	close(c->clients[i].fd);
+	c->clients[i] = c->clients[--c->n_clients];
+}
+
+void
+control_close(struct control *c)
+{
+	if (!c)
+		return;
+	while (c->n_clients)
+		client_drop(c, c->n_clients - 1);
+	close(c->listen_fd);
+	(void)unlink(c->path);
+	free(c);
+}
+
+/* Sends a reply without ever blocking; false: the client must go. */
+static bool
+send_reply(int fd, struct json_object *o)
+{
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	ssize_t n;
+
+	if (!s)
+		return false;
+	n = send(fd, s, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return n == (ssize_t)len;
+}
+
+static bool
+in_group(int fd, const struct ucred *cred, gid_t gid)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+
+	if (cred->gid == gid)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+static void
+accept_clients(struct control *c)
+{
+	for (;;) {
+		struct client cl = { .access = ACCESS_NONE };
+		socklen_t len = sizeof(cl.cred);
+		struct json_object *o = NULL;
+
+		cl.fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (cl.fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				dlog(FLT_LOG_WARNING, "control: accept: %s",
+				     strerror(errno));
+			return;
+		}
+		if (getsockopt(cl.fd, SOL_SOCKET, SO_PEERCRED, &cl.cred, &len) < 0) {
+			close(cl.fd);
+			continue;
+		}
+		if (cl.cred.uid == 0)
+			cl.access = ACCESS_ALL;
+		else if (c->d->control_gid != (gid_t)-1 &&
+			 in_group(cl.fd, &cl.cred, c->d->control_gid))
+			cl.access = ACCESS_READ;
+		if (cl.access == ACCESS_NONE) {
+			c->d->ctr.control_refused++;
+			dlog(FLT_LOG_WARNING,
+			     "control: refused pid %d uid %u: not root and not in the "
+			     "control group",
+			     (int)cl.cred.pid, (unsigned)cl.cred.uid);
+			o = command_error(
+				EACCES,
+				"permission denied: uid %u is not root and not in "
+				"the daemon's control_group",
+				(unsigned)cl.cred.uid);
+		} else if (c->n_clients == CONTROL_MAX_CLIENTS) {
+			c->d->ctr.control_refused++;
+			o = command_error(EBUSY,
+					  "too many control clients (%d); try again",
+					  CONTROL_MAX_CLIENTS);
+		}
+		if (o) {
+			(void)send_reply(cl.fd, o);
+			json_object_put(o);
+			close(cl.fd);
+			continue;
+		}
+		cl.expires_ns = now_ns() + (int64_t)CONTROL_IDLE_MS * 1000000;
+		c->clients[c->n_clients++] = cl;
+	}
+}
+
+/* Handles one packet from client i; false: drop the client. */
+static bool
+serve(struct control *c, int i)
+{
+	char buf[CTL_MAX_REQUEST + 1], why[256];
+	struct client *cl = &c->clients[i];
+	struct ctl_request rq;
+	struct json_object *o;
+	bool keep = true;
+	ssize_t n;
+	int r;
+
+	n = recv(cl->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	if (n == 0)
+		return false; /* the client is done */
+	c->d->ctr.control_requests++;
+	/* With MSG_TRUNC, n is the packet's real size: an oversized one is
+	 * refused by its length before its (cut) bytes are looked at. */
+	r = ctl_request_parse(buf, (size_t)n, &rq, why, sizeof(why));
+	if (r == -ENOMEM) {
+		o = command_error(ENOMEM, "out of memory");
+	} else if (r < 0) {
+		c->d->ctr.control_malformed++;
+		o = command_error(-r, "%s", why);
+		keep = r != -EMSGSIZE;
+	} else if (cl->access != ACCESS_ALL && !ctl_command_read_only(rq.command)) {
+		c->d->ctr.control_refused++;
+		o = command_error(EACCES,
+				  "permission denied: %s needs root (control_group "
+				  "members may only read)",
+				  ctl_command_name(rq.command));
+		ctl_request_free(&rq);
+	} else {
+		o = command_run(c->d, &rq);
+		ctl_request_free(&rq);
+	}
+	if (!o || !send_reply(cl->fd, o))
+		keep = false;
+	json_object_put(o);
+	c->clients[i].expires_ns = now_ns() + (int64_t)CONTROL_IDLE_MS * 1000000;
+	return keep;
+}
+
+int
+control_pollfds(struct control *c, struct pollfd *p, int max)
+{
+	int n = 0;
+
+	if (max < 1)
+		return 0;
+	p[n++] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
+	for (int i = 0; i < c->n_clients && n < max; i++)
+		p[n++] = (struct pollfd){ .fd = c->clients[i].fd, .events = POLLIN };
+	return n;
+}
+
+void
+control_dispatch(struct control *c, const struct pollfd *p, int n)
+{
+	/* Clients first (their indexes match p[1..]), from the end so a drop
+	 * (which moves the last client into the hole) never skips one. */
+	for (int k = n - 1; k >= 1; k--) {
+		int i = k - 1;
+
+		if (i >= c->n_clients || c->clients[i].fd != p[k].fd || !p[k].revents)
+			continue;
+		if ((p[k].revents & POLLIN) ? !serve(c, i) : true)
+			client_drop(c, i);
+	}
+	if (n >= 1 && (p[0].revents & POLLIN))
+		accept_clients(c);
+}
+
+int
+control_expire(struct control *c)
+{
+	int64_t now = now_ns(), next = -1;
+
+	for (int i = c->n_clients - 1; i >= 0; i--) {
+		if (c->clients[i].expires_ns <= now) {
+			c->d->ctr.control_timeouts++;
+			dlog(FLT_LOG_INFO,
+			     "control: pid %d sent nothing for %d ms; closed",
+			     (int)c->clients[i].cred.pid, CONTROL_IDLE_MS);
+			client_drop(c, i);
+		} else if (next < 0 || c->clients[i].expires_ns - now < next) {
+			next = c->clients[i].expires_ns - now;
+		}
+	}
+	return next < 0 ? -1 : (int)(next / 1000000) + 1;
+}

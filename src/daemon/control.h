@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * control.h — the control socket's server side: listening, who may talk
+ * (SO_PEERCRED / SO_PEERGROUPS, never the file mode alone), one request
+ * per packet, one reply per request, and the limits that keep one bad
+ * client from holding up the daemon (docs/control.md).
+ */
+#ifndef FLTMGR_CONTROL_H
+#define FLTMGR_CONTROL_H
+
+#include <poll.h>
+
+#include "daemon/daemon.h"
+
+#define CONTROL_MAX_CLIENTS 16
+#define CONTROL_IDLE_MS     5000
+
+struct control;
+
+/* Creates <runtime_dir>/control (mode 0600, or 0660 with group gid when
+ * gid != (gid_t)-1). A stale socket file is replaced. */
+int control_open(struct daemon *d, struct control **ret);
+void control_close(struct control *c);
+/* Applies a changed control_group (reload). */
+void control_set_group(struct control *c, gid_t gid);
+
+/* Fills pollfds for the listener and each client; returns how many. */
+int control_pollfds(struct control *c, struct pollfd *p, int max);
+/* Handles what poll reported on those pollfds (same order, same n). */
+void control_dispatch(struct control *c, const struct pollfd *p, int n);
+/* Milliseconds until the next idle client expires (-1: none); expires
+ * those whose time has come. */
+int control_expire(struct control *c);
+
+#endif
