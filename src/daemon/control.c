@@ -49,8 +49,9 @@ apply_mode(struct control *c, gid_t gid)
 {
 	mode_t mode = gid == (gid_t)-1 ? 0600 : 0660;
 
-	if (fchown(c->listen_fd, 0, gid == (gid_t)-1 ? 0 : gid) < 0 &&
-	    chown(c->path, 0, gid == (gid_t)-1 ? 0 : gid) < 0)
+	/* The file, not the descriptor: fchown() on a socket changes the
+	 * socket inode, which the permission check on connect() never sees. */
+	if (chown(c->path, 0, gid == (gid_t)-1 ? 0 : gid) < 0)
 		return -errno;
 	if (chmod(c->path, mode) < 0)
 		return -errno;
