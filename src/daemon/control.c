@@ -31,7 +31,7 @@ enum access_level {
 
 struct client {
 	int fd;
-	enum access_level access;
+	enum access_level access; /* ACCESS_NONE: answer EACCES, then close */
 	struct ucred cred;
 	int64_t expires_ns;
 };
@@ -186,18 +186,7 @@ accept_clients(struct control *c)
 		else if (c->d->control_gid != (gid_t)-1 &&
 			 in_group(cl.fd, &cl.cred, c->d->control_gid))
 			cl.access = ACCESS_READ;
-		if (cl.access == ACCESS_NONE) {
-			c->d->ctr.control_refused++;
-			dlog(FLT_LOG_WARNING,
-			     "control: refused pid %d uid %u: not root and not in the "
-			     "control group",
-			     (int)cl.cred.pid, (unsigned)cl.cred.uid);
-			o = command_error(
-				EACCES,
-				"permission denied: uid %u is not root and not in "
-				"the daemon's control_group",
-				(unsigned)cl.cred.uid);
-		} else if (c->n_clients == CONTROL_MAX_CLIENTS) {
+		if (c->n_clients == CONTROL_MAX_CLIENTS) {
 			c->d->ctr.control_refused++;
 			o = command_error(EBUSY,
 					  "too many control clients (%d); try again",
@@ -209,6 +198,10 @@ accept_clients(struct control *c)
 			close(cl.fd);
 			continue;
 		}
+		/* Replies may be large (stats of many ports): room for one
+		 * whole packet, or the send fails with EMSGSIZE. */
+		(void)setsockopt(cl.fd, SOL_SOCKET, SO_SNDBUFFORCE, &(int){ 4 << 20 },
+				 sizeof(int));
 		cl.expires_ns = now_ns() + (int64_t)CONTROL_IDLE_MS * 1000000;
 		c->clients[c->n_clients++] = cl;
 	}
@@ -232,6 +225,22 @@ serve(struct control *c, int i)
 	if (n == 0)
 		return false; /* the client is done */
 	c->d->ctr.control_requests++;
+	if (cl->access == ACCESS_NONE) {
+		/* Refused only now, after reading: a reply sent before the
+		 * client's request would reach it as a connection reset. */
+		c->d->ctr.control_refused++;
+		dlog(FLT_LOG_WARNING,
+		     "control: refused pid %d uid %u: not root and not in the control "
+		     "group",
+		     (int)cl->cred.pid, (unsigned)cl->cred.uid);
+		o = command_error(EACCES,
+				  "permission denied: uid %u is not root and not in the "
+				  "daemon's control_group",
+				  (unsigned)cl->cred.uid);
+		(void)send_reply(cl->fd, o);
+		json_object_put(o);
+		return false;
+	}
 	/* With MSG_TRUNC, n is the packet's real size: an oversized one is
 	 * refused by its length before its (cut) bytes are looked at. */
 	r = ctl_request_parse(buf, (size_t)n, &rq, why, sizeof(why));

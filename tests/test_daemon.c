@@ -1,0 +1,843 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_daemon.c — fltmgrd and fltmc end to end, as an administrator uses
+ * them: the real binaries, in a private mount namespace on a scratch
+ * tmpfs, each test with its own runtime directory, filter directory and
+ * configuration. The filter is tests/filters/test_filter.c (denies opens
+ * of paths containing "secret", offers a port that answers "pong").
+ * Root only (fanotify, ownership checks).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+extern char **environ;
+
+static const char *fltmgrd_bin, *fltmc_bin, *filter_so;
+static char scratch[] = "/tmp/fltmgr-daemon.XXXXXX";
+static char rundir[64], fdir[256], conf[256], watch[256], logfile[256];
+
+/* ---- small helpers ---- */
+
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static char *
+read_file(const char *path)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+static void
+copy_filter(const char *name)
+{
+	char cmd[2048], to[512];
+
+	snprintf(to, sizeof(to), "%s/%s", fdir, name);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 0644 '%s'", filter_so, to, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The configuration every test starts from: tf on the watch directory;
+ * daemon_extra goes into [fltmgrd], extra at the end. */
+static void
+write_conf2(const char *daemon_extra, const char *extra)
+{
+	char text[4096];
+
+	snprintf(text, sizeof(text),
+		 "[fltmgrd]\n"
+		 "filter_dir = %s\n"
+		 "log_level = info\n"
+		 "%s"
+		 "\n"
+		 "[filter tf]\n"
+		 "altitude = 300000\n"
+		 "object = tf.so\n"
+		 "attach = %s\n"
+		 "param.deny = secret\n"
+		 "param.port = tfport\n"
+		 "%s",
+		 fdir, daemon_extra ? daemon_extra : "", watch, extra ? extra : "");
+	write_file(conf, text, 0644);
+}
+
+static void
+write_conf(const char *extra)
+{
+	write_conf2(NULL, extra);
+}
+
+/* Runs argv with stdout+stderr into out (if not NULL); returns the exit
+ * status, or 128+signal. uid: -1 to keep ours. */
+static int
+run_as(char *out, size_t out_len, uid_t uid, gid_t gid, char *const argv[])
+{
+	char path[300];
+	int fd, status;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/run.out", scratch);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0)
+			_exit(127);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (uid != (uid_t)-1 &&
+		    (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
+			_exit(126);
+		execve(argv[0], argv, environ);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (out)
+		snprintf(out, out_len, "%s", read_file(path));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define RUN(out, ...) \
+	run_as(out, sizeof(out), (uid_t)-1, 0, (char *const[]){ __VA_ARGS__, NULL })
+
+/* fltmc --json ...; returns the parsed reply (caller puts it). */
+static struct json_object *
+fltmc_json(const char *cmd, const char *arg1, const char *arg2)
+{
+	static char out[65536];
+	struct json_object *o;
+	int rc;
+
+	rc = run_as(out, sizeof(out), (uid_t)-1, 0,
+		    (char *const[]){ (char *)fltmc_bin, "--runtime-dir", rundir, "--json",
+				     (char *)cmd, (char *)arg1, (char *)arg2, NULL });
+	o = json_tokener_parse(out);
+	if (!o)
+		fail_msg("fltmc %s: exit %d, not JSON: %s", cmd, rc, out);
+	return o;
+}
+
+static struct json_object *
+jget(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		fail_msg("no member %s in %s", key, json_object_to_json_string(o));
+	return v;
+}
+
+static int64_t
+jint(struct json_object *o, const char *key)
+{
+	return json_object_get_int64(jget(o, key));
+}
+
+/* ---- the daemon ---- */
+
+static pid_t daemon_pid;
+static int notify_fd = -1;
+
+static void
+notify_socket_open(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", scratch);
+	unlink(sa.sun_path);
+	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(notify_fd >= 0);
+	assert_int_equal(bind(notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+}
+
+/* Waits for a datagram containing `what`; returns 1 if it came. */
+static int
+notify_wait(const char *what, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+
+	while (tu_now_ms() < end) {
+		struct timeval tv = { .tv_usec = 100000 };
+		char buf[1024];
+		ssize_t n;
+
+		setsockopt(notify_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = recv(notify_fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (strstr(buf, what))
+			return 1;
+	}
+	return 0;
+}
+
+static int
+control_exists(void *arg)
+{
+	char path[300];
+
+	(void)arg;
+	snprintf(path, sizeof(path), "%s/control", rundir);
+	return access(path, F_OK) == 0;
+}
+
+/* Starts fltmgrd -f with extra arguments; waits until it is ready. */
+static pid_t
+daemon_start_args(char *const extra[])
+{
+	char *argv[16] = { (char *)fltmgrd_bin, "--foreground", "--runtime-dir", rundir };
+	int n = 4;
+	pid_t pid;
+
+	for (int i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, STDERR_FILENO);
+		execve(argv[0], argv, environ);
+		_exit(127);
+	}
+	if (!tu_wait_until(control_exists, NULL, 10000))
+		fail_msg("fltmgrd did not start: %s", read_file(logfile));
+	return pid;
+}
+
+static void
+daemon_start(void)
+{
+	daemon_pid = daemon_start_args((char *const[]){ "--config", conf, NULL });
+}
+
+/* SIGTERM and wait; returns the exit status. */
+static int
+daemon_stop(void)
+{
+	int status;
+
+	if (daemon_pid <= 0)
+		return -1;
+	kill(daemon_pid, SIGTERM);
+	assert_int_equal(waitpid(daemon_pid, &status, 0), daemon_pid);
+	daemon_pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- fixtures ---- */
+
+static int
+setup(void **state)
+{
+	static int n;
+
+	(void)state;
+	snprintf(rundir, sizeof(rundir), "%s/run%d", scratch, n);
+	snprintf(fdir, sizeof(fdir), "%s/filters%d", scratch, n);
+	snprintf(watch, sizeof(watch), "%s/watch%d", scratch, n);
+	snprintf(conf, sizeof(conf), "%s/fltmgr%d.conf", scratch, n);
+	snprintf(logfile, sizeof(logfile), "%s/daemon%d.log", scratch, n);
+	n++;
+	assert_int_equal(mkdir(fdir, 0755), 0);
+	assert_int_equal(mkdir(watch, 0777), 0);
+	copy_filter("tf.so");
+	write_file(strcat(strcpy((char[512]){ 0 }, watch), "/secret.txt"), "s\n", 0644);
+	write_file(strcat(strcpy((char[512]){ 0 }, watch), "/plain.txt"), "p\n", 0644);
+	write_conf(NULL);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	if (daemon_pid > 0) {
+		int rc = daemon_stop();
+
+		if (rc != 0)
+			fail_msg("fltmgrd exited %d: %s", rc, read_file(logfile));
+	}
+	return 0;
+}
+
+static int
+try_open(const char *name)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", watch, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/* ---- tests ---- */
+
+/* Start, READY over NOTIFY_SOCKET, status and filters through fltmc
+ * --json, protection in effect, SIGTERM stops it cleanly. */
+static void
+test_start_status_stop(void **state)
+{
+	struct json_object *o, *f;
+	char path[300];
+
+	(void)state;
+	notify_socket_open();
+	daemon_start();
+	assert_true(notify_wait("READY=1", 10000));
+
+	o = fltmc_json("status", NULL, NULL);
+	assert_true(json_object_get_boolean(jget(o, "ok")));
+	assert_int_equal(jint(o, "pid"), daemon_pid);
+	assert_int_equal(jint(o, "filters"), 1);
+	assert_string_equal(json_object_get_string(jget(o, "config")), conf);
+	assert_true(json_object_get_boolean(jget(o, "healthy")));
+	json_object_put(o);
+
+	o = fltmc_json("filters", NULL, NULL);
+	f = json_object_array_get_idx(jget(o, "filters"), 0);
+	assert_non_null(f);
+	assert_string_equal(json_object_get_string(jget(f, "name")), "tf");
+	assert_string_equal(json_object_get_string(jget(f, "altitude")), "300000");
+	assert_int_equal(jint(f, "instances"), 1);
+	json_object_put(o);
+
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	assert_int_equal(try_open("plain.txt"), 0);
+	o = fltmc_json("instances", NULL, NULL);
+	f = json_object_array_get_idx(jget(o, "instances"), 0);
+	assert_string_equal(json_object_get_string(jget(f, "path")), watch);
+	assert_true(jint(f, "denied") >= 1);
+	json_object_put(o);
+
+	assert_int_equal(daemon_stop(), 0);
+	assert_true(notify_wait("STOPPING=1", 2000));
+	snprintf(path, sizeof(path), "%s/control", rundir);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/tfport", rundir);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(try_open("secret.txt"), 0); /* no daemon, no filter */
+	unsetenv("NOTIFY_SOCKET");
+	close(notify_fd);
+	notify_fd = -1;
+}
+
+/* A service connected to the test filter's port. */
+struct service {
+	filter_port *port;
+	int connected;
+};
+
+static void
+service_connect(struct service *s)
+{
+	char path[300];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/tfport", rundir);
+	r = filter_connect_communication_port(path, 0, NULL, 0, &s->port);
+	if (r < 0)
+		fail_msg("connect %s: %s", path, strerror(-r));
+	s->connected = 1;
+}
+
+/* 0 if the filter answered "pong", else the error. */
+static int
+service_ping(struct service *s)
+{
+	char reply[16] = "";
+	size_t len = 0;
+	int r = filter_send_message(s->port, "ping", 4, reply, sizeof(reply), &len);
+
+	if (r == 0 && (len != 4 || memcmp(reply, "pong", 4)))
+		return -EPROTO;
+	return r;
+}
+
+/* Opens in a loop on another thread: how many, and how many went wrong. */
+struct prober {
+	pthread_t thread;
+	const char *name;
+	int expect; /* 0 or -EPERM */
+	atomic_bool stop;
+	atomic_int done, wrong;
+};
+
+static void *
+prober_main(void *arg)
+{
+	struct prober *p = arg;
+
+	while (!atomic_load(&p->stop)) {
+		if (try_open(p->name) != p->expect)
+			atomic_fetch_add(&p->wrong, 1);
+		atomic_fetch_add(&p->done, 1);
+		usleep(200);
+	}
+	return NULL;
+}
+
+static void
+prober_start(struct prober *p, const char *name, int expect)
+{
+	p->name = name;
+	p->expect = expect;
+	assert_int_equal(pthread_create(&p->thread, NULL, prober_main, p), 0);
+}
+
+static void
+prober_stop(struct prober *p)
+{
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+}
+
+static int64_t
+daemon_counter(const char *name)
+{
+	struct json_object *o = fltmc_json("stats", NULL, NULL);
+	int64_t v = jint(jget(o, "daemon"), name);
+
+	json_object_put(o);
+	return v;
+}
+
+/* SIGHUP with an added filter and a changed log level: the unchanged
+ * filter's service stays connected and its instance denies throughout. */
+static void
+test_reload_keeps_service_and_protection(void **state)
+{
+	struct prober deny = { 0 }, allow = { 0 };
+	struct service svc = { 0 };
+	struct json_object *o;
+	char extra[512], out[4096];
+
+	(void)state;
+	copy_filter("tf2.so");
+	daemon_start();
+	service_connect(&svc);
+	assert_int_equal(service_ping(&svc), 0);
+	prober_start(&deny, "secret.txt", -EPERM);
+	prober_start(&allow, "plain.txt", 0);
+
+	snprintf(extra, sizeof(extra),
+		 "\n[filter tf2]\naltitude = 200000\nobject = tf2.so\nattach = %s\n",
+		 watch);
+	write_conf(extra);
+	kill(daemon_pid, SIGHUP);
+	for (int i = 0; i < 100 && daemon_counter("reloads") < 1; i++)
+		usleep(50000);
+	assert_int_equal(daemon_counter("reloads"), 1);
+	/* And once more through the control socket. */
+	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "reload"),
+			 0);
+	usleep(100000);
+	prober_stop(&deny);
+	prober_stop(&allow);
+
+	assert_true(atomic_load(&deny.done) > 50);
+	assert_int_equal(atomic_load(&deny.wrong), 0);
+	assert_int_equal(atomic_load(&allow.wrong), 0);
+	assert_int_equal(service_ping(&svc), 0); /* still connected */
+
+	o = fltmc_json("filters", NULL, NULL);
+	assert_int_equal(json_object_array_length(jget(o, "filters")), 2);
+	json_object_put(o);
+	o = fltmc_json("ports", NULL, NULL);
+	assert_int_equal(
+		jint(json_object_array_get_idx(jget(o, "ports"), 0), "connections"), 1);
+	json_object_put(o);
+
+	/* A changed setting restarts that filter: its service is told. */
+	write_conf("param.extra = 1\n");
+	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "reload"),
+			 0);
+	assert_int_equal(service_ping(&svc), -ENOTCONN);
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	o = fltmc_json("filters", NULL, NULL);
+	assert_int_equal(json_object_array_length(jget(o, "filters")), 1);
+	json_object_put(o);
+	filter_close_port(svc.port);
+}
+
+/* A configuration with errors is rejected by reload; nothing changes. */
+static void
+test_reload_rejects_bad_config(void **state)
+{
+	struct json_object *o;
+	char out[4096];
+
+	(void)state;
+	daemon_start();
+	write_conf("bogus = 1\n");
+	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "reload"),
+			 1);
+	assert_non_null(strstr(read_file(logfile), "unknown key 'bogus'"));
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	o = fltmc_json("stats", NULL, NULL);
+	assert_int_equal(jint(jget(o, "daemon"), "reload_failures"), 1);
+	json_object_put(o);
+}
+
+/* attach, detach, unload, load while opens run; unload with a service
+ * connected: the service sees the disconnect, the daemon carries on. */
+static void
+test_runtime_changes_under_load(void **state)
+{
+	struct prober allow = { 0 };
+	struct service svc = { 0 };
+	struct json_object *o;
+	char out[4096], other[300];
+
+	(void)state;
+	snprintf(other, sizeof(other), "%s/other", watch);
+	assert_int_equal(mkdir(other, 0777), 0);
+	write_file(strcat(strcpy((char[512]){ 0 }, other), "/secret.txt"), "s\n", 0644);
+	daemon_start();
+	service_connect(&svc);
+	prober_start(&allow, "plain.txt", 0);
+
+	/* detach the configured instance: nothing denied there any more */
+	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "detach",
+			     "tf", watch),
+			 0);
+	assert_int_equal(try_open("secret.txt"), 0);
+	/* attach a subdirectory only */
+	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "attach",
+			     "tf", other, "--kind", "subtree"),
+			 0);
+	assert_int_equal(try_open("other/secret.txt"), -EPERM);
+	assert_int_equal(try_open("secret.txt"), 0);
+	/* errors are reported, exit 1 */
+	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "attach",
+			     "tf", other),
+			 1);
+	assert_int_equal(
+		RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "unload", "nope"),
+		1);
+
+	/* unload with the service connected */
+	assert_int_equal(service_ping(&svc), 0);
+	assert_int_equal(
+		RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "unload", "tf"), 0);
+	assert_int_equal(service_ping(&svc), -ENOTCONN);
+	filter_close_port(svc.port);
+	assert_int_equal(try_open("other/secret.txt"), 0);
+
+	/* load it again from the configuration */
+	assert_int_equal(
+		RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "load", "tf"), 0);
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	service_connect(&svc);
+	assert_int_equal(service_ping(&svc), 0);
+	filter_close_port(svc.port);
+
+	prober_stop(&allow);
+	assert_true(atomic_load(&allow.done) > 20);
+	assert_int_equal(atomic_load(&allow.wrong), 0);
+	o = fltmc_json("status", NULL, NULL);
+	assert_true(json_object_get_boolean(jget(o, "healthy")));
+	json_object_put(o);
+}
+
+/* Each kind of configuration error: FILE:LINE in the message, exit 1,
+ * both from --check-config and from a start. */
+static void
+test_config_errors(void **state)
+{
+	static const struct {
+		const char *text;
+		int line;
+		const char *msg;
+	} cases[] = {
+		{ "[fltmgrd]\nbogus = 1\n", 2, "unknown key 'bogus'" },
+		{ "[nonsense]\n", 1, "unknown section" },
+		{ "[filter x]\naltitude = 12a\n", 2, "altitude must be" },
+		{ "[filter x]\n", 1, "has no altitude" },
+		{ "[filter x]\naltitude = 1\nattach = relative\n", 3,
+		  "must be absolute" },
+		{ "[filter x]\naltitude = 1\nattach = /tmp sideways\n", 3,
+		  "attach kind" },
+		{ "[filter x]\naltitude = 1\ndeadline_ms = 0\n", 3, "deadline_ms" },
+		{ "[filter x]\naltitude = 1\ndefault_verdict = maybe\n", 3,
+		  "default_verdict" },
+		{ "[filter x]\naltitude = 1\nparam.a = 1\nparam.a = 2\n", 4,
+		  "already set" },
+		{ "[fltmgrd]\nlog_level = loud\n", 2, "log_level" },
+		{ "just words\n", 1, "syntax error" },
+	};
+	char path[300], out[4096], expect[400];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/bad.conf", scratch);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_file(path, cases[i].text, 0644);
+		snprintf(expect, sizeof(expect), "%s:%d: ", path, cases[i].line);
+		assert_int_equal(
+			RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", path),
+			1);
+		if (!strstr(out, expect) || !strstr(out, cases[i].msg))
+			fail_msg("case %zu: expected '%s...%s' in: %s", i, expect,
+				 cases[i].msg, out);
+		assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--foreground",
+				     "--runtime-dir", rundir, "--config", path),
+				 1);
+		assert_non_null(strstr(out, expect));
+	}
+	/* A missing filter object is found by --check-config, with its line. */
+	write_file(path, "[filter ghost]\naltitude = 5\n", 0644);
+	assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", path,
+			     "--filter-dir", fdir),
+			 1);
+	snprintf(expect, sizeof(expect), "%s:1: filter ghost:", path);
+	assert_non_null(strstr(out, expect));
+	/* and the good one passes */
+	assert_int_equal(
+		RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", conf), 0);
+	assert_non_null(strstr(out, "configuration OK"));
+	/* usage errors are exit 2 */
+	assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--log-level", "loud"), 2);
+	assert_int_equal(
+		RUN(out, (char *)fltmgrd_bin, "--config", conf, "--attach", "/tmp"), 2);
+}
+
+/* A filter object others could have written is refused, with why. */
+static void
+test_writable_object_refused(void **state)
+{
+	char obj[300], out[4096];
+
+	(void)state;
+	snprintf(obj, sizeof(obj), "%s/tf.so", fdir);
+	assert_int_equal(chmod(obj, 0666), 0);
+	assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--foreground", "--runtime-dir",
+			     rundir, "--config", conf),
+			 1);
+	assert_non_null(strstr(out, "writable by group or others"));
+	assert_int_equal(
+		RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", conf), 1);
+	assert_non_null(strstr(out, "writable by group or others"));
+	assert_int_equal(chmod(obj, 0644), 0);
+}
+
+/* One daemon per runtime directory. */
+static void
+test_second_daemon_refused(void **state)
+{
+	char out[4096], pidtext[32];
+
+	(void)state;
+	daemon_start();
+	assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--foreground", "--runtime-dir",
+			     rundir, "--config", conf),
+			 3);
+	snprintf(pidtext, sizeof(pidtext), "pid %d", (int)daemon_pid);
+	assert_non_null(strstr(out, "another fltmgrd"));
+	assert_non_null(strstr(out, pidtext));
+	/* the first one is unaffected */
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+}
+
+/* fltmc as an unprivileged user: refused, exit 4, a clear message; with
+ * control_group set, its members may read but not change. */
+static void
+test_fltmc_access(void **state)
+{
+	char out[4096];
+
+	(void)state;
+	daemon_start();
+	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
+				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
+						 rundir, "filters", NULL }),
+			 4);
+	assert_non_null(strstr(out, "permission denied"));
+	assert_int_equal(daemon_stop(), 0);
+
+	/* gid 65534 is "nogroup" on Debian. */
+	write_conf2("control_group = nogroup\n", NULL);
+	daemon_start();
+	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
+				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
+						 rundir, "--json", "filters", NULL }),
+			 0);
+	assert_non_null(strstr(out, "\"tf\""));
+	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
+				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
+						 rundir, "unload", "tf", NULL }),
+			 4);
+	assert_int_equal(try_open("secret.txt"), -EPERM); /* still loaded */
+}
+
+/* Bad requests on the control socket: an error reply and a counter,
+ * never a crash; the daemon keeps serving. */
+static void
+test_control_bad_requests(void **state)
+{
+	static const char *const bad[] = {
+		"not json",
+		"[1,2]",
+		"{\"command\":42}",
+		"{\"command\":\"attach\",\"name\":\"tf\"}",
+		"{\"command\":\"attach\",\"name\":\"tf\",\"path\":\"rel\"}",
+		"{\"command\":\"filters\",\"extra\":1}",
+		"{\"command\":\"load\",\"name\":\"a\\nb\"}",
+		"{\"command\":\"status\"} trailing",
+	};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static char big[8192];
+	struct json_object *o;
+	char buf[4096];
+	int fd;
+
+	(void)state;
+	daemon_start();
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control", rundir);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ssize_t n;
+
+		assert_int_equal(send(fd, bad[i], strlen(bad[i]), 0),
+				 (ssize_t)strlen(bad[i]));
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		assert_true(n > 0);
+		buf[n] = '\0';
+		o = json_tokener_parse(buf);
+		assert_non_null(o);
+		assert_false(json_object_get_boolean(jget(o, "ok")));
+		assert_string_equal(json_object_get_string(jget(o, "errno")), "EINVAL");
+		json_object_put(o);
+	}
+	/* Oversized: refused and that client closed. */
+	memset(big, ' ', sizeof(big));
+	assert_int_equal(send(fd, big, sizeof(big), 0), (ssize_t)sizeof(big));
+	assert_true(recv(fd, buf, sizeof(buf) - 1, 0) > 0);
+	assert_non_null(strstr(buf, "EMSGSIZE"));
+	assert_int_equal(recv(fd, buf, sizeof(buf), 0), 0);
+	close(fd);
+	o = fltmc_json("stats", NULL, NULL);
+	assert_int_equal(jint(jget(o, "daemon"), "control_malformed"),
+			 (int64_t)(sizeof(bad) / sizeof(bad[0])) + 1);
+	json_object_put(o);
+}
+
+/* Without --foreground the parent returns once the daemon is filtering. */
+static void
+test_daemonize(void **state)
+{
+	char out[4096], pidfile[300];
+	int pid;
+
+	(void)state;
+	assert_int_equal(
+		RUN(out, (char *)fltmgrd_bin, "--runtime-dir", rundir, "--config", conf),
+		0);
+	assert_int_equal(try_open("secret.txt"), -EPERM); /* already filtering */
+	snprintf(pidfile, sizeof(pidfile), "%s/fltmgrd.pid", rundir);
+	pid = atoi(read_file(pidfile));
+	assert_true(pid > 1);
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	for (int i = 0; i < 200 && kill(pid, 0) == 0; i++)
+		usleep(20000);
+	assert_int_equal(kill(pid, 0), -1);
+	assert_int_equal(try_open("secret.txt"), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_start_status_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_keeps_service_and_protection,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_rejects_bad_config, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_runtime_changes_under_load, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writable_object_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_second_daemon_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fltmc_access, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_bad_requests, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_daemonize, setup, teardown),
+	};
+	int r;
+
+	fltmgrd_bin = getenv("FLTMGR_TEST_FLTMGRD");
+	fltmc_bin = getenv("FLTMGR_TEST_FLTMC");
+	filter_so = getenv("FLTMGR_TEST_FILTER");
+	if (geteuid() != 0) {
+		printf("test_daemon: SKIP: needs root (fanotify, root-owned filter "
+		       "objects)\n");
+		return 77;
+	}
+	if (!fltmgrd_bin || !fltmc_bin || !filter_so) {
+		printf("test_daemon: FLTMGR_TEST_FLTMGRD, FLTMGR_TEST_FLTMC and "
+		       "FLTMGR_TEST_FILTER must be set (meson test sets them)\n");
+		return 1;
+	}
+	/* A private mount namespace with a scratch tmpfs: the daemon's
+	 * filesystem marks never see the rest of the machine's activity. */
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		printf("test_daemon: SKIP: cannot make a private mount namespace: %s\n",
+		       strerror(errno));
+		return 77;
+	}
+	if (!mkdtemp(scratch) ||
+	    mount("fltmgr-daemon", scratch, "tmpfs", 0, "mode=0755,size=64m") < 0) {
+		printf("test_daemon: cannot mount a scratch tmpfs: %s\n",
+		       strerror(errno));
+		return 1;
+	}
+	unsetenv("FLTMGR_RUNTIME_DIR");
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	umount2(scratch, MNT_DETACH);
+	rmdir(scratch);
+	return r;
+}
