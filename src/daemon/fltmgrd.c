@@ -712,8 +712,10 @@ main(int argc, char **argv)
 	int code;
 
 	code = parse_options(argc, argv, &o);
-	if (code != EXIT_OK)
+	if (code != EXIT_OK) {
+		free(o.attach);
 		return code;
+	}
 	if (o.log_level)
 		dlog_set_level(o.log_level);
 	if (load_config(&o, &c) < 0) {
