@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -791,6 +792,87 @@ unregister_disconnects_services(void **state)
 			 0);
 }
 
+/* A filter in the usual shape: its services are excluded while connected
+ * (the disconnect callback includes them again) and its unload callback
+ * frees the state those callbacks use. Unregistering must run every
+ * disconnect callback before unload, with the exclusion list still alive
+ * (ASan catches a use after free). */
+struct ordered {
+	flt_filter *f;
+	flt_port client;
+	char trail[8]; /* 'c' connect, 'd' disconnect, 'u' unload */
+	atomic_int n;
+};
+
+static struct ordered *g_ordered;
+
+static int
+ordered_connect(flt_port client_port, void *server_cookie, const void *context,
+		size_t context_len, const struct flt_peer *peer, void **ret_cookie)
+{
+	struct ordered *o = server_cookie;
+
+	(void)context;
+	(void)context_len;
+	o->client = client_port;
+	assert_int_equal(flt_exclude_process(o->f, peer->pid), 0);
+	o->trail[atomic_fetch_add(&o->n, 1)] = 'c';
+	*ret_cookie = (void *)(intptr_t)peer->pid;
+	return 0;
+}
+
+static void
+ordered_disconnect(void *cookie)
+{
+	struct ordered *o = g_ordered;
+
+	flt_close_client_port(o->f, &o->client);
+	(void)flt_include_process(o->f, (pid_t)(intptr_t)cookie);
+	o->trail[atomic_fetch_add(&o->n, 1)] = 'd';
+}
+
+static void
+ordered_unload(flt_filter *filter, void *cookie)
+{
+	struct ordered *o = cookie;
+
+	(void)filter;
+	o->trail[atomic_fetch_add(&o->n, 1)] = 'u';
+}
+
+static int
+ordered_connected(void *arg)
+{
+	return atomic_load(&((struct ordered *)arg)->n) >= 1;
+}
+
+static void
+unload_runs_after_disconnect_callbacks(void **state)
+{
+	struct fx *fx = *state;
+	struct ordered o = { 0 };
+	struct flt_registration reg = { .name = "ordered",
+					.altitude = "360000",
+					.unload = ordered_unload,
+					.cookie = &o };
+	struct flt_port_attributes attr = { .name = "ordered" };
+	flt_port server;
+	filter_port *p = NULL;
+
+	g_ordered = &o;
+	assert_int_equal(flt_register_filter(fx->m, &reg, &o.f), 0);
+	assert_int_equal(flt_create_communication_port(o.f, &server, &attr, &o,
+						       ordered_connect,
+						       ordered_disconnect, NULL, 1),
+			 0);
+	assert_int_equal(filter_connect_communication_port("ordered", 0, NULL, 0, &p), 0);
+	assert_true(tu_wait_until(ordered_connected, &o, 1000));
+	flt_unregister_filter(o.f);
+	assert_int_equal(atomic_load(&o.n), 3);
+	assert_memory_equal(o.trail, "cdu", 3);
+	filter_close_port(p);
+}
+
 static int
 connect_sends_to_itself(flt_port client_port, void *server_cookie, const void *context,
 			size_t context_len, const struct flt_peer *peer,
@@ -894,6 +976,7 @@ main(void)
 		T(bad_handles_are_errors_not_crashes),
 		T(close_server_port_keeps_connections),
 		T(unregister_disconnects_services),
+		T(unload_runs_after_disconnect_callbacks),
 		T(send_inside_connect_callback_is_edeadlk),
 		T(counters_match_traffic),
 #undef T

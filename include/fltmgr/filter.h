@@ -266,10 +266,12 @@ int flt_register_filter(flt_manager *manager, const struct flt_registration *reg
 			flt_filter **ret_filter);
 /* Stops its file-system events (its pended events are answered with its
  * default verdict; a completion that arrives later is ignored safely),
- * waits for its callbacks in flight, tears its instances down, calls its
- * unload callback, closes its server ports and disconnects every
- * connection (each disconnect callback runs), then frees. Not to be called
- * from one of the filter's own callbacks. */
+ * waits for its callbacks in flight, tears its instances down, closes its
+ * server ports and disconnects every connection (each disconnect callback
+ * runs, and may still call flt_include_process() and the port functions),
+ * then calls its unload callback — after every other callback of the
+ * filter has returned, so unload may free what they use — and frees. Not
+ * to be called from one of the filter's own callbacks. */
 void flt_unregister_filter(flt_filter *filter);
 
 /*

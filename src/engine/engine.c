@@ -88,13 +88,11 @@ engine_filter_init(flt_filter *f, const struct flt_registration *reg)
 }
 
 static void
-filter_engine_free(flt_filter *f)
+filter_instances_teardown(flt_filter *f)
 {
 	struct filter_engine *fe = f->eng;
 
-	if (!fe)
-		return;
-	while (fe->instances) {
+	while (fe && fe->instances) {
 		struct instance *in = fe->instances;
 
 		fe->instances = in->next;
@@ -103,6 +101,16 @@ filter_engine_free(flt_filter *f)
 		free(in->path);
 		free(in);
 	}
+}
+
+void
+engine_filter_free(flt_filter *f)
+{
+	struct filter_engine *fe = f->eng;
+
+	if (!fe)
+		return;
+	filter_instances_teardown(f);
 	if (fe->unload)
 		fe->unload(f, fe->cookie);
 	pthread_mutex_destroy(&fe->excl_lock);
@@ -633,7 +641,7 @@ flt_filter_list_instances(flt_filter *filter, struct flt_instance_info **ret_inf
 }
 
 void
-engine_filter_unregister(flt_filter *f)
+engine_filter_stop(flt_filter *f)
 {
 	flt_manager *m = f->mgr;
 	struct engine *e = engine_of(m);
@@ -650,7 +658,7 @@ engine_filter_unregister(flt_filter *f)
 		 * a table naming f holds that table. */
 		wait_filter_drained(e, f);
 	}
-	filter_engine_free(f);
+	filter_instances_teardown(f);
 }
 
 /* Index of pid in fe->excluded, or -1. Caller holds fe->excl_lock. */

@@ -254,8 +254,12 @@ void engine_free(struct engine *e);
 int engine_rebuild_locked(struct engine *e);
 struct dtable *dtable_acquire(struct engine *e);
 void dtable_release(struct engine *e, struct dtable *t);
-/* Called from flt_unregister_filter(). */
-void engine_filter_unregister(flt_filter *f);
+/* Called from flt_unregister_filter(): first stop (no more events, pends
+ * answered, callbacks drained, instances torn down), and once the ports
+ * are gone too, free (the unload callback, then the engine state — so
+ * disconnect callbacks may still call flt_include_process()). */
+void engine_filter_stop(flt_filter *f);
+void engine_filter_free(flt_filter *f);
 int engine_filter_init(flt_filter *f, const struct flt_registration *reg);
 
 static inline struct engine *

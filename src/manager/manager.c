@@ -242,7 +242,8 @@ flt_register_filter(flt_manager *manager, const struct flt_registration *registr
 	for (flt_filter *o = manager->filters; o; o = o->next) {
 		if (!strcmp(o->name, f->name)) {
 			pthread_mutex_unlock(&manager->lock);
-			engine_filter_unregister(f); /* frees its engine state */
+			f->eng->unload = NULL; /* never registered */
+			engine_filter_free(f);
 			pthread_mutex_destroy(&f->port_lock);
 			pthread_mutex_destroy(&f->lock);
 			pthread_cond_destroy(&f->threads_done);
@@ -268,8 +269,8 @@ flt_unregister_filter(flt_filter *filter)
 	m = filter->mgr;
 
 	/* Phase 0: no more file-system events; pends answered; callbacks
-	 * in flight drained; instances torn down; unload callback. */
-	engine_filter_unregister(filter);
+	 * in flight drained; instances torn down. */
+	engine_filter_stop(filter);
 
 	/* Phase 1: refuse new work. */
 	pthread_mutex_lock(&filter->lock);
@@ -317,6 +318,10 @@ flt_unregister_filter(flt_filter *filter)
 		pthread_cond_wait(&filter->threads_done, &filter->lock);
 	pthread_mutex_unlock(&filter->lock);
 	mgr_reap(m);
+
+	/* Phase 5: no callback of this filter can run any more; its unload
+	 * callback frees what they used, then its engine state goes. */
+	engine_filter_free(filter);
 
 	pthread_mutex_lock(&m->lock);
 	for (flt_filter **pp = &m->filters; *pp; pp = &(*pp)->next) {
