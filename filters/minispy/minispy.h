@@ -103,7 +103,8 @@ struct ms_state {
 	unsigned n_conns;
 	uint64_t n_accepted;
 	struct ms_ring backlog; /* used while n_conns == 0, else empty */
-	bool backlog_warned;
+	bool backlog_warned;    /* since the backlog was last taken over */
+	int64_t last_warning;   /* CLOCK_MONOTONIC ns of the last drop warning */
 	struct ms_excluded *excluded;
 	size_t n_excluded;
 	struct ms_counters ctr;

@@ -196,7 +196,7 @@ struct minispy_stats {
 	uint64_t conn_sent;
 	uint64_t conn_dropped;
 	uint64_t conn_loss_records_sent;
-	uint64_t conn_pending; /* in its queue now, or being sent */
+	uint64_t conn_pending; /* records and loss records still to send */
 };
 
 static inline const char *

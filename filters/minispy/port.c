@@ -31,6 +31,24 @@
 /* One try to queue a record on a full socket; then the sender looks at
  * its stop flag and tries again. */
 #define MS_SEND_TIMEOUT_MS 200
+/* Drop warnings: the first one always, then at most one per interval
+ * (a service stopped and started all day must not flood the log). */
+#define MS_WARN_INTERVAL_NS (10LL * 1000000000)
+
+/* st->lock held. */
+static bool
+may_warn_locked(struct ms_state *st)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (st->last_warning && now - st->last_warning < MS_WARN_INTERVAL_NS)
+		return false;
+	st->last_warning = now;
+	return true;
+}
 
 /* ---- excluded service processes (st->lock held) ---- */
 
@@ -105,7 +123,7 @@ ms_publish(struct ms_state *st, struct ms_rec *rec)
 
 		st->ctr.backlog_queued++;
 		st->ctr.backlog_dropped += dropped;
-		if (dropped && !st->backlog_warned)
+		if (dropped && !st->backlog_warned && may_warn_locked(st))
 			backlog_full = st->backlog_warned = true;
 	}
 	for (struct ms_conn *c = st->conns; c; c = c->next) {
@@ -115,7 +133,8 @@ ms_publish(struct ms_state *st, struct ms_rec *rec)
 		} else {
 			c->dropped++;
 			st->ctr.dropped++;
-			if (!c->warned && n_slow < sizeof(slow) / sizeof(slow[0])) {
+			if (!c->warned && n_slow < sizeof(slow) / sizeof(slow[0]) &&
+			    may_warn_locked(st)) {
 				c->warned = true;
 				slow[n_slow++] = c->pid;
 			}
@@ -404,7 +423,9 @@ ms_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out
 	s.conn_sent = c->sent;
 	s.conn_dropped = c->dropped;
 	s.conn_loss_records_sent = c->loss_sent;
-	s.conn_pending = c->head.len + c->q.len + (c->inflight != NULL);
+	s.conn_pending = c->head.len + c->q.len + (c->inflight != NULL) +
+			 (c->head.before.count != 0) + (c->head.after.count != 0) +
+			 (c->q.after.count != 0);
 	pthread_mutex_unlock(&st->lock);
 	n = out_cap < sizeof(s) ? out_cap : sizeof(s);
 	s.size = n;
