@@ -67,6 +67,8 @@ exclude_locked(struct ms_state *st, pid_t pid)
 	struct ms_excluded *e = excluded_find(st, pid), *n;
 	int r;
 
+	if (pid <= 0)
+		return 0; /* a peer from another pid namespace: nothing to name */
 	if (e) {
 		e->n++;
 		return 0;
