@@ -243,13 +243,55 @@ conn_free(struct ms_conn *c)
 	free(c);
 }
 
+/* st->lock held. Admits c: exclusion, its sender thread, the list, and
+ * the backlog if it is the only service. On failure none of it stays. */
+static int
+conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_backlog)
+{
+	uint64_t from_backlog = 0;
+	int r;
+
+	if (st->closing)
+		return -ESHUTDOWN; /* unloading */
+	if (st->set.exclude_services) {
+		r = exclude_locked(st, c->pid);
+		if (r < 0)
+			return r;
+	}
+	r = -pthread_create(&c->sender, NULL, sender_main, c);
+	if (r < 0) {
+		if (st->set.exclude_services)
+			include_locked(st, c->pid);
+		return r;
+	}
+	c->next = st->conns;
+	if (st->conns)
+		st->conns->prev = c;
+	st->conns = c;
+	st->n_conns++;
+	c->number = ++st->n_accepted;
+	st->ctr.connections++;
+	/* The first service after a time with none takes the backlog over
+	 * whole (a pointer swap, so this stays short under the port lock);
+	 * its sender sends it before anything newer. */
+	if (st->n_conns == 1 && !ms_ring_idle(&st->backlog)) {
+		from_backlog = ms_ring_events(&st->backlog);
+		c->head = st->backlog;
+		ms_ring_init(&st->backlog, st->set.backlog);
+		st->backlog_warned = false;
+		st->ctr.backlog_delivered += from_backlog;
+		pthread_cond_signal(&c->wake);
+	}
+	*ret_from_backlog = from_backlog;
+	return 0;
+}
+
 int
 ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	      size_t context_len, const struct flt_peer *peer, void **ret_cookie)
 {
 	struct ms_state *st = ms_registry_ref((uint64_t)(uintptr_t)server_cookie);
-	uint64_t from_backlog = 0, number;
-	bool excluded = false;
+	uint64_t from_backlog = 0;
 	struct ms_conn *c;
 	int r;
 
@@ -268,55 +310,21 @@ ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	pthread_cond_init(&c->wake, NULL);
 	ms_ring_init(&c->head, 0);
 	ms_ring_init(&c->q, st->set.queue_size);
-	if (ms_ring_alloc(&c->q) < 0) {
-		r = -ENOMEM;
-		goto fail;
+	r = ms_ring_alloc(&c->q);
+	if (r == 0) {
+		pthread_mutex_lock(&st->lock);
+		r = conn_admit_locked(st, c, &from_backlog);
+		pthread_mutex_unlock(&st->lock);
 	}
-
-	pthread_mutex_lock(&st->lock);
-	if (st->closing) {
-		r = -ESHUTDOWN;
-		goto fail_locked;
-	}
-	if (st->set.exclude_services) {
-		r = exclude_locked(st, peer->pid);
-		if (r < 0)
-			goto fail_locked;
-		excluded = true;
-	}
-	r = -pthread_create(&c->sender, NULL, sender_main, c);
 	if (r < 0)
-		goto fail_locked;
-	c->next = st->conns;
-	if (st->conns)
-		st->conns->prev = c;
-	st->conns = c;
-	st->n_conns++;
-	number = c->number = ++st->n_accepted;
-	st->ctr.connections++;
-	/* The first service after a time with none takes the backlog over
-	 * whole (a pointer swap, so this stays short under the port lock);
-	 * its sender sends it before anything newer. */
-	if (st->n_conns == 1 && !ms_ring_idle(&st->backlog)) {
-		from_backlog = ms_ring_events(&st->backlog);
-		c->head = st->backlog;
-		ms_ring_init(&st->backlog, st->set.backlog);
-		st->backlog_warned = false;
-		st->ctr.backlog_delivered += from_backlog;
-		pthread_cond_signal(&c->wake);
-	}
-	pthread_mutex_unlock(&st->lock);
+		goto fail;
 	ms_log(st, FLT_LOG_INFO,
 	       "service pid %d connected (connection %llu), %llu backlog records for it",
-	       (int)peer->pid, (unsigned long long)number,
+	       (int)peer->pid, (unsigned long long)c->number,
 	       (unsigned long long)from_backlog);
-	*ret_cookie = c;
+	*ret_cookie = c; /* c belongs to the connection until its disconnect */
 	return 0;
 
-fail_locked:
-	if (excluded)
-		include_locked(st, peer->pid);
-	pthread_mutex_unlock(&st->lock);
 fail:
 	ms_log(st, FLT_LOG_WARNING, "refusing service pid %d: %s", (int)peer->pid,
 	       strerror(-r));
