@@ -839,6 +839,118 @@ rename_carries_old_and_new_path(void **state)
 	svc_close(&s);
 }
 
+/* param.process = false: the pid only, nothing read from /proc. */
+static void
+without_process_details_only_the_pid_is_given(void **state)
+{
+	const char *kv[] = { "ops", "create", "process", "false", NULL };
+	struct svc s;
+	struct child c;
+	struct ev *e;
+
+	(void)state;
+	NEED_ROOT();
+	load(kv);
+	svc_open(&s);
+	c = fsop_hold(4321, "create", at("a"), NULL);
+	e = expect_ev(&s, MINISPY_OP_CREATE, at("a"), NULL, c.pid);
+	assert_int_equal(e->uid, MINISPY_UID_UNKNOWN);
+	assert_false(e->flags & MINISPY_F_VERIFIED);
+	assert_string_equal(e->exe, "");
+	assert_string_equal(e->comm, "");
+	assert_int_equal(child_wait(&c), 0);
+	svc_close(&s);
+}
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+/* An EVENT record for "/a" made by hand from the header's table. */
+static size_t
+hand_made_event(uint8_t *b)
+{
+	memset(b, 0, 128);
+	put32(b, MINISPY_RECORD_MAGIC);
+	put16(b + 4, MINISPY_RECORD_VERSION);
+	put16(b + 6, MINISPY_REC_EVENT);
+	put32(b + 8, 80 + 2 + 4);
+	put32(b + 56, 77);
+	put16(b + 64, MINISPY_OP_CREATE);
+	put16(b + 68, 2);
+	memcpy(b + 80, "/a", 3);
+	return 86;
+}
+
+/* The decoder services use: exact sizes, terminated strings, known
+ * versions and types (no root needed). */
+static void
+record_decoder_checks_every_size_and_string(void **state)
+{
+	uint8_t b[128];
+	struct minispy_record r;
+	size_t n;
+
+	(void)state;
+	n = hand_made_event(b);
+	assert_int_equal(minispy_record_decode(b, n, &r), 0);
+	assert_int_equal(r.type, MINISPY_REC_EVENT);
+	assert_string_equal(r.event.path, "/a");
+	assert_null(r.event.new_path);
+	assert_null(r.event.exe);
+	assert_int_equal(r.event.pid, 77);
+
+	assert_int_equal(minispy_record_decode(b, n - 1, &r), -EBADMSG); /* size */
+	put32(b + 8, (uint32_t)n + 1);
+	assert_int_equal(minispy_record_decode(b, n + 1, &r), -EBADMSG); /* strings */
+	n = hand_made_event(b);
+	b[82] = 'x'; /* path not terminated where its length says */
+	assert_int_equal(minispy_record_decode(b, n, &r), -EBADMSG);
+	n = hand_made_event(b);
+	put16(b + 70, 1); /* new_path "b" ... */
+	b[83] = 'b';
+	put32(b + 8, (uint32_t)n + 1);
+	put16(b + 64, MINISPY_OP_RENAME);
+	assert_int_equal(minispy_record_decode(b, n + 1, &r), 0);
+	assert_string_equal(r.event.new_path, "b");
+	put16(b + 64, MINISPY_OP_CREATE); /* ... is for renames only */
+	assert_int_equal(minispy_record_decode(b, n + 1, &r), -EBADMSG);
+	n = hand_made_event(b);
+	put16(b + 64, MINISPY_OP_COUNT_);
+	assert_int_equal(minispy_record_decode(b, n, &r), -EBADMSG);
+	n = hand_made_event(b);
+	put16(b + 4, MINISPY_RECORD_VERSION + 1);
+	assert_int_equal(minispy_record_decode(b, n, &r), -EPROTONOSUPPORT);
+	n = hand_made_event(b);
+	b[0] ^= 1;
+	assert_int_equal(minispy_record_decode(b, n, &r), -EBADMSG);
+
+	/* LOSS: 64 bytes, a run that makes sense. */
+	memset(b, 0, 64);
+	put32(b, MINISPY_RECORD_MAGIC);
+	put16(b + 4, MINISPY_RECORD_VERSION);
+	put16(b + 6, MINISPY_REC_LOSS);
+	put32(b + 8, 64);
+	b[32] = 3; /* count */
+	b[40] = 5; /* first */
+	b[48] = 7; /* last */
+	put32(b + 56, MINISPY_LOSS_QUEUE);
+	assert_int_equal(minispy_record_decode(b, 64, &r), 0);
+	assert_int_equal(r.loss.count, 3);
+	assert_int_equal(r.loss.first_seq, 5);
+	assert_int_equal(r.loss.last_seq, 7);
+	b[40] = 8; /* first > last */
+	assert_int_equal(minispy_record_decode(b, 64, &r), -EBADMSG);
+}
+
 /* ---- what is reported: operations and patterns, per instance ---- */
 
 static void
@@ -1566,6 +1678,8 @@ main(int argc, char **argv)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(each_operation_produces_a_record_with_path_and_process),
 		T(rename_carries_old_and_new_path),
+		T(without_process_details_only_the_pid_is_given),
+		T(record_decoder_checks_every_size_and_string),
 		T(op_mask_and_patterns_select_records_per_instance),
 		T(bad_parameters_refuse_the_load_with_a_message),
 		T(backlog_delivered_oldest_first_on_connect),
