@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * minispy.c — the minispy filter's entry point (the DriverEntry of the
+ * Windows sample), its registry of live states, its event callbacks and its
+ * unload callback. Connections and sending live in port.c.
+ *
+ * The event path (ms_post) never waits for anyone: it filters by the
+ * instance's operation mask and patterns, encodes one record and hands it
+ * to ms_publish(), which only appends references to bounded rings under
+ * the state's lock. Every operation is registered post-only, so no opener
+ * ever waits for minispy.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "minispy.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* Live states, by id (the server port's cookie) and by filter. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ms_state *registry;
+static uint64_t registry_last_id;
+
+struct ms_instance {
+	struct ms_state *st; /* one reference */
+	struct ms_match *match;
+};
+
+static const char *
+level_name(int level)
+{
+	switch (level) {
+	case FLT_LOG_ERROR:
+		return "error";
+	case FLT_LOG_WARNING:
+		return "warning";
+	case FLT_LOG_NOTICE:
+		return "notice";
+	case FLT_LOG_INFO:
+		return "info";
+	default:
+		return "debug";
+	}
+}
+
+/*
+ * libfltmgr has no public logging call for filters, so this mirrors its
+ * format: one write() per line on stderr, a <N> prefix for journald, the
+ * level from $FLTMGR_LOG_LEVEL (default notice).
+ */
+void
+ms_log(const struct ms_state *st, int level, const char *fmt, ...)
+{
+	const char *env = getenv("FLTMGR_LOG_LEVEL");
+	int max = env && *env ? atoi(env) : FLT_LOG_NOTICE;
+	char msg[768], line[900];
+	va_list ap;
+	int n;
+
+	if (level > max)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (getenv("JOURNAL_STREAM"))
+		n = snprintf(line, sizeof(line), "<%d>%s: minispy %s: %s\n", level,
+			     level_name(level), st ? st->name : "?", msg);
+	else
+		n = snprintf(line, sizeof(line), "fltmgr[%d]: %s: minispy %s: %s\n",
+			     (int)getpid(), level_name(level), st ? st->name : "?", msg);
+	if (n > (int)sizeof(line) - 1)
+		n = (int)sizeof(line) - 1;
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
+}
+
+/* ---- the state and its registry ---- */
+
+static void
+state_free(struct ms_state *st)
+{
+	ms_ring_fini(&st->backlog);
+	ms_settings_free(&st->set);
+	pthread_mutex_destroy(&st->lock);
+	free(st->excluded);
+	free(st);
+}
+
+void
+ms_state_unref(struct ms_state *st)
+{
+	if (st && atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) == 1)
+		state_free(st);
+}
+
+static void
+registry_add(struct ms_state *st)
+{
+	pthread_mutex_lock(&registry_lock);
+	st->id = ++registry_last_id;
+	st->reg_next = registry;
+	registry = st;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void
+registry_remove(struct ms_state *st)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (struct ms_state **pp = &registry; *pp; pp = &(*pp)->reg_next) {
+		if (*pp == st) {
+			*pp = st->reg_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+struct ms_state *
+ms_registry_ref(uint64_t id)
+{
+	struct ms_state *st;
+
+	pthread_mutex_lock(&registry_lock);
+	for (st = registry; st && st->id != id; st = st->reg_next)
+		;
+	if (st)
+		atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&registry_lock);
+	return st;
+}
+
+static struct ms_state *
+registry_ref_filter(const flt_filter *f)
+{
+	struct ms_state *st;
+
+	pthread_mutex_lock(&registry_lock);
+	for (st = registry; st && st->filter != f; st = st->reg_next)
+		;
+	if (st)
+		atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&registry_lock);
+	return st;
+}
+
+/* ---- instances ---- */
+
+static int
+ms_instance_setup(flt_filter *filter, const char *path, enum flt_instance_kind kind,
+		  void **ret_instance_context)
+{
+	struct ms_state *st = registry_ref_filter(filter);
+	struct ms_instance *in;
+	struct ms_match *m = NULL;
+	char err[512], ops[128];
+	int r;
+
+	(void)kind;
+	if (!st)
+		return -ESHUTDOWN;
+	r = ms_match_new(&st->set, path, &m, err, sizeof(err));
+	if (r < 0) {
+		ms_log(st, FLT_LOG_ERROR, "refusing the instance at %s: %s", path, err);
+		ms_state_unref(st);
+		return r;
+	}
+	in = calloc(1, sizeof(*in));
+	if (!in) {
+		ms_match_free(m);
+		ms_state_unref(st);
+		return -ENOMEM;
+	}
+	in->st = st;
+	in->match = m;
+	ms_ops_format(m->ops, ops, sizeof(ops));
+	ms_log(st, FLT_LOG_INFO,
+	       "instance at %s%s%s: ops %s, %zu include and %zu exclude "
+	       "patterns",
+	       path, m->label ? " labelled " : "", m->label ? m->label : "", ops,
+	       m->n_include, m->n_exclude);
+	*ret_instance_context = in;
+	return 0;
+}
+
+static void
+ms_instance_teardown(flt_filter *filter, void *instance_context)
+{
+	struct ms_instance *in = instance_context;
+
+	(void)filter;
+	if (!in)
+		return;
+	ms_match_free(in->match);
+	ms_state_unref(in->st);
+	free(in);
+}
+
+/* ---- events ---- */
+
+static void
+ms_post(const struct flt_callback_data *d, void *instance_context,
+	void *completion_context)
+{
+	struct ms_instance *in = instance_context;
+	const struct flt_process *p = NULL;
+	struct ms_rec *rec;
+
+	(void)completion_context;
+	if (!in || d->op >= FLT_OP_OVERFLOW || !(in->match->ops & (1u << d->op)))
+		return;
+	/* A rename is reported if either of its names is. */
+	if (!ms_match_path(in->match, d->path) &&
+	    !(d->new_path && ms_match_path(in->match, d->new_path)))
+		return;
+	if (in->st->set.process)
+		p = flt_get_process(d);
+	rec = ms_rec_event(d, p);
+	ms_publish(in->st, rec); /* rec NULL: publishes the loss */
+	if (rec)
+		ms_rec_unref(rec);
+}
+
+/*
+ * The kernel's queue overflowed. The engine calls this once per filter
+ * that registered OVERFLOW, with no instance and no filter to tell them
+ * apart, so every live minispy state takes the notice once (keyed by the
+ * engine's sequence number of the overflow).
+ */
+static void
+ms_overflow(const struct flt_callback_data *d, void *instance_context,
+	    void *completion_context)
+{
+	(void)instance_context;
+	(void)completion_context;
+	pthread_mutex_lock(&registry_lock);
+	for (struct ms_state *st = registry; st; st = st->reg_next) {
+		struct ms_rec *rec;
+		bool fresh;
+
+		pthread_mutex_lock(&st->lock);
+		fresh = !st->closing && st->last_overflow != d->sequence;
+		if (fresh) {
+			st->last_overflow = d->sequence;
+			st->ctr.kernel_overflows++;
+		}
+		pthread_mutex_unlock(&st->lock);
+		if (!fresh)
+			continue;
+		ms_log(st, FLT_LOG_WARNING,
+		       "the kernel's event queue overflowed: events were lost; "
+		       "services get a loss record");
+		rec = ms_rec_kernel_loss(d);
+		ms_publish(st, rec);
+		if (rec)
+			ms_rec_unref(rec);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+/* ---- unload ---- */
+
+/*
+ * Called by flt_unregister_filter() after the last event callback and
+ * instance teardown, but before the connections are disconnected. So:
+ * refuse new connections and records here, and leave each connection to
+ * its disconnect callback, which still comes (and holds a reference).
+ */
+static void
+ms_unload(flt_filter *filter, void *cookie)
+{
+	struct ms_state *st = cookie;
+	struct ms_counters c;
+
+	registry_remove(st);
+	pthread_mutex_lock(&st->lock);
+	st->closing = true;
+	c = st->ctr;
+	pthread_mutex_unlock(&st->lock);
+	flt_close_communication_port(filter, &st->server);
+	ms_log(st, FLT_LOG_INFO,
+	       "unloading: %llu records, %llu sent, %llu dropped, %llu backlog dropped, "
+	       "%llu loss records sent",
+	       (unsigned long long)c.records, (unsigned long long)c.sent,
+	       (unsigned long long)c.dropped, (unsigned long long)c.backlog_dropped,
+	       (unsigned long long)c.loss_records_sent);
+	ms_state_unref(st);
+}
+
+/* ---- the entry point ---- */
+
+EXPORT int
+fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config,
+		    flt_filter **ret_filter)
+{
+	static const struct flt_operation_registration ops[] = {
+		{ FLT_OP_OPEN, NULL, ms_post },         { FLT_OP_EXEC, NULL, ms_post },
+		{ FLT_OP_READ, NULL, ms_post },         { FLT_OP_WRITE, NULL, ms_post },
+		{ FLT_OP_CLOSE_WRITE, NULL, ms_post },  { FLT_OP_CLOSE, NULL, ms_post },
+		{ FLT_OP_ATTRIB, NULL, ms_post },       { FLT_OP_CREATE, NULL, ms_post },
+		{ FLT_OP_DELETE, NULL, ms_post },       { FLT_OP_RENAME, NULL, ms_post },
+		{ FLT_OP_OVERFLOW, NULL, ms_overflow },
+	};
+	struct flt_registration reg = {
+		.operations = ops,
+		.n_operations = sizeof(ops) / sizeof(ops[0]),
+		.instance_setup = ms_instance_setup,
+		.instance_teardown = ms_instance_teardown,
+		.unload = ms_unload,
+	};
+	struct flt_port_attributes attr = { 0 };
+	struct ms_state *st;
+	flt_filter *f = NULL;
+	char err[512];
+	int r;
+
+	if (!manager || !config || !config->name || !config->altitude || !ret_filter ||
+	    (config->n_params && (!config->param_keys || !config->param_values)))
+		return -EINVAL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	atomic_init(&st->refs, 1); /* the registration's */
+	snprintf(st->name, sizeof(st->name), "%s", config->name);
+	pthread_mutex_init(&st->lock, NULL);
+	r = ms_settings_parse(config, &st->set, err, sizeof(err));
+	if (r < 0) {
+		ms_log(st, FLT_LOG_ERROR, "refusing to load: %s", err);
+		state_free(st);
+		return r;
+	}
+	ms_ring_init(&st->backlog, st->set.backlog);
+
+	reg.name = config->name;
+	reg.altitude = config->altitude;
+	reg.deadline_ms = config->deadline_ms;
+	reg.default_verdict = config->default_verdict;
+	reg.cookie = st;
+	r = flt_register_filter(manager, &reg, &f);
+	if (r < 0) {
+		ms_log(st, FLT_LOG_ERROR, "cannot register: %s", strerror(-r));
+		state_free(st);
+		return r;
+	}
+	st->filter = f;
+	registry_add(st);
+
+	attr.name = st->set.port;
+	attr.mode = st->set.port_mode;
+	r = flt_create_communication_port(
+		f, &st->server, &attr, (void *)(uintptr_t)st->id, ms_on_connect,
+		ms_on_disconnect, ms_on_message, st->set.max_connections);
+	if (r < 0) {
+		ms_log(st, FLT_LOG_ERROR, "cannot create port %s: %s%s", st->set.port,
+		       strerror(-r),
+		       r == -EEXIST ? " (another live port has that name: set "
+				      "param.port)"
+				    : "");
+		flt_unregister_filter(f); /* the unload callback frees st */
+		return r;
+	}
+	ms_log(st, FLT_LOG_INFO,
+	       "loaded: port %s (at most %d services), queue %u records per service, "
+	       "backlog %u records, services %s",
+	       st->set.port, st->set.max_connections, st->set.queue_size, st->set.backlog,
+	       st->set.exclude_services ? "excluded" : "included");
+	*ret_filter = f;
+	return 0;
+}

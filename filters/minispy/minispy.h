@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * minispy.h — the minispy filter's state, shared by minispy.c (entry
+ * point, event callbacks, unload) and port.c (connections and their
+ * sender threads).
+ *
+ * Lifetime. A struct ms_state is reference counted: the registration
+ * holds one (dropped by the unload callback), every instance one, every
+ * accepted connection one (dropped at the end of its disconnect callback).
+ * This matters because libfltmgr calls the unload callback *before* it
+ * disconnects the filter's connections, and a connection still in its
+ * handshake may even run the connect callback after unload. So the
+ * server-port cookie is not a pointer but the state's id in a registry of
+ * live states (minispy.c): a connect callback that finds no live state
+ * refuses with -ESHUTDOWN, and one that finds it takes its reference under
+ * the registry lock. flt_unregister_filter() waits for every connection
+ * thread, so when it returns, every disconnect callback (which joins its
+ * connection's sender thread) has run and the state is gone.
+ *
+ * Locks, outer first: the filter's port lock (held by libfltmgr around the
+ * connect callback) -> the registry lock -> st->lock -> libfltmgr's own
+ * exclusion lock (flt_exclude_process). st->lock is never held across a
+ * port call that may block: senders take a record under it and send
+ * without it.
+ */
+#ifndef MINISPY_H
+#define MINISPY_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <fltmgr/filter.h>
+
+#include "minispy_record.h"
+#include "params.h"
+#include "queue.h"
+#include "record.h"
+
+/* One accepted connection: its queue and the thread that drains it. */
+struct ms_conn {
+	struct ms_state *st; /* one reference */
+	struct ms_conn *next;
+	struct ms_conn *prev;
+	uint64_t number; /* 1, 2, ... per filter, for logs */
+	/* Written in the connect callback (port lock held), read by
+	 * flt_send_message() and cleared by flt_close_client_port() under
+	 * that same lock. */
+	flt_port port;
+	pid_t pid;
+	pthread_t sender;
+	/* Under st->lock: */
+	pthread_cond_t wake; /* the sender waits on it for work or stop */
+	bool stop;
+	bool warned;
+	struct ms_ring head;     /* the backlog, if this connection took it */
+	struct ms_ring q;        /* records since it connected */
+	struct ms_rec *inflight; /* taken off the rings, being sent */
+	uint64_t queued;
+	uint64_t sent;
+	uint64_t dropped;
+	uint64_t loss_sent;
+};
+
+/* Services' pids excluded from the filter, with a count of their
+ * connections (a process may connect more than once). */
+struct ms_excluded {
+	pid_t pid;
+	unsigned n;
+};
+
+struct ms_counters {
+	uint64_t records;
+	uint64_t queued;
+	uint64_t sent;
+	uint64_t dropped;
+	uint64_t loss_records_sent;
+	uint64_t discarded;
+	uint64_t backlog_queued;
+	uint64_t backlog_dropped;
+	uint64_t backlog_delivered;
+	uint64_t returned;
+	uint64_t kernel_overflows;
+	uint64_t connections;
+};
+
+struct ms_state {
+	atomic_uint refs;
+	uint64_t id;               /* registry key, the port's cookie */
+	struct ms_state *reg_next; /* registry list (registry lock) */
+	flt_filter *filter;        /* set before the state is registered */
+	char name[FLT_PORT_NAME_MAX + 1];
+	struct ms_settings set; /* read-only after the entry point */
+	flt_port server;
+
+	pthread_mutex_t lock;
+	bool closing;           /* unload began: no new connections or records */
+	uint64_t seq;           /* the last record number given */
+	uint64_t last_overflow; /* engine sequence of the last overflow */
+	struct ms_conn *conns;
+	unsigned n_conns;
+	uint64_t n_accepted;
+	struct ms_ring backlog; /* used while n_conns == 0, else empty */
+	bool backlog_warned;    /* since the backlog was last taken over */
+	int64_t last_warning;   /* CLOCK_MONOTONIC ns of the last drop warning */
+	struct ms_excluded *excluded;
+	size_t n_excluded;
+	struct ms_counters ctr;
+};
+
+/* ---- minispy.c ---- */
+
+/* The entry point fltmgrd calls (FLT_FILTER_ENTRY_SYMBOL). */
+int fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config,
+			flt_filter **ret_filter);
+
+void ms_log(const struct ms_state *st, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The live state with this id, with a reference; NULL if it is unloading. */
+struct ms_state *ms_registry_ref(uint64_t id);
+void ms_state_unref(struct ms_state *st);
+
+/* ---- port.c ---- */
+
+int ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
+		  size_t context_len, const struct flt_peer *peer, void **ret_cookie);
+void ms_on_disconnect(void *cookie);
+int ms_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out_cap,
+		  size_t *ret_out_len);
+/* Queues rec (NULL: it could not be made; seq is lost the same way) for
+ * every connection, or in the backlog when none is connected. Gives it its
+ * seq. Never blocks beyond st->lock. */
+void ms_publish(struct ms_state *st, struct ms_rec *rec);
+
+#endif

@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * port.c — minispy's services: the connect and disconnect callbacks of
+ * its server port, one sender thread per connection, the backlog handover,
+ * and the stats call.
+ *
+ * Why a sender thread per connection rather than one for all: a send
+ * blocks while the service's socket is full, and the filter side has no
+ * descriptor to poll for room. With one thread, a service that stops
+ * reading (SIGSTOP, a debugger) would hold up every other service for
+ * each timeout; with one thread each, it only fills its own queue, which
+ * then drops and reports a loss, while the others carry on. max_connections
+ * bounds the thread count.
+ *
+ * The seed bug cannot happen here: the only copy of a client port is
+ * c->port; it is used by the connection's own sender through
+ * flt_send_message(&c->port) and closed by the disconnect callback with
+ * flt_close_client_port(&c->port) only after that sender has been joined.
+ * A connection object is freed at the end of its disconnect callback and
+ * never touched after it: libfltmgr runs no callback for that connection
+ * afterwards.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "minispy.h"
+
+/* One try to queue a record on a full socket; then the sender looks at
+ * its stop flag and tries again. */
+#define MS_SEND_TIMEOUT_MS 200
+/* Drop warnings: the first one always, then at most one per interval
+ * (a service stopped and started all day must not flood the log). */
+#define MS_WARN_INTERVAL_NS (10LL * 1000000000)
+
+/* st->lock held. */
+static bool
+may_warn_locked(struct ms_state *st)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (st->last_warning && now - st->last_warning < MS_WARN_INTERVAL_NS)
+		return false;
+	st->last_warning = now;
+	return true;
+}
+
+/* ---- excluded service processes (st->lock held) ---- */
+
+static struct ms_excluded *
+excluded_find(struct ms_state *st, pid_t pid)
+{
+	for (size_t i = 0; i < st->n_excluded; i++)
+		if (st->excluded[i].pid == pid)
+			return &st->excluded[i];
+	return NULL;
+}
+
+static int
+exclude_locked(struct ms_state *st, pid_t pid)
+{
+	struct ms_excluded *e = excluded_find(st, pid), *n;
+	int r;
+
+	if (pid <= 0)
+		return 0; /* a peer from another pid namespace: nothing to name */
+	if (e) {
+		e->n++;
+		return 0;
+	}
+	n = realloc(st->excluded, (st->n_excluded + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	st->excluded = n;
+	r = flt_exclude_process(st->filter, pid);
+	if (r < 0)
+		return r;
+	st->excluded[st->n_excluded++] = (struct ms_excluded){ .pid = pid, .n = 1 };
+	return 0;
+}
+
+/*
+ * After unload began (st->closing) the engine part of the filter is
+ * being freed, so flt_include_process() is not called any more; the list
+ * goes with it.
+ */
+static void
+include_locked(struct ms_state *st, pid_t pid)
+{
+	struct ms_excluded *e = excluded_find(st, pid);
+
+	if (!e || --e->n)
+		return;
+	*e = st->excluded[--st->n_excluded];
+	if (!st->closing)
+		(void)flt_include_process(st->filter, pid);
+}
+
+/* ---- publishing (the event path) ---- */
+
+void
+ms_publish(struct ms_state *st, struct ms_rec *rec)
+{
+	pid_t slow[64];
+	size_t n_slow = 0;
+	bool backlog_full = false;
+	uint64_t seq;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->closing) {
+		pthread_mutex_unlock(&st->lock);
+		return;
+	}
+	seq = ++st->seq;
+	st->ctr.records++;
+	if (rec)
+		ms_rec_set_seq(rec, seq);
+	if (!st->n_conns) {
+		uint64_t dropped = ms_backlog_push(&st->backlog, rec, seq);
+
+		st->ctr.backlog_queued++;
+		st->ctr.backlog_dropped += dropped;
+		if (dropped && !st->backlog_warned && may_warn_locked(st))
+			backlog_full = st->backlog_warned = true;
+	}
+	for (struct ms_conn *c = st->conns; c; c = c->next) {
+		if (ms_queue_push(&c->q, rec, seq)) {
+			c->queued++;
+			st->ctr.queued++;
+		} else {
+			c->dropped++;
+			st->ctr.dropped++;
+			if (!c->warned && n_slow < sizeof(slow) / sizeof(slow[0]) &&
+			    may_warn_locked(st)) {
+				c->warned = true;
+				slow[n_slow++] = c->pid;
+			}
+		}
+		pthread_cond_signal(&c->wake);
+	}
+	pthread_mutex_unlock(&st->lock);
+
+	if (backlog_full)
+		ms_log(st, FLT_LOG_WARNING,
+		       "no service connected and the backlog of %u records is full: "
+		       "dropping the oldest (the next service gets a loss record)",
+		       st->set.backlog);
+	for (size_t i = 0; i < n_slow; i++)
+		ms_log(st, FLT_LOG_WARNING,
+		       "service pid %d is not keeping up: its queue of %u records is "
+		       "full, dropping records (it gets a loss record)",
+		       (int)slow[i], st->set.queue_size);
+}
+
+/* ---- the sender thread ---- */
+
+static void *
+sender_main(void *arg)
+{
+	struct ms_conn *c = arg;
+	struct ms_state *st = c->st;
+	char tname[16];
+	int err = 0;
+
+	snprintf(tname, sizeof(tname), "minispy-%d", (int)c->pid);
+	pthread_setname_np(pthread_self(), tname);
+	pthread_mutex_lock(&st->lock);
+	while (!c->stop) {
+		struct flt_send_options o = { .fd = -1 };
+		struct ms_rec *r;
+		bool again = false;
+
+		if (!c->inflight) {
+			c->inflight = ms_ring_pop(&c->head, &again);
+			if (!c->inflight && !again)
+				c->inflight = ms_ring_pop(&c->q, &again);
+		}
+		if (!c->inflight) {
+			if (again) { /* no memory for a loss record: later */
+				struct timespec ts;
+
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 10 * 1000000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&c->wake, &st->lock, &ts);
+			} else {
+				pthread_cond_wait(&c->wake, &st->lock);
+			}
+			continue;
+		}
+		/* c->inflight stays ours until it is sent; only this thread
+		 * takes entries off c's rings, and the bytes are immutable. */
+		r = c->inflight;
+		o.sequence = r->seq ? r->seq : r->loss.last;
+		pthread_mutex_unlock(&st->lock);
+		err = flt_send_message_ex(st->filter, &c->port, r->data, r->len, NULL,
+					  NULL, MS_SEND_TIMEOUT_MS, &o);
+		pthread_mutex_lock(&st->lock);
+		if (err == 0) {
+			if (ms_rec_synthetic(r)) {
+				c->loss_sent++;
+				st->ctr.loss_records_sent++;
+			} else {
+				c->sent++;
+				st->ctr.sent++;
+			}
+			c->inflight = NULL;
+			ms_rec_unref(r);
+		} else if (err != -ETIMEDOUT) {
+			break; /* kept in c->inflight for the disconnect callback */
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (err < 0 && err != -ENOTCONN && err != -ETIMEDOUT) {
+		/* Not a disconnect: end this connection so that the service
+		 * sees it and reconnects, rather than wait forever. */
+		ms_log(st, FLT_LOG_ERROR,
+		       "sending to service pid %d failed: %s; closing it", (int)c->pid,
+		       strerror(-err));
+		flt_close_client_port(st->filter, &c->port);
+	}
+	return NULL;
+}
+
+/* ---- connect and disconnect ---- */
+
+static void
+conn_free(struct ms_conn *c)
+{
+	ms_ring_fini(&c->head);
+	ms_ring_fini(&c->q);
+	if (c->inflight)
+		ms_rec_unref(c->inflight);
+	pthread_cond_destroy(&c->wake);
+	free(c);
+}
+
+/* st->lock held. Admits c: exclusion, its sender thread, the list, and
+ * the backlog if it is the only service. On failure none of it stays. */
+static int
+conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_backlog)
+{
+	uint64_t from_backlog = 0;
+	int r;
+
+	if (st->closing)
+		return -ESHUTDOWN; /* unloading */
+	if (st->set.exclude_services) {
+		r = exclude_locked(st, c->pid);
+		if (r < 0)
+			return r;
+	}
+	r = -pthread_create(&c->sender, NULL, sender_main, c);
+	if (r < 0) {
+		if (st->set.exclude_services)
+			include_locked(st, c->pid);
+		return r;
+	}
+	c->next = st->conns;
+	if (st->conns)
+		st->conns->prev = c;
+	st->conns = c;
+	st->n_conns++;
+	c->number = ++st->n_accepted;
+	st->ctr.connections++;
+	/* The first service after a time with none takes the backlog over
+	 * whole (a pointer swap, so this stays short under the port lock);
+	 * its sender sends it before anything newer. */
+	if (st->n_conns == 1 && !ms_ring_idle(&st->backlog)) {
+		from_backlog = ms_ring_events(&st->backlog);
+		c->head = st->backlog;
+		ms_ring_init(&st->backlog, st->set.backlog);
+		st->backlog_warned = false;
+		st->ctr.backlog_delivered += from_backlog;
+		pthread_cond_signal(&c->wake);
+	}
+	*ret_from_backlog = from_backlog;
+	return 0;
+}
+
+int
+ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
+	      size_t context_len, const struct flt_peer *peer, void **ret_cookie)
+{
+	struct ms_state *st = ms_registry_ref((uint64_t)(uintptr_t)server_cookie);
+	uint64_t from_backlog = 0;
+	struct ms_conn *c;
+	int r;
+
+	(void)context;
+	(void)context_len;
+	if (!st)
+		return -ESHUTDOWN; /* unloading: this handshake came too late */
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		ms_state_unref(st);
+		return -ENOMEM;
+	}
+	c->st = st;
+	c->port = client_port;
+	c->pid = peer->pid;
+	pthread_cond_init(&c->wake, NULL);
+	ms_ring_init(&c->head, 0);
+	ms_ring_init(&c->q, st->set.queue_size);
+	r = ms_ring_alloc(&c->q);
+	if (r == 0) {
+		pthread_mutex_lock(&st->lock);
+		r = conn_admit_locked(st, c, &from_backlog);
+		pthread_mutex_unlock(&st->lock);
+	}
+	if (r < 0)
+		goto fail;
+	ms_log(st, FLT_LOG_INFO,
+	       "service pid %d connected (connection %llu), %llu backlog records for it",
+	       (int)peer->pid, (unsigned long long)c->number,
+	       (unsigned long long)from_backlog);
+	*ret_cookie = c; /* c belongs to the connection until its disconnect */
+	return 0;
+
+fail:
+	ms_log(st, FLT_LOG_WARNING, "refusing service pid %d: %s", (int)peer->pid,
+	       strerror(-r));
+	conn_free(c);
+	ms_state_unref(st);
+	return r;
+}
+
+void
+ms_on_disconnect(void *cookie)
+{
+	struct ms_conn *c = cookie;
+	struct ms_state *st = c->st;
+	uint64_t unsent, dropped = 0;
+	bool returned = false;
+
+	/* The connection is down: a sender blocked on it has been failed
+	 * with -ENOTCONN, one about to send will be. */
+	pthread_mutex_lock(&st->lock);
+	c->stop = true;
+	pthread_cond_signal(&c->wake);
+	pthread_mutex_unlock(&st->lock);
+	pthread_join(c->sender, NULL);
+	flt_close_client_port(st->filter, &c->port); /* as on Windows */
+
+	pthread_mutex_lock(&st->lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		st->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	st->n_conns--;
+	if (st->set.exclude_services)
+		include_locked(st, c->pid);
+	unsent = ms_ring_events(&c->head) + ms_ring_events(&c->q) +
+		 (c->inflight && !ms_rec_synthetic(c->inflight));
+	if (!st->n_conns && !st->closing) {
+		/* The last service left: what it did not get goes back into
+		 * the (empty) backlog, in order, losses included, for the
+		 * next one. */
+		if (c->inflight) {
+			dropped += ms_backlog_push(&st->backlog, c->inflight,
+						   c->inflight->seq);
+			ms_rec_unref(c->inflight);
+			c->inflight = NULL;
+		}
+		dropped += ms_backlog_append(&st->backlog, &c->head);
+		dropped += ms_backlog_append(&st->backlog, &c->q);
+		st->ctr.returned += unsent;
+		st->ctr.backlog_queued += unsent;
+		st->ctr.backlog_dropped += dropped;
+		returned = true;
+	} else {
+		st->ctr.discarded += unsent;
+	}
+	pthread_mutex_unlock(&st->lock);
+
+	ms_log(st, FLT_LOG_INFO,
+	       "service pid %d disconnected (connection %llu): %llu sent, %llu dropped, "
+	       "%llu loss records; %llu unsent records %s",
+	       (int)c->pid, (unsigned long long)c->number, (unsigned long long)c->sent,
+	       (unsigned long long)c->dropped, (unsigned long long)c->loss_sent,
+	       (unsigned long long)unsent,
+	       returned ? "returned to the backlog" : "discarded");
+	conn_free(c);
+	ms_state_unref(st);
+}
+
+/* ---- the stats call ---- */
+
+int
+ms_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out_cap,
+	      size_t *ret_out_len)
+{
+	struct ms_conn *c = cookie;
+	struct ms_state *st = c->st;
+	struct minispy_stats s = { .size = sizeof(s) };
+	uint32_t magic, cmd;
+	size_t n;
+
+	if (in_len != 8)
+		return -EINVAL;
+	memcpy(&magic, in, 4);
+	memcpy(&cmd, (const char *)in + 4, 4);
+	if (magic != MINISPY_RECORD_MAGIC)
+		return -EINVAL;
+	if (cmd != MINISPY_CMD_STATS)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&st->lock);
+	s.records = st->ctr.records;
+	s.queued = st->ctr.queued;
+	s.sent = st->ctr.sent;
+	s.dropped = st->ctr.dropped;
+	s.loss_records_sent = st->ctr.loss_records_sent;
+	s.discarded = st->ctr.discarded;
+	s.backlog_queued = st->ctr.backlog_queued;
+	s.backlog_dropped = st->ctr.backlog_dropped;
+	s.backlog_delivered = st->ctr.backlog_delivered;
+	s.returned = st->ctr.returned;
+	s.kernel_overflows = st->ctr.kernel_overflows;
+	s.connections = st->ctr.connections;
+	s.connections_now = st->n_conns;
+	s.backlog_now = ms_ring_events(&st->backlog);
+	s.conn_queued = c->queued;
+	s.conn_sent = c->sent;
+	s.conn_dropped = c->dropped;
+	s.conn_loss_records_sent = c->loss_sent;
+	s.conn_pending = c->head.len + c->q.len + (c->inflight != NULL) +
+			 (c->head.before.count != 0) + (c->head.after.count != 0) +
+			 (c->q.after.count != 0);
+	pthread_mutex_unlock(&st->lock);
+	n = out_cap < sizeof(s) ? out_cap : sizeof(s);
+	s.size = n;
+	memcpy(out, &s, n);
+	*ret_out_len = n;
+	return 0;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * record.c — encoding minispy records (layout in minispy_record.h) and
+ * their reference counts. Runs in the event path: one malloc per event,
+ * no locks, no system calls.
+ */
+#include "record.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+_Static_assert(MINISPY_OP_OPEN == (int)FLT_OP_OPEN &&
+		       MINISPY_OP_EXEC == (int)FLT_OP_EXEC &&
+		       MINISPY_OP_READ == (int)FLT_OP_READ &&
+		       MINISPY_OP_WRITE == (int)FLT_OP_WRITE &&
+		       MINISPY_OP_CLOSE_WRITE == (int)FLT_OP_CLOSE_WRITE &&
+		       MINISPY_OP_CLOSE == (int)FLT_OP_CLOSE &&
+		       MINISPY_OP_ATTRIB == (int)FLT_OP_ATTRIB &&
+		       MINISPY_OP_CREATE == (int)FLT_OP_CREATE &&
+		       MINISPY_OP_DELETE == (int)FLT_OP_DELETE &&
+		       MINISPY_OP_RENAME == (int)FLT_OP_RENAME,
+	       "minispy ops follow enum flt_operation");
+_Static_assert(MINISPY_RECORD_MAX <= FLT_PORT_MAX_MESSAGE, "a record fits a message");
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+static struct ms_rec *
+rec_alloc(uint16_t type, size_t len)
+{
+	struct ms_rec *r = calloc(1, sizeof(*r) + len);
+
+	if (!r)
+		return NULL;
+	atomic_init(&r->refs, 1);
+	r->type = type;
+	r->len = (uint32_t)len;
+	put32(r->data, MINISPY_RECORD_MAGIC);
+	put16(r->data + 4, MINISPY_RECORD_VERSION);
+	put16(r->data + 6, type);
+	put32(r->data + 8, (uint32_t)len);
+	return r;
+}
+
+static int64_t
+ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts_ns(&ts);
+}
+
+/* Length of s as stored: at most MINISPY_STRING_MAX; NULL is empty. */
+static uint16_t
+str_len(const char *s, uint16_t *flags)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n > MINISPY_STRING_MAX) {
+		*flags |= MINISPY_F_TRUNCATED;
+		n = MINISPY_STRING_MAX;
+	}
+	return (uint16_t)n;
+}
+
+struct ms_rec *
+ms_rec_event(const struct flt_callback_data *d, const struct flt_process *p)
+{
+	bool known = p && p->verified;
+	const char *s[4] = { d->path ? d->path : "", d->new_path, known ? p->exe : NULL,
+			     known ? p->comm : NULL };
+	uint16_t flags = 0, lens[4];
+	size_t len = MINISPY_EVENT_FIXED, off = MINISPY_EVENT_FIXED;
+	struct ms_rec *r;
+	uint8_t *b;
+
+	for (int i = 0; i < 4; i++) {
+		lens[i] = str_len(s[i], &flags);
+		len += (size_t)lens[i] + 1;
+	}
+	if (d->flags & FLT_EVENT_DIR)
+		flags |= MINISPY_F_DIR;
+	if (known)
+		flags |= MINISPY_F_VERIFIED;
+	r = rec_alloc(MINISPY_REC_EVENT, len);
+	if (!r)
+		return NULL;
+	b = r->data;
+	put64(b + 24, d->sequence);
+	put64(b + 32, (uint64_t)ts_ns(&d->time));
+	put64(b + 40, (uint64_t)d->dev);
+	put64(b + 48, (uint64_t)d->ino);
+	put32(b + 56, (uint32_t)d->pid);
+	put32(b + 60, known ? (uint32_t)p->uid : MINISPY_UID_UNKNOWN);
+	put16(b + 64, (uint16_t)d->op);
+	put16(b + 66, flags);
+	for (int i = 0; i < 4; i++) {
+		put16(b + 68 + 2 * i, lens[i]);
+		if (lens[i])
+			memcpy(b + off, s[i], lens[i]);
+		off += (size_t)lens[i] + 1; /* the NUL is already there */
+	}
+	return r;
+}
+
+static struct ms_rec *
+loss_rec(enum minispy_loss_cause cause, int64_t time_ns, const struct ms_loss *l)
+{
+	struct ms_rec *r = rec_alloc(MINISPY_REC_LOSS, MINISPY_LOSS_SIZE);
+
+	if (!r)
+		return NULL;
+	r->cause = (uint16_t)cause;
+	r->loss = *l;
+	put64(r->data + 24, (uint64_t)time_ns);
+	put64(r->data + 32, l->count);
+	put64(r->data + 40, l->first);
+	put64(r->data + 48, l->last);
+	put32(r->data + 56, (uint32_t)cause);
+	return r;
+}
+
+struct ms_rec *
+ms_rec_kernel_loss(const struct flt_callback_data *d)
+{
+	struct ms_loss l = { .count = d->lost };
+
+	return loss_rec(MINISPY_LOSS_KERNEL, ts_ns(&d->time), &l);
+}
+
+struct ms_rec *
+ms_rec_loss(enum minispy_loss_cause cause, const struct ms_loss *l)
+{
+	return loss_rec(cause, now_ns(), l);
+}
+
+void
+ms_rec_set_seq(struct ms_rec *r, uint64_t seq)
+{
+	r->seq = seq;
+	put64(r->data + 16, seq);
+}
+
+void
+ms_loss_add(struct ms_loss *l, uint64_t n, uint64_t first, uint64_t last)
+{
+	if (!n)
+		return;
+	if (!l->count) {
+		l->first = first;
+		l->last = last;
+	} else {
+		if (first < l->first)
+			l->first = first;
+		if (last > l->last)
+			l->last = last;
+	}
+	l->count += n;
+}
+
+void
+ms_rec_fold(const struct ms_rec *r, struct ms_loss *l)
+{
+	if (ms_rec_synthetic(r))
+		ms_loss_add(l, r->loss.count, r->loss.first, r->loss.last);
+	else
+		ms_loss_add(l, 1, r->seq, r->seq);
+}
+
+void
+ms_rec_unref(struct ms_rec *r)
+{
+	if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+		free(r);
+}
