@@ -177,6 +177,22 @@ long_lines_are_errors_not_truncated(void **state)
 		assert_int_equal(strlen(c->filters[0].instances[0].path), 151);
 		cfg_free(c);
 	}
+	/* A bad value is an error even after a good one. */
+	expect_error("[fltmgrd]\nlog_level = info\nlog_level = loud\n",
+		     "t.conf:3: log_level must be");
+	/* The boundary: 199 characters is the longest line, whole. */
+	snprintf(text, sizeof(text), "[filter a]\naltitude = 1\nattach = /%0189d\n", 0);
+	assert_int_equal(strlen(strchr(text + 24, 'a')), 200); /* 199 + newline */
+	{
+		struct cfg *c = NULL;
+		char *err = NULL;
+
+		assert_int_equal(cfg_parse_string("t.conf", text, &c, &err), 0);
+		assert_int_equal(strlen(c->filters[0].instances[0].path), 190);
+		cfg_free(c);
+	}
+	snprintf(text, sizeof(text), "[filter a]\naltitude = 1\nattach = /%0190d\n", 0);
+	expect_error(text, "t.conf:3: line longer than 199 characters");
 }
 
 static void

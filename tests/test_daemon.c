@@ -520,6 +520,103 @@ test_reload_rejects_bad_config(void **state)
 	json_object_put(o);
 }
 
+/* A filter object replaced by a rename (the documented upgrade) is
+ * picked up by the next reload: that filter restarts, no other change. */
+static void
+test_reload_picks_up_replaced_object(void **state)
+{
+	struct service svc = { 0 };
+	struct json_object *o;
+	char out[4096], from[300], to[300];
+
+	(void)state;
+	daemon_start();
+	service_connect(&svc);
+	assert_int_equal(service_ping(&svc), 0);
+	/* Unchanged file: nothing restarts. */
+	o = fltmc_json("reload", NULL, NULL);
+	assert_int_equal(jint(o, "restarted"), 0);
+	json_object_put(o);
+	assert_int_equal(service_ping(&svc), 0);
+
+	copy_filter("tf.so.new");
+	snprintf(from, sizeof(from), "%s/tf.so.new", fdir);
+	snprintf(to, sizeof(to), "%s/tf.so", fdir);
+	assert_int_equal(rename(from, to), 0);
+	o = fltmc_json("reload", NULL, NULL);
+	assert_true(json_object_get_boolean(jget(o, "ok")));
+	assert_int_equal(jint(o, "restarted"), 1);
+	json_object_put(o);
+	assert_int_equal(service_ping(&svc), -ENOTCONN); /* it was restarted */
+	filter_close_port(svc.port);
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	assert_non_null(strstr(read_file(logfile), "object file was replaced"));
+	(void)out;
+}
+
+/* No configuration: the built-in default, minispy on --attach PATH. Its
+ * service gets a record for an open there. And the shipped default
+ * configuration passes --check-config. */
+static void
+test_builtin_default_and_shipped_config(void **state)
+{
+	const char *minispy = getenv("FLTMGR_TEST_MINISPY");
+	const char *shipped = getenv("FLTMGR_TEST_SHIPPED_CONF");
+	struct filter_message_header h;
+	struct json_object *o, *f;
+	char cmd[2048], out[4096], port[300], buf[65536];
+	filter_port *p = NULL;
+	bool seen = false;
+
+	(void)state;
+	assert_non_null(minispy);
+	assert_non_null(shipped);
+	snprintf(cmd, sizeof(cmd),
+		 "cp '%s' '%s/minispy.so' && chmod 0644 '%s/minispy.so'", minispy, fdir,
+		 fdir);
+	assert_int_equal(system(cmd), 0);
+
+	assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--check-config", "--config",
+			     (char *)shipped, "--filter-dir", fdir),
+			 0);
+	assert_non_null(strstr(out, "configuration OK (1 filter)"));
+
+	daemon_pid = daemon_start_args(
+		(char *const[]){ "--filter-dir", fdir, "--attach", watch, NULL });
+	o = fltmc_json("filters", NULL, NULL);
+	f = json_object_array_get_idx(jget(o, "filters"), 0);
+	assert_non_null(f);
+	assert_string_equal(json_object_get_string(jget(f, "name")), "minispy");
+	assert_string_equal(json_object_get_string(jget(f, "altitude")), "385100");
+	assert_int_equal(jint(f, "instances"), 1);
+	json_object_put(o);
+	o = fltmc_json("status", NULL, NULL);
+	assert_null(json_object_object_get(o, "config")); /* built-in */
+	json_object_put(o);
+
+	snprintf(port, sizeof(port), "%s/minispy", rundir);
+	assert_int_equal(filter_connect_communication_port(port, 0, NULL, 0, &p), 0);
+	/* The service's own opens are excluded: a child does the open. */
+	if (fork() == 0) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/plain.txt", watch);
+		_exit(open(path, O_RDONLY) < 0);
+	}
+	wait(NULL);
+	for (int i = 0; i < 200 && !seen; i++) {
+		int n = filter_get_message(p, &h, buf, sizeof(buf) - 1, 50);
+
+		if (n > 0) {
+			buf[n] = '\0';
+			/* The record carries the path as a string. */
+			seen = memmem(buf, (size_t)n, "plain.txt", 9) != NULL;
+		}
+	}
+	assert_true(seen);
+	filter_close_port(p);
+}
+
 /* attach, detach, unload, load while opens run; unload with a service
  * connected: the service sees the disconnect, the daemon carries on. */
 static void
@@ -794,6 +891,10 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_rejects_bad_config, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_reload_picks_up_replaced_object,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builtin_default_and_shipped_config,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runtime_changes_under_load, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),

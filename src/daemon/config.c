@@ -76,7 +76,7 @@ read_line(char *buf, int size, void *stream)
 	}
 	/* libinih hands us its own line buffer (199 characters in Debian's
 	 * build): the limit we report is the real one. */
-	if (n >= (size_t)size - 1 || n >= CFG_MAX_LINE) {
+	if (n >= (size_t)size || n >= CFG_MAX_LINE) {
 		int max = size - 1 < CFG_MAX_LINE - 1 ? size - 1 : CFG_MAX_LINE - 1;
 
 		error_at(p, p->line, "line longer than %d characters", max);
@@ -180,11 +180,14 @@ daemon_key(struct parser *p, const char *key, const char *value)
 	} else if (!strcmp(key, "log_level")) {
 		static const char *const lv[] = { "error", "warning", "notice", "info",
 						  "debug" };
+		int level = 0;
 
 		for (int i = 0; i < 5; i++)
 			if (!strcmp(value, lv[i]))
-				c->log_level = FLT_LOG_ERROR + i;
-		if (!c->log_level)
+				level = FLT_LOG_ERROR + i;
+		if (level)
+			c->log_level = level;
+		else
 			error_at(p, p->line,
 				 "log_level must be error, warning, notice, info or "
 				 "debug, "

@@ -315,15 +315,19 @@ filterset_apply(struct filterset *fs, const struct cfg *c, struct apply_result *
 		struct running_filter *rf = filterset_find(fs, want->name);
 		char *why = NULL;
 
-		if (rf && cfg_filter_same_settings(&rf->cf, want)) {
+		if (rf && cfg_filter_same_settings(&rf->cf, want) &&
+		    !filter_object_replaced(&rf->lf)) {
 			rf->configured = true;
 			apply_instances(rf, want, res);
 			continue;
 		}
 		if (rf) {
-			dlog(FLT_LOG_NOTICE,
-			     "filter %s: settings changed (line %d); restarting it",
-			     want->name, want->line);
+			dlog(FLT_LOG_NOTICE, "filter %s: %s (line %d); restarting it",
+			     want->name,
+			     cfg_filter_same_settings(&rf->cf, want)
+				     ? "its object file was replaced"
+				     : "settings changed",
+			     want->line);
 			(void)filterset_unload(fs, want->name);
 			res->restarted++;
 		} else {

@@ -98,6 +98,7 @@ filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
 	flt_filter *f = NULL;
 	char *path = NULL, proc[64];
 	void *dl;
+	struct stat st;
 	int fd, r;
 
 	*ret_why = NULL;
@@ -112,6 +113,8 @@ filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
 		free(path);
 		return fd;
 	}
+	if (fstat(fd, &st) < 0)
+		memset(&st, 0, sizeof(st));
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	dl = dlopen(proc, RTLD_NOW | RTLD_LOCAL);
 	close(fd);
@@ -159,7 +162,7 @@ filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
 	}
 	free(keys);
 	free(values);
-	*ret = (struct loaded_filter){ .dl = dl, .filter = f, .path = path };
+	*ret = (struct loaded_filter){ .dl = dl, .filter = f, .path = path, .st = st };
 	return 0;
 fail_dl:
 	free(keys);
@@ -179,4 +182,17 @@ filter_unload(struct loaded_filter *lf)
 		dlclose(lf->dl);
 	free(lf->path);
 	*lf = (struct loaded_filter){ 0 };
+}
+
+bool
+filter_object_replaced(const struct loaded_filter *lf)
+{
+	struct stat now;
+
+	if (stat(lf->path, &now) < 0)
+		return false; /* gone: the next load will say so */
+	return now.st_dev != lf->st.st_dev || now.st_ino != lf->st.st_ino ||
+	       now.st_size != lf->st.st_size ||
+	       now.st_mtim.tv_sec != lf->st.st_mtim.tv_sec ||
+	       now.st_mtim.tv_nsec != lf->st.st_mtim.tv_nsec;
 }

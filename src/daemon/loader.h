@@ -12,10 +12,14 @@
 
 #include "daemon/config.h"
 
+#include <stdbool.h>
+#include <sys/stat.h>
+
 struct loaded_filter {
 	void *dl;
 	flt_filter *filter;
 	char *path;
+	struct stat st; /* of the file that was loaded */
 };
 
 /*
@@ -33,6 +37,10 @@ int filter_object_open(const char *path, char **ret_why);
  */
 int filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
 		struct loaded_filter *ret, char **ret_why);
+
+/* The file at lf->path is no longer the one that was loaded (replaced by
+ * a rename, or rewritten): a reload restarts the filter with it. */
+bool filter_object_replaced(const struct loaded_filter *lf);
 
 /* Unregisters the filter (waits for its callbacks) and unloads it. */
 void filter_unload(struct loaded_filter *lf);
