@@ -333,6 +333,8 @@ cmd_load(struct daemon *d, const struct ctl_request *rq)
 	char *why = NULL, *object = NULL;
 	int r;
 
+	if (rq->object && !rq->altitude)
+		return command_error(EINVAL, "an object is only given with an altitude");
 	if (!rq->altitude) {
 		cf = cfg_find_filter(d->cfg, rq->name);
 		if (!cf)

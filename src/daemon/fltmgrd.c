@@ -186,16 +186,16 @@ builtin_config(const struct options *o, struct cfg **ret)
 		char abs[PATH_MAX];
 
 		if (!realpath(p, abs)) {
-			fprintf(stderr, "fltmgrd: --attach %s: %s\n", p, strerror(errno));
+			dlog(FLT_LOG_ERROR, "--attach %s: %s", p, strerror(errno));
 			fclose(f);
 			free(text);
 			return -ENOENT;
 		}
 		if (strpbrk(abs, " \t\n")) {
-			fprintf(stderr,
-				"fltmgrd: --attach %s: paths with white space cannot "
-				"be attached from the command line; use a config file\n",
-				abs);
+			dlog(FLT_LOG_ERROR,
+			     "--attach %s: paths with white space cannot be attached "
+			     "from the command line; use a config file",
+			     abs);
 			fclose(f);
 			free(text);
 			return -EINVAL;
