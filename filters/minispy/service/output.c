@@ -96,7 +96,7 @@ spy_output_flush(struct spy_output *out)
 int
 spy_output_reopen(struct spy_output *out)
 {
-	FILE *f;
+	FILE *f = NULL; /* set by open_append(); gcc -O3 cannot tell */
 	int r, flushed;
 
 	if (!out->path)
