@@ -293,7 +293,7 @@ static int
 one_param(struct ms_settings *s, const char *key, const char *value, char *err,
 	  size_t size)
 {
-	unsigned long v;
+	unsigned long v = 0; /* set by parse_uint(); gcc -O3 cannot tell */
 	int r;
 
 	if (!strcmp(key, "port")) {

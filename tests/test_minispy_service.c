@@ -1,0 +1,1007 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_minispy_service.c — the minispy service (filters/minispy/service/)
+ * end to end, as an operator runs it: the real fltmgrd with its built-in
+ * default (minispy at 385100 on a watched directory) or a small config,
+ * and the real `minispy --json --output FILE`, whose output the test
+ * parses with json-c in strict mode with UTF-8 validation. Root only
+ * (fanotify, root-owned filter objects).
+ *
+ * Like test_daemon.c, the program runs in a private mount namespace on a
+ * scratch tmpfs, and each test has its own runtime directory, filter
+ * directory (root-owned 0755, holding a 0644 copy of minispy.so: the
+ * loader refuses anything else) and watched directory. File operations
+ * whose process the test checks are done by tests/fsop, held open with
+ * --hold so that its pid, uid and exe are still there to be verified.
+ * Every wait is bounded (WAIT_MS).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define WAIT_MS 10000
+
+extern char **environ;
+
+static const char *fltmgrd_bin, *spy_bin, *minispy_so, *fltmc_bin;
+static char fsop_bin[PATH_MAX];
+static char scratch[] = "/tmp/fltmgr-spysvc.XXXXXX";
+static char rundir[128], fdir[128], watch[128], conf[128], dlog[128], out[128], slog[128];
+static pid_t daemon_pid, spy_pid;
+
+/* ---- files and processes ---- */
+
+static char *
+slurp(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, len = 0, n;
+
+	if (f) {
+		for (;;) {
+			if (len + 4096 + 1 > cap) {
+				cap = (len + 4096 + 1) * 2;
+				buf = realloc(buf, cap);
+				assert_non_null(buf);
+			}
+			n = fread(buf + len, 1, 4096, f);
+			len += n;
+			if (n == 0)
+				break;
+		}
+		fclose(f);
+	}
+	if (!buf)
+		buf = calloc(1, 1);
+	buf[len] = '\0';
+	if (ret_len)
+		*ret_len = len;
+	return buf;
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+static char *
+at(const char *rel)
+{
+	static char buf[4][PATH_MAX];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", watch, rel);
+	return buf[i];
+}
+
+/* Occurrences of needle in the file. */
+static int
+count_in_file(const char *path, const char *needle)
+{
+	char *s = slurp(path, NULL), *p = s;
+	int n = 0;
+
+	while ((p = strstr(p, needle))) {
+		n++;
+		p += strlen(needle);
+	}
+	free(s);
+	return n;
+}
+
+/* Waits until needle occurs at least n times in the file. */
+static bool
+wait_in_file(const char *path, const char *needle, int n)
+{
+	int64_t end = tu_now_ms() + WAIT_MS;
+
+	while (tu_now_ms() < end) {
+		if (count_in_file(path, needle) >= n)
+			return true;
+		usleep(5000);
+	}
+	return false;
+}
+
+/* Forks argv[0] with stdout to /dev/null and stderr appended to err. */
+static pid_t
+start(char *const argv[], const char *err)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(err, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (fd < 0 || null < 0)
+			_exit(127);
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execve(argv[0], argv, environ);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Waits for pid to exit; its status, or 128 + signal. Fails the test
+ * (after killing it) if it does not exit within WAIT_MS. */
+static int
+wait_exit(pid_t pid)
+{
+	int64_t end = tu_now_ms() + WAIT_MS;
+	int st;
+
+	while (tu_now_ms() < end) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		assert_true(r >= 0);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(2000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	fail_msg("process %d did not exit within %d ms", (int)pid, WAIT_MS);
+	return -1;
+}
+
+/* ---- the daemon and the service ---- */
+
+/* The control socket is made after every instance is attached: from
+ * then on the daemon is filtering. */
+static int
+daemon_ready(void *arg)
+{
+	char port[300], control[300];
+
+	(void)arg;
+	snprintf(port, sizeof(port), "%s/minispy", rundir);
+	snprintf(control, sizeof(control), "%s/control", rundir);
+	return access(port, F_OK) == 0 && access(control, F_OK) == 0;
+}
+
+/* fltmgrd -f: the built-in default on the watched directory, or conf. */
+static void
+daemon_start(bool with_conf)
+{
+	char *argv[] = { (char *)fltmgrd_bin,
+			 "--foreground",
+			 "--runtime-dir",
+			 rundir,
+			 with_conf ? "--config" : "--filter-dir",
+			 with_conf ? conf : fdir,
+			 with_conf ? NULL : "--attach",
+			 watch,
+			 NULL };
+
+	daemon_pid = start(argv, dlog);
+	if (!tu_wait_until(daemon_ready, NULL, WAIT_MS))
+		fail_msg("fltmgrd did not start: %s", slurp(dlog, NULL));
+}
+
+static int
+daemon_stop(void)
+{
+	int rc;
+
+	if (daemon_pid <= 0)
+		return -1;
+	kill(daemon_pid, SIGTERM);
+	rc = wait_exit(daemon_pid);
+	daemon_pid = 0;
+	return rc;
+}
+
+/* minispy --json --output out --runtime-dir rundir [extra...]; waits for
+ * its n-th "connected to" line when wait_connected. */
+static pid_t
+spy_start_args(const char *const extra[], bool wait_connected)
+{
+	char *argv[16] = { (char *)spy_bin, "--json", "--output", out,
+			   "--runtime-dir", rundir };
+	int n = 6, before = count_in_file(slog, "connected to ");
+	pid_t pid;
+
+	for (int i = 0; extra && extra[i]; i++)
+		argv[n++] = (char *)extra[i];
+	argv[n] = NULL;
+	pid = start(argv, slog);
+	if (wait_connected && !wait_in_file(slog, "connected to ", before + 1))
+		fail_msg("minispy did not connect: %s", slurp(slog, NULL));
+	return pid;
+}
+
+static void
+spy_start(void)
+{
+	spy_pid = spy_start_args(NULL, true);
+}
+
+static int
+spy_stop(int sig)
+{
+	int rc;
+
+	kill(spy_pid, sig);
+	rc = wait_exit(spy_pid);
+	spy_pid = 0;
+	return rc;
+}
+
+/* ---- the JSON output ---- */
+
+/* Every line of the output file, each parsed strictly (RFC 8259, UTF-8
+ * validated): a line that is not valid JSON fails the test. Returns a
+ * JSON array the caller puts. */
+static struct json_object *
+records_read(const char *path)
+{
+	struct json_object *all = json_object_new_array();
+	char *text = slurp(path, NULL), *line = text, *nl;
+
+	while ((nl = strchr(line, '\n'))) {
+		struct json_tokener *tok = json_tokener_new();
+		struct json_object *o;
+
+		json_tokener_set_flags(tok,
+				       JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+		*nl = '\0';
+		o = json_tokener_parse_ex(tok, line, (int)strlen(line));
+		if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+		    tok->char_offset != (int)strlen(line))
+			fail_msg("not one valid JSON object: '%s'", line);
+		json_tokener_free(tok);
+		json_object_array_add(all, o);
+		line = nl + 1;
+	}
+	assert_int_equal(*line, '\0'); /* no partial line left */
+	free(text);
+	return all;
+}
+
+static struct json_object *
+member(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static const char *
+str(struct json_object *o, const char *key)
+{
+	struct json_object *v = member(o, key);
+
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+							     : NULL;
+}
+
+static int64_t
+num(struct json_object *o, const char *key)
+{
+	struct json_object *v = member(o, key);
+
+	if (!v || !json_object_is_type(v, json_type_int))
+		fail_msg("no integer %s in %s", key, json_object_to_json_string(o));
+	return json_object_get_int64(v);
+}
+
+static size_t
+b64_decode(const char *s, unsigned char *buf, size_t cap)
+{
+	static const char abc[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint32_t v = 0;
+	size_t n = 0;
+	int bits = 0;
+
+	for (; *s && *s != '='; s++) {
+		const char *p = strchr(abc, *s);
+
+		assert_non_null(p);
+		v = v << 6 | (uint32_t)(p - abc);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			assert_true(n < cap);
+			buf[n++] = (unsigned char)(v >> bits);
+		}
+	}
+	return n;
+}
+
+/* The exact bytes of string member key ("path"...): key_bytes if there
+ * is one, else the string itself. Static storage. */
+static const char *
+name_of(struct json_object *o, const char *key)
+{
+	static char buf[2][PATH_MAX + 1];
+	static int i;
+	char bkey[64];
+	const char *b, *s;
+	size_t n;
+
+	i = !i;
+	snprintf(bkey, sizeof(bkey), "%s_bytes", key);
+	b = str(o, bkey);
+	s = str(o, key);
+	if (!b)
+		return s;
+	assert_non_null(s);
+	/* the readable text marks where the bytes were not UTF-8 */
+	assert_non_null(strstr(s, "\xef\xbf\xbd"));
+	n = b64_decode(b, (unsigned char *)buf[i], PATH_MAX);
+	buf[i][n] = '\0';
+	assert_int_equal(strlen(buf[i]), n);
+	return buf[i];
+}
+
+/* The first record with this op and path (and pid, if > 0), waiting for
+ * it to appear; a new reference. */
+static struct json_object *
+wait_record(const char *op, const char *path, pid_t pid)
+{
+	int64_t end = tu_now_ms() + WAIT_MS;
+
+	do {
+		struct json_object *all = records_read(out);
+
+		for (size_t i = 0; i < json_object_array_length(all); i++) {
+			struct json_object *o = json_object_array_get_idx(all, i);
+			const char *p = name_of(o, "path");
+
+			if (str(o, "op") && !strcmp(str(o, "op"), op) && p &&
+			    !strcmp(p, path) && (pid <= 0 || num(o, "pid") == pid)) {
+				json_object_get(o);
+				json_object_put(all);
+				return o;
+			}
+		}
+		json_object_put(all);
+		usleep(5000);
+	} while (tu_now_ms() < end);
+	fail_msg("no %s record for %s (pid %d) in: %s", op, path, (int)pid,
+		 slurp(out, NULL));
+	return NULL;
+}
+
+/* ---- fsop, held ---- */
+
+struct child {
+	pid_t pid;
+	int to; /* its stdin: closing it lets a --hold fsop exit */
+};
+
+static struct child
+fsop_hold(uid_t uid, const char *op, const char *a1, const char *a2)
+{
+	char uidbuf[16];
+	const char *argv[10];
+	struct child c;
+	int n = 0, in[2];
+
+	snprintf(uidbuf, sizeof(uidbuf), "%u", (unsigned)uid);
+	argv[n++] = fsop_bin;
+	if (uid) {
+		argv[n++] = "--uid";
+		argv[n++] = uidbuf;
+	}
+	argv[n++] = "--hold";
+	argv[n++] = op;
+	argv[n++] = a1;
+	if (a2)
+		argv[n++] = a2;
+	argv[n] = NULL;
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	c.pid = fork();
+	assert_true(c.pid >= 0);
+	if (c.pid == 0) {
+		dup2(in[0], STDIN_FILENO);
+		execv(argv[0], (char **)argv);
+		_exit(127);
+	}
+	close(in[0]);
+	c.to = in[1];
+	return c;
+}
+
+static int
+child_done(struct child *c)
+{
+	close(c->to);
+	return wait_exit(c->pid);
+}
+
+/* ---- fixtures ---- */
+
+static int
+setup(void **state)
+{
+	static int n;
+	char cmd[1024];
+
+	(void)state;
+	snprintf(rundir, sizeof(rundir), "%s/run%d", scratch, n);
+	snprintf(fdir, sizeof(fdir), "%s/filters%d", scratch, n);
+	snprintf(watch, sizeof(watch), "%s/watch%d", scratch, n);
+	snprintf(conf, sizeof(conf), "%s/fltmgr%d.conf", scratch, n);
+	snprintf(dlog, sizeof(dlog), "%s/daemon%d.log", scratch, n);
+	snprintf(out, sizeof(out), "%s/spy%d.json", scratch, n);
+	snprintf(slog, sizeof(slog), "%s/spy%d.log", scratch, n);
+	n++;
+	assert_int_equal(mkdir(fdir, 0755), 0);
+	assert_int_equal(chmod(fdir, 0755), 0);
+	assert_int_equal(mkdir(watch, 0777), 0);
+	assert_int_equal(chmod(watch, 0777), 0); /* fsop --uid 65534 writes here */
+	snprintf(cmd, sizeof(cmd),
+		 "cp '%s' '%s/minispy.so' && chmod 0644 '%s/minispy.so'", minispy_so,
+		 fdir, fdir);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	if (spy_pid > 0) {
+		kill(spy_pid, SIGKILL);
+		waitpid(spy_pid, NULL, 0);
+		spy_pid = 0;
+	}
+	if (daemon_pid > 0 && daemon_stop() != 0)
+		fail_msg("fltmgrd did not exit cleanly: %s", slurp(dlog, NULL));
+	return 0;
+}
+
+static int64_t
+realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* "2026-11-24T10:00:00.123456789Z" -> ns since the epoch; fails the test
+ * on any other shape. */
+static int64_t
+rfc3339_ns(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *p;
+	long ns = 0;
+
+	assert_non_null(s);
+	assert_int_equal(strlen(s), 30);
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	assert_non_null(p);
+	assert_int_equal(*p, '.');
+	for (int i = 1; i <= 9; i++) {
+		assert_true(p[i] >= '0' && p[i] <= '9');
+		ns = ns * 10 + (p[i] - '0');
+	}
+	assert_string_equal(p + 10, "Z");
+	return (int64_t)timegm(&tm) * 1000000000 + ns;
+}
+
+/* The process members of a record made by fsop --hold of pid as uid. */
+static void
+check_process(struct json_object *o, pid_t pid, uid_t uid, int64_t t0)
+{
+	int64_t t = rfc3339_ns(str(o, "time"));
+
+	assert_int_equal(num(o, "pid"), pid);
+	assert_int_equal(num(o, "uid"), uid);
+	assert_string_equal(str(o, "exe"), fsop_bin);
+	assert_string_equal(str(o, "comm"), "fsop");
+	assert_true(t >= t0 && t <= realtime_ns());
+	assert_true(num(o, "seq") > 0);
+	assert_true(num(o, "event_seq") > 0);
+}
+
+/* ---- tests ---- */
+
+/* Every operation, done by a process whose pid, uid (65534 for most)
+ * and exe the test knows, appears with the right members. */
+static void
+each_operation_has_its_fields(void **state)
+{
+	const uid_t nobody = 65534;
+	int64_t t0 = realtime_ns();
+	struct json_object *o;
+	struct child c;
+	struct stat st;
+	char cmd[2 * PATH_MAX];
+
+	(void)state;
+	daemon_start(false);
+	spy_start();
+
+	c = fsop_hold(nobody, "create", at("a"), NULL);
+	o = wait_record("create", at("a"), c.pid);
+	check_process(o, c.pid, nobody, t0);
+	assert_int_equal(stat(at("a"), &st), 0);
+	assert_int_equal(num(o, "ino"), st.st_ino);
+	assert_int_equal(num(o, "dev"), st.st_dev);
+	assert_false(json_object_get_boolean(member(o, "dir")));
+	assert_null(member(o, "new_path")); /* renames only */
+	json_object_put(o);
+	o = wait_record("close_write", at("a"), c.pid);
+	check_process(o, c.pid, nobody, t0);
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+
+	c = fsop_hold(nobody, "write", at("a"), "hello");
+	o = wait_record("write", at("a"), c.pid);
+	check_process(o, c.pid, nobody, t0);
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+
+	c = fsop_hold(0, "open", at("a"), NULL);
+	o = wait_record("open", at("a"), c.pid);
+	check_process(o, c.pid, 0, t0);
+	json_object_put(o);
+	o = wait_record("close", at("a"), c.pid);
+	check_process(o, c.pid, 0, t0);
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+
+	c = fsop_hold(nobody, "read", at("a"), NULL);
+	o = wait_record("read", at("a"), c.pid);
+	check_process(o, c.pid, nobody, t0);
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+
+	c = fsop_hold(nobody, "chmod", at("a"), "600");
+	o = wait_record("attrib", at("a"), c.pid);
+	check_process(o, c.pid, nobody, t0);
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+
+	c = fsop_hold(0, "unlink", at("a"), NULL);
+	o = wait_record("delete", at("a"), c.pid);
+	check_process(o, c.pid, 0, t0);
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+
+	c = fsop_hold(nobody, "mkdir", at("d"), NULL);
+	o = wait_record("create", at("d"), c.pid);
+	check_process(o, c.pid, nobody, t0);
+	assert_true(json_object_get_boolean(member(o, "dir")));
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+
+	/* exec: the process becomes the program; its pid is certain. */
+	snprintf(cmd, sizeof(cmd), "cp /bin/true %s && chmod 755 %s", at("t"), at("t"));
+	assert_int_equal(system(cmd), 0);
+	c = fsop_hold(0, "exec", at("t"), NULL);
+	o = wait_record("exec", at("t"), c.pid);
+	assert_int_equal(num(o, "pid"), c.pid);
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+
+	/* Nothing lost, in order: seqs strictly increase. */
+	o = records_read(out);
+	for (size_t i = 1; i < json_object_array_length(o); i++)
+		assert_true(num(json_object_array_get_idx(o, i), "seq") >
+			    num(json_object_array_get_idx(o, i - 1), "seq"));
+	for (size_t i = 0; i < json_object_array_length(o); i++)
+		assert_string_not_equal(str(json_object_array_get_idx(o, i), "op"),
+					"lost");
+	json_object_put(o);
+}
+
+/* A rename carries the old path in path and the new one in new_path. */
+static void
+rename_carries_both_paths(void **state)
+{
+	struct json_object *o;
+	struct child c;
+
+	(void)state;
+	assert_int_equal(mkdir(at("d1"), 0777), 0);
+	assert_int_equal(mkdir(at("d2"), 0777), 0);
+	assert_int_equal(chmod(at("d1"), 0777), 0); /* for uid 65534 */
+	assert_int_equal(chmod(at("d2"), 0777), 0);
+	write_text(at("d1/f"), "x");
+	daemon_start(false);
+	spy_start();
+	c = fsop_hold(65534, "rename", at("d1/f"), at("d2/g"));
+	o = wait_record("rename", at("d1/f"), c.pid);
+	assert_string_equal(str(o, "new_path"), at("d2/g"));
+	check_process(o, c.pid, 65534, 0);
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+}
+
+/* File names with a newline, quotes, a backslash, control characters,
+ * valid non-ASCII UTF-8 and bytes that are not UTF-8 come out as valid
+ * JSON (records_read() parses strictly) and decode to the exact bytes. */
+static void
+odd_names_round_trip(void **state)
+{
+	static const char *const names[] = {
+		"new\nline",
+		"quo\"te'",
+		"back\\slash",
+		"tab\there\x01\x1f\x7f",
+		"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", /* valid UTF-8 */
+		"bad\xff\xfe",
+		"cut\xc3",
+		"surrogate\xed\xa0\x80",
+		"overlong\xc0\xaf",
+		"mixed\n\"\\\x80\xe2\x82",
+	};
+	const size_t n = sizeof(names) / sizeof(names[0]);
+	struct json_object *o;
+
+	(void)state;
+	daemon_start(false);
+	spy_start();
+	for (size_t i = 0; i < n; i++)
+		write_text(at(names[i]), "x");
+	assert_int_equal(rename(at(names[0]), at(names[5])), 0);
+	for (size_t i = 0; i < n; i++) {
+		const char *valid_utf8 = i < 5 ? at(names[i]) : NULL;
+
+		o = wait_record("create", at(names[i]), getpid());
+		if (valid_utf8) { /* plain strings, no _bytes member */
+			assert_string_equal(str(o, "path"), valid_utf8);
+			assert_null(member(o, "path_bytes"));
+		} else {
+			assert_non_null(member(o, "path_bytes"));
+		}
+		json_object_put(o);
+	}
+	o = wait_record("rename", at(names[0]), getpid());
+	assert_string_equal(name_of(o, "new_path"), at(names[5]));
+	assert_non_null(member(o, "new_path_bytes"));
+	assert_null(member(o, "path_bytes"));
+	json_object_put(o);
+}
+
+/* Wait until the filter has been given n events (fltmc stats). */
+static void
+wait_delivered(int64_t n)
+{
+	int64_t end = tu_now_ms() + WAIT_MS, got = -1;
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' --runtime-dir '%s' --json stats > '%s/stats.json'", fltmc_bin,
+		 rundir, scratch);
+	while (tu_now_ms() < end) {
+		struct json_object *o, *f;
+		char path[300];
+		char *text;
+
+		assert_int_equal(system(cmd), 0);
+		snprintf(path, sizeof(path), "%s/stats.json", scratch);
+		text = slurp(path, NULL);
+		o = json_tokener_parse(text);
+		free(text);
+		assert_non_null(o);
+		f = json_object_array_get_idx(member(o, "filters"), 0);
+		assert_non_null(f);
+		got = num(f, "delivered");
+		json_object_put(o);
+		if (got >= n)
+			return;
+		usleep(10000);
+	}
+	fail_msg("the filter saw %lld events, not %lld", (long long)got, (long long)n);
+}
+
+/* Creates count files named prefix0, prefix1, ... from this process. */
+static void
+make_files(const char *prefix, int count)
+{
+	char name[64];
+
+	for (int i = 0; i < count; i++) {
+		snprintf(name, sizeof(name), "%s%d", prefix, i);
+		write_text(at(name), "x");
+	}
+}
+
+/* Only creates are reported (param.ops), so one file is one record. */
+static void
+write_create_only_conf(const char *extra)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text),
+		 "[fltmgrd]\nfilter_dir = %s\n\n"
+		 "[filter minispy]\naltitude = 385100\nattach = %s\n"
+		 "param.ops = create\n%s",
+		 fdir, watch, extra);
+	write_text(conf, text);
+}
+
+/* Events made while no service is connected wait in the backlog and
+ * arrive, oldest first and without a loss record, when one connects. */
+static void
+backlog_arrives_on_connect(void **state)
+{
+	struct json_object *all;
+	char name[64];
+
+	(void)state;
+	write_create_only_conf("");
+	daemon_start(true);
+	make_files("early", 5);
+	wait_delivered(5);
+	spy_start();
+	(void)json_object_put(wait_record("create", at("early4"), getpid()));
+	all = records_read(out);
+	assert_int_equal(json_object_array_length(all), 5);
+	for (int i = 0; i < 5; i++) {
+		struct json_object *o = json_object_array_get_idx(all, (size_t)i);
+
+		snprintf(name, sizeof(name), "early%d", i);
+		assert_string_equal(str(o, "op"), "create");
+		assert_string_equal(str(o, "path"), at(name));
+		assert_int_equal(num(o, "seq"), i + 1);
+	}
+	json_object_put(all);
+}
+
+/* A backlog of 4 and 10 events: exactly one loss record, for the 6
+ * oldest (seq 1-6), then the 4 newest. */
+static void
+backlog_overflow_is_one_loss_record(void **state)
+{
+	struct json_object *all, *o;
+	char name[64];
+
+	(void)state;
+	write_create_only_conf("param.backlog = 4\n");
+	daemon_start(true);
+	make_files("f", 10);
+	wait_delivered(10);
+	spy_start();
+	(void)json_object_put(wait_record("create", at("f9"), getpid()));
+	all = records_read(out);
+	assert_int_equal(json_object_array_length(all), 5);
+	o = json_object_array_get_idx(all, 0);
+	assert_string_equal(str(o, "op"), "lost");
+	assert_string_equal(str(o, "cause"), "backlog");
+	assert_int_equal(num(o, "count"), 6);
+	assert_int_equal(num(o, "first_seq"), 1);
+	assert_int_equal(num(o, "last_seq"), 6);
+	rfc3339_ns(str(o, "time"));
+	for (int i = 0; i < 4; i++) {
+		o = json_object_array_get_idx(all, (size_t)i + 1);
+		snprintf(name, sizeof(name), "f%d", i + 6);
+		assert_string_equal(str(o, "path"), at(name));
+		assert_int_equal(num(o, "seq"), i + 7);
+	}
+	json_object_put(all);
+}
+
+/* Records already waiting on the connection when SIGTERM comes are
+ * written and flushed, and the exit status is 0: the service is stopped
+ * (SIGSTOP) while 50 records are sent to it, then terminated. */
+static void
+sigterm_flushes_and_exits_zero(void **state)
+{
+	struct json_object *all;
+
+	(void)state;
+	write_create_only_conf("");
+	daemon_start(true);
+	spy_start();
+	assert_int_equal(kill(spy_pid, SIGSTOP), 0);
+	make_files("t", 50);
+	wait_delivered(50);
+	usleep(200000); /* the filter's sender moves them into the socket */
+	assert_int_equal(kill(spy_pid, SIGTERM), 0);
+	assert_int_equal(kill(spy_pid, SIGCONT), 0);
+	assert_int_equal(wait_exit(spy_pid), 0);
+	spy_pid = 0;
+	all = records_read(out);
+	assert_int_equal(json_object_array_length(all), 50);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(num(json_object_array_get_idx(all, (size_t)i), "seq"),
+				 i + 1);
+	json_object_put(all);
+}
+
+static int
+file_exists(void *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* SIGHUP reopens --output by name: after a rename (log rotation), new
+ * records go to a new file, none to the old one. */
+static void
+sighup_reopens_output(void **state)
+{
+	char rotated[160];
+	struct json_object *o;
+
+	(void)state;
+	snprintf(rotated, sizeof(rotated), "%s.1", out);
+	daemon_start(false);
+	spy_start();
+	write_text(at("before"), "x");
+	json_object_put(wait_record("create", at("before"), getpid()));
+	assert_int_equal(rename(out, rotated), 0);
+	assert_int_equal(kill(spy_pid, SIGHUP), 0);
+	assert_true(tu_wait_until(file_exists, out, WAIT_MS));
+	write_text(at("after"), "x");
+	o = wait_record("create", at("after"), getpid());
+	json_object_put(o);
+	assert_int_equal(count_in_file(rotated, at("after")), 0);
+	assert_int_equal(count_in_file(out, at("before")), 0);
+	assert_int_equal(spy_stop(SIGTERM), 0);
+}
+
+/* The daemon stops: one line says so, the service keeps trying (without
+ * a line per attempt) and reconnects when the daemon is back. */
+static void
+reconnects_when_daemon_returns(void **state)
+{
+	(void)state;
+	daemon_start(false);
+	spy_start();
+	assert_int_equal(daemon_stop(), 0);
+	assert_true(wait_in_file(slog, "lost the connection to", 1));
+	usleep(1500000); /* several attempts (backoff 100, 200, 400, 800 ms) */
+	assert_int_equal(kill(spy_pid, 0), 0);
+	daemon_start(false);
+	assert_true(wait_in_file(slog, "reconnected to", 1));
+	write_text(at("back"), "x");
+	json_object_put(wait_record("create", at("back"), getpid()));
+	assert_int_equal(count_in_file(slog, "minispy:"), 3); /* connected, lost,
+								reconnected */
+	assert_int_equal(spy_stop(SIGINT), 0);
+}
+
+/* With --no-reconnect, losing the daemon ends the service with status 1
+ * and one line naming the port. */
+static void
+no_reconnect_exits_nonzero(void **state)
+{
+	char port[200];
+
+	(void)state;
+	snprintf(port, sizeof(port), "%s/minispy", rundir);
+	daemon_start(false);
+	spy_pid = spy_start_args((const char *const[]){ "--no-reconnect", NULL }, true);
+	assert_int_equal(daemon_stop(), 0);
+	assert_int_equal(wait_exit(spy_pid), 1);
+	spy_pid = 0;
+	assert_int_equal(count_in_file(slog, "lost the connection to"), 1);
+	assert_int_equal(count_in_file(slog, port), 2); /* connected, lost */
+}
+
+/* No daemon: exactly one line, naming the port's path and the cause;
+ * exit status 3. */
+static void
+missing_daemon_is_one_line(void **state)
+{
+	char port[200], *text;
+
+	(void)state;
+	snprintf(port, sizeof(port), "%s/minispy", rundir);
+	spy_pid = spy_start_args(NULL, false);
+	assert_int_equal(wait_exit(spy_pid), 3);
+	spy_pid = 0;
+	text = slurp(slog, NULL);
+	assert_non_null(strstr(text, port));
+	assert_non_null(strstr(text, "no such port"));
+	assert_non_null(strchr(text, '\n'));
+	assert_string_equal(strchr(text, '\n'), "\n"); /* one line */
+	free(text);
+}
+
+/* --ops shows only the operations named; loss records stay. */
+static void
+ops_filters_client_side(void **state)
+{
+	struct json_object *all;
+
+	(void)state;
+	daemon_start(false);
+	spy_pid = spy_start_args((const char *const[]){ "--ops", "delete,rename", NULL },
+				 true);
+	write_text(at("x"), "x");
+	assert_int_equal(rename(at("x"), at("y")), 0);
+	assert_int_equal(unlink(at("y")), 0);
+	json_object_put(wait_record("delete", at("y"), getpid()));
+	all = records_read(out);
+	assert_int_equal(json_object_array_length(all), 2);
+	assert_string_equal(str(json_object_array_get_idx(all, 0), "op"), "rename");
+	json_object_put(all);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(each_operation_has_its_fields, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(rename_carries_both_paths, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(odd_names_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(backlog_arrives_on_connect, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(backlog_overflow_is_one_loss_record,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(sigterm_flushes_and_exits_zero, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(sighup_reopens_output, setup, teardown),
+		cmocka_unit_test_setup_teardown(reconnects_when_daemon_returns, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(no_reconnect_exits_nonzero, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(missing_daemon_is_one_line, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(ops_filters_client_side, setup, teardown),
+	};
+	const char *fsop = getenv("FLTMGR_TEST_FSOP");
+	int r;
+
+	fltmgrd_bin = getenv("FLTMGR_TEST_FLTMGRD");
+	fltmc_bin = getenv("FLTMGR_TEST_FLTMC");
+	spy_bin = getenv("FLTMGR_TEST_MINISPY");
+	minispy_so = getenv("FLTMGR_TEST_MINISPY_SO");
+	if (geteuid() != 0) {
+		printf("test_minispy_service: SKIP: needs root (fanotify, root-owned "
+		       "filter objects)\n");
+		return 77;
+	}
+	if (!fltmgrd_bin || !fltmc_bin || !spy_bin || !minispy_so || !fsop ||
+	    !realpath(fsop, fsop_bin)) {
+		printf("test_minispy_service: FLTMGR_TEST_FLTMGRD, FLTMGR_TEST_FLTMC, "
+		       "FLTMGR_TEST_MINISPY, FLTMGR_TEST_MINISPY_SO and FLTMGR_TEST_FSOP "
+		       "must be set (meson test sets them)\n");
+		return 1;
+	}
+	/* A private mount namespace with a scratch tmpfs: the daemon's marks
+	 * never see the rest of the machine's activity. */
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		printf("test_minispy_service: SKIP: cannot make a private mount "
+		       "namespace: %s\n",
+		       strerror(errno));
+		return 77;
+	}
+	if (!mkdtemp(scratch) ||
+	    mount("fltmgr-spysvc", scratch, "tmpfs", 0, "mode=0755,size=64m") < 0) {
+		printf("test_minispy_service: cannot mount a scratch tmpfs: %s\n",
+		       strerror(errno));
+		return 1;
+	}
+	unsetenv("FLTMGR_RUNTIME_DIR");
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	umount2(scratch, MNT_DETACH);
+	rmdir(scratch);
+	return r;
+}
