@@ -30,53 +30,18 @@ struct ms_instance {
 	struct ms_match *match;
 };
 
-static const char *
-level_name(int level)
-{
-	switch (level) {
-	case FLT_LOG_ERROR:
-		return "error";
-	case FLT_LOG_WARNING:
-		return "warning";
-	case FLT_LOG_NOTICE:
-		return "notice";
-	case FLT_LOG_INFO:
-		return "info";
-	default:
-		return "debug";
-	}
-}
-
-/*
- * libfltmgr has no public logging call for filters, so this mirrors its
- * format: one write() per line on stderr, a <N> prefix for journald, the
- * level from $FLTMGR_LOG_LEVEL (default notice).
- */
+/* Through the manager, so minispy's lines go where fltmgrd's go. */
 void
 ms_log(const struct ms_state *st, int level, const char *fmt, ...)
 {
-	const char *env = getenv("FLTMGR_LOG_LEVEL");
-	int max = env && *env ? atoi(env) : FLT_LOG_NOTICE;
-	char msg[768], line[900];
+	char msg[768];
 	va_list ap;
-	int n;
 
-	if (level > max)
-		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (getenv("JOURNAL_STREAM"))
-		n = snprintf(line, sizeof(line), "<%d>%s: minispy %s: %s\n", level,
-			     level_name(level), st ? st->name : "?", msg);
-	else
-		n = snprintf(line, sizeof(line), "fltmgr[%d]: %s: minispy %s: %s\n",
-			     (int)getpid(), level_name(level), st ? st->name : "?", msg);
-	if (n > (int)sizeof(line) - 1)
-		n = (int)sizeof(line) - 1;
-	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
-		/* nowhere left to report it */
-	}
+	flt_manager_log(st ? st->mgr : NULL, level, "minispy %s: %s", st ? st->name : "?",
+			msg);
 }
 
 /* ---- the state and its registry ---- */
@@ -326,6 +291,7 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 	if (!st)
 		return -ENOMEM;
 	atomic_init(&st->refs, 1); /* the registration's */
+	st->mgr = manager;
 	snprintf(st->name, sizeof(st->name), "%s", config->name);
 	pthread_mutex_init(&st->lock, NULL);
 	r = ms_settings_parse(config, &st->set, err, sizeof(err));

@@ -91,6 +91,7 @@ struct ms_state {
 	uint64_t id;               /* registry key, the port's cookie */
 	struct ms_state *reg_next; /* registry list (registry lock) */
 	flt_filter *filter;        /* set before the state is registered */
+	flt_manager *mgr;          /* for logging */
 	char name[FLT_PORT_NAME_MAX + 1];
 	struct ms_settings set; /* read-only after the entry point */
 	flt_port server;

@@ -499,6 +499,12 @@ typedef int (*flt_filter_entry_fn)(flt_manager *manager,
 /* The value of a parameter, or NULL. */
 const char *flt_config_param(const struct flt_filter_config *config, const char *key);
 
+/* Logs one line through the manager's log function (fltmgrd: stderr, the
+ * journal or syslog, at the daemon's level), so a filter's messages go
+ * where the daemon's go. */
+void flt_manager_log(flt_manager *manager, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 const char *flt_filter_name(const flt_filter *filter);
 const char *flt_filter_altitude(const flt_filter *filter);
 

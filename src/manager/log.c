@@ -60,3 +60,17 @@ flt_log(flt_manager *m, int level, const char *fmt, ...)
 		/* nowhere left to report it */
 	}
 }
+
+void
+flt_manager_log(flt_manager *manager, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (manager && level > manager->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	flt_log(manager, level, "%s", msg);
+}
