@@ -324,6 +324,13 @@ flt_complete_pended_preoperation(struct flt_callback_data *data,
 	if (!atomic_compare_exchange_strong(&ev->pend_state, &expected, PEND_IDLE))
 		return; /* not pended at all: a filter bug, ignored */
 	pos = ev->pos;  /* stable: nothing runs the chain while it is pended */
+	/* The filter's cache veto, as run_chain applies it to a callback
+	 * that answers without pending: a pended allow may be cached too. */
+	if (!ev->data.cacheable ||
+	    !(fe_at(ev, pos)->flags & FLT_REGISTRATION_CACHE_VERDICTS))
+		ev->all_cacheable = false;
+	else
+		ev->any_cache_opt_in = true;
 	switch (status) {
 	case FLT_PREOP_COMPLETE:
 		finish(ev, error < 0 ? error : 0, pos);
