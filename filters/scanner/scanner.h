@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scanner.h — the scanner filter's state, shared by scanner.c (entry
+ * point, event callbacks, unload), request.c (the queue of pended
+ * requests and their completion) and conn.c (services and their sender
+ * threads).
+ *
+ * The request path. A pre callback (on an engine reader thread) never
+ * waits: it answers from the cache, answers the default when no service
+ * is connected, or queues a request and returns FLT_PREOP_PENDING. Each
+ * connected service has `window` sender threads of its own; a sender takes
+ * the oldest request, sends it with flt_send_message_ex() (the event fd
+ * attached, the timeout being what is left of the deadline) and completes
+ * the pended event with the verdict. docs/scanner.md explains why.
+ *
+ * Lifetime. The state is made by the entry point and freed by the unload
+ * callback, which libfltmgr runs after every other callback of the filter
+ * (pre, post, connect, disconnect, message) has returned, after every
+ * disconnect callback, and so after every sender thread has been joined.
+ * A connection (struct sc_conn) belongs to its connection from the connect
+ * callback to the end of its disconnect callback, which joins its senders.
+ * A request (struct sc_req) belongs to the queue while queued and to one
+ * sender once taken; whoever completes it frees it, exactly once.
+ *
+ * Locks, outer first: the filter's port lock (held by libfltmgr around the
+ * connect callback) -> st->lock -> the cache's lock. st->lock is never held
+ * across a send, a completion or a log call.
+ */
+#ifndef SCANNER_H
+#define SCANNER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <fltmgr/filter.h>
+
+#include "cache.h"
+#include "params.h"
+#include "scanner_proto.h"
+
+struct sc_req {
+	struct sc_req *next;
+	struct flt_callback_data *data; /* pended; valid until completed */
+	struct sc_key key;              /* the file as it was when asked */
+	struct sc_ticket ticket;
+	int64_t deadline_ns; /* CLOCK_MONOTONIC: answer by then */
+	uint32_t op;         /* 0 open, 1 exec */
+};
+
+struct sc_conn {
+	struct sc_state *st;
+	struct sc_conn *next, *prev;
+	/* Written in the connect callback (port lock held), read by
+	 * flt_send_message() and cleared by flt_close_client_port() under
+	 * that lock. */
+	flt_port port;
+	pid_t pid;
+	uint64_t number;
+	unsigned window; /* sender threads; 0: a monitor connection */
+	pthread_t *senders;
+	unsigned n_senders;
+	/* Under st->lock: */
+	bool stop; /* the disconnect callback runs: senders leave */
+	bool dead; /* known to be down: no longer counted in n_live */
+	bool excluded;
+};
+
+/* Services' pids excluded from the filter, with a count of their
+ * connections (a process may connect more than once). */
+struct sc_excluded {
+	pid_t pid;
+	unsigned n;
+};
+
+struct sc_state {
+	struct sc_state *reg_next; /* registry (scanner.c) */
+	flt_manager *mgr;
+	flt_filter *filter;
+	char name[FLT_PORT_NAME_MAX + 1];
+	struct sc_settings set; /* read-only after the entry point */
+	int deadline_ms;
+	int default_verdict; /* 0 or -EPERM */
+	int64_t margin_ns;   /* senders answer this long before the engine */
+	flt_port server;
+	struct sc_cache cache;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work; /* senders wait on it for requests or stop */
+	struct sc_req *head, *tail;
+	struct sc_conn *conns;
+	unsigned n_live;    /* connections with senders, not known dead */
+	unsigned in_flight; /* requests taken by senders now */
+	uint64_t n_accepted;
+	bool closing;
+	struct sc_excluded *excluded;
+	size_t n_excluded;
+	unsigned bad_logged; /* malformed replies logged so far */
+
+	_Atomic uint64_t ctr[SCANNER_CTR_COUNT_];
+};
+
+static inline void
+sc_count(struct sc_state *st, enum scanner_counter c)
+{
+	atomic_fetch_add_explicit(&st->ctr[c], 1, memory_order_relaxed);
+}
+
+/* ---- scanner.c ---- */
+
+int fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config,
+			flt_filter **ret_filter);
+void sc_log(const struct sc_state *st, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int64_t sc_now_ns(void);
+
+/* ---- request.c ---- */
+
+/* Queues r for the senders; false (r not taken) when no service is
+ * connected or the filter is closing. */
+bool sc_enqueue(struct sc_state *st, struct sc_req *r);
+/* Sends r to the service on c and completes it (or puts it back in the
+ * queue for another service). Called by c's sender, no lock held. */
+void sc_serve(struct sc_conn *c, struct sc_req *r);
+/* Completes r with the default verdict, counting it under ctr; frees r. */
+void sc_complete_default(struct sc_state *st, struct sc_req *r, enum scanner_counter ctr);
+/* With no live service left, completes every queued request with the
+ * default verdict at once (counted as disconnect defaults). */
+void sc_drain_if_no_service(struct sc_state *st);
+/* st->lock held: marks c down (once). */
+void sc_conn_dead_locked(struct sc_conn *c);
+
+/* ---- conn.c ---- */
+
+int sc_on_connect(flt_port client_port, void *server_cookie, const void *context,
+		  size_t context_len, const struct flt_peer *peer, void **ret_cookie);
+void sc_on_disconnect(void *cookie);
+int sc_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out_cap,
+		  size_t *ret_out_len);
+/* Copies the counters (for the stats call and fltmc). */
+void sc_counters_snapshot(struct sc_state *st, uint64_t v[SCANNER_CTR_COUNT_]);
+
+#endif

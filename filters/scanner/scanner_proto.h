@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scanner_proto.h — the messages between the scanner filter (scanner.so,
+ * inside fltmgrd) and its user-mode service (`scanner`), shared by both.
+ * Nothing here owns state: fixed little-endian layouts with encode and
+ * decode helpers, so that neither side ever trusts a raw struct.
+ *
+ * Filter -> service, one per scan (flt_send_message_ex, the event's fd
+ * attached with SCM_RIGHTS, a reply wanted):
+ *
+ *   off size field
+ *     0    4 magic SCANNER_MAGIC
+ *     4    2 version SCANNER_VERSION
+ *     6    2 type SCANNER_MSG_SCAN
+ *     8    4 op (0 open, 1 exec)
+ *    12    4 pid of the opener
+ *    16    8 dev          24 8 ino          32 8 size
+ *    40    4 path length (bytes, no NUL), then the path
+ *
+ * Service -> filter, the reply (filter_reply_message), exactly 8 bytes:
+ * magic (4), verdict (2, enum scanner_verdict), reserved 0 (2).
+ *
+ * Service -> filter calls (filter_send_message), exactly 8 bytes: magic
+ * (4), command (4). SCANNER_CMD_STATS answers struct scanner_stats_wire;
+ * SCANNER_CMD_FLUSH empties both verdict caches (after a rule reload).
+ *
+ * Connect context, exactly 12 bytes: magic (4), version (4), window (4):
+ * how many requests the filter may keep outstanding on this connection
+ * (threads x outstanding of the service). Window 0 makes a monitor
+ * connection: it gets no scan requests and is not excluded (scanner
+ * --stats, tests). No context at all means window SCANNER_DEFAULT_WINDOW.
+ */
+#ifndef SCANNER_PROTO_H
+#define SCANNER_PROTO_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define SCANNER_MAGIC          0x4e435353u /* "SSCN" */
+#define SCANNER_VERSION        1
+#define SCANNER_MSG_SCAN       1
+#define SCANNER_REQ_HEADER     44
+#define SCANNER_PATH_MAX       4096
+#define SCANNER_REQ_MAX        (SCANNER_REQ_HEADER + SCANNER_PATH_MAX)
+#define SCANNER_REPLY_SIZE     8
+#define SCANNER_CMD_SIZE       8
+#define SCANNER_CONTEXT_SIZE   12
+#define SCANNER_DEFAULT_WINDOW 8
+#define SCANNER_MAX_WINDOW     256
+
+enum scanner_verdict {
+	SCANNER_CLEAN = 0,
+	SCANNER_INFECTED = 1,
+	SCANNER_ERROR = 2, /* could not scan: the filter's default verdict */
+	SCANNER_VERDICT_COUNT_,
+};
+
+enum scanner_cmd {
+	SCANNER_CMD_STATS = 1,
+	SCANNER_CMD_FLUSH = 2,
+};
+
+/* The filter's counters, in wire order. Names are what `fltmc stats` and
+ * `scanner --stats` print. */
+#define SCANNER_COUNTERS(X)                                                         \
+	X(events)              /* pre callbacks (open, exec) */                    \
+	X(skipped)             /* not a regular file: allowed unscanned */         \
+	X(requests)            /* sent to a service */                             \
+	X(clean)               /* clean verdicts from a service */                 \
+	X(infected)            /* infected verdicts (denied) */                    \
+	X(cache_hits)          /* answered from the user-space cache */            \
+	X(cache_denies)        /* ...of which infected */                          \
+	X(no_service_defaults) /* no service connected */                          \
+	X(deadline_defaults)   /* the deadline passed before a verdict */          \
+	X(disconnect_defaults) /* the service went away with the request */        \
+	X(service_errors)      /* the service could not scan (SCANNER_ERROR) */    \
+	X(errors)              /* malformed replies, failed sends */               \
+	X(resent)              /* moved to another service after a disconnect */   \
+	X(uncached)            /* verdicts kept out of the caches (changed file) */ \
+	X(invalidations)       /* cache entries dropped by write/close/rename */   \
+	X(flushes)             /* SCANNER_CMD_FLUSH */                             \
+	X(connections)         /* services accepted */                             \
+	X(in_flight_max)       /* most requests outstanding at once */
+
+enum scanner_counter {
+#define SCANNER_X_ENUM(n) SCANNER_CTR_##n,
+	SCANNER_COUNTERS(SCANNER_X_ENUM)
+#undef SCANNER_X_ENUM
+		SCANNER_CTR_COUNT_,
+};
+
+static const char *const scanner_counter_names[SCANNER_CTR_COUNT_] = {
+#define SCANNER_X_NAME(n) #n,
+	SCANNER_COUNTERS(SCANNER_X_NAME)
+#undef SCANNER_X_NAME
+};
+
+/* The stats answer: magic (4), count (4), then count u64 values. A newer
+ * filter may send more counters; a reader uses the ones it knows. */
+#define SCANNER_STATS_SIZE (8 + 8 * SCANNER_CTR_COUNT_)
+
+struct scanner_request {
+	uint32_t op;
+	uint32_t pid;
+	uint64_t dev;
+	uint64_t ino;
+	uint64_t size;
+	const char *path; /* not NUL-terminated on decode */
+	uint32_t path_len;
+};
+
+static inline void
+scanner_put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void
+scanner_put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t
+scanner_get32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline uint64_t
+scanner_get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Encodes r into buf (at least SCANNER_REQ_MAX bytes); returns the length.
+ * A longer path is cut (it is only for the log). */
+static inline size_t
+scanner_request_encode(const struct scanner_request *r, uint8_t *buf)
+{
+	uint32_t n = r->path_len > SCANNER_PATH_MAX ? SCANNER_PATH_MAX : r->path_len;
+
+	scanner_put32(buf, SCANNER_MAGIC);
+	buf[4] = SCANNER_VERSION;
+	buf[5] = 0;
+	buf[6] = SCANNER_MSG_SCAN;
+	buf[7] = 0;
+	scanner_put32(buf + 8, r->op);
+	scanner_put32(buf + 12, r->pid);
+	scanner_put64(buf + 16, r->dev);
+	scanner_put64(buf + 24, r->ino);
+	scanner_put64(buf + 32, r->size);
+	scanner_put32(buf + 40, n);
+	memcpy(buf + SCANNER_REQ_HEADER, r->path, n);
+	return SCANNER_REQ_HEADER + n;
+}
+
+/* 0, or -1 for anything that is not exactly one well-formed request. */
+static inline int
+scanner_request_decode(const uint8_t *buf, size_t len, struct scanner_request *ret)
+{
+	uint32_t n;
+
+	if (len < SCANNER_REQ_HEADER || scanner_get32(buf) != SCANNER_MAGIC ||
+	    buf[4] != SCANNER_VERSION || buf[5] || buf[6] != SCANNER_MSG_SCAN || buf[7])
+		return -1;
+	n = scanner_get32(buf + 40);
+	if (n > SCANNER_PATH_MAX || len != SCANNER_REQ_HEADER + (size_t)n)
+		return -1;
+	ret->op = scanner_get32(buf + 8);
+	ret->pid = scanner_get32(buf + 12);
+	ret->dev = scanner_get64(buf + 16);
+	ret->ino = scanner_get64(buf + 24);
+	ret->size = scanner_get64(buf + 32);
+	ret->path = (const char *)buf + SCANNER_REQ_HEADER;
+	ret->path_len = n;
+	return ret->op <= 1 ? 0 : -1;
+}
+
+static inline void
+scanner_reply_encode(enum scanner_verdict v, uint8_t buf[SCANNER_REPLY_SIZE])
+{
+	scanner_put32(buf, SCANNER_MAGIC);
+	buf[4] = (uint8_t)v;
+	buf[5] = buf[6] = buf[7] = 0;
+}
+
+/* The verdict, or -1 for a malformed reply. */
+static inline int
+scanner_reply_decode(const uint8_t *buf, size_t len)
+{
+	if (len != SCANNER_REPLY_SIZE || scanner_get32(buf) != SCANNER_MAGIC || buf[5] ||
+	    buf[6] || buf[7] || buf[4] >= SCANNER_VERDICT_COUNT_)
+		return -1;
+	return buf[4];
+}
+
+static inline void
+scanner_cmd_encode(enum scanner_cmd cmd, uint8_t buf[SCANNER_CMD_SIZE])
+{
+	scanner_put32(buf, SCANNER_MAGIC);
+	scanner_put32(buf + 4, (uint32_t)cmd);
+}
+
+static inline void
+scanner_context_encode(uint32_t window, uint8_t buf[SCANNER_CONTEXT_SIZE])
+{
+	scanner_put32(buf, SCANNER_MAGIC);
+	scanner_put32(buf + 4, SCANNER_VERSION);
+	scanner_put32(buf + 8, window);
+}
+
+/* Decodes a stats answer into v[SCANNER_CTR_COUNT_] (missing ones 0). */
+static inline int
+scanner_stats_decode(const uint8_t *buf, size_t len, uint64_t *v)
+{
+	uint32_t n;
+
+	if (len < 8 || scanner_get32(buf) != SCANNER_MAGIC)
+		return -1;
+	n = scanner_get32(buf + 4);
+	if (len != 8 + 8 * (size_t)n)
+		return -1;
+	for (uint32_t i = 0; i < SCANNER_CTR_COUNT_; i++)
+		v[i] = i < n ? scanner_get64(buf + 8 + 8 * i) : 0;
+	return 0;
+}
+
+#endif /* SCANNER_PROTO_H */

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c — the scanning threads. Each takes one request at a time from
+ * the port (filter_get_message), scans the descriptor that came with it,
+ * replies, and closes the descriptor. The filter keeps up to threads x
+ * outstanding requests queued on the connection, so a thread that
+ * finishes a scan finds the next request already waiting.
+ *
+ * The file is read with pread() from the passed descriptor — never opened
+ * by path, and reading it makes no fanotify event — into a per-thread
+ * buffer, and scanned with yr_rules_scan_mem() under the per-file time
+ * limit. Reading rather than mapping means a file truncated during the
+ * scan cannot raise SIGBUS. A file over --max-size gets the --oversize
+ * verdict unread. Any failure answers SCANNER_ERROR: the filter then
+ * gives its default verdict.
+ *
+ * A worker owns each descriptor it receives until it closes it, and its
+ * buffer. It leaves when the service stops it (checked every 200 ms) or
+ * when the connection ends, which it reports on the session's eventfd.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yara.h>
+
+#include "svc.h"
+
+#define GET_TIMEOUT_MS 200
+
+struct worker {
+	struct service *s;
+	uint8_t msg[SCANNER_REQ_MAX];
+	uint8_t *buf;
+	size_t cap;
+};
+
+struct match {
+	char rule[256];
+	char ns[256];
+	bool hit;
+};
+
+static int
+on_scan(YR_SCAN_CONTEXT *ctx, int message, void *data, void *user)
+{
+	struct match *m = user;
+
+	(void)ctx;
+	if (message == CALLBACK_MSG_RULE_MATCHING) {
+		const YR_RULE *rule = data;
+
+		m->hit = true;
+		snprintf(m->rule, sizeof(m->rule), "%s", rule->identifier);
+		snprintf(m->ns, sizeof(m->ns), "%s", rule->ns ? rule->ns->name : "default");
+		return CALLBACK_ABORT; /* one match decides */
+	}
+	return CALLBACK_CONTINUE;
+}
+
+/* Reads the whole file (at most max + 1 bytes) into w->buf. */
+static int
+read_all(struct worker *w, int fd, uint64_t max, size_t *ret_len)
+{
+	size_t len = 0;
+
+	for (;;) {
+		ssize_t n;
+
+		if (len == w->cap) {
+			size_t cap = w->cap ? w->cap * 2 : 1 << 16;
+			uint8_t *b;
+
+			if (cap > max + 1)
+				cap = (size_t)max + 1;
+			if (cap <= len) {
+				*ret_len = len; /* over max */
+				return 0;
+			}
+			b = realloc(w->buf, cap);
+			if (!b)
+				return -ENOMEM;
+			w->buf = b;
+			w->cap = cap;
+		}
+		n = pread(fd, w->buf + len, w->cap - len, (off_t)len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*ret_len = len;
+	return 0;
+}
+
+static void
+note_concurrency(struct service *s, int delta)
+{
+	uint64_t now = atomic_fetch_add(&s->ctr.scanning, (uint64_t)delta) + (uint64_t)delta;
+	uint64_t max = atomic_load(&s->ctr.max_concurrent);
+
+	while (delta > 0 && now > max &&
+	       !atomic_compare_exchange_weak(&s->ctr.max_concurrent, &max, now))
+		;
+}
+
+static enum scanner_verdict
+scan(struct worker *w, int fd, const struct scanner_request *q)
+{
+	struct service *s = w->s;
+	struct match m = { .hit = false };
+	struct svc_rules *rules;
+	struct stat sb;
+	size_t len = 0;
+	int r;
+
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		atomic_fetch_add(&s->ctr.errors, 1);
+		return SCANNER_ERROR;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		atomic_fetch_add(&s->ctr.not_regular, 1);
+		return SCANNER_CLEAN;
+	}
+	if ((uint64_t)sb.st_size > s->o->max_size) {
+		atomic_fetch_add(&s->ctr.oversize, 1);
+		return (enum scanner_verdict)s->o->oversize_verdict;
+	}
+	note_concurrency(s, 1);
+	r = read_all(w, fd, s->o->max_size, &len);
+	if (r == 0 && len > s->o->max_size) { /* it grew */
+		note_concurrency(s, -1);
+		atomic_fetch_add(&s->ctr.oversize, 1);
+		return (enum scanner_verdict)s->o->oversize_verdict;
+	}
+	if (r < 0) {
+		note_concurrency(s, -1);
+		atomic_fetch_add(&s->ctr.errors, 1);
+		return SCANNER_ERROR;
+	}
+	rules = svc_rules_get(s);
+	r = yr_rules_scan_mem(svc_rules_yara(rules), w->buf, len, SCAN_FLAGS_FAST_MODE,
+			      on_scan, &m, s->o->scan_timeout);
+	svc_rules_unref(rules);
+	note_concurrency(s, -1);
+	atomic_fetch_add(&s->ctr.scanned, 1);
+	if (r == ERROR_SCAN_TIMEOUT) {
+		atomic_fetch_add(&s->ctr.timeouts, 1);
+		return SCANNER_ERROR;
+	}
+	if (r != ERROR_SUCCESS) {
+		atomic_fetch_add(&s->ctr.errors, 1);
+		return SCANNER_ERROR;
+	}
+	if (!m.hit) {
+		atomic_fetch_add(&s->ctr.clean, 1);
+		return SCANNER_CLEAN;
+	}
+	atomic_fetch_add(&s->ctr.infected, 1);
+	svc_report_detection(s, q, m.rule, m.ns);
+	return SCANNER_INFECTED;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct service *s = w->s;
+
+	while (!atomic_load(&s->stop_workers)) {
+		struct filter_message_header h;
+		struct scanner_request q;
+		uint8_t reply[SCANNER_REPLY_SIZE];
+		enum scanner_verdict v = SCANNER_ERROR;
+		int r = filter_get_message(s->port, &h, w->msg, sizeof(w->msg),
+					   GET_TIMEOUT_MS);
+
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r == -EMSGSIZE) { /* the library answered it */
+			atomic_fetch_add(&s->ctr.bad, 1);
+			if (h.fd >= 0)
+				close(h.fd);
+			continue;
+		}
+		if (r < 0) {
+			uint64_t one = 1;
+
+			/* The connection is gone: tell the session. */
+			if (write(s->lost_fd, &one, sizeof(one)) < 0) {
+				/* an eventfd write cannot fail short of
+				 * overflow; the session also polls POLLHUP */
+			}
+			break;
+		}
+		if (scanner_request_decode(w->msg, (size_t)r, &q) < 0)
+			atomic_fetch_add(&s->ctr.bad, 1);
+		else
+			v = scan(w, h.fd, &q);
+		if (h.fd >= 0)
+			close(h.fd);
+		if (h.reply_length) {
+			scanner_reply_encode(v, reply);
+			/* -ENOENT: the filter gave up (deadline); nothing to do */
+			(void)filter_reply_message(s->port, h.message_id, 0, reply,
+						   sizeof(reply));
+		}
+	}
+	free(w->buf);
+	free(w);
+	return NULL;
+}
+
+int
+svc_workers_start(struct service *s)
+{
+	atomic_store(&s->stop_workers, false);
+	s->threads = calloc(s->o->threads, sizeof(*s->threads));
+	if (!s->threads)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->o->threads; i++) {
+		struct worker *w = calloc(1, sizeof(*w));
+		int r;
+
+		if (!w)
+			return -ENOMEM;
+		w->s = s;
+		r = pthread_create(&s->threads[i], NULL, worker_main, w);
+		if (r) {
+			free(w);
+			return -r;
+		}
+		s->n_threads++;
+	}
+	return 0;
+}
+
+void
+svc_workers_stop(struct service *s)
+{
+	atomic_store(&s->stop_workers, true);
+	for (unsigned i = 0; i < s->n_threads; i++)
+		pthread_join(s->threads[i], NULL);
+	free(s->threads);
+	s->threads = NULL;
+	s->n_threads = 0;
+}
