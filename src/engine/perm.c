@@ -163,7 +163,22 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 			atomic_fetch_add(&fe_at(ev, decided_by)->ctr.late_completions, 1);
 		return;
 	}
-	respond(e, ev->fd, verdict); /* the kernel first */
+	if (verdict == 0 && ev->all_cacheable && ev->any_cache_opt_in &&
+	    e->feat.evictable && e->feat.mark_ignore) {
+		/* Before the answer, not after: the opener may write the file
+		 * as soon as its open returns (O_CREAT, O_TRUNC), and only a
+		 * mark that is already there is cleared by that write. An
+		 * insert after the answer could land after the write and
+		 * cache the verdict for content nobody checked. Only while
+		 * the table that decided is still current: a rebuild swaps
+		 * tables under table_lock and flushes after, so an insert
+		 * made here is never older than the last flush. */
+		pthread_mutex_lock(&e->table_lock);
+		if (e->table == t)
+			cache_insert(ev);
+		pthread_mutex_unlock(&e->table_lock);
+	}
+	respond(e, ev->fd, verdict); /* then the kernel, before any log */
 	atomic_fetch_add(verdict == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 	if (decided_by != SIZE_MAX) {
 		struct filter_engine *fe = fe_at(ev, decided_by);
@@ -174,16 +189,6 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 	}
 	if (verdict != 0)
 		return;
-	if (ev->all_cacheable && ev->any_cache_opt_in && e->feat.evictable &&
-	    e->feat.mark_ignore) {
-		/* Only while the table that decided is still current: a
-		 * rebuild swaps tables under table_lock and flushes after, so
-		 * an insert made here is never older than the last flush. */
-		pthread_mutex_lock(&e->table_lock);
-		if (e->table == t)
-			cache_insert(ev);
-		pthread_mutex_unlock(&e->table_lock);
-	}
 	/* Post callbacks, lowest altitude first. */
 	for (size_t i = t->n; i-- > 0;) {
 		if (!ev->want_post[i])
