@@ -113,7 +113,8 @@ sc_cache_put(struct sc_cache *c, const struct sc_key *k, int verdict,
 	ok = t->gen == c->gen;
 	if (ok && c->slots) {
 		s = slot_of(c, k->dev, k->ino);
-		if (s->key.dev == k->dev && s->key.ino == k->ino && s->changed > t->clock) {
+		if (s->key.dev == k->dev && s->key.ino == k->ino &&
+		    s->changed > t->clock) {
 			ok = false; /* written while it was being scanned */
 		} else {
 			s->key = *k;

@@ -78,8 +78,8 @@ parse_ops(const char *v, struct sc_settings *s, char *err, size_t size)
 }
 
 int
-sc_settings_parse(const struct flt_filter_config *cfg, struct sc_settings *ret,
-		  char *err, size_t err_size)
+sc_settings_parse(const struct flt_filter_config *cfg, struct sc_settings *ret, char *err,
+		  size_t err_size)
 {
 	struct sc_settings s = {
 		.port = "scanner",
@@ -102,8 +102,9 @@ sc_settings_parse(const struct flt_filter_config *cfg, struct sc_settings *ret,
 			size_t len = strlen(v);
 
 			if (!len || len > FLT_PORT_NAME_MAX ||
-			    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				      "0123456789._-") != len ||
+			    strspn(v,
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				   "0123456789._-") != len ||
 			    !strcmp(v, ".") || !strcmp(v, ".."))
 				return fail(err, err_size,
 					    "param.port: '%s' is not a port name "
@@ -119,9 +120,10 @@ sc_settings_parse(const struct flt_filter_config *cfg, struct sc_settings *ret,
 			s.port_mode = (mode_t)n;
 		} else if (!strcmp(k, "max_connections")) {
 			if (!parse_ulong(v, 10, 1, 64, &n))
-				return fail(err, err_size,
-					    "param.max_connections: must be 1..64, not '%s'",
-					    v);
+				return fail(
+					err, err_size,
+					"param.max_connections: must be 1..64, not '%s'",
+					v);
 			s.max_connections = (int)n;
 		} else if (!strcmp(k, "max_window")) {
 			if (!parse_ulong(v, 10, 1, SCANNER_MAX_WINDOW, &n))
@@ -149,7 +151,8 @@ sc_settings_parse(const struct flt_filter_config *cfg, struct sc_settings *ret,
 		} else if (!strcmp(k, "invalidate")) {
 			if (!parse_bool(v, &s.invalidate))
 				return fail(err, err_size,
-					    "param.invalidate: true or false, not '%s'", v);
+					    "param.invalidate: true or false, not '%s'",
+					    v);
 		} else {
 			return fail(err, err_size,
 				    "unknown parameter param.%s (port, port_mode, "

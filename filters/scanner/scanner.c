@@ -262,9 +262,11 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 	st->margin_ns = margin > 25000000 ? 25000000 : margin;
 
 	if (st->set.scan_open)
-		ops[n++] = (struct flt_operation_registration){ FLT_OP_OPEN, sc_pre, NULL };
+		ops[n++] =
+			(struct flt_operation_registration){ FLT_OP_OPEN, sc_pre, NULL };
 	if (st->set.scan_exec)
-		ops[n++] = (struct flt_operation_registration){ FLT_OP_EXEC, sc_pre, NULL };
+		ops[n++] =
+			(struct flt_operation_registration){ FLT_OP_EXEC, sc_pre, NULL };
 	if (st->set.invalidate) {
 		ops[n++] = (struct flt_operation_registration){ FLT_OP_WRITE, NULL,
 								sc_changed };

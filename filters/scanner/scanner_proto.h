@@ -63,23 +63,23 @@ enum scanner_cmd {
 /* The filter's counters, in wire order. Names are what `fltmc stats` and
  * `scanner --stats` print. */
 #define SCANNER_COUNTERS(X)                                                         \
-	X(events)              /* pre callbacks (open, exec) */                    \
-	X(skipped)             /* not a regular file: allowed unscanned */         \
-	X(requests)            /* sent to a service */                             \
-	X(clean)               /* clean verdicts from a service */                 \
-	X(infected)            /* infected verdicts (denied) */                    \
-	X(cache_hits)          /* answered from the user-space cache */            \
-	X(cache_denies)        /* ...of which infected */                          \
-	X(no_service_defaults) /* no service connected */                          \
-	X(deadline_defaults)   /* the deadline passed before a verdict */          \
-	X(disconnect_defaults) /* the service went away with the request */        \
-	X(service_errors)      /* the service could not scan (SCANNER_ERROR) */    \
-	X(errors)              /* malformed replies, failed sends */               \
-	X(resent)              /* moved to another service after a disconnect */   \
+	X(events)              /* pre callbacks (open, exec) */                     \
+	X(skipped)             /* not a regular file: allowed unscanned */          \
+	X(requests)            /* sent to a service */                              \
+	X(clean)               /* clean verdicts from a service */                  \
+	X(infected)            /* infected verdicts (denied) */                     \
+	X(cache_hits)          /* answered from the user-space cache */             \
+	X(cache_denies)        /* ...of which infected */                           \
+	X(no_service_defaults) /* no service connected */                           \
+	X(deadline_defaults)   /* the deadline passed before a verdict */           \
+	X(disconnect_defaults) /* the service went away with the request */         \
+	X(service_errors)      /* the service could not scan (SCANNER_ERROR) */     \
+	X(errors)              /* malformed replies, failed sends */                \
+	X(resent)              /* moved to another service after a disconnect */    \
 	X(uncached)            /* verdicts kept out of the caches (changed file) */ \
-	X(invalidations)       /* cache entries dropped by write/close/rename */   \
-	X(flushes)             /* SCANNER_CMD_FLUSH */                             \
-	X(connections)         /* services accepted */                             \
+	X(invalidations)       /* cache entries dropped by write/close/rename */    \
+	X(flushes)             /* SCANNER_CMD_FLUSH */                              \
+	X(connections)         /* services accepted */                              \
 	X(in_flight_max)       /* most requests outstanding at once */
 
 enum scanner_counter {

@@ -36,7 +36,8 @@ usage(FILE *f)
 		"clean)\n"
 		"      --scan-timeout SEC  per-file scan time limit (default 4)\n"
 		"  -j, --json              detections as JSON Lines\n"
-		"      --runtime-dir DIR   where the port is (default $FLTMGR_RUNTIME_DIR "
+		"      --runtime-dir DIR   where the port is (default "
+		"$FLTMGR_RUNTIME_DIR "
 		"or " DEFAULT_RUNTIME_DIR ")\n"
 		"  -p, --port NAME         the port's name, or a socket path (default "
 		"" DEFAULT_PORT ")\n"
@@ -115,8 +116,9 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 			break;
 		case 't':
 			if (!parse_uint(optarg, 32, &v) || v == 0) {
-				fprintf(stderr, "scanner: --threads must be 1..32 (YARA's "
-						"limit of concurrent scans)\n");
+				fprintf(stderr,
+					"scanner: --threads must be 1..32 (YARA's "
+					"limit of concurrent scans)\n");
 				return -SVC_EXIT_USAGE;
 			}
 			o->threads = (unsigned)v;
@@ -131,7 +133,8 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 		case 's':
 			if (!parse_uint(optarg, 1ull << 40, &v)) {
 				fprintf(stderr,
-					"scanner: --max-size takes a size in bytes (K, M, "
+					"scanner: --max-size takes a size in bytes (K, "
+					"M, "
 					"G allowed), not '%s'\n",
 					optarg);
 				return -SVC_EXIT_USAGE;
@@ -141,7 +144,8 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 		case OPT_OVERSIZE:
 			if (!strcmp(optarg, "clean") || !strcmp(optarg, "allow")) {
 				o->oversize_verdict = SCANNER_CLEAN;
-			} else if (!strcmp(optarg, "infected") || !strcmp(optarg, "deny")) {
+			} else if (!strcmp(optarg, "infected") ||
+				   !strcmp(optarg, "deny")) {
 				o->oversize_verdict = SCANNER_INFECTED;
 			} else {
 				fprintf(stderr,

@@ -83,8 +83,8 @@ json_bytes(const char *s, size_t n, bool *lossy)
 }
 
 void
-svc_report_detection(struct service *s, const struct scanner_request *q,
-		     const char *rule, const char *ns)
+svc_report_detection(struct service *s, const struct scanner_request *q, const char *rule,
+		     const char *ns)
 {
 	char exe[PATH_MAX], link[64], when[64];
 	struct timespec ts;
@@ -108,22 +108,24 @@ svc_report_detection(struct service *s, const struct scanner_request *q,
 		json_object_object_add(o, "event", json_object_new_string("detected"));
 		json_object_object_add(o, "op",
 				       json_object_new_string(q->op ? "exec" : "open"));
-		json_object_object_add(o, "path", json_bytes(q->path, q->path_len, &lossy));
+		json_object_object_add(o, "path",
+				       json_bytes(q->path, q->path_len, &lossy));
 		json_object_object_add(o, "rule", json_object_new_string(rule));
 		json_object_object_add(o, "namespace", json_object_new_string(ns));
 		json_object_object_add(o, "pid", json_object_new_int64(q->pid));
-		json_object_object_add(o, "exe",
-				       exe[0] ? json_bytes(exe, strlen(exe), &lossy) : NULL);
+		json_object_object_add(
+			o, "exe", exe[0] ? json_bytes(exe, strlen(exe), &lossy) : NULL);
 		if (lossy)
 			json_object_object_add(o, "lossy", json_object_new_boolean(1));
 		fprintf(stdout, "%s\n",
-			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
+			json_object_to_json_string_ext(
+				o,
+				JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
-		fprintf(stdout, "%s detected %s:%s in %.*s (%s by pid %u, exe %s)\n", when,
-			ns, rule, (int)q->path_len, q->path, q->op ? "exec" : "open", q->pid,
-			exe[0] ? exe : "?");
+		fprintf(stdout, "%s detected %s:%s in %.*s (%s by pid %u, exe %s)\n",
+			when, ns, rule, (int)q->path_len, q->path,
+			q->op ? "exec" : "open", q->pid, exe[0] ? exe : "?");
 	}
 	fflush(stdout);
 	pthread_mutex_unlock(&s->out_lock);

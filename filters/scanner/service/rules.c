@@ -44,9 +44,8 @@ is_rule_file(const struct dirent *d)
 {
 	size_t n = strlen(d->d_name);
 
-	return d->d_name[0] != '.' &&
-	       ((n > 4 && !strcmp(d->d_name + n - 4, ".yar")) ||
-		(n > 5 && !strcmp(d->d_name + n - 5, ".yara")));
+	return d->d_name[0] != '.' && ((n > 4 && !strcmp(d->d_name + n - 4, ".yar")) ||
+				       (n > 5 && !strcmp(d->d_name + n - 5, ".yara")));
 }
 
 /* Adds one file; false after an error (the compiler is then unusable). */

@@ -135,8 +135,9 @@ reload(struct session *ss)
 	int rc = svc_rules_compile(s->o->rules, &r);
 
 	if (rc < 0) {
-		fprintf(stderr, "scanner: SIGHUP: the rules in %s do not compile; "
-				"keeping the current ones\n",
+		fprintf(stderr,
+			"scanner: SIGHUP: the rules in %s do not compile; "
+			"keeping the current ones\n",
 			s->o->rules);
 		return;
 	}
@@ -204,8 +205,9 @@ reconnect(struct session *ss, uint32_t window)
 {
 	int delay = BACKOFF_MIN_MS, last_err = 0;
 
-	say(ss, "lost the connection to %s (fltmgrd stopped or the filter was "
-		"unloaded); reconnecting",
+	say(ss,
+	    "lost the connection to %s (fltmgrd stopped or the filter was "
+	    "unloaded); reconnecting",
 	    ss->path);
 	while (!wait_signal(ss, delay)) {
 		int code, r = connect_port(ss, window);
@@ -215,7 +217,8 @@ reconnect(struct session *ss, uint32_t window)
 			return true;
 		}
 		if (r != last_err && r != -ENOENT && r != -ECONNREFUSED)
-			say(ss, "%s: %s; still trying", ss->path, connect_cause(r, &code));
+			say(ss, "%s: %s; still trying", ss->path,
+			    connect_cause(r, &code));
 		last_err = r;
 		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
 	}
@@ -257,7 +260,8 @@ run_loop(struct session *ss, uint32_t window)
 			return;
 		r = svc_workers_start(s);
 		if (r < 0) {
-			fprintf(stderr, "scanner: cannot start workers: %s\n", strerror(-r));
+			fprintf(stderr, "scanner: cannot start workers: %s\n",
+				strerror(-r));
 			ss->exit_code = SVC_EXIT_FAIL;
 			return;
 		}
@@ -330,8 +334,8 @@ svc_run(const struct svc_options *o)
 		code = SVC_EXIT_RULES;
 		goto out_yara;
 	}
-	if (signals_block(&set) < 0 || (ss->sfd = signalfd(-1, &set, SFD_CLOEXEC |
-									  SFD_NONBLOCK)) < 0 ||
+	if (signals_block(&set) < 0 ||
+	    (ss->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
 	    (ss->s.lost_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		fprintf(stderr, "scanner: signalfd/eventfd: %s\n", strerror(errno));
 		goto out_yara;

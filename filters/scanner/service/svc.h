@@ -76,7 +76,7 @@ struct service {
 	const struct svc_options *o;
 	filter_port *port;
 	pthread_mutex_t rules_lock;
-	struct svc_rules *rules; /* current set (rules_lock) */
+	struct svc_rules *rules;  /* current set (rules_lock) */
 	pthread_mutex_t out_lock; /* serialises detection lines */
 	struct svc_counters ctr;
 	atomic_bool stop_workers;

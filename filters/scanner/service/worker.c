@@ -53,7 +53,8 @@ on_scan(YR_SCAN_CONTEXT *ctx, int message, void *data, void *user)
 
 		m->hit = true;
 		snprintf(m->rule, sizeof(m->rule), "%s", rule->identifier);
-		snprintf(m->ns, sizeof(m->ns), "%s", rule->ns ? rule->ns->name : "default");
+		snprintf(m->ns, sizeof(m->ns), "%s",
+			 rule->ns ? rule->ns->name : "default");
 		return CALLBACK_ABORT; /* one match decides */
 	}
 	return CALLBACK_CONTINUE;
@@ -100,7 +101,8 @@ read_all(struct worker *w, int fd, uint64_t max, size_t *ret_len)
 static void
 note_concurrency(struct service *s, int delta)
 {
-	uint64_t now = atomic_fetch_add(&s->ctr.scanning, (uint64_t)delta) + (uint64_t)delta;
+	uint64_t now =
+		atomic_fetch_add(&s->ctr.scanning, (uint64_t)delta) + (uint64_t)delta;
 	uint64_t max = atomic_load(&s->ctr.max_concurrent);
 
 	while (delta > 0 && now > max &&

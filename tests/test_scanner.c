@@ -1,0 +1,864 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_scanner.c — the scanner filter (filters/scanner/) and its service
+ * (filters/scanner/service/) end to end, as an operator runs them: the
+ * real fltmgrd loading scanner.so from a config (deadline 1000 ms unless
+ * a test needs another), and the real `scanner --rules FILE` with a rule
+ * that matches a marker string. Root only (fanotify, root-owned filter
+ * objects).
+ *
+ * Like test_minispy_service.c, the program runs in a private mount
+ * namespace on a scratch tmpfs; each test has its own runtime directory,
+ * filter directory and watched directory. The filter's counters are read
+ * through a monitor connection (window 0: it gets no requests), the
+ * service's from the line it prints on SIGUSR1. Opens whose verdict is
+ * checked are made by this process (it is not excluded; only services
+ * are) or by forked children; every wait is bounded.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "scanner_proto.h"
+#include "testutil.h"
+
+#define WAIT_MS  10000
+#define DEADLINE 1000
+#define MARKER   "X5O-FLTMGR-SCANNER-TEST-MARKER-7f3a"
+/* Same length as MARKER: a rewrite keeps the size. */
+#define CLEANTXT "just-an-ordinary-clean-file-0123456"
+
+extern char **environ;
+
+static const char *fltmgrd_bin, *scanner_bin, *scanner_so;
+static char scratch[] = "/tmp/fltmgr-scan.XXXXXX";
+static char rundir[128], fdir[128], watch[128], conf[128], dlog[128], sout[128],
+	slog[128], rules[160];
+static pid_t daemon_pid, svc_pid;
+
+/* ---- files ---- */
+
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, len = 0, n;
+
+	if (f) {
+		for (;;) {
+			if (len + 4096 + 1 > cap) {
+				cap = (len + 4096 + 1) * 2;
+				buf = realloc(buf, cap);
+				assert_non_null(buf);
+			}
+			n = fread(buf + len, 1, 4096, f);
+			len += n;
+			if (n == 0)
+				break;
+		}
+		fclose(f);
+	}
+	if (!buf)
+		buf = calloc(1, 1);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Writes text to path (created or truncated) and closes it. */
+static void
+write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(close(fd), 0);
+}
+
+static char *
+at(const char *rel)
+{
+	static char buf[8][PATH_MAX];
+	static int i;
+
+	i = (i + 1) % 8;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", watch, rel);
+	return buf[i];
+}
+
+/* A rule matching needle, written as a hex string so that the rules
+ * file does not itself contain the needle (it may be in the watched
+ * tree). */
+static void
+write_rules(const char *path, const char *needle)
+{
+	char text[1024], hex[600] = "";
+
+	for (size_t i = 0; needle[i] && i < 190; i++)
+		snprintf(hex + 3 * i, 4, "%02x ", (unsigned char)needle[i]);
+	snprintf(text, sizeof(text),
+		 "rule test_marker\n{\n  strings:\n    $m = { %s}\n  condition:\n    "
+		 "$m\n}\n",
+		 hex);
+	write_file(path, text);
+}
+
+/* open(path, O_RDONLY): 0, or the errno; *ret_ms how long it took. */
+static int
+try_open(const char *path, int64_t *ret_ms)
+{
+	int64_t t0 = tu_now_ms();
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err = fd < 0 ? errno : 0;
+
+	if (ret_ms)
+		*ret_ms = tu_now_ms() - t0;
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+static int
+count_in_file(const char *path, const char *needle)
+{
+	char *s = slurp(path), *p = s;
+	int n = 0;
+
+	while ((p = strstr(p, needle))) {
+		n++;
+		p += strlen(needle);
+	}
+	free(s);
+	return n;
+}
+
+static bool
+wait_in_file(const char *path, const char *needle, int n)
+{
+	int64_t end = tu_now_ms() + WAIT_MS;
+
+	while (tu_now_ms() < end) {
+		if (count_in_file(path, needle) >= n)
+			return true;
+		usleep(2000);
+	}
+	return false;
+}
+
+/* ---- processes ---- */
+
+static pid_t
+start(char *const argv[], const char *out, const char *err)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int efd = open(err, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int ofd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (efd < 0 || ofd < 0 || null < 0)
+			_exit(127);
+		dup2(null, STDIN_FILENO);
+		dup2(ofd, STDOUT_FILENO);
+		dup2(efd, STDERR_FILENO);
+		execve(argv[0], argv, environ);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int
+wait_exit(pid_t pid)
+{
+	int64_t end = tu_now_ms() + WAIT_MS;
+	int st;
+
+	while (tu_now_ms() < end) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		assert_true(r >= 0);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(2000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	fail_msg("process %d did not exit within %d ms", (int)pid, WAIT_MS);
+	return -1;
+}
+
+static int
+port_ready(void *arg)
+{
+	char port[300], control[300];
+
+	(void)arg;
+	snprintf(port, sizeof(port), "%s/scanner", rundir);
+	snprintf(control, sizeof(control), "%s/control", rundir);
+	return access(port, F_OK) == 0 && access(control, F_OK) == 0;
+}
+
+/* fltmgrd with scanner.so on the watched directory. */
+static void
+daemon_start(int deadline_ms, bool deny_by_default)
+{
+	char text[1024];
+	char *argv[] = { (char *)fltmgrd_bin,
+			 "--foreground",
+			 "--runtime-dir",
+			 rundir,
+			 "--config",
+			 conf,
+			 NULL };
+
+	snprintf(text, sizeof(text),
+		 "[fltmgrd]\nfilter_dir = %s\n[filter scanner]\naltitude = 325000\n"
+		 "deadline_ms = %d\ndefault_verdict = %s\nattach = %s\n",
+		 fdir, deadline_ms, deny_by_default ? "deny" : "allow", watch);
+	write_file(conf, text);
+	daemon_pid = start(argv, "/dev/null", dlog);
+	if (!tu_wait_until(port_ready, NULL, WAIT_MS))
+		fail_msg("fltmgrd did not start: %s", slurp(dlog));
+}
+
+/* scanner --rules rules [extra]; waits until it is connected. */
+static void
+svc_start(const char *const extra[])
+{
+	char *argv[20] = { (char *)scanner_bin, "--rules", rules, "--runtime-dir",
+			   rundir };
+	int n = 5, before = count_in_file(slog, "connected to ");
+
+	for (int i = 0; extra && extra[i]; i++)
+		argv[n++] = (char *)extra[i];
+	argv[n] = NULL;
+	svc_pid = start(argv, sout, slog);
+	if (!wait_in_file(slog, "connected to ", before + 1))
+		fail_msg("scanner did not connect: %s", slurp(slog));
+}
+
+/* The filter's counters, through a monitor connection. */
+static void
+filter_stats(uint64_t v[SCANNER_CTR_COUNT_])
+{
+	uint8_t ctx[SCANNER_CONTEXT_SIZE], cmd[SCANNER_CMD_SIZE], out[1024];
+	char path[300];
+	filter_port *p = NULL;
+	size_t olen = 0;
+
+	snprintf(path, sizeof(path), "%s/scanner", rundir);
+	scanner_context_encode(0, ctx);
+	assert_int_equal(filter_connect_communication_port(path, 0, ctx, sizeof(ctx), &p),
+			 0);
+	scanner_cmd_encode(SCANNER_CMD_STATS, cmd);
+	assert_int_equal(
+		filter_send_message(p, cmd, sizeof(cmd), out, sizeof(out), &olen), 0);
+	assert_int_equal(scanner_stats_decode(out, olen, v), 0);
+	filter_close_port(p);
+}
+
+/* One counter of the service's SIGUSR1 line ("scanned", ...). */
+static uint64_t
+svc_stat(const char *name)
+{
+	int n = count_in_file(slog, "stats: ");
+	char key[64], *s, *p, *last = NULL;
+	uint64_t v;
+
+	kill(svc_pid, SIGUSR1);
+	if (!wait_in_file(slog, "stats: ", n + 1))
+		fail_msg("no stats line from the service: %s", slurp(slog));
+	s = slurp(slog);
+	for (p = s; (p = strstr(p, "stats: ")); p++)
+		last = p;
+	snprintf(key, sizeof(key), " %s=", name);
+	p = strstr(last, key);
+	assert_non_null(p);
+	v = strtoull(p + strlen(key), NULL, 10);
+	free(s);
+	return v;
+}
+
+/* Every thread of pid stopped ('T' in /proc/PID/task/TID/stat)? */
+static int
+all_threads_stopped(void *arg)
+{
+	char path[64], buf[512];
+	pid_t pid = *(pid_t *)arg;
+	int stopped = 1, n = 0;
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while (stopped && (e = readdir(d))) {
+		FILE *f;
+		char *p;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(buf, sizeof(buf), "%s/%s/stat", path, e->d_name);
+		f = fopen(buf, "re");
+		if (!f || !fgets(buf, sizeof(buf), f) || !(p = strrchr(buf, ')')))
+			stopped = 0;
+		else
+			stopped = p[2] == 'T' || p[2] == 't';
+		if (f)
+			fclose(f);
+		n++;
+	}
+	closedir(d);
+	return stopped && n > 0;
+}
+
+/* SIGSTOP, and wait until it has taken effect in every thread: kill()
+ * returns before a busy thread on another CPU has stopped. */
+static void
+svc_stop_signal(void)
+{
+	assert_int_equal(kill(svc_pid, SIGSTOP), 0);
+	assert_true(tu_wait_until(all_threads_stopped, &svc_pid, WAIT_MS));
+}
+
+/* ---- fixtures ---- */
+
+static int
+setup(void **state)
+{
+	static int n;
+	char cmd[1024];
+
+	(void)state;
+	snprintf(rundir, sizeof(rundir), "%s/run%d", scratch, n);
+	snprintf(fdir, sizeof(fdir), "%s/filters%d", scratch, n);
+	snprintf(watch, sizeof(watch), "%s/watch%d", scratch, n);
+	snprintf(conf, sizeof(conf), "%s/fltmgr%d.conf", scratch, n);
+	snprintf(dlog, sizeof(dlog), "%s/daemon%d.log", scratch, n);
+	snprintf(sout, sizeof(sout), "%s/scan%d.out", scratch, n);
+	snprintf(slog, sizeof(slog), "%s/scan%d.log", scratch, n);
+	snprintf(rules, sizeof(rules), "%s/rules%d.yar", scratch, n);
+	n++;
+	assert_int_equal(mkdir(fdir, 0755), 0);
+	assert_int_equal(chmod(fdir, 0755), 0);
+	assert_int_equal(mkdir(watch, 0755), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "cp '%s' '%s/scanner.so' && chmod 0644 '%s/scanner.so'", scanner_so,
+		 fdir, fdir);
+	assert_int_equal(system(cmd), 0);
+	write_rules(rules, MARKER);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	int rc = 0;
+
+	(void)state;
+	if (svc_pid > 0) {
+		kill(svc_pid, SIGCONT);
+		kill(svc_pid, SIGTERM);
+		rc = wait_exit(svc_pid);
+		svc_pid = 0;
+	}
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		if (wait_exit(daemon_pid) != 0)
+			fail_msg("fltmgrd did not exit cleanly: %s", slurp(dlog));
+		daemon_pid = 0;
+	}
+	if (rc != 0)
+		fail_msg("scanner did not stop cleanly on SIGTERM (%d): %s", rc,
+			 slurp(slog));
+	return 0;
+}
+
+/* ---- verdicts ---- */
+
+static void
+marker_file_is_denied_and_clean_file_opens(void **state)
+{
+	uint64_t v[SCANNER_CTR_COUNT_];
+
+	(void)state;
+	daemon_start(DEADLINE, false);
+	svc_start(NULL);
+	write_file(at("clean.txt"), CLEANTXT "\n");
+	write_file(at("bad.txt"), "header " MARKER " trailer\n");
+	assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
+	assert_int_equal(try_open(at("clean.txt"), NULL), 0);
+	/* The cached denial stays a denial. (The notification of the write
+	 * may come after the first verdict and drop it: a rescan, never a
+	 * stale verdict. So the last of these is answered by the cache.) */
+	for (int i = 0; i < 3; i++) {
+		usleep(20000);
+		assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
+	}
+	filter_stats(v);
+	assert_true(v[SCANNER_CTR_infected] >= 1);
+	assert_true(v[SCANNER_CTR_cache_denies] >= 1);
+	assert_int_equal(v[SCANNER_CTR_no_service_defaults], 0);
+	assert_int_equal(v[SCANNER_CTR_deadline_defaults], 0);
+	/* The detection was logged with the path, rule and process. */
+	assert_true(wait_in_file(sout, "test_marker", 1));
+	assert_non_null(strstr(slurp(sout), at("bad.txt")));
+}
+
+/* fork + execv: 0 if the program ran (and exited 0), else its errno. */
+static int
+try_exec(const char *path)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = { (char *)path, NULL };
+
+		execve(path, argv, environ);
+		_exit(errno == EPERM ? 100 : 101);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st) == 0 ? 0 : WEXITSTATUS(st) == 100 ? EPERM : -1;
+}
+
+static void
+marked_executable_cannot_run(void **state)
+{
+	char cmd[1024];
+
+	(void)state;
+	daemon_start(DEADLINE, false);
+	svc_start(NULL);
+	/* /bin/true with the marker appended: still a valid ELF. */
+	snprintf(cmd, sizeof(cmd),
+		 "cp /bin/true '%s' && cp /bin/true '%s' && printf '%s' >> '%s' && "
+		 "chmod 0755 '%s' '%s'",
+		 at("good"), at("bad"), MARKER, at("bad"), at("good"), at("bad"));
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(try_exec(at("good")), 0);
+	assert_int_equal(try_exec(at("bad")), EPERM);
+}
+
+/* ---- cache and invalidation ---- */
+
+static void
+clean_file_rewritten_with_marker_is_denied(void **state)
+{
+	(void)state;
+	daemon_start(DEADLINE, false);
+	svc_start(NULL);
+	write_file(at("f"), CLEANTXT);
+	assert_int_equal(try_open(at("f"), NULL), 0);
+	assert_int_equal(try_open(at("f"), NULL), 0); /* now in both caches */
+	write_file(at("f"), MARKER);                  /* same size, right away */
+	assert_int_equal(try_open(at("f"), NULL), EPERM);
+}
+
+/* The opener's own write right after a clean verdict: the kernel cache
+ * entry for the empty file must not survive it. */
+static void
+file_written_right_after_create_is_scanned(void **state)
+{
+	(void)state;
+	daemon_start(DEADLINE, false);
+	svc_start(NULL);
+	for (int i = 0; i < 20; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "new%d", i);
+		write_file(at(name), MARKER);
+		assert_int_equal(try_open(at(name), NULL), EPERM);
+	}
+}
+
+static void
+denied_file_rewritten_clean_is_allowed(void **state)
+{
+	(void)state;
+	daemon_start(DEADLINE, false);
+	svc_start(NULL);
+	write_file(at("f"), MARKER);
+	assert_int_equal(try_open(at("f"), NULL), EPERM);
+	assert_int_equal(try_open(at("f"), NULL), EPERM);
+	/* The writer's own open is allowed: O_WRONLY of an infected file is
+	 * scanned like any open, so rewrite through truncate + append. */
+	assert_int_equal(truncate(at("f"), 0), 0);
+	write_file(at("g"), CLEANTXT);
+	assert_int_equal(rename(at("g"), at("f")), 0);
+	assert_int_equal(try_open(at("f"), NULL), 0);
+	/* And rewritten in place, without a rename. */
+	write_file(at("h"), MARKER);
+	assert_int_equal(try_open(at("h"), NULL), EPERM);
+	assert_int_equal(truncate(at("h"), 0), 0);
+	assert_int_equal(try_open(at("h"), NULL), 0);
+}
+
+static void
+infected_file_renamed_over_clean_name_is_denied(void **state)
+{
+	(void)state;
+	daemon_start(DEADLINE, false);
+	svc_start(NULL);
+	write_file(at("doc"), CLEANTXT);
+	assert_int_equal(try_open(at("doc"), NULL), 0);
+	assert_int_equal(try_open(at("doc"), NULL), 0); /* cached clean */
+	write_file(at("doc.tmp"), MARKER);
+	assert_int_equal(rename(at("doc.tmp"), at("doc")), 0);
+	assert_int_equal(try_open(at("doc"), NULL), EPERM);
+}
+
+static void
+unchanged_clean_file_second_open_skips_service(void **state)
+{
+	uint64_t a[SCANNER_CTR_COUNT_], b[SCANNER_CTR_COUNT_], scanned;
+
+	(void)state;
+	daemon_start(DEADLINE, false);
+	svc_start(NULL);
+	write_file(at("f"), CLEANTXT);
+	/* The notifications of that write come on their own thread; one
+	 * that lands while the file is being scanned keeps that verdict out
+	 * of the caches (a rescan, never a stale verdict). Let them pass. */
+	usleep(100000);
+	assert_int_equal(try_open(at("f"), NULL), 0);
+	filter_stats(a);
+	scanned = svc_stat("scanned");
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(try_open(at("f"), NULL), 0);
+	filter_stats(b);
+	/* Not scanned again, not even asked: the kernel cache answered. */
+	assert_int_equal(svc_stat("scanned"), scanned);
+	assert_int_equal(b[SCANNER_CTR_requests], a[SCANNER_CTR_requests]);
+	assert_int_equal(b[SCANNER_CTR_events], a[SCANNER_CTR_events]);
+	assert_true(a[SCANNER_CTR_clean] >= 1);
+}
+
+/* ---- deadlines and defaults ---- */
+
+static void
+stopped_service_gets_default_within_deadline(void **state)
+{
+	uint64_t v[SCANNER_CTR_COUNT_];
+	int64_t ms;
+
+	(void)state;
+	daemon_start(DEADLINE, true); /* deny: the default is visible */
+	svc_start(NULL);
+	write_file(at("f"), CLEANTXT);
+	write_file(at("g"), CLEANTXT "2");
+	assert_int_equal(try_open(at("g"), NULL), 0); /* a clean scan works */
+	svc_stop_signal();
+	assert_int_equal(try_open(at("f"), &ms), EPERM);
+	assert_true(ms >= DEADLINE - 100);
+	assert_true(ms <= DEADLINE + 100);
+	filter_stats(v);
+	assert_true(v[SCANNER_CTR_deadline_defaults] >= 1);
+	assert_int_equal(kill(svc_pid, SIGCONT), 0);
+	/* Nothing of the default was cached: the file is clean. */
+	assert_int_equal(try_open(at("f"), &ms), 0);
+	assert_true(ms < DEADLINE);
+}
+
+struct opener {
+	const char *path;
+	int err;
+	int64_t done_ms;
+	pthread_barrier_t *go;
+};
+
+static void *
+opener_main(void *arg)
+{
+	struct opener *o = arg;
+
+	if (o->go)
+		pthread_barrier_wait(o->go);
+	o->err = try_open(o->path, NULL);
+	o->done_ms = tu_now_ms();
+	return NULL;
+}
+
+static void
+killed_service_pending_opens_answered_at_once(void **state)
+{
+	enum { N = 4, LONG_DEADLINE = 4000 };
+	struct opener o[N];
+	pthread_t t[N];
+	uint64_t v[SCANNER_CTR_COUNT_];
+	int64_t t_kill, t0;
+
+	(void)state;
+	daemon_start(LONG_DEADLINE, true);
+	svc_start(NULL);
+	for (int i = 0; i < N; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		write_file(at(name), CLEANTXT);
+		o[i] = (struct opener){ .path = strdup(at(name)) };
+	}
+	svc_stop_signal();
+	t0 = tu_now_ms();
+	for (int i = 0; i < N; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, opener_main, &o[i]), 0);
+	/* Wait until every open has been sent to the stopped service. */
+	do {
+		usleep(10000);
+		filter_stats(v);
+	} while (v[SCANNER_CTR_in_flight_max] < N && tu_now_ms() - t0 < 2000);
+	assert_true(v[SCANNER_CTR_in_flight_max] >= N);
+	t_kill = tu_now_ms();
+	assert_int_equal(kill(svc_pid, SIGKILL), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(o[i].err, EPERM); /* the default verdict */
+		/* At once, not at the deadline (which is seconds away). */
+		assert_true(o[i].done_ms - t_kill < 300);
+		free((char *)o[i].path);
+	}
+	assert_true(tu_now_ms() - t0 < LONG_DEADLINE - 1000);
+	assert_int_equal(wait_exit(svc_pid), 128 + SIGKILL);
+	svc_pid = 0;
+	filter_stats(v);
+	assert_true(v[SCANNER_CTR_disconnect_defaults] >= N);
+	assert_int_equal(v[SCANNER_CTR_deadline_defaults], 0);
+}
+
+static void
+no_service_gives_default_verdict(void **state)
+{
+	uint64_t v[SCANNER_CTR_COUNT_];
+	int64_t ms;
+
+	(void)state;
+	write_file(at("f"), CLEANTXT); /* before anyone watches */
+	daemon_start(DEADLINE, true);
+	assert_int_equal(try_open(at("f"), &ms), EPERM);
+	assert_true(ms < 200); /* at once, not at the deadline */
+	filter_stats(v);
+	assert_true(v[SCANNER_CTR_no_service_defaults] >= 1);
+	assert_int_equal(v[SCANNER_CTR_requests], 0);
+	/* A service arrives: the same file is scanned and allowed. */
+	svc_start(NULL);
+	assert_int_equal(try_open(at("f"), NULL), 0);
+}
+
+/* ---- parallelism ---- */
+
+static void
+twenty_concurrent_openers_are_scanned_in_parallel(void **state)
+{
+	enum { N = 20, SIZE = 2 << 20 };
+	const char *extra[] = { "--threads", "4", "--outstanding", "2", NULL };
+	struct opener o[N];
+	pthread_t t[N];
+	pthread_barrier_t go;
+	uint64_t v[SCANNER_CTR_COUNT_];
+	char *body = malloc(SIZE + 1);
+
+	(void)state;
+	assert_non_null(body);
+	daemon_start(5000, false);
+	svc_start(extra);
+	for (int i = 0; i < N; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "big%d", i);
+		memset(body, 'a' + i % 26, SIZE);
+		if (i % 5 == 0) /* every fifth is infected, at the very end */
+			memcpy(body + SIZE - strlen(MARKER), MARKER, strlen(MARKER));
+		body[SIZE] = '\0';
+		write_file(at(name), body);
+		o[i] = (struct opener){ .path = strdup(at(name)), .go = &go };
+	}
+	free(body);
+	pthread_barrier_init(&go, NULL, N);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, opener_main, &o[i]), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(o[i].err, i % 5 == 0 ? EPERM : 0);
+		free((char *)o[i].path);
+	}
+	pthread_barrier_destroy(&go);
+	filter_stats(v);
+	/* Real verdicts for every open: no default, no error. */
+	assert_int_equal(v[SCANNER_CTR_deadline_defaults], 0);
+	assert_int_equal(v[SCANNER_CTR_errors], 0);
+	assert_int_equal(v[SCANNER_CTR_infected], N / 5);
+	assert_true(v[SCANNER_CTR_in_flight_max] >= 2);
+	/* The service scanned more than one at a time. */
+	assert_true(svc_stat("max_concurrent") >= 2);
+}
+
+/* ---- rule reloads ---- */
+
+static void
+sighup_reload_applies_to_next_open(void **state)
+{
+	uint64_t v[SCANNER_CTR_COUNT_];
+
+	(void)state;
+	/* The rules live in the watched tree: the service reads them there
+	 * on reload (it is excluded, so that read waits for nobody). */
+	snprintf(rules, sizeof(rules), "%s/rules.yar", watch);
+	write_rules(rules, MARKER);
+	daemon_start(DEADLINE, false);
+	svc_start(NULL);
+	write_file(at("f"), "harmless today, NEWLY-BAD tomorrow");
+	assert_int_equal(try_open(at("f"), NULL), 0);
+	assert_int_equal(try_open(at("f"), NULL), 0); /* cached in the kernel */
+	write_rules(rules, "NEWLY-BAD");
+	assert_int_equal(kill(svc_pid, SIGHUP), 0);
+	assert_true(wait_in_file(slog, "rules reloaded", 1));
+	assert_int_equal(try_open(at("f"), NULL), EPERM);
+	filter_stats(v);
+	assert_int_equal(v[SCANNER_CTR_flushes], 1);
+	/* A reload with an error keeps the rules in force. */
+	write_file(rules, "rule broken {\n condition:\n nonsense\n}\n");
+	assert_int_equal(kill(svc_pid, SIGHUP), 0);
+	assert_true(wait_in_file(slog, "keeping the current ones", 1));
+	assert_int_equal(try_open(at("f"), NULL), EPERM);
+}
+
+/* ---- bad input ---- */
+
+static void
+malformed_reply_is_counted_and_defaulted(void **state)
+{
+	uint8_t ctx[SCANNER_CONTEXT_SIZE], buf[SCANNER_REQ_MAX];
+	struct filter_message_header h;
+	uint64_t v[SCANNER_CTR_COUNT_];
+	filter_port *p = NULL;
+	char path[300];
+	pid_t child;
+	int r, st;
+
+	(void)state;
+	write_file(at("f"), CLEANTXT); /* before anyone watches */
+	daemon_start(DEADLINE * 3, true);
+	/* This process plays a broken service; a child opens. */
+	snprintf(path, sizeof(path), "%s/scanner", rundir);
+	scanner_context_encode(1, ctx);
+	assert_int_equal(filter_connect_communication_port(path, 0, ctx, sizeof(ctx), &p),
+			 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(try_open(at("f"), NULL));
+	r = filter_get_message(p, &h, buf, sizeof(buf), WAIT_MS);
+	assert_true(r > 0);
+	assert_true(h.fd >= 0); /* the event's fd came with it */
+	close(h.fd);
+	assert_int_equal(filter_reply_message(p, h.message_id, 0, "bad", 3), 0);
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), EPERM); /* the default (deny) */
+	filter_stats(v);
+	assert_int_equal(v[SCANNER_CTR_errors], 1);
+	assert_int_equal(v[SCANNER_CTR_clean] + v[SCANNER_CTR_infected], 0);
+	filter_close_port(p);
+}
+
+static void
+rule_error_names_file_and_line(void **state)
+{
+	char *argv[] = { (char *)scanner_bin, "--rules", rules,
+			 "--runtime-dir",     rundir,    NULL };
+	char *err;
+
+	(void)state;
+	write_file(rules, "rule ok { condition: true }\n\nrule bad {\n  condition:\n"
+			  "    $undefined\n}\n");
+	assert_int_equal(wait_exit(start(argv, sout, slog)), 5);
+	err = slurp(slog);
+	if (!strstr(err, rules) || !strstr(err, ":6: error"))
+		fail_msg("no FILE:LINE in: %s", err);
+	free(err);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			marker_file_is_denied_and_clean_file_opens, setup, teardown),
+		cmocka_unit_test_setup_teardown(marked_executable_cannot_run, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			clean_file_rewritten_with_marker_is_denied, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			file_written_right_after_create_is_scanned, setup, teardown),
+		cmocka_unit_test_setup_teardown(denied_file_rewritten_clean_is_allowed,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			infected_file_renamed_over_clean_name_is_denied, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			unchanged_clean_file_second_open_skips_service, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			stopped_service_gets_default_within_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			killed_service_pending_opens_answered_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(no_service_gives_default_verdict, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			twenty_concurrent_openers_are_scanned_in_parallel, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(sighup_reload_applies_to_next_open, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(malformed_reply_is_counted_and_defaulted,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(rule_error_names_file_and_line, setup,
+						teardown),
+	};
+	int r;
+
+	fltmgrd_bin = getenv("FLTMGR_TEST_FLTMGRD");
+	scanner_bin = getenv("FLTMGR_TEST_SCANNER");
+	scanner_so = getenv("FLTMGR_TEST_SCANNER_SO");
+	if (geteuid() != 0) {
+		printf("test_scanner: SKIP: needs root (fanotify, root-owned filter "
+		       "objects)\n");
+		return 77;
+	}
+	if (!fltmgrd_bin || !scanner_bin || !scanner_so) {
+		printf("test_scanner: FLTMGR_TEST_FLTMGRD, FLTMGR_TEST_SCANNER and "
+		       "FLTMGR_TEST_SCANNER_SO must be set (meson test sets them)\n");
+		return 1;
+	}
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		printf("test_scanner: SKIP: cannot make a private mount namespace: %s\n",
+		       strerror(errno));
+		return 77;
+	}
+	if (!mkdtemp(scratch) ||
+	    mount("fltmgr-scan", scratch, "tmpfs", 0, "mode=0755,size=256m") < 0) {
+		printf("test_scanner: cannot mount a scratch tmpfs: %s\n",
+		       strerror(errno));
+		return 1;
+	}
+	unsetenv("FLTMGR_RUNTIME_DIR");
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	umount2(scratch, MNT_DETACH);
+	rmdir(scratch);
+	return r;
+}
