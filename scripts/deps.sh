@@ -7,7 +7,7 @@
 set -euo pipefail
 
 what=${1:-test}
-pkgs=(meson ninja-build pkg-config gcc python3 libinih-dev libjson-c-dev libsystemd-dev)
+pkgs=(meson ninja-build pkg-config gcc python3 libinih-dev libjson-c-dev libsystemd-dev libyara-dev)
 case "$what" in
 build) ;;
 test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd) ;;
