@@ -208,6 +208,13 @@ sender_main(void *arg)
 		 * takes entries off c's rings, and the bytes are immutable. */
 		r = c->inflight;
 		o.sequence = r->seq ? r->seq : r->loss.last;
+		if (c->confirming) {
+			/* Counted as sent before it is: the service may read
+			 * and confirm it before this thread has the lock
+			 * back. Undone below if the send fails. */
+			ms_ring_put(&c->unconf, ms_rec_ref(r));
+			c->msgs_sent++;
+		}
 		pthread_mutex_unlock(&st->lock);
 		err = flt_send_message_ex(st->filter, &c->port, r->data, r->len, NULL,
 					  NULL, MS_SEND_TIMEOUT_MS, &o);
@@ -220,15 +227,20 @@ sender_main(void *arg)
 				c->sent++;
 				st->ctr.sent++;
 			}
-			c->msgs_sent++;
+			if (!c->confirming)
+				c->msgs_sent++;
 			c->inflight = NULL;
-			if (c->confirming)
-				ms_ring_put(&c->unconf, r); /* until confirmed */
-			else
-				ms_rec_unref(r);
-		} else if (err != -ETIMEDOUT) {
-			break; /* kept in c->inflight for the disconnect callback */
+			ms_rec_unref(r);
+			continue;
 		}
+		/* Not queued (a frame is sent whole or not at all): it stays
+		 * in c->inflight, to be tried again or handed on. */
+		if (c->confirming) {
+			c->msgs_sent--;
+			ms_ring_drop_last(&c->unconf, r);
+		}
+		if (err != -ETIMEDOUT)
+			break;
 	}
 	pthread_mutex_unlock(&st->lock);
 	if (err < 0 && err != -ENOTCONN && err != -ETIMEDOUT) {
