@@ -1144,7 +1144,7 @@ struct summary {
 	double rr_evs[N_MODES][3], rr_cpu[N_MODES][3]; /* median, min, max */
 	bool have_ratio[N_MODES];
 	bool pass_evs[N_MODES], pass_cpu[N_MODES];
-	unsigned unrep_runs, minispy_runs, seq_bad, stats_bad;
+	unsigned unrep_runs, minispy_runs, seq_bad, stats_bad, kernel_bad;
 	bool pass_loss;
 };
 
@@ -1185,6 +1185,9 @@ summarize(const struct bench *b, const struct rep *reps, struct summary *s)
 			s->minispy_runs++;
 			s->unrep_runs += a->unreported > 0;
 			s->seq_bad += !a->seq_ok;
+			/* every kernel overflow fltmgr saw should reach the
+			 * service as a "kernel" loss record */
+			s->kernel_bad += a->notices != a->st_overflows;
 			s->stats_bad += !a->stats_ok || a->lines != a->st_sent ||
 					a->last_seq != a->st_delivered;
 		}
@@ -1314,9 +1317,11 @@ print_summary(const struct bench *b, const struct rep *reps, const struct summar
 	       s->unrep_runs, s->minispy_runs, verdict(s->pass_loss));
 	printf("minispy checks: seq/loss ranges cover every record in %u of %u runs; "
 	       "lines = fltmc messages_sent and last seq = filter delivered in %u "
-	       "of %u runs\n",
+	       "of %u runs; kernel loss records = fltmc engine overflows in %u of "
+	       "%u runs\n",
 	       s->minispy_runs - s->seq_bad, s->minispy_runs,
-	       s->minispy_runs - s->stats_bad, s->minispy_runs);
+	       s->minispy_runs - s->stats_bad, s->minispy_runs,
+	       s->minispy_runs - s->kernel_bad, s->minispy_runs);
 	for (int v = 0; v < 2 * N_MODES; v++) {
 		int m = v / 2;
 		enum listener l = v % 2 ? L_NOPROC : L_MINISPY;
@@ -1515,6 +1520,8 @@ write_json(const struct bench *b, const struct rep *reps, const struct summary *
 			       json_object_new_int((int)s->seq_bad));
 	json_object_object_add(root, "minispy_fltmc_check_failures",
 			       json_object_new_int((int)s->stats_bad));
+	json_object_object_add(root, "minispy_kernel_notice_mismatches",
+			       json_object_new_int((int)s->kernel_bad));
 	json_object_object_add(root, "pass_no_unreported_loss",
 			       json_object_new_boolean(s->pass_loss));
 	r = json_object_to_file_ext(b->cfg.json, root,
