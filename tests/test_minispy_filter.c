@@ -501,7 +501,7 @@ svc_pump(struct svc *s, int timeout_ms)
 {
 	static uint8_t buf[MINISPY_RECORD_MAX];
 	struct filter_message_header h;
-	struct minispy_record r;
+	struct minispy_record r = { 0 };
 	struct ev *e;
 	int len = filter_get_message(s->p, &h, buf, sizeof(buf), timeout_ms);
 
@@ -896,7 +896,7 @@ static void
 record_decoder_checks_every_size_and_string(void **state)
 {
 	uint8_t b[128];
-	struct minispy_record r;
+	struct minispy_record r = { 0 };
 	size_t n;
 
 	(void)state;
