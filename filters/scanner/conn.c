@@ -262,6 +262,18 @@ sc_counters_snapshot(struct sc_state *st, uint64_t v[SCANNER_CTR_COUNT_])
 		v[i] = atomic_load_explicit(&st->ctr[i], memory_order_relaxed);
 }
 
+size_t
+sc_counters_hook(void *cookie, struct flt_counter *out, size_t cap)
+{
+	struct sc_state *st = cookie;
+
+	for (size_t i = 0; i < SCANNER_CTR_COUNT_ && i < cap; i++) {
+		out[i].name = scanner_counter_names[i];
+		out[i].value = atomic_load_explicit(&st->ctr[i], memory_order_relaxed);
+	}
+	return SCANNER_CTR_COUNT_;
+}
+
 int
 sc_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out_cap,
 	      size_t *ret_out_len)

@@ -221,6 +221,7 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 		.operations = ops,
 		.instance_setup = sc_instance_setup,
 		.unload = sc_unload,
+		.counters = sc_counters_hook,
 		.flags = FLT_REGISTRATION_CACHE_VERDICTS,
 	};
 	struct flt_port_attributes attr = { 0 };

@@ -140,5 +140,7 @@ int sc_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t
 		  size_t *ret_out_len);
 /* Copies the counters (for the stats call and fltmc). */
 void sc_counters_snapshot(struct sc_state *st, uint64_t v[SCANNER_CTR_COUNT_]);
+/* flt_registration.counters: the same, by name, for `fltmc stats`. */
+size_t sc_counters_hook(void *cookie, struct flt_counter *out, size_t cap);
 
 #endif
