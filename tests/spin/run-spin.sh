@@ -22,7 +22,7 @@ cc=${CC:-cc}
 command -v "$cc" >/dev/null 2>&1 || cc=gcc
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fltmgr-spin.XXXXXX")
-[ "$keep" = --keep ] || trap 'rm -rf "$work"' EXIT
+if [ "$keep" = --keep ]; then echo "run-spin: keeping $work"; else trap 'rm -rf "$work"' EXIT; fi
 
 # name | spin -D flags | what it covers
 configs=(
