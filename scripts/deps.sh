@@ -11,7 +11,7 @@ pkgs=(meson ninja-build pkg-config gcc python3 libinih-dev libjson-c-dev libsyst
 case "$what" in
 build) ;;
 test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin) ;;
-bench) pkgs+=(libcmocka-dev) ;;
+bench) pkgs+=(libcmocka-dev fatrace inotify-tools) ;;
 *) echo "deps.sh: unknown set '$what' (build, test, bench)" >&2; exit 2 ;;
 esac
 

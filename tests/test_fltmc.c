@@ -561,7 +561,8 @@ stats_prints_sections_for_engine_filters_ports_and_daemon(void **state)
 		"{\"ok\": true,"
 		" \"engine\": {\"permission_events\": 7, \"notification_events\": 8,"
 		"  \"readers\": 1, \"brand_new_counter\": 42},"
-		" \"filters\": [{\"name\": \"minispy\", \"seen\": 11, \"denied\": 2}],"
+		" \"filters\": [{\"name\": \"minispy\", \"seen\": 11, \"denied\": 2,"
+		"  \"counters\": {\"records\": 99, \"departed\": 3}}],"
 		" \"ports\": [{\"filter\": \"minispy\", \"name\": \"mp\","
 		"  \"queued_bytes\": 123456789, \"connections\": 1}],"
 		" \"daemon\": {\"reloads\": 2, \"control_requests\": 30}}";
@@ -593,6 +594,12 @@ stats_prints_sections_for_engine_filters_ports_and_daemon(void **state)
 	/* `denied 2` is in the filter's section */
 	assert_true(strstr(r.out, "  denied") > filter &&
 		    strstr(r.out, "  denied") < port);
+	/* the filter's own counters, indented under "counters" */
+	assert_true(strstr(r.out, "  counters") > filter &&
+		    strstr(r.out, "  counters") < strstr(r.out, "    records"));
+	assert_words(r.out, "    records", "records", "99");
+	assert_words(r.out, "    departed", "departed", "3");
+	assert_true(strstr(r.out, "    departed") < port);
 	run_free(&r);
 }
 

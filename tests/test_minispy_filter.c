@@ -501,7 +501,7 @@ svc_pump(struct svc *s, int timeout_ms)
 {
 	static uint8_t buf[MINISPY_RECORD_MAX];
 	struct filter_message_header h;
-	struct minispy_record r;
+	struct minispy_record r = { 0 };
 	struct ev *e;
 	int len = filter_get_message(s->p, &h, buf, sizeof(buf), timeout_ms);
 
@@ -896,7 +896,7 @@ static void
 record_decoder_checks_every_size_and_string(void **state)
 {
 	uint8_t b[128];
-	struct minispy_record r;
+	struct minispy_record r = { 0 };
 	size_t n;
 
 	(void)state;
@@ -1189,6 +1189,36 @@ backlog_overflow_gives_exactly_one_loss_record(void **state)
 	svc_close(&s);
 }
 
+/* The filter's own view (the counters hook), without a connection. */
+static uint64_t
+filter_counter(const char *name)
+{
+	struct flt_counter c[FLT_FILTER_MAX_COUNTERS];
+	size_t n = 0;
+
+	assert_int_equal(flt_filter_get_counters(g_f, c, FLT_FILTER_MAX_COUNTERS, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(c[i].name, name))
+			return c[i].value;
+	fail_msg("minispy has no counter named %s", name);
+	return 0;
+}
+
+static int
+no_connection_left(void *arg)
+{
+	(void)arg;
+	return filter_counter("connections_now") == 0;
+}
+
+static void
+wait_no_connection(void)
+{
+	if (!tu_wait_until(no_connection_left, NULL, WAIT_MS))
+		fail_msg("minispy still counts %llu connected services",
+			 (unsigned long long)filter_counter("connections_now"));
+}
+
 /* The last service to leave gives its unsent records back to the backlog;
  * the next one gets them, in order, before anything newer. */
 static void
@@ -1206,6 +1236,7 @@ unsent_records_of_the_last_service_return_to_the_backlog(void **state)
 	gen("g", 1500);
 	sync_events();
 	svc_close(&s);
+	wait_no_connection();
 	gen("h", 10);
 	sync_events();
 	svc_open(&s);
@@ -1361,6 +1392,161 @@ services_own_processes_are_excluded_unless_told_otherwise(void **state)
 	svc_close(&s);
 }
 
+/* ---- confirmation and DEPARTED losses ---- */
+
+static void
+svc_open_confirming(struct svc *s)
+{
+	uint32_t ctx[2] = { MINISPY_RECORD_MAGIC, MINISPY_CONNECT_CONFIRM };
+
+	*s = (struct svc){ 0 };
+	assert_int_equal(
+		filter_connect_communication_port("minispy", 0, ctx, sizeof(ctx), &s->p),
+		0);
+}
+
+static int
+svc_confirm(struct svc *s, uint64_t n)
+{
+	uint8_t in[16];
+	uint32_t magic = MINISPY_RECORD_MAGIC, cmd = MINISPY_CMD_CONFIRM;
+	size_t len = 0;
+
+	memcpy(in, &magic, 4);
+	memcpy(in + 4, &cmd, 4);
+	memcpy(in + 8, &n, 8);
+	return filter_send_message(s->p, in, sizeof(in), NULL, 0, &len);
+}
+
+struct unconf_wait {
+	struct svc *s;
+	uint64_t n;
+};
+
+static int
+has_unconfirmed(void *arg)
+{
+	struct unconf_wait *w = arg;
+
+	return svc_stats(w->s).conn_unconfirmed == w->n;
+}
+
+static void
+wait_unconfirmed(struct svc *s, uint64_t n)
+{
+	struct unconf_wait w = { s, n };
+
+	if (!tu_wait_until(has_unconfirmed, &w, WAIT_MS))
+		fail_msg("the filter holds %llu unconfirmed records, not %llu",
+			 (unsigned long long)svc_stats(s).conn_unconfirmed,
+			 (unsigned long long)n);
+}
+
+static void
+create_files(const char *prefix, int n)
+{
+	char name[64];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%s%d", prefix, i);
+		assert_int_equal(fsop("create", at(name), NULL), 0);
+	}
+	sync_events();
+}
+
+/*
+ * A confirming service A reads 2 of 5 records, confirms them and dies
+ * after service B connected: the 3 it never confirmed were made before B
+ * existed, so B gets one DEPARTED loss record naming exactly them. Bad
+ * confirmations are refused and counted.
+ */
+static void
+unconfirmed_records_of_a_departed_service_are_reported(void **state)
+{
+	const char *kv[] = { "ops", "create", NULL };
+	struct minispy_stats st;
+	struct svc a, b;
+	int lost = -1;
+
+	(void)state;
+	NEED_ROOT();
+	load(kv);
+	svc_open_confirming(&a);
+	create_files("x", 5); /* seq 1-5 */
+	wait_unconfirmed(&a, 5);
+	assert_int_equal(svc_pump(&a, WAIT_MS), 0);
+	assert_int_equal(svc_pump(&a, WAIT_MS), 0);
+	assert_int_equal(a.v[0].seq, 1);
+	assert_int_equal(a.v[1].seq, 2);
+	assert_int_equal(svc_confirm(&a, 2), 0);
+	assert_int_equal(svc_confirm(&a, 1), -ERANGE); /* backwards */
+	assert_int_equal(svc_confirm(&a, 6), -ERANGE); /* more than was sent */
+	st = svc_stats(&a);
+	assert_int_equal(st.conn_confirmed, 2);
+	assert_int_equal(st.conn_unconfirmed, 3);
+	assert_int_equal(st.bad_calls, 2);
+
+	svc_open(&b);
+	create_files("y", 2); /* seq 6-7: both services get them */
+	wait_unconfirmed(&a, 5);
+	svc_close(&a);
+	if (!tu_wait_until(one_connection_left, &b, WAIT_MS))
+		fail_msg("A's disconnect callback did not run");
+	svc_drain(&b);
+	for (size_t i = 0; i < b.n; i++) {
+		if (b.v[i].type != MINISPY_REC_LOSS)
+			continue;
+		assert_int_equal(lost, -1); /* exactly one */
+		lost = (int)i;
+	}
+	assert_true(lost >= 0);
+	assert_int_equal(b.v[lost].cause, MINISPY_LOSS_DEPARTED);
+	assert_int_equal(b.v[lost].count, 3);
+	assert_int_equal(b.v[lost].first, 3);
+	assert_int_equal(b.v[lost].last, 5);
+	expect_ev(&b, MINISPY_OP_CREATE, at("y0"), NULL, 0);
+	expect_ev(&b, MINISPY_OP_CREATE, at("y1"), NULL, 0);
+	st = svc_stats(&b);
+	assert_int_equal(st.departed, 3);
+	assert_int_equal(st.unconfirmed, 5); /* x2-x4, y0, y1 */
+	assert_int_equal(st.discarded, 2);   /* y0, y1: B has them */
+	svc_close(&b);
+}
+
+/* A confirming service that dies alone: what it did not confirm goes
+ * back to the backlog and the next service gets it again, same seqs. */
+static void
+unconfirmed_records_of_the_last_service_are_delivered_again(void **state)
+{
+	const char *kv[] = { "ops", "create", NULL };
+	struct minispy_stats st;
+	struct svc a, b;
+
+	(void)state;
+	NEED_ROOT();
+	load(kv);
+	svc_open_confirming(&a);
+	create_files("z", 3); /* seq 1-3 */
+	wait_unconfirmed(&a, 3);
+	assert_int_equal(svc_pump(&a, WAIT_MS), 0); /* read, never confirmed */
+	svc_close(&a);
+	/* B must connect after A's disconnect callback has run, or A is not
+	 * the last service and its records are reported departed instead. */
+	wait_no_connection();
+	svc_open(&b);
+	svc_drain(&b);
+	assert_int_equal(b.n, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(b.v[i].type, MINISPY_REC_EVENT);
+		assert_int_equal(b.v[i].seq, i + 1);
+	}
+	st = svc_stats(&b);
+	assert_int_equal(st.unconfirmed, 3);
+	assert_int_equal(st.returned, 3);
+	assert_int_equal(st.confirmed, 0);
+	svc_close(&b);
+}
+
 /* ---- the seed: services stopped and started at any moment ---- */
 
 static int
@@ -1442,7 +1628,10 @@ seed_services_killed_and_stopped_while_events_flow(void **state)
 	svc_drain(&s);
 	st = svc_stats(&s);
 	assert_int_equal(st.connections, (uint64_t)(cycles + own + 1));
-	assert_int_equal(st.sent + st.discarded + st.returned,
+	/* Every copy put in a connection was sent or handed on when its
+	 * connection ended; sent-but-unconfirmed copies were handed on too. */
+	assert_int_equal(st.sent + st.discarded + st.departed + st.returned -
+				 st.unconfirmed,
 			 st.queued + st.backlog_delivered);
 	assert_int_equal(st.backlog_queued,
 			 st.backlog_dropped + st.backlog_delivered + st.backlog_now);
@@ -1691,6 +1880,8 @@ main(int argc, char **argv)
 		T(full_queue_drops_and_reports_the_loss_once_read),
 		T(two_services_each_get_every_record),
 		T(services_own_processes_are_excluded_unless_told_otherwise),
+		T(unconfirmed_records_of_a_departed_service_are_reported),
+		T(unconfirmed_records_of_the_last_service_are_delivered_again),
 		T(seed_services_killed_and_stopped_while_events_flow),
 		T(unregister_with_a_service_connected_disconnects_it),
 		T(unload_races_connects_and_events),

@@ -952,6 +952,56 @@ counters_match_traffic(void **state)
 	assert_int_equal(st.connections_current, 0);
 }
 
+/* ---- a filter's own counters (flt_registration.counters) ---- */
+
+static size_t
+three_counters(void *cookie, struct flt_counter *out, size_t cap)
+{
+	const struct flt_counter all[] = {
+		{ "records", 7 },
+		{ "Bad Name", 8 },
+		{ "cache_hits", *(uint64_t *)cookie },
+	};
+
+	for (size_t i = 0; i < cap && i < 3; i++)
+		out[i] = all[i];
+	return 3;
+}
+
+static void
+filter_counters_reported_and_names_checked(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t hits = 42;
+	struct flt_registration reg = { .name = "counting",
+					.altitude = "370001",
+					.counters = three_counters,
+					.cookie = &hits };
+	struct flt_counter c[4];
+	flt_filter *f;
+	size_t n = 99;
+
+	/* A filter without the hook has none. */
+	assert_int_equal(flt_filter_get_counters(fx->f, c, 4, &n), 0);
+	assert_int_equal(n, 0);
+
+	assert_int_equal(flt_register_filter(fx->m, &reg, &f), 0);
+	assert_int_equal(flt_filter_get_counters(f, c, 4, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(c[0].name, "records");
+	assert_int_equal(c[0].value, 7);
+	assert_string_equal(c[1].name, "invalid"); /* not [a-z0-9_] */
+	assert_int_equal(c[1].value, 8);
+	assert_string_equal(c[2].name, "cache_hits");
+	assert_int_equal(c[2].value, 42);
+	/* Fewer slots than counters: only that many, never more. */
+	assert_int_equal(flt_filter_get_counters(f, c, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(flt_filter_get_counters(f, NULL, 1, &n), -EINVAL);
+	assert_int_equal(flt_filter_get_counters(NULL, c, 4, &n), -EINVAL);
+	flt_unregister_filter(f);
+}
+
 int
 main(void)
 {
@@ -979,6 +1029,7 @@ main(void)
 		T(unload_runs_after_disconnect_callbacks),
 		T(send_inside_connect_callback_is_edeadlk),
 		T(counters_match_traffic),
+		T(filter_counters_reported_and_names_checked),
 #undef T
 	};
 

@@ -277,6 +277,7 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 		.instance_setup = ms_instance_setup,
 		.instance_teardown = ms_instance_teardown,
 		.unload = ms_unload,
+		.counters = ms_counters,
 	};
 	struct flt_port_attributes attr = { 0 };
 	struct ms_state *st;

@@ -58,10 +58,17 @@ struct ms_conn {
 	struct ms_ring head;     /* the backlog, if this connection took it */
 	struct ms_ring q;        /* records since it connected */
 	struct ms_rec *inflight; /* taken off the rings, being sent */
+	struct ms_late late;     /* DEPARTED losses for it, sent first */
+	bool confirming;         /* its service confirms (connect context) */
+	struct ms_ring unconf;   /* confirming: sent, not confirmed yet */
+	uint64_t first_seq;      /* the first record made after it came */
 	uint64_t queued;
 	uint64_t sent;
 	uint64_t dropped;
 	uint64_t loss_sent;
+	uint64_t msgs_sent; /* every message, loss records included */
+	uint64_t msgs_confirmed;
+	uint64_t confirmed; /* records (not loss records) confirmed */
 };
 
 /* Services' pids excluded from the filter, with a count of their
@@ -84,6 +91,10 @@ struct ms_counters {
 	uint64_t returned;
 	uint64_t kernel_overflows;
 	uint64_t connections;
+	uint64_t confirmed;
+	uint64_t unconfirmed;
+	uint64_t departed;
+	uint64_t bad_calls;
 };
 
 struct ms_state {
@@ -123,6 +134,16 @@ void ms_log(const struct ms_state *st, int level, const char *fmt, ...)
 struct ms_state *ms_registry_ref(uint64_t id);
 void ms_state_unref(struct ms_state *st);
 
+/* ---- handover.c ---- */
+
+/* c left (its sender joined). Hands on what it had not delivered — sent
+ * but unconfirmed, in flight, its DEPARTED losses, backlog part, queue —
+ * and frees it from c: back into the backlog when c was the last service;
+ * otherwise, what no remaining service got becomes DEPARTED loss records
+ * for the oldest remaining one. st->lock held. Returns a one-word summary
+ * for the log. */
+const char *ms_handover_locked(struct ms_state *st, struct ms_conn *c);
+
 /* ---- port.c ---- */
 
 int ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
@@ -134,5 +155,7 @@ int ms_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t
  * every connection, or in the backlog when none is connected. Gives it its
  * seq. Never blocks beyond st->lock. */
 void ms_publish(struct ms_state *st, struct ms_rec *rec);
+/* flt_registration.counters (cookie: the state). */
+size_t ms_counters(void *cookie, struct flt_counter *out, size_t cap);
 
 #endif

@@ -81,6 +81,20 @@
  * struct minispy_stats (only uint64_t fields, so no padding); its first
  * field is the number of bytes the filter filled in, so an older service
  * reading a newer filter (or the reverse) sees which fields are there.
+ *
+ * Confirmation (optional; see docs/minispy-filter.md "Confirmation"). A
+ * service that connects with the 8-byte context { u32 MINISPY_RECORD_MAGIC,
+ * u32 MINISPY_CONNECT_CONFIRM } promises to confirm what it has written
+ * out: filter_send_message(port, in, 16, NULL, NULL, ...) with in = { u32
+ * MAGIC, u32 MINISPY_CMD_CONFIRM, u64 n }, n = messages of this connection
+ * handled so far (records and loss records, in the order received; never
+ * less than before). The filter keeps each sent message until it is
+ * confirmed, at most queue_size of them (then it waits, and its queue
+ * drops and reports as usual). If the service dies, what it had not
+ * confirmed is handed on exactly like what it had not been sent: back to
+ * the backlog, or reported as a DEPARTED loss. So a SIGKILL loses nothing
+ * silently; the next service may see again what the dead one printed
+ * after its last confirmation (the same seq: duplicates are recognisable).
  */
 #ifndef MINISPY_RECORD_H
 #define MINISPY_RECORD_H
@@ -128,10 +142,17 @@ enum minispy_op {
 #define MINISPY_F_TRUNCATED 0x4u /* a string was cut to MINISPY_STRING_MAX */
 
 enum minispy_loss_cause {
-	MINISPY_LOSS_QUEUE = 1,   /* this connection's queue was full */
-	MINISPY_LOSS_BACKLOG = 2, /* the backlog (no service connected) was
+	MINISPY_LOSS_QUEUE = 1,    /* this connection's queue was full */
+	MINISPY_LOSS_BACKLOG = 2,  /* the backlog (no service connected) was
 				     full: its oldest records were dropped */
-	MINISPY_LOSS_KERNEL = 3,  /* the kernel's event queue overflowed */
+	MINISPY_LOSS_KERNEL = 3,   /* the kernel's event queue overflowed */
+	MINISPY_LOSS_DEPARTED = 4, /* held only by a service that
+				      disconnected without getting (or
+				      confirming) them, while this one was
+				      connected but had not existed yet when
+				      they were made: may come at any point
+				      of the stream, with seqs older than
+				      this connection's first record */
 };
 
 struct minispy_event {
@@ -168,8 +189,10 @@ struct minispy_record {
 	};
 };
 
-/* The stats call. */
-#define MINISPY_CMD_STATS 1
+/* The calls a service can make, and the connect context. */
+#define MINISPY_CMD_STATS       1
+#define MINISPY_CMD_CONFIRM     2
+#define MINISPY_CONNECT_CONFIRM 1u
 
 struct minispy_stats {
 	uint64_t size; /* bytes of this struct the filter filled in */
@@ -197,6 +220,14 @@ struct minispy_stats {
 	uint64_t conn_dropped;
 	uint64_t conn_loss_records_sent;
 	uint64_t conn_pending; /* records and loss records still to send */
+	/* confirmation (filter-wide), then the calling connection */
+	uint64_t confirmed;   /* records confirmed by confirming services */
+	uint64_t unconfirmed; /* records sent to a confirming service that
+				 left without confirming them (handed on) */
+	uint64_t departed;    /* records reported in DEPARTED losses */
+	uint64_t bad_calls;   /* refused calls (malformed, out of range) */
+	uint64_t conn_confirmed;
+	uint64_t conn_unconfirmed; /* sent, not confirmed yet */
 };
 
 static inline const char *
@@ -283,7 +314,7 @@ minispy_record_decode(const void *buf, size_t len, struct minispy_record *ret)
 		r.loss.last_seq = minispy_get64_(b + 48);
 		r.loss.cause = minispy_get32_(b + 56);
 		if (r.loss.cause < MINISPY_LOSS_QUEUE ||
-		    r.loss.cause > MINISPY_LOSS_KERNEL ||
+		    r.loss.cause > MINISPY_LOSS_DEPARTED ||
 		    (r.loss.cause != MINISPY_LOSS_KERNEL &&
 		     (!r.loss.count || r.loss.first_seq > r.loss.last_seq)))
 			return -EBADMSG;

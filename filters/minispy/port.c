@@ -175,8 +175,16 @@ sender_main(void *arg)
 		struct ms_rec *r;
 		bool again = false;
 
+		if (!c->inflight && c->confirming && c->unconf.len == c->unconf.cap) {
+			/* The window is full: wait for a confirmation (or the
+			 * end); meanwhile the queue fills and reports loss. */
+			pthread_cond_wait(&c->wake, &st->lock);
+			continue;
+		}
 		if (!c->inflight) {
-			c->inflight = ms_ring_pop(&c->head, &again);
+			c->inflight = ms_late_pop(&c->late);
+			if (!c->inflight)
+				c->inflight = ms_ring_pop(&c->head, &again);
 			if (!c->inflight && !again)
 				c->inflight = ms_ring_pop(&c->q, &again);
 		}
@@ -200,6 +208,13 @@ sender_main(void *arg)
 		 * takes entries off c's rings, and the bytes are immutable. */
 		r = c->inflight;
 		o.sequence = r->seq ? r->seq : r->loss.last;
+		if (c->confirming) {
+			/* Counted as sent before it is: the service may read
+			 * and confirm it before this thread has the lock
+			 * back. Undone below if the send fails. */
+			ms_ring_put(&c->unconf, ms_rec_ref(r));
+			c->msgs_sent++;
+		}
 		pthread_mutex_unlock(&st->lock);
 		err = flt_send_message_ex(st->filter, &c->port, r->data, r->len, NULL,
 					  NULL, MS_SEND_TIMEOUT_MS, &o);
@@ -212,11 +227,20 @@ sender_main(void *arg)
 				c->sent++;
 				st->ctr.sent++;
 			}
+			if (!c->confirming)
+				c->msgs_sent++;
 			c->inflight = NULL;
 			ms_rec_unref(r);
-		} else if (err != -ETIMEDOUT) {
-			break; /* kept in c->inflight for the disconnect callback */
+			continue;
 		}
+		/* Not queued (a frame is sent whole or not at all): it stays
+		 * in c->inflight, to be tried again or handed on. */
+		if (c->confirming) {
+			c->msgs_sent--;
+			ms_ring_drop_last(&c->unconf, r);
+		}
+		if (err != -ETIMEDOUT)
+			break;
 	}
 	pthread_mutex_unlock(&st->lock);
 	if (err < 0 && err != -ENOTCONN && err != -ETIMEDOUT) {
@@ -235,6 +259,8 @@ sender_main(void *arg)
 static void
 conn_free(struct ms_conn *c)
 {
+	ms_ring_fini(&c->unconf);
+	ms_late_fini(&c->late);
 	ms_ring_fini(&c->head);
 	ms_ring_fini(&c->q);
 	if (c->inflight)
@@ -264,6 +290,7 @@ conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_bac
 			include_locked(st, c->pid);
 		return r;
 	}
+	c->first_seq = st->seq + 1;
 	c->next = st->conns;
 	if (st->conns)
 		st->conns->prev = c;
@@ -286,6 +313,25 @@ conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_bac
 	return 0;
 }
 
+/* The connect context: none, or { MAGIC, flags }. */
+static int
+parse_context(const void *context, size_t len, bool *ret_confirming)
+{
+	uint32_t magic, flags;
+
+	*ret_confirming = false;
+	if (!len)
+		return 0;
+	if (len != 8)
+		return -EINVAL;
+	memcpy(&magic, context, 4);
+	memcpy(&flags, (const char *)context + 4, 4);
+	if (magic != MINISPY_RECORD_MAGIC || (flags & ~MINISPY_CONNECT_CONFIRM))
+		return -EINVAL;
+	*ret_confirming = flags & MINISPY_CONNECT_CONFIRM;
+	return 0;
+}
+
 int
 ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	      size_t context_len, const struct flt_peer *peer, void **ret_cookie)
@@ -295,8 +341,6 @@ ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	struct ms_conn *c;
 	int r;
 
-	(void)context;
-	(void)context_len;
 	if (!st)
 		return -ESHUTDOWN; /* unloading: this handshake came too late */
 	c = calloc(1, sizeof(*c));
@@ -310,7 +354,13 @@ ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	pthread_cond_init(&c->wake, NULL);
 	ms_ring_init(&c->head, 0);
 	ms_ring_init(&c->q, st->set.queue_size);
-	r = ms_ring_alloc(&c->q);
+	r = parse_context(context, context_len, &c->confirming);
+	if (r == 0 && c->confirming) {
+		ms_ring_init(&c->unconf, st->set.queue_size);
+		r = ms_ring_alloc(&c->unconf);
+	}
+	if (r == 0)
+		r = ms_ring_alloc(&c->q);
 	if (r == 0) {
 		pthread_mutex_lock(&st->lock);
 		r = conn_admit_locked(st, c, &from_backlog);
@@ -319,9 +369,10 @@ ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	if (r < 0)
 		goto fail;
 	ms_log(st, FLT_LOG_INFO,
-	       "service pid %d connected (connection %llu), %llu backlog records for it",
+	       "service pid %d connected (connection %llu%s), %llu backlog records for "
+	       "it",
 	       (int)peer->pid, (unsigned long long)c->number,
-	       (unsigned long long)from_backlog);
+	       c->confirming ? ", confirming" : "", (unsigned long long)from_backlog);
 	*ret_cookie = c; /* c belongs to the connection until its disconnect */
 	return 0;
 
@@ -338,8 +389,8 @@ ms_on_disconnect(void *cookie)
 {
 	struct ms_conn *c = cookie;
 	struct ms_state *st = c->st;
-	uint64_t unsent, dropped = 0;
-	bool returned = false;
+	uint64_t unconfirmed;
+	const char *fate;
 
 	/* The connection is down: a sender blocked on it has been failed
 	 * with -ENOTCONN, one about to send will be. */
@@ -360,41 +411,76 @@ ms_on_disconnect(void *cookie)
 	st->n_conns--;
 	if (st->set.exclude_services)
 		include_locked(st, c->pid);
-	unsent = ms_ring_events(&c->head) + ms_ring_events(&c->q) +
-		 (c->inflight && !ms_rec_synthetic(c->inflight));
-	if (!st->n_conns && !st->closing) {
-		/* The last service left: what it did not get goes back into
-		 * the (empty) backlog, in order, losses included, for the
-		 * next one. */
-		if (c->inflight) {
-			dropped += ms_backlog_push(&st->backlog, c->inflight,
-						   c->inflight->seq);
-			ms_rec_unref(c->inflight);
-			c->inflight = NULL;
-		}
-		dropped += ms_backlog_append(&st->backlog, &c->head);
-		dropped += ms_backlog_append(&st->backlog, &c->q);
-		st->ctr.returned += unsent;
-		st->ctr.backlog_queued += unsent;
-		st->ctr.backlog_dropped += dropped;
-		returned = true;
-	} else {
-		st->ctr.discarded += unsent;
-	}
+	unconfirmed = ms_ring_events(&c->unconf);
+	fate = ms_handover_locked(st, c);
 	pthread_mutex_unlock(&st->lock);
 
 	ms_log(st, FLT_LOG_INFO,
-	       "service pid %d disconnected (connection %llu): %llu sent, %llu dropped, "
-	       "%llu loss records; %llu unsent records %s",
+	       "service pid %d disconnected (connection %llu): %llu sent (%llu of them "
+	       "unconfirmed), %llu dropped, %llu loss records; undelivered records %s",
 	       (int)c->pid, (unsigned long long)c->number, (unsigned long long)c->sent,
-	       (unsigned long long)c->dropped, (unsigned long long)c->loss_sent,
-	       (unsigned long long)unsent,
-	       returned ? "returned to the backlog" : "discarded");
+	       (unsigned long long)unconfirmed, (unsigned long long)c->dropped,
+	       (unsigned long long)c->loss_sent, fate);
 	conn_free(c);
 	ms_state_unref(st);
 }
 
 /* ---- the stats call ---- */
+
+/* CONFIRM n: the service has handled its first n messages. st->lock held. */
+static int
+confirm_locked(struct ms_state *st, struct ms_conn *c, uint64_t n)
+{
+	if (!c->confirming || n < c->msgs_confirmed || n > c->msgs_sent)
+		return -ERANGE;
+	for (; c->msgs_confirmed < n; c->msgs_confirmed++) {
+		bool again;
+		struct ms_rec *r = ms_ring_pop(&c->unconf, &again);
+
+		if (!ms_rec_synthetic(r)) {
+			c->confirmed++;
+			st->ctr.confirmed++;
+		}
+		ms_rec_unref(r);
+	}
+	pthread_cond_signal(&c->wake);
+	return 0;
+}
+
+/* st->lock held. */
+static void
+stats_locked(struct ms_state *st, struct ms_conn *c, struct minispy_stats *s)
+{
+	s->records = st->ctr.records;
+	s->queued = st->ctr.queued;
+	s->sent = st->ctr.sent;
+	s->dropped = st->ctr.dropped;
+	s->loss_records_sent = st->ctr.loss_records_sent;
+	s->discarded = st->ctr.discarded;
+	s->backlog_queued = st->ctr.backlog_queued;
+	s->backlog_dropped = st->ctr.backlog_dropped;
+	s->backlog_delivered = st->ctr.backlog_delivered;
+	s->returned = st->ctr.returned;
+	s->kernel_overflows = st->ctr.kernel_overflows;
+	s->connections = st->ctr.connections;
+	s->connections_now = st->n_conns;
+	s->backlog_now = ms_ring_events(&st->backlog);
+	s->confirmed = st->ctr.confirmed;
+	s->unconfirmed = st->ctr.unconfirmed;
+	s->departed = st->ctr.departed;
+	s->bad_calls = st->ctr.bad_calls;
+	if (!c)
+		return;
+	s->conn_queued = c->queued;
+	s->conn_sent = c->sent;
+	s->conn_dropped = c->dropped;
+	s->conn_loss_records_sent = c->loss_sent;
+	s->conn_pending = c->head.len + c->q.len + (c->inflight != NULL) + c->late.len +
+			  (c->head.before.count != 0) + (c->head.after.count != 0) +
+			  (c->q.after.count != 0);
+	s->conn_confirmed = c->confirmed;
+	s->conn_unconfirmed = c->unconf.len;
+}
 
 int
 ms_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out_cap,
@@ -403,43 +489,79 @@ ms_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out
 	struct ms_conn *c = cookie;
 	struct ms_state *st = c->st;
 	struct minispy_stats s = { .size = sizeof(s) };
-	uint32_t magic, cmd;
-	size_t n;
+	uint32_t magic = 0, cmd = 0;
+	uint64_t n = 0;
+	size_t len;
+	int r = -EINVAL;
 
-	if (in_len != 8)
-		return -EINVAL;
-	memcpy(&magic, in, 4);
-	memcpy(&cmd, (const char *)in + 4, 4);
-	if (magic != MINISPY_RECORD_MAGIC)
-		return -EINVAL;
-	if (cmd != MINISPY_CMD_STATS)
-		return -EOPNOTSUPP;
+	if (in_len >= 8) {
+		memcpy(&magic, in, 4);
+		memcpy(&cmd, (const char *)in + 4, 4);
+	}
 	pthread_mutex_lock(&st->lock);
-	s.records = st->ctr.records;
-	s.queued = st->ctr.queued;
-	s.sent = st->ctr.sent;
-	s.dropped = st->ctr.dropped;
-	s.loss_records_sent = st->ctr.loss_records_sent;
-	s.discarded = st->ctr.discarded;
-	s.backlog_queued = st->ctr.backlog_queued;
-	s.backlog_dropped = st->ctr.backlog_dropped;
-	s.backlog_delivered = st->ctr.backlog_delivered;
-	s.returned = st->ctr.returned;
-	s.kernel_overflows = st->ctr.kernel_overflows;
-	s.connections = st->ctr.connections;
-	s.connections_now = st->n_conns;
-	s.backlog_now = ms_ring_events(&st->backlog);
-	s.conn_queued = c->queued;
-	s.conn_sent = c->sent;
-	s.conn_dropped = c->dropped;
-	s.conn_loss_records_sent = c->loss_sent;
-	s.conn_pending = c->head.len + c->q.len + (c->inflight != NULL) +
-			 (c->head.before.count != 0) + (c->head.after.count != 0) +
-			 (c->q.after.count != 0);
+	if (in_len < 8 || magic != MINISPY_RECORD_MAGIC) {
+		r = -EINVAL;
+	} else if (cmd == MINISPY_CMD_STATS) {
+		r = in_len == 8 ? 0 : -EINVAL;
+		if (r == 0)
+			stats_locked(st, c, &s);
+	} else if (cmd == MINISPY_CMD_CONFIRM) {
+		if (in_len == 16) {
+			memcpy(&n, (const char *)in + 8, 8);
+			r = confirm_locked(st, c, n);
+		}
+	} else {
+		r = -EOPNOTSUPP;
+	}
+	if (r < 0)
+		st->ctr.bad_calls++;
 	pthread_mutex_unlock(&st->lock);
-	n = out_cap < sizeof(s) ? out_cap : sizeof(s);
-	s.size = n;
-	memcpy(out, &s, n);
-	*ret_out_len = n;
+	if (r < 0 || cmd != MINISPY_CMD_STATS) {
+		*ret_out_len = 0;
+		return r;
+	}
+	len = out_cap < sizeof(s) ? out_cap : sizeof(s);
+	s.size = len;
+	memcpy(out, &s, len);
+	*ret_out_len = len;
 	return 0;
+}
+
+/* The flt_registration.counters hook: what `fltmc stats` shows. */
+size_t
+ms_counters(void *cookie, struct flt_counter *out, size_t cap)
+{
+	struct ms_state *st = cookie;
+	struct minispy_stats s = { 0 };
+	size_t n = 0;
+
+	pthread_mutex_lock(&st->lock);
+	stats_locked(st, NULL, &s);
+	pthread_mutex_unlock(&st->lock);
+#define PUT(f)                                                                     \
+	do {                                                                       \
+		if (n < cap)                                                       \
+			out[n] = (struct flt_counter){ .name = #f, .value = s.f }; \
+		n++;                                                               \
+	} while (0)
+	PUT(records);
+	PUT(queued);
+	PUT(sent);
+	PUT(dropped);
+	PUT(loss_records_sent);
+	PUT(discarded);
+	PUT(backlog_queued);
+	PUT(backlog_dropped);
+	PUT(backlog_delivered);
+	PUT(returned);
+	PUT(kernel_overflows);
+	PUT(connections);
+	PUT(connections_now);
+	PUT(backlog_now);
+	PUT(confirmed);
+	PUT(unconfirmed);
+	PUT(departed);
+	PUT(bad_calls);
+#undef PUT
+	return n;
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 void
 ms_ring_init(struct ms_ring *q, uint32_t cap)
@@ -209,4 +210,70 @@ ms_ring_pop(struct ms_ring *q, bool *again)
 later:
 	*again = true;
 	return NULL;
+}
+
+void
+ms_ring_put(struct ms_ring *q, struct ms_rec *rec)
+{
+	put(q, rec);
+}
+
+void
+ms_ring_drop_last(struct ms_ring *q, struct ms_rec *rec)
+{
+	uint32_t k;
+
+	if (!q->len)
+		return;
+	k = (q->head + q->len - 1) % q->cap;
+	if (q->v[k] != rec)
+		return; /* a service confirmed what it cannot have read */
+	q->v[k] = NULL;
+	q->len--;
+	ms_rec_unref(rec);
+}
+
+int
+ms_late_push(struct ms_late *l, struct ms_rec *rec)
+{
+	if (l->head + l->len == l->cap) {
+		if (l->head) { /* slide down before growing */
+			memmove(l->v, l->v + l->head, l->len * sizeof(*l->v));
+			l->head = 0;
+		} else {
+			size_t cap = l->cap ? l->cap * 2 : 8;
+			struct ms_rec **v = realloc(l->v, cap * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			l->v = v;
+			l->cap = cap;
+		}
+	}
+	l->v[l->head + l->len++] = rec;
+	return 0;
+}
+
+struct ms_rec *
+ms_late_pop(struct ms_late *l)
+{
+	struct ms_rec *r;
+
+	if (!l->len)
+		return NULL;
+	r = l->v[l->head++];
+	if (!--l->len)
+		l->head = 0;
+	return r;
+}
+
+void
+ms_late_fini(struct ms_late *l)
+{
+	struct ms_rec *r;
+
+	while ((r = ms_late_pop(l)))
+		ms_rec_unref(r);
+	free(l->v);
+	*l = (struct ms_late){ 0 };
 }

@@ -71,4 +71,24 @@ uint64_t ms_backlog_append(struct ms_ring *b, struct ms_ring *from);
  */
 struct ms_rec *ms_ring_pop(struct ms_ring *q, bool *again);
 
+/* Puts rec at the end, taking over the caller's reference; the caller has
+ * checked that there is room (len < cap, slots allocated). */
+void ms_ring_put(struct ms_ring *q, struct ms_rec *rec);
+
+/* Removes the newest entry if it is rec (and drops that reference). */
+void ms_ring_drop_last(struct ms_ring *q, struct ms_rec *rec);
+
+/* An unbounded FIFO of records: a connection's DEPARTED loss records
+ * (few, and only when services overlap). */
+struct ms_late {
+	struct ms_rec **v;
+	size_t head, len, cap;
+};
+
+/* Appends (taking over the reference): 0 or -ENOMEM (rec kept). */
+int ms_late_push(struct ms_late *l, struct ms_rec *rec);
+/* The oldest, the caller's reference; NULL if empty. */
+struct ms_rec *ms_late_pop(struct ms_late *l);
+void ms_late_fini(struct ms_late *l);
+
 #endif

@@ -198,6 +198,18 @@ typedef int (*flt_instance_setup)(flt_filter *filter, const char *path,
 typedef void (*flt_instance_teardown)(flt_filter *filter, void *instance_context);
 typedef void (*flt_filter_unload)(flt_filter *filter, void *cookie);
 
+/* One of a filter's own counters (see flt_registration.counters). */
+struct flt_counter {
+	const char *name; /* [a-z0-9_]{1,63}; a string that outlives the call */
+	uint64_t value;
+};
+
+#define FLT_FILTER_MAX_COUNTERS 64
+
+/* Fills at most cap entries of out with the filter's own counters and
+ * returns how many it has (it may have more than cap). */
+typedef size_t (*flt_filter_counters)(void *cookie, struct flt_counter *out, size_t cap);
+
 /* Registration flags. */
 #define FLT_REGISTRATION_CACHE_VERDICTS \
 	0x1u /* my allows may be cached in
@@ -218,6 +230,11 @@ struct flt_registration {
 	int deadline_ms;
 	int default_verdict; /* 0 allow (the default) or -EPERM deny */
 	unsigned flags;      /* FLT_REGISTRATION_* */
+	/* May be NULL. The filter's own counters (records made, cache hits,
+	 * ...), shown by `fltmc stats` next to the engine's. Called with
+	 * cookie from whatever thread calls flt_filter_get_counters(); it
+	 * must take its own locks. */
+	flt_filter_counters counters;
 };
 
 /*
@@ -426,6 +443,13 @@ struct flt_engine_stats {
 };
 
 int flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret_stats);
+
+/* The filter's own counters (flt_registration.counters): at most cap
+ * entries into out, their number in *ret_n (0 if it registered none).
+ * Names are checked: a bad one is replaced by "invalid". Not to be called
+ * concurrently with flt_unregister_filter() of the same filter. */
+int flt_filter_get_counters(flt_filter *filter, struct flt_counter *out, size_t cap,
+			    size_t *ret_n);
 int flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret_stats);
 
 /* ---- introspection (what fltmc shows) ---- */

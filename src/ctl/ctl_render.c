@@ -275,6 +275,29 @@ is_title_member(enum section_kind kind, const char *key)
 	return false;
 }
 
+/* A filter's own counters ("counters": {...}): one row each, indented
+ * under the row naming the object. */
+static int
+add_nested_rows(struct ctl_table *t, json_object *obj, size_t *rows)
+{
+	struct json_object_iterator it = json_object_iter_begin(obj);
+	struct json_object_iterator end = json_object_iter_end(obj);
+
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		const char *key = json_object_iter_peek_name(&it);
+		char name[80];
+		const char *cells[2] = { name, text(obj, key) };
+		int r;
+
+		snprintf(name, sizeof(name), "  %s", key);
+		r = ctl_table_add_row(t, cells);
+		if (r < 0)
+			return r;
+		(*rows)++;
+	}
+	return 0;
+}
+
 /* Adds a `name value` row per counter of s->obj ("-" alone if it is not
  * an object) and counts them in s->rows. */
 static int
@@ -296,14 +319,22 @@ add_section_rows(struct ctl_table *t, struct section *s)
 	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
 		const char *key = json_object_iter_peek_name(&it);
 
+		json_object *sub = json_object_iter_peek_value(&it);
+
 		if (is_title_member(s->kind, key))
 			continue;
 		cells[0] = key;
-		cells[1] = text(s->obj, key);
+		cells[1] = json_object_is_type(sub, json_type_object) ? ""
+								      : text(s->obj, key);
 		r = ctl_table_add_row(t, cells);
 		if (r < 0)
 			return r;
 		s->rows++;
+		if (json_object_is_type(sub, json_type_object)) {
+			r = add_nested_rows(t, sub, &s->rows);
+			if (r < 0)
+				return r;
+		}
 	}
 	return 0;
 }

@@ -260,6 +260,22 @@ cmd_ports(struct daemon *d)
 	return o;
 }
 
+/* The filter's own counters, if it has any, as "counters": {...}. */
+static void
+add_filter_counters(struct json_object *f, flt_filter *filter)
+{
+	struct flt_counter c[FLT_FILTER_MAX_COUNTERS];
+	struct json_object *o;
+	size_t n = 0;
+
+	if (flt_filter_get_counters(filter, c, FLT_FILTER_MAX_COUNTERS, &n) < 0 || !n)
+		return;
+	o = json_object_new_object();
+	for (size_t i = 0; i < n; i++)
+		put_u64(o, c[i].name, c[i].value);
+	json_object_object_add(f, "counters", o);
+}
+
 static struct json_object *
 cmd_stats(struct daemon *d)
 {
@@ -298,6 +314,7 @@ cmd_stats(struct daemon *d)
 		put_u64(f, "deadline_defaults", s.deadline_defaults);
 		put_u64(f, "late_completions", s.late_completions);
 		put_u64(f, "excluded", s.excluded);
+		add_filter_counters(f, d->fs.v[i]->lf.filter);
 		json_object_array_add(fa, f);
 	}
 	json_object_object_add(o, "filters", fa);

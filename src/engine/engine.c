@@ -76,6 +76,7 @@ engine_filter_init(flt_filter *f, const struct flt_registration *reg)
 	fe->instance_setup = reg->instance_setup;
 	fe->instance_teardown = reg->instance_teardown;
 	fe->unload = reg->unload;
+	fe->counters = reg->counters;
 	fe->cookie = reg->cookie;
 	fe->deadline_ms =
 		reg->deadline_ms ? reg->deadline_ms : ENGINE_DEFAULT_DEADLINE_MS;
@@ -762,6 +763,43 @@ flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret)
 		.late_completions = atomic_load(&c->late_completions),
 		.excluded = atomic_load(&c->excluded),
 	};
+	return 0;
+}
+
+/* [a-z0-9_]{1,63}: fits a JSON key and a table cell as it is. */
+static bool
+valid_counter_name(const char *s)
+{
+	size_t n = 0;
+
+	if (!s)
+		return false;
+	for (; s[n]; n++)
+		if (n >= 63 || !((s[n] >= 'a' && s[n] <= 'z') ||
+				 (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+			return false;
+	return n > 0;
+}
+
+int
+flt_filter_get_counters(flt_filter *filter, struct flt_counter *out, size_t cap,
+			size_t *ret_n)
+{
+	size_t n;
+
+	if (!filter || !filter->eng || (!out && cap) || !ret_n)
+		return -EINVAL;
+	if (!filter->eng->counters) {
+		*ret_n = 0;
+		return 0;
+	}
+	n = filter->eng->counters(filter->eng->cookie, out, cap);
+	if (n > cap)
+		n = cap;
+	for (size_t i = 0; i < n; i++)
+		if (!valid_counter_name(out[i].name))
+			out[i].name = "invalid";
+	*ret_n = n;
 	return 0;
 }
 

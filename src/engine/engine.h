@@ -84,6 +84,7 @@ struct filter_engine {
 	flt_instance_setup instance_setup;
 	flt_instance_teardown instance_teardown;
 	flt_filter_unload unload;
+	flt_filter_counters counters;
 	void *cookie;
 	int deadline_ms;
 	int default_verdict;

@@ -83,6 +83,8 @@ cause_name(uint32_t cause)
 		return "backlog";
 	case MINISPY_LOSS_KERNEL:
 		return "kernel";
+	case MINISPY_LOSS_DEPARTED:
+		return "departed";
 	}
 	return "unknown";
 }
@@ -150,6 +152,20 @@ text_event(FILE *f, const struct minispy_event *e)
 	fputc('\n', f);
 }
 
+static const char *
+loss_reason(uint32_t cause)
+{
+	switch (cause) {
+	case MINISPY_LOSS_QUEUE:
+		return "this service's queue was full";
+	case MINISPY_LOSS_BACKLOG:
+		return "the backlog was full while no service was connected";
+	case MINISPY_LOSS_DEPARTED:
+		return "only a service that disconnected had them";
+	}
+	return "unknown cause";
+}
+
 static void
 text_loss(FILE *f, const struct minispy_loss *l)
 {
@@ -164,10 +180,7 @@ text_loss(FILE *f, const struct minispy_loss *l)
 	else
 		fprintf(f, "%s -- LOST %llu records (seq %llu-%llu): %s\n", t,
 			(unsigned long long)l->count, (unsigned long long)l->first_seq,
-			(unsigned long long)l->last_seq,
-			l->cause == MINISPY_LOSS_QUEUE ? "this service's queue was full"
-						       : "the backlog was full while no "
-							 "service was connected");
+			(unsigned long long)l->last_seq, loss_reason(l->cause));
 }
 
 /* ---- JSON ---- */

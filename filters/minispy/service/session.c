@@ -19,6 +19,14 @@
  * a missing daemon or a refusal is reported on one line naming the port
  * and the cause, with a distinct exit status (enum spy_exit).
  *
+ * Confirmation. The service connects as a confirming one (minispy_record.h)
+ * and, after its output has been flushed, tells the filter how many
+ * messages it has handled: at least every CONFIRM_EVERY messages, within
+ * CONFIRM_IDLE_MS of going idle, and once more before it exits. The filter
+ * keeps what is not confirmed and hands it to the next service if this
+ * one dies (SIGKILL included), so a crash costs duplicates, not records.
+ * A filter that does not know the call makes the service stop confirming.
+ *
  * The port is owned by struct session (closed before every reconnect and
  * at exit), the output stream by output.c.
  */
@@ -43,6 +51,10 @@
 #define DRAIN_BATCH 1024
 /* What a stop still takes from the socket before exiting. */
 #define DRAIN_AT_STOP 65536
+/* Confirm at least this often (messages), and this soon after going idle;
+ * both well inside the filter's window (its queue_size, 4096 by default). */
+#define CONFIRM_EVERY   256
+#define CONFIRM_IDLE_MS 50
 
 struct session {
 	const struct spy_options *o;
@@ -50,11 +62,15 @@ struct session {
 	struct spy_output *out;
 	filter_port *port;
 	int sfd;
-	uint64_t events;  /* events printed */
-	uint64_t bad;     /* malformed or oversized messages skipped */
-	bool stopping;    /* leave the loop, with exit_code */
-	bool stop_signal; /* stopping by a signal: still drain the socket */
-	int exit_code;    /* enum spy_exit */
+	uint64_t events;         /* events printed */
+	uint64_t bad;            /* malformed or oversized messages skipped */
+	uint64_t handled;        /* messages taken on this connection */
+	uint64_t confirmed_upto; /* the last count confirmed */
+	bool confirming;         /* the filter takes confirmations */
+	bool flush_failed;       /* the last flush failed: confirm nothing more */
+	bool stopping;           /* leave the loop, with exit_code */
+	bool stop_signal;        /* stopping by a signal: still drain the socket */
+	int exit_code;           /* enum spy_exit */
 	uint8_t buf[MINISPY_RECORD_MAX];
 };
 
@@ -116,6 +132,7 @@ flush_output(struct session *s)
 {
 	int r = spy_output_flush(s->out);
 
+	s->flush_failed = r < 0;
 	if (r == 0 || (s->stopping && s->exit_code != SPY_EXIT_OK))
 		return;
 	if (r == -EPIPE) { /* e.g. `minispy | head`: the reader is done */
@@ -166,6 +183,8 @@ drain(struct session *s, size_t max)
 
 		if (r == -ETIMEDOUT)
 			return 0;
+		if (r >= 0 || r == -EMSGSIZE)
+			s->handled++;
 		if (r == -EMSGSIZE) {
 			if (s->bad++ == 0)
 				fprintf(stderr,
@@ -181,6 +200,48 @@ drain(struct session *s, size_t max)
 			return 0; /* --count reached, or an output error */
 	}
 	return 0;
+}
+
+/* Tells the filter that everything taken so far is written out (the
+ * output was flushed without error after it). */
+static void
+confirm(struct session *s)
+{
+	uint8_t in[16];
+	uint32_t magic = MINISPY_RECORD_MAGIC, cmd = MINISPY_CMD_CONFIRM;
+	size_t len = 0;
+	int r;
+
+	if (!s->confirming || !s->port || s->flush_failed ||
+	    s->handled == s->confirmed_upto)
+		return;
+	memcpy(in, &magic, 4);
+	memcpy(in + 4, &cmd, 4);
+	memcpy(in + 8, &s->handled, 8);
+	r = filter_send_message(s->port, in, sizeof(in), NULL, 0, &len);
+	if (r == 0) {
+		s->confirmed_upto = s->handled;
+	} else if (r != -ENOTCONN && r != -ECANCELED) {
+		fprintf(stderr,
+			"minispy: the filter refused a confirmation (%s); not "
+			"confirming any more\n",
+			strerror(-r));
+		s->confirming = false;
+	}
+}
+
+/* A fresh connection: confirm as a confirming service. */
+static int
+connect_port(struct session *s)
+{
+	uint32_t ctx[2] = { MINISPY_RECORD_MAGIC, MINISPY_CONNECT_CONFIRM };
+	int r = filter_connect_communication_port(s->path, 0, ctx, sizeof(ctx), &s->port);
+
+	if (r == 0) {
+		s->confirming = true;
+		s->handled = s->confirmed_upto = 0;
+	}
+	return r;
 }
 
 /* ---- signals ---- */
@@ -246,8 +307,7 @@ reconnect(struct session *s)
 	    "unloaded); reconnecting",
 	    s->path);
 	while (!wait_signal(s, delay)) {
-		int exit_code, r = filter_connect_communication_port(s->path, 0, NULL, 0,
-								     &s->port);
+		int exit_code, r = connect_port(s);
 
 		if (r == 0) {
 			say(s, "reconnected to %s", s->path);
@@ -273,16 +333,25 @@ run_loop(struct session *s)
 		};
 		int r;
 
-		if (poll(pf, 2, -1) < 0 && errno != EINTR) {
+		bool unconfirmed = s->confirming && s->handled != s->confirmed_upto;
+		int n = poll(pf, 2, unconfirmed ? CONFIRM_IDLE_MS : -1);
+
+		if (n < 0 && errno != EINTR) {
 			fprintf(stderr, "minispy: poll: %s\n", strerror(errno));
 			stop(s, SPY_EXIT_FAIL);
 			break;
+		}
+		if (n == 0) { /* idle */
+			confirm(s);
+			continue;
 		}
 		if (pf[0].revents)
 			handle_signals(s);
 		/* Also after a stop signal: take what is already there. */
 		r = drain(s, s->stop_signal ? DRAIN_AT_STOP : DRAIN_BATCH);
 		flush_output(s);
+		if (s->stopping || s->handled - s->confirmed_upto >= CONFIRM_EVERY)
+			confirm(s);
 		if (r == 0 || s->stopping)
 			continue;
 		filter_close_port(s->port);
@@ -331,7 +400,7 @@ spy_run(const struct spy_options *o)
 		free(s);
 		return SPY_EXIT_FAIL;
 	}
-	r = filter_connect_communication_port(s->path, 0, NULL, 0, &s->port);
+	r = connect_port(s);
 	if (r < 0) {
 		fprintf(stderr, "minispy: cannot connect to port %s: %s\n", s->path,
 			connect_cause(r, &code));
