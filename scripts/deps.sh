@@ -10,7 +10,7 @@ what=${1:-test}
 pkgs=(meson ninja-build pkg-config gcc python3 libinih-dev libjson-c-dev libsystemd-dev libyara-dev)
 case "$what" in
 build) ;;
-test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd) ;;
+test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin) ;;
 bench) pkgs+=(libcmocka-dev fatrace inotify-tools) ;;
 *) echo "deps.sh: unknown set '$what' (build, test, bench)" >&2; exit 2 ;;
 esac

@@ -1189,6 +1189,36 @@ backlog_overflow_gives_exactly_one_loss_record(void **state)
 	svc_close(&s);
 }
 
+/* The filter's own view (the counters hook), without a connection. */
+static uint64_t
+filter_counter(const char *name)
+{
+	struct flt_counter c[FLT_FILTER_MAX_COUNTERS];
+	size_t n = 0;
+
+	assert_int_equal(flt_filter_get_counters(g_f, c, FLT_FILTER_MAX_COUNTERS, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(c[i].name, name))
+			return c[i].value;
+	fail_msg("minispy has no counter named %s", name);
+	return 0;
+}
+
+static int
+no_connection_left(void *arg)
+{
+	(void)arg;
+	return filter_counter("connections_now") == 0;
+}
+
+static void
+wait_no_connection(void)
+{
+	if (!tu_wait_until(no_connection_left, NULL, WAIT_MS))
+		fail_msg("minispy still counts %llu connected services",
+			 (unsigned long long)filter_counter("connections_now"));
+}
+
 /* The last service to leave gives its unsent records back to the backlog;
  * the next one gets them, in order, before anything newer. */
 static void
@@ -1206,6 +1236,7 @@ unsent_records_of_the_last_service_return_to_the_backlog(void **state)
 	gen("g", 1500);
 	sync_events();
 	svc_close(&s);
+	wait_no_connection();
 	gen("h", 10);
 	sync_events();
 	svc_open(&s);
@@ -1499,6 +1530,9 @@ unconfirmed_records_of_the_last_service_are_delivered_again(void **state)
 	wait_unconfirmed(&a, 3);
 	assert_int_equal(svc_pump(&a, WAIT_MS), 0); /* read, never confirmed */
 	svc_close(&a);
+	/* B must connect after A's disconnect callback has run, or A is not
+	 * the last service and its records are reported departed instead. */
+	wait_no_connection();
 	svc_open(&b);
 	svc_drain(&b);
 	assert_int_equal(b.n, 3);

@@ -403,7 +403,6 @@ wait_record(const char *op, const char *path, pid_t pid)
 	return wait_record_from(out, op, path, pid);
 }
 
-
 /* ---- fsop, held ---- */
 
 struct child {
