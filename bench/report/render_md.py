@@ -105,7 +105,11 @@ def goals_md(goals):
     out = ["## Goals", "",
            "The goals stated in the issues, checked against this run. *met* "
            "compares the median of the per-repetition ratios with the goal; "
-           "the range shows how far single repetitions went.", "",
+           "the range shows how far single repetitions went. The "
+           "benchmarks' own summaries also print the ratio of the medians; "
+           "where the two disagree, this report follows the per-repetition "
+           "ratio, which never compares measurements of different "
+           "repetitions.", "",
            "| goal | from | this run | |", "| --- | --- | --- | --- |"]
     for g in goals:
         if g["value"] is None:
@@ -168,6 +172,10 @@ def memory_md(mem):
 
 def peers_md(peers, missing):
     out = ["## Peers: what ran, and why not", ""]
+    ran = [p["label"] for p in peers if p["ran"] and not p["why"]]
+    if ran:
+        out.append("Ran in every repetition: %s." % "; ".join(ran))
+        out.append("")
     for p in peers:
         if p["ran"] and not p["why"]:
             continue
@@ -203,7 +211,7 @@ def render(agg, peer_notes, charts):
         for path, caption in charts:
             out += ["**%s**" % caption, "", "![%s](%s)" % (caption, path), ""]
     out += ["## Reproducing", "",
-            "`sudo bench/run` (about 15 minutes on 2 vCPUs) rebuilds "
+            "`sudo bench/run` (10-15 minutes on 2 vCPUs) rebuilds "
             "`build-bench/` in release mode, runs every benchmark and "
             "rewrites this file, docs/performance.json and docs/perf/*.png; "
             "`bench/run --quick` is a 2-3 minute smoke run that writes its "
