@@ -72,7 +72,7 @@ atom(unsigned *seed, unsigned char *p, bool well_formed)
 {
 	uint32_t cp;
 
-	switch (rand_r(seed) % (well_formed ? 11 : 17)) {
+	switch (rand_r(seed) % (well_formed ? 11 : 18)) {
 	case 0:
 	case 1:
 	case 2:
@@ -140,9 +140,17 @@ atom(unsigned *seed, unsigned char *p, bool well_formed)
 		memcpy(p, full, n);
 		return n;
 	}
-	default: /* any byte */
+	case 16: /* any byte */
 		p[0] = (unsigned char)(1 + rand_r(seed) % 255);
 		return 1;
+	default: { /* any byte from 0x80 up, then 1-3 continuation bytes */
+		size_t n = 2 + (size_t)rand_r(seed) % 3;
+
+		p[0] = (unsigned char)(0x80 + rand_r(seed) % 0x80);
+		for (size_t i = 1; i < n; i++)
+			p[i] = cont(seed);
+		return n;
+	}
 	}
 }
 
@@ -338,6 +346,104 @@ every_byte_escaped_exactly(void **state)
 	jw_free(&w);
 }
 
+/* Whether a name is UTF-8 decides between the exact string and U+FFFD +
+ * NAME_bytes: the encoder's judgement against check_utf8_valid() (which
+ * decodes code points instead of matching byte ranges) for every 1- and
+ * 2-byte sequence, and 3- and 4-byte ones over the bytes where the
+ * ranges change. */
+static void
+utf8_judgement_matches_decoding(void **state)
+{
+	static const unsigned char edge[] = { 0x01, 0x41, 0x7f, 0x80, 0x81, 0x8f, 0x90,
+					      0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf,
+					      0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff };
+	const size_t ne = sizeof(edge);
+	struct json_writer w = JSON_WRITER_INIT;
+	unsigned char s[4];
+	long checked = 0;
+
+	(void)state;
+	for (unsigned len = 1; len <= 4; len++) {
+		size_t n1 = len <= 2 ? 255 : 128,
+		       n2 = len >= 2 ? (len == 2 ? 255 : ne) : 1;
+		size_t n3 = len >= 3 ? ne : 1, n4 = len == 4 ? ne : 1;
+
+		for (size_t a = 0; a < n1; a++)
+			for (size_t b = 0; b < n2; b++)
+				for (size_t c = 0; c < n3; c++)
+					for (size_t d = 0; d < n4; d++) {
+						bool got, want;
+
+						s[0] = (unsigned char)(n1 == 255
+									       ? 1 + a
+									       : 0x80 + a);
+						s[1] = n2 == 255 ? (unsigned char)(1 + b)
+								 : edge[b];
+						s[2] = edge[c];
+						s[3] = edge[d];
+						jw_begin(&w);
+						got = jw_string(&w, "p", (const char *)s,
+								len);
+						want = check_utf8_valid(s, len);
+						if (got != want)
+							fail_msg("%u bytes %02x %02x "
+								 "%02x %02x: "
+								 "encoder says %s",
+								 len, s[0], s[1], s[2],
+								 s[3],
+								 got ? "UTF-8"
+								     : "not UTF-8");
+						/* UTF-8 above ASCII is copied as it is
+						 * (0x01, the one control in edge[], is
+						 * escaped) */
+						if (got && s[0] >= 0x80 &&
+						    !memchr(s, 0x01, len) &&
+						    memcmp(w.buf + 6, s, len))
+							fail_msg("%02x...: not copied",
+								 s[0]);
+						checked++;
+					}
+	}
+	print_message("%ld sequences judged\n", checked);
+	jw_free(&w);
+}
+
+/* One U+FFFD per maximal subpart (Unicode ch. 3, "U+FFFD Substitution of
+ * Maximal Subparts"), the cases of its table 3-8 and a few more. */
+static void
+one_replacement_per_maximal_subpart(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "a\xc0\xafz", "a\xef\xbf\xbd\xef\xbf\xbdz" }, /* overlong: 2 */
+		{ "a\xe0\x80\xafz", "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz" }, /* 3 */
+		{ "a\xed\xa0\x80z",
+		  "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz" }, /* surrogate: 3 */
+		{ "a\xf4\x90\x80\x80z", "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf"
+					"\xbdz" },      /* > U+10FFFF: 4 */
+		{ "a\xf0\x9f\x98z", "a\xef\xbf\xbdz" }, /* cut 4-byte: 1 */
+		{ "a\xe2\x82", "a\xef\xbf\xbd" },       /* cut at the end: 1 */
+		{ "\xf1\x80\x80\xe1\x80\xc2", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+		{ "\x80\xbf\xf5\xff",
+		  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+	};
+	struct json_writer w = JSON_WRITER_INIT;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = strlen(cases[i].out);
+
+		jw_begin(&w);
+		assert_false(jw_string(&w, "p", cases[i].in, strlen(cases[i].in)));
+		assert_int_equal(jw_end(&w), 0);
+		/* {"p":"OUT"}\n */
+		if (w.len != 9 + n || memcmp(w.buf + 6, cases[i].out, n))
+			fail_msg("case %zu: %s", i, w.buf);
+	}
+	jw_free(&w);
+}
+
 /* Whole lines, written out by hand: the documented examples. */
 static void
 known_lines(void **state)
@@ -486,6 +592,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(time_matches_strftime),
 		cmocka_unit_test(every_byte_escaped_exactly),
+		cmocka_unit_test(utf8_judgement_matches_decoding),
+		cmocka_unit_test(one_replacement_per_maximal_subpart),
 		cmocka_unit_test(known_lines),
 		cmocka_unit_test(generated_records_match_jsonc),
 		cmocka_unit_test(largest_record_then_a_short_one),
