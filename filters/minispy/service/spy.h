@@ -5,8 +5,8 @@
  * spy_options; session.c connects to the filter's port and runs the
  * event loop (signals, reconnects); format.c turns one decoded record
  * into one line of text or JSON, the JSON with json_writer.c; utf8.c
- * checks UTF-8 for both; output.c owns the output stream (stdout or --output FILE, its
- * reopening on SIGHUP, flushing, a broken pipe).
+ * checks UTF-8 for both; output.c owns the output stream (stdout or
+ * --output FILE, its reopening on SIGHUP, flushing, a broken pipe).
  *
  * Every fallible function returns 0 or a negative errno value.
  */
