@@ -384,6 +384,146 @@ each_operation_reports_path_and_process(void **state)
 	assert_int_equal(child_finish(&c), 0);
 }
 
+/* ---- nothing read is dropped silently ---- */
+
+static int
+notif_books_balance(void *arg)
+{
+	struct flt_engine_stats *es = arg;
+
+	if (flt_manager_get_stats(g_m, es) < 0)
+		return 0;
+	return es->notification_events == es->notif_ignored + es->notif_resolved +
+						  es->notif_unresolved + es->notif_lost;
+}
+
+/* Every notification record read ended as exactly one of ignored,
+ * resolved, unresolved or lost, and none was dropped. */
+static struct flt_engine_stats
+expect_notif_books_balance(void)
+{
+	struct flt_engine_stats es = { 0 };
+
+	if (!tu_wait_until(notif_books_balance, &es, 3000))
+		fail_msg("notification books: %llu read, %llu ignored + %llu resolved + "
+			 "%llu unresolved + %llu lost",
+			 (unsigned long long)es.notification_events,
+			 (unsigned long long)es.notif_ignored,
+			 (unsigned long long)es.notif_resolved,
+			 (unsigned long long)es.notif_unresolved,
+			 (unsigned long long)es.notif_lost);
+	assert_int_equal(es.dropped, 0);
+	assert_int_equal(es.read_errors, 0);
+	assert_true(es.notification_events > 0);
+	return es;
+}
+
+/* The first record of filter 0 for op by pid with a path (NULL: any) or
+ * with FLT_EVENT_PATH_UNKNOWN, waiting up to timeout_ms; -1 if none. */
+static int
+wait_attrib(pid_t pid, const char *path, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	int found = -1;
+
+	do {
+		pthread_mutex_lock(&rec_lock);
+		for (int i = 0; i < n_recs && found < 0; i++)
+			if (recs[i].filter == 0 && recs[i].op == FLT_OP_ATTRIB &&
+			    recs[i].pid == pid &&
+			    (path ? !strcmp(recs[i].path, path)
+				  : (recs[i].flags & FLT_EVENT_PATH_UNKNOWN) != 0))
+				found = i;
+		pthread_mutex_unlock(&rec_lock);
+	} while (found < 0 && tu_now_ms() < end && usleep(2000) == 0);
+	return found;
+}
+
+/*
+ * Unlinking a file's last name queues a handle-only ATTRIB (the link
+ * count) before the DELETE; by the time it is read the file is gone. It
+ * used to be dropped (counted only); now it reaches the filter, named
+ * from the DELETE that follows it, or else with FLT_EVENT_PATH_UNKNOWN
+ * and the file's identity.
+ */
+static void
+unlink_delivers_delete_and_link_count_change(void **state)
+{
+	flt_filter *f;
+	struct stat st;
+	struct child c;
+	int i;
+
+	(void)state;
+	NEED_ROOT();
+	f = spy_filter("spy", "360000");
+	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	assert_int_equal(run_op(0, "create", at("f"), NULL), 0);
+	assert_int_equal(stat(at("f"), &st), 0);
+
+	c = child_start(0, true, "unlink", at("f"), NULL);
+	expect_event(FLT_OP_DELETE, at("f"), NULL, &c, 0);
+	i = wait_attrib(c.pid, at("f"), 0);
+	if (i < 0)
+		i = wait_attrib(c.pid, NULL, 3000);
+	if (i < 0)
+		fail_msg("the unlink's link-count change (ATTRIB) was not delivered");
+	assert_int_equal(recs[i].dev, st.st_dev);
+	if (recs[i].flags & FLT_EVENT_PATH_UNKNOWN) {
+		assert_string_equal(recs[i].path, "");
+		assert_int_equal(recs[i].ino, st.st_ino);
+	}
+	print_message("the unlink's ATTRIB came %s\n",
+		      recs[i].flags & FLT_EVENT_PATH_UNKNOWN ? "with an unknown path"
+							     : "named by its DELETE");
+	/* The ATTRIB comes first, as the kernel queued it. */
+	assert_true(recs[i].seq <
+		    recs[find_rec(0, FLT_OP_DELETE, at("f"), NULL, c.pid)].seq);
+	assert_int_equal(child_finish(&c), 0);
+	expect_notif_books_balance();
+}
+
+/*
+ * A rename over an existing file drops the replaced file's link count: a
+ * handle-only ATTRIB of a file that no name leads to any more, and no
+ * DELETE to name it. It is delivered with FLT_EVENT_PATH_UNKNOWN (path
+ * NULL), the replaced file's dev and ino (tmpfs handles carry the inode
+ * number), to the subtree instance on that filesystem, and counted.
+ */
+static void
+replaced_file_is_delivered_with_unknown_path(void **state)
+{
+	struct flt_engine_stats es;
+	flt_filter *f;
+	struct stat st;
+	struct child c;
+	int i;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(mkdir(at("sub"), 0777), 0);
+	f = spy_filter("spy", "360000");
+	assert_int_equal(flt_attach(f, at("sub"), FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	assert_int_equal(run_op(0, "create", at("sub/a"), NULL), 0);
+	assert_int_equal(run_op(0, "create", at("sub/b"), NULL), 0);
+	assert_int_equal(stat(at("sub/b"), &st), 0);
+
+	c = child_start(0, true, "rename", at("sub/a"), at("sub/b"));
+	expect_event(FLT_OP_RENAME, at("sub/a"), at("sub/b"), &c, 0);
+	i = wait_attrib(c.pid, NULL, 3000);
+	if (i < 0)
+		fail_msg("the replaced file's ATTRIB was not delivered");
+	assert_string_equal(recs[i].path, "");
+	assert_int_equal(recs[i].dev, st.st_dev);
+	assert_int_equal(recs[i].ino, st.st_ino);
+	assert_true(recs[i].verified); /* the process is known as usual */
+	assert_int_equal(child_finish(&c), 0);
+	es = expect_notif_books_balance();
+	assert_true(es.notif_unresolved >= 1);
+}
+
 /* Directory paths are cached; a directory rename must refresh them even
  * when no filter asked for renames. */
 static void
@@ -1021,6 +1161,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(each_operation_reports_path_and_process),
+		T(unlink_delivers_delete_and_link_count_change),
+		T(replaced_file_is_delivered_with_unknown_path),
 		T(events_in_directories_created_after_attach),
 		T(directory_rename_refreshes_paths),
 		T(nothing_from_outside_the_instance),
