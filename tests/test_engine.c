@@ -20,8 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +46,7 @@ struct rec {
 	int verified;
 	ino_t ino;
 	dev_t dev;
+	uint64_t lost;
 	char path[256];
 	char new_path[256];
 	char exe[256];
@@ -67,6 +70,7 @@ record(int filter, bool pre, const struct flt_callback_data *d)
 
 	r.ino = d->ino;
 	r.dev = d->dev;
+	r.lost = d->lost;
 	if (p) {
 		r.uid = p->uid;
 		r.verified = p->verified;
@@ -522,6 +526,183 @@ replaced_file_is_delivered_with_unknown_path(void **state)
 	assert_int_equal(child_finish(&c), 0);
 	es = expect_notif_books_balance();
 	assert_true(es.notif_unresolved >= 1);
+}
+
+/* A CREATE post callback that holds the notification reader while
+ * reader_hold is 1 (bounded), saying when it has started to. */
+static atomic_int reader_hold, reader_held;
+
+static void
+post_hold(const struct flt_callback_data *d, void *ic, void *cc)
+{
+	(void)d;
+	(void)ic;
+	(void)cc;
+	for (int i = 0; i < 10000 && atomic_load(&reader_hold); i++) {
+		atomic_store(&reader_held, 1);
+		usleep(1000);
+	}
+}
+
+static int
+reader_is_held(void *arg)
+{
+	(void)arg;
+	return atomic_load(&reader_held);
+}
+
+static int
+fanotify_marks_dev(void *arg)
+{
+	/* fdinfo shows a filesystem mark as "fanotify sdev:<kernel dev_t>". */
+	const struct stat *st = arg;
+	unsigned want = (major(st->st_dev) << 20) | minor(st->st_dev), sdev;
+	struct dirent *de;
+	int found = 0;
+	DIR *d = opendir("/proc/self/fd");
+
+	while (d && (de = readdir(d)) && !found) {
+		char link[300], target[64], line[256];
+		ssize_t n;
+		FILE *f;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(target, "anon_inode:[fanotify]"))
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fdinfo/%s", de->d_name);
+		f = fopen(link, "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "fanotify sdev:%x", &sdev) == 1 && sdev == want)
+				found = 1;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int
+no_fanotify_mark_on_dev(void *arg)
+{
+	return !fanotify_marks_dev(arg);
+}
+
+struct detach_job {
+	flt_filter *f;
+	const char *path;
+	int result;
+};
+
+static void *
+detach_main(void *arg)
+{
+	struct detach_job *j = arg;
+
+	j->result = flt_detach(j->f, j->path);
+	return NULL;
+}
+
+static uint64_t
+lost_reported(uint32_t why)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < n_recs; i++)
+		if (recs[i].op == FLT_OP_OVERFLOW && (recs[i].flags & why))
+			n += recs[i].lost;
+	pthread_mutex_unlock(&rec_lock);
+	return n;
+}
+
+static int
+three_lost_reported(void *arg)
+{
+	(void)arg;
+	return lost_reported(FLT_EVENT_LOSS_UNRESOLVED) >= 3;
+}
+
+/*
+ * Events queued for a filesystem whose last instance is detached before
+ * the reader gets to them find no mark: nothing can say where they were,
+ * so they are reported as a loss (FLT_EVENT_LOSS_UNRESOLVED, lost = how
+ * many) to every filter with an OVERFLOW callback, and counted.
+ */
+static void
+events_of_a_detached_filesystem_are_reported_lost(void **state)
+{
+	static const struct flt_operation_registration hold_ops[] = {
+		{ FLT_OP_CREATE, NULL, post_hold },
+	};
+	static const struct flt_operation_registration watch_ops[] = {
+		{ FLT_OP_CREATE, NULL, post_rec0 },
+		{ FLT_OP_OVERFLOW, NULL, post_rec0 },
+	};
+	struct flt_registration hold = { .name = "hold",
+					 .altitude = "100000",
+					 .operations = hold_ops,
+					 .n_operations = 1 };
+	struct flt_registration watch = { .name = "watch",
+					  .altitude = "200000",
+					  .operations = watch_ops,
+					  .n_operations = 2 };
+	char other[64] = "/tmp/fltmgr-other.XXXXXX", p[PATH_MAX];
+	struct detach_job job;
+	struct flt_engine_stats es;
+	flt_filter *fh = NULL, *fw = NULL;
+	struct stat ost;
+	pthread_t t;
+
+	(void)state;
+	NEED_ROOT();
+	assert_non_null(mkdtemp(other));
+	assert_int_equal(mount("fltmgr-test", other, "tmpfs", 0, "mode=1777"), 0);
+	assert_int_equal(stat(other, &ost), 0);
+	assert_int_equal(flt_register_filter(g_m, &hold, &fh), 0);
+	assert_int_equal(flt_attach(fh, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(fh), 0);
+	assert_int_equal(flt_register_filter(g_m, &watch, &fw), 0);
+	assert_int_equal(flt_attach(fw, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_attach(fw, other, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(fw), 0);
+	assert_true(fanotify_marks_dev(&ost));
+
+	/* Hold the reader, queue three creates on the other filesystem. */
+	atomic_store(&reader_hold, 1);
+	atomic_store(&reader_held, 0);
+	assert_int_equal(run_op(0, "create", at("hold"), NULL), 0);
+	assert_true(tu_wait_until(reader_is_held, NULL, 5000));
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", other, i);
+		assert_int_equal(run_op(0, "create", p, NULL), 0);
+	}
+	/* The detach removes the mark at once, then waits for the reader. */
+	job = (struct detach_job){ .f = fw, .path = other };
+	assert_int_equal(pthread_create(&t, NULL, detach_main, &job), 0);
+	if (!tu_wait_until(no_fanotify_mark_on_dev, &ost, 5000)) {
+		atomic_store(&reader_hold, 0);
+		pthread_join(t, NULL);
+		fail_msg("the detach did not remove the filesystem mark");
+	}
+	atomic_store(&reader_hold, 0);
+	pthread_join(t, NULL);
+	assert_int_equal(job.result, 0);
+
+	if (!tu_wait_until(three_lost_reported, NULL, 3000))
+		fail_msg("%llu events reported lost, not 3",
+			 (unsigned long long)lost_reported(FLT_EVENT_LOSS_UNRESOLVED));
+	assert_int_equal(lost_reported(FLT_EVENT_LOSS_UNRESOLVED), 3);
+	assert_int_equal(lost_reported(FLT_EVENT_LOSS_KERNEL), 0);
+	assert_true(find_rec(0, FLT_OP_CREATE, p, NULL, 0) < 0);
+	es = expect_notif_books_balance();
+	assert_int_equal(es.notif_lost, 3);
+	umount2(other, MNT_DETACH);
+	rmdir(other);
 }
 
 /* Directory paths are cached; a directory rename must refresh them even
@@ -1163,6 +1344,7 @@ main(void)
 		T(each_operation_reports_path_and_process),
 		T(unlink_delivers_delete_and_link_count_change),
 		T(replaced_file_is_delivered_with_unknown_path),
+		T(events_of_a_detached_filesystem_are_reported_lost),
 		T(events_in_directories_created_after_attach),
 		T(directory_rename_refreshes_paths),
 		T(nothing_from_outside_the_instance),
