@@ -41,6 +41,8 @@
 #include <unistd.h>
 
 #include "benchutil.h"
+#define PROF_TAG "opener"
+#include "../filters/scanner/prof.h"
 
 #define MAX_REPS 100
 
@@ -54,7 +56,9 @@ struct bench {
 	unsigned long long files; /* first, raw */
 	char root[64];            /* the tmpfs */
 	char watch[128], rundir[128], fdir[128], conf[160], rules[160], log[160];
-	unsigned set; /* file sets made so far */
+	unsigned set;          /* file sets made so far */
+	char *service_args[8]; /* --service-arg: extra arguments of the service */
+	unsigned n_service_args;
 };
 
 static double results[MAX_REPS][CFG_COUNT]; /* ns per open */
@@ -181,15 +185,26 @@ time_opens_set(const char *dir, unsigned long long n)
 	int64_t total = 0;
 
 	for (unsigned long long i = 0; i < n; i++) {
-		int64_t t0;
+		int64_t t0, t1;
 		int fd;
 
 		snprintf(path, sizeof(path), "%s/%llu", dir, i);
 		t0 = now_ns();
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		total += now_ns() - t0;
+		t1 = now_ns();
+		total += t1 - t0;
 		if (fd < 0)
 			return -1;
+#ifdef SCANNER_PROFILE
+		{
+			struct stat sb;
+
+			if (fstat(fd, &sb) == 0) {
+				PROF_MARK_AT(sb.st_ino, PROF_OPEN_START, t0);
+				PROF_MARK_AT(sb.st_ino, PROF_OPEN_END, t1);
+			}
+		}
+#endif
 		close(fd);
 	}
 	return (double)total / (double)n;
@@ -212,8 +227,13 @@ scanner_start(struct bench *b, struct scan_procs *p)
 			  "--config",
 			  b->conf,
 			  NULL };
-	char *sargv[] = { (char *)b->scanner, "--rules", b->rules,
-			  "--runtime-dir",    b->rundir, NULL };
+	char *sargv[16] = { (char *)b->scanner, "--rules", b->rules, "--runtime-dir",
+			    b->rundir };
+	unsigned n = 5;
+
+	for (unsigned i = 0; i < b->n_service_args; i++)
+		sargv[n++] = b->service_args[i];
+	sargv[n] = NULL;
 
 	snprintf(port, sizeof(port), "%s/control", b->rundir);
 	p->daemon = spawn(dargv, b->log);
@@ -237,6 +257,42 @@ scanner_stop(struct scan_procs *p)
 
 /* ---- the raw forwarding listener ---- */
 
+/* The raw processes end with _exit(). In a profiling build they leave
+ * with exit() instead, so that prof.h writes their marks, and raw_stop()
+ * interrupts their blocking calls with SIGTERM first. */
+#ifdef SCANNER_PROFILE
+static void
+prof_exit(int status)
+{
+	exit(status);
+}
+
+static void
+prof_on_term(int sig)
+{
+	(void)sig; /* only interrupts the blocking call (no SA_RESTART) */
+}
+
+static void
+prof_catch_term(void)
+{
+	struct sigaction sa = { .sa_handler = prof_on_term };
+
+	sigaction(SIGTERM, &sa, NULL);
+}
+#else
+static void
+prof_exit(int status)
+{
+	_exit(status);
+}
+
+static void
+prof_catch_term(void)
+{
+}
+#endif
+
 /* The second process: takes an fd, replies allow (1 byte). */
 static void
 raw_peer(int sock)
@@ -250,19 +306,29 @@ raw_peer(int sock)
 				    .msg_controllen = sizeof(cbuf) };
 		struct cmsghdr *c;
 		ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+		int fd = -1;
+#ifdef SCANNER_PROFILE
+		int64_t got = prof_now(), sent;
+		struct stat sb;
+#endif
 
 		if (n <= 0)
-			_exit(0);
+			prof_exit(0);
 		c = CMSG_FIRSTHDR(&m);
-		if (c && c->cmsg_type == SCM_RIGHTS) {
-			int fd;
-
+		if (c && c->cmsg_type == SCM_RIGHTS)
 			memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-			close(fd);
-		}
 		byte = 1;
 		if (send(sock, &byte, 1, 0) != 1)
-			_exit(1);
+			prof_exit(1);
+#ifdef SCANNER_PROFILE
+		sent = prof_now();
+		if (fd >= 0 && fstat(fd, &sb) == 0) {
+			PROF_MARK_AT(sb.st_ino, PROF_SVC_GOT, got);
+			PROF_MARK_AT(sb.st_ino, PROF_SVC_REPLY_SENT, sent);
+		}
+#endif
+		if (fd >= 0)
+			close(fd);
 	}
 }
 
@@ -283,9 +349,12 @@ raw_listener(const char *path, int sock, int ready)
 	for (;;) {
 		ssize_t n = read(fan, buf, sizeof(buf));
 		struct fanotify_event_metadata *e = (void *)buf;
+#ifdef SCANNER_PROFILE
+		int64_t t_read = prof_now();
+#endif
 
 		if (n <= 0)
-			_exit(n == 0 ? 0 : 1);
+			prof_exit(n == 0 ? 0 : 1);
 		for (; FAN_EVENT_OK(e, n); e = FAN_EVENT_NEXT(e, n)) {
 			struct fanotify_response r = { .fd = e->fd,
 						       .response = FAN_ALLOW };
@@ -301,10 +370,27 @@ raw_listener(const char *path, int sock, int ready)
 			c->cmsg_type = SCM_RIGHTS;
 			c->cmsg_len = CMSG_LEN(sizeof(int));
 			memcpy(CMSG_DATA(c), &e->fd, sizeof(int));
+#ifdef SCANNER_PROFILE
+			int64_t t_sent, t_back;
+			struct stat sb;
+
+			t_sent = prof_now();
+#endif
 			if (sendmsg(sock, &m, 0) != 1 || recv(sock, &byte, 1, 0) != 1)
 				r.response = FAN_ALLOW; /* the peer died: allow */
+#ifdef SCANNER_PROFILE
+			t_back = prof_now();
+#endif
 			if (write(fan, &r, sizeof(r)) != sizeof(r))
-				_exit(1);
+				prof_exit(1);
+#ifdef SCANNER_PROFILE
+			if (fstat(e->fd, &sb) == 0) {
+				PROF_MARK_AT(sb.st_ino, PROF_ENGINE_READ, t_read);
+				PROF_MARK_AT(sb.st_ino, PROF_SEND_CALL, t_sent);
+				PROF_MARK_AT(sb.st_ino, PROF_SEND_RETURNED, t_back);
+				PROF_MARK(sb.st_ino, PROF_ENGINE_ANSWERED);
+			}
+#endif
 			close(e->fd);
 		}
 	}
@@ -325,11 +411,13 @@ raw_start(struct bench *b, struct raw_procs *p)
 		return -errno;
 	p->peer = fork();
 	if (p->peer == 0) {
+		prof_catch_term();
 		close(sv[0]);
 		raw_peer(sv[1]);
 	}
 	p->listener = fork();
 	if (p->listener == 0) {
+		prof_catch_term();
 		close(sv[1]);
 		raw_listener(b->watch, sv[0], ready[1]);
 	}
@@ -347,6 +435,11 @@ raw_start(struct bench *b, struct raw_procs *p)
 static void
 raw_stop(struct raw_procs *p)
 {
+#ifdef SCANNER_PROFILE
+	kill(p->listener, SIGTERM);
+	kill(p->peer, SIGTERM);
+	usleep(200000); /* let them write their marks */
+#endif
 	kill(p->listener, SIGKILL);
 	waitpid(p->listener, NULL, 0);
 	kill(p->peer, SIGKILL);
@@ -478,7 +571,9 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: scanner_bench --fltmgrd PATH --scanner PATH --scanner-so PATH\n"
-		"                     [--reps N] [--opens N] [--files N]\n");
+		"                     [--reps N] [--opens N] [--files N]\n"
+		"                     [--service-arg ARG]...  (e.g. "
+		"--service-arg=--threads=1)\n");
 }
 
 int
@@ -491,6 +586,7 @@ main(int argc, char **argv)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "opens", required_argument, NULL, 'n' },
 		{ "files", required_argument, NULL, 'f' },
+		{ "service-arg", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -521,6 +617,15 @@ main(int argc, char **argv)
 		case 'f':
 			if (parse_count("files", optarg, 1000000, &b.files) < 0)
 				return 2;
+			break;
+		case 'a':
+			if (b.n_service_args ==
+			    sizeof(b.service_args) / sizeof(b.service_args[0])) {
+				fprintf(stderr,
+					"scanner_bench: too many --service-arg\n");
+				return 2;
+			}
+			b.service_args[b.n_service_args++] = optarg;
 			break;
 		case 'h':
 			usage(stdout);

@@ -24,6 +24,8 @@
 #include <string.h>
 
 #include "scanner.h"
+#define PROF_TAG "filter"
+#include "prof.h"
 
 /* ---- excluded service processes (st->lock held) ---- */
 
@@ -99,6 +101,7 @@ sender_main(void *arg)
 			atomic_store_explicit(&st->ctr[SCANNER_CTR_in_flight_max],
 					      st->in_flight, memory_order_relaxed);
 		pthread_mutex_unlock(&st->lock);
+		PROF_MARK(r->key.ino, PROF_SENDER_TOOK);
 		sc_serve(c, r); /* r is no longer ours */
 		pthread_mutex_lock(&st->lock);
 		st->in_flight--;

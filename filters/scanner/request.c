@@ -28,6 +28,8 @@
 #include <sys/stat.h>
 
 #include "scanner.h"
+#define PROF_TAG "filter"
+#include "prof.h"
 
 /* Takes r out of the caller's hands: answers the event, frees r. */
 static void
@@ -63,6 +65,7 @@ complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
 		sc_key_from_stat(&sb, &now);
 		same = sc_key_equal(&now, &r->key);
 	}
+	PROF_MARK(r->key.ino, PROF_COMPLETE_CALL);
 	if (!same || !sc_cache_put(&st->cache, &r->key, verdict, &r->ticket)) {
 		sc_count(st, SCANNER_CTR_uncached);
 		r->data->cacheable = 0;
@@ -173,14 +176,18 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 	size_t len = scanner_request_encode(&q, msg), rlen = sizeof(reply);
 	int64_t left = r->deadline_ns - st->margin_ns - sc_now_ns();
 	int err, v;
+	uint64_t ino = r->key.ino;
 
+	(void)ino;
 	if (left <= 0) {
 		sc_complete_default(st, r, SCANNER_CTR_deadline_defaults);
 		return;
 	}
 	sc_count(st, SCANNER_CTR_requests);
+	PROF_MARK(ino, PROF_SEND_CALL);
 	err = flt_send_message_ex(st->filter, &c->port, msg, len, reply, &rlen,
 				  (int)((left + 999999) / 1000000), &o);
+	PROF_MARK(ino, PROF_SEND_RETURNED);
 	if (err == 0) {
 		v = scanner_reply_decode(reply, rlen);
 		if (v < 0)
@@ -189,6 +196,7 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 			sc_complete_default(st, r, SCANNER_CTR_service_errors);
 		else
 			complete_verdict(st, r, v);
+		PROF_MARK(ino, PROF_COMPLETED);
 		return;
 	}
 	if (err == -ETIMEDOUT) {

@@ -24,6 +24,8 @@
 #include <time.h>
 
 #include "scanner.h"
+#define PROF_TAG "filter"
+#include "prof.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -123,6 +125,7 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	if (!st)
 		return FLT_PREOP_SUCCESS_NO_CALLBACK;
 	sc_count(st, SCANNER_CTR_events);
+	PROF_MARK(d->ino, PROF_PRE_ENTER);
 	if ((d->op == FLT_OP_OPEN && !st->set.scan_open) ||
 	    (d->op == FLT_OP_EXEC && !st->set.scan_exec))
 		return FLT_PREOP_SUCCESS_NO_CALLBACK;
@@ -152,6 +155,7 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	r->data = d;
 	r->op = d->op == FLT_OP_EXEC;
 	r->deadline_ns = sc_now_ns() + (int64_t)st->deadline_ms * 1000000;
+	PROF_MARK(d->ino, PROF_PRE_QUEUED);
 	if (!sc_enqueue(st, r)) {
 		free(r);
 		return answer_default(st, d, SCANNER_CTR_no_service_defaults);
