@@ -17,16 +17,25 @@
  * --max-size gets the --oversize verdict unread. Any failure answers
  * SCANNER_ERROR: the filter then gives its default verdict.
  *
+ * Idle workers wait in a blocking filter_get_message(): one recvmsg()
+ * each, and the kernel wakes exactly one of them per request (a poll()
+ * would wake them all, and all but one would find nothing to read).
+ * svc_workers_stop() ends those waits by shutting down the reading side
+ * of the port's message socket: the filter then sends no new request to
+ * this service (it moves them to another or answers them), while scans
+ * in progress still reply on their own channel.
+ *
  * A worker owns each descriptor it receives until it closes it, its
  * buffer, its YR_SCANNER and the reference to the rule set that scanner
  * was made for; after a reload it moves to the new set at its next scan
- * or idle tick, so the old set is freed within GET_TIMEOUT_MS. It leaves
- * when the service stops it (checked every 200 ms) or when the
- * connection ends, which it reports on the session's eventfd.
+ * (until then an idle worker keeps the old set alive). It leaves when the
+ * service stops it or when the connection ends, which it reports on the
+ * session's eventfd.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yara.h>
@@ -34,8 +43,6 @@
 #include "svc.h"
 #define PROF_TAG "service"
 #include "prof.h"
-
-#define GET_TIMEOUT_MS 200
 
 struct worker {
 	struct service *s;
@@ -159,24 +166,6 @@ scanner_sync(struct worker *w)
 	return 0;
 }
 
-/* Drops the thread's scanner if a reload made its set old (idle ticks). */
-static void
-scanner_drop_if_stale(struct worker *w)
-{
-	struct svc_rules *rules;
-
-	if (!w->scanner)
-		return;
-	rules = svc_rules_get(w->s);
-	if (rules != w->rules) {
-		yr_scanner_destroy(w->scanner);
-		svc_rules_unref(w->rules);
-		w->scanner = NULL;
-		w->rules = NULL;
-	}
-	svc_rules_unref(rules);
-}
-
 static void
 note_concurrency(struct service *s, int delta)
 {
@@ -261,22 +250,19 @@ worker_main(void *arg)
 		struct scanner_request q = { 0 };
 		uint8_t reply[SCANNER_REPLY_SIZE];
 		enum scanner_verdict v = SCANNER_ERROR;
-		int r = filter_get_message(s->port, &h, w->msg, sizeof(w->msg),
-					   GET_TIMEOUT_MS);
+		int r = filter_get_message(s->port, &h, w->msg, sizeof(w->msg), -1);
 #ifdef SCANNER_PROFILE
 		int64_t got_ns = prof_now();
 #endif
 
-		if (r == -ETIMEDOUT) {
-			scanner_drop_if_stale(w);
-			continue;
-		}
 		if (r == -EMSGSIZE) { /* the library answered it */
 			atomic_fetch_add(&s->ctr.bad, 1);
 			if (h.fd >= 0)
 				close(h.fd);
 			continue;
 		}
+		if (r < 0 && atomic_load(&s->stop_workers))
+			break; /* svc_workers_stop() ended the wait */
 		if (r < 0) {
 			uint64_t one = 1;
 
@@ -340,6 +326,10 @@ void
 svc_workers_stop(struct service *s)
 {
 	atomic_store(&s->stop_workers, true);
+	/* Wakes every worker blocked in filter_get_message() (it returns
+	 * -ENOTCONN); replies still go out on the reply channel. */
+	if (s->port && s->n_threads)
+		(void)shutdown(filter_port_fd(s->port), SHUT_RD);
 	for (unsigned i = 0; i < s->n_threads; i++)
 		pthread_join(s->threads[i], NULL);
 	free(s->threads);
