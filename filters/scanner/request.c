@@ -8,7 +8,11 @@
  *
  * A request is owned by the queue (st->lock) until a sender takes it, and
  * then by that sender alone; every path ends in complete(), which frees
- * it. Nothing here holds st->lock across a send, a completion or a log.
+ * it. An inline request (r->on_reader, sent by the pre callback itself)
+ * is owned by that callback: complete() only records the answer for it to
+ * return, and a request that has to wait longer is put in the queue like
+ * any other. Nothing here holds st->lock across a send, a completion or a
+ * log.
  *
  * Deadline: the engine's watchdog answers an event when the filter's
  * deadline passes. The sender's timeout is what is left of it minus a
@@ -31,12 +35,18 @@
 #define PROF_TAG "filter"
 #include "prof.h"
 
-/* Takes r out of the caller's hands: answers the event, frees r. */
+/* Takes r out of the caller's hands: answers the event, frees r. An
+ * inline request instead keeps the answer for its pre callback. */
 static void
 complete(struct sc_req *r, enum flt_preop_status status, int error)
 {
 	struct flt_callback_data *d = r->data;
 
+	if (r->on_reader) {
+		r->status = status;
+		r->error = error;
+		return;
+	}
 	free(r);
 	flt_complete_pended_preoperation(d, status, error);
 }
@@ -99,10 +109,64 @@ sc_enqueue(struct sc_state *st, struct sc_req *r)
 	return ok;
 }
 
-/* st->lock held. */
+void
+sc_in_flight_enter_locked(struct sc_state *st)
+{
+	uint64_t max = atomic_load_explicit(&st->ctr[SCANNER_CTR_in_flight_max],
+					    memory_order_relaxed);
+
+	st->in_flight++;
+	if (st->in_flight > max)
+		atomic_store_explicit(&st->ctr[SCANNER_CTR_in_flight_max], st->in_flight,
+				      memory_order_relaxed);
+}
+
+struct sc_conn *
+sc_inline_take(struct sc_state *st, uint64_t size)
+{
+	struct sc_conn *c = NULL;
+
+	if (!st->set.inline_ms || size > st->set.inline_max_size)
+		return NULL;
+	pthread_mutex_lock(&st->lock);
+	/* Never ahead of queued requests, one at a time, and only to a
+	 * service that has nothing outstanding, so that the wait is one
+	 * scan of a small file. */
+	if (!st->closing && !st->inline_busy && !st->head &&
+	    (!st->inline_paused_until || sc_now_ns() >= st->inline_paused_until)) {
+		for (c = st->conns; c; c = c->next)
+			if (c->window && !c->dead && !c->stop && !c->busy)
+				break;
+	}
+	if (c) {
+		st->inline_busy = true;
+		c->busy++;
+		c->n_inline++;
+		sc_in_flight_enter_locked(st);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return c;
+}
+
+void
+sc_inline_release(struct sc_conn *c)
+{
+	struct sc_state *st = c->st;
+
+	pthread_mutex_lock(&st->lock);
+	st->inline_busy = false;
+	st->in_flight--;
+	c->busy--;
+	if (--c->n_inline == 0)
+		pthread_cond_broadcast(&st->inline_done);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* st->lock held. From here on r is the queue's, even if it was inline. */
 static void
 requeue_front_locked(struct sc_state *st, struct sc_req *r)
 {
+	r->on_reader = false;
 	r->next = st->head;
 	st->head = r;
 	if (!st->tail)
@@ -157,7 +221,7 @@ bad_reply(struct sc_conn *c, struct sc_req *r, size_t len)
 		       (int)c->pid, len);
 }
 
-void
+bool
 sc_serve(struct sc_conn *c, struct sc_req *r)
 {
 	struct sc_state *st = c->st;
@@ -175,18 +239,24 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 	};
 	size_t len = scanner_request_encode(&q, msg), rlen = sizeof(reply);
 	int64_t left = r->deadline_ns - st->margin_ns - sc_now_ns();
+	int64_t wait = left;
 	int err, v;
 	uint64_t ino = r->key.ino;
 
 	(void)ino;
 	if (left <= 0) {
 		sc_complete_default(st, r, SCANNER_CTR_deadline_defaults);
-		return;
+		return true;
+	}
+	if (r->on_reader) {
+		sc_count(st, SCANNER_CTR_inline_sends);
+		if (wait > (int64_t)st->set.inline_ms * 1000000)
+			wait = (int64_t)st->set.inline_ms * 1000000;
 	}
 	sc_count(st, SCANNER_CTR_requests);
 	PROF_MARK(ino, PROF_SEND_CALL);
 	err = flt_send_message_ex(st->filter, &c->port, msg, len, reply, &rlen,
-				  (int)((left + 999999) / 1000000), &o);
+				  (int)((wait + 999999) / 1000000), &o);
 	PROF_MARK(ino, PROF_SEND_RETURNED);
 	if (err == 0) {
 		v = scanner_reply_decode(reply, rlen);
@@ -197,11 +267,31 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		else
 			complete_verdict(st, r, v);
 		PROF_MARK(ino, PROF_COMPLETED);
-		return;
+		return true;
+	}
+	if (err == -ETIMEDOUT && wait < left) {
+		/* Inline, and the verdict is slow: give the reader back and
+		 * let a sender send it again with the rest of the deadline.
+		 * The service may scan the file twice; its late reply to this
+		 * send is refused. */
+		bool queued;
+
+		pthread_mutex_lock(&st->lock);
+		st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
+		queued = st->n_live > 0 && !st->closing;
+		if (queued)
+			requeue_front_locked(st, r); /* it was the oldest */
+		pthread_mutex_unlock(&st->lock);
+		if (queued) {
+			sc_count(st, SCANNER_CTR_inline_timeouts);
+			return false;
+		}
+		sc_complete_default(st, r, SCANNER_CTR_disconnect_defaults);
+		return true;
 	}
 	if (err == -ETIMEDOUT) {
 		sc_complete_default(st, r, SCANNER_CTR_deadline_defaults);
-		return;
+		return true;
 	}
 	if (err == -ENOTCONN) {
 		bool resend;
@@ -215,11 +305,11 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		pthread_mutex_unlock(&st->lock);
 		if (resend) {
 			sc_count(st, SCANNER_CTR_resent);
-		} else {
-			sc_complete_default(st, r, SCANNER_CTR_disconnect_defaults);
-			sc_drain_if_no_service(st);
+			return false;
 		}
-		return;
+		sc_complete_default(st, r, SCANNER_CTR_disconnect_defaults);
+		sc_drain_if_no_service(st);
+		return true;
 	}
 	/* -EMSGSIZE (a service with a small buffer), a negative status the
 	 * service replied with, -EBADF: this request cannot be scanned. */
@@ -229,4 +319,5 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		       "sending a request to service pid %d failed: %s; default "
 		       "verdict given",
 		       (int)c->pid, strerror(-err));
+	return true;
 }

@@ -47,6 +47,10 @@
 #define SCANNER_CONTEXT_SIZE   12
 #define SCANNER_DEFAULT_WINDOW 8
 #define SCANNER_MAX_WINDOW     256
+/* param.inline_ms: below the engine's 20 ms reader takeover, so that a
+ * reader waiting inline never makes the engine start another. */
+#define SCANNER_INLINE_MS_DEFAULT 10
+#define SCANNER_INLINE_MS_MAX     15
 
 enum scanner_verdict {
 	SCANNER_CLEAN = 0,
@@ -80,7 +84,9 @@ enum scanner_cmd {
 	X(invalidations)       /* cache entries dropped by write/close/rename */    \
 	X(flushes)             /* SCANNER_CMD_FLUSH */                              \
 	X(connections)         /* services accepted */                              \
-	X(in_flight_max)       /* most requests outstanding at once */
+	X(in_flight_max)       /* most requests outstanding at once */              \
+	X(inline_sends)        /* sent from the pre callback, not pended */         \
+	X(inline_timeouts)     /* ...that ran out of param.inline_ms: pended, resent */
 
 enum scanner_counter {
 #define SCANNER_X_ENUM(n) SCANNER_CTR_##n,
