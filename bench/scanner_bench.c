@@ -342,9 +342,13 @@ scanner_start(struct bench *b, struct scan_procs *p)
 static void
 print_filter_counters(struct bench *b)
 {
-	static const char *const show[] = { "requests",        "inline_sends",
-					    "inline_timeouts", "deadline_defaults",
-					    "uncached",        NULL };
+	static const char *const show[] = { "requests",
+					    "inline_sends",
+					    "inline_timeouts",
+					    "inline_pauses",
+					    "deadline_defaults",
+					    "uncached",
+					    NULL };
 	char out[200], line[128];
 	char *argv[] = { (char *)b->scanner, "--stats", "--runtime-dir", b->rundir,
 			 NULL };

@@ -918,9 +918,9 @@ small_files_are_answered_inline_big_ones_pended(void **state)
 	assert_int_equal(try_open(at("big-bad"), NULL), EPERM);
 	filter_stats(c);
 	/* Both small ones inline (each send is counted, even one that ran
-	 * out of time), neither big one. Unless a send ran out of time on a
-	 * loaded machine, which pauses the inline path for a second. */
-	if (c[SCANNER_CTR_inline_timeouts] == 0)
+	 * out of time), neither big one. Unless a loaded machine made inline
+	 * sends slow or run out of time, which pauses the path for a second. */
+	if (c[SCANNER_CTR_inline_pauses] == 0)
 		assert_int_equal(
 			b[SCANNER_CTR_inline_sends] - a[SCANNER_CTR_inline_sends], 2);
 	else
@@ -971,9 +971,10 @@ stopped_service_inline_wait_is_pended(void **state)
 	write_file(at("f"), CLEANTXT); /* its own open was scanned too */
 	svc_stop_signal();
 	filter_stats(a);
-	/* A loaded machine may have made an earlier inline send run out of
-	 * time, which pauses the inline path for a second: let it pass. */
-	if (a[SCANNER_CTR_inline_timeouts])
+	/* A loaded machine may have made an earlier inline send slow or run
+	 * out of time, which pauses the inline path for a second: let it
+	 * pass. */
+	if (a[SCANNER_CTR_inline_pauses])
 		usleep(1100000);
 	assert_int_equal(try_open(at("f"), &ms), EPERM);
 	assert_true(ms >= DEADLINE - 100);
@@ -982,6 +983,7 @@ stopped_service_inline_wait_is_pended(void **state)
 	assert_int_equal(v[SCANNER_CTR_inline_sends] - a[SCANNER_CTR_inline_sends], 1);
 	assert_int_equal(v[SCANNER_CTR_inline_timeouts] - a[SCANNER_CTR_inline_timeouts],
 			 1);
+	assert_true(v[SCANNER_CTR_inline_pauses] - a[SCANNER_CTR_inline_pauses] >= 1);
 	/* inline, then resent by a sender */
 	assert_int_equal(v[SCANNER_CTR_requests] - a[SCANNER_CTR_requests], 2);
 	assert_int_equal(
@@ -991,6 +993,76 @@ stopped_service_inline_wait_is_pended(void **state)
 	 * file is allowed once asked again. */
 	assert_int_equal(try_open(at("f"), &ms), 0);
 	assert_true(ms < DEADLINE);
+}
+
+/* A service whose scans take milliseconds (large rule sets) gets its
+ * requests through the senders, where they can be scanned in parallel:
+ * after a few slow inline exchanges the inline path pauses. This process
+ * plays the slow service; a child opens. */
+static void
+slow_service_pauses_inline_path(void **state)
+{
+	enum { N = 12 };
+	uint8_t ctx[SCANNER_CONTEXT_SIZE], buf[SCANNER_REQ_MAX],
+		reply[SCANNER_REPLY_SIZE];
+	struct filter_message_header h;
+	uint64_t v[SCANNER_CTR_COUNT_];
+	filter_port *p = NULL;
+	char path[300];
+	pid_t child;
+	int st, served = 0;
+	int64_t t0;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "s%d", i);
+		write_file(at(name), CLEANTXT); /* before anyone watches */
+	}
+	daemon_start(DEADLINE * 3, false);
+	snprintf(path, sizeof(path), "%s/scanner", rundir);
+	scanner_context_encode(1, ctx);
+	assert_int_equal(filter_connect_communication_port(path, 0, ctx, sizeof(ctx), &p),
+			 0);
+	t0 = tu_now_ms();
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		for (int i = 0; i < N; i++) {
+			char name[16];
+
+			snprintf(name, sizeof(name), "s%d", i);
+			if (try_open(at(name), NULL) != 0)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	scanner_reply_encode(SCANNER_CLEAN, reply);
+	while (served < N) {
+		int r = filter_get_message(p, &h, buf, sizeof(buf), WAIT_MS);
+
+		assert_true(r > 0);
+		if (h.fd >= 0)
+			close(h.fd);
+		usleep(3000); /* a slow scan */
+		assert_int_equal(
+			filter_reply_message(p, h.message_id, 0, reply, sizeof(reply)),
+			0);
+		served++;
+	}
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	filter_stats(v);
+	assert_int_equal(v[SCANNER_CTR_requests], N);
+	assert_int_equal(v[SCANNER_CTR_clean], N);
+	assert_true(v[SCANNER_CTR_inline_pauses] >= 1);
+	/* At most three slow exchanges before each pause (moving average
+	 * over 1 ms), and the rest of its second through the sender. */
+	assert_true(v[SCANNER_CTR_inline_sends] <=
+		    3 * (1 + (uint64_t)(tu_now_ms() - t0) / 1000));
+	filter_close_port(p);
 }
 
 int
@@ -1034,6 +1106,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(stopped_service_inline_wait_is_pended,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(slow_service_pauses_inline_path, setup,
+						teardown),
 	};
 	int r;
 

@@ -149,11 +149,20 @@ sc_inline_take(struct sc_state *st, uint64_t size)
 }
 
 void
-sc_inline_release(struct sc_conn *c)
+sc_inline_release(struct sc_conn *c, int64_t rtt_ns)
 {
 	struct sc_state *st = c->st;
 
 	pthread_mutex_lock(&st->lock);
+	if (rtt_ns > 0) {
+		st->inline_rtt_avg += (rtt_ns - st->inline_rtt_avg) / 8;
+		if (st->inline_rtt_avg > SC_INLINE_SLOW_NS) {
+			/* Try again after the pause, from a fresh average. */
+			st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
+			st->inline_rtt_avg = 0;
+			sc_count(st, SCANNER_CTR_inline_pauses);
+		}
+	}
 	st->inline_busy = false;
 	st->in_flight--;
 	c->busy--;
@@ -238,7 +247,7 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		.path_len = d->path ? (uint32_t)strlen(d->path) : 0,
 	};
 	size_t len = scanner_request_encode(&q, msg), rlen = sizeof(reply);
-	int64_t left = r->deadline_ns - st->margin_ns - sc_now_ns();
+	int64_t t0 = sc_now_ns(), left = r->deadline_ns - st->margin_ns - t0;
 	int64_t wait = left;
 	int err, v;
 	uint64_t ino = r->key.ino;
@@ -259,6 +268,8 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 				  (int)((wait + 999999) / 1000000), &o);
 	PROF_MARK(ino, PROF_SEND_RETURNED);
 	if (err == 0) {
+		if (r->on_reader)
+			r->rtt_ns = sc_now_ns() - t0;
 		v = scanner_reply_decode(reply, rlen);
 		if (v < 0)
 			bad_reply(c, r, rlen);
@@ -276,6 +287,7 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		 * send is refused. */
 		bool queued;
 
+		sc_count(st, SCANNER_CTR_inline_pauses);
 		pthread_mutex_lock(&st->lock);
 		st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
 		queued = st->n_live > 0 && !st->closing;

@@ -163,6 +163,7 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	c = sc_inline_take(st, (uint64_t)sb.st_size);
 	if (c) {
 		enum flt_preop_status status = FLT_PREOP_PENDING;
+		int64_t rtt = 0;
 
 		PROF_MARK(d->ino, PROF_PRE_SEND);
 		r->on_reader = true;
@@ -170,9 +171,10 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 			status = r->status;
 			if (status == FLT_PREOP_COMPLETE)
 				d->status = r->error;
+			rtt = r->rtt_ns;
 			free(r);
 		} /* else queued for the senders: PENDING */
-		sc_inline_release(c);
+		sc_inline_release(c, rtt);
 		return status;
 	}
 	PROF_MARK(d->ino, PROF_PRE_QUEUED);

@@ -22,7 +22,8 @@
  * is queued for the senders (sent again) and pended, as if it had never
  * been inline, and no request is sent inline for the next
  * SC_INLINE_PAUSE_NS, so that a slow service costs one such wait a second
- * at most. docs/scanner.md section 3 explains both.
+ * at most. The same pause follows when inline exchanges average over
+ * SC_INLINE_SLOW_NS. docs/scanner.md section 3 explains both.
  *
  * Lifetime. The state is made by the entry point and freed by the unload
  * callback, which libfltmgr runs after every other callback of the filter
@@ -57,6 +58,11 @@
 #include "scanner_proto.h"
 
 #define SC_INLINE_PAUSE_NS 1000000000LL
+/* Inline exchanges averaging longer than this mean scans that are not
+ * cheap (large rule sets): the hand-off that inline saves is then
+ * negligible, while scanning on the reader serialises concurrent opens
+ * that the senders would scan in parallel. Pause the inline path. */
+#define SC_INLINE_SLOW_NS 1000000LL
 
 struct sc_req {
 	struct sc_req *next;
@@ -70,6 +76,7 @@ struct sc_req {
 	bool on_reader;
 	enum flt_preop_status status;
 	int error;
+	int64_t rtt_ns; /* inline and answered: send to reply */
 };
 
 struct sc_conn {
@@ -120,6 +127,7 @@ struct sc_state {
 	unsigned in_flight;          /* requests being sent now (senders and inline) */
 	bool inline_busy;            /* a pre callback is sending inline */
 	int64_t inline_paused_until; /* CLOCK_MONOTONIC ns: after a timeout */
+	int64_t inline_rtt_avg;      /* ns, moving average over ~8 exchanges */
 	uint64_t n_accepted;
 	bool closing;
 	struct sc_excluded *excluded;
@@ -157,8 +165,9 @@ bool sc_serve(struct sc_conn *c, struct sc_req *r);
 /* For the pre callback: a connection to send r on inline, or NULL (send
  * through the queue). Counts the send as in flight. */
 struct sc_conn *sc_inline_take(struct sc_state *st, uint64_t size);
-/* The inline send on c is over: c may go. */
-void sc_inline_release(struct sc_conn *c);
+/* The inline send on c is over: c may go. rtt_ns: how long the answer
+ * took (0: there was none). */
+void sc_inline_release(struct sc_conn *c, int64_t rtt_ns);
 /* st->lock held: one more request in flight (in_flight_max). */
 void sc_in_flight_enter_locked(struct sc_state *st);
 /* Completes r with the default verdict, counting it under ctr; frees r. */
