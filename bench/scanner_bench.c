@@ -16,11 +16,18 @@
  *   none    open+close of one file, no listener
  *   cached  the same with fltmgrd + scanner + service, the file already
  *           scanned (the kernel cache answers: goal <= 1.3x none)
- *   first   open+close of N distinct, never-opened files, each scanned by
- *           the service (goal <= 1.15x raw)
+ *   first   open of N distinct, never-opened files, each scanned by the
+ *           service (goal <= 1.15x raw)
  *   raw     the same on fresh files with the raw forwarding listener
  * and prints medians over the repetitions, min-max, and the two ratios
- * computed within the run.
+ * computed within the run. For first and raw it also prints the median
+ * open of each set, the CPU time per open of the opener and both
+ * listener processes, and how many times their threads were scheduled
+ * in per open (see bench/README.md), and after each first set, on
+ * stderr, the filter's counters that say how the opens were answered.
+ *
+ * A build with -DSCANNER_PROFILE also records per-open stage times
+ * (filters/scanner/prof.h), the raw listener's included.
  */
 #include <dirent.h>
 #include <errno.h>
