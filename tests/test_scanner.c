@@ -979,7 +979,15 @@ stopped_service_inline_wait_is_pended(void **state)
 	assert_int_equal(try_open(at("f"), &ms), EPERM);
 	assert_true(ms >= DEADLINE - 100);
 	assert_true(ms <= DEADLINE + 100);
-	filter_stats(v);
+	/* On a loaded machine the engine's watchdog may answer first; the
+	 * sender still counts its own default a moment later. */
+	for (int64_t end = tu_now_ms() + WAIT_MS;;) {
+		filter_stats(v);
+		if (v[SCANNER_CTR_deadline_defaults] > a[SCANNER_CTR_deadline_defaults] ||
+		    tu_now_ms() > end)
+			break;
+		usleep(10000);
+	}
 	assert_int_equal(v[SCANNER_CTR_inline_sends] - a[SCANNER_CTR_inline_sends], 1);
 	assert_int_equal(v[SCANNER_CTR_inline_timeouts] - a[SCANNER_CTR_inline_timeouts],
 			 1);
@@ -997,12 +1005,12 @@ stopped_service_inline_wait_is_pended(void **state)
 
 /* A service whose scans take milliseconds (large rule sets) gets its
  * requests through the senders, where they can be scanned in parallel:
- * after a few slow inline exchanges the inline path pauses. This process
- * plays the slow service; a child opens. */
+ * after eight slow inline exchanges in a row the inline path pauses.
+ * This process plays the slow service; a child opens. */
 static void
 slow_service_pauses_inline_path(void **state)
 {
-	enum { N = 12 };
+	enum { N = 16 };
 	uint8_t ctx[SCANNER_CONTEXT_SIZE], buf[SCANNER_REQ_MAX],
 		reply[SCANNER_REPLY_SIZE];
 	struct filter_message_header h;
@@ -1039,29 +1047,37 @@ slow_service_pauses_inline_path(void **state)
 		_exit(0);
 	}
 	scanner_reply_encode(SCANNER_CLEAN, reply);
-	while (served < N) {
-		int r = filter_get_message(p, &h, buf, sizeof(buf), WAIT_MS);
+	for (;;) { /* serve until the child is done */
+		int r = filter_get_message(p, &h, buf, sizeof(buf), 200);
 
+		if (r == -ETIMEDOUT) {
+			if (waitpid(child, &st, WNOHANG) == child)
+				break;
+			assert_true(tu_now_ms() - t0 < WAIT_MS);
+			continue;
+		}
 		assert_true(r > 0);
 		if (h.fd >= 0)
 			close(h.fd);
 		usleep(3000); /* a slow scan */
-		assert_int_equal(
-			filter_reply_message(p, h.message_id, 0, reply, sizeof(reply)),
-			0);
+		r = filter_reply_message(p, h.message_id, 0, reply, sizeof(reply));
+		/* -ENOENT: on a loaded machine the scan outlasted the inline
+		 * wait, and the request came again through a sender. */
+		assert_true(r == 0 || r == -ENOENT);
 		served++;
 	}
-	assert_int_equal(waitpid(child, &st, 0), child);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
 	filter_stats(v);
-	assert_int_equal(v[SCANNER_CTR_requests], N);
+	assert_int_equal(v[SCANNER_CTR_requests], N + v[SCANNER_CTR_inline_timeouts]);
+	assert_int_equal(served, (int)v[SCANNER_CTR_requests]);
 	assert_int_equal(v[SCANNER_CTR_clean], N);
 	assert_true(v[SCANNER_CTR_inline_pauses] >= 1);
-	/* At most three slow exchanges before each pause (moving average
-	 * over 1 ms), and the rest of its second through the sender. */
+	assert_true(v[SCANNER_CTR_inline_sends] < N);
+	/* Eight slow exchanges in a row (over 1 ms each) before each pause,
+	 * and the rest of its second through the sender. */
 	assert_true(v[SCANNER_CTR_inline_sends] <=
-		    3 * (1 + (uint64_t)(tu_now_ms() - t0) / 1000));
+		    8 * (1 + (uint64_t)(tu_now_ms() - t0) / 1000));
 	filter_close_port(p);
 }
 

@@ -154,14 +154,13 @@ sc_inline_release(struct sc_conn *c, int64_t rtt_ns)
 	struct sc_state *st = c->st;
 
 	pthread_mutex_lock(&st->lock);
-	if (rtt_ns > 0) {
-		st->inline_rtt_avg += (rtt_ns - st->inline_rtt_avg) / 8;
-		if (st->inline_rtt_avg > SC_INLINE_SLOW_NS) {
-			/* Try again after the pause, from a fresh average. */
-			st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
-			st->inline_rtt_avg = 0;
-			sc_count(st, SCANNER_CTR_inline_pauses);
-		}
+	if (rtt_ns > SC_INLINE_SLOW_NS && ++st->inline_slow_run >= SC_INLINE_SLOW_RUN) {
+		/* Try again after the pause, from a new run. */
+		st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
+		st->inline_slow_run = 0;
+		sc_count(st, SCANNER_CTR_inline_pauses);
+	} else if (rtt_ns > 0 && rtt_ns <= SC_INLINE_SLOW_NS) {
+		st->inline_slow_run = 0;
 	}
 	st->inline_busy = false;
 	st->in_flight--;

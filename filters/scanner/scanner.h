@@ -22,8 +22,9 @@
  * is queued for the senders (sent again) and pended, as if it had never
  * been inline, and no request is sent inline for the next
  * SC_INLINE_PAUSE_NS, so that a slow service costs one such wait a second
- * at most. The same pause follows when inline exchanges average over
- * SC_INLINE_SLOW_NS. docs/scanner.md section 3 explains both.
+ * at most. The same pause follows SC_INLINE_SLOW_RUN inline exchanges in
+ * a row that took over SC_INLINE_SLOW_NS. docs/scanner.md section 3
+ * explains both.
  *
  * Lifetime. The state is made by the entry point and freed by the unload
  * callback, which libfltmgr runs after every other callback of the filter
@@ -58,11 +59,14 @@
 #include "scanner_proto.h"
 
 #define SC_INLINE_PAUSE_NS 1000000000LL
-/* Inline exchanges averaging longer than this mean scans that are not
- * cheap (large rule sets): the hand-off that inline saves is then
+/* Inline exchanges that all take longer than this mean scans that are
+ * not cheap (large rule sets): the hand-off that inline saves is then
  * negligible, while scanning on the reader serialises concurrent opens
- * that the senders would scan in parallel. Pause the inline path. */
-#define SC_INLINE_SLOW_NS 1000000LL
+ * that the senders would scan in parallel. Pause the inline path. A run
+ * of them, not an average: one exchange that waited for a CPU on a busy
+ * machine says nothing about the scans. */
+#define SC_INLINE_SLOW_NS  1000000LL
+#define SC_INLINE_SLOW_RUN 8
 
 struct sc_req {
 	struct sc_req *next;
@@ -127,7 +131,7 @@ struct sc_state {
 	unsigned in_flight;          /* requests being sent now (senders and inline) */
 	bool inline_busy;            /* a pre callback is sending inline */
 	int64_t inline_paused_until; /* CLOCK_MONOTONIC ns: after a timeout */
-	int64_t inline_rtt_avg;      /* ns, moving average over ~8 exchanges */
+	unsigned inline_slow_run;    /* inline exchanges in a row over SLOW_NS */
 	uint64_t n_accepted;
 	bool closing;
 	struct sc_excluded *excluded;
