@@ -16,13 +16,21 @@
  *   none    open+close of one file, no listener
  *   cached  the same with fltmgrd + scanner + service, the file already
  *           scanned (the kernel cache answers: goal <= 1.3x none)
- *   first   open+close of N distinct, never-opened files, each scanned by
- *           the service (goal <= 1.15x raw)
+ *   first   open of N distinct, never-opened files, each scanned by the
+ *           service (goal <= 1.15x raw)
  *   raw     the same on fresh files with the raw forwarding listener
  * and prints medians over the repetitions, min-max, and the two ratios
  * computed within the run; --json FILE also writes them, with the
- * per-repetition values, for bench/run's report.
+ * per-repetition values, for bench/run's report. For first and raw it
+ * also prints the median open of each set, the CPU time per open of the
+ * opener and both listener processes, and how many times their threads were scheduled
+ * in per open (see bench/README.md), and after each first set, on
+ * stderr, the filter's counters that say how the opens were answered.
+ *
+ * A build with -DSCANNER_PROFILE also records per-open stage times
+ * (filters/scanner/prof.h), the raw listener's included.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -42,6 +50,8 @@
 #include <unistd.h>
 
 #include "benchutil.h"
+#define PROF_TAG "opener"
+#include "../filters/scanner/prof.h"
 
 #define MAX_REPS 100
 
@@ -56,31 +66,110 @@ struct bench {
 	unsigned long long files; /* first, raw */
 	char root[64];            /* the tmpfs */
 	char watch[128], rundir[128], fdir[128], conf[160], rules[160], log[160];
-	unsigned set; /* file sets made so far */
+	unsigned set;          /* file sets made so far */
+	char *service_args[8]; /* --service-arg: extra arguments of the service */
+	unsigned n_service_args;
 };
 
-static double results[MAX_REPS][CFG_COUNT]; /* ns per open */
+static double results[MAX_REPS][CFG_COUNT]; /* ns per open: the mean */
+/* first and raw: the median open of the set, which one preemption of a
+ * process on the path (the machine may be shared) does not move. */
+static double p50[MAX_REPS][CFG_COUNT];
+/* first and raw: CPU time per open of the opener and both listener
+ * processes (every thread), from /proc/PID/task/TID/schedstat. Waiting
+ * for a CPU is not in it, so a loaded machine moves it much less than
+ * the latency. */
+static double cpu[MAX_REPS][CFG_COUNT];
+/* ...and how many times their threads were put on a CPU, per open: the
+ * wake-ups and context switches, which on a VM cost more than the work. */
+static double slices[MAX_REPS][CFG_COUNT];
+
+struct cpu_use {
+	int64_t ns;     /* run time */
+	int64_t slices; /* times scheduled in */
+};
+
+/* Adds the use of every current thread of pid (nothing if it is gone). */
+static void
+proc_cpu_add(pid_t pid, struct cpu_use *u)
+{
+	char path[64], line[384];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		unsigned long long run, wait, n;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(line, sizeof(line), "%s/%s/schedstat", path, e->d_name);
+		f = fopen(line, "re");
+		if (!f)
+			continue;
+		if (fgets(line, sizeof(line), f) &&
+		    sscanf(line, "%llu %llu %llu", &run, &wait, &n) == 3) {
+			u->ns += (int64_t)run;
+			u->slices += (int64_t)n;
+		}
+		fclose(f);
+	}
+	closedir(d);
+}
+
+/* The opener (this process) and the two listener processes. */
+static struct cpu_use
+cpu_use(pid_t a, pid_t b)
+{
+	struct cpu_use u = { 0, 0 };
+
+	proc_cpu_add(getpid(), &u);
+	proc_cpu_add(a, &u);
+	proc_cpu_add(b, &u);
+	return u;
+}
+
+static void
+cpu_per_open(struct cpu_use before, struct cpu_use after, unsigned long long n,
+	     double *ret_ns, double *ret_slices)
+{
+	*ret_ns = (double)(after.ns - before.ns) / (double)n;
+	*ret_slices = (double)(after.slices - before.slices) / (double)n;
+}
 
 /* ---- processes ---- */
 
+/* Starts argv with stdout to `out` (NULL: /dev/null), stderr to log. */
 static pid_t
-spawn(char *const argv[], const char *log)
+spawn_out(char *const argv[], const char *out, const char *log)
 {
 	pid_t pid = fork();
 
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		int ofd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+			      : null;
 
-		if (fd < 0 || null < 0)
+		if (fd < 0 || null < 0 || ofd < 0)
 			_exit(127);
 		dup2(null, 0);
-		dup2(null, 1);
+		dup2(ofd, 1);
 		dup2(fd, 2);
 		execv(argv[0], argv);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t
+spawn(char *const argv[], const char *log)
+{
+	return spawn_out(argv, NULL, log);
 }
 
 static void
@@ -176,24 +265,47 @@ time_opens_one(const char *path, unsigned long long n)
 	return (double)(now_ns() - t0) / (double)n;
 }
 
+static double median(double *v, unsigned n);
+
+/* Mean ns per open of n fresh files; *ret_p50 the median open. */
 static double
-time_opens_set(const char *dir, unsigned long long n)
+time_opens_set(const char *dir, unsigned long long n, double *ret_p50)
 {
 	char path[PATH_MAX + 32];
 	int64_t total = 0;
+	double *each = calloc(n, sizeof(*each));
+
+	if (!each)
+		return -1;
 
 	for (unsigned long long i = 0; i < n; i++) {
-		int64_t t0;
+		int64_t t0, t1;
 		int fd;
 
 		snprintf(path, sizeof(path), "%s/%llu", dir, i);
 		t0 = now_ns();
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		total += now_ns() - t0;
-		if (fd < 0)
+		t1 = now_ns();
+		total += t1 - t0;
+		each[i] = (double)(t1 - t0);
+		if (fd < 0) {
+			free(each);
 			return -1;
+		}
+#ifdef SCANNER_PROFILE
+		{
+			struct stat sb;
+
+			if (fstat(fd, &sb) == 0) {
+				PROF_MARK_AT(sb.st_ino, PROF_OPEN_START, t0);
+				PROF_MARK_AT(sb.st_ino, PROF_OPEN_END, t1);
+			}
+		}
+#endif
 		close(fd);
 	}
+	*ret_p50 = median(each, (unsigned)n);
+	free(each);
 	return (double)total / (double)n;
 }
 
@@ -214,8 +326,13 @@ scanner_start(struct bench *b, struct scan_procs *p)
 			  "--config",
 			  b->conf,
 			  NULL };
-	char *sargv[] = { (char *)b->scanner, "--rules", b->rules,
-			  "--runtime-dir",    b->rundir, NULL };
+	char *sargv[16] = { (char *)b->scanner, "--rules", b->rules, "--runtime-dir",
+			    b->rundir };
+	unsigned n = 5;
+
+	for (unsigned i = 0; i < b->n_service_args; i++)
+		sargv[n++] = b->service_args[i];
+	sargv[n] = NULL;
 
 	snprintf(port, sizeof(port), "%s/control", b->rundir);
 	p->daemon = spawn(dargv, b->log);
@@ -229,6 +346,46 @@ scanner_start(struct bench *b, struct scan_procs *p)
 	return 0;
 }
 
+/* The filter's counters that say how the opens were answered (through
+ * `scanner --stats`, a monitor connection), on one line of stderr. */
+static void
+print_filter_counters(struct bench *b)
+{
+	static const char *const show[] = { "requests",
+					    "inline_sends",
+					    "inline_timeouts",
+					    "inline_pauses",
+					    "deadline_defaults",
+					    "uncached",
+					    NULL };
+	char out[200], line[128];
+	char *argv[] = { (char *)b->scanner, "--stats", "--runtime-dir", b->rundir,
+			 NULL };
+	pid_t pid;
+	FILE *f;
+
+	snprintf(out, sizeof(out), "%s/stats", b->root);
+	pid = spawn_out(argv, out, b->log);
+	if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+		return;
+	f = fopen(out, "re");
+	if (!f)
+		return;
+	fprintf(stderr, "[first:");
+	while (fgets(line, sizeof(line), f)) {
+		char name[64];
+		unsigned long long v;
+
+		if (sscanf(line, "%63s %llu", name, &v) != 2)
+			continue;
+		for (int i = 0; show[i]; i++)
+			if (!strcmp(name, show[i]))
+				fprintf(stderr, " %s %llu", name, v);
+	}
+	fprintf(stderr, "] ");
+	fclose(f);
+}
+
 static void
 scanner_stop(struct scan_procs *p)
 {
@@ -238,6 +395,42 @@ scanner_stop(struct scan_procs *p)
 }
 
 /* ---- the raw forwarding listener ---- */
+
+/* The raw processes end with _exit(). In a profiling build they leave
+ * with exit() instead, so that prof.h writes their marks, and raw_stop()
+ * interrupts their blocking calls with SIGTERM first. */
+#ifdef SCANNER_PROFILE
+static void
+prof_exit(int status)
+{
+	exit(status);
+}
+
+static void
+prof_on_term(int sig)
+{
+	(void)sig; /* only interrupts the blocking call (no SA_RESTART) */
+}
+
+static void
+prof_catch_term(void)
+{
+	struct sigaction sa = { .sa_handler = prof_on_term };
+
+	sigaction(SIGTERM, &sa, NULL);
+}
+#else
+static void
+prof_exit(int status)
+{
+	_exit(status);
+}
+
+static void
+prof_catch_term(void)
+{
+}
+#endif
 
 /* The second process: takes an fd, replies allow (1 byte). */
 static void
@@ -252,19 +445,29 @@ raw_peer(int sock)
 				    .msg_controllen = sizeof(cbuf) };
 		struct cmsghdr *c;
 		ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+		int fd = -1;
+#ifdef SCANNER_PROFILE
+		int64_t got = prof_now(), sent;
+		struct stat sb;
+#endif
 
 		if (n <= 0)
-			_exit(0);
+			prof_exit(0);
 		c = CMSG_FIRSTHDR(&m);
-		if (c && c->cmsg_type == SCM_RIGHTS) {
-			int fd;
-
+		if (c && c->cmsg_type == SCM_RIGHTS)
 			memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-			close(fd);
-		}
 		byte = 1;
 		if (send(sock, &byte, 1, 0) != 1)
-			_exit(1);
+			prof_exit(1);
+#ifdef SCANNER_PROFILE
+		sent = prof_now();
+		if (fd >= 0 && fstat(fd, &sb) == 0) {
+			PROF_MARK_AT(sb.st_ino, PROF_SVC_GOT, got);
+			PROF_MARK_AT(sb.st_ino, PROF_SVC_REPLY_SENT, sent);
+		}
+#endif
+		if (fd >= 0)
+			close(fd);
 	}
 }
 
@@ -285,9 +488,12 @@ raw_listener(const char *path, int sock, int ready)
 	for (;;) {
 		ssize_t n = read(fan, buf, sizeof(buf));
 		struct fanotify_event_metadata *e = (void *)buf;
+#ifdef SCANNER_PROFILE
+		int64_t t_read = prof_now();
+#endif
 
 		if (n <= 0)
-			_exit(n == 0 ? 0 : 1);
+			prof_exit(n == 0 ? 0 : 1);
 		for (; FAN_EVENT_OK(e, n); e = FAN_EVENT_NEXT(e, n)) {
 			struct fanotify_response r = { .fd = e->fd,
 						       .response = FAN_ALLOW };
@@ -303,10 +509,27 @@ raw_listener(const char *path, int sock, int ready)
 			c->cmsg_type = SCM_RIGHTS;
 			c->cmsg_len = CMSG_LEN(sizeof(int));
 			memcpy(CMSG_DATA(c), &e->fd, sizeof(int));
+#ifdef SCANNER_PROFILE
+			int64_t t_sent, t_back;
+			struct stat sb;
+
+			t_sent = prof_now();
+#endif
 			if (sendmsg(sock, &m, 0) != 1 || recv(sock, &byte, 1, 0) != 1)
 				r.response = FAN_ALLOW; /* the peer died: allow */
+#ifdef SCANNER_PROFILE
+			t_back = prof_now();
+#endif
 			if (write(fan, &r, sizeof(r)) != sizeof(r))
-				_exit(1);
+				prof_exit(1);
+#ifdef SCANNER_PROFILE
+			if (fstat(e->fd, &sb) == 0) {
+				PROF_MARK_AT(sb.st_ino, PROF_ENGINE_READ, t_read);
+				PROF_MARK_AT(sb.st_ino, PROF_SEND_CALL, t_sent);
+				PROF_MARK_AT(sb.st_ino, PROF_SEND_RETURNED, t_back);
+				PROF_MARK(sb.st_ino, PROF_ENGINE_ANSWERED);
+			}
+#endif
 			close(e->fd);
 		}
 	}
@@ -327,11 +550,13 @@ raw_start(struct bench *b, struct raw_procs *p)
 		return -errno;
 	p->peer = fork();
 	if (p->peer == 0) {
+		prof_catch_term();
 		close(sv[0]);
 		raw_peer(sv[1]);
 	}
 	p->listener = fork();
 	if (p->listener == 0) {
+		prof_catch_term();
 		close(sv[1]);
 		raw_listener(b->watch, sv[0], ready[1]);
 	}
@@ -349,6 +574,11 @@ raw_start(struct bench *b, struct raw_procs *p)
 static void
 raw_stop(struct raw_procs *p)
 {
+#ifdef SCANNER_PROFILE
+	kill(p->listener, SIGTERM);
+	kill(p->peer, SIGTERM);
+	usleep(200000); /* let them write their marks */
+#endif
 	kill(p->listener, SIGKILL);
 	waitpid(p->listener, NULL, 0);
 	kill(p->peer, SIGKILL);
@@ -358,7 +588,8 @@ raw_stop(struct raw_procs *p)
 /* ---- one repetition ---- */
 
 static int
-run_cfg(struct bench *b, enum cfg c, double *ret)
+run_cfg(struct bench *b, enum cfg c, double *ret, double *ret_p50, double *ret_cpu,
+	double *ret_slices)
 {
 	char one[PATH_MAX], dir[PATH_MAX];
 	struct scan_procs sp = { 0 };
@@ -383,14 +614,25 @@ run_cfg(struct bench *b, enum cfg c, double *ret)
 		break;
 	case CFG_FIRST:
 		r = scanner_start(b, &sp);
-		if (r == 0)
-			*ret = time_opens_set(dir, b->files);
+		if (r == 0) {
+			struct cpu_use u0 = cpu_use(sp.daemon, sp.service);
+
+			*ret = time_opens_set(dir, b->files, ret_p50);
+			cpu_per_open(u0, cpu_use(sp.daemon, sp.service), b->files,
+				     ret_cpu, ret_slices);
+			print_filter_counters(b);
+		}
 		scanner_stop(&sp);
 		break;
 	case CFG_RAW:
 		r = raw_start(b, &rp);
-		if (r == 0)
-			*ret = time_opens_set(dir, b->files);
+		if (r == 0) {
+			struct cpu_use u0 = cpu_use(rp.listener, rp.peer);
+
+			*ret = time_opens_set(dir, b->files, ret_p50);
+			cpu_per_open(u0, cpu_use(rp.listener, rp.peer), b->files, ret_cpu,
+				     ret_slices);
+		}
 		raw_stop(&rp);
 		break;
 	default:
@@ -412,7 +654,7 @@ static void
 summary(const struct bench *b)
 {
 	double med[CFG_COUNT], lo[CFG_COUNT], hi[CFG_COUNT], col[MAX_REPS];
-	double cached_ratio, first_ratio;
+	double cached_ratio, first_ratio, p50_ratio, cpu_ratio;
 
 	printf("\n%-8s %12s %12s %12s   (ns per open+close, %u reps)\n", "config",
 	       "median", "min", "max", b->reps);
@@ -431,11 +673,47 @@ summary(const struct bench *b)
 	for (unsigned i = 0; i < b->reps; i++)
 		col[i] = results[i][CFG_FIRST] / results[i][CFG_RAW];
 	first_ratio = median(col, b->reps);
+	printf("\n%-8s %12s %12s %12s   (ns, the median open of each set)\n", "config",
+	       "median", "min", "max");
+	for (int c = CFG_FIRST; c <= CFG_RAW; c++) {
+		for (unsigned i = 0; i < b->reps; i++)
+			col[i] = p50[i][c];
+		med[c] = median(col, b->reps);
+		printf("%-8s %12.0f %12.0f %12.0f\n", cfg_name[c], med[c], col[0],
+		       col[b->reps - 1]);
+	}
+	for (unsigned i = 0; i < b->reps; i++)
+		col[i] = p50[i][CFG_FIRST] / p50[i][CFG_RAW];
+	p50_ratio = median(col, b->reps);
+	printf("\n%-8s %12s %12s %12s   (CPU ns per open: opener + listeners)\n",
+	       "config", "median", "min", "max");
+	for (int c = CFG_FIRST; c <= CFG_RAW; c++) {
+		for (unsigned i = 0; i < b->reps; i++)
+			col[i] = cpu[i][c];
+		med[c] = median(col, b->reps);
+		printf("%-8s %12.0f %12.0f %12.0f\n", cfg_name[c], med[c], col[0],
+		       col[b->reps - 1]);
+	}
+	for (unsigned i = 0; i < b->reps; i++)
+		col[i] = cpu[i][CFG_FIRST] / cpu[i][CFG_RAW];
+	cpu_ratio = median(col, b->reps);
+	printf("\n%-8s %12s %12s %12s   (threads scheduled in, per open)\n", "config",
+	       "median", "min", "max");
+	for (int c = CFG_FIRST; c <= CFG_RAW; c++) {
+		for (unsigned i = 0; i < b->reps; i++)
+			col[i] = slices[i][c];
+		med[c] = median(col, b->reps);
+		printf("%-8s %12.2f %12.2f %12.2f\n", cfg_name[c], med[c], col[0],
+		       col[b->reps - 1]);
+	}
 	printf("\ncached clean open vs no listener: %.2fx (goal <= 1.30x): %s\n",
 	       cached_ratio, cached_ratio <= 1.30 ? "PASS" : "MISS");
 	printf("first open, service verdict vs raw SEQPACKET forwarder: %.2fx "
 	       "(goal <= 1.15x): %s\n",
 	       first_ratio, first_ratio <= 1.15 ? "PASS" : "MISS");
+	printf("first open, the same by median open (robust to preemption): %.2fx\n",
+	       p50_ratio);
+	printf("first open, CPU time per open, scanner vs raw: %.2fx\n", cpu_ratio);
 }
 
 /* The medians of the per-repetition ratios num/den, as summary() prints. */
@@ -550,8 +828,9 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: scanner_bench --fltmgrd PATH --scanner PATH --scanner-so PATH\n"
-		"                     [--reps N] [--opens N] [--files N] [--json "
-		"FILE]\n");
+		"                     [--reps N] [--opens N] [--files N] [--json FILE]\n"
+		"                     [--service-arg ARG]...  (e.g. "
+		"--service-arg=--threads=1)\n");
 }
 
 int
@@ -565,6 +844,7 @@ main(int argc, char **argv)
 		{ "opens", required_argument, NULL, 'n' },
 		{ "files", required_argument, NULL, 'f' },
 		{ "json", required_argument, NULL, 'j' },
+		{ "service-arg", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -599,6 +879,15 @@ main(int argc, char **argv)
 		case 'j':
 			b.json = optarg;
 			break;
+		case 'a':
+			if (b.n_service_args ==
+			    sizeof(b.service_args) / sizeof(b.service_args[0])) {
+				fprintf(stderr,
+					"scanner_bench: too many --service-arg\n");
+				return 2;
+			}
+			b.service_args[b.n_service_args++] = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -629,7 +918,8 @@ main(int argc, char **argv)
 		for (int k = 0; k < CFG_COUNT; k++) {
 			enum cfg cf = (enum cfg)((k + i) % CFG_COUNT);
 
-			r = run_cfg(&b, cf, &results[i][cf]);
+			r = run_cfg(&b, cf, &results[i][cf], &p50[i][cf], &cpu[i][cf],
+				    &slices[i][cf]);
 			if (r < 0) {
 				fprintf(stderr, "\nscanner_bench: %s: %s (log: %s)\n",
 					cfg_name[cf], err_str(r), b.log);

@@ -24,6 +24,8 @@
 #include <string.h>
 
 #include "scanner.h"
+#define PROF_TAG "filter"
+#include "prof.h"
 
 /* ---- excluded service processes (st->lock held) ---- */
 
@@ -82,7 +84,6 @@ sender_main(void *arg)
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
 		struct sc_req *r;
-		uint64_t max;
 
 		while (!c->stop && !c->dead && !st->head)
 			pthread_cond_wait(&st->work, &st->lock);
@@ -92,16 +93,14 @@ sender_main(void *arg)
 		st->head = r->next;
 		if (!st->head)
 			st->tail = NULL;
-		st->in_flight++;
-		max = atomic_load_explicit(&st->ctr[SCANNER_CTR_in_flight_max],
-					   memory_order_relaxed);
-		if (st->in_flight > max)
-			atomic_store_explicit(&st->ctr[SCANNER_CTR_in_flight_max],
-					      st->in_flight, memory_order_relaxed);
+		sc_in_flight_enter_locked(st);
+		c->busy++;
 		pthread_mutex_unlock(&st->lock);
-		sc_serve(c, r); /* r is no longer ours */
+		PROF_MARK(r->key.ino, PROF_SENDER_TOOK);
+		(void)sc_serve(c, r); /* r is no longer ours */
 		pthread_mutex_lock(&st->lock);
 		st->in_flight--;
+		c->busy--;
 	}
 	pthread_mutex_unlock(&st->lock);
 	return NULL;
@@ -229,9 +228,12 @@ sc_on_disconnect(void *cookie)
 	struct sc_state *st = c->st;
 
 	/* The connection is down: its blocked senders have been failed with
-	 * -ENOTCONN (and moved or answered their requests). */
+	 * -ENOTCONN (and moved or answered their requests), and so has a pre
+	 * callback sending on it inline, which we wait for: it still uses c. */
 	pthread_mutex_lock(&st->lock);
 	sc_conn_dead_locked(c);
+	while (c->n_inline)
+		pthread_cond_wait(&st->inline_done, &st->lock);
 	pthread_mutex_unlock(&st->lock);
 	senders_stop(c);
 	flt_close_client_port(st->filter, &c->port); /* as on Windows */

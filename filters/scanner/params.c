@@ -91,6 +91,8 @@ sc_settings_parse(const struct flt_filter_config *cfg, struct sc_settings *ret, 
 		.scan_exec = true,
 		.exclude_services = true,
 		.invalidate = true,
+		.inline_ms = SCANNER_INLINE_MS_DEFAULT,
+		.inline_max_size = 256 * 1024,
 	};
 
 	for (size_t i = 0; i < cfg->n_params; i++) {
@@ -153,11 +155,27 @@ sc_settings_parse(const struct flt_filter_config *cfg, struct sc_settings *ret, 
 				return fail(err, err_size,
 					    "param.invalidate: true or false, not '%s'",
 					    v);
+		} else if (!strcmp(k, "inline_ms")) {
+			if (!parse_ulong(v, 10, 0, SCANNER_INLINE_MS_MAX, &n))
+				return fail(err, err_size,
+					    "param.inline_ms: must be 0..%d (0: never "
+					    "send from the pre callback), not '%s'",
+					    SCANNER_INLINE_MS_MAX, v);
+			s.inline_ms = (unsigned)n;
+		} else if (!strcmp(k, "inline_max_size")) {
+			if (!parse_ulong(v, 10, 0, 1ul << 30, &n))
+				return fail(
+					err, err_size,
+					"param.inline_max_size: must be 0..1073741824 "
+					"bytes, not '%s'",
+					v);
+			s.inline_max_size = n;
 		} else {
 			return fail(err, err_size,
 				    "unknown parameter param.%s (port, port_mode, "
 				    "max_connections, max_window, cache_size, ops, "
-				    "exclude_services, invalidate)",
+				    "exclude_services, invalidate, inline_ms, "
+				    "inline_max_size)",
 				    k);
 		}
 	}

@@ -8,12 +8,14 @@
  *   param.max_connections = 4       param.max_window = 64
  *   param.cache_size = 65536        param.ops = open,exec
  *   param.exclude_services = true   param.invalidate = true
+ *   param.inline_ms = 10            param.inline_max_size = 262144
  */
 #ifndef SCANNER_PARAMS_H
 #define SCANNER_PARAMS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <fltmgr/filter.h>
@@ -27,6 +29,12 @@ struct sc_settings {
 	bool scan_open, scan_exec;
 	bool exclude_services;
 	bool invalidate; /* watch writes, close-after-write and renames */
+	/* Sending from the pre callback (docs/scanner.md section 3): how
+	 * long the engine's reader may wait for the verdict before the
+	 * request is pended and sent again (0: never send inline), and the
+	 * largest file sent that way. */
+	unsigned inline_ms;
+	uint64_t inline_max_size;
 };
 
 /* Reads cfg's parameters into *ret. On a bad one returns -EINVAL and

@@ -8,7 +8,11 @@
  *
  * A request is owned by the queue (st->lock) until a sender takes it, and
  * then by that sender alone; every path ends in complete(), which frees
- * it. Nothing here holds st->lock across a send, a completion or a log.
+ * it. An inline request (r->on_reader, sent by the pre callback itself)
+ * is owned by that callback: complete() only records the answer for it to
+ * return, and a request that has to wait longer is put in the queue like
+ * any other. Nothing here holds st->lock across a send, a completion or a
+ * log.
  *
  * Deadline: the engine's watchdog answers an event when the filter's
  * deadline passes. The sender's timeout is what is left of it minus a
@@ -28,13 +32,21 @@
 #include <sys/stat.h>
 
 #include "scanner.h"
+#define PROF_TAG "filter"
+#include "prof.h"
 
-/* Takes r out of the caller's hands: answers the event, frees r. */
+/* Takes r out of the caller's hands: answers the event, frees r. An
+ * inline request instead keeps the answer for its pre callback. */
 static void
 complete(struct sc_req *r, enum flt_preop_status status, int error)
 {
 	struct flt_callback_data *d = r->data;
 
+	if (r->on_reader) {
+		r->status = status;
+		r->error = error;
+		return;
+	}
 	free(r);
 	flt_complete_pended_preoperation(d, status, error);
 }
@@ -63,6 +75,7 @@ complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
 		sc_key_from_stat(&sb, &now);
 		same = sc_key_equal(&now, &r->key);
 	}
+	PROF_MARK(r->key.ino, PROF_COMPLETE_CALL);
 	if (!same || !sc_cache_put(&st->cache, &r->key, verdict, &r->ticket)) {
 		sc_count(st, SCANNER_CTR_uncached);
 		r->data->cacheable = 0;
@@ -96,10 +109,72 @@ sc_enqueue(struct sc_state *st, struct sc_req *r)
 	return ok;
 }
 
-/* st->lock held. */
+void
+sc_in_flight_enter_locked(struct sc_state *st)
+{
+	uint64_t max = atomic_load_explicit(&st->ctr[SCANNER_CTR_in_flight_max],
+					    memory_order_relaxed);
+
+	st->in_flight++;
+	if (st->in_flight > max)
+		atomic_store_explicit(&st->ctr[SCANNER_CTR_in_flight_max], st->in_flight,
+				      memory_order_relaxed);
+}
+
+struct sc_conn *
+sc_inline_take(struct sc_state *st, uint64_t size)
+{
+	struct sc_conn *c = NULL;
+
+	if (!st->set.inline_ms || size > st->set.inline_max_size)
+		return NULL;
+	pthread_mutex_lock(&st->lock);
+	/* Never ahead of queued requests, one at a time, and only to a
+	 * service that has nothing outstanding, so that the wait is one
+	 * scan of a small file. */
+	if (!st->closing && !st->inline_busy && !st->head &&
+	    (!st->inline_paused_until || sc_now_ns() >= st->inline_paused_until)) {
+		for (c = st->conns; c; c = c->next)
+			if (c->window && !c->dead && !c->stop && !c->busy)
+				break;
+	}
+	if (c) {
+		st->inline_busy = true;
+		c->busy++;
+		c->n_inline++;
+		sc_in_flight_enter_locked(st);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return c;
+}
+
+void
+sc_inline_release(struct sc_conn *c, int64_t rtt_ns)
+{
+	struct sc_state *st = c->st;
+
+	pthread_mutex_lock(&st->lock);
+	if (rtt_ns > SC_INLINE_SLOW_NS && ++st->inline_slow_run >= SC_INLINE_SLOW_RUN) {
+		/* Try again after the pause, from a new run. */
+		st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
+		st->inline_slow_run = 0;
+		sc_count(st, SCANNER_CTR_inline_pauses);
+	} else if (rtt_ns > 0 && rtt_ns <= SC_INLINE_SLOW_NS) {
+		st->inline_slow_run = 0;
+	}
+	st->inline_busy = false;
+	st->in_flight--;
+	c->busy--;
+	if (--c->n_inline == 0)
+		pthread_cond_broadcast(&st->inline_done);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* st->lock held. From here on r is the queue's, even if it was inline. */
 static void
 requeue_front_locked(struct sc_state *st, struct sc_req *r)
 {
+	r->on_reader = false;
 	r->next = st->head;
 	st->head = r;
 	if (!st->tail)
@@ -154,7 +229,7 @@ bad_reply(struct sc_conn *c, struct sc_req *r, size_t len)
 		       (int)c->pid, len);
 }
 
-void
+bool
 sc_serve(struct sc_conn *c, struct sc_req *r)
 {
 	struct sc_state *st = c->st;
@@ -171,17 +246,29 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		.path_len = d->path ? (uint32_t)strlen(d->path) : 0,
 	};
 	size_t len = scanner_request_encode(&q, msg), rlen = sizeof(reply);
-	int64_t left = r->deadline_ns - st->margin_ns - sc_now_ns();
+	int64_t t0 = sc_now_ns(), left = r->deadline_ns - st->margin_ns - t0;
+	int64_t wait = left;
 	int err, v;
+	uint64_t ino = r->key.ino;
 
+	(void)ino;
 	if (left <= 0) {
 		sc_complete_default(st, r, SCANNER_CTR_deadline_defaults);
-		return;
+		return true;
+	}
+	if (r->on_reader) {
+		sc_count(st, SCANNER_CTR_inline_sends);
+		if (wait > (int64_t)st->set.inline_ms * 1000000)
+			wait = (int64_t)st->set.inline_ms * 1000000;
 	}
 	sc_count(st, SCANNER_CTR_requests);
+	PROF_MARK(ino, PROF_SEND_CALL);
 	err = flt_send_message_ex(st->filter, &c->port, msg, len, reply, &rlen,
-				  (int)((left + 999999) / 1000000), &o);
+				  (int)((wait + 999999) / 1000000), &o);
+	PROF_MARK(ino, PROF_SEND_RETURNED);
 	if (err == 0) {
+		if (r->on_reader)
+			r->rtt_ns = sc_now_ns() - t0;
 		v = scanner_reply_decode(reply, rlen);
 		if (v < 0)
 			bad_reply(c, r, rlen);
@@ -189,11 +276,33 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 			sc_complete_default(st, r, SCANNER_CTR_service_errors);
 		else
 			complete_verdict(st, r, v);
-		return;
+		PROF_MARK(ino, PROF_COMPLETED);
+		return true;
+	}
+	if (err == -ETIMEDOUT && wait < left) {
+		/* Inline, and the verdict is slow: give the reader back and
+		 * let a sender send it again with the rest of the deadline.
+		 * The service may scan the file twice; its late reply to this
+		 * send is refused. */
+		bool queued;
+
+		sc_count(st, SCANNER_CTR_inline_pauses);
+		pthread_mutex_lock(&st->lock);
+		st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
+		queued = st->n_live > 0 && !st->closing;
+		if (queued)
+			requeue_front_locked(st, r); /* it was the oldest */
+		pthread_mutex_unlock(&st->lock);
+		if (queued) {
+			sc_count(st, SCANNER_CTR_inline_timeouts);
+			return false;
+		}
+		sc_complete_default(st, r, SCANNER_CTR_disconnect_defaults);
+		return true;
 	}
 	if (err == -ETIMEDOUT) {
 		sc_complete_default(st, r, SCANNER_CTR_deadline_defaults);
-		return;
+		return true;
 	}
 	if (err == -ENOTCONN) {
 		bool resend;
@@ -207,11 +316,11 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		pthread_mutex_unlock(&st->lock);
 		if (resend) {
 			sc_count(st, SCANNER_CTR_resent);
-		} else {
-			sc_complete_default(st, r, SCANNER_CTR_disconnect_defaults);
-			sc_drain_if_no_service(st);
+			return false;
 		}
-		return;
+		sc_complete_default(st, r, SCANNER_CTR_disconnect_defaults);
+		sc_drain_if_no_service(st);
+		return true;
 	}
 	/* -EMSGSIZE (a service with a small buffer), a negative status the
 	 * service replied with, -EBADF: this request cannot be scanned. */
@@ -221,4 +330,5 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		       "sending a request to service pid %d failed: %s; default "
 		       "verdict given",
 		       (int)c->pid, strerror(-err));
+	return true;
 }

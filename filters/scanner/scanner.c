@@ -5,12 +5,15 @@
  * callbacks and its unload callback. Requests live in request.c,
  * services in conn.c, the verdict cache in cache.c.
  *
- * The pre callback (OPEN, EXEC) runs on an engine reader thread and never
- * waits for anyone: a non-regular file is allowed, a cached verdict is
- * given at once (a clean one is left cacheable, so the engine puts an
- * ignore mark on the inode and later opens never reach user space), with
- * no service connected the default verdict is given (not cacheable), and
- * otherwise the event is pended and queued for a sender thread.
+ * The pre callback (OPEN, EXEC) runs on an engine reader thread: a
+ * non-regular file is allowed, a cached verdict is given at once (a clean
+ * one is left cacheable, so the engine puts an ignore mark on the inode
+ * and later opens never reach user space), with no service connected the
+ * default verdict is given (not cacheable). Otherwise, if a service is
+ * idle and the file small, the callback sends the request itself and
+ * returns the verdict (waiting at most param.inline_ms); else, or if
+ * that wait runs out, the event is pended and queued for a sender
+ * thread.
  *
  * The post callbacks (WRITE, CLOSE_WRITE, RENAME; notifications) drop the
  * file's cache entry, so the next open after a write is scanned again.
@@ -24,6 +27,8 @@
 #include <time.h>
 
 #include "scanner.h"
+#define PROF_TAG "filter"
+#include "prof.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -58,6 +63,7 @@ static void
 state_free(struct sc_state *st)
 {
 	sc_cache_fini(&st->cache);
+	pthread_cond_destroy(&st->inline_done);
 	pthread_cond_destroy(&st->work);
 	pthread_mutex_destroy(&st->lock);
 	free(st->excluded);
@@ -115,6 +121,7 @@ static enum flt_preop_status
 sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_context)
 {
 	struct sc_state *st = instance_context;
+	struct sc_conn *c;
 	struct sc_req *r;
 	struct stat sb;
 	int v;
@@ -123,6 +130,7 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	if (!st)
 		return FLT_PREOP_SUCCESS_NO_CALLBACK;
 	sc_count(st, SCANNER_CTR_events);
+	PROF_MARK(d->ino, PROF_PRE_ENTER);
 	if ((d->op == FLT_OP_OPEN && !st->set.scan_open) ||
 	    (d->op == FLT_OP_EXEC && !st->set.scan_exec))
 		return FLT_PREOP_SUCCESS_NO_CALLBACK;
@@ -152,6 +160,24 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	r->data = d;
 	r->op = d->op == FLT_OP_EXEC;
 	r->deadline_ns = sc_now_ns() + (int64_t)st->deadline_ms * 1000000;
+	c = sc_inline_take(st, (uint64_t)sb.st_size);
+	if (c) {
+		enum flt_preop_status status = FLT_PREOP_PENDING;
+		int64_t rtt = 0;
+
+		PROF_MARK(d->ino, PROF_PRE_SEND);
+		r->on_reader = true;
+		if (sc_serve(c, r)) { /* answered: r is still ours */
+			status = r->status;
+			if (status == FLT_PREOP_COMPLETE)
+				d->status = r->error;
+			rtt = r->rtt_ns;
+			free(r);
+		} /* else queued for the senders: PENDING */
+		sc_inline_release(c, rtt);
+		return status;
+	}
+	PROF_MARK(d->ino, PROF_PRE_QUEUED);
 	if (!sc_enqueue(st, r)) {
 		free(r);
 		return answer_default(st, d, SCANNER_CTR_no_service_defaults);
@@ -242,6 +268,7 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 	snprintf(st->name, sizeof(st->name), "%s", config->name);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->work, NULL);
+	pthread_cond_init(&st->inline_done, NULL);
 	for (int i = 0; i < SCANNER_CTR_COUNT_; i++)
 		atomic_init(&st->ctr[i], 0);
 	r = sc_settings_parse(config, &st->set, err, sizeof(err));

@@ -5,13 +5,26 @@
  * requests and their completion) and conn.c (services and their sender
  * threads).
  *
- * The request path. A pre callback (on an engine reader thread) never
- * waits: it answers from the cache, answers the default when no service
- * is connected, or queues a request and returns FLT_PREOP_PENDING. Each
- * connected service has `window` sender threads of its own; a sender takes
- * the oldest request, sends it with flt_send_message_ex() (the event fd
- * attached, the timeout being what is left of the deadline) and completes
- * the pended event with the verdict. docs/scanner.md explains why.
+ * The request path. A pre callback (on an engine reader thread) answers
+ * from the cache, answers the default when no service is connected, or
+ * queues a request and returns FLT_PREOP_PENDING. Each connected service
+ * has `window` sender threads of its own; a sender takes the oldest
+ * request, sends it with flt_send_message_ex() (the event fd attached,
+ * the timeout being what is left of the deadline) and completes the
+ * pended event with the verdict.
+ *
+ * The inline path. When nothing is queued, no other request is being
+ * sent inline, a service has nothing outstanding and the file is small
+ * (param.inline_max_size), the pre callback sends the request itself and
+ * returns the verdict without pending: no hand-off to a sender, no
+ * completion from another thread. It waits at most param.inline_ms
+ * (below the engine's reader takeover); a request not answered by then
+ * is queued for the senders (sent again) and pended, as if it had never
+ * been inline, and no request is sent inline for the next
+ * SC_INLINE_PAUSE_NS, so that a slow service costs one such wait a second
+ * at most. The same pause follows SC_INLINE_SLOW_RUN inline exchanges in
+ * a row that took over SC_INLINE_SLOW_NS. docs/scanner.md section 3
+ * explains both.
  *
  * Lifetime. The state is made by the entry point and freed by the unload
  * callback, which libfltmgr runs after every other callback of the filter
@@ -20,7 +33,12 @@
  * A connection (struct sc_conn) belongs to its connection from the connect
  * callback to the end of its disconnect callback, which joins its senders.
  * A request (struct sc_req) belongs to the queue while queued and to one
- * sender once taken; whoever completes it frees it, exactly once.
+ * sender once taken; whoever completes it frees it, exactly once. An
+ * inline request belongs to its pre callback, which frees it after
+ * reading the answer, unless it was queued (then it is the queue's). A
+ * connection used inline is kept alive by c->n_inline: the disconnect
+ * callback waits for it to drop to 0 (the send fails at once on a
+ * connection that is down).
  *
  * Locks, outer first: the filter's port lock (held by libfltmgr around the
  * connect callback) -> st->lock -> the cache's lock. st->lock is never held
@@ -40,6 +58,16 @@
 #include "params.h"
 #include "scanner_proto.h"
 
+#define SC_INLINE_PAUSE_NS 1000000000LL
+/* Inline exchanges that all take longer than this mean scans that are
+ * not cheap (large rule sets): the hand-off that inline saves is then
+ * negligible, while scanning on the reader serialises concurrent opens
+ * that the senders would scan in parallel. Pause the inline path. A run
+ * of them, not an average: one exchange that waited for a CPU on a busy
+ * machine says nothing about the scans. */
+#define SC_INLINE_SLOW_NS  1000000LL
+#define SC_INLINE_SLOW_RUN 8
+
 struct sc_req {
 	struct sc_req *next;
 	struct flt_callback_data *data; /* pended; valid until completed */
@@ -47,6 +75,12 @@ struct sc_req {
 	struct sc_ticket ticket;
 	int64_t deadline_ns; /* CLOCK_MONOTONIC: answer by then */
 	uint32_t op;         /* 0 open, 1 exec */
+	/* Sent from the pre callback: "completing" stores the answer here
+	 * for the callback to return, and frees nothing. */
+	bool on_reader;
+	enum flt_preop_status status;
+	int error;
+	int64_t rtt_ns; /* inline and answered: send to reply */
 };
 
 struct sc_conn {
@@ -65,6 +99,8 @@ struct sc_conn {
 	bool stop; /* the disconnect callback runs: senders leave */
 	bool dead; /* known to be down: no longer counted in n_live */
 	bool excluded;
+	unsigned busy;     /* requests being sent on it (senders and inline) */
+	unsigned n_inline; /* pre callbacks sending on it now */
 };
 
 /* Services' pids excluded from the filter, with a count of their
@@ -87,11 +123,15 @@ struct sc_state {
 	struct sc_cache cache;
 
 	pthread_mutex_t lock;
-	pthread_cond_t work; /* senders wait on it for requests or stop */
+	pthread_cond_t work;        /* senders wait on it for requests or stop */
+	pthread_cond_t inline_done; /* a pre callback's inline send ended */
 	struct sc_req *head, *tail;
 	struct sc_conn *conns;
-	unsigned n_live;    /* connections with senders, not known dead */
-	unsigned in_flight; /* requests taken by senders now */
+	unsigned n_live;             /* connections with senders, not known dead */
+	unsigned in_flight;          /* requests being sent now (senders and inline) */
+	bool inline_busy;            /* a pre callback is sending inline */
+	int64_t inline_paused_until; /* CLOCK_MONOTONIC ns: after a timeout */
+	unsigned inline_slow_run;    /* inline exchanges in a row over SLOW_NS */
 	uint64_t n_accepted;
 	bool closing;
 	struct sc_excluded *excluded;
@@ -120,9 +160,20 @@ int64_t sc_now_ns(void);
 /* Queues r for the senders; false (r not taken) when no service is
  * connected or the filter is closing. */
 bool sc_enqueue(struct sc_state *st, struct sc_req *r);
-/* Sends r to the service on c and completes it (or puts it back in the
- * queue for another service). Called by c's sender, no lock held. */
-void sc_serve(struct sc_conn *c, struct sc_req *r);
+/* Sends r to the service on c and completes it, or puts it back in the
+ * queue (for another service, or, inline, for the senders): false then,
+ * and r is no longer the caller's. Called with no lock held, by c's
+ * sender or (r->on_reader) by a pre callback that took c with
+ * sc_inline_take(). */
+bool sc_serve(struct sc_conn *c, struct sc_req *r);
+/* For the pre callback: a connection to send r on inline, or NULL (send
+ * through the queue). Counts the send as in flight. */
+struct sc_conn *sc_inline_take(struct sc_state *st, uint64_t size);
+/* The inline send on c is over: c may go. rtt_ns: how long the answer
+ * took (0: there was none). */
+void sc_inline_release(struct sc_conn *c, int64_t rtt_ns);
+/* st->lock held: one more request in flight (in_flight_max). */
+void sc_in_flight_enter_locked(struct sc_state *st);
 /* Completes r with the default verdict, counting it under ctr; frees r. */
 void sc_complete_default(struct sc_state *st, struct sc_req *r, enum scanner_counter ctr);
 /* With no live service left, completes every queued request with the

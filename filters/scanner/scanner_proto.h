@@ -47,6 +47,10 @@
 #define SCANNER_CONTEXT_SIZE   12
 #define SCANNER_DEFAULT_WINDOW 8
 #define SCANNER_MAX_WINDOW     256
+/* param.inline_ms: below the engine's 20 ms reader takeover, so that a
+ * reader waiting inline never makes the engine start another. */
+#define SCANNER_INLINE_MS_DEFAULT 10
+#define SCANNER_INLINE_MS_MAX     15
 
 enum scanner_verdict {
 	SCANNER_CLEAN = 0,
@@ -62,25 +66,28 @@ enum scanner_cmd {
 
 /* The filter's counters, in wire order. Names are what `fltmc stats` and
  * `scanner --stats` print. */
-#define SCANNER_COUNTERS(X)                                                         \
-	X(events)              /* pre callbacks (open, exec) */                     \
-	X(skipped)             /* not a regular file: allowed unscanned */          \
-	X(requests)            /* sent to a service */                              \
-	X(clean)               /* clean verdicts from a service */                  \
-	X(infected)            /* infected verdicts (denied) */                     \
-	X(cache_hits)          /* answered from the user-space cache */             \
-	X(cache_denies)        /* ...of which infected */                           \
-	X(no_service_defaults) /* no service connected */                           \
-	X(deadline_defaults)   /* the deadline passed before a verdict */           \
-	X(disconnect_defaults) /* the service went away with the request */         \
-	X(service_errors)      /* the service could not scan (SCANNER_ERROR) */     \
-	X(errors)              /* malformed replies, failed sends */                \
-	X(resent)              /* moved to another service after a disconnect */    \
-	X(uncached)            /* verdicts kept out of the caches (changed file) */ \
-	X(invalidations)       /* cache entries dropped by write/close/rename */    \
-	X(flushes)             /* SCANNER_CMD_FLUSH */                              \
-	X(connections)         /* services accepted */                              \
-	X(in_flight_max)       /* most requests outstanding at once */
+#define SCANNER_COUNTERS(X)                                                             \
+	X(events)              /* pre callbacks (open, exec) */                         \
+	X(skipped)             /* not a regular file: allowed unscanned */              \
+	X(requests)            /* sent to a service */                                  \
+	X(clean)               /* clean verdicts from a service */                      \
+	X(infected)            /* infected verdicts (denied) */                         \
+	X(cache_hits)          /* answered from the user-space cache */                 \
+	X(cache_denies)        /* ...of which infected */                               \
+	X(no_service_defaults) /* no service connected */                               \
+	X(deadline_defaults)   /* the deadline passed before a verdict */               \
+	X(disconnect_defaults) /* the service went away with the request */             \
+	X(service_errors)      /* the service could not scan (SCANNER_ERROR) */         \
+	X(errors)              /* malformed replies, failed sends */                    \
+	X(resent)              /* moved to another service after a disconnect */        \
+	X(uncached)            /* verdicts kept out of the caches (changed file) */     \
+	X(invalidations)       /* cache entries dropped by write/close/rename */        \
+	X(flushes)             /* SCANNER_CMD_FLUSH */                                  \
+	X(connections)         /* services accepted */                                  \
+	X(in_flight_max)       /* most requests outstanding at once */                  \
+	X(inline_sends)        /* sent from the pre callback, not pended */             \
+	X(inline_timeouts)     /* ...that ran out of param.inline_ms: pended, resent */ \
+	X(inline_pauses)       /* inline path paused 1 s (a timeout, slow scans) */
 
 enum scanner_counter {
 #define SCANNER_X_ENUM(n) SCANNER_CTR_##n,

@@ -91,7 +91,8 @@ struct svc_rules *svc_rules_get(struct service *s);
 /* ---- worker.c ---- */
 
 int svc_workers_start(struct service *s);
-/* Stops them (within ~200 ms plus a scan in progress) and joins them. */
+/* Stops them (at once, or after the scan in progress) and joins them.
+ * The port then takes no new requests: close it next. */
 void svc_workers_stop(struct service *s);
 
 /* ---- report.c ---- */

@@ -8,32 +8,49 @@
  *
  * The file is read with pread() from the passed descriptor — never opened
  * by path, and reading it makes no fanotify event — into a per-thread
- * buffer, and scanned with yr_rules_scan_mem() under the per-file time
- * limit. Reading rather than mapping means a file truncated during the
- * scan cannot raise SIGBUS. A file over --max-size gets the --oversize
- * verdict unread. Any failure answers SCANNER_ERROR: the filter then
- * gives its default verdict.
+ * buffer (one pread() of size + 1 bytes when the file has not grown), and
+ * scanned under the per-file time limit by the thread's own YR_SCANNER,
+ * made once per rule set rather than once per scan (yr_rules_scan_mem()
+ * would build and free one each time). Reading rather than mapping means
+ * a file truncated during the scan cannot raise SIGBUS, so YARA's
+ * per-scan signal handlers are turned off. A file over
+ * --max-size gets the --oversize verdict unread. Any failure answers
+ * SCANNER_ERROR: the filter then gives its default verdict.
  *
- * A worker owns each descriptor it receives until it closes it, and its
- * buffer. It leaves when the service stops it (checked every 200 ms) or
- * when the connection ends, which it reports on the session's eventfd.
+ * Idle workers wait in a blocking filter_get_message(): one recvmsg()
+ * each, and the kernel wakes exactly one of them per request (a poll()
+ * would wake them all, and all but one would find nothing to read).
+ * svc_workers_stop() ends those waits by shutting down the reading side
+ * of the port's message socket: the filter then sends no new request to
+ * this service (it moves them to another or answers them), while scans
+ * in progress still reply on their own channel.
+ *
+ * A worker owns each descriptor it receives until it closes it, its
+ * buffer, its YR_SCANNER and the reference to the rule set that scanner
+ * was made for; after a reload it moves to the new set at its next scan
+ * (until then an idle worker keeps the old set alive). It leaves when the
+ * service stops it or when the connection ends, which it reports on the
+ * session's eventfd.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yara.h>
 
 #include "svc.h"
-
-#define GET_TIMEOUT_MS 200
+#define PROF_TAG "service"
+#include "prof.h"
 
 struct worker {
 	struct service *s;
 	uint8_t msg[SCANNER_REQ_MAX];
 	uint8_t *buf;
 	size_t cap;
+	struct svc_rules *rules; /* the set `scanner` was made for */
+	YR_SCANNER *scanner;
 };
 
 struct match {
@@ -60,41 +77,92 @@ on_scan(YR_SCAN_CONTEXT *ctx, int message, void *data, void *user)
 	return CALLBACK_CONTINUE;
 }
 
-/* Reads the whole file (at most max + 1 bytes) into w->buf. */
+/* Makes w->buf at least want bytes (at most max + 1). */
 static int
-read_all(struct worker *w, int fd, uint64_t max, size_t *ret_len)
+buf_reserve(struct worker *w, size_t want, uint64_t max)
+{
+	size_t cap = w->cap ? w->cap : 1 << 16;
+	uint8_t *b;
+
+	while (cap < want)
+		cap *= 2;
+	if (cap > max + 1)
+		cap = (size_t)max + 1;
+	if (cap <= w->cap)
+		return 0;
+	b = realloc(w->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	w->buf = b;
+	w->cap = cap;
+	return 0;
+}
+
+/* Reads the whole file (at most max + 1 bytes) into w->buf. `size` is
+ * what fstat said: asking for one byte more lets a file that has not
+ * grown be read in one pread(). A short read ends the file only once
+ * `size` bytes are in (some filesystems return short reads before the
+ * end); otherwise reading goes on until pread() returns 0. */
+static int
+read_all(struct worker *w, int fd, uint64_t size, uint64_t max, size_t *ret_len)
 {
 	size_t len = 0;
+	int r = buf_reserve(w, size < max ? (size_t)size + 1 : (size_t)max + 1, max);
 
+	if (r < 0)
+		return r;
 	for (;;) {
+		size_t want;
 		ssize_t n;
 
 		if (len == w->cap) {
-			size_t cap = w->cap ? w->cap * 2 : 1 << 16;
-			uint8_t *b;
-
-			if (cap > max + 1)
-				cap = (size_t)max + 1;
-			if (cap <= len) {
-				*ret_len = len; /* over max */
-				return 0;
-			}
-			b = realloc(w->buf, cap);
-			if (!b)
-				return -ENOMEM;
-			w->buf = b;
-			w->cap = cap;
+			r = buf_reserve(w, w->cap * 2, max);
+			if (r < 0)
+				return r;
+			if (len == w->cap)
+				break; /* over max */
 		}
-		n = pread(fd, w->buf + len, w->cap - len, (off_t)len);
+		want = w->cap - len;
+		n = pread(fd, w->buf + len, want, (off_t)len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
-		if (n == 0)
-			break;
 		len += (size_t)n;
+		if (n == 0 || ((size_t)n < want && len >= size))
+			break;
 	}
 	*ret_len = len;
+	return 0;
+}
+
+/* Keeps w->scanner made for the current rule set. */
+static int
+scanner_sync(struct worker *w)
+{
+	struct svc_rules *rules = svc_rules_get(w->s);
+	YR_SCANNER *sc = NULL;
+
+	if (rules == w->rules && w->scanner) {
+		svc_rules_unref(rules);
+		return 0;
+	}
+	if (yr_scanner_create(svc_rules_yara(rules), &sc) != ERROR_SUCCESS) {
+		svc_rules_unref(rules);
+		return -ENOMEM;
+	}
+	/* No try/catch: YARA would install and remove SIGSEGV/SIGBUS
+	 * handlers around every scan (two sigaction() and two sigprocmask()
+	 * calls, most of a small file's scan time) to survive a mapped file
+	 * shrinking under it. The data scanned here is our own buffer. */
+	yr_scanner_set_flags(sc, SCAN_FLAGS_FAST_MODE | SCAN_FLAGS_NO_TRYCATCH);
+	yr_scanner_set_timeout(sc, w->s->o->scan_timeout);
+	if (w->scanner)
+		yr_scanner_destroy(w->scanner);
+	if (w->rules)
+		svc_rules_unref(w->rules);
+	w->scanner = sc;
+	w->rules = rules;
 	return 0;
 }
 
@@ -115,7 +183,6 @@ scan(struct worker *w, int fd, const struct scanner_request *q)
 {
 	struct service *s = w->s;
 	struct match m = { .hit = false };
-	struct svc_rules *rules;
 	struct stat sb;
 	size_t len = 0;
 	int r;
@@ -133,7 +200,8 @@ scan(struct worker *w, int fd, const struct scanner_request *q)
 		return (enum scanner_verdict)s->o->oversize_verdict;
 	}
 	note_concurrency(s, 1);
-	r = read_all(w, fd, s->o->max_size, &len);
+	r = read_all(w, fd, (uint64_t)sb.st_size, s->o->max_size, &len);
+	PROF_MARK(q->ino, PROF_SVC_READ);
 	if (r == 0 && len > s->o->max_size) { /* it grew */
 		note_concurrency(s, -1);
 		atomic_fetch_add(&s->ctr.oversize, 1);
@@ -144,10 +212,14 @@ scan(struct worker *w, int fd, const struct scanner_request *q)
 		atomic_fetch_add(&s->ctr.errors, 1);
 		return SCANNER_ERROR;
 	}
-	rules = svc_rules_get(s);
-	r = yr_rules_scan_mem(svc_rules_yara(rules), w->buf, len, SCAN_FLAGS_FAST_MODE,
-			      on_scan, &m, s->o->scan_timeout);
-	svc_rules_unref(rules);
+	if (scanner_sync(w) < 0) {
+		note_concurrency(s, -1);
+		atomic_fetch_add(&s->ctr.errors, 1);
+		return SCANNER_ERROR;
+	}
+	yr_scanner_set_callback(w->scanner, on_scan, &m);
+	r = yr_scanner_scan_mem(w->scanner, w->buf, len);
+	PROF_MARK(q->ino, PROF_SVC_SCANNED);
 	note_concurrency(s, -1);
 	atomic_fetch_add(&s->ctr.scanned, 1);
 	if (r == ERROR_SCAN_TIMEOUT) {
@@ -175,20 +247,22 @@ worker_main(void *arg)
 
 	while (!atomic_load(&s->stop_workers)) {
 		struct filter_message_header h;
-		struct scanner_request q;
+		struct scanner_request q = { 0 };
 		uint8_t reply[SCANNER_REPLY_SIZE];
 		enum scanner_verdict v = SCANNER_ERROR;
-		int r = filter_get_message(s->port, &h, w->msg, sizeof(w->msg),
-					   GET_TIMEOUT_MS);
+		int r = filter_get_message(s->port, &h, w->msg, sizeof(w->msg), -1);
+#ifdef SCANNER_PROFILE
+		int64_t got_ns = prof_now();
+#endif
 
-		if (r == -ETIMEDOUT)
-			continue;
 		if (r == -EMSGSIZE) { /* the library answered it */
 			atomic_fetch_add(&s->ctr.bad, 1);
 			if (h.fd >= 0)
 				close(h.fd);
 			continue;
 		}
+		if (r < 0 && atomic_load(&s->stop_workers))
+			break; /* svc_workers_stop() ended the wait */
 		if (r < 0) {
 			uint64_t one = 1;
 
@@ -201,8 +275,10 @@ worker_main(void *arg)
 		}
 		if (scanner_request_decode(w->msg, (size_t)r, &q) < 0)
 			atomic_fetch_add(&s->ctr.bad, 1);
-		else
+		else {
+			PROF_MARK_AT(q.ino, PROF_SVC_GOT, got_ns);
 			v = scan(w, h.fd, &q);
+		}
 		if (h.fd >= 0)
 			close(h.fd);
 		if (h.reply_length) {
@@ -210,8 +286,13 @@ worker_main(void *arg)
 			/* -ENOENT: the filter gave up (deadline); nothing to do */
 			(void)filter_reply_message(s->port, h.message_id, 0, reply,
 						   sizeof(reply));
+			PROF_MARK(q.ino, PROF_SVC_REPLY_SENT);
 		}
 	}
+	if (w->scanner)
+		yr_scanner_destroy(w->scanner);
+	if (w->rules)
+		svc_rules_unref(w->rules);
 	free(w->buf);
 	free(w);
 	return NULL;
@@ -245,6 +326,10 @@ void
 svc_workers_stop(struct service *s)
 {
 	atomic_store(&s->stop_workers, true);
+	/* Wakes every worker blocked in filter_get_message() (it returns
+	 * -ENOTCONN); replies still go out on the reply channel. */
+	if (s->port && s->n_threads)
+		(void)shutdown(filter_port_fd(s->port), SHUT_RD);
 	for (unsigned i = 0; i < s->n_threads; i++)
 		pthread_join(s->threads[i], NULL);
 	free(s->threads);
