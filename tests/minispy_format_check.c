@@ -232,7 +232,8 @@ cause_name(uint32_t cause)
 	return "unknown";
 }
 
-/* notices: absent for 0, else the names of the bits, in bit order. */
+/* notices: absent for none, else the names of the bits, in bit order
+ * (bits without a name are not written). */
 static const char *
 check_notices(struct json_object *o, uint32_t notices, int *members)
 {
@@ -241,7 +242,7 @@ check_notices(struct json_object *o, uint32_t notices, int *members)
 	struct json_object *v = member(o, "notices", &present);
 	size_t n = 0;
 
-	if (!notices)
+	if (!(notices & (MINISPY_NOTICE_KERNEL | MINISPY_NOTICE_ENGINE)))
 		return present ? fail("notices: present for none") : NULL;
 	if (!present || !json_object_is_type(v, json_type_array))
 		return fail("notices: missing or not an array");

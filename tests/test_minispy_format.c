@@ -192,7 +192,7 @@ gen_record(unsigned *seed, struct minispy_record *r)
 		r->loss.first_seq = rnd64(seed);
 		r->loss.last_seq = rnd64(seed);
 		r->loss.cause = (uint32_t)rand_r(seed) % 7; /* 0 and 6: unknown */
-		r->loss.notices = rand_r(seed) % 2 ? (uint32_t)rand_r(seed) % 4 : 0;
+		r->loss.notices = rand_r(seed) % 2 ? (uint32_t)rand_r(seed) % 8 : 0;
 		return;
 	}
 	r->type = MINISPY_REC_EVENT;

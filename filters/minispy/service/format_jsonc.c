@@ -242,7 +242,7 @@ json_loss(struct json_object *o, const struct minispy_loss *l)
 	r |= add(o, "cause", json_object_new_string(cause_name(l->cause)));
 	if (minispy_loss_is_notice(l->cause))
 		r |= add(o, "seq", json_object_new_uint64(l->seq));
-	if (l->notices)
+	if (l->notices & (MINISPY_NOTICE_KERNEL | MINISPY_NOTICE_ENGINE))
 		r |= add_notices(o, l->notices);
 	r |= add(o, "time", json_object_new_string(t));
 	return r ? -ENOMEM : 0;
