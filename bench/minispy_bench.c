@@ -33,9 +33,12 @@
  * 6 × iterations events to report.
  *
  * Delivery time: this process polls the size of the listener's output
- * file every POLL_MS; the run ends when the churn has finished and the
- * file has not grown for --quiet-ms. Rate = delivered / (last growth −
- * churn start). CPU = the listener processes' CPU clocks
+ * file every POLL_MS. A minispy run ends when the churn has finished and
+ * the service has printed as many lines as the port sent messages
+ * (`fltmc stats`: messages_sent), the filter holding nothing unsent (see
+ * minispy_caught_up()), or after DRAIN_MAX_MS; the other tools give no
+ * count to compare with, so theirs ends when the file has not grown for
+ * --quiet-ms. Rate = delivered / (last growth − churn start). CPU = the listener processes' CPU clocks
  * (clock_getcpuclockid: every thread, exited ones too, in ns) from just
  * before the churn starts to the end of the run; for minispy fltmgrd and
  * the service together. Loss = expected − delivered; it is reported when
@@ -78,6 +81,7 @@
 #define DEFAULT_PACED_MS 2000
 #define DEFAULT_DIRS     4
 #define DEFAULT_QUIET_MS 300
+#define CHECK_MS         20 /* minispy: still this long, ask fltmc */
 #define MAX_REPS         1000
 #define MAX_COUNT        10000000
 #define EVENTS_PER_ITER  6
@@ -663,6 +667,105 @@ read_fltmc_stats(const char *path, struct run *r)
 	json_object_put(o);
 }
 
+/* `fltmc --json stats` into path; false if it did not run or failed. */
+static bool
+fltmc_stats_to(const struct bench *b, const char *path)
+{
+	char run_dir[PATH_MAX], *argv[] = {
+		(char *)b->exe_fltmc, "--runtime-dir", NULL, "--json", "stats", NULL
+	};
+	pid_t p;
+
+	snprintf(run_dir, sizeof(run_dir), "%s/run", b->out);
+	argv[2] = run_dir;
+	p = spawn(argv, "/", path, NULL, NULL, SIGKILL);
+	return p > 0 && stop_child(p, 0) == 0;
+}
+
+/* A count of the lines of a growing file, read on from where it was. */
+struct line_count {
+	off_t off;
+	uint64_t lines;
+};
+
+static void
+count_lines_on(const char *path, struct line_count *lc)
+{
+	char buf[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	while ((n = pread(fd, buf, sizeof(buf), lc->off)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			lc->lines += buf[i] == '\n';
+		lc->off += n;
+	}
+	close(fd);
+}
+
+/*
+ * Whether the minispy service has printed everything of a run whose
+ * churn made `expected` events: it has printed as many lines as the port
+ * sent messages (fltmc's messages_sent), the filter holds no record it
+ * has not sent or dropped (one connection: records = sent + dropped +
+ * queued unsent), and the filter has made a record of every expected
+ * event, unless the kernel or the engine reported a loss (then fewer
+ * ever come). Stats first, lines second: lines printed can only catch up.
+ */
+static bool
+minispy_caught_up(const struct bench *b, const char *output, uint64_t expected,
+		  struct line_count *lc)
+{
+	uint64_t messages_sent = 0, records = 0, sent = 0, dropped = 0, losses = 0;
+	json_object *o, *a, *v, *c;
+	char path[PATH_MAX];
+	bool port_ok = false, filter_ok = false;
+
+	snprintf(path, sizeof(path), "%s/progress.json", b->out);
+	o = fltmc_stats_to(b, path) ? json_object_from_file(path) : NULL;
+	unlink(path);
+	if (!o)
+		return false;
+	if (json_object_object_get_ex(o, "ports", &a))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			json_object *po = json_object_array_get_idx(a, i);
+
+			if (json_object_object_get_ex(po, "name", &v) &&
+			    !strcmp(json_object_get_string(v), "minispy") &&
+			    json_object_object_get_ex(po, "messages_sent", &v)) {
+				messages_sent = (uint64_t)json_object_get_int64(v);
+				port_ok = true;
+			}
+		}
+	if (json_object_object_get_ex(o, "filters", &a))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			json_object *fo = json_object_array_get_idx(a, i);
+
+			if (!json_object_object_get_ex(fo, "name", &v) ||
+			    strcmp(json_object_get_string(v), "minispy") ||
+			    !json_object_object_get_ex(fo, "counters", &c))
+				continue;
+			filter_ok = json_object_object_get_ex(c, "records", &v);
+			records = (uint64_t)json_object_get_int64(v);
+			if (json_object_object_get_ex(c, "sent", &v))
+				sent = (uint64_t)json_object_get_int64(v);
+			if (json_object_object_get_ex(c, "dropped", &v))
+				dropped = (uint64_t)json_object_get_int64(v);
+			if (json_object_object_get_ex(c, "kernel_overflows", &v))
+				losses += (uint64_t)json_object_get_int64(v);
+			if (json_object_object_get_ex(c, "engine_losses", &v))
+				losses += (uint64_t)json_object_get_int64(v);
+		}
+	json_object_put(o);
+	if (!port_ok || !filter_ok)
+		return false;
+	count_lines_on(output, lc);
+	return lc->lines == messages_sent && sent + dropped >= records &&
+	       (records >= expected || losses > 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* Listeners                                                            */
 
@@ -948,12 +1051,21 @@ run_one(const struct bench *b, unsigned rep, enum mode m, enum listener l, struc
 		rc = -errno;
 		goto stop;
 	}
-	/* The churn runs; watch the output grow until it has been still
-	 * for quiet_ms after the churn finished. */
+	/* The churn runs; watch the output grow. minispy's run ends once its
+	 * service has printed all the port sent and the filter holds nothing
+	 * more (minispy_caught_up(), twice in a row, asked once the output
+	 * has been still for CHECK_MS: a busy machine can hold a service up
+	 * for longer than any quiet time); the others' once the output has
+	 * been still for quiet_ms after the churn finished (they have no
+	 * count to compare with). */
 	{
 		int64_t t0 = now_ns(), quiet = (int64_t)b->cfg.quiet_ms * 1000000;
+		int64_t check = (int64_t)CHECK_MS * 1000000, t_check = 0;
+		bool minispy = l == L_MINISPY || l == L_NOPROC;
+		struct line_count lc = { 0, 0 };
 		off_t size = 0;
 		bool done = false;
+		int agreed = 0;
 
 		t_last = t_end = t0;
 		for (;;) {
@@ -985,8 +1097,19 @@ run_one(const struct bench *b, unsigned rep, enum mode m, enum listener l, struc
 					t_last = t;
 				}
 			}
-			if (done && t - (t_last > t_end ? t_last : t_end) >= quiet)
+			if (minispy && done && t - t_last >= check &&
+			    t - t_check >= check) {
+				t_check = t;
+				if (!minispy_caught_up(b, lv.output,
+						       cr.iters * EVENTS_PER_ITER, &lc))
+					agreed = 0;
+				else if (++agreed == 2)
+					break;
+				t = now_ns();
+			} else if (!minispy && done &&
+				   t - (t_last > t_end ? t_last : t_end) >= quiet) {
 				break;
+			}
 			if (t - t0 > (int64_t)DRAIN_MAX_MS * 1000000) {
 				fprintf(stderr,
 					"minispy_bench: %s still delivering after %d s; "
@@ -1009,20 +1132,10 @@ run_one(const struct bench *b, unsigned rep, enum mode m, enum listener l, struc
 		(double)cr.iters * OPS_PER_ITER * 1e9 / (double)(cr.end_ns - cr.start_ns);
 	r->gen_cpu_us = (double)cr.cpu_ns / 1e3 / (double)(cr.iters ? cr.iters : 1);
 	if (l == L_MINISPY || l == L_NOPROC) {
-		char st[PATH_MAX], *argv[] = { (char *)b->exe_fltmc,
-					       "--runtime-dir",
-					       NULL,
-					       "--json",
-					       "stats",
-					       NULL };
-		char run_dir[PATH_MAX];
-		pid_t p;
+		char st[PATH_MAX];
 
-		snprintf(run_dir, sizeof(run_dir), "%s/run", b->out);
 		snprintf(st, sizeof(st), "%s/stats.json", b->out);
-		argv[2] = run_dir;
-		p = spawn(argv, "/", st, NULL, NULL, SIGKILL);
-		if (p > 0 && stop_child(p, 0) == 0)
+		if (fltmc_stats_to(b, st))
 			read_fltmc_stats(st, r);
 		unlink(st);
 	}
@@ -1548,8 +1661,9 @@ usage(FILE *f)
 		"run)\n"
 		"  --paced-ms T   paced run length in ms (%d)\n"
 		"  --dirs D       subdirectories the churn spreads over (%d)\n"
-		"  --quiet-ms Q   a run ends once the output has been still this long "
-		"(%d)\n"
+		"  --quiet-ms Q   fatrace, inotifywait: a run ends once the output has\n"
+		"                 been still this long (%d); minispy's once all its\n"
+		"                 port sent is printed\n"
 		"  --json FILE    also write medians, ratios, verdicts, per-rep values\n"
 		"  --build DIR    the build tree with fltmgrd, fltmc, minispy "
 		"(default: ..\n"

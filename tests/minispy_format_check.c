@@ -226,8 +226,41 @@ cause_name(uint32_t cause)
 		return "kernel";
 	case MINISPY_LOSS_DEPARTED:
 		return "departed";
+	case MINISPY_LOSS_ENGINE:
+		return "engine";
 	}
 	return "unknown";
+}
+
+/* notices: absent for none, else the names of the bits, in bit order
+ * (bits without a name are not written). */
+static const char *
+check_notices(struct json_object *o, uint32_t notices, int *members)
+{
+	static const char *const names[] = { "kernel", "engine" };
+	bool present;
+	struct json_object *v = member(o, "notices", &present);
+	size_t n = 0;
+
+	if (!(notices & (MINISPY_NOTICE_KERNEL | MINISPY_NOTICE_ENGINE)))
+		return present ? fail("notices: present for none") : NULL;
+	if (!present || !json_object_is_type(v, json_type_array))
+		return fail("notices: missing or not an array");
+	for (unsigned bit = 0; bit < 2; bit++) {
+		struct json_object *item;
+
+		if (!(notices & (1u << bit)))
+			continue;
+		item = json_object_array_get_idx(v, n++);
+		if (!item || !json_object_is_type(item, json_type_string) ||
+		    strcmp(json_object_get_string(item), names[bit]))
+			return fail("notices: want \"%s\" at %zu", names[bit], n - 1);
+	}
+	if (json_object_array_length(v) != n)
+		return fail("notices: %zu names, want %zu", json_object_array_length(v),
+			    n);
+	(*members)++;
+	return NULL;
 }
 
 static const char *
@@ -240,13 +273,21 @@ check_members(struct json_object *o, const struct minispy_record *r)
 	if (r->type == MINISPY_REC_EVENT) {
 		const struct minispy_event *e = &r->event;
 		bool verified = e->flags & MINISPY_F_VERIFIED;
+		/* an unknown path is null (a rename's new path too), and the
+		 * flag is path_unknown:true */
+		bool unknown = e->flags & MINISPY_F_PATH_UNKNOWN;
+		bool new_path_unknown = unknown && e->op == MINISPY_OP_RENAME &&
+					(!e->new_path || !*e->new_path);
 
 		spy_jsonc_time_rfc3339(e->time_ns, t, sizeof(t));
 		(void)((bad = check_u64(o, "seq", e->seq, &members)) ||
 		       (bad = check_str(o, "time", t, &members)) ||
 		       (bad = check_str(o, "op", minispy_op_name(e->op), &members)) ||
-		       (bad = check_name(o, "path", e->path, &members)) ||
-		       (e->new_path &&
+		       (bad = check_name(o, "path", unknown && !*e->path ? NULL : e->path,
+					 &members)) ||
+		       (new_path_unknown &&
+			(bad = check_null(o, "new_path", &members))) ||
+		       (!new_path_unknown && e->new_path &&
 			(bad = check_name(o, "new_path", e->new_path, &members))) ||
 		       (bad = check_i64(o, "pid", e->pid, &members)) ||
 		       (bad = verified && e->uid != MINISPY_UID_UNKNOWN
@@ -273,6 +314,12 @@ check_members(struct json_object *o, const struct minispy_record *r)
 					 !json_object_get_boolean(v))))
 				return fail("truncated: wrong");
 			members += present;
+			v = member(o, "path_unknown", &present);
+			if (present != unknown ||
+			    (present && (!json_object_is_type(v, json_type_boolean) ||
+					 !json_object_get_boolean(v))))
+				return fail("path_unknown: wrong");
+			members += present;
 		}
 	} else {
 		const struct minispy_loss *l = &r->loss;
@@ -283,10 +330,12 @@ check_members(struct json_object *o, const struct minispy_record *r)
 		       (bad = check_u64(o, "first_seq", l->first_seq, &members)) ||
 		       (bad = check_u64(o, "last_seq", l->last_seq, &members)) ||
 		       (bad = check_str(o, "cause", cause_name(l->cause), &members)) ||
-		       (l->cause == MINISPY_LOSS_KERNEL &&
+		       (minispy_loss_is_notice(l->cause) &&
 			(bad = check_u64(o, "seq", l->seq, &members))) ||
 		       (bad = check_str(o, "time", t, &members)));
 		if (bad)
+			return bad;
+		if ((bad = check_notices(o, l->notices, &members)))
 			return bad;
 	}
 	if (json_object_object_length(o) != members)

@@ -517,6 +517,15 @@ test_reload_rejects_bad_config(void **state)
 	assert_int_equal(try_open("secret.txt"), -EPERM);
 	o = fltmc_json("stats", NULL, NULL);
 	assert_int_equal(jint(jget(o, "daemon"), "reload_failures"), 1);
+	/* the notification outcome counters are there (jget fails if not) */
+	{
+		static const char *const outcomes[] = { "notif_ignored", "notif_resolved",
+							"notif_unresolved", "notif_lost",
+							"read_errors" };
+
+		for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
+			assert_true(jint(jget(o, "engine"), outcomes[i]) >= 0);
+	}
 	json_object_put(o);
 }
 

@@ -191,7 +191,8 @@ gen_record(unsigned *seed, struct minispy_record *r)
 		r->loss.count = rnd64(seed);
 		r->loss.first_seq = rnd64(seed);
 		r->loss.last_seq = rnd64(seed);
-		r->loss.cause = (uint32_t)rand_r(seed) % 6;
+		r->loss.cause = (uint32_t)rand_r(seed) % 7; /* 0 and 6: unknown */
+		r->loss.notices = rand_r(seed) % 2 ? (uint32_t)rand_r(seed) % 8 : 0;
 		return;
 	}
 	r->type = MINISPY_REC_EVENT;
@@ -203,10 +204,24 @@ gen_record(unsigned *seed, struct minispy_record *r)
 	r->event.pid = (int32_t)rnd64(seed);
 	r->event.uid = rand_r(seed) % 4 ? (uint32_t)rnd64(seed) : MINISPY_UID_UNKNOWN;
 	r->event.op = (uint16_t)(rand_r(seed) % (MINISPY_OP_COUNT_ + 2));
-	r->event.flags = (uint16_t)(rand_r(seed) % 8);
+	r->event.flags = (uint16_t)(rand_r(seed) % 16); /* PATH_UNKNOWN too */
 	r->event.path = gen_name(seed, names[0]);
 	if (r->event.op == MINISPY_OP_RENAME)
 		r->event.new_path = gen_name(seed, names[1]);
+	if (r->event.flags & MINISPY_F_PATH_UNKNOWN) {
+		/* as decoded: the unknown one is "" (new_path: NULL) */
+		switch (rand_r(seed) % 3) {
+		case 0:
+			r->event.path = "";
+			break;
+		case 1:
+			r->event.new_path = NULL;
+			break;
+		default:
+			r->event.path = "";
+			r->event.new_path = NULL;
+		}
+	}
 	r->event.exe = rand_r(seed) % 8 ? gen_name(seed, names[2]) : NULL;
 	r->event.comm = rand_r(seed) % 8 ? gen_name(seed, names[3]) : NULL;
 }
@@ -480,6 +495,26 @@ known_lines(void **state)
 		"\"dev\":2049,\"ino\":131090,\"event_seq\":900,\"truncated\":true}\n");
 	assert_line_checks(&r, &w);
 
+	/* a deleted file's event, its path unknown; dev and ino kept */
+	r = event_with_path("");
+	r.event.op = MINISPY_OP_DELETE;
+	r.event.flags = MINISPY_F_VERIFIED | MINISPY_F_PATH_UNKNOWN;
+	assert_string_equal(encode(&w, &r),
+			    "{\"seq\":31,\"time\":\"2026-11-24T09:21:07.512230114Z\","
+			    "\"op\":\"delete\",\"path\":null,\"path_unknown\":true,"
+			    "\"pid\":24117,\"uid\":1000,\"exe\":\"/usr/bin/touch\","
+			    "\"comm\":\"touch\",\"dir\":false,\"dev\":2049,"
+			    "\"ino\":131090,\"event_seq\":900}\n");
+	assert_line_checks(&r, &w);
+	/* a rename whose new name is unknown */
+	r = event_with_path("/srv/a.txt");
+	r.event.op = MINISPY_OP_RENAME;
+	r.event.flags = MINISPY_F_PATH_UNKNOWN;
+	assert_non_null(strstr(encode(&w, &r),
+			       ",\"path\":\"/srv/a.txt\","
+			       "\"new_path\":null,\"path_unknown\":true,"));
+	assert_line_checks(&r, &w);
+
 	loss.loss.time_ns = 1795512069020114387;
 	loss.loss.count = 17;
 	loss.loss.first_seq = 212;
@@ -499,7 +534,30 @@ known_lines(void **state)
 			    "\"cause\":\"kernel\",\"seq\":18446744073709551615,"
 			    "\"time\":\"2026-11-24T09:21:09.020114387Z\"}\n");
 	assert_line_checks(&loss, &w);
-	for (uint32_t c = 0; c < 6; c++) {
+	loss.loss.cause = MINISPY_LOSS_ENGINE;
+	loss.loss.count = 3;
+	loss.loss.seq = 40;
+	assert_string_equal(encode(&w, &loss),
+			    "{\"op\":\"lost\",\"count\":3,\"first_seq\":0,\"last_seq\":0,"
+			    "\"cause\":\"engine\",\"seq\":40,"
+			    "\"time\":\"2026-11-24T09:21:09.020114387Z\"}\n");
+	assert_line_checks(&loss, &w);
+	loss.loss.cause = MINISPY_LOSS_QUEUE;
+	loss.loss.count = 5;
+	loss.loss.first_seq = 41;
+	loss.loss.last_seq = 45;
+	loss.loss.notices = MINISPY_NOTICE_KERNEL | MINISPY_NOTICE_ENGINE;
+	assert_string_equal(encode(&w, &loss),
+			    "{\"op\":\"lost\",\"count\":5,\"first_seq\":41,"
+			    "\"last_seq\":45,\"cause\":\"queue\","
+			    "\"notices\":[\"kernel\",\"engine\"],"
+			    "\"time\":\"2026-11-24T09:21:09.020114387Z\"}\n");
+	assert_line_checks(&loss, &w);
+	loss.loss.notices = MINISPY_NOTICE_ENGINE;
+	encode(&w, &loss);
+	assert_non_null(strstr(w.buf, ",\"notices\":[\"engine\"],"));
+	assert_line_checks(&loss, &w);
+	for (uint32_t c = 0; c < 7; c++) {
 		loss.loss.cause = c;
 		encode(&w, &loss);
 		assert_line_checks(&loss, &w);
@@ -586,6 +644,48 @@ text_line_is_escaped(void **state)
 	assert_null(w.buf); /* text needs no JSON buffer */
 }
 
+/* An unknown path is a placeholder no real path can be (they start with
+ * '/'), with the inode when known; engine losses and notices are named. */
+static void
+text_line_unknown_path_and_losses(void **state)
+{
+	struct minispy_record r = event_with_path("");
+	struct minispy_record loss = { .type = MINISPY_REC_LOSS };
+	struct json_writer w = JSON_WRITER_INIT;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	(void)state;
+	assert_non_null(f);
+	r.event.op = MINISPY_OP_DELETE;
+	r.event.flags = MINISPY_F_PATH_UNKNOWN;
+	assert_int_equal(spy_format_record(f, &w, &r, false), 0);
+	r = event_with_path("/srv/a");
+	r.event.op = MINISPY_OP_RENAME;
+	r.event.flags = MINISPY_F_PATH_UNKNOWN;
+	assert_int_equal(spy_format_record(f, &w, &r, false), 0);
+	loss.loss.cause = MINISPY_LOSS_ENGINE;
+	loss.loss.count = 4;
+	assert_int_equal(spy_format_record(f, &w, &loss, false), 0);
+	loss.loss.cause = MINISPY_LOSS_QUEUE;
+	loss.loss.first_seq = 7;
+	loss.loss.last_seq = 10;
+	loss.loss.notices = MINISPY_NOTICE_KERNEL;
+	assert_int_equal(spy_format_record(f, &w, &loss, false), 0);
+	fclose(f);
+	assert_non_null(
+		strstr(text, " delete      <unknown path> (dev 2049 ino 131090)\n"));
+	assert_non_null(
+		strstr(text, " rename      /srv/a \xe2\x86\x92 <unknown path>\n"));
+	assert_non_null(strstr(text, " -- LOST 4 events: the engine read them but "
+				     "could not deliver them\n"));
+	assert_non_null(strstr(text,
+			       " -- LOST 4 records (seq 7-10): this service's "
+			       "queue was full; among them a loss notice: kernel\n"));
+	free(text);
+}
+
 int
 main(void)
 {
@@ -598,6 +698,7 @@ main(void)
 		cmocka_unit_test(generated_records_match_jsonc),
 		cmocka_unit_test(largest_record_then_a_short_one),
 		cmocka_unit_test(text_line_is_escaped),
+		cmocka_unit_test(text_line_unknown_path_and_losses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -653,6 +653,101 @@ rename_carries_both_paths(void **state)
 	assert_int_equal(child_done(&c), 0);
 }
 
+/* The first attrib record of pid about inode ino, waiting for it to
+ * appear (its path may be known or not); a new reference. */
+static struct json_object *
+wait_attrib_of(pid_t pid, ino_t ino)
+{
+	int64_t end = tu_now_ms() + WAIT_MS;
+
+	do {
+		struct json_object *all = records_read_live(out, true);
+
+		for (size_t i = 0; i < json_object_array_length(all); i++) {
+			struct json_object *o = json_object_array_get_idx(all, i);
+
+			if (str(o, "op") && !strcmp(str(o, "op"), "attrib") &&
+			    num(o, "pid") == pid && num(o, "ino") == (int64_t)ino) {
+				json_object_get(o);
+				json_object_put(all);
+				return o;
+			}
+		}
+		json_object_put(all);
+		usleep(5000);
+	} while (tu_now_ms() < end);
+	fail_msg("no attrib record of pid %d for inode %llu in: %s", (int)pid,
+		 (unsigned long long)ino, slurp(out, NULL));
+	return NULL;
+}
+
+/* path is JSON null and path_unknown is true. */
+static void
+assert_path_unknown(struct json_object *o)
+{
+	struct json_object *v = NULL;
+
+	assert_true(json_object_object_get_ex(o, "path", &v));
+	assert_null(v); /* present, and null */
+	v = member(o, "path_unknown");
+	assert_non_null(v);
+	assert_true(json_object_is_type(v, json_type_boolean) &&
+		    json_object_get_boolean(v));
+}
+
+/*
+ * Removing a file's last name: a delete record with its path, and the
+ * link-count attrib of the same inode, named when the engine could (the
+ * DELETE in the same read), else with path null and path_unknown. A
+ * rename over an existing file: the rename with both paths, and the
+ * replaced file's attrib, whose path nothing names any more: null, with
+ * path_unknown, and the replaced file's dev and ino.
+ */
+static void
+unlinked_and_replaced_files_are_reported(void **state)
+{
+	struct json_object *o;
+	struct child c;
+	struct stat f, victim;
+
+	(void)state;
+	write_text(at("f"), "x");
+	write_text(at("old"), "y");
+	write_text(at("victim"), "z");
+	assert_int_equal(stat(at("f"), &f), 0);
+	assert_int_equal(stat(at("victim"), &victim), 0);
+	daemon_start(false);
+	spy_start();
+
+	c = fsop_hold(0, "unlink", at("f"), NULL);
+	o = wait_record("delete", at("f"), c.pid);
+	check_process(o, c.pid, 0, 0);
+	assert_null(member(o, "path_unknown"));
+	json_object_put(o);
+	o = wait_attrib_of(c.pid, f.st_ino);
+	check_process(o, c.pid, 0, 0);
+	assert_int_equal(num(o, "dev"), f.st_dev);
+	if (member(o, "path_unknown"))
+		assert_path_unknown(o);
+	else
+		assert_string_equal(str(o, "path"), at("f"));
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+
+	c = fsop_hold(0, "rename", at("old"), at("victim"));
+	o = wait_record("rename", at("old"), c.pid);
+	assert_string_equal(str(o, "new_path"), at("victim"));
+	assert_null(member(o, "path_unknown"));
+	json_object_put(o);
+	o = wait_attrib_of(c.pid, victim.st_ino);
+	check_process(o, c.pid, 0, 0);
+	assert_path_unknown(o);
+	assert_int_equal(num(o, "dev"), victim.st_dev);
+	assert_null(member(o, "new_path"));
+	json_object_put(o);
+	assert_int_equal(child_done(&c), 0);
+}
+
 /* File names with a newline, quotes, a backslash, control characters,
  * valid non-ASCII UTF-8 and bytes that are not UTF-8 come out as valid
  * JSON (records_read() parses strictly) and decode to the exact bytes. */
@@ -1115,10 +1210,21 @@ struct books {
 	uint64_t printed;        /* event lines, duplicates included */
 	uint64_t loss_records;
 	uint64_t departed_records;
-	uint64_t kernel_losses; /* the kernel's queue overflowed: events that
+	uint64_t notice_losses; /* KERNEL or ENGINE loss notices: events that
 				   never became records, so never had a seq */
 	uint64_t max_seq;
 };
+
+/* A KERNEL or ENGINE loss: a notice in the record stream, with a seq of
+ * its own (the other causes name a run of lost seqs). */
+static bool
+loss_is_notice(struct json_object *o)
+{
+	const char *cause = str(o, "cause");
+
+	assert_non_null(cause);
+	return !strcmp(cause, "kernel") || !strcmp(cause, "engine");
+}
 
 /*
  * Per connection: event seqs strictly increase, and from its first event
@@ -1138,7 +1244,7 @@ books_add_output(struct books *bk, const char *path, int life)
 		const char *op = str(o, "op");
 
 		assert_non_null(op);
-		if (!strcmp(op, "lost") && strcmp(str(o, "cause"), "kernel")) {
+		if (!strcmp(op, "lost") && !loss_is_notice(o)) {
 			uint64_t a = (uint64_t)num(o, "first_seq");
 			uint64_t b = (uint64_t)num(o, "last_seq");
 			uint64_t n = (uint64_t)num(o, "count");
@@ -1161,7 +1267,7 @@ books_add_output(struct books *bk, const char *path, int life)
 			continue;
 		}
 		if (!strcmp(op, "lost"))
-			bk->kernel_losses++; /* a record with its own seq, below */
+			bk->notice_losses++; /* a record with its own seq, below */
 		{
 			uint64_t q = (uint64_t)num(o, "seq");
 
@@ -1439,6 +1545,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(missing_daemon_is_one_line, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(ops_filters_client_side, setup, teardown),
+		cmocka_unit_test_setup_teardown(unlinked_and_replaced_files_are_reported,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(seed_service_restarted_under_load, setup,
 						teardown),
 	};

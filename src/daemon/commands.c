@@ -293,6 +293,11 @@ cmd_stats(struct daemon *d)
 	put_u64(e, "deadline_defaults", es.deadline_defaults);
 	put_u64(e, "overflows", es.overflows);
 	put_u64(e, "dropped", es.dropped);
+	put_u64(e, "notif_ignored", es.notif_ignored);
+	put_u64(e, "notif_resolved", es.notif_resolved);
+	put_u64(e, "notif_unresolved", es.notif_unresolved);
+	put_u64(e, "notif_lost", es.notif_lost);
+	put_u64(e, "read_errors", es.read_errors);
 	put_u64(e, "cache_inserts", es.cache_inserts);
 	put_u64(e, "cache_flushes", es.cache_flushes);
 	put_u64(e, "emergency_answers", es.emergency_answers);

@@ -309,22 +309,27 @@ get_one(filter_port *p, struct filter_message_header *ret_header, void *buf,
 	const char *why;
 	int r;
 
+	/* With a timeout, the socket is read without blocking, and polled
+	 * (with the close eventfd) only when nothing is queued: a service
+	 * that drains a busy port makes one syscall per message, not two.
+	 * Without one, a blocking read, which filter_close_port()'s shutdown
+	 * ends. */
 	for (;;) {
-		int flags = MSG_TRUNC;
+		int flags = MSG_TRUNC | (timeout_ms >= 0 ? MSG_DONTWAIT : 0);
 
-		if (timeout_ms >= 0) {
-			r = port_wait_fd(p, p->m_fd, POLLIN, deadline_poll_ms(deadline));
-			if (r < 0)
-				return r;
-			flags |= MSG_DONTWAIT;
-		}
 		r = frame_recv(p->m_fd, iov, buf ? 2 : 1, flags, &rx);
-		if (r == -EAGAIN) {
-			if (deadline_poll_ms(deadline) == 0)
-				return -ETIMEDOUT;
-			continue; /* another thread took it */
+		if (r != -EAGAIN || timeout_ms < 0)
+			break;
+		/* nothing queued, or another thread took it */
+		if (deadline_poll_ms(deadline) == 0) {
+			pthread_mutex_lock(&p->lock);
+			r = p->closing ? -ECANCELED : -ETIMEDOUT;
+			pthread_mutex_unlock(&p->lock);
+			return r;
 		}
-		break;
+		r = port_wait_fd(p, p->m_fd, POLLIN, deadline_poll_ms(deadline));
+		if (r < 0)
+			return r;
 	}
 	pthread_mutex_lock(&p->lock);
 	if (p->closing) {

@@ -61,6 +61,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r.loss.first_seq = get(fixed + 24, 8);
 		r.loss.last_seq = get(fixed + 32, 8);
 		r.loss.cause = (uint32_t)get(fixed + 40, 4);
+		r.loss.notices = fixed[50];
 	} else {
 		r.type = MINISPY_REC_EVENT;
 		r.event.seq = get(fixed, 8);

@@ -5,9 +5,12 @@
  * one line whatever its file names contain.
  *
  * Text: time (local, microseconds), process name, pid, operation, path
- * and "→ new path" for renames. Bytes a terminal would act on (control
- * characters), backslashes and bytes that are not UTF-8 are written as
- * C-style escapes (\n, \t, \\, \xNN), so the line is unambiguous.
+ * and "→ new path" for renames; a path the engine could not resolve
+ * (MINISPY_F_PATH_UNKNOWN) is shown as "<unknown path>", followed by the
+ * file's "(dev D ino I)" when its inode is known. Bytes a terminal would
+ * act on (control characters), backslashes and bytes that are not UTF-8
+ * are written as C-style escapes (\n, \t, \\, \xNN), so the line is
+ * unambiguous.
  *
  * JSON: encoded by json_writer.c straight into one reused buffer, then
  * written with one fwrite (no object tree, no allocation per record; see
@@ -15,9 +18,10 @@
  * escaped as RFC 8259 requires; a string that is not well-formed UTF-8 is
  * written with U+FFFD for each ill-formed sequence, plus a member
  * NAME_bytes holding its exact bytes in base64. Consumers that need the
- * exact name use NAME_bytes when present, NAME otherwise. The members and
- * their order are those of the json-c encoder this replaced
- * (format_jsonc.c), byte for byte.
+ * exact name use NAME_bytes when present, NAME otherwise. An unknown path
+ * is null, with "path_unknown":true. The members and their order are
+ * those of the json-c encoder this replaced (format_jsonc.c), byte for
+ * byte.
  */
 #include <string.h>
 #include <time.h>
@@ -139,8 +143,32 @@ cause_name(uint32_t cause)
 		return "kernel";
 	case MINISPY_LOSS_DEPARTED:
 		return "departed";
+	case MINISPY_LOSS_ENGINE:
+		return "engine";
 	}
 	return "unknown";
+}
+
+/* The names of the MINISPY_NOTICE_* bits in notices, in names[]; returns
+ * how many. */
+static size_t
+notice_names(uint32_t notices, const char *names[2])
+{
+	size_t n = 0;
+
+	if (notices & MINISPY_NOTICE_KERNEL)
+		names[n++] = "kernel";
+	if (notices & MINISPY_NOTICE_ENGINE)
+		names[n++] = "engine";
+	return n;
+}
+
+/* Whether an event's path (or a rename's new path) is one the engine
+ * could not resolve: the decoder leaves it empty (NULL for new_path). */
+static bool
+path_unknown(const struct minispy_event *e, const char *s)
+{
+	return (e->flags & MINISPY_F_PATH_UNKNOWN) && (!s || !*s);
 }
 
 /* ---- text ---- */
@@ -182,6 +210,8 @@ put_escaped(FILE *f, const char *s)
 	}
 }
 
+#define UNKNOWN_PATH_TEXT "<unknown path>"
+
 static void
 text_event(FILE *f, const struct minispy_event *e)
 {
@@ -198,11 +228,20 @@ text_event(FILE *f, const struct minispy_event *e)
 		fprintf(f, "%-15s", "?");
 	}
 	fprintf(f, " %7d %-11s ", e->pid, minispy_op_name(e->op));
-	put_escaped(f, e->path);
-	if (e->new_path) {
+	/* A real path starts with '/': the placeholder cannot be one. */
+	if (path_unknown(e, e->path))
+		fputs(UNKNOWN_PATH_TEXT, f);
+	else
+		put_escaped(f, e->path);
+	if (e->op == MINISPY_OP_RENAME && path_unknown(e, e->new_path)) {
+		fputs(" \xe2\x86\x92 " UNKNOWN_PATH_TEXT, f);
+	} else if (e->new_path) {
 		fputs(" \xe2\x86\x92 ", f); /* → */
 		put_escaped(f, e->new_path);
 	}
+	if (path_unknown(e, e->path) && e->ino)
+		fprintf(f, " (dev %llu ino %llu)", (unsigned long long)e->dev,
+			(unsigned long long)e->ino);
 	fputc('\n', f);
 }
 
@@ -216,6 +255,8 @@ loss_reason(uint32_t cause)
 		return "the backlog was full while no service was connected";
 	case MINISPY_LOSS_DEPARTED:
 		return "only a service that disconnected had them";
+	case MINISPY_LOSS_ENGINE:
+		return "the engine read them but could not deliver them";
 	}
 	return "unknown cause";
 }
@@ -225,16 +266,34 @@ text_loss(FILE *f, const struct minispy_loss *l)
 {
 	char t[64];
 
+	const char *names[2];
+	size_t n;
+
 	spy_format_time_local(l->time_ns, t, sizeof(t));
-	if (l->cause == MINISPY_LOSS_KERNEL)
+	if (l->cause == MINISPY_LOSS_KERNEL) {
 		fprintf(f,
 			"%s -- LOST: the kernel's event queue overflowed; "
 			"an unknown number of events is missing here\n",
 			t);
-	else
-		fprintf(f, "%s -- LOST %llu records (seq %llu-%llu): %s\n", t,
-			(unsigned long long)l->count, (unsigned long long)l->first_seq,
-			(unsigned long long)l->last_seq, loss_reason(l->cause));
+		return;
+	}
+	if (l->cause == MINISPY_LOSS_ENGINE) {
+		if (l->count)
+			fprintf(f, "%s -- LOST %llu events: %s\n", t,
+				(unsigned long long)l->count, loss_reason(l->cause));
+		else
+			fprintf(f, "%s -- LOST: an unknown number of events: %s\n", t,
+				loss_reason(l->cause));
+		return;
+	}
+	fprintf(f, "%s -- LOST %llu records (seq %llu-%llu): %s", t,
+		(unsigned long long)l->count, (unsigned long long)l->first_seq,
+		(unsigned long long)l->last_seq, loss_reason(l->cause));
+	n = notice_names(l->notices, names);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s%s",
+			i ? " and " : "; among them a loss notice: ", names[i]);
+	fputc('\n', f);
 }
 
 /* ---- JSON ---- */
@@ -277,9 +336,16 @@ json_event(struct json_writer *w, const struct minispy_event *e)
 	jw_u64(w, "seq", e->seq);
 	put_time(w, e->time_ns);
 	put_literal(w, "op", minispy_op_name(e->op));
-	put_name(w, "path", "path_bytes", e->path);
-	if (e->new_path)
+	if (path_unknown(e, e->path))
+		jw_null(w, "path");
+	else
+		put_name(w, "path", "path_bytes", e->path);
+	if (e->op == MINISPY_OP_RENAME && path_unknown(e, e->new_path))
+		jw_null(w, "new_path");
+	else if (e->new_path)
 		put_name(w, "new_path", "new_path_bytes", e->new_path);
+	if (e->flags & MINISPY_F_PATH_UNKNOWN)
+		jw_bool(w, "path_unknown", true);
 	jw_i64(w, "pid", e->pid);
 	if (verified && e->uid != MINISPY_UID_UNKNOWN)
 		jw_u64(w, "uid", e->uid);
@@ -298,13 +364,18 @@ json_event(struct json_writer *w, const struct minispy_event *e)
 static void
 json_loss(struct json_writer *w, const struct minispy_loss *l)
 {
+	const char *names[2];
+	size_t n = notice_names(l->notices, names);
+
 	put_literal(w, "op", "lost");
 	jw_u64(w, "count", l->count);
 	jw_u64(w, "first_seq", l->first_seq);
 	jw_u64(w, "last_seq", l->last_seq);
 	put_literal(w, "cause", cause_name(l->cause));
-	if (l->cause == MINISPY_LOSS_KERNEL)
+	if (minispy_loss_is_notice(l->cause))
 		jw_u64(w, "seq", l->seq);
+	if (n)
+		jw_names(w, "notices", names, n);
 	put_time(w, l->time_ns);
 }
 

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * format_jsonc.c — the json-c encoder the service used before json_writer.c
- * (see format_jsonc.h), unchanged but for its names: a json-c object tree
- * per record; each string member checked for UTF-8 first, because json-c
- * copies bytes >= 0x80 through, and an ill-formed one written as its
- * U+FFFD-sanitized text plus NAME_bytes (base64 of the exact bytes).
+ * (see format_jsonc.h), unchanged but for its names and the members record
+ * version 2 added (path_unknown, the "engine" cause, notices), which it
+ * writes exactly as format.c does: a json-c object tree per record; each
+ * string member checked for UTF-8 first, because json-c copies bytes
+ * >= 0x80 through, and an ill-formed one written as its U+FFFD-sanitized
+ * text plus NAME_bytes (base64 of the exact bytes).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -126,6 +128,8 @@ cause_name(uint32_t cause)
 		return "kernel";
 	case MINISPY_LOSS_DEPARTED:
 		return "departed";
+	case MINISPY_LOSS_ENGINE:
+		return "engine";
 	}
 	return "unknown";
 }
@@ -171,6 +175,7 @@ static int
 json_event(struct json_object *o, const struct minispy_event *e)
 {
 	bool verified = e->flags & MINISPY_F_VERIFIED;
+	bool unknown = e->flags & MINISPY_F_PATH_UNKNOWN;
 	char t[64];
 	int r = 0;
 
@@ -178,9 +183,16 @@ json_event(struct json_object *o, const struct minispy_event *e)
 	r |= add(o, "seq", json_object_new_uint64(e->seq));
 	r |= add(o, "time", json_object_new_string(t));
 	r |= add(o, "op", json_object_new_string(minispy_op_name(e->op)));
-	r |= add_name(o, "path", e->path);
-	if (e->new_path)
+	if (unknown && !*e->path)
+		r |= json_object_object_add(o, "path", NULL) < 0 ? -ENOMEM : 0;
+	else
+		r |= add_name(o, "path", e->path);
+	if (unknown && e->op == MINISPY_OP_RENAME && (!e->new_path || !*e->new_path))
+		r |= json_object_object_add(o, "new_path", NULL) < 0 ? -ENOMEM : 0;
+	else if (e->new_path)
 		r |= add_name(o, "new_path", e->new_path);
+	if (unknown)
+		r |= add(o, "path_unknown", json_object_new_boolean(1));
 	r |= add(o, "pid", json_object_new_int(e->pid));
 	if (verified && e->uid != MINISPY_UID_UNKNOWN)
 		r |= add(o, "uid", json_object_new_int64(e->uid));
@@ -198,6 +210,25 @@ json_event(struct json_object *o, const struct minispy_event *e)
 }
 
 static int
+add_notices(struct json_object *o, uint32_t notices)
+{
+	struct json_object *a = json_object_new_array();
+	int r = 0;
+
+	if (!a)
+		return -ENOMEM;
+	if (notices & MINISPY_NOTICE_KERNEL)
+		r |= json_object_array_add(a, json_object_new_string("kernel"));
+	if (notices & MINISPY_NOTICE_ENGINE)
+		r |= json_object_array_add(a, json_object_new_string("engine"));
+	if (r) {
+		json_object_put(a);
+		return -ENOMEM;
+	}
+	return add(o, "notices", a);
+}
+
+static int
 json_loss(struct json_object *o, const struct minispy_loss *l)
 {
 	char t[64];
@@ -209,8 +240,10 @@ json_loss(struct json_object *o, const struct minispy_loss *l)
 	r |= add(o, "first_seq", json_object_new_uint64(l->first_seq));
 	r |= add(o, "last_seq", json_object_new_uint64(l->last_seq));
 	r |= add(o, "cause", json_object_new_string(cause_name(l->cause)));
-	if (l->cause == MINISPY_LOSS_KERNEL)
+	if (minispy_loss_is_notice(l->cause))
 		r |= add(o, "seq", json_object_new_uint64(l->seq));
+	if (l->notices & (MINISPY_NOTICE_KERNEL | MINISPY_NOTICE_ENGINE))
+		r |= add_notices(o, l->notices);
 	r |= add(o, "time", json_object_new_string(t));
 	return r ? -ENOMEM : 0;
 }

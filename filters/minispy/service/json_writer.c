@@ -172,6 +172,32 @@ jw_null(struct json_writer *w, const char *key)
 	put_literal(w, key, "null", 4);
 }
 
+void
+jw_names(struct json_writer *w, const char *key, const char *const *names, size_t n)
+{
+	size_t max = 2; /* [] */
+	char *p;
+
+	for (size_t i = 0; i < n; i++)
+		max += strlen(names[i]) + 3; /* "", */
+	p = begin_member(w, key, max);
+	if (!p)
+		return;
+	*p++ = '[';
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(names[i]);
+
+		if (i)
+			*p++ = ',';
+		*p++ = '"';
+		memcpy(p, names[i], len);
+		p += len;
+		*p++ = '"';
+	}
+	*p++ = ']';
+	end_member(w, p);
+}
+
 /* A byte copied as it is: printable ASCII but '"' and '\\'. */
 static inline bool
 plain(unsigned char c)

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * json_writer.h — a streaming encoder for flat JSON objects (members whose
- * values are strings, integers, booleans or null), written into one
- * buffer that is reused from one object to the next: once the buffer has
- * grown to the largest object, encoding allocates nothing. It owns the
- * JSON syntax only (separators, numbers, RFC 8259 string escaping); which
- * members make a minispy record is format.c's business.
+ * values are strings, integers, booleans, null, or an array of plain
+ * names), written into one buffer that is reused from one object to the
+ * next: once the buffer has grown to the largest object, encoding
+ * allocates nothing. It owns the JSON syntax only (separators, numbers,
+ * RFC 8259 string escaping); which members make a minispy record is
+ * format.c's business.
  *
  * Strings are byte strings (Linux file names are any bytes but NUL):
  *   - well-formed UTF-8 (RFC 3629, utf8.c) is copied as it is, except
@@ -60,6 +61,9 @@ void jw_null(struct json_writer *w, const char *key);
 /* s[0..len) as a JSON string (rules above). Returns false if s was not
  * well-formed UTF-8, i.e. it was written with U+FFFD in it. */
 bool jw_string(struct json_writer *w, const char *key, const char *s, size_t len);
+/* An array of n strings; each plain ASCII that needs no escaping, like
+ * a key. */
+void jw_names(struct json_writer *w, const char *key, const char *const *names, size_t n);
 /* s[0..len) in standard base64 (RFC 4648, padded) as a JSON string. */
 void jw_base64(struct json_writer *w, const char *key, const void *s, size_t len);
 
