@@ -332,6 +332,7 @@ cmd_stats(struct daemon *d)
 	put_u64(dm, "control_refused", d->ctr.control_refused);
 	put_u64(dm, "control_malformed", d->ctr.control_malformed);
 	put_u64(dm, "control_timeouts", d->ctr.control_timeouts);
+	put_u64(dm, "control_accept_errors", d->ctr.control_accept_errors);
 	put_u64(dm, "watchdog_pings", d->ctr.watchdog_pings);
 	put_u64(dm, "watchdog_withheld", d->ctr.watchdog_withheld);
 	json_object_object_add(o, "daemon", dm);

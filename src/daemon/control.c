@@ -4,7 +4,10 @@
  * with non-blocking sockets: a request is one SEQPACKET packet, so a
  * readable client socket always holds a whole request, and a reply that
  * does not fit into the client's socket buffer ends that client, never
- * the daemon's loop.
+ * the daemon's loop. When accept() fails for lack of descriptors or
+ * memory, the listening socket is left out of the poll set for
+ * ACCEPT_PAUSE_MS: the waiting client stays queued, and the loop does not
+ * spin on a socket that stays readable.
  */
 #include "daemon/control.h"
 
@@ -22,6 +25,8 @@
 #include "common/timeutil.h"
 #include "daemon/commands.h"
 #include "daemon/dlog.h"
+
+#define ACCEPT_PAUSE_MS 100
 
 enum access_level {
 	ACCESS_NONE = 0,
@@ -42,6 +47,9 @@ struct control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct client clients[CONTROL_MAX_CLIENTS];
 	int n_clients;
+	int64_t accept_paused_until_ns; /* 0: accepting */
+	int64_t accept_logged_ns;       /* the last accept error logged */
+	uint64_t accept_errors_logged;  /* ctr.control_accept_errors then */
 };
 
 static int
@@ -162,6 +170,27 @@ in_group(int fd, const struct ucred *cred, gid_t gid)
 	return false;
 }
 
+/* Pauses accepting (see the top of the file); one log line a second. */
+static void
+accept_failed(struct control *c, int err)
+{
+	int64_t now = now_ns();
+
+	c->d->ctr.control_accept_errors++;
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+		c->accept_paused_until_ns = now + (int64_t)ACCEPT_PAUSE_MS * 1000000;
+	if (c->accept_logged_ns && now - c->accept_logged_ns < 1000000000LL)
+		return;
+	dlog(FLT_LOG_WARNING, "control: accept: %s (%llu time%s since the last report)%s",
+	     strerror(err),
+	     (unsigned long long)(c->d->ctr.control_accept_errors -
+				  c->accept_errors_logged),
+	     c->d->ctr.control_accept_errors - c->accept_errors_logged == 1 ? "" : "s",
+	     c->accept_paused_until_ns > now ? "; clients wait until it clears" : "");
+	c->accept_logged_ns = now;
+	c->accept_errors_logged = c->d->ctr.control_accept_errors;
+}
+
 static void
 accept_clients(struct control *c)
 {
@@ -173,8 +202,7 @@ accept_clients(struct control *c)
 		cl.fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (cl.fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				dlog(FLT_LOG_WARNING, "control: accept: %s",
-				     strerror(errno));
+				accept_failed(c, errno);
 			return;
 		}
 		if (getsockopt(cl.fd, SOL_SOCKET, SO_PEERCRED, &cl.cred, &len) < 0) {
@@ -275,7 +303,13 @@ control_pollfds(struct control *c, struct pollfd *p, int max)
 
 	if (max < 1)
 		return 0;
-	p[n++] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
+	if (c->accept_paused_until_ns && c->accept_paused_until_ns <= now_ns())
+		c->accept_paused_until_ns = 0;
+	/* While paused, a negative fd keeps the slot (control_dispatch
+	 * counts on p[0]) and poll() ignores it; control_expire() then
+	 * bounds the wait by the pause. */
+	p[n++] = (struct pollfd){ .fd = c->accept_paused_until_ns ? -1 : c->listen_fd,
+				  .events = POLLIN };
 	for (int i = 0; i < c->n_clients && n < max; i++)
 		p[n++] = (struct pollfd){ .fd = c->clients[i].fd, .events = POLLIN };
 	return n;
@@ -302,6 +336,10 @@ int
 control_expire(struct control *c)
 {
 	int64_t now = now_ns(), next = -1;
+
+	if (c->accept_paused_until_ns)
+		next = c->accept_paused_until_ns > now ? c->accept_paused_until_ns - now
+						       : 0;
 
 	for (int i = c->n_clients - 1; i >= 0; i--) {
 		if (c->clients[i].expires_ns <= now) {

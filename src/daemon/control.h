@@ -28,8 +28,8 @@ void control_set_group(struct control *c, gid_t gid);
 int control_pollfds(struct control *c, struct pollfd *p, int max);
 /* Handles what poll reported on those pollfds (same order, same n). */
 void control_dispatch(struct control *c, const struct pollfd *p, int n);
-/* Milliseconds until the next idle client expires (-1: none); expires
- * those whose time has come. */
+/* Milliseconds until the next idle client expires or a pause of
+ * accepting ends (-1: neither); expires the clients whose time has come. */
 int control_expire(struct control *c);
 
 #endif

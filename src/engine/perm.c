@@ -29,6 +29,7 @@
 #include "engine/decode.h"
 #include "engine/engine.h"
 #include "engine/fanotify_compat.h"
+#include "manager/fault.h"
 
 #define TAKEOVER_MS         20
 #define WATCHDOG_TICK_MS    5
@@ -405,15 +406,24 @@ handle_event(struct engine *e, const struct fan_event *fe)
 	op = perm_op(fe->mask);
 	t = dtable_acquire(e);
 	n = t->n;
-	ev = calloc(1, sizeof(*ev) + n * (1 + sizeof(void *) + sizeof(void *)));
+	ev = fault_alloc_fails(FAULT_PERM_EVENT)
+		     ? NULL
+		     : calloc(1, sizeof(*ev) + n * (1 + sizeof(void *) + sizeof(void *)));
 	if (!ev || !(t->pre_ops & op_bit(op))) {
+		static struct log_limit oom_limit;
+
 		respond(e, fe->fd, 0);
 		close(fe->fd);
 		if (fe->pidfd >= 0)
 			close(fe->pidfd);
 		atomic_fetch_add(&e->ctr.allowed, 1);
-		if (!ev)
+		if (!ev) {
 			atomic_fetch_add(&e->ctr.dropped, 1);
+			flt_log_limited(e->mgr, &oom_limit, FLT_LOG_ERROR,
+					"out of memory for a permission event of pid "
+					"%d; allowed it unfiltered (counted in dropped)",
+					(int)fe->pid);
+		}
 		free(ev);
 		dtable_release(e, t);
 		return;
@@ -445,6 +455,29 @@ handle_event(struct engine *e, const struct fan_event *fe)
 }
 
 /* ---- readers ---- */
+
+/*
+ * The kernel could not hand us the event: it failed to open the event's
+ * descriptor in this process (EMFILE, ENFILE, ENOMEM, ...). It has then
+ * already denied that access itself, and the read consumed it (unlike
+ * EINVAL, a buffer too small, which leaves the event queued). Count it
+ * and say why, at most once a second; every following read gets the
+ * next event, so nothing waits.
+ */
+static void
+read_failed(struct engine *e, int err)
+{
+	static struct log_limit limit;
+
+	atomic_fetch_add(&e->ctr.dropped, 1);
+	flt_log_limited(e->mgr, &limit, FLT_LOG_ERROR,
+			"fanotify: cannot read a permission event: %s; the kernel "
+			"denied that access (counted in dropped)%s",
+			strerror(err),
+			err == EMFILE || err == ENFILE
+				? "; raise the descriptor limit (LimitNOFILE=)"
+				: "");
+}
 
 static void
 reader_retire_if_spare(struct engine *e, struct reader *rd)
@@ -497,6 +530,8 @@ perm_reader_main(void *arg)
 			cap *= 2; /* an event larger than expected */
 			continue;
 		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR && errno != EINVAL)
+			read_failed(e, errno);
 		if (n <= 0)
 			continue;
 		atomic_store(&rd->busy_since, now_ns());

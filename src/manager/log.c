@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/timeutil.h"
 #include "manager/manager.h"
 #include "ports/internal.h"
 
@@ -73,4 +74,30 @@ flt_manager_log(flt_manager *manager, int level, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	flt_log(manager, level, "%s", msg);
+}
+
+void
+flt_log_limited(flt_manager *m, struct log_limit *limit, int level, const char *fmt, ...)
+{
+	long long now = now_ns(), next = atomic_load(&limit->next_ns);
+	unsigned long held;
+	char msg[512];
+	va_list ap;
+
+	if (m && level > m->log_level)
+		return;
+	if (now < next ||
+	    !atomic_compare_exchange_strong(&limit->next_ns, &next, now + 1000000000LL)) {
+		atomic_fetch_add(&limit->held, 1);
+		return;
+	}
+	held = atomic_exchange(&limit->held, 0);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (held)
+		flt_log(m, level, "%s (%lu more like it since the last report)", msg,
+			held);
+	else
+		flt_log(m, level, "%s", msg);
 }

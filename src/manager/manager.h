@@ -73,4 +73,15 @@ void flt_log(flt_manager *m, int level, const char *fmt, ...)
 #define log_info(m, ...)    flt_log(m, FLT_LOG_INFO, __VA_ARGS__)
 #define log_debug(m, ...)   flt_log(m, FLT_LOG_DEBUG, __VA_ARGS__)
 
+/* For a condition that can recur thousands of times a second (a full
+ * descriptor table, no memory): at most one line per second per
+ * log_limit, telling how many occurrences it stands for. A log_limit is
+ * zero-initialised, usually static at the call site. */
+struct log_limit {
+	_Atomic long long next_ns;
+	atomic_ulong held;
+};
+void flt_log_limited(flt_manager *m, struct log_limit *limit, int level, const char *fmt,
+		     ...) __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -30,6 +30,7 @@
 
 #include "common/frame_io.h"
 #include "common/timeutil.h"
+#include "manager/fault.h"
 #include "ports/internal.h"
 
 #define HANDSHAKE_TIMEOUT_MS 5000
@@ -66,16 +67,27 @@ conn_destroy(struct obj *o)
 	free(c);
 }
 
-struct conn *
-conn_new(struct server_port *sp, int fd, const struct flt_peer *peer)
+/* Refuses the peer before its connection exists: no callback ran. */
+static void
+refuse_early(int fd, int status)
+{
+	struct wire_header h = { .type = WIRE_CONNECT_REPLY, .status = status };
+
+	(void)frame_send(fd, &h, NULL, NULL, 0, MSG_DONTWAIT);
+}
+
+int
+conn_new(struct server_port *sp, int fd, const struct flt_peer *peer, struct conn **ret)
 {
 	pthread_condattr_t ca;
 	struct conn *c;
+	int r;
 
-	c = calloc(1, sizeof(*c));
+	c = fault_alloc_fails(FAULT_CONNECTION) ? NULL : calloc(1, sizeof(*c));
 	if (!c) {
+		refuse_early(fd, -ENOMEM);
 		close(fd);
-		return NULL;
+		return -ENOMEM;
 	}
 	atomic_init(&c->obj.refs, 1);
 	c->obj.destroy = conn_destroy;
@@ -91,11 +103,15 @@ conn_new(struct server_port *sp, int fd, const struct flt_peer *peer)
 	pthread_cond_init(&c->state_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	c->close_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r = c->close_efd < 0 ? -errno : 0;
 	c->kick_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->kick_efd < 0 && r == 0)
+		r = -errno;
 	c->r_buf = malloc(WIRE_MAX_FRAME);
-	if (c->close_efd < 0 || c->kick_efd < 0 || !c->r_buf) {
-		obj_unref(&c->obj);
-		return NULL;
+	if (r < 0 || !c->r_buf) {
+		refuse_early(fd, r < 0 ? r : -ENOMEM);
+		obj_unref(&c->obj); /* closes fd */
+		return r < 0 ? r : -ENOMEM;
 	}
 	pthread_mutex_lock(&sp->lock);
 	c->on_sp_list = true;
@@ -104,7 +120,8 @@ conn_new(struct server_port *sp, int fd, const struct flt_peer *peer)
 		sp->conns->sp_prev = c;
 	sp->conns = c;
 	pthread_mutex_unlock(&sp->lock);
-	return c;
+	*ret = c;
+	return 0;
 }
 
 void

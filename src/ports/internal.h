@@ -163,7 +163,10 @@ struct conn {
 	atomic_uint blocked_senders;
 };
 
-struct conn *conn_new(struct server_port *sp, int fd, const struct flt_peer *peer);
+/* Takes fd whatever happens: on failure (-ENOMEM, -EMFILE, ...) the peer
+ * is sent a CONNECT_REPLY with that status and fd is closed. */
+int conn_new(struct server_port *sp, int fd, const struct flt_peer *peer,
+	     struct conn **ret);
 int conn_start(struct conn *c);
 /* Moves to CLOSING once: fails waiters, wakes pollers, shuts sockets,
  * unpublishes the handle. Idempotent; any reference holder may call it. */

@@ -104,19 +104,24 @@ refuse(struct server_port *sp, int fd, int status, const struct flt_peer *peer,
 static void
 accept_one(struct server_port *sp)
 {
+	static struct log_limit accept_limit, start_limit;
 	flt_filter *f = sp->filter;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct flt_peer peer;
-	struct conn *c;
-	int fd;
+	struct conn *c = NULL;
+	int fd, r;
 
 	fd = accept4(sp->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		    errno == ENOMEM) {
-			log_warning(f->mgr, "port %s: accept: %s", sp->name,
-				    strerror(errno));
+			/* The peer stays in the backlog and is taken when
+			 * descriptors are free again (or its connect times
+			 * out). */
+			flt_log_limited(f->mgr, &accept_limit, FLT_LOG_WARNING,
+					"port %s: accept: %s; retrying every 10 ms",
+					sp->name, strerror(errno));
 			usleep(10000); /* do not spin on a full fd table */
 		}
 		return;
@@ -140,16 +145,25 @@ accept_one(struct server_port *sp)
 	sp->n_slots++;
 	pthread_mutex_unlock(&sp->lock);
 
-	c = conn_new(sp, fd, &peer); /* owns fd from here, even on failure */
-	if (!c || conn_start(c) < 0) {
-		if (c)
+	r = conn_new(sp, fd, &peer, &c); /* owns fd from here, even on failure */
+	if (r == 0) {
+		r = conn_start(c);
+		if (r < 0) {
+			struct wire_header h = { .type = WIRE_CONNECT_REPLY,
+						 .status = r };
+
+			(void)frame_send(c->m_fd, &h, NULL, NULL, 0, MSG_DONTWAIT);
 			obj_unref(&c->obj);
+		}
+	}
+	if (r < 0) {
 		pthread_mutex_lock(&sp->lock);
 		sp->n_slots--;
 		pthread_mutex_unlock(&sp->lock);
 		atomic_fetch_add(&sp->refused, 1);
-		log_warning(f->mgr, "port %s: cannot start a connection for pid %d",
-			    sp->name, (int)peer.pid);
+		flt_log_limited(f->mgr, &start_limit, FLT_LOG_WARNING,
+				"port %s: cannot start a connection for pid %d: %s",
+				sp->name, (int)peer.pid, strerror(-r));
 	}
 }
 

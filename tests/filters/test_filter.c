@@ -6,11 +6,15 @@
  *   param.deny = TEXT      OPEN of a path containing TEXT is denied
  *   param.port = NAME      a server port NAME (0666, any number of
  *                          clients); each message is answered "pong"
+ *   param.hold = TEXT      OPEN of a path containing TEXT sleeps in the
+ *   param.hold_ms = N      pre callback for N ms (default 1000), then is
+ *                          allowed: a filter stuck on an event
  * It counts opens it saw, so its services can tell it is alive.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <fltmgr/filter.h>
 
@@ -21,6 +25,8 @@ struct tf {
 	flt_filter *filter;
 	flt_port server;
 	char *deny;
+	char *hold;
+	int hold_ms;
 };
 
 static enum flt_preop_status
@@ -32,6 +38,13 @@ pre_open(struct flt_callback_data *data, void *instance_context, void **completi
 	if (tf && tf->deny && data->path && strstr(data->path, tf->deny)) {
 		data->status = -EPERM;
 		return FLT_PREOP_COMPLETE;
+	}
+	if (tf && tf->hold && data->path && strstr(data->path, tf->hold)) {
+		struct timespec ts = { .tv_sec = tf->hold_ms / 1000,
+				       .tv_nsec = (long)(tf->hold_ms % 1000) * 1000000 };
+
+		while (nanosleep(&ts, &ts) != 0)
+			;
 	}
 	return FLT_PREOP_SUCCESS_NO_CALLBACK;
 }
@@ -87,6 +100,7 @@ unload(flt_filter *filter, void *cookie)
 
 	flt_close_communication_port(filter, &tf->server);
 	free(tf->deny);
+	free(tf->hold);
 	free(tf);
 	the_tf = NULL;
 }
@@ -100,6 +114,8 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	const char *refuse = flt_config_param(cfg, "refuse");
 	const char *deny = flt_config_param(cfg, "deny");
 	const char *port = flt_config_param(cfg, "port");
+	const char *hold = flt_config_param(cfg, "hold");
+	const char *hold_ms = flt_config_param(cfg, "hold_ms");
 	struct flt_registration reg = {
 		.name = cfg->name,
 		.altitude = cfg->altitude,
@@ -114,11 +130,15 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	if (refuse)
 		return -atoi(refuse);
 	tf = calloc(1, sizeof(*tf));
-	if (!tf || (deny && !(tf->deny = strdup(deny)))) {
+	if (!tf || (deny && !(tf->deny = strdup(deny))) ||
+	    (hold && !(tf->hold = strdup(hold)))) {
+		if (tf)
+			free(tf->deny);
 		free(tf);
 		return -ENOMEM;
 	}
-	if (deny) {
+	tf->hold_ms = hold_ms ? atoi(hold_ms) : 1000;
+	if (deny || hold) {
 		reg.operations = ops;
 		reg.n_operations = 1;
 	}
@@ -126,6 +146,7 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	r = flt_register_filter(m, &reg, &tf->filter);
 	if (r < 0) {
 		free(tf->deny);
+		free(tf->hold);
 		free(tf);
 		return r;
 	}
