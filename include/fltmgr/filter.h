@@ -440,6 +440,13 @@ struct flt_engine_stats {
 	uint64_t emergency_answers; /* all readers stuck: answered unseen */
 	uint32_t pending;           /* permission events waiting right now */
 	uint32_t readers;           /* permission reader threads */
+	/* flt_get_process(): details from the engine's process cache, read
+	 * from /proc, cache entries dropped because the process had exec'd,
+	 * entries evicted to make room (docs/engine.md section 2.3). */
+	uint64_t process_cache_hits;
+	uint64_t process_cache_misses;
+	uint64_t process_cache_invalidations;
+	uint64_t process_cache_evictions;
 };
 
 int flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret_stats);

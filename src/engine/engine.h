@@ -43,6 +43,8 @@
 
 #include "manager/manager.h"
 
+struct proc_cache;
+
 #define ENGINE_DEFAULT_DEADLINE_MS 5000
 #define ENGINE_MAX_READERS         8
 
@@ -237,6 +239,8 @@ struct engine {
 	pthread_t watchdog_thread;
 	bool notif_started;
 	bool watchdog_started;
+
+	struct proc_cache *procs; /* process details (proc_cache.h) */
 
 	atomic_uint_fast64_t seq;
 	struct {
