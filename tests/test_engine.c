@@ -31,6 +31,7 @@
 
 #include "testutil.h"
 
+#include "engine/engine.h"     /* resolve_pidfd_info_override() */
 #include "engine/proc_cache.h" /* PROC_CACHE_TTL_MS */
 
 static bool have_root;
@@ -1327,18 +1328,14 @@ process_cache_sees_an_exec(void **state)
 /* Credentials changed without an exec: exact with PIDFD_GET_INFO,
  * otherwise at most PROC_CACHE_TTL_MS late (the child waits that long). */
 static void
-process_cache_follows_setuid(void **state)
+setuid_case(bool exact)
 {
-	bool exact = kernel_has_pidfd_get_info();
 	struct prec ra, rb;
 	pid_t pid;
 	int go;
 
-	(void)state;
-	NEED_ROOT();
 	make_file(at("a"));
 	make_file(at("b"));
-	proc_spy();
 	pid = two_step_child("setuid", at("a"), at("b"), STEP_SETUID,
 			     exact ? 0 : PROC_CACHE_TTL_MS + 20, &go);
 	ra = wait_prec(at("a"), pid);
@@ -1351,6 +1348,15 @@ process_cache_follows_setuid(void **state)
 	assert_int_equal(rb.uid, 4321);
 	assert_int_equal(rb.euid, 4321);
 	assert_string_equal(rb.comm, "setuid");
+}
+
+static void
+process_cache_follows_setuid(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	proc_spy();
+	setuid_case(kernel_has_pidfd_get_info());
 }
 
 /* A name changed without an exec (prctl) shows within PROC_CACHE_TTL_MS. */
@@ -1381,7 +1387,7 @@ process_cache_name_change_within_ttl(void **state)
 /* Many events of one process: resolved once, then served by the cache,
  * and always with its own details. */
 static void
-process_cache_hits_repeated_events(void **state)
+repeated_case(void)
 {
 	struct flt_engine_stats s0, s1;
 	enum { n = 40 };
@@ -1389,13 +1395,10 @@ process_cache_hits_repeated_events(void **state)
 	pid_t pid;
 	int done = 0;
 
-	(void)state;
-	NEED_ROOT();
 	for (int i = 0; i < n; i++) {
 		snprintf(paths[i], sizeof(paths[i]), "%s/f%d", mnt, i);
 		make_file(paths[i]);
 	}
-	proc_spy();
 	assert_int_equal(flt_manager_get_stats(g_m, &s0), 0);
 	pid = raw_fork(0);
 	assert_true(pid >= 0);
@@ -1430,6 +1433,30 @@ process_cache_hits_repeated_events(void **state)
 	assert_true(s1.process_cache_hits + s1.process_cache_misses -
 			    s0.process_cache_hits - s0.process_cache_misses <=
 		    (uint64_t)n);
+}
+
+static void
+process_cache_hits_repeated_events(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	proc_spy();
+	repeated_case();
+}
+
+/* The paths for kernels before 6.13, on this one: credentials from
+ * /proc/PID/status and the pidfd_open check on a miss, from the cache
+ * (at most PROC_CACHE_TTL_MS old) with a poll of the pidfd on a hit. */
+static void
+process_cache_without_pidfd_get_info(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	resolve_pidfd_info_override(0);
+	proc_spy();
+	repeated_case();
+	setuid_case(false);
+	resolve_pidfd_info_override(-1);
 }
 
 /* A named child of this program that opens path, then waits for the go
@@ -1651,6 +1678,8 @@ main(void)
 		T(process_cache_hits_repeated_events),
 		T(process_cache_not_fooled_by_pid_reuse),
 		T(process_cache_shared_by_both_readers),
+		/* last: it changes how the library reads credentials */
+		T(process_cache_without_pidfd_get_info),
 #undef T
 	};
 	char self[PATH_MAX - 16], *slash;

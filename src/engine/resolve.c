@@ -318,6 +318,12 @@ struct pidfd_info_v0 {
 static atomic_int pidfds_on_pidfs = -1;
 static atomic_int pidfd_get_info_works = -1;
 
+void
+resolve_pidfd_info_override(int works)
+{
+	atomic_store(&pidfd_get_info_works, works);
+}
+
 static bool
 pidfd_on_pidfs(int pidfd)
 {
