@@ -470,6 +470,13 @@ struct flt_engine_stats {
 	uint64_t notif_unresolved; /* delivered with FLT_EVENT_PATH_UNKNOWN */
 	uint64_t notif_lost;       /* reported lost: FLT_EVENT_LOSS_UNRESOLVED */
 	uint64_t read_errors;      /* failed reads, reported FLT_EVENT_LOSS_READ */
+	/* flt_get_process(): details from the engine's process cache, read
+	 * from /proc, cache entries dropped because the process had exec'd,
+	 * entries evicted to make room (docs/engine.md section 2.3). */
+	uint64_t process_cache_hits;
+	uint64_t process_cache_misses;
+	uint64_t process_cache_invalidations;
+	uint64_t process_cache_evictions;
 };
 
 int flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret_stats);

@@ -298,6 +298,10 @@ cmd_stats(struct daemon *d)
 	put_u64(e, "notif_unresolved", es.notif_unresolved);
 	put_u64(e, "notif_lost", es.notif_lost);
 	put_u64(e, "read_errors", es.read_errors);
+	put_u64(e, "process_cache_hits", es.process_cache_hits);
+	put_u64(e, "process_cache_misses", es.process_cache_misses);
+	put_u64(e, "process_cache_invalidations", es.process_cache_invalidations);
+	put_u64(e, "process_cache_evictions", es.process_cache_evictions);
 	put_u64(e, "cache_inserts", es.cache_inserts);
 	put_u64(e, "cache_flushes", es.cache_flushes);
 	put_u64(e, "emergency_answers", es.emergency_answers);

@@ -20,6 +20,7 @@
 #include "common/efd.h"
 #include "engine/engine.h"
 #include "engine/fanotify_compat.h"
+#include "engine/proc_cache.h"
 
 const char *
 flt_operation_name(enum flt_operation op)
@@ -344,6 +345,7 @@ engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->readers_lock);
 	pthread_cond_destroy(&e->pend_cond);
 	pthread_cond_destroy(&e->table_released);
+	proc_cache_free(e->procs);
 	free(e);
 }
 
@@ -376,7 +378,8 @@ engine_get(flt_manager *m, struct engine **ret)
 	pthread_cond_init(&e->table_released, NULL);
 	e->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	e->table = calloc(1, sizeof(struct dtable));
-	if (e->stop_efd < 0 || !e->table) {
+	e->procs = proc_cache_new();
+	if (e->stop_efd < 0 || !e->table || !e->procs) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -830,6 +833,15 @@ flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret)
 	ret->notif_unresolved = atomic_load(&e->ctr.notif_unresolved);
 	ret->notif_lost = atomic_load(&e->ctr.notif_lost);
 	ret->read_errors = atomic_load(&e->ctr.read_errors);
+	if (e->procs) {
+		struct proc_cache_stats ps;
+
+		proc_cache_get_stats(e->procs, &ps);
+		ret->process_cache_hits = ps.hits;
+		ret->process_cache_misses = ps.misses;
+		ret->process_cache_invalidations = ps.invalidations;
+		ret->process_cache_evictions = ps.evictions;
+	}
 	pthread_mutex_lock(&e->pend_lock);
 	for (struct perm_event *ev = e->pending; ev; ev = ev->pnext)
 		ret->pending += !atomic_load(&ev->answered);

@@ -43,6 +43,8 @@
 
 #include "manager/manager.h"
 
+struct proc_cache;
+
 #define ENGINE_DEFAULT_DEADLINE_MS 5000
 #define ENGINE_MAX_READERS         8
 
@@ -238,6 +240,8 @@ struct engine {
 	bool notif_started;
 	bool watchdog_started;
 
+	struct proc_cache *procs; /* process details (proc_cache.h) */
+
 	atomic_uint_fast64_t seq;
 	struct {
 		atomic_uint_fast64_t permission_events, notification_events, self_events;
@@ -304,6 +308,9 @@ int resolve_fd_path(int fd, char **ret_path);
 int resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle,
 		     const char *name, const void *target, char **ret_path,
 		     dev_t *ret_dev, ino_t *ret_ino, bool *ret_is_dir);
+/* For tests of the fallbacks: 0 makes flt_get_process() behave as on a
+ * kernel without PIDFD_GET_INFO (before 6.13), -1 probes it again. */
+void resolve_pidfd_info_override(int works);
 const struct dt_instance *instance_match(const struct dt_filter *df,
 					 struct flt_callback_data *data);
 bool filter_excludes(flt_filter *f, pid_t pid);

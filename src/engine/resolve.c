@@ -12,16 +12,20 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
 #include "engine/fanotify_compat.h"
+#include "engine/proc_cache.h"
 
 int
 resolve_fd_path(int fd, char **ret_path)
@@ -299,6 +303,42 @@ instance_match(const struct dt_filter *df, struct flt_callback_data *d)
 
 #define PIDFS_MAGIC 0x50494446
 
+/* PIDFD_GET_INFO (Linux 6.13), as far as we use it: its first version. */
+struct pidfd_info_v0 {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t pid, tgid, ppid;
+	uint32_t ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	uint32_t spare0;
+};
+#define FLT_PIDFD_GET_INFO   _IOWR(0xFF, 11, struct pidfd_info_v0)
+#define FLT_PIDFD_INFO_CREDS (1ull << 1)
+
+/* What this kernel's pidfds are, learned from the first one: -1 unknown. */
+static atomic_int pidfds_on_pidfs = -1;
+static atomic_int pidfd_get_info_works = -1;
+
+void
+resolve_pidfd_info_override(int works)
+{
+	atomic_store(&pidfd_get_info_works, works);
+}
+
+static bool
+pidfd_on_pidfs(int pidfd)
+{
+	int v = atomic_load_explicit(&pidfds_on_pidfs, memory_order_relaxed);
+	struct statfs sfs;
+
+	if (v < 0) {
+		if (fstatfs(pidfd, &sfs) < 0)
+			return false;
+		v = sfs.f_type == PIDFS_MAGIC;
+		atomic_store_explicit(&pidfds_on_pidfs, v, memory_order_relaxed);
+	}
+	return v == 1;
+}
+
 /*
  * Does pid still name the process that pidfd refers to? On pidfs (Linux
  * 6.9+) every process has its own inode, so comparing the inode of a fresh
@@ -309,13 +349,12 @@ instance_match(const struct dt_filter *df, struct flt_callback_data *d)
 static bool
 pid_still_names(pid_t pid, int pidfd)
 {
-	struct statfs sfs;
 	struct stat a, b;
 	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
 	bool same = false;
 	int fd;
 
-	if (fstatfs(pidfd, &sfs) == 0 && sfs.f_type == PIDFS_MAGIC) {
+	if (pidfd_on_pidfs(pidfd)) {
 		fd = (int)syscall(SYS_pidfd_open, pid, 0);
 		if (fd < 0)
 			return false;
@@ -325,6 +364,37 @@ pid_still_names(pid_t pid, int pidfd)
 		return same;
 	}
 	return poll(&pf, 1, 0) == 0;
+}
+
+/*
+ * The credentials of pidfd's process, from the kernel through the pidfd:
+ * 1 read; 0 the process has been reaped (or is not in our pid namespace);
+ * -1 this kernel has no PIDFD_GET_INFO. Success also proves the pid was
+ * not yet free, so /proc/PID read before the call was this process.
+ */
+static int
+pidfd_creds(int pidfd, struct flt_process *p)
+{
+	struct pidfd_info_v0 in = { .mask = FLT_PIDFD_INFO_CREDS };
+
+	if (atomic_load_explicit(&pidfd_get_info_works, memory_order_relaxed) == 0)
+		return -1;
+	if (ioctl(pidfd, FLT_PIDFD_GET_INFO, &in) < 0) {
+		if (errno == ENOTTY || errno == EINVAL) {
+			atomic_store_explicit(&pidfd_get_info_works, 0,
+					      memory_order_relaxed);
+			return -1;
+		}
+		return 0;
+	}
+	atomic_store_explicit(&pidfd_get_info_works, 1, memory_order_relaxed);
+	if (!(in.mask & FLT_PIDFD_INFO_CREDS))
+		return 0;
+	p->uid = in.ruid;
+	p->euid = in.euid;
+	p->gid = in.rgid;
+	p->egid = in.egid;
+	return 1;
 }
 
 static void
@@ -351,14 +421,122 @@ read_status_ids(pid_t pid, struct flt_process *p)
 	fclose(f);
 }
 
+static void
+read_comm(pid_t pid, struct flt_event_priv *pv, struct flt_process *p)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, pv->comm, sizeof(pv->comm) - 1);
+	if (n > 0) {
+		if (pv->comm[n - 1] == '\n')
+			n--;
+		pv->comm[n] = '\0';
+		p->comm = pv->comm;
+	}
+	close(fd);
+}
+
+/*
+ * Reads everything from /proc, then proves the pid still named the
+ * event's process after the reads: through PIDFD_GET_INFO, which also
+ * gives the credentials (so /proc/PID/status is not needed), or else
+ * through pid_still_names(). Without a pidfd nothing could be proved, so
+ * nothing is read.
+ */
+static bool
+read_process(pid_t pid, struct flt_event_priv *pv, struct flt_process *p)
+{
+	bool pidfs, status_read = false;
+	char path[64];
+	ssize_t n;
+	int r = -1;
+
+	if (pv->pidfd < 0)
+		return false;
+	pidfs = pidfd_on_pidfs(pv->pidfd);
+	if (!pidfs ||
+	    atomic_load_explicit(&pidfd_get_info_works, memory_order_relaxed) != 1) {
+		read_status_ids(pid, p);
+		status_read = true;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = readlink(path, pv->exe, sizeof(pv->exe) - 1);
+	if (n >= 0) {
+		pv->exe[n] = '\0';
+		p->exe = pv->exe;
+	}
+	read_comm(pid, pv, p);
+	if (pidfs)
+		r = pidfd_creds(pv->pidfd, p);
+	if (r >= 0)
+		return r == 1;
+	if (!status_read)
+		read_status_ids(pid, p);
+	return pid_still_names(pid, pv->pidfd);
+}
+
+static int64_t
+monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * The cached path (pidfs only): the key is the pid with the pidfd's inode,
+ * so a recycled pid cannot reach another process's entry. The program file
+ * is stat'ed first, then the entry is taken only if it was filled for the
+ * same file (else the process has exec'd: the entry is dropped), and only
+ * if afterwards the process is shown to still hold the pid (so the stat
+ * was of it): PIDFD_GET_INFO, which also gives current credentials, or
+ * else a pidfd that does not poll readable (still running).
+ */
+static bool
+process_from_cache(struct proc_cache *pc, const struct proc_key *key,
+		   const struct proc_exe_id *exe_id, int64_t now,
+		   struct flt_event_priv *pv, struct flt_process *p)
+{
+	struct pollfd pf = { .fd = pv->pidfd, .events = POLLIN };
+	struct proc_details d;
+	int r;
+
+	if (proc_cache_lookup(pc, key, exe_id, now, &d, pv->exe, sizeof(pv->exe)) !=
+	    PROC_HIT)
+		return false;
+	r = pidfd_creds(pv->pidfd, p);
+	if (r == 0 || (r == -1 && poll(&pf, 1, 0) != 0))
+		return false;
+	if (r == -1) {
+		p->uid = d.uid;
+		p->euid = d.euid;
+		p->gid = d.gid;
+		p->egid = d.egid;
+	}
+	memcpy(pv->comm, d.comm, sizeof(pv->comm));
+	p->exe = pv->exe;
+	p->comm = pv->comm;
+	return true;
+}
+
 const struct flt_process *
 flt_get_process(const struct flt_callback_data *data)
 {
 	struct flt_event_priv *pv;
+	struct proc_cache *pc;
 	struct flt_process *p;
-	char path[64];
-	ssize_t n;
-	int fd;
+	struct proc_exe_id exe_id;
+	struct proc_key key = { 0 };
+	bool cacheable = false;
+	int64_t now = 0;
+	struct stat st;
 
 	if (!data || !data->priv)
 		return NULL;
@@ -375,34 +553,52 @@ flt_get_process(const struct flt_callback_data *data)
 				   .egid = (gid_t)-1 };
 	if (data->pid <= 0)
 		return p;
-	read_status_ids(data->pid, p);
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)data->pid);
-	n = readlink(path, pv->exe, sizeof(pv->exe) - 1);
-	if (n >= 0) {
-		pv->exe[n] = '\0';
-		p->exe = pv->exe;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)data->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, pv->comm, sizeof(pv->comm) - 1);
-		if (n > 0) {
-			if (pv->comm[n - 1] == '\n')
-				n--;
-			pv->comm[n] = '\0';
-			p->comm = pv->comm;
+	pc = pv->e ? pv->e->procs : NULL;
+	if (pc && pv->pidfd >= 0 && pidfd_on_pidfs(pv->pidfd) &&
+	    fstat(pv->pidfd, &st) == 0) {
+		char path[64];
+
+		key = (struct proc_key){ .pid = data->pid, .ino = st.st_ino };
+		now = monotonic_ns();
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int)data->pid);
+		if (stat(path, &st) == 0) {
+			exe_id = (struct proc_exe_id){ .dev = st.st_dev,
+						       .ino = st.st_ino,
+						       .ctime_sec = st.st_ctim.tv_sec,
+						       .ctime_nsec = st.st_ctim.tv_nsec };
+			cacheable = true;
+			if (process_from_cache(pc, &key, &exe_id, now, pv, p)) {
+				p->verified = 1;
+				proc_cache_count(pc, true);
+				return p;
+			}
 		}
-		close(fd);
 	}
+	if (pc)
+		proc_cache_count(pc, false);
 	/* What we read belongs to the event's process only if the pid still
 	 * names that process after the reads. */
-	p->verified = pv->pidfd >= 0 && pid_still_names(data->pid, pv->pidfd);
+	p->verified = read_process(data->pid, pv, p);
 	if (!p->verified) {
 		/* Possibly a recycled pid: attribute nothing. */
 		p->exe = NULL;
 		p->comm = NULL;
 		p->uid = p->euid = (uid_t)-1;
 		p->gid = p->egid = (gid_t)-1;
+		return p;
+	}
+	/* The program stat'ed before the reads, the details read after it:
+	 * an exec in between leaves an entry whose exe_id is the old one,
+	 * which the next lookup drops. */
+	if (cacheable && p->exe && p->comm) {
+		struct proc_details d = { .exe_id = exe_id,
+					  .uid = p->uid,
+					  .euid = p->euid,
+					  .gid = p->gid,
+					  .egid = p->egid };
+
+		memcpy(d.comm, pv->comm, sizeof(d.comm));
+		proc_cache_insert(pc, &key, now, &d, pv->exe);
 	}
 	return p;
 }
