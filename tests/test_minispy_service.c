@@ -1177,11 +1177,11 @@ max_seq_in(const char *path)
 	return max;
 }
 
-/* fltmc stats --json: the minispy filter's own counters (a new reference). */
+/* fltmc stats --json, parsed (a new reference). */
 static struct json_object *
-minispy_counters(void)
+fltmc_stats(void)
 {
-	struct json_object *o, *f, *c;
+	struct json_object *o;
 	char cmd[600], path[300];
 	char *text;
 
@@ -1193,6 +1193,26 @@ minispy_counters(void)
 	o = json_tokener_parse(text);
 	free(text);
 	assert_non_null(o);
+	return o;
+}
+
+/* One counter of the daemon's engine (fltmc stats). */
+static int64_t
+engine_counter(const char *name)
+{
+	struct json_object *o = fltmc_stats();
+	int64_t v = num(member(o, "engine"), name);
+
+	json_object_put(o);
+	return v;
+}
+
+/* fltmc stats --json: the minispy filter's own counters (a new reference). */
+static struct json_object *
+minispy_counters(void)
+{
+	struct json_object *o = fltmc_stats(), *f, *c;
+
 	f = json_object_array_get_idx(member(o, "filters"), 0);
 	assert_non_null(f);
 	assert_string_equal(str(f, "name"), "minispy");
@@ -1367,8 +1387,11 @@ seed_service_restarted_under_load(void **state)
 	assert_int_equal(num(c, "bad_calls"), 0);
 	json_object_put(c);
 	/* The generator never waited on the filter (minispy only observes):
-	 * no call took anywhere near a permission deadline (5 s). */
-	assert_true(max_us < 1000000);
+	 * no permission event was answered by a deadline or unseen. Its
+	 * slowest call (printed above) is the machine's scheduling, not a
+	 * claim: a loaded CI machine has stalled it for 5 s. */
+	assert_int_equal(engine_counter("deadline_defaults"), 0);
+	assert_int_equal(engine_counter("emergency_answers"), 0);
 	assert_true(ops > 0);
 	free(bk.delivered.bit);
 	free(bk.lost.bit);
