@@ -410,19 +410,19 @@ marker_file_is_denied_and_clean_file_opens(void **state)
 	uint64_t v[SCANNER_CTR_COUNT_];
 
 	(void)state;
-	daemon_start(SCAN_DEADLINE, false);
-	svc_start(NULL);
+	/* Written before anyone watches: no notification of these writes
+	 * can come after the first verdict and drop it from the caches (a
+	 * rescan, never a stale verdict, but then the cache would not be
+	 * what answers below). */
 	write_file(at("clean.txt"), CLEANTXT "\n");
 	write_file(at("bad.txt"), "header " MARKER " trailer\n");
+	daemon_start(SCAN_DEADLINE, false);
+	svc_start(NULL);
 	assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
 	assert_int_equal(try_open(at("clean.txt"), NULL), 0);
-	/* The cached denial stays a denial. (The notification of the write
-	 * may come after the first verdict and drop it: a rescan, never a
-	 * stale verdict. So the last of these is answered by the cache.) */
-	for (int i = 0; i < 3; i++) {
-		usleep(20000);
+	/* The cached denial stays a denial, answered by the cache. */
+	for (int i = 0; i < 3; i++)
 		assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
-	}
 	filter_stats(v);
 	assert_true(v[SCANNER_CTR_infected] >= 1);
 	assert_true(v[SCANNER_CTR_cache_denies] >= 1);
@@ -550,13 +550,12 @@ unchanged_clean_file_second_open_skips_service(void **state)
 	uint64_t a[SCANNER_CTR_COUNT_], b[SCANNER_CTR_COUNT_], scanned;
 
 	(void)state;
+	/* Written before anyone watches: no notification of that write can
+	 * come late and drop the first verdict from the caches (which would
+	 * be right, a rescan, but not what this test is about). */
+	write_file(at("f"), CLEANTXT);
 	daemon_start(SCAN_DEADLINE, false);
 	svc_start(NULL);
-	write_file(at("f"), CLEANTXT);
-	/* The notifications of that write come on their own thread; one
-	 * that lands while the file is being scanned keeps that verdict out
-	 * of the caches (a rescan, never a stale verdict). Let them pass. */
-	usleep(100000);
 	assert_int_equal(try_open(at("f"), NULL), 0);
 	filter_stats(a);
 	scanned = svc_stat("scanned");
