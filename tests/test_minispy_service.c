@@ -818,6 +818,28 @@ backlog_overflow_is_one_loss_record(void **state)
 	json_object_put(all);
 }
 
+static struct json_object *minispy_counters(void);
+
+/* Waits until the minispy filter's counter name reaches n (fltmc stats). */
+static void
+wait_minispy_counter(const char *name, int64_t n)
+{
+	int64_t end = tu_now_ms() + WAIT_MS, got;
+
+	for (;;) {
+		struct json_object *c = minispy_counters();
+
+		got = num(c, name);
+		json_object_put(c);
+		if (got >= n)
+			return;
+		if (tu_now_ms() > end)
+			fail_msg("minispy's %s stays at %lld, not %lld", name,
+				 (long long)got, (long long)n);
+		usleep(10000);
+	}
+}
+
 /* Records already waiting on the connection when SIGTERM comes are
  * written and flushed, and the exit status is 0: the service is stopped
  * (SIGSTOP) while 50 records are sent to it, then terminated. */
@@ -833,7 +855,8 @@ sigterm_flushes_and_exits_zero(void **state)
 	assert_int_equal(kill(spy_pid, SIGSTOP), 0);
 	make_files("t", 50);
 	wait_delivered(50);
-	usleep(200000); /* the filter's sender moves them into the socket */
+	/* The filter's sender has put all of them into the socket. */
+	wait_minispy_counter("sent", 50);
 	assert_int_equal(kill(spy_pid, SIGTERM), 0);
 	assert_int_equal(kill(spy_pid, SIGCONT), 0);
 	assert_int_equal(wait_exit(spy_pid), 0);
