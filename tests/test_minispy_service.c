@@ -33,7 +33,10 @@
 
 #include "testutil.h"
 
-#define WAIT_MS 10000
+/* Each wait ends as soon as its condition holds; the bound is for the
+ * TSan build on a loaded 2-core machine, where a service life has taken
+ * over 10 s to connect. */
+#define WAIT_MS 30000
 
 extern char **environ;
 
