@@ -240,6 +240,20 @@ run_op(uid_t uid, const char *op, const char *a1, const char *a2)
 
 static flt_manager *g_m;
 
+/* A callback that blocks until released (blocked_callback_...). */
+static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t block_cond = PTHREAD_COND_INITIALIZER;
+static bool block_release;
+
+static void
+release_blocked_callbacks(void)
+{
+	pthread_mutex_lock(&block_lock);
+	block_release = true;
+	pthread_cond_broadcast(&block_cond);
+	pthread_mutex_unlock(&block_lock);
+}
+
 static int
 setup(void **state)
 {
@@ -261,6 +275,9 @@ teardown(void **state)
 	(void)state;
 	if (!have_root)
 		return 0;
+	/* After a failed assertion too: a reader still blocked in a callback
+	 * would keep flt_manager_free() waiting for ever. */
+	release_blocked_callbacks();
 	flt_manager_free(g_m);
 	g_m = NULL;
 	umount2(mnt, MNT_DETACH);
@@ -751,7 +768,7 @@ pend_never_completed_gets_default_at_deadline(void **state)
 	 * by the watchdog's tick plus scheduling, which a loaded machine
 	 * stretches: the upper bound is loose on purpose. */
 	assert_true(el >= 290);
-	assert_true(el < 300 + 2000);
+	assert_true(el < 300 + 10000);
 	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
 	assert_int_equal(fs.deadline_defaults, 1);
 	assert_int_equal(fs.pended, 1);
@@ -764,9 +781,6 @@ pend_never_completed_gets_default_at_deadline(void **state)
 
 /* ---- a callback that blocks ---- */
 
-static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t block_cond = PTHREAD_COND_INITIALIZER;
-static bool block_release;
 static atomic_bool slow_entered;
 
 static enum flt_preop_status
@@ -822,14 +836,12 @@ blocked_callback_does_not_hold_up_other_files(void **state)
 	print_message("fast open done after %lld ms, slow after %lld ms (deadline %d)\n",
 		      (long long)t_fast, (long long)t_slow, deadline_ms);
 	/* The slow one: by its deadline's default (counted), within a loose
-	 * bound of it (t0 is after its deadline started). */
-	assert_true(t_slow < deadline_ms + 2000);
+	 * bound of it (t0 is after its deadline started); TSan on a loaded
+	 * machine has been seen 2.9 s late. */
+	assert_true(t_slow < deadline_ms + 10000);
 	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
 	assert_int_equal(fs.deadline_defaults, 1);
-	pthread_mutex_lock(&block_lock);
-	block_release = true;
-	pthread_cond_broadcast(&block_cond);
-	pthread_mutex_unlock(&block_lock);
+	release_blocked_callbacks();
 }
 
 static void
