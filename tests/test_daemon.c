@@ -426,6 +426,17 @@ prober_start(struct prober *p, const char *name, int expect)
 	assert_int_equal(pthread_create(&p->thread, NULL, prober_main, p), 0);
 }
 
+/* Lets the prober run until it has made at least n opens (bounded: a
+ * loaded machine may starve it for a while). */
+static void
+prober_wait_done(struct prober *p, int n)
+{
+	int64_t end = tu_now_ms() + 10000;
+
+	while (atomic_load(&p->done) < n && tu_now_ms() < end)
+		usleep(10000);
+}
+
 static void
 prober_stop(struct prober *p)
 {
@@ -473,6 +484,8 @@ test_reload_keeps_service_and_protection(void **state)
 	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "reload"),
 			 0);
 	usleep(100000);
+	prober_wait_done(&deny, 51);
+	prober_wait_done(&allow, 51);
 	prober_stop(&deny);
 	prober_stop(&allow);
 
@@ -679,6 +692,7 @@ test_runtime_changes_under_load(void **state)
 	assert_int_equal(service_ping(&svc), 0);
 	filter_close_port(svc.port);
 
+	prober_wait_done(&allow, 21);
 	prober_stop(&allow);
 	assert_true(atomic_load(&allow.done) > 20);
 	assert_int_equal(atomic_load(&allow.wrong), 0);

@@ -123,6 +123,10 @@ find_rec(int filter, enum flt_operation op, const char *path, const char *new_pa
 	return found;
 }
 
+/* How long an expected event may take to show up: a bound for a loaded
+ * machine under a sanitizer, not a speed claim (waits end at the event). */
+#define EVENT_WAIT_MS 15000
+
 static int
 wait_rec(int filter, enum flt_operation op, const char *path, const char *new_path,
 	 pid_t pid, int timeout_ms)
@@ -152,7 +156,13 @@ count_recs(int filter, enum flt_operation op, bool pre)
 struct child {
 	pid_t pid;
 	int hold_fd;
+	char what[96]; /* "op path", for a failure message */
 };
+
+/* A child that has not exited by then is stuck (an unanswered permission
+ * event, a hung filesystem): killed and reported, never waited for until
+ * the suite's timeout, which would not say where. */
+#define CHILD_WAIT_MS 60000
 
 /* Starts fsop; with hold, it stays alive until child_finish(); with go,
  * it waits for child_go() before its operation. */
@@ -190,6 +200,7 @@ child_start_ex(uid_t uid, bool hold, bool go, const char *op, const char *a1,
 	}
 	close(p[0]);
 	c.hold_fd = p[1];
+	snprintf(c.what, sizeof(c.what), "%s %s", op, a1);
 	return c;
 }
 
@@ -209,12 +220,22 @@ child_go(struct child *c)
 static int
 child_finish(struct child *c)
 {
+	int64_t end = tu_now_ms() + CHILD_WAIT_MS;
+	pid_t r;
 	int st;
 
 	if (c->hold_fd >= 0)
 		close(c->hold_fd);
 	c->hold_fd = -1;
-	assert_int_equal(waitpid(c->pid, &st, 0), c->pid);
+	while ((r = waitpid(c->pid, &st, WNOHANG)) == 0 && tu_now_ms() < end)
+		usleep(1000);
+	if (r == 0) {
+		kill(c->pid, SIGKILL);
+		(void)waitpid(c->pid, &st, 0);
+		fail_msg("fsop %s (pid %d) did not finish within %d ms", c->what,
+			 (int)c->pid, CHILD_WAIT_MS);
+	}
+	assert_int_equal(r, c->pid);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -229,6 +250,20 @@ run_op(uid_t uid, const char *op, const char *a1, const char *a2)
 /* ---- fixture: a private tmpfs and a manager ---- */
 
 static flt_manager *g_m;
+
+/* A callback that blocks until released (blocked_callback_...). */
+static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t block_cond = PTHREAD_COND_INITIALIZER;
+static bool block_release;
+
+static void
+release_blocked_callbacks(void)
+{
+	pthread_mutex_lock(&block_lock);
+	block_release = true;
+	pthread_cond_broadcast(&block_cond);
+	pthread_mutex_unlock(&block_lock);
+}
 
 static int
 setup(void **state)
@@ -251,6 +286,9 @@ teardown(void **state)
 	(void)state;
 	if (!have_root)
 		return 0;
+	/* After a failed assertion too: a reader still blocked in a callback
+	 * would keep flt_manager_free() waiting for ever. */
+	release_blocked_callbacks();
 	flt_manager_free(g_m);
 	g_m = NULL;
 	umount2(mnt, MNT_DETACH);
@@ -315,7 +353,7 @@ static void
 expect_event(enum flt_operation op, const char *path, const char *new_path,
 	     struct child *c, uid_t uid)
 {
-	int i = wait_rec(0, op, path, new_path, c->pid, 3000);
+	int i = wait_rec(0, op, path, new_path, c->pid, EVENT_WAIT_MS);
 
 	if (i < 0)
 		fail_msg("no %s event for %s (pid %d)", flt_operation_name(op), path,
@@ -1003,7 +1041,9 @@ completion_before_pending_returns_is_applied(void **state)
 	f = reg_one("early", "250000", FLT_OP_OPEN, pre_pend_completed_early, 3000, 0);
 	t0 = tu_now_ms();
 	assert_int_equal(run_op(0, "open", at("f"), NULL), EPERM);
-	assert_true(tu_now_ms() - t0 < 1000); /* not at the 3 s deadline */
+	/* Decided by the early completion, not at the 3 s deadline (the
+	 * counters say so exactly; the clock only as a loose bound). */
+	assert_true(tu_now_ms() - t0 < 3000);
 	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
 	assert_int_equal(fs.denied, 1);
 	assert_int_equal(fs.deadline_defaults, 0);
@@ -1052,7 +1092,11 @@ pend_never_completed_gets_default_at_deadline(void **state)
 	el = tu_now_ms() - t0;
 	print_message("pended open answered after %lld ms (deadline 300)\n",
 		      (long long)el);
-	assert_true(el >= 290 && el < 400);
+	/* Never before the deadline (t0 precedes the event); after it only
+	 * by the watchdog's tick plus scheduling, which a loaded machine
+	 * stretches: the upper bound is loose on purpose. */
+	assert_true(el >= 290);
+	assert_true(el < 300 + 10000);
 	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
 	assert_int_equal(fs.deadline_defaults, 1);
 	assert_int_equal(fs.pended, 1);
@@ -1065,9 +1109,7 @@ pend_never_completed_gets_default_at_deadline(void **state)
 
 /* ---- a callback that blocks ---- */
 
-static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t block_cond = PTHREAD_COND_INITIALIZER;
-static bool block_release;
+static atomic_bool slow_entered;
 
 static enum flt_preop_status
 pre_block_slow(struct flt_callback_data *d, void *ic, void **cc)
@@ -1075,6 +1117,7 @@ pre_block_slow(struct flt_callback_data *d, void *ic, void **cc)
 	(void)ic;
 	(void)cc;
 	if (d->path && strstr(d->path, "slow")) {
+		atomic_store(&slow_entered, true);
 		pthread_mutex_lock(&block_lock);
 		while (!block_release)
 			pthread_cond_wait(&block_cond, &block_lock);
@@ -1087,9 +1130,11 @@ static void
 blocked_callback_does_not_hold_up_other_files(void **state)
 {
 	struct flt_filter_stats fs;
+	const int deadline_ms = 3000;
 	struct child slow, fast;
 	flt_filter *f;
-	int64_t t0, t_fast;
+	int64_t t0, t_fast, t_slow;
+	int st;
 
 	(void)state;
 	NEED_ROOT();
@@ -1098,24 +1143,33 @@ blocked_callback_does_not_hold_up_other_files(void **state)
 	pthread_mutex_lock(&block_lock);
 	block_release = false;
 	pthread_mutex_unlock(&block_lock);
-	f = reg_one("blocker", "250000", FLT_OP_OPEN, pre_block_slow, 600, 0);
-	t0 = tu_now_ms();
+	atomic_store(&slow_entered, false);
+	f = reg_one("blocker", "250000", FLT_OP_OPEN, pre_block_slow, deadline_ms, 0);
 	slow = child_start(0, false, "open", at("slow"), NULL);
-	usleep(50000);
+	/* The only reader is stuck in the slow callback from here on. */
+	for (int i = 0; i < 30000 && !atomic_load(&slow_entered); i++)
+		usleep(1000);
+	assert_true(atomic_load(&slow_entered));
+	t0 = tu_now_ms();
 	fast = child_start(0, false, "open", at("fast"), NULL);
 	assert_int_equal(child_finish(&fast), 0);
 	t_fast = tu_now_ms() - t0;
+	/* The fast open did not wait for the slow one: that one is still
+	 * unanswered (no default given, its opener still blocked). */
+	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
+	assert_int_equal(fs.deadline_defaults, 0);
+	assert_int_equal(waitpid(slow.pid, &st, WNOHANG), 0);
 	assert_int_equal(child_finish(&slow), 0); /* allowed at the deadline */
-	print_message("fast open done after %lld ms, slow after %lld ms (deadline 600)\n",
-		      (long long)t_fast, (long long)(tu_now_ms() - t0));
-	assert_true(t_fast < 400);           /* did not wait for the slow one */
-	assert_true(tu_now_ms() - t0 < 700); /* the slow one: deadline + 100 ms */
+	t_slow = tu_now_ms() - t0;
+	print_message("fast open done after %lld ms, slow after %lld ms (deadline %d)\n",
+		      (long long)t_fast, (long long)t_slow, deadline_ms);
+	/* The slow one: by its deadline's default (counted), within a loose
+	 * bound of it (t0 is after its deadline started); TSan on a loaded
+	 * machine has been seen 2.9 s late. */
+	assert_true(t_slow < deadline_ms + 10000);
 	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
 	assert_int_equal(fs.deadline_defaults, 1);
-	pthread_mutex_lock(&block_lock);
-	block_release = true;
-	pthread_cond_broadcast(&block_cond);
-	pthread_mutex_unlock(&block_lock);
+	release_blocked_callbacks();
 }
 
 static void
@@ -1131,19 +1185,21 @@ shutdown_answers_fifty_pending_opens(void **state)
 	reg_one("pender", "250000", FLT_OP_OPEN, pre_pend, 60000, 0);
 	for (int i = 0; i < 50; i++)
 		c[i] = child_start(0, false, "open", at("f"), NULL);
-	for (int i = 0; i < 5000; i++) {
+	t0 = tu_now_ms();
+	do {
 		assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
 		if (es.pending == 50)
 			break;
 		usleep(1000);
-	}
+	} while (tu_now_ms() - t0 < 30000);
 	assert_int_equal(es.pending, 50);
 	t0 = tu_now_ms();
 	flt_manager_free(g_m);
 	g_m = tu_manager_new(); /* for teardown */
 	for (int i = 0; i < 50; i++)
 		assert_int_equal(child_finish(&c[i]), 0);
-	assert_true(tu_now_ms() - t0 < 2000);
+	/* Answered by the shutdown, not by the 60 s deadline. */
+	assert_true(tu_now_ms() - t0 < 20000);
 }
 
 static enum flt_preop_status
@@ -1174,10 +1230,14 @@ callback_opening_the_same_file_does_not_deadlock(void **state)
 	reg_one("reopener", "250000", FLT_OP_OPEN, pre_open_same_file, 5000, 0);
 	t0 = tu_now_ms();
 	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
-	assert_true(tu_now_ms() - t0 < 1000);
+	/* No deadlock: the callback's own open was answered (counted before
+	 * it returned), so the callback returned and decided the child's
+	 * open; the 5 s deadline never had to. */
+	assert_true(tu_now_ms() - t0 < 5000);
 	assert_int_equal(atomic_load(&pend_calls), 1);
 	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
 	assert_true(es.self_events >= 1);
+	assert_int_equal(es.deadline_defaults, 0);
 }
 
 static atomic_int cache_calls;
@@ -1243,8 +1303,8 @@ counters_match_generated_events(void **state)
 	assert_int_equal(fs.allowed, 20);
 	assert_int_equal(fs.denied + fs.pended + fs.deadline_defaults, 0);
 	assert_int_equal(atomic_load(&cache_calls), 20);
-	/* The engine counts an answer just after giving it: let the last
-	 * one settle before reading. */
+	/* An answer is counted before it is given, but the event leaves
+	 * the pending list only after it: let the last one settle. */
 	for (int i = 0; i < 2000; i++) {
 		assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
 		if (es.allowed - es0.allowed >= 20 && es.pending == 0)
@@ -1311,12 +1371,14 @@ ext4_rename_across_dirs_and_delete_in_removed_dir(void **state)
 	snprintf(e4, sizeof(e4), "%s/e4", mnt);
 	assert_int_equal(mkdir(e4, 0755), 0);
 	snprintf(cmd, sizeof(cmd),
-		 "truncate -s 32M %s/img && mkfs.ext4 -q -F %s/img >/dev/null 2>&1 && "
-		 "mount -o loop %s/img %s 2>/dev/null && chmod 1777 %s",
+		 "truncate -s 32M %s/img && "
+		 "timeout 60 mkfs.ext4 -q -F %s/img >/dev/null 2>&1 && "
+		 "timeout 60 mount -o loop %s/img %s 2>/dev/null && chmod 1777 %s",
 		 mnt, mnt, mnt, e4, e4);
 	if (system(cmd) != 0) {
-		print_message("skipped: cannot make and loop-mount an ext4 image here "
-			      "(no loop device or mkfs.ext4)\n");
+		print_message(
+			"skipped: cannot make and loop-mount an ext4 image here "
+			"(no loop device or mkfs.ext4, or either took over 60 s)\n");
 		skip();
 	}
 	f = spy_filter("spy", "360000");
@@ -1335,9 +1397,9 @@ ext4_rename_across_dirs_and_delete_in_removed_dir(void **state)
 	/* Remove the file, then at once its directory. */
 	assert_int_equal(run_op(0, "unlink", at("e4/d2/g"), NULL), 0);
 	assert_int_equal(run_op(0, "rmdir", at("e4/d2"), NULL), 0);
-	if (wait_rec(0, FLT_OP_DELETE, at("e4/d2/g"), NULL, 0, 3000) < 0)
+	if (wait_rec(0, FLT_OP_DELETE, at("e4/d2/g"), NULL, 0, EVENT_WAIT_MS) < 0)
 		fail_msg("no delete event with the full path of e4/d2/g");
-	if (wait_rec(0, FLT_OP_DELETE, at("e4/d2"), NULL, 0, 3000) < 0)
+	if (wait_rec(0, FLT_OP_DELETE, at("e4/d2"), NULL, 0, EVENT_WAIT_MS) < 0)
 		fail_msg("no delete event for e4/d2");
 	assert_int_equal(flt_detach(f, e4), 0);
 	umount2(e4, MNT_DETACH);

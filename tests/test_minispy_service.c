@@ -33,7 +33,10 @@
 
 #include "testutil.h"
 
-#define WAIT_MS 10000
+/* Each wait ends as soon as its condition holds; the bound is for the
+ * TSan build on a loaded 2-core machine, where a service life has taken
+ * over 10 s to connect. */
+#define WAIT_MS 30000
 
 extern char **environ;
 
@@ -913,6 +916,28 @@ backlog_overflow_is_one_loss_record(void **state)
 	json_object_put(all);
 }
 
+static struct json_object *minispy_counters(void);
+
+/* Waits until the minispy filter's counter name reaches n (fltmc stats). */
+static void
+wait_minispy_counter(const char *name, int64_t n)
+{
+	int64_t end = tu_now_ms() + WAIT_MS, got;
+
+	for (;;) {
+		struct json_object *c = minispy_counters();
+
+		got = num(c, name);
+		json_object_put(c);
+		if (got >= n)
+			return;
+		if (tu_now_ms() > end)
+			fail_msg("minispy's %s stays at %lld, not %lld", name,
+				 (long long)got, (long long)n);
+		usleep(10000);
+	}
+}
+
 /* Records already waiting on the connection when SIGTERM comes are
  * written and flushed, and the exit status is 0: the service is stopped
  * (SIGSTOP) while 50 records are sent to it, then terminated. */
@@ -928,7 +953,8 @@ sigterm_flushes_and_exits_zero(void **state)
 	assert_int_equal(kill(spy_pid, SIGSTOP), 0);
 	make_files("t", 50);
 	wait_delivered(50);
-	usleep(200000); /* the filter's sender moves them into the socket */
+	/* The filter's sender has put all of them into the socket. */
+	wait_minispy_counter("sent", 50);
 	assert_int_equal(kill(spy_pid, SIGTERM), 0);
 	assert_int_equal(kill(spy_pid, SIGCONT), 0);
 	assert_int_equal(wait_exit(spy_pid), 0);
@@ -961,6 +987,9 @@ sighup_reopens_output(void **state)
 	spy_start();
 	write_text(at("before"), "x");
 	json_object_put(wait_record("create", at("before"), getpid()));
+	/* Its last record too: one still on its way at the SIGHUP would
+	 * rightly go to the new file, where the test looks for none. */
+	json_object_put(wait_record("close_write", at("before"), getpid()));
 	assert_int_equal(rename(out, rotated), 0);
 	assert_int_equal(kill(spy_pid, SIGHUP), 0);
 	assert_true(tu_wait_until(file_exists, out, WAIT_MS));
@@ -1315,11 +1344,11 @@ max_seq_in(const char *path)
 	return max;
 }
 
-/* fltmc stats --json: the minispy filter's own counters (a new reference). */
+/* fltmc stats --json, parsed (a new reference). */
 static struct json_object *
-minispy_counters(void)
+fltmc_stats(void)
 {
-	struct json_object *o, *f, *c;
+	struct json_object *o;
 	char cmd[600], path[300];
 	char *text;
 
@@ -1331,6 +1360,26 @@ minispy_counters(void)
 	o = json_tokener_parse(text);
 	free(text);
 	assert_non_null(o);
+	return o;
+}
+
+/* One counter of the daemon's engine (fltmc stats). */
+static int64_t
+engine_counter(const char *name)
+{
+	struct json_object *o = fltmc_stats();
+	int64_t v = num(member(o, "engine"), name);
+
+	json_object_put(o);
+	return v;
+}
+
+/* fltmc stats --json: the minispy filter's own counters (a new reference). */
+static struct json_object *
+minispy_counters(void)
+{
+	struct json_object *o = fltmc_stats(), *f, *c;
+
 	f = json_object_array_get_idx(member(o, "filters"), 0);
 	assert_non_null(f);
 	assert_string_equal(str(f, "name"), "minispy");
@@ -1507,12 +1556,18 @@ seed_service_restarted_under_load(void **state)
 	assert_int_equal(num(c, "bad_calls"), 0);
 	json_object_put(c);
 	/* The generator never waited on the filter (minispy only observes):
-	 * no cycle of calls spent 1 s running or blocked (time spent waiting
-	 * for a CPU excluded; without schedstat, wall time). */
+	 * no permission event was answered by a deadline or unseen, and no
+	 * cycle of calls spent the default permission deadline (5 s) running
+	 * or blocked. Time spent waiting for a CPU is excluded (schedstat):
+	 * a loaded CI machine has kept the generator runnable but off-CPU
+	 * for 5 s, which is scheduling, not fltmgr. */
+	assert_int_equal(engine_counter("deadline_defaults"), 0);
+	assert_int_equal(engine_counter("emergency_answers"), 0);
 	if (max_own_us >= 0)
-		assert_true(max_own_us < 1000000);
+		assert_true(max_own_us < 5000000);
 	else
-		assert_true(max_us < 1000000);
+		print_message("seed: no /proc/thread-self/schedstat: the generator's "
+			      "blocked time is not measured, only its wall time\n");
 	assert_true(ops > 0);
 	free(bk.delivered.bit);
 	free(bk.lost.bit);

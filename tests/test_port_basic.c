@@ -17,6 +17,10 @@
 
 #include "testutil.h"
 
+/* A bound on waits that end as soon as their condition holds; generous
+ * for a loaded machine under a sanitizer. */
+#define WAIT_MS 10000
+
 struct fx {
 	flt_manager *m;
 	flt_filter *f;
@@ -105,7 +109,7 @@ teardown(void **state)
 	flt_unregister_filter(fx->f);
 	flt_manager_free(fx->m);
 	/* Every descriptor we created is gone again. */
-	assert_true(tu_wait_until(fds_back, &fx->fds_before, 2000));
+	assert_true(tu_wait_until(fds_back, &fx->fds_before, WAIT_MS));
 	tu_runtime_dir_remove();
 	free(fx);
 	return 0;
@@ -223,7 +227,7 @@ send_with_reply(void **state)
 	assert_int_equal(st.replies_received, 1);
 	assert_int_equal(st.connections_current, 1);
 	filter_close_port(p);
-	assert_true(tu_wait_until(disconnected, fx, 2000));
+	assert_true(tu_wait_until(disconnected, fx, WAIT_MS));
 }
 
 static void
@@ -440,7 +444,8 @@ timeout_while_service_not_reading(void **state)
 	}
 	assert_int_equal(r, -ETIMEDOUT);
 	assert_true(sent > 0);
-	assert_true(elapsed >= 190 && elapsed < 1500);
+	/* Not before its timeout; after it only by scheduling (loose). */
+	assert_true(elapsed >= 190 && elapsed < 10000);
 	assert_int_equal(flt_port_get_stats(fx->f, &fx->client, &st), 0);
 	assert_int_equal(st.timeouts, 1);
 	assert_int_equal(st.blocked_senders, 0);
@@ -455,7 +460,7 @@ timeout_while_service_not_reading(void **state)
 				     200);
 		elapsed = tu_now_ms() - t0;
 		assert_int_equal(r, -ETIMEDOUT);
-		assert_true(elapsed >= 190 && elapsed < 1500);
+		assert_true(elapsed >= 190 && elapsed < 10000);
 	}
 	filter_close_port(p);
 }
@@ -477,7 +482,7 @@ timeout_waiting_for_reply_then_late_reply_refused(void **state)
 	assert_int_equal(flt_send_message(fx->f, &fx->client, "q", 1, rep, &len, 200),
 			 -ETIMEDOUT);
 	assert_true(tu_now_ms() - t0 >= 190);
-	assert_true(tu_now_ms() - t0 < 1500);
+	assert_true(tu_now_ms() - t0 < 10000); /* loose: scheduling only */
 
 	/* The service took it but answers after the sender gave up. */
 	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 1000), 1);
@@ -539,8 +544,9 @@ oversized_message_answered_by_library(void **state)
 		assert_int_equal(filter_get_message(p, &h, small, 0, 2000), -EMSGSIZE);
 		assert_int_not_equal(h.message_id, 0);
 		pthread_join(a.t, NULL);
+		/* Answered by the library: -EMSGSIZE, never the sender's
+		 * -ETIMEDOUT (the clock is no proof on a loaded machine). */
 		assert_int_equal(a.r, -EMSGSIZE);
-		assert_true(a.elapsed < 2000);
 	}
 	/* Still connected and working. */
 	async_send_start(&a, fx, 8, 5000);
@@ -577,14 +583,14 @@ reply_taken_then_filter_closes_reports_success(void **state)
 		};
 		char buf[16];
 
-		assert_true(tu_wait_until(connected, fx, 1000));
+		assert_true(tu_wait_until(connected, fx, WAIT_MS));
 		assert_int_equal(pthread_create(&a.t, NULL, send_then_close_run, &a), 0);
 		assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), 1);
 		assert_int_equal(filter_reply_message(p, h.message_id, 0, "ok", 2), 0);
 		pthread_join(a.t, NULL);
 		assert_int_equal(a.r, 0);
 		filter_close_port(p);
-		assert_true(tu_wait_until(disconnected, fx, 2000));
+		assert_true(tu_wait_until(disconnected, fx, WAIT_MS));
 	}
 }
 
@@ -624,10 +630,10 @@ service_disconnect_wakes_blocked_senders_at_once(void **state)
 	filter_close_port(p); /* the service goes away without answering */
 	for (int i = 0; i < 4; i++) {
 		pthread_join(a[i].t, NULL);
-		assert_int_equal(a[i].r, -ENOTCONN);
-		assert_true(a[i].elapsed < 2000); /* not at the 10 s timeout */
+		assert_int_equal(a[i].r, -ENOTCONN); /* not -ETIMEDOUT at 10 s */
+		assert_true(a[i].elapsed < 8000);
 	}
-	assert_true(tu_wait_until(disconnected, fx, 2000));
+	assert_true(tu_wait_until(disconnected, fx, WAIT_MS));
 	assert_int_equal(atomic_load(&fx->disconnects), 1);
 	assert_int_equal(fx->client.value, 0); /* the callback closed it */
 	assert_int_equal(flt_port_get_stats(fx->f, &fx->server, &st), 0);
@@ -653,7 +659,7 @@ service_close_wakes_its_own_waiters(void **state)
 	filter_close_port(p);
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
-	assert_true(tu_now_ms() - t0 < 1000);
+	assert_true(tu_now_ms() - t0 < 8000); /* loose: they wait forever */
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(w[i].got + w[i].bad, 0);
 }
@@ -684,9 +690,9 @@ service_close_wakes_timed_waiters_with_ecanceled(void **state)
 	filter_close_port(p);
 	for (int i = 0; i < 2; i++) {
 		pthread_join(t[i], &r);
-		assert_int_equal((int)(intptr_t)r, -ECANCELED);
+		assert_int_equal((int)(intptr_t)r, -ECANCELED); /* not -ETIMEDOUT */
 	}
-	assert_true(tu_now_ms() - t0 < 1000);
+	assert_true(tu_now_ms() - t0 < 8000); /* loose: their timeout is 10 s */
 }
 
 static void
@@ -697,22 +703,23 @@ filter_close_client_port_disconnects_service(void **state)
 	struct filter_message_header h;
 	char buf[8], out[8];
 	size_t out_len;
-	flt_port copy;
+	flt_port mine, copy;
 
-	assert_true(tu_wait_until(connected, fx, 1000));
-	copy = fx->client;
-	flt_close_client_port(fx->f, &fx->client);
-	flt_close_client_port(fx->f, &fx->client); /* harmless twice */
-	flt_close_client_port(fx->f, &copy);       /* and through a copy */
-	assert_int_equal(copy.value, 0);
+	assert_true(tu_wait_until(connected, fx, WAIT_MS));
+	/* The filter's own variable is written by the disconnect callback
+	 * too (under the port lock): the test closes through copies and
+	 * reads fx->client only once that callback has run. */
+	mine = copy = fx->client;
+	flt_close_client_port(fx->f, &mine);
+	assert_int_equal(mine.value, 0);     /* cleared by the call */
+	flt_close_client_port(fx->f, &mine); /* harmless twice */
+	flt_close_client_port(fx->f, &copy); /* and through another copy */
 	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), -ENOTCONN);
 	assert_int_equal(filter_send_message(p, "x", 1, out, sizeof(out), &out_len),
 			 -ENOTCONN);
-	assert_true(tu_wait_until(disconnected, fx, 2000));
+	assert_true(tu_wait_until(disconnected, fx, WAIT_MS));
 	assert_int_equal(atomic_load(&fx->disconnects), 1);
-	/* Read only now: the disconnect callback clears it too, under the
-	 * port lock, which this thread does not take (TSan saw the race). */
-	assert_int_equal(fx->client.value, 0);
+	assert_int_equal(fx->client.value, 0); /* the callback closed it */
 	filter_close_port(p);
 }
 
@@ -769,7 +776,7 @@ close_server_port_keeps_connections(void **state)
 		flt_send_message(fx->f, &fx->client, "still", 5, rep, &len, 5000), 0);
 	pthread_join(t, NULL);
 	filter_close_port(p);
-	assert_true(tu_wait_until(disconnected, fx, 2000));
+	assert_true(tu_wait_until(disconnected, fx, WAIT_MS));
 }
 
 static void
@@ -782,7 +789,7 @@ unregister_disconnects_services(void **state)
 	struct flt_registration reg = { .name = "basic", .altitude = "370000" };
 	struct flt_port_attributes attr = { .name = "basic" };
 
-	assert_true(tu_wait_until(connected, fx, 1000));
+	assert_true(tu_wait_until(connected, fx, WAIT_MS));
 	flt_unregister_filter(fx->f);
 	assert_int_equal(atomic_load(&fx->disconnects), 1);
 	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), -ENOTCONN);
@@ -870,7 +877,7 @@ unload_runs_after_disconnect_callbacks(void **state)
 						       ordered_disconnect, NULL, 1),
 			 0);
 	assert_int_equal(filter_connect_communication_port("ordered", 0, NULL, 0, &p), 0);
-	assert_true(tu_wait_until(ordered_connected, &o, 1000));
+	assert_true(tu_wait_until(ordered_connected, &o, WAIT_MS));
 	flt_unregister_filter(o.f);
 	assert_int_equal(atomic_load(&o.n), 3);
 	assert_memory_equal(o.trail, "cdu", 3);
@@ -947,7 +954,7 @@ counters_match_traffic(void **state)
 	assert_int_equal(st.timeouts + st.late_replies + st.disconnect_failures, 0);
 	assert_int_equal(st.pending_replies, 0);
 	filter_close_port(p);
-	assert_true(tu_wait_until(disconnected, fx, 2000));
+	assert_true(tu_wait_until(disconnected, fx, WAIT_MS));
 	/* Folded into the server port's totals after the connection ended. */
 	assert_int_equal(flt_port_get_stats(fx->f, &fx->server, &st), 0);
 	assert_int_equal(st.messages_sent, 10);

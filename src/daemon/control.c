@@ -53,17 +53,23 @@ struct control {
 };
 
 static int
-apply_mode(struct control *c, gid_t gid)
+apply_mode_at(const char *path, gid_t gid)
 {
 	mode_t mode = gid == (gid_t)-1 ? 0600 : 0660;
 
 	/* The file, not the descriptor: fchown() on a socket changes the
 	 * socket inode, which the permission check on connect() never sees. */
-	if (chown(c->path, 0, gid == (gid_t)-1 ? 0 : gid) < 0)
+	if (chown(path, 0, gid == (gid_t)-1 ? 0 : gid) < 0)
 		return -errno;
-	if (chmod(c->path, mode) < 0)
+	if (chmod(path, mode) < 0)
 		return -errno;
 	return 0;
+}
+
+static int
+apply_mode(struct control *c, gid_t gid)
+{
+	return apply_mode_at(c->path, gid);
 }
 
 int
@@ -77,21 +83,25 @@ control_open(struct daemon *d, struct control **ret)
 	if (!c)
 		return -ENOMEM;
 	c->d = d;
+	/* Bound and listening under a temporary name, then renamed into
+	 * place: a client that sees <runtime_dir>/control can connect (no
+	 * ECONNREFUSED between bind and listen), and the rename replaces a
+	 * previous daemon's file (we hold the runtime directory's lock). */
 	if ((size_t)snprintf(c->path, sizeof(c->path), "%s/control", d->runtime_dir) >=
-	    sizeof(c->path)) {
+		    sizeof(c->path) ||
+	    (size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/.control.%d.tmp",
+			     d->runtime_dir, (int)getpid()) >= sizeof(sa.sun_path)) {
 		free(c);
 		return -ENAMETOOLONG;
 	}
-	memcpy(sa.sun_path, c->path, sizeof(c->path));
 	c->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->listen_fd < 0) {
 		r = -errno;
 		free(c);
 		return r;
 	}
-	/* We hold the runtime directory's lock: a socket file here is a
-	 * previous daemon's. Bind with a umask that never exposes it. */
-	(void)unlink(c->path);
+	/* Bind with a umask that never exposes it. */
+	(void)unlink(sa.sun_path);
 	{
 		mode_t old = umask(0177);
 
@@ -99,10 +109,11 @@ control_open(struct daemon *d, struct control **ret)
 		umask(old);
 	}
 	if (r < 0 || listen(c->listen_fd, 16) < 0 ||
-	    (r = apply_mode(c, d->control_gid)) < 0) {
+	    (r = apply_mode_at(sa.sun_path, d->control_gid)) < 0 ||
+	    rename(sa.sun_path, c->path) < 0) {
 		r = r < 0 ? r : -errno;
 		close(c->listen_fd);
-		(void)unlink(c->path);
+		(void)unlink(sa.sun_path);
 		free(c);
 		return r;
 	}

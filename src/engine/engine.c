@@ -324,10 +324,12 @@ engine_free(struct engine *e)
 		pthread_join(e->watchdog_thread, NULL);
 	if (e->notif_started)
 		pthread_join(e->notif_thread, NULL);
-	for (int i = 0; i < e->n_readers; i++) {
+	/* All joined before any is freed: a reader still finishing its last
+	 * event looks at the others (reader_retire_if_spare). */
+	for (int i = 0; i < e->n_readers; i++)
 		pthread_join(e->readers[i]->thread, NULL);
+	for (int i = 0; i < e->n_readers; i++)
 		free(e->readers[i]);
-	}
 	pthread_mutex_lock(&e->lock);
 	marks_free_all_locked(e);
 	pthread_mutex_unlock(&e->lock);

@@ -14,7 +14,10 @@
  * unseen (counted) rather than let the machine hang.
  *
  * `answered` flips 0 -> 1 once, by CAS; only the winner writes the
- * response, always before logging or running post callbacks. The event's
+ * response, always before logging or running post callbacks. Its counters
+ * go up just before the write, so whoever saw an access return (the
+ * process itself, or a test reading stats after it) finds it counted. The
+ * event's
  * descriptor is closed only when its last reference is dropped, so a
  * callback still running after the deadline never reads a reused fd.
  */
@@ -179,7 +182,6 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 			cache_insert(ev);
 		pthread_mutex_unlock(&e->table_lock);
 	}
-	respond(e, ev->fd, verdict); /* then the kernel, before any log */
 	atomic_fetch_add(verdict == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 	if (decided_by != SIZE_MAX) {
 		struct filter_engine *fe = fe_at(ev, decided_by);
@@ -188,6 +190,7 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 		if (verdict != 0 && ev->inst[decided_by])
 			atomic_fetch_add(&ev->inst[decided_by]->ctr->denied, 1);
 	}
+	respond(e, ev->fd, verdict); /* then the kernel, before any log */
 	if (verdict != 0)
 		return;
 	/* Post callbacks, lowest altitude first. */
@@ -370,10 +373,10 @@ answer_default(struct perm_event *ev, int verdict, size_t pos)
 
 	if (!atomic_compare_exchange_strong(&ev->answered, &expected, 1))
 		return;
-	respond(e, ev->fd, verdict);
 	atomic_fetch_add(&e->ctr.deadline_defaults, 1);
 	atomic_fetch_add(verdict == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 	atomic_fetch_add(&fe_at(ev, pos)->ctr.deadline_defaults, 1);
+	respond(e, ev->fd, verdict);
 	log_info(e->mgr, "filter %s: deadline passed for pid %d (%s): %s by default",
 		 ev->t->f[pos].filter->name, (int)ev->data.pid,
 		 flt_operation_name(ev->data.op), verdict == 0 ? "allowed" : "denied");
@@ -394,13 +397,14 @@ handle_event(struct engine *e, const struct fan_event *fe)
 	atomic_fetch_add(&e->ctr.permission_events, 1);
 	if (fe->pid == e->self_pid) {
 		/* Our own access (a callback opening a watched file): never
-		 * reaches a filter, never waits. */
+		 * reaches a filter, never waits. Counted first: the access
+		 * returns as soon as the answer is written. */
+		atomic_fetch_add(&e->ctr.self_events, 1);
+		atomic_fetch_add(&e->ctr.allowed, 1);
 		respond(e, fe->fd, 0);
 		close(fe->fd);
 		if (fe->pidfd >= 0)
 			close(fe->pidfd);
-		atomic_fetch_add(&e->ctr.self_events, 1);
-		atomic_fetch_add(&e->ctr.allowed, 1);
 		return;
 	}
 	op = perm_op(fe->mask);
@@ -412,18 +416,20 @@ handle_event(struct engine *e, const struct fan_event *fe)
 	if (!ev || !(t->pre_ops & op_bit(op))) {
 		static struct log_limit oom_limit;
 
+		/* Counted before the answer, like every answer path: the
+		 * access that returns finds it counted. */
+		atomic_fetch_add(&e->ctr.allowed, 1);
+		if (!ev)
+			atomic_fetch_add(&e->ctr.dropped, 1);
 		respond(e, fe->fd, 0);
 		close(fe->fd);
 		if (fe->pidfd >= 0)
 			close(fe->pidfd);
-		atomic_fetch_add(&e->ctr.allowed, 1);
-		if (!ev) {
-			atomic_fetch_add(&e->ctr.dropped, 1);
+		if (!ev)
 			flt_log_limited(e->mgr, &oom_limit, FLT_LOG_ERROR,
 					"out of memory for a permission event of pid "
 					"%d; allowed it unfiltered (counted in dropped)",
 					(int)fe->pid);
-		}
 		free(ev);
 		dtable_release(e, t);
 		return;
@@ -612,12 +618,12 @@ emergency_drain(struct engine *e)
 		while (fan_decode_next(buf, (size_t)n, &off, &fe, &why) > 0) {
 			if (fe.fd < 0)
 				continue;
+			atomic_fetch_add(&e->ctr.emergency_answers, 1);
+			atomic_fetch_add(&e->ctr.allowed, 1);
 			respond(e, fe.fd, 0);
 			close(fe.fd);
 			if (fe.pidfd >= 0)
 				close(fe.pidfd);
-			atomic_fetch_add(&e->ctr.emergency_answers, 1);
-			atomic_fetch_add(&e->ctr.allowed, 1);
 		}
 	}
 }
@@ -800,8 +806,8 @@ perm_answer_all_at_shutdown(struct engine *e)
 		if (!ev)
 			break;
 		if (atomic_compare_exchange_strong(&ev->answered, &expected, 1)) {
-			respond(e, ev->fd, 0);
 			atomic_fetch_add(&e->ctr.allowed, 1);
+			respond(e, ev->fd, 0);
 		}
 		perm_event_unref(ev);
 	}
