@@ -4,6 +4,9 @@
  * tests. Parameters:
  *   param.refuse = ERRNO   the entry point refuses with -ERRNO
  *   param.deny = TEXT      OPEN of a path containing TEXT is denied
+ *   param.deny_content = TEXT  OPEN of a file whose first 256 bytes
+ *                          contain TEXT is denied (read through the
+ *                          event's descriptor)
  *   param.port = NAME      a server port NAME (0666, any number of
  *                          clients); each message is answered "pong"
  * It counts opens it saw, so its services can tell it is alive.
@@ -11,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <fltmgr/filter.h>
 
@@ -21,7 +25,18 @@ struct tf {
 	flt_filter *filter;
 	flt_port server;
 	char *deny;
+	char *deny_content;
 };
+
+/* Does the file behind fd start with bytes containing text? */
+static int
+content_has(int fd, const char *text)
+{
+	char buf[256];
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf), 0) : -1;
+
+	return n > 0 && memmem(buf, (size_t)n, text, strlen(text)) != NULL;
+}
 
 static enum flt_preop_status
 pre_open(struct flt_callback_data *data, void *instance_context, void **completion)
@@ -30,6 +45,10 @@ pre_open(struct flt_callback_data *data, void *instance_context, void **completi
 
 	(void)completion;
 	if (tf && tf->deny && data->path && strstr(data->path, tf->deny)) {
+		data->status = -EPERM;
+		return FLT_PREOP_COMPLETE;
+	}
+	if (tf && tf->deny_content && content_has(data->fd, tf->deny_content)) {
 		data->status = -EPERM;
 		return FLT_PREOP_COMPLETE;
 	}
@@ -87,6 +106,7 @@ unload(flt_filter *filter, void *cookie)
 
 	flt_close_communication_port(filter, &tf->server);
 	free(tf->deny);
+	free(tf->deny_content);
 	free(tf);
 	the_tf = NULL;
 }
@@ -99,6 +119,7 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	};
 	const char *refuse = flt_config_param(cfg, "refuse");
 	const char *deny = flt_config_param(cfg, "deny");
+	const char *deny_content = flt_config_param(cfg, "deny_content");
 	const char *port = flt_config_param(cfg, "port");
 	struct flt_registration reg = {
 		.name = cfg->name,
@@ -114,11 +135,14 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	if (refuse)
 		return -atoi(refuse);
 	tf = calloc(1, sizeof(*tf));
-	if (!tf || (deny && !(tf->deny = strdup(deny)))) {
+	if (!tf || (deny && !(tf->deny = strdup(deny))) ||
+	    (deny_content && !(tf->deny_content = strdup(deny_content)))) {
+		if (tf)
+			free(tf->deny);
 		free(tf);
 		return -ENOMEM;
 	}
-	if (deny) {
+	if (deny || deny_content) {
 		reg.operations = ops;
 		reg.n_operations = 1;
 	}
@@ -126,6 +150,7 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	r = flt_register_filter(m, &reg, &tf->filter);
 	if (r < 0) {
 		free(tf->deny);
+		free(tf->deny_content);
 		free(tf);
 		return r;
 	}
