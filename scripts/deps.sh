@@ -7,10 +7,10 @@
 set -euo pipefail
 
 what=${1:-test}
-pkgs=(meson ninja-build pkg-config gcc python3 libinih-dev libjson-c-dev libsystemd-dev libyara-dev)
+pkgs=(meson ninja-build pkg-config gcc python3 libinih-dev libjson-c-dev libsystemd-dev libyara-dev libcap-ng-dev)
 case "$what" in
 build) ;;
-test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin) ;;
+test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin valgrind) ;;
 bench) pkgs+=(libcmocka-dev fatrace inotify-tools) ;;
 *) echo "deps.sh: unknown set '$what' (build, test, bench)" >&2; exit 2 ;;
 esac

@@ -1310,6 +1310,48 @@ test_unsafe_runtime_directory_refused(void **state)
 	daemon_start(); /* and a safe one works */
 }
 
+/* The file mode is not the only check: with the control socket opened to
+ * everyone, a user who is neither root nor in control_group still gets
+ * one EACCES reply (fltmc exit 4), counted and logged. */
+static void
+test_control_peer_checked_even_if_socket_mode_is_opened(void **state)
+{
+	char path[300], out[4096];
+	struct json_object *o;
+
+	(void)state;
+	daemon_start();
+	snprintf(path, sizeof(path), "%s/control", rundir);
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
+				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
+						 rundir, "filters", NULL }),
+			 4);
+	assert_non_null(strstr(out, "permission denied"));
+	assert_non_null(strstr(read_file(logfile), "control: refused pid"));
+	o = fltmc_json("stats", NULL, NULL);
+	assert_int_equal(jint(jget(o, "daemon"), "control_refused"), 1);
+	json_object_put(o);
+}
+
+/* Started without one of the kept capabilities (here CAP_SYS_PTRACE, by
+ * the bounding set): the daemon names it and what will not work, and runs
+ * with the rest. */
+static void
+test_missing_kept_capability_is_named(void **state)
+{
+	const uint64_t without = DOCUMENTED_CAPS & ~(1ULL << CAP_SYS_PTRACE);
+
+	(void)state;
+	start_bounding_keep = without;
+	daemon_start();
+	check_thread_caps(daemon_pid, without, without);
+	assert_non_null(strstr(read_file(logfile),
+			       "warning: capabilities: CAP_SYS_PTRACE is missing: the "
+			       "executable of other users'"));
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+}
+
 /* Control socket bounds: at most 16 clients (the 17th gets EBUSY and is
  * closed); a client that sends nothing is closed after 5 s; the daemon
  * serves the next one. */
@@ -1401,6 +1443,11 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_client_limits, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_control_peer_checked_even_if_socket_mode_is_opened, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_missing_kept_capability_is_named,
+						setup, teardown),
 	};
 	int r;
 

@@ -82,13 +82,13 @@ privileges_drop(void)
 {
 	char have_list[256] = "", extra[1024] = "";
 	bool have[N_KEPT], setpcap;
-	int r;
+	int r, threads = thread_count();
 
-	if (thread_count() > 1) {
+	if (threads > 1) {
 		dlog(FLT_LOG_ERROR,
 		     "capabilities: %d threads already run; refusing to "
 		     "drop in one of them only",
-		     thread_count());
+		     threads);
 		return -EBUSY;
 	}
 	if (capng_get_caps_process() < 0) {
