@@ -20,7 +20,8 @@
  *           the service (goal <= 1.15x raw)
  *   raw     the same on fresh files with the raw forwarding listener
  * and prints medians over the repetitions, min-max, and the two ratios
- * computed within the run.
+ * computed within the run; --json FILE also writes them, with the
+ * per-repetition values, for bench/run's report.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +50,7 @@ static const char *const cfg_name[CFG_COUNT] = { "none", "cached", "first", "raw
 
 struct bench {
 	const char *fltmgrd, *scanner, *scanner_so;
+	const char *json; /* --json FILE, or NULL */
 	unsigned reps;
 	unsigned long long opens; /* none, cached */
 	unsigned long long files; /* first, raw */
@@ -436,6 +438,76 @@ summary(const struct bench *b)
 	       first_ratio, first_ratio <= 1.15 ? "PASS" : "MISS");
 }
 
+/* The medians of the per-repetition ratios num/den, as summary() prints. */
+static double
+ratio_median(const struct bench *b, enum cfg num, enum cfg den, double *per_rep)
+{
+	double col[MAX_REPS];
+
+	for (unsigned i = 0; i < b->reps; i++)
+		col[i] = per_rep[i] = results[i][num] / results[i][den];
+	return median(col, b->reps);
+}
+
+static void
+json_array(FILE *f, const double *v, unsigned n, bool ratio)
+{
+	fprintf(f, "[");
+	for (unsigned i = 0; i < n; i++) {
+		fprintf(f, i ? ", " : "");
+		fprintf(f, ratio ? "%.4f" : "%.1f", v[i]);
+	}
+	fprintf(f, "]");
+}
+
+/* --json: the configuration, every repetition's values and order, and the
+ * two ratios (per repetition and their median) with goals and verdicts. */
+static int
+write_json(const struct bench *b)
+{
+	double col[MAX_REPS], cached[MAX_REPS], first[MAX_REPS];
+	double cached_med = ratio_median(b, CFG_CACHED, CFG_NONE, cached);
+	double first_med = ratio_median(b, CFG_FIRST, CFG_RAW, first);
+	FILE *f = fopen(b->json, "we");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "{\n  \"reps\": %u,\n  \"opens\": %llu,\n  \"files\": %llu,\n",
+		b->reps, b->opens, b->files);
+	fprintf(f, "  \"unit\": \"ns per open+close\",\n  \"order\": [");
+	for (unsigned i = 0; i < b->reps; i++) {
+		fprintf(f, "%s\"", i ? ", " : "");
+		for (int k = 0; k < CFG_COUNT; k++)
+			fprintf(f, "%s%s", k ? "," : "", cfg_name[(k + i) % CFG_COUNT]);
+		fprintf(f, "\"");
+	}
+	fprintf(f, "],\n  \"per_rep\": {\n");
+	for (int c = 0; c < CFG_COUNT; c++) {
+		for (unsigned i = 0; i < b->reps; i++)
+			col[i] = results[i][c];
+		fprintf(f, "    \"%s\": ", cfg_name[c]);
+		json_array(f, col, b->reps, false);
+		fprintf(f, "%s\n", c + 1 < CFG_COUNT ? "," : "");
+	}
+	fprintf(f, "  },\n  \"ratio_per_rep\": {\n    \"cached_over_none\": ");
+	json_array(f, cached, b->reps, true);
+	fprintf(f, ",\n    \"first_over_raw\": ");
+	json_array(f, first, b->reps, true);
+	fprintf(f,
+		"\n  },\n  \"ratio\": { \"cached_over_none\": %.4f, \"first_over_raw\": "
+		"%.4f },\n",
+		cached_med, first_med);
+	fprintf(f,
+		"  \"goal\": { \"cached_over_none_max\": 1.30, \"first_over_raw_max\": "
+		"1.15 },\n"
+		"  \"pass\": { \"cached_over_none\": %s, \"first_over_raw\": %s }\n}\n",
+		cached_med <= 1.30 ? "true" : "false",
+		first_med <= 1.15 ? "true" : "false");
+	if (fclose(f) != 0)
+		return -errno;
+	return 0;
+}
+
 static int
 setup_fs(struct bench *b)
 {
@@ -478,7 +550,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: scanner_bench --fltmgrd PATH --scanner PATH --scanner-so PATH\n"
-		"                     [--reps N] [--opens N] [--files N]\n");
+		"                     [--reps N] [--opens N] [--files N] [--json "
+		"FILE]\n");
 }
 
 int
@@ -491,6 +564,7 @@ main(int argc, char **argv)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "opens", required_argument, NULL, 'n' },
 		{ "files", required_argument, NULL, 'f' },
+		{ "json", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -521,6 +595,9 @@ main(int argc, char **argv)
 		case 'f':
 			if (parse_count("files", optarg, 1000000, &b.files) < 0)
 				return 2;
+			break;
+		case 'j':
+			b.json = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -564,7 +641,12 @@ main(int argc, char **argv)
 		printf("\n");
 	}
 	summary(&b);
+	r = b.json ? write_json(&b) : 0;
+	if (r < 0)
+		fprintf(stderr, "scanner_bench: write %s: %s\n", b.json, err_str(r));
+	else if (b.json)
+		printf("\nwrote %s\n", b.json);
 	umount2(b.root, MNT_DETACH);
 	rmdir(b.root);
-	return 0;
+	return r < 0 ? 1 : 0;
 }

@@ -20,8 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +46,7 @@ struct rec {
 	int verified;
 	ino_t ino;
 	dev_t dev;
+	uint64_t lost;
 	char path[256];
 	char new_path[256];
 	char exe[256];
@@ -67,6 +70,7 @@ record(int filter, bool pre, const struct flt_callback_data *d)
 
 	r.ino = d->ino;
 	r.dev = d->dev;
+	r.lost = d->lost;
 	if (p) {
 		r.uid = p->uid;
 		r.verified = p->verified;
@@ -382,6 +386,323 @@ each_operation_reports_path_and_process(void **state)
 	assert_true(recs[find_rec(0, FLT_OP_DELETE, at("d"), NULL, c.pid)].flags &
 		    FLT_EVENT_DIR);
 	assert_int_equal(child_finish(&c), 0);
+}
+
+/* ---- nothing read is dropped silently ---- */
+
+static int
+notif_books_balance(void *arg)
+{
+	struct flt_engine_stats *es = arg;
+
+	if (flt_manager_get_stats(g_m, es) < 0)
+		return 0;
+	return es->notification_events == es->notif_ignored + es->notif_resolved +
+						  es->notif_unresolved + es->notif_lost;
+}
+
+/* Every notification record read ended as exactly one of ignored,
+ * resolved, unresolved or lost, and none was dropped. */
+static struct flt_engine_stats
+expect_notif_books_balance(void)
+{
+	struct flt_engine_stats es = { 0 };
+
+	if (!tu_wait_until(notif_books_balance, &es, 3000))
+		fail_msg("notification books: %llu read, %llu ignored + %llu resolved + "
+			 "%llu unresolved + %llu lost",
+			 (unsigned long long)es.notification_events,
+			 (unsigned long long)es.notif_ignored,
+			 (unsigned long long)es.notif_resolved,
+			 (unsigned long long)es.notif_unresolved,
+			 (unsigned long long)es.notif_lost);
+	assert_int_equal(es.dropped, 0);
+	assert_int_equal(es.read_errors, 0);
+	assert_true(es.notification_events > 0);
+	return es;
+}
+
+/* The first record of filter 0 for op by pid with a path (NULL: any) or
+ * with FLT_EVENT_PATH_UNKNOWN, waiting up to timeout_ms; -1 if none. */
+static int
+wait_attrib(pid_t pid, const char *path, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	int found = -1;
+
+	do {
+		pthread_mutex_lock(&rec_lock);
+		for (int i = 0; i < n_recs && found < 0; i++)
+			if (recs[i].filter == 0 && recs[i].op == FLT_OP_ATTRIB &&
+			    recs[i].pid == pid &&
+			    (path ? !strcmp(recs[i].path, path)
+				  : (recs[i].flags & FLT_EVENT_PATH_UNKNOWN) != 0))
+				found = i;
+		pthread_mutex_unlock(&rec_lock);
+	} while (found < 0 && tu_now_ms() < end && usleep(2000) == 0);
+	return found;
+}
+
+/*
+ * Unlinking a file's last name queues a handle-only ATTRIB (the link
+ * count) before the DELETE; by the time it is read the file is gone. It
+ * used to be dropped (counted only); now it reaches the filter, named
+ * from the DELETE that follows it, or else with FLT_EVENT_PATH_UNKNOWN
+ * and the file's identity.
+ */
+static void
+unlink_delivers_delete_and_link_count_change(void **state)
+{
+	flt_filter *f;
+	struct stat st;
+	struct child c;
+	int i;
+
+	(void)state;
+	NEED_ROOT();
+	f = spy_filter("spy", "360000");
+	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	assert_int_equal(run_op(0, "create", at("f"), NULL), 0);
+	assert_int_equal(stat(at("f"), &st), 0);
+
+	c = child_start(0, true, "unlink", at("f"), NULL);
+	expect_event(FLT_OP_DELETE, at("f"), NULL, &c, 0);
+	i = wait_attrib(c.pid, at("f"), 0);
+	if (i < 0)
+		i = wait_attrib(c.pid, NULL, 3000);
+	if (i < 0)
+		fail_msg("the unlink's link-count change (ATTRIB) was not delivered");
+	assert_int_equal(recs[i].dev, st.st_dev);
+	if (recs[i].flags & FLT_EVENT_PATH_UNKNOWN) {
+		assert_string_equal(recs[i].path, "");
+		assert_int_equal(recs[i].ino, st.st_ino);
+	}
+	print_message("the unlink's ATTRIB came %s\n",
+		      recs[i].flags & FLT_EVENT_PATH_UNKNOWN ? "with an unknown path"
+							     : "named by its DELETE");
+	/* The ATTRIB comes first, as the kernel queued it. */
+	assert_true(recs[i].seq <
+		    recs[find_rec(0, FLT_OP_DELETE, at("f"), NULL, c.pid)].seq);
+	assert_int_equal(child_finish(&c), 0);
+	expect_notif_books_balance();
+}
+
+/*
+ * A rename over an existing file drops the replaced file's link count: a
+ * handle-only ATTRIB of a file that no name leads to any more, and no
+ * DELETE to name it. It is delivered with FLT_EVENT_PATH_UNKNOWN (path
+ * NULL), the replaced file's dev and ino (tmpfs handles carry the inode
+ * number), to the subtree instance on that filesystem, and counted.
+ */
+static void
+replaced_file_is_delivered_with_unknown_path(void **state)
+{
+	struct flt_engine_stats es;
+	flt_filter *f;
+	struct stat st;
+	struct child c;
+	int i;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(mkdir(at("sub"), 0777), 0);
+	f = spy_filter("spy", "360000");
+	assert_int_equal(flt_attach(f, at("sub"), FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(f), 0);
+	assert_int_equal(run_op(0, "create", at("sub/a"), NULL), 0);
+	assert_int_equal(run_op(0, "create", at("sub/b"), NULL), 0);
+	assert_int_equal(stat(at("sub/b"), &st), 0);
+
+	c = child_start(0, true, "rename", at("sub/a"), at("sub/b"));
+	expect_event(FLT_OP_RENAME, at("sub/a"), at("sub/b"), &c, 0);
+	i = wait_attrib(c.pid, NULL, 3000);
+	if (i < 0)
+		fail_msg("the replaced file's ATTRIB was not delivered");
+	assert_string_equal(recs[i].path, "");
+	assert_int_equal(recs[i].dev, st.st_dev);
+	assert_int_equal(recs[i].ino, st.st_ino);
+	assert_true(recs[i].verified); /* the process is known as usual */
+	assert_int_equal(child_finish(&c), 0);
+	es = expect_notif_books_balance();
+	assert_true(es.notif_unresolved >= 1);
+}
+
+/* A CREATE post callback that holds the notification reader while
+ * reader_hold is 1 (bounded), saying when it has started to. */
+static atomic_int reader_hold, reader_held;
+
+static void
+post_hold(const struct flt_callback_data *d, void *ic, void *cc)
+{
+	(void)d;
+	(void)ic;
+	(void)cc;
+	for (int i = 0; i < 10000 && atomic_load(&reader_hold); i++) {
+		atomic_store(&reader_held, 1);
+		usleep(1000);
+	}
+}
+
+static int
+reader_is_held(void *arg)
+{
+	(void)arg;
+	return atomic_load(&reader_held);
+}
+
+static int
+fanotify_marks_dev(void *arg)
+{
+	/* fdinfo shows a filesystem mark as "fanotify sdev:<kernel dev_t>". */
+	const struct stat *st = arg;
+	unsigned want = (major(st->st_dev) << 20) | minor(st->st_dev), sdev;
+	struct dirent *de;
+	int found = 0;
+	DIR *d = opendir("/proc/self/fd");
+
+	while (d && (de = readdir(d)) && !found) {
+		char link[300], target[64], line[256];
+		ssize_t n;
+		FILE *f;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(target, "anon_inode:[fanotify]"))
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fdinfo/%s", de->d_name);
+		f = fopen(link, "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "fanotify sdev:%x", &sdev) == 1 && sdev == want)
+				found = 1;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int
+no_fanotify_mark_on_dev(void *arg)
+{
+	return !fanotify_marks_dev(arg);
+}
+
+struct detach_job {
+	flt_filter *f;
+	const char *path;
+	int result;
+};
+
+static void *
+detach_main(void *arg)
+{
+	struct detach_job *j = arg;
+
+	j->result = flt_detach(j->f, j->path);
+	return NULL;
+}
+
+static uint64_t
+lost_reported(uint32_t why)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < n_recs; i++)
+		if (recs[i].op == FLT_OP_OVERFLOW && (recs[i].flags & why))
+			n += recs[i].lost;
+	pthread_mutex_unlock(&rec_lock);
+	return n;
+}
+
+static int
+three_lost_reported(void *arg)
+{
+	(void)arg;
+	return lost_reported(FLT_EVENT_LOSS_UNRESOLVED) >= 3;
+}
+
+/*
+ * Events queued for a filesystem whose last instance is detached before
+ * the reader gets to them find no mark: nothing can say where they were,
+ * so they are reported as a loss (FLT_EVENT_LOSS_UNRESOLVED, lost = how
+ * many) to every filter with an OVERFLOW callback, and counted.
+ */
+static void
+events_of_a_detached_filesystem_are_reported_lost(void **state)
+{
+	static const struct flt_operation_registration hold_ops[] = {
+		{ FLT_OP_CREATE, NULL, post_hold },
+	};
+	static const struct flt_operation_registration watch_ops[] = {
+		{ FLT_OP_CREATE, NULL, post_rec0 },
+		{ FLT_OP_OVERFLOW, NULL, post_rec0 },
+	};
+	struct flt_registration hold = { .name = "hold",
+					 .altitude = "100000",
+					 .operations = hold_ops,
+					 .n_operations = 1 };
+	struct flt_registration watch = { .name = "watch",
+					  .altitude = "200000",
+					  .operations = watch_ops,
+					  .n_operations = 2 };
+	char other[64] = "/tmp/fltmgr-other.XXXXXX", p[PATH_MAX];
+	struct detach_job job;
+	struct flt_engine_stats es;
+	flt_filter *fh = NULL, *fw = NULL;
+	struct stat ost;
+	pthread_t t;
+
+	(void)state;
+	NEED_ROOT();
+	assert_non_null(mkdtemp(other));
+	assert_int_equal(mount("fltmgr-test", other, "tmpfs", 0, "mode=1777"), 0);
+	assert_int_equal(stat(other, &ost), 0);
+	assert_int_equal(flt_register_filter(g_m, &hold, &fh), 0);
+	assert_int_equal(flt_attach(fh, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(fh), 0);
+	assert_int_equal(flt_register_filter(g_m, &watch, &fw), 0);
+	assert_int_equal(flt_attach(fw, mnt, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_attach(fw, other, FLT_INSTANCE_SUBTREE), 0);
+	assert_int_equal(flt_start_filtering(fw), 0);
+	assert_true(fanotify_marks_dev(&ost));
+
+	/* Hold the reader, queue three creates on the other filesystem. */
+	atomic_store(&reader_hold, 1);
+	atomic_store(&reader_held, 0);
+	assert_int_equal(run_op(0, "create", at("hold"), NULL), 0);
+	assert_true(tu_wait_until(reader_is_held, NULL, 5000));
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", other, i);
+		assert_int_equal(run_op(0, "create", p, NULL), 0);
+	}
+	/* The detach removes the mark at once, then waits for the reader. */
+	job = (struct detach_job){ .f = fw, .path = other };
+	assert_int_equal(pthread_create(&t, NULL, detach_main, &job), 0);
+	if (!tu_wait_until(no_fanotify_mark_on_dev, &ost, 5000)) {
+		atomic_store(&reader_hold, 0);
+		pthread_join(t, NULL);
+		fail_msg("the detach did not remove the filesystem mark");
+	}
+	atomic_store(&reader_hold, 0);
+	pthread_join(t, NULL);
+	assert_int_equal(job.result, 0);
+
+	if (!tu_wait_until(three_lost_reported, NULL, 3000))
+		fail_msg("%llu events reported lost, not 3",
+			 (unsigned long long)lost_reported(FLT_EVENT_LOSS_UNRESOLVED));
+	assert_int_equal(lost_reported(FLT_EVENT_LOSS_UNRESOLVED), 3);
+	assert_int_equal(lost_reported(FLT_EVENT_LOSS_KERNEL), 0);
+	assert_true(find_rec(0, FLT_OP_CREATE, p, NULL, 0) < 0);
+	es = expect_notif_books_balance();
+	assert_int_equal(es.notif_lost, 3);
+	umount2(other, MNT_DETACH);
+	rmdir(other);
 }
 
 /* Directory paths are cached; a directory rename must refresh them even
@@ -1021,6 +1342,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(each_operation_reports_path_and_process),
+		T(unlink_delivers_delete_and_link_count_change),
+		T(replaced_file_is_delivered_with_unknown_path),
+		T(events_of_a_detached_filesystem_are_reported_lost),
 		T(events_in_directories_created_after_attach),
 		T(directory_rename_refreshes_paths),
 		T(nothing_from_outside_the_instance),

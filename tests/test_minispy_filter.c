@@ -460,6 +460,7 @@ struct ev {
 	uint16_t flags;
 	uint64_t count, first, last;
 	uint32_t cause;
+	uint32_t notices;
 	char path[256];
 	char new_path[256];
 	char exe[256];
@@ -527,6 +528,7 @@ svc_pump(struct svc *s, int timeout_ms)
 		e->first = r.loss.first_seq;
 		e->last = r.loss.last_seq;
 		e->cause = r.loss.cause;
+		e->notices = r.loss.notices;
 		return 0;
 	}
 	e->seq = r.event.seq;
@@ -625,9 +627,10 @@ count_events(const struct svc *s)
 }
 
 /*
- * The stream's own promise: event seqs strictly increase, and every gap
- * is covered exactly by one QUEUE/BACKLOG loss record that comes inside
- * it. Returns the number of records lost (sum of loss counts).
+ * The stream's own promise: event seqs (and KERNEL/ENGINE notices' seqs)
+ * strictly increase, and every gap is covered exactly by one
+ * QUEUE/BACKLOG loss record that comes inside it. Returns the number of
+ * records lost (sum of loss counts).
  */
 static uint64_t
 check_seq_accounting(const struct svc *s, uint64_t first_expected)
@@ -638,7 +641,7 @@ check_seq_accounting(const struct svc *s, uint64_t first_expected)
 	for (size_t i = 0; i < s->n; i++) {
 		const struct ev *e = &s->v[i];
 
-		if (e->type == MINISPY_REC_LOSS && e->cause != MINISPY_LOSS_KERNEL) {
+		if (e->type == MINISPY_REC_LOSS && !minispy_loss_is_notice(e->cause)) {
 			if (pending_loss)
 				fail_msg("two loss records in a row at %zu", i);
 			if (e->first != next || e->count != e->last - e->first + 1)
@@ -949,6 +952,97 @@ record_decoder_checks_every_size_and_string(void **state)
 	assert_int_equal(r.loss.last_seq, 7);
 	b[40] = 8; /* first > last */
 	assert_int_equal(minispy_record_decode(b, 64, &r), -EBADMSG);
+}
+
+/* A LOSS record made by hand: version, cause, count, first, last, notices. */
+static void
+hand_made_loss(uint8_t *b, uint16_t version, uint32_t cause, uint8_t count, uint8_t first,
+	       uint8_t last, uint32_t notices)
+{
+	memset(b, 0, 64);
+	put32(b, MINISPY_RECORD_MAGIC);
+	put16(b + 4, version);
+	put16(b + 6, MINISPY_REC_LOSS);
+	put32(b + 8, 64);
+	b[16] = cause == MINISPY_LOSS_KERNEL || cause == MINISPY_LOSS_ENGINE ? 9 : 0;
+	b[32] = count;
+	b[40] = first;
+	b[48] = last;
+	put32(b + 56, cause);
+	put32(b + 60, notices);
+}
+
+/*
+ * Version 2 adds unknown paths, the ENGINE cause and loss-run notices;
+ * the decoder reads both versions, and a version 1 record must not use
+ * what version 2 added (no root needed).
+ */
+static void
+record_decoder_reads_versions_1_and_2(void **state)
+{
+	uint8_t b[128];
+	struct minispy_record r = { 0 };
+	size_t n;
+
+	(void)state;
+	n = hand_made_event(b);
+	put16(b + 4, 1);
+	assert_int_equal(minispy_record_decode(b, n, &r), 0); /* as before */
+	put16(b + 4, 0);
+	assert_int_equal(minispy_record_decode(b, n, &r), -EPROTONOSUPPORT);
+	put16(b + 4, 3);
+	assert_int_equal(minispy_record_decode(b, n, &r), -EPROTONOSUPPORT);
+
+	/* An unknown path: empty, flagged, version 2 only. */
+	memset(b, 0, sizeof(b));
+	put32(b, MINISPY_RECORD_MAGIC);
+	put16(b + 4, 2);
+	put16(b + 6, MINISPY_REC_EVENT);
+	put32(b + 8, 84);
+	b[48] = 42; /* ino */
+	put16(b + 64, MINISPY_OP_ATTRIB);
+	put16(b + 66, MINISPY_F_PATH_UNKNOWN);
+	assert_int_equal(minispy_record_decode(b, 84, &r), 0);
+	assert_string_equal(r.event.path, "");
+	assert_true(r.event.flags & MINISPY_F_PATH_UNKNOWN);
+	assert_int_equal(r.event.ino, 42);
+	put16(b + 4, 1);
+	assert_int_equal(minispy_record_decode(b, 84, &r), -EBADMSG);
+	put16(b + 4, 2);
+	put16(b + 66, 0); /* empty without the flag */
+	assert_int_equal(minispy_record_decode(b, 84, &r), -EBADMSG);
+	n = hand_made_event(b); /* the flag with a path */
+	put16(b + 66, MINISPY_F_PATH_UNKNOWN);
+	assert_int_equal(minispy_record_decode(b, n, &r), -EBADMSG);
+	put16(b + 64, MINISPY_OP_RENAME); /* a rename's new path unknown */
+	assert_int_equal(minispy_record_decode(b, n, &r), 0);
+	assert_string_equal(r.event.path, "/a");
+	assert_null(r.event.new_path);
+
+	/* ENGINE notices: version 2, a seq of their own, no range. */
+	hand_made_loss(b, 2, MINISPY_LOSS_ENGINE, 3, 0, 0, 0);
+	assert_int_equal(minispy_record_decode(b, 64, &r), 0);
+	assert_int_equal(r.loss.cause, MINISPY_LOSS_ENGINE);
+	assert_int_equal(r.loss.seq, 9);
+	assert_int_equal(r.loss.count, 3);
+	hand_made_loss(b, 1, MINISPY_LOSS_ENGINE, 3, 0, 0, 0);
+	assert_int_equal(minispy_record_decode(b, 64, &r), -EBADMSG);
+	hand_made_loss(b, 2, MINISPY_LOSS_ENGINE, 3, 1, 3, 0);
+	assert_int_equal(minispy_record_decode(b, 64, &r), -EBADMSG);
+	hand_made_loss(b, 2, MINISPY_LOSS_KERNEL, 0, 0, 0, MINISPY_NOTICE_KERNEL);
+	assert_int_equal(minispy_record_decode(b, 64, &r), -EBADMSG);
+
+	/* Runs name the notices they swallowed: version 2 only. */
+	hand_made_loss(b, 2, MINISPY_LOSS_QUEUE, 3, 5, 7, MINISPY_NOTICE_KERNEL);
+	assert_int_equal(minispy_record_decode(b, 64, &r), 0);
+	assert_int_equal(r.loss.notices, MINISPY_NOTICE_KERNEL);
+	hand_made_loss(b, 1, MINISPY_LOSS_QUEUE, 3, 5, 7, MINISPY_NOTICE_KERNEL);
+	assert_int_equal(minispy_record_decode(b, 64, &r), -EBADMSG);
+	hand_made_loss(b, 2, MINISPY_LOSS_BACKLOG, 3, 5, 7, 0x4);
+	assert_int_equal(minispy_record_decode(b, 64, &r), -EBADMSG);
+	hand_made_loss(b, 1, MINISPY_LOSS_BACKLOG, 3, 5, 7, 0);
+	assert_int_equal(minispy_record_decode(b, 64, &r), 0);
+	assert_int_equal(r.loss.notices, 0);
 }
 
 /* ---- what is reported: operations and patterns, per instance ---- */
@@ -1567,6 +1661,7 @@ seed_services_killed_and_stopped_while_events_flow(void **state)
 	const int cycles = cycles_wanted();
 	unsigned seed = 4242;
 	int statuses[CHURN_MODES_] = { 0 };
+	struct flt_engine_stats es;
 	struct minispy_stats st;
 	struct child loadgen;
 	struct svc s;
@@ -1649,6 +1744,22 @@ seed_services_killed_and_stopped_while_events_flow(void **state)
 		(unsigned long long)st.dropped, (unsigned long long)st.discarded,
 		(unsigned long long)st.returned, (unsigned long long)st.backlog_dropped,
 		(unsigned long long)st.loss_records_sent);
+	/* Nothing the engine read was dropped: every notification was
+	 * ignored, delivered (with or without its path) or reported lost. */
+	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
+	assert_int_equal(es.notification_events, es.notif_ignored + es.notif_resolved +
+							 es.notif_unresolved +
+							 es.notif_lost);
+	assert_int_equal(es.dropped, 0);
+	print_message("seed: engine read %llu notifications: %llu ignored, %llu with "
+		      "paths, %llu with unknown paths, %llu lost; minispy made %llu "
+		      "records with unknown paths\n",
+		      (unsigned long long)es.notification_events,
+		      (unsigned long long)es.notif_ignored,
+		      (unsigned long long)es.notif_resolved,
+		      (unsigned long long)es.notif_unresolved,
+		      (unsigned long long)es.notif_lost,
+		      (unsigned long long)st.unknown_paths);
 	svc_close(&s);
 }
 
@@ -1800,8 +1911,14 @@ write_sysctl(const char *path, const char *value)
 	return r;
 }
 
-static void
-kernel_overflow_becomes_a_loss_record(void **state)
+/*
+ * A filter below minispy whose CREATE callback holds the notification
+ * reader while block_first is 1, on a notification group whose kernel
+ * queue holds only 64 events: creating more files than that while it
+ * blocks makes the kernel overflow. Skips if the knob cannot be set.
+ */
+static flt_filter *
+blocker_on_small_kernel_queue(void)
 {
 	static const char knob[] = "/proc/sys/fs/fanotify/max_queued_events";
 	static const struct flt_operation_registration ops[] = {
@@ -1811,15 +1928,10 @@ kernel_overflow_becomes_a_loss_record(void **state)
 					.altitude = "100000",
 					.operations = ops,
 					.n_operations = 1 };
-	const char *kv[] = { "ops", "create", NULL };
 	char old[32] = { 0 };
 	flt_filter *blocker = NULL;
-	struct minispy_stats st;
-	struct svc s;
-	int fd, r, kernel = -1;
+	int fd, r;
 
-	(void)state;
-	NEED_ROOT();
 	fd = open(knob, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || read(fd, old, sizeof(old) - 1) <= 0) {
 		print_message("skipped: cannot read %s\n", knob);
@@ -1840,13 +1952,35 @@ kernel_overflow_becomes_a_loss_record(void **state)
 		r = flt_start_filtering(blocker);
 	assert_int_equal(write_sysctl(knob, old), 0);
 	assert_int_equal(r, 0);
-	load(kv);
-	svc_open(&s);
+	return blocker;
+}
 
+/* 300 creates while the reader is held: the kernel keeps 64 and
+ * overflows; minispy then makes about 64 records and a KERNEL notice. */
+static void
+overflow_the_kernel_queue(void)
+{
 	atomic_store(&block_first, 1);
 	gen("g", 300);
 	atomic_store(&block_first, 0);
 	sync_events();
+}
+
+static void
+kernel_overflow_becomes_a_loss_record(void **state)
+{
+	const char *kv[] = { "ops", "create", NULL };
+	flt_filter *blocker;
+	struct minispy_stats st;
+	struct svc s;
+	int kernel = -1;
+
+	(void)state;
+	NEED_ROOT();
+	blocker = blocker_on_small_kernel_queue();
+	load(kv);
+	svc_open(&s);
+	overflow_the_kernel_queue();
 	svc_drain(&s);
 	for (size_t i = 0; i < s.n; i++)
 		if (s.v[i].type == MINISPY_REC_LOSS &&
@@ -1863,6 +1997,178 @@ kernel_overflow_becomes_a_loss_record(void **state)
 	flt_unregister_filter(blocker);
 }
 
+/* Reads and confirms until the filter holds nothing for s. */
+static void
+svc_drain_confirming(struct svc *s)
+{
+	int64_t end = tu_now_ms() + WAIT_MS;
+
+	for (;;) {
+		struct minispy_stats st;
+
+		while (svc_pump(s, 0) == 0)
+			;
+		assert_int_equal(svc_confirm(s, s->n), 0);
+		st = svc_stats(s);
+		if (st.conn_pending == 0 && st.conn_unconfirmed == 0)
+			break;
+		if (tu_now_ms() > end)
+			fail_msg("minispy still holds %llu records for this service",
+				 (unsigned long long)st.conn_pending);
+		(void)svc_pump(s, 5);
+	}
+	while (svc_pump(s, 0) == 0)
+		;
+}
+
+/* The loss records of s whose run names a KERNEL notice; the index of
+ * the last one in *ret_i. */
+static int
+runs_naming_kernel(const struct svc *s, size_t *ret_i)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct ev *e = &s->v[i];
+
+		assert_false(e->type == MINISPY_REC_LOSS &&
+			     e->cause == MINISPY_LOSS_KERNEL);
+		if (e->type == MINISPY_REC_LOSS && (e->notices & MINISPY_NOTICE_KERNEL)) {
+			*ret_i = i;
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * The kernel overflows while a service's queue is full: the KERNEL notice
+ * is lost with the records around it, but the QUEUE loss record for that
+ * run says a kernel-overflow notice was among them. Deterministic: a
+ * confirming service that does not confirm holds queue_size records sent
+ * and queue_size queued (here 1 and 1), and everything after is dropped.
+ */
+static void
+kernel_overflow_lost_in_a_full_queue_is_named_by_the_run(void **state)
+{
+	const char *kv[] = { "ops", "create", "queue_size", "1", NULL };
+	flt_filter *blocker;
+	struct minispy_stats st;
+	struct svc s;
+	size_t i = 0;
+
+	(void)state;
+	NEED_ROOT();
+	blocker = blocker_on_small_kernel_queue();
+	load(kv);
+	svc_open_confirming(&s);
+	overflow_the_kernel_queue();
+	st = svc_stats(&s);
+	assert_true(st.kernel_overflows >= 1);
+	/* At most 2 kept (1 if the sender was slow to take the first); the
+	 * notice, the last record, is not among them. */
+	assert_true(st.records > 2);
+	assert_true(st.conn_dropped >= st.records - 2);
+
+	svc_drain_confirming(&s);
+	assert_true(runs_naming_kernel(&s, &i) >= 1);
+	assert_int_equal(s.v[i].cause, MINISPY_LOSS_QUEUE);
+	assert_int_equal(s.v[i].last, st.records);
+	assert_int_equal(check_seq_accounting(&s, 1), st.conn_dropped);
+	svc_close(&s);
+	flt_unregister_filter(blocker);
+}
+
+/* The same for the backlog: with no service connected, the KERNEL notice
+ * is pushed out of a full backlog, and the BACKLOG run that the next
+ * service gets says so. */
+static void
+kernel_overflow_lost_from_the_backlog_is_named_by_the_run(void **state)
+{
+	const char *kv[] = { "ops", "create", "backlog", "8", NULL };
+	flt_filter *blocker;
+	struct minispy_stats st;
+	struct svc s;
+	size_t i = 0;
+
+	(void)state;
+	NEED_ROOT();
+	blocker = blocker_on_small_kernel_queue();
+	load(kv);
+	overflow_the_kernel_queue();
+	gen("h", 20); /* pushes the notice out of the backlog */
+	sync_events();
+	svc_open(&s);
+	svc_drain(&s);
+	st = svc_stats(&s);
+	assert_true(st.kernel_overflows >= 1);
+	assert_int_equal(runs_naming_kernel(&s, &i), 1);
+	assert_int_equal(i, 0);
+	assert_int_equal(s.v[0].cause, MINISPY_LOSS_BACKLOG);
+	assert_int_equal(s.v[0].first, 1);
+	assert_int_equal(s.v[0].last, st.records - 8);
+	assert_int_equal(s.n, 9);
+	assert_int_equal(check_seq_accounting(&s, 1), st.records - 8);
+	svc_close(&s);
+	flt_unregister_filter(blocker);
+}
+
+/* ---- events whose path the engine could not resolve ---- */
+
+/*
+ * An unlink gives its DELETE record and the link-count ATTRIB that the
+ * engine used to drop (named by the DELETE, or with an unknown path); a
+ * rename over an existing file gives the replaced file's ATTRIB with an
+ * unknown path (empty, MINISPY_F_PATH_UNKNOWN) and its inode number. No
+ * gap in the seqs.
+ */
+static void
+unlink_and_replaced_file_give_records(void **state)
+{
+	struct minispy_stats st;
+	struct svc s;
+	struct child c;
+	struct stat sb;
+	struct ev *e;
+	int i;
+
+	(void)state;
+	NEED_ROOT();
+	load(NULL);
+	assert_int_equal(fsop("create", at("a"), NULL), 0);
+	assert_int_equal(fsop("create", at("b"), NULL), 0);
+	assert_int_equal(fsop("create", at("c"), NULL), 0);
+	assert_int_equal(stat(at("b"), &sb), 0);
+	svc_open(&s);
+
+	c = fsop_hold(0, "unlink", at("a"), NULL);
+	expect_ev(&s, MINISPY_OP_DELETE, at("a"), NULL, c.pid);
+	sync_events();
+	svc_drain(&s);
+	i = find_ev(&s, MINISPY_OP_ATTRIB, at("a"), NULL, c.pid);
+	if (i < 0)
+		i = find_ev(&s, MINISPY_OP_ATTRIB, "", NULL, c.pid);
+	if (i < 0)
+		fail_msg("no ATTRIB record for the unlink of %s", at("a"));
+	assert_int_equal(child_wait(&c), 0);
+
+	c = fsop_hold(0, "rename", at("c"), at("b"));
+	expect_ev(&s, MINISPY_OP_RENAME, at("c"), at("b"), c.pid);
+	e = expect_ev(&s, MINISPY_OP_ATTRIB, "", NULL, c.pid);
+	assert_true(e->flags & MINISPY_F_PATH_UNKNOWN);
+	assert_int_equal(e->ino, sb.st_ino);
+	assert_int_equal(e->dev, sb.st_dev);
+	assert_int_equal(child_wait(&c), 0);
+
+	sync_events();
+	svc_drain(&s);
+	assert_int_equal(check_seq_accounting(&s, 1), 0);
+	st = svc_stats(&s);
+	assert_true(st.unknown_paths >= 1);
+	assert_int_equal(st.engine_losses, 0);
+	svc_close(&s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1872,6 +2178,7 @@ main(int argc, char **argv)
 		T(rename_carries_old_and_new_path),
 		T(without_process_details_only_the_pid_is_given),
 		T(record_decoder_checks_every_size_and_string),
+		T(record_decoder_reads_versions_1_and_2),
 		T(op_mask_and_patterns_select_records_per_instance),
 		T(bad_parameters_refuse_the_load_with_a_message),
 		T(backlog_delivered_oldest_first_on_connect),
@@ -1886,6 +2193,9 @@ main(int argc, char **argv)
 		T(unregister_with_a_service_connected_disconnects_it),
 		T(unload_races_connects_and_events),
 		T(kernel_overflow_becomes_a_loss_record),
+		T(kernel_overflow_lost_in_a_full_queue_is_named_by_the_run),
+		T(kernel_overflow_lost_from_the_backlog_is_named_by_the_run),
+		T(unlink_and_replaced_file_give_records),
 #undef T
 	};
 	const char *so = getenv("FLTMGR_MINISPY_FILTER");

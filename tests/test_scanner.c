@@ -31,6 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "scanner_proto.h"
 #include "testutil.h"
 
@@ -42,7 +44,7 @@
 
 extern char **environ;
 
-static const char *fltmgrd_bin, *scanner_bin, *scanner_so;
+static const char *fltmgrd_bin, *scanner_bin, *scanner_so, *fltmc_bin;
 static char scratch[] = "/tmp/fltmgr-scan.XXXXXX";
 static char rundir[128], fdir[128], watch[128], conf[128], dlog[128], sout[128],
 	slog[128], rules[160];
@@ -801,6 +803,57 @@ rule_error_names_file_and_line(void **state)
 	free(err);
 }
 
+/* `fltmc stats --json` shows the filter's counters (the counters hook)
+ * under filters[].counters, the same values the monitor connection reads. */
+static void
+fltmc_stats_shows_the_filters_counters(void **state)
+{
+	uint64_t v[SCANNER_CTR_COUNT_];
+	struct json_object *o, *filters, *f = NULL, *c, *val;
+	char cmd[700], path[300];
+	char *text;
+
+	(void)state;
+	daemon_start(DEADLINE, false);
+	svc_start(NULL);
+	write_file(at("clean.txt"), CLEANTXT "\n");
+	write_file(at("bad.txt"), "header " MARKER " trailer\n");
+	assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
+	assert_int_equal(try_open(at("clean.txt"), NULL), 0);
+	filter_stats(v);
+	snprintf(path, sizeof(path), "%s/stats.json", scratch);
+	snprintf(cmd, sizeof(cmd), "'%s' --runtime-dir '%s' --json stats > '%s'",
+		 fltmc_bin, rundir, path);
+	assert_int_equal(system(cmd), 0);
+	text = slurp(path);
+	o = json_tokener_parse(text);
+	if (!o)
+		fail_msg("fltmc stats --json printed no JSON: %s", text);
+	free(text);
+	assert_true(json_object_object_get_ex(o, "filters", &filters));
+	for (size_t i = 0; i < json_object_array_length(filters); i++) {
+		struct json_object *e = json_object_array_get_idx(filters, i), *name;
+
+		if (json_object_object_get_ex(e, "name", &name) &&
+		    !strcmp(json_object_get_string(name), "scanner"))
+			f = e;
+	}
+	assert_non_null(f);
+	assert_true(json_object_object_get_ex(f, "counters", &c));
+	for (int i = 0; i < SCANNER_CTR_COUNT_; i++)
+		if (!json_object_object_get_ex(c, scanner_counter_names[i], &val))
+			fail_msg("fltmc stats has no scanner counter %s",
+				 scanner_counter_names[i]);
+	/* Decisions already made do not change between the two reads. */
+	assert_true(json_object_object_get_ex(c, "infected", &val));
+	assert_int_equal((uint64_t)json_object_get_int64(val), v[SCANNER_CTR_infected]);
+	assert_true(v[SCANNER_CTR_infected] >= 1);
+	assert_true(json_object_object_get_ex(c, "clean", &val));
+	assert_int_equal((uint64_t)json_object_get_int64(val), v[SCANNER_CTR_clean]);
+	assert_true(v[SCANNER_CTR_clean] >= 1);
+	json_object_put(o);
+}
+
 int
 main(void)
 {
@@ -834,20 +887,24 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(rule_error_names_file_and_line, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(fltmc_stats_shows_the_filters_counters,
+						setup, teardown),
 	};
 	int r;
 
 	fltmgrd_bin = getenv("FLTMGR_TEST_FLTMGRD");
 	scanner_bin = getenv("FLTMGR_TEST_SCANNER");
 	scanner_so = getenv("FLTMGR_TEST_SCANNER_SO");
+	fltmc_bin = getenv("FLTMGR_TEST_FLTMC");
 	if (geteuid() != 0) {
 		printf("test_scanner: SKIP: needs root (fanotify, root-owned filter "
 		       "objects)\n");
 		return 77;
 	}
-	if (!fltmgrd_bin || !scanner_bin || !scanner_so) {
-		printf("test_scanner: FLTMGR_TEST_FLTMGRD, FLTMGR_TEST_SCANNER and "
-		       "FLTMGR_TEST_SCANNER_SO must be set (meson test sets them)\n");
+	if (!fltmgrd_bin || !scanner_bin || !scanner_so || !fltmc_bin) {
+		printf("test_scanner: FLTMGR_TEST_FLTMGRD, FLTMGR_TEST_SCANNER, "
+		       "FLTMGR_TEST_SCANNER_SO and FLTMGR_TEST_FLTMC must be set "
+		       "(meson test sets them)\n");
 		return 1;
 	}
 	if (unshare(CLONE_NEWNS) < 0 ||

@@ -34,19 +34,23 @@ struct runs {
 	uint64_t above;       /* event records the others have */
 };
 
-static void
-runs_add(struct runs *rs, uint64_t count, uint64_t first, uint64_t last)
+static bool
+run_exact(const struct ms_loss *l)
 {
-	struct ms_loss *v;
+	return l->count == l->last - l->first + 1;
+}
 
-	if (!count)
+static void
+runs_add(struct runs *rs, const struct ms_loss *l)
+{
+	struct ms_loss *v, *prev = rs->n ? &rs->v[rs->n - 1] : NULL;
+
+	if (!l->count)
 		return;
-	if (rs->n && rs->v[rs->n - 1].last + 1 == first &&
-	    rs->v[rs->n - 1].count ==
-		    rs->v[rs->n - 1].last - rs->v[rs->n - 1].first + 1 &&
-	    count == last - first + 1) {
-		rs->v[rs->n - 1].last = last;
-		rs->v[rs->n - 1].count += count;
+	if (prev && prev->last + 1 == l->first && run_exact(prev) && run_exact(l)) {
+		prev->last = l->last;
+		prev->count += l->count;
+		prev->notices |= l->notices;
 		return;
 	}
 	if (rs->n == rs->cap) {
@@ -54,26 +58,31 @@ runs_add(struct runs *rs, uint64_t count, uint64_t first, uint64_t last)
 
 		v = realloc(rs->v, cap * sizeof(*v));
 		if (!v) {
-			ms_loss_add(&rs->spill, count, first, last);
+			ms_loss_add(&rs->spill, l);
 			return;
 		}
 		rs->v = v;
 		rs->cap = cap;
 	}
-	rs->v[rs->n++] = (struct ms_loss){ .count = count, .first = first, .last = last };
+	rs->v[rs->n++] = *l;
 }
 
 /* The part of run l with seqs below limit. A run is exact when it names
- * every seq of its range; only an exact one can be cut. */
+ * every seq of its range; only an exact one can be cut. A cut run keeps
+ * its notices: where in it they were is not known, and one above the
+ * limit was delivered to the target anyway (or is in its own run). */
 static void
 runs_add_below(struct runs *rs, const struct ms_loss *l, uint64_t limit)
 {
+	struct ms_loss cut = *l;
+
 	if (!l->count || l->first >= limit)
 		return;
-	if (l->last < limit || l->count != l->last - l->first + 1)
-		runs_add(rs, l->count, l->first, l->last);
-	else
-		runs_add(rs, limit - l->first, l->first, limit - 1);
+	if (l->last >= limit && run_exact(l)) {
+		cut.count = limit - l->first;
+		cut.last = limit - 1;
+	}
+	runs_add(rs, &cut);
 }
 
 /* Takes over the reference to r. */
@@ -83,7 +92,10 @@ fold(struct runs *rs, struct ms_rec *r, uint64_t limit)
 	if (ms_rec_synthetic(r)) {
 		runs_add_below(rs, &r->loss, limit);
 	} else if (r->seq < limit) {
-		runs_add(rs, 1, r->seq, r->seq);
+		struct ms_loss one = { 0 };
+
+		ms_rec_fold(r, &one); /* with its notice kind */
+		runs_add(rs, &one);
 		rs->below++;
 	} else {
 		rs->above++;
@@ -126,10 +138,10 @@ runs_normalise(struct runs *rs)
 	for (size_t i = 1; i < rs->n; i++) {
 		struct ms_loss *p = &rs->v[k], *x = &rs->v[i];
 
-		if (p->count == p->last - p->first + 1 &&
-		    x->count == x->last - x->first + 1 && p->last + 1 == x->first) {
+		if (run_exact(p) && run_exact(x) && p->last + 1 == x->first) {
 			p->last = x->last;
 			p->count += x->count;
+			p->notices |= x->notices;
 		} else {
 			rs->v[++k] = *x;
 		}
@@ -204,12 +216,18 @@ return_to_backlog_locked(struct ms_state *st, struct ms_conn *c, uint64_t events
 
 	dropped += ms_backlog_append(&st->backlog, &c->unconf);
 	if (c->inflight) {
-		dropped += ms_backlog_push(&st->backlog, c->inflight, c->inflight->seq);
+		struct ms_loss self = { 0 };
+
+		ms_rec_fold(c->inflight, &self);
+		dropped += ms_backlog_push(&st->backlog, c->inflight, &self);
 		ms_rec_unref(c->inflight);
 		c->inflight = NULL;
 	}
 	while ((r = ms_late_pop(&c->late))) {
-		dropped += ms_backlog_push(&st->backlog, r, r->seq);
+		struct ms_loss self = { 0 };
+
+		ms_rec_fold(r, &self);
+		dropped += ms_backlog_push(&st->backlog, r, &self);
 		ms_rec_unref(r);
 	}
 	dropped += ms_backlog_append(&st->backlog, &c->head);

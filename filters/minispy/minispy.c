@@ -168,6 +168,21 @@ ms_instance_teardown(flt_filter *filter, void *instance_context)
 
 /* ---- events ---- */
 
+/*
+ * Whether the instance reports this event: its patterns match the path,
+ * or for a rename either path. A path the engine could not resolve
+ * (FLT_EVENT_PATH_UNKNOWN) cannot be ruled out, so such an event is
+ * reported, with the path left empty.
+ */
+static bool
+ms_selected(const struct ms_match *m, const struct flt_callback_data *d)
+{
+	if (!d->path || (d->op == FLT_OP_RENAME && !d->new_path))
+		return true;
+	return ms_match_path(m, d->path) ||
+	       (d->new_path && ms_match_path(m, d->new_path));
+}
+
 static void
 ms_post(const struct flt_callback_data *d, void *instance_context,
 	void *completion_context)
@@ -179,23 +194,28 @@ ms_post(const struct flt_callback_data *d, void *instance_context,
 	(void)completion_context;
 	if (!in || d->op >= FLT_OP_OVERFLOW || !(in->match->ops & (1u << d->op)))
 		return;
-	/* A rename is reported if either of its names is. */
-	if (!ms_match_path(in->match, d->path) &&
-	    !(d->new_path && ms_match_path(in->match, d->new_path)))
+	if (!ms_selected(in->match, d))
 		return;
 	if (in->st->set.process)
 		p = flt_get_process(d);
 	rec = ms_rec_event(d, p);
-	ms_publish(in->st, rec); /* rec NULL: publishes the loss */
+	ms_publish(in->st, rec, 0); /* rec NULL: publishes the loss */
 	if (rec)
 		ms_rec_unref(rec);
+	if (!d->path || (d->op == FLT_OP_RENAME && !d->new_path)) {
+		pthread_mutex_lock(&in->st->lock);
+		in->st->ctr.unknown_paths++;
+		pthread_mutex_unlock(&in->st->lock);
+	}
 }
 
 /*
- * The kernel's queue overflowed. The engine calls this once per filter
- * that registered OVERFLOW, with no instance and no filter to tell them
- * apart, so every live minispy state takes the notice once (keyed by the
- * engine's sequence number of the overflow).
+ * Events were lost before they reached minispy: the kernel's queue
+ * overflowed (a KERNEL notice) or the engine could not deliver them (an
+ * ENGINE notice; FLT_EVENT_LOSS_* says why). The engine calls this once
+ * per filter that registered OVERFLOW, with no instance and no filter to
+ * tell them apart, so every live minispy state takes the notice once
+ * (keyed by the engine's sequence number of the loss).
  */
 static void
 ms_overflow(const struct flt_callback_data *d, void *instance_context,
@@ -205,6 +225,7 @@ ms_overflow(const struct flt_callback_data *d, void *instance_context,
 	(void)completion_context;
 	pthread_mutex_lock(&registry_lock);
 	for (struct ms_state *st = registry; st; st = st->reg_next) {
+		uint32_t kind = ms_notice_kind(d);
 		struct ms_rec *rec;
 		bool fresh;
 
@@ -212,16 +233,26 @@ ms_overflow(const struct flt_callback_data *d, void *instance_context,
 		fresh = !st->closing && st->last_overflow != d->sequence;
 		if (fresh) {
 			st->last_overflow = d->sequence;
-			st->ctr.kernel_overflows++;
+			if (kind == MINISPY_NOTICE_KERNEL)
+				st->ctr.kernel_overflows++;
+			else
+				st->ctr.engine_losses++;
 		}
 		pthread_mutex_unlock(&st->lock);
 		if (!fresh)
 			continue;
-		ms_log(st, FLT_LOG_WARNING,
-		       "the kernel's event queue overflowed: events were lost; "
-		       "services get a loss record");
-		rec = ms_rec_kernel_loss(d);
-		ms_publish(st, rec);
+		if (kind == MINISPY_NOTICE_KERNEL)
+			ms_log(st, FLT_LOG_WARNING,
+			       "the kernel's event queue overflowed: events were lost; "
+			       "services get a loss record");
+		else
+			ms_log(st, FLT_LOG_WARNING,
+			       "the engine lost %llu event(s)%s; services get a loss "
+			       "record",
+			       (unsigned long long)d->lost,
+			       d->lost ? "" : " (how many is not known)");
+		rec = ms_rec_notice(d);
+		ms_publish(st, rec, kind);
 		if (rec)
 			ms_rec_unref(rec);
 	}

@@ -95,6 +95,8 @@ struct ms_counters {
 	uint64_t unconfirmed;
 	uint64_t departed;
 	uint64_t bad_calls;
+	uint64_t unknown_paths;
+	uint64_t engine_losses;
 };
 
 struct ms_state {
@@ -110,7 +112,7 @@ struct ms_state {
 	pthread_mutex_t lock;
 	bool closing;           /* unload began: no new connections or records */
 	uint64_t seq;           /* the last record number given */
-	uint64_t last_overflow; /* engine sequence of the last overflow */
+	uint64_t last_overflow; /* engine sequence of the last loss notice */
 	struct ms_conn *conns;
 	unsigned n_conns;
 	uint64_t n_accepted;
@@ -153,8 +155,10 @@ int ms_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t
 		  size_t *ret_out_len);
 /* Queues rec (NULL: it could not be made; seq is lost the same way) for
  * every connection, or in the backlog when none is connected. Gives it its
- * seq. Never blocks beyond st->lock. */
-void ms_publish(struct ms_state *st, struct ms_rec *rec);
+ * seq. notice: MINISPY_NOTICE_* if rec is (or was to be) a loss notice,
+ * else 0, so that a run that loses it says so. Never blocks beyond
+ * st->lock. */
+void ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice);
 /* flt_registration.counters (cookie: the state). */
 size_t ms_counters(void *cookie, struct flt_counter *out, size_t cap);
 

@@ -13,11 +13,20 @@
  * field must equal the message length. Unknown versions are refused, not
  * guessed at: any layout change bumps MINISPY_RECORD_VERSION.
  *
+ * Versions. Each record carries the lowest version that can express it,
+ * so a service built for an older version keeps reading everything it
+ * can and refuses only what it could not understand. Version 2 added, and
+ * is used only by records that need them: EVENT records whose path is
+ * unknown (MINISPY_F_PATH_UNKNOWN), the ENGINE loss cause, and the
+ * `notices` field of LOSS records (nonzero). Everything else is written
+ * as version 1, byte for byte as before. minispy_record_decode() reads
+ * versions 1 and 2.
+ *
  * Common header (all records), 16 bytes:
  *
  *   off size field
  *     0    4 magic      MINISPY_RECORD_MAGIC
- *     4    2 version    MINISPY_RECORD_VERSION
+ *     4    2 version    1 or 2 (see "Versions")
  *     6    2 type       MINISPY_REC_EVENT or MINISPY_REC_LOSS
  *     8    4 size       bytes of the whole record, this header included
  *    12    4 reserved   0
@@ -25,20 +34,22 @@
  * EVENT (type 1): 80 fixed bytes, then the strings.
  *
  *    16    8 seq        the filter's record number: 1, 2, 3, ... over all of
- *                       this filter's records (events and kernel-loss
- *                       notices), so on one connection every gap is covered
+ *                       this filter's records (events and KERNEL/ENGINE
+ *                       loss notices), so on one connection every gap is covered
  *                       by a LOSS record (see "Sequence numbers" below)
  *    24    8 event_seq  the engine's global event number (shared by every
  *                       filter; gaps there are normal). For correlation.
  *    32    8 time_ns    CLOCK_REALTIME of the event, ns since the epoch (i64)
  *    40    8 dev        st_dev of the file
- *    48    8 ino        st_ino (0 when unknown, e.g. usually for DELETE)
+ *    48    8 ino        st_ino (0 when unknown)
  *    56    4 pid        the process that did it (thread-group id)
  *    60    4 uid        its real uid, or MINISPY_UID_UNKNOWN
  *    64    2 op         enum minispy_op
  *    66    2 flags      MINISPY_F_*
- *    68    2 path_len       bytes of path (no NUL; never 0)
- *    70    2 new_path_len   bytes of new_path (only RENAME has one)
+ *    68    2 path_len       bytes of path (no NUL); 0 only when the path
+ *                           is unknown (MINISPY_F_PATH_UNKNOWN, version 2)
+ *    70    2 new_path_len   bytes of new_path (only RENAME has one; 0 with
+ *                           MINISPY_F_PATH_UNKNOWN when it is unknown)
  *    72    2 exe_len        bytes of exe (0: unknown)
  *    74    2 comm_len       bytes of comm (0: unknown)
  *    76    4 reserved   0
@@ -51,20 +62,31 @@
  *   cut to that length and MINISPY_F_TRUNCATED is set. Paths are bytes as
  *   the kernel gave them: not necessarily UTF-8, and may contain newlines.
  *
+ * An event whose path could not be resolved (the engine read it after
+ * the file, or its directory, was gone; FLT_EVENT_PATH_UNKNOWN) is still
+ * reported, as version 2 with MINISPY_F_PATH_UNKNOWN: its unknown path
+ * (for a RENAME, path, new_path or both) is empty, and op, pid, process,
+ * dev and ino (0 if unknown too) are as usual.
+ *
  * LOSS (type 2): 64 bytes, no strings. "count records are missing here."
  *
- *    16    8 seq        0 for QUEUE and BACKLOG losses (they belong to one
- *                       connection, not to the record stream); for a KERNEL
- *                       loss, its own place in the stream (like an event)
- *    24    8 time_ns    CLOCK_REALTIME when the loss record was made (KERNEL:
- *                       when the engine saw the overflow)
+ *    16    8 seq        0 for QUEUE, BACKLOG and DEPARTED losses (they belong
+ *                       to one connection, not to the record stream); for a
+ *                       KERNEL or ENGINE loss notice, its own place in the
+ *                       stream (like an event)
+ *    24    8 time_ns    CLOCK_REALTIME when the loss record was made (a
+ *                       notice: when the engine saw the loss)
  *    32    8 count      records lost. KERNEL: events the kernel dropped, 0 if
- *                       the kernel did not say (it never does today)
- *    40    8 first_seq  QUEUE/BACKLOG: seq of the first and last record lost
- *    48    8 last_seq   (inclusive). KERNEL: 0 and 0 (lost events never got
- *                       a number)
+ *                       the kernel did not say (it never does today).
+ *                       ENGINE: events lost, 0 if not known
+ *    40    8 first_seq  QUEUE/BACKLOG/DEPARTED: seq of the first and last
+ *    48    8 last_seq   record lost (inclusive). KERNEL/ENGINE: 0 and 0
+ *                       (lost events never got a number)
  *    56    4 cause      enum minispy_loss_cause
- *    60    4 reserved   0
+ *    60    4 notices    QUEUE/BACKLOG/DEPARTED: MINISPY_NOTICE_* of the loss
+ *                       notices among the records lost (a KERNEL notice
+ *                       dropped from a full queue is not forgotten: the
+ *                       run says so); 0 for none and in version 1
  *
  * Sequence numbers. On one connection, the seq of EVENT records (and
  * KERNEL losses) strictly increases. Between two consecutive ones, every
@@ -104,12 +126,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MINISPY_RECORD_MAGIC   0x5950534du /* "MSPY" on little-endian */
-#define MINISPY_RECORD_VERSION 1
-#define MINISPY_HEADER_SIZE    16
-#define MINISPY_EVENT_FIXED    80
-#define MINISPY_LOSS_SIZE      64
-#define MINISPY_STRING_MAX     4095
+#define MINISPY_RECORD_MAGIC       0x5950534du /* "MSPY" on little-endian */
+#define MINISPY_RECORD_VERSION     2           /* the newest this header reads */
+#define MINISPY_RECORD_VERSION_MIN 1
+#define MINISPY_HEADER_SIZE        16
+#define MINISPY_EVENT_FIXED        80
+#define MINISPY_LOSS_SIZE          64
+#define MINISPY_STRING_MAX         4095
 /* The largest record: fits a port message (FLT_PORT_MAX_MESSAGE). */
 #define MINISPY_RECORD_MAX (MINISPY_EVENT_FIXED + 4 * (MINISPY_STRING_MAX + 1))
 
@@ -140,6 +163,8 @@ enum minispy_op {
 #define MINISPY_F_DIR       0x1u /* the object is a directory */
 #define MINISPY_F_VERIFIED  0x2u
 #define MINISPY_F_TRUNCATED 0x4u /* a string was cut to MINISPY_STRING_MAX */
+/* Version 2: path (RENAME: path and/or new_path) unknown, left empty. */
+#define MINISPY_F_PATH_UNKNOWN 0x8u
 
 enum minispy_loss_cause {
 	MINISPY_LOSS_QUEUE = 1,    /* this connection's queue was full */
@@ -153,7 +178,23 @@ enum minispy_loss_cause {
 				      they were made: may come at any point
 				      of the stream, with seqs older than
 				      this connection's first record */
+	MINISPY_LOSS_ENGINE = 5,   /* version 2: events the engine read but
+				      could not deliver (an undecodable or
+				      failed read, or events of a file
+				      system no longer watched) */
 };
+
+/* LOSS `notices`: kinds of loss notice inside a lost run. */
+#define MINISPY_NOTICE_KERNEL 0x1u
+#define MINISPY_NOTICE_ENGINE 0x2u
+
+/* KERNEL and ENGINE losses are notices with a seq of their own, in the
+ * record stream; the others stand for a run of lost seqs. */
+static inline int
+minispy_loss_is_notice(uint32_t cause)
+{
+	return cause == MINISPY_LOSS_KERNEL || cause == MINISPY_LOSS_ENGINE;
+}
 
 struct minispy_event {
 	uint64_t seq;
@@ -166,8 +207,8 @@ struct minispy_event {
 	uint16_t op; /* enum minispy_op */
 	uint16_t flags;
 	/* Point into the decoded buffer; NUL-terminated. */
-	const char *path;
-	const char *new_path; /* NULL unless RENAME */
+	const char *path;     /* "" when unknown (MINISPY_F_PATH_UNKNOWN) */
+	const char *new_path; /* NULL unless RENAME (or unknown) */
 	const char *exe;      /* NULL if unknown */
 	const char *comm;     /* NULL if unknown */
 };
@@ -178,7 +219,8 @@ struct minispy_loss {
 	uint64_t count;
 	uint64_t first_seq;
 	uint64_t last_seq;
-	uint32_t cause; /* enum minispy_loss_cause */
+	uint32_t cause;   /* enum minispy_loss_cause */
+	uint32_t notices; /* MINISPY_NOTICE_* within a QUEUE/BACKLOG/DEPARTED run */
 };
 
 struct minispy_record {
@@ -228,6 +270,9 @@ struct minispy_stats {
 	uint64_t bad_calls;   /* refused calls (malformed, out of range) */
 	uint64_t conn_confirmed;
 	uint64_t conn_unconfirmed; /* sent, not confirmed yet */
+	/* filter-wide, added later */
+	uint64_t unknown_paths; /* event records made with MINISPY_F_PATH_UNKNOWN */
+	uint64_t engine_losses; /* ENGINE loss notices made */
 };
 
 static inline const char *
@@ -285,27 +330,30 @@ minispy_string_(const uint8_t *b, size_t size, size_t *off, uint16_t len,
  * Checks one message and decodes it into *ret, whose strings then point
  * into buf (keep buf alive while using them). Returns 0, -EBADMSG for a
  * malformed record, -EPROTONOSUPPORT for another version or record type.
+ * A version 1 record must not use what version 2 added.
  */
 static inline int
 minispy_record_decode(const void *buf, size_t len, struct minispy_record *ret)
 {
 	const uint8_t *b = (const uint8_t *)buf;
 	struct minispy_record r;
-	uint16_t lens[4];
+	uint16_t lens[4], version;
 	size_t off = MINISPY_EVENT_FIXED;
 	const char *s[4];
+	int unknown;
 
 	if (!buf || len < MINISPY_HEADER_SIZE ||
 	    minispy_get32_(b) != MINISPY_RECORD_MAGIC)
 		return -EBADMSG;
-	if (minispy_get16_(b + 4) != MINISPY_RECORD_VERSION)
+	version = minispy_get16_(b + 4);
+	if (version < MINISPY_RECORD_VERSION_MIN || version > MINISPY_RECORD_VERSION)
 		return -EPROTONOSUPPORT;
 	if (minispy_get32_(b + 8) != len || minispy_get32_(b + 12) != 0)
 		return -EBADMSG;
 	memset(&r, 0, sizeof(r));
 	r.type = minispy_get16_(b + 6);
 	if (r.type == MINISPY_REC_LOSS) {
-		if (len != MINISPY_LOSS_SIZE || minispy_get32_(b + 60) != 0)
+		if (len != MINISPY_LOSS_SIZE)
 			return -EBADMSG;
 		r.loss.seq = minispy_get64_(b + 16);
 		r.loss.time_ns = (int64_t)minispy_get64_(b + 24);
@@ -313,10 +361,16 @@ minispy_record_decode(const void *buf, size_t len, struct minispy_record *ret)
 		r.loss.first_seq = minispy_get64_(b + 40);
 		r.loss.last_seq = minispy_get64_(b + 48);
 		r.loss.cause = minispy_get32_(b + 56);
+		r.loss.notices = minispy_get32_(b + 60);
 		if (r.loss.cause < MINISPY_LOSS_QUEUE ||
-		    r.loss.cause > MINISPY_LOSS_DEPARTED ||
-		    (r.loss.cause != MINISPY_LOSS_KERNEL &&
-		     (!r.loss.count || r.loss.first_seq > r.loss.last_seq)))
+		    r.loss.cause > (version == 1 ? MINISPY_LOSS_DEPARTED
+						 : MINISPY_LOSS_ENGINE) ||
+		    (r.loss.notices & ~(MINISPY_NOTICE_KERNEL | MINISPY_NOTICE_ENGINE)) ||
+		    (version == 1 && r.loss.notices))
+			return -EBADMSG;
+		if (minispy_loss_is_notice(r.loss.cause)
+			    ? r.loss.first_seq || r.loss.last_seq || r.loss.notices
+			    : !r.loss.count || r.loss.first_seq > r.loss.last_seq)
 			return -EBADMSG;
 		*ret = r;
 		return 0;
@@ -334,14 +388,18 @@ minispy_record_decode(const void *buf, size_t len, struct minispy_record *ret)
 	r.event.uid = minispy_get32_(b + 60);
 	r.event.op = minispy_get16_(b + 64);
 	r.event.flags = minispy_get16_(b + 66);
-	if (r.event.op >= MINISPY_OP_COUNT_)
+	unknown = (r.event.flags & MINISPY_F_PATH_UNKNOWN) != 0;
+	if (r.event.op >= MINISPY_OP_COUNT_ || (version == 1 && unknown))
 		return -EBADMSG;
 	for (int i = 0; i < 4; i++) {
 		lens[i] = minispy_get16_(b + 68 + 2 * i);
 		if (minispy_string_(b, len, &off, lens[i], &s[i]) < 0)
 			return -EBADMSG;
 	}
-	if (off != len || lens[0] == 0 || (lens[1] && r.event.op != MINISPY_OP_RENAME))
+	if (off != len || (lens[1] && r.event.op != MINISPY_OP_RENAME))
+		return -EBADMSG;
+	/* An empty path means "unknown", and only then. */
+	if (unknown ? lens[0] && (r.event.op != MINISPY_OP_RENAME || lens[1]) : !lens[0])
 		return -EBADMSG;
 	r.event.path = s[0];
 	r.event.new_path = lens[1] ? s[1] : NULL;

@@ -104,11 +104,12 @@ include_locked(struct ms_state *st, pid_t pid)
 /* ---- publishing (the event path) ---- */
 
 void
-ms_publish(struct ms_state *st, struct ms_rec *rec)
+ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 {
 	pid_t slow[64];
 	size_t n_slow = 0;
 	bool backlog_full = false;
+	struct ms_loss self;
 	uint64_t seq;
 
 	pthread_mutex_lock(&st->lock);
@@ -120,8 +121,9 @@ ms_publish(struct ms_state *st, struct ms_rec *rec)
 	st->ctr.records++;
 	if (rec)
 		ms_rec_set_seq(rec, seq);
+	self = ms_loss_one(seq, notice); /* what a loss of it reports */
 	if (!st->n_conns) {
-		uint64_t dropped = ms_backlog_push(&st->backlog, rec, seq);
+		uint64_t dropped = ms_backlog_push(&st->backlog, rec, &self);
 
 		st->ctr.backlog_queued++;
 		st->ctr.backlog_dropped += dropped;
@@ -129,7 +131,7 @@ ms_publish(struct ms_state *st, struct ms_rec *rec)
 			backlog_full = st->backlog_warned = true;
 	}
 	for (struct ms_conn *c = st->conns; c; c = c->next) {
-		if (ms_queue_push(&c->q, rec, seq)) {
+		if (ms_queue_push(&c->q, rec, &self)) {
 			c->queued++;
 			st->ctr.queued++;
 		} else {
@@ -469,6 +471,8 @@ stats_locked(struct ms_state *st, struct ms_conn *c, struct minispy_stats *s)
 	s->unconfirmed = st->ctr.unconfirmed;
 	s->departed = st->ctr.departed;
 	s->bad_calls = st->ctr.bad_calls;
+	s->unknown_paths = st->ctr.unknown_paths;
+	s->engine_losses = st->ctr.engine_losses;
 	if (!c)
 		return;
 	s->conn_queued = c->queued;
@@ -562,6 +566,8 @@ ms_counters(void *cookie, struct flt_counter *out, size_t cap)
 	PUT(unconfirmed);
 	PUT(departed);
 	PUT(bad_calls);
+	PUT(unknown_paths);
+	PUT(engine_losses);
 #undef PUT
 	return n;
 }

@@ -68,7 +68,7 @@ put(struct ms_ring *q, struct ms_rec *r)
 }
 
 bool
-ms_queue_push(struct ms_ring *q, struct ms_rec *rec, uint64_t seq)
+ms_queue_push(struct ms_ring *q, struct ms_rec *rec, const struct ms_loss *self)
 {
 	/* The earlier run is reported first, and only with room for the
 	 * record behind it too: else the two would alternate forever. */
@@ -81,7 +81,7 @@ ms_queue_push(struct ms_ring *q, struct ms_rec *rec, uint64_t seq)
 		}
 	}
 	if (!rec || q->after.count || !q->v || q->len == q->cap) {
-		ms_loss_add(&q->after, 1, seq, seq);
+		ms_loss_add(&q->after, self);
 		return false;
 	}
 	put(q, ms_rec_ref(rec));
@@ -108,9 +108,9 @@ static void
 backlog_lose(struct ms_ring *b, const struct ms_loss *l)
 {
 	if (!b->len && !b->after.count)
-		ms_loss_add(&b->before, l->count, l->first, l->last);
+		ms_loss_add(&b->before, l);
 	else
-		ms_loss_add(&b->after, l->count, l->first, l->last);
+		ms_loss_add(&b->after, l);
 }
 
 /* Takes over the caller's reference to rec (may be NULL: then `lost` is
@@ -151,11 +151,9 @@ backlog_add(struct ms_ring *b, struct ms_rec *rec, const struct ms_loss *lost)
 }
 
 uint64_t
-ms_backlog_push(struct ms_ring *b, struct ms_rec *rec, uint64_t seq)
+ms_backlog_push(struct ms_ring *b, struct ms_rec *rec, const struct ms_loss *self)
 {
-	struct ms_loss one = { .count = 1, .first = seq, .last = seq };
-
-	return backlog_add(b, rec ? ms_rec_ref(rec) : NULL, &one);
+	return backlog_add(b, rec ? ms_rec_ref(rec) : NULL, self);
 }
 
 uint64_t

@@ -46,18 +46,21 @@ bool ms_ring_idle(const struct ms_ring *q);
 /*
  * Queue policy. Puts a new reference to rec (seq already stamped) at the
  * end, or, if the ring is full or still reporting an earlier run that has
- * no room yet, adds seq to the run lost in `after`. rec NULL (it could not
- * be allocated) counts as lost the same way. Returns true if queued.
+ * no room yet, adds `self` (the run rec stands for when lost: its seq and
+ * notice kind, ms_loss_one()) to the run lost in `after`. rec NULL (it
+ * could not be allocated) counts as lost the same way. Returns true if
+ * queued.
  */
-bool ms_queue_push(struct ms_ring *q, struct ms_rec *rec, uint64_t seq);
+bool ms_queue_push(struct ms_ring *q, struct ms_rec *rec, const struct ms_loss *self);
 
 /*
  * Backlog policy. Puts a new reference to rec at the end, dropping the
- * oldest entries into `before` while full; rec NULL loses seq. Returns the
- * number of event records dropped (loss records folded into `before` are
- * not counted again: their records were counted when they were lost).
+ * oldest entries into `before` while full; rec NULL loses `self`. Returns
+ * the number of event records dropped (loss records folded into `before`
+ * are not counted again: their records were counted when they were lost).
  */
-uint64_t ms_backlog_push(struct ms_ring *b, struct ms_rec *rec, uint64_t seq);
+uint64_t ms_backlog_push(struct ms_ring *b, struct ms_rec *rec,
+			 const struct ms_loss *self);
 
 /* Appends everything in `from`, in order, to the backlog b (the same
  * policy), leaving `from` empty. Returns event records dropped. */

@@ -41,8 +41,9 @@ put64(uint8_t *p, uint64_t v)
 	memcpy(p, &v, sizeof(v));
 }
 
+/* version: the lowest that can express the record (minispy_record.h). */
 static struct ms_rec *
-rec_alloc(uint16_t type, size_t len)
+rec_alloc(uint16_t type, uint16_t version, size_t len)
 {
 	struct ms_rec *r = calloc(1, sizeof(*r) + len);
 
@@ -52,7 +53,7 @@ rec_alloc(uint16_t type, size_t len)
 	r->type = type;
 	r->len = (uint32_t)len;
 	put32(r->data, MINISPY_RECORD_MAGIC);
-	put16(r->data + 4, MINISPY_RECORD_VERSION);
+	put16(r->data + 4, version);
 	put16(r->data + 6, type);
 	put32(r->data + 8, (uint32_t)len);
 	return r;
@@ -90,7 +91,7 @@ struct ms_rec *
 ms_rec_event(const struct flt_callback_data *d, const struct flt_process *p)
 {
 	bool known = p && p->verified;
-	const char *s[4] = { d->path ? d->path : "", d->new_path, known ? p->exe : NULL,
+	const char *s[4] = { d->path, d->new_path, known ? p->exe : NULL,
 			     known ? p->comm : NULL };
 	uint16_t flags = 0, lens[4];
 	size_t len = MINISPY_EVENT_FIXED, off = MINISPY_EVENT_FIXED;
@@ -105,7 +106,11 @@ ms_rec_event(const struct flt_callback_data *d, const struct flt_process *p)
 		flags |= MINISPY_F_DIR;
 	if (known)
 		flags |= MINISPY_F_VERIFIED;
-	r = rec_alloc(MINISPY_REC_EVENT, len);
+	/* What the engine could not resolve is NULL (FLT_EVENT_PATH_UNKNOWN)
+	 * and stored empty: an empty string is never a path (version 2). */
+	if (!lens[0] || (d->op == FLT_OP_RENAME && !lens[1]))
+		flags |= MINISPY_F_PATH_UNKNOWN;
+	r = rec_alloc(MINISPY_REC_EVENT, (flags & MINISPY_F_PATH_UNKNOWN) ? 2 : 1, len);
 	if (!r)
 		return NULL;
 	b = r->data;
@@ -129,7 +134,8 @@ ms_rec_event(const struct flt_callback_data *d, const struct flt_process *p)
 static struct ms_rec *
 loss_rec(enum minispy_loss_cause cause, int64_t time_ns, const struct ms_loss *l)
 {
-	struct ms_rec *r = rec_alloc(MINISPY_REC_LOSS, MINISPY_LOSS_SIZE);
+	bool v2 = cause == MINISPY_LOSS_ENGINE || l->notices;
+	struct ms_rec *r = rec_alloc(MINISPY_REC_LOSS, v2 ? 2 : 1, MINISPY_LOSS_SIZE);
 
 	if (!r)
 		return NULL;
@@ -140,15 +146,27 @@ loss_rec(enum minispy_loss_cause cause, int64_t time_ns, const struct ms_loss *l
 	put64(r->data + 40, l->first);
 	put64(r->data + 48, l->last);
 	put32(r->data + 56, (uint32_t)cause);
+	put32(r->data + 60, l->notices);
 	return r;
 }
 
+uint32_t
+ms_notice_kind(const struct flt_callback_data *d)
+{
+	/* No cause given (an older engine): it was the kernel. */
+	if (!(d->flags & FLT_EVENT_LOSS_MASK) || (d->flags & FLT_EVENT_LOSS_KERNEL))
+		return MINISPY_NOTICE_KERNEL;
+	return MINISPY_NOTICE_ENGINE;
+}
+
 struct ms_rec *
-ms_rec_kernel_loss(const struct flt_callback_data *d)
+ms_rec_notice(const struct flt_callback_data *d)
 {
 	struct ms_loss l = { .count = d->lost };
 
-	return loss_rec(MINISPY_LOSS_KERNEL, ts_ns(&d->time), &l);
+	return loss_rec(ms_notice_kind(d) == MINISPY_NOTICE_KERNEL ? MINISPY_LOSS_KERNEL
+								   : MINISPY_LOSS_ENGINE,
+			ts_ns(&d->time), &l);
 }
 
 struct ms_rec *
@@ -165,29 +183,37 @@ ms_rec_set_seq(struct ms_rec *r, uint64_t seq)
 }
 
 void
-ms_loss_add(struct ms_loss *l, uint64_t n, uint64_t first, uint64_t last)
+ms_loss_add(struct ms_loss *l, const struct ms_loss *run)
 {
-	if (!n)
+	if (!run->count)
 		return;
 	if (!l->count) {
-		l->first = first;
-		l->last = last;
+		l->first = run->first;
+		l->last = run->last;
 	} else {
-		if (first < l->first)
-			l->first = first;
-		if (last > l->last)
-			l->last = last;
+		if (run->first < l->first)
+			l->first = run->first;
+		if (run->last > l->last)
+			l->last = run->last;
 	}
-	l->count += n;
+	l->count += run->count;
+	l->notices |= run->notices;
 }
 
 void
 ms_rec_fold(const struct ms_rec *r, struct ms_loss *l)
 {
-	if (ms_rec_synthetic(r))
-		ms_loss_add(l, r->loss.count, r->loss.first, r->loss.last);
-	else
-		ms_loss_add(l, 1, r->seq, r->seq);
+	struct ms_loss one;
+
+	if (ms_rec_synthetic(r)) {
+		ms_loss_add(l, &r->loss);
+		return;
+	}
+	one = ms_loss_one(r->seq, 0);
+	if (r->type == MINISPY_REC_LOSS)
+		one.notices = r->cause == MINISPY_LOSS_KERNEL ? MINISPY_NOTICE_KERNEL
+							      : MINISPY_NOTICE_ENGINE;
+	ms_loss_add(l, &one);
 }
 
 void

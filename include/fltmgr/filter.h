@@ -110,8 +110,9 @@ enum flt_operation {
 	FLT_OP_CREATE,
 	FLT_OP_DELETE,
 	FLT_OP_RENAME,   /* path = old, new_path = new */
-	FLT_OP_OVERFLOW, /* post only: the kernel queue overflowed, events
-			      were lost; path is NULL */
+	FLT_OP_OVERFLOW, /* post only: events were lost (the kernel queue
+			      overflowed, or FLT_EVENT_LOSS_* says why);
+			      path is NULL */
 	FLT_OP_COUNT_,
 };
 
@@ -136,6 +137,27 @@ enum flt_instance_kind {
 
 #define FLT_EVENT_PERMISSION 0x1u /* a pre operation: someone waits */
 #define FLT_EVENT_DIR        0x2u /* the object is a directory */
+/* A notification whose path could not be resolved (the file or its
+ * directory was gone when the engine read it): path is NULL, or for a
+ * RENAME path, new_path or both; op, pid, dev and ino (0 if unknown) are
+ * given as usual. It is delivered to the first instance on that
+ * filesystem when no instance matches by path (docs/engine.md 3.8). */
+#define FLT_EVENT_PATH_UNKNOWN 0x4u
+/*
+ * FLT_OP_OVERFLOW: why events were lost; exactly one is set.
+ *   KERNEL      the kernel's notification queue overflowed (lost: 0, the
+ *               kernel does not say how many)
+ *   UNRESOLVED  `lost` records whose file system no mark has any more
+ *               (detached since): neither a path nor an instance to give
+ *   UNDECODABLE the rest of a read could not be decoded (lost: 0)
+ *   READ        a read failed; the kernel discards the event it could not
+ *               copy (lost: 0)
+ */
+#define FLT_EVENT_LOSS_KERNEL      0x100u
+#define FLT_EVENT_LOSS_UNRESOLVED  0x200u
+#define FLT_EVENT_LOSS_UNDECODABLE 0x400u
+#define FLT_EVENT_LOSS_READ        0x800u
+#define FLT_EVENT_LOSS_MASK        0xf00u
 
 /* The process behind an event, resolved on first request. */
 struct flt_process {
@@ -155,7 +177,8 @@ struct flt_callback_data {
 	enum flt_operation op;
 	uint32_t flags; /* FLT_EVENT_* */
 	/* Global order: one counter for all filters, so a filter's own events
-	 * have gaps; lost events are reported by FLT_OP_OVERFLOW and counted. */
+	 * have gaps; lost events are reported by FLT_OP_OVERFLOW and counted.
+	 * flags: FLT_EVENT_*; for FLT_OP_OVERFLOW one FLT_EVENT_LOSS_*. */
 	uint64_t sequence;
 	struct timespec time; /* CLOCK_REALTIME when the event was read */
 	const char *path;     /* absolute path; RENAME: the old path */
@@ -167,7 +190,7 @@ struct flt_callback_data {
 	 * generates no events), valid during the callback and, if pended,
 	 * until completion. Otherwise -1. Do not close it. */
 	int fd;
-	uint64_t lost; /* FLT_OP_OVERFLOW: events lost, if known */
+	uint64_t lost; /* FLT_OP_OVERFLOW: events lost, if known (else 0) */
 	/* Pre callbacks returning FLT_PREOP_COMPLETE: 0 allow, < 0 deny. The
 	 * opener sees EPERM: fanotify permission events take no other errno. */
 	int status;
@@ -440,6 +463,13 @@ struct flt_engine_stats {
 	uint64_t emergency_answers; /* all readers stuck: answered unseen */
 	uint32_t pending;           /* permission events waiting right now */
 	uint32_t readers;           /* permission reader threads */
+	/* Notification records read (notification_events) end as exactly
+	 * one of these four: */
+	uint64_t notif_ignored;    /* no filter wanted them (own ones too) */
+	uint64_t notif_resolved;   /* delivered with their paths */
+	uint64_t notif_unresolved; /* delivered with FLT_EVENT_PATH_UNKNOWN */
+	uint64_t notif_lost;       /* reported lost: FLT_EVENT_LOSS_UNRESOLVED */
+	uint64_t read_errors;      /* failed reads, reported FLT_EVENT_LOSS_READ */
 };
 
 int flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret_stats);

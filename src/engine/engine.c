@@ -825,6 +825,11 @@ flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret)
 	ret->cache_inserts = atomic_load(&e->ctr.cache_inserts);
 	ret->cache_flushes = atomic_load(&e->ctr.cache_flushes);
 	ret->emergency_answers = atomic_load(&e->ctr.emergency_answers);
+	ret->notif_ignored = atomic_load(&e->ctr.notif_ignored);
+	ret->notif_resolved = atomic_load(&e->ctr.notif_resolved);
+	ret->notif_unresolved = atomic_load(&e->ctr.notif_unresolved);
+	ret->notif_lost = atomic_load(&e->ctr.notif_lost);
+	ret->read_errors = atomic_load(&e->ctr.read_errors);
 	pthread_mutex_lock(&e->pend_lock);
 	for (struct perm_event *ev = e->pending; ev; ev = ev->pnext)
 		ret->pending += !atomic_load(&ev->answered);

@@ -244,6 +244,9 @@ struct engine {
 		atomic_uint_fast64_t allowed, denied, deadline_defaults, overflows,
 			dropped;
 		atomic_uint_fast64_t cache_inserts, cache_flushes, emergency_answers;
+		/* notif.c: where each notification record went */
+		atomic_uint_fast64_t notif_ignored, notif_resolved, notif_unresolved,
+			notif_lost, read_errors;
 	} ctr;
 };
 

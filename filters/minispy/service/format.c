@@ -9,17 +9,16 @@
  * characters), backslashes and bytes that are not UTF-8 are written as
  * C-style escapes (\n, \t, \\, \xNN), so the line is unambiguous.
  *
- * JSON: built with json-c, which escapes quotes, backslashes and control
- * characters but passes bytes >= 0x80 through as they are. Strings that
- * are not well-formed UTF-8 would then make invalid JSON, so each string
- * member is checked (utf8.c): a valid one is written as it is; an invalid
- * one as its text with U+FFFD for each ill-formed sequence, plus a member
- * NAME_bytes holding the exact bytes in base64. Consumers that need the
- * exact name use NAME_bytes when present, NAME otherwise.
+ * JSON: encoded by json_writer.c straight into one reused buffer, then
+ * written with one fwrite (no object tree, no allocation per record; see
+ * bench/json_bench.c for what that saves against json-c). Strings are
+ * escaped as RFC 8259 requires; a string that is not well-formed UTF-8 is
+ * written with U+FFFD for each ill-formed sequence, plus a member
+ * NAME_bytes holding its exact bytes in base64. Consumers that need the
+ * exact name use NAME_bytes when present, NAME otherwise. The members and
+ * their order are those of the json-c encoder this replaced
+ * (format_jsonc.c), byte for byte.
  */
-#include <errno.h>
-#include <json-c/json.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,50 +26,105 @@
 
 #define NS_PER_S 1000000000LL
 
+/* Seconds and nanoseconds of time_ns, floored: ns in [0, 1e9) also
+ * before 1970. */
 static void
-split_time(int64_t time_ns, time_t *ret_s, long *ret_ns)
+split_time(int64_t time_ns, int64_t *ret_s, int64_t *ret_ns)
 {
 	int64_t s = time_ns / NS_PER_S, ns = time_ns % NS_PER_S;
 
-	if (ns < 0) { /* before 1970: floor, so ns stays in [0, 1e9) */
+	if (ns < 0) {
 		s--;
 		ns += NS_PER_S;
 	}
-	*ret_s = (time_t)s;
-	*ret_ns = (long)ns;
+	*ret_s = s;
+	*ret_ns = ns;
 }
 
-void
-spy_format_time_rfc3339(int64_t time_ns, char *buf, size_t size)
+/* The date of day z (days since 1970-01-01, proleptic Gregorian), by
+ * counting in 400-year eras of 146097 days that begin on March 1, so that
+ * the leap day is the last day of a year; pure integer arithmetic. */
+static void
+civil_from_days(int64_t z, int64_t *ret_y, unsigned *ret_m, unsigned *ret_d)
 {
-	struct tm tm;
-	time_t s;
-	long ns;
-	size_t n;
+	int64_t era, y;
+	unsigned doe, yoe, doy, mp, m;
+
+	z += 719468; /* days from 0000-03-01 to 1970-01-01 */
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);                          /* [0, 146096] */
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+	mp = (5 * doy + 2) / 153; /* [0, 11], March = 0 */
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y = (int64_t)yoe + era * 400 + (m <= 2);
+	*ret_y = y;
+	*ret_m = m;
+	*ret_d = doy - (153 * mp + 2) / 5 + 1;
+}
+
+static char *
+put_digits(char *p, uint64_t v, int width)
+{
+	for (int i = width - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return p + width;
+}
+
+/* Computed rather than with gmtime_r + strftime: this runs once per JSON
+ * record, and the arithmetic is several times cheaper (bench/json_bench.c);
+ * tests/test_minispy_format.c checks it against strftime. */
+size_t
+spy_format_time_rfc3339(int64_t time_ns, char buf[SPY_RFC3339_SIZE])
+{
+	int64_t s, ns, days, sod, y;
+	unsigned m, d;
+	char *p = buf;
 
 	split_time(time_ns, &s, &ns);
-	if (!gmtime_r(&s, &tm) ||
-	    (n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
-		snprintf(buf, size, "invalid");
-		return;
+	days = s / 86400;
+	sod = s % 86400;
+	if (sod < 0) {
+		days--;
+		sod += 86400;
 	}
-	snprintf(buf + n, size - n, ".%09ldZ", ns);
+	civil_from_days(days, &y, &m, &d);
+	/* int64_t ns spans the years 1677 to 2262: always 4 digits */
+	p = put_digits(p, (uint64_t)y, 4);
+	*p++ = '-';
+	p = put_digits(p, m, 2);
+	*p++ = '-';
+	p = put_digits(p, d, 2);
+	*p++ = 'T';
+	p = put_digits(p, (uint64_t)(sod / 3600), 2);
+	*p++ = ':';
+	p = put_digits(p, (uint64_t)(sod / 60 % 60), 2);
+	*p++ = ':';
+	p = put_digits(p, (uint64_t)(sod % 60), 2);
+	*p++ = '.';
+	p = put_digits(p, (uint64_t)ns, 9);
+	*p++ = 'Z';
+	*p = '\0';
+	return (size_t)(p - buf);
 }
 
 void
 spy_format_time_local(int64_t time_ns, char *buf, size_t size)
 {
 	struct tm tm;
+	int64_t s64, ns;
 	time_t s;
-	long ns;
 	size_t n;
 
-	split_time(time_ns, &s, &ns);
+	split_time(time_ns, &s64, &ns);
+	s = (time_t)s64;
 	if (!localtime_r(&s, &tm) || (n = strftime(buf, size, "%H:%M:%S", &tm)) == 0) {
 		snprintf(buf, size, "??:??:??");
 		return;
 	}
-	snprintf(buf + n, size - n, ".%06ld", ns / 1000);
+	snprintf(buf + n, size - n, ".%06ld", (long)(ns / 1000));
 }
 
 static const char *
@@ -185,116 +239,98 @@ text_loss(FILE *f, const struct minispy_loss *l)
 
 /* ---- JSON ---- */
 
-static int
-add(struct json_object *o, const char *key, struct json_object *v)
-{
-	if (!v)
-		return -ENOMEM;
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* key: s as a JSON string, null if s is NULL; and key_bytes (base64 of
+/* key: s as a JSON string, null if s is NULL; and bytes_key (base64 of
  * the exact bytes) if s is not well-formed UTF-8. */
-static int
-add_name(struct json_object *o, const char *key, const char *s)
+static void
+put_name(struct json_writer *w, const char *key, const char *bytes_key, const char *s)
 {
 	size_t len;
-	char *clean, *b64, bkey[32];
-	int r;
 
-	if (!s)
-		return json_object_object_add(o, key, NULL) < 0 ? -ENOMEM : 0;
+	if (!s) {
+		jw_null(w, key);
+		return;
+	}
 	len = strlen(s);
-	if (spy_utf8_valid(s, len))
-		return add(o, key, json_object_new_string_len(s, (int)len));
-	clean = spy_utf8_sanitize(s, len);
-	b64 = spy_base64(s, len);
-	snprintf(bkey, sizeof(bkey), "%s_bytes", key);
-	r = clean && b64 ? add(o, key, json_object_new_string(clean)) : -ENOMEM;
-	if (r == 0)
-		r = add(o, bkey, json_object_new_string(b64));
-	free(clean);
-	free(b64);
-	return r;
+	if (!jw_string(w, key, s, len))
+		jw_base64(w, bytes_key, s, len);
 }
 
-static int
-json_event(struct json_object *o, const struct minispy_event *e)
+static void
+put_time(struct json_writer *w, int64_t time_ns)
+{
+	char t[SPY_RFC3339_SIZE];
+
+	jw_string(w, "time", t, spy_format_time_rfc3339(time_ns, t));
+}
+
+static void
+put_literal(struct json_writer *w, const char *key, const char *s)
+{
+	jw_string(w, key, s, strlen(s));
+}
+
+static void
+json_event(struct json_writer *w, const struct minispy_event *e)
 {
 	bool verified = e->flags & MINISPY_F_VERIFIED;
-	char t[64];
-	int r = 0;
 
-	spy_format_time_rfc3339(e->time_ns, t, sizeof(t));
-	r |= add(o, "seq", json_object_new_uint64(e->seq));
-	r |= add(o, "time", json_object_new_string(t));
-	r |= add(o, "op", json_object_new_string(minispy_op_name(e->op)));
-	r |= add_name(o, "path", e->path);
+	jw_u64(w, "seq", e->seq);
+	put_time(w, e->time_ns);
+	put_literal(w, "op", minispy_op_name(e->op));
+	put_name(w, "path", "path_bytes", e->path);
 	if (e->new_path)
-		r |= add_name(o, "new_path", e->new_path);
-	r |= add(o, "pid", json_object_new_int(e->pid));
+		put_name(w, "new_path", "new_path_bytes", e->new_path);
+	jw_i64(w, "pid", e->pid);
 	if (verified && e->uid != MINISPY_UID_UNKNOWN)
-		r |= add(o, "uid", json_object_new_int64(e->uid));
+		jw_u64(w, "uid", e->uid);
 	else
-		r |= json_object_object_add(o, "uid", NULL);
-	r |= add_name(o, "exe", e->exe);
-	r |= add_name(o, "comm", e->comm);
-	r |= add(o, "dir", json_object_new_boolean(e->flags & MINISPY_F_DIR));
-	r |= add(o, "dev", json_object_new_uint64(e->dev));
-	r |= add(o, "ino", json_object_new_uint64(e->ino));
-	r |= add(o, "event_seq", json_object_new_uint64(e->event_seq));
+		jw_null(w, "uid");
+	put_name(w, "exe", "exe_bytes", e->exe);
+	put_name(w, "comm", "comm_bytes", e->comm);
+	jw_bool(w, "dir", e->flags & MINISPY_F_DIR);
+	jw_u64(w, "dev", e->dev);
+	jw_u64(w, "ino", e->ino);
+	jw_u64(w, "event_seq", e->event_seq);
 	if (e->flags & MINISPY_F_TRUNCATED)
-		r |= add(o, "truncated", json_object_new_boolean(1));
-	return r ? -ENOMEM : 0;
+		jw_bool(w, "truncated", true);
 }
 
-static int
-json_loss(struct json_object *o, const struct minispy_loss *l)
+static void
+json_loss(struct json_writer *w, const struct minispy_loss *l)
 {
-	char t[64];
-	int r = 0;
-
-	spy_format_time_rfc3339(l->time_ns, t, sizeof(t));
-	r |= add(o, "op", json_object_new_string("lost"));
-	r |= add(o, "count", json_object_new_uint64(l->count));
-	r |= add(o, "first_seq", json_object_new_uint64(l->first_seq));
-	r |= add(o, "last_seq", json_object_new_uint64(l->last_seq));
-	r |= add(o, "cause", json_object_new_string(cause_name(l->cause)));
+	put_literal(w, "op", "lost");
+	jw_u64(w, "count", l->count);
+	jw_u64(w, "first_seq", l->first_seq);
+	jw_u64(w, "last_seq", l->last_seq);
+	put_literal(w, "cause", cause_name(l->cause));
 	if (l->cause == MINISPY_LOSS_KERNEL)
-		r |= add(o, "seq", json_object_new_uint64(l->seq));
-	r |= add(o, "time", json_object_new_string(t));
-	return r ? -ENOMEM : 0;
-}
-
-static int
-json_record(FILE *f, const struct minispy_record *rec)
-{
-	struct json_object *o = json_object_new_object();
-	int r;
-
-	if (!o)
-		return -ENOMEM;
-	r = rec->type == MINISPY_REC_EVENT ? json_event(o, &rec->event)
-					   : json_loss(o, &rec->loss);
-	if (r == 0) {
-		fputs(json_object_to_json_string_ext(
-			      o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
-		      f);
-		fputc('\n', f);
-	}
-	json_object_put(o);
-	return r;
+		jw_u64(w, "seq", l->seq);
+	put_time(w, l->time_ns);
 }
 
 int
-spy_format_record(FILE *f, const struct minispy_record *r, bool json)
+spy_format_json(struct json_writer *w, const struct minispy_record *r)
 {
-	if (json)
-		return json_record(f, r);
+	jw_begin(w);
+	if (r->type == MINISPY_REC_EVENT)
+		json_event(w, &r->event);
+	else
+		json_loss(w, &r->loss);
+	return jw_end(w);
+}
+
+int
+spy_format_record(FILE *f, struct json_writer *w, const struct minispy_record *r,
+		  bool json)
+{
+	if (json) {
+		int err = spy_format_json(w, r);
+
+		if (err < 0)
+			return err;
+		fwrite(w->buf, 1, w->len, f); /* errors: spy_output_flush() */
+		return 0;
+	}
 	if (r->type == MINISPY_REC_EVENT)
 		text_event(f, &r->event);
 	else

@@ -28,7 +28,8 @@
  * A filter that does not know the call makes the service stop confirming.
  *
  * The port is owned by struct session (closed before every reconnect and
- * at exit), the output stream by output.c.
+ * at exit), and so is the JSON buffer (freed at exit); the output stream
+ * by output.c.
  */
 #include <errno.h>
 #include <limits.h>
@@ -60,6 +61,7 @@ struct session {
 	const struct spy_options *o;
 	char path[PATH_MAX];
 	struct spy_output *out;
+	struct json_writer json; /* the JSON line being made, reused */
 	filter_port *port;
 	int sfd;
 	uint64_t events;         /* events printed */
@@ -160,7 +162,8 @@ handle_message(struct session *s, size_t len)
 	}
 	if (rec.type == MINISPY_REC_EVENT && !(s->o->ops & (1u << rec.event.op)))
 		return;
-	if (spy_format_record(spy_output_stream(s->out), &rec, s->o->json) < 0) {
+	if (spy_format_record(spy_output_stream(s->out), &s->json, &rec, s->o->json) <
+	    0) {
 		fprintf(stderr, "minispy: out of memory formatting a record\n");
 		stop(s, SPY_EXIT_FAIL);
 		return;
@@ -415,6 +418,7 @@ spy_run(const struct spy_options *o)
 	filter_close_port(s->port);
 	spy_output_close(s->out);
 	close(s->sfd);
+	jw_free(&s->json);
 	free(s);
 	return code;
 }

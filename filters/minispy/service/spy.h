@@ -4,9 +4,9 @@
  * and how they fit: options.c reads the command line into struct
  * spy_options; session.c connects to the filter's port and runs the
  * event loop (signals, reconnects); format.c turns one decoded record
- * into one line of text or JSON; utf8.c is the byte-level help the JSON
- * needs; output.c owns the output stream (stdout or --output FILE, its
- * reopening on SIGHUP, flushing, a broken pipe).
+ * into one line of text or JSON, the JSON with json_writer.c; utf8.c
+ * checks UTF-8 for both; output.c owns the output stream (stdout or
+ * --output FILE, its reopening on SIGHUP, flushing, a broken pipe).
  *
  * Every fallible function returns 0 or a negative errno value.
  */
@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "json_writer.h"
 #include "minispy_record.h"
 
 /* Exit statuses, the same as fltmc's where they mean the same. */
@@ -64,25 +65,28 @@ void spy_output_close(struct spy_output *out);
 
 /* ---- format.c ---- */
 
-/* Writes one line (with its '\n') for record r to f. */
-int spy_format_record(FILE *f, const struct minispy_record *r, bool json);
-/* "HH:MM:SS.uuuuuu" in local time / RFC 3339 with ns in UTC. */
+/* Writes one line (with its '\n') for record r to f: text columns, or
+ * with json a JSON object encoded in w (reused from call to call). */
+int spy_format_record(FILE *f, struct json_writer *w, const struct minispy_record *r,
+		      bool json);
+/* Encodes r as one JSON line (with its '\n') in w->buf[0..w->len).
+ * 0 or -ENOMEM. */
+int spy_format_json(struct json_writer *w, const struct minispy_record *r);
+/* "HH:MM:SS.uuuuuu" in local time. */
 void spy_format_time_local(int64_t time_ns, char *buf, size_t size);
-void spy_format_time_rfc3339(int64_t time_ns, char *buf, size_t size);
+/* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (RFC 3339, UTC, nanoseconds) in buf,
+ * which has room for SPY_RFC3339_SIZE bytes; returns its length (30, for
+ * every int64_t: 1677-09-21 to 2262-04-11). */
+#define SPY_RFC3339_SIZE 31
+size_t spy_format_time_rfc3339(int64_t time_ns, char buf[SPY_RFC3339_SIZE]);
 
 /* ---- utf8.c ---- */
 
-/* Scans one sequence at s (n >= 1): well-formed, sets *ok and returns its
- * length; else clears *ok and returns the bytes one U+FFFD stands for. */
+/* Scans one sequence at s (n >= 1) against RFC 3629 (no overlongs, no
+ * surrogates, nothing above U+10FFFF): well-formed, sets *ok and returns
+ * its length; else clears *ok and returns the bytes one U+FFFD stands for
+ * (the Unicode "maximal subpart" practice). */
 size_t spy_utf8_scan(const char *s, size_t n, bool *ok);
-/* True if s[0..len) is well-formed UTF-8 (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF). */
-bool spy_utf8_valid(const char *s, size_t len);
-/* A copy of s with each ill-formed subsequence replaced by U+FFFD (the
- * Unicode "maximal subpart" practice); caller frees. NULL: no memory. */
-char *spy_utf8_sanitize(const char *s, size_t len);
-/* Standard base64 (RFC 4648, padded) of s; caller frees. */
-char *spy_base64(const void *s, size_t len);
 
 /* ---- session.c ---- */
 

@@ -1,18 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * utf8.c — what the JSON output needs beyond json-c: json-c copies every
- * byte >= 0x80 of a string through unchanged, so a file name that is not
- * UTF-8 (Linux allows any bytes but '/' and NUL) would make the line
- * invalid JSON. format.c therefore checks each string here first; an
- * ill-formed one is written as its U+FFFD-sanitized text plus the exact
- * bytes in base64 (see docs/minispy.md, "File names that are not UTF-8").
+ * utf8.c — UTF-8 well-formedness, one sequence at a time. A file name
+ * need not be UTF-8 (Linux allows any bytes but '/' and NUL), and JSON
+ * text must be: json_writer.c copies each well-formed sequence and writes
+ * U+FFFD for each ill-formed one, and format.c then adds the exact bytes
+ * in base64 (see docs/minispy.md, "File names that are not UTF-8"). The
+ * text format escapes the bytes of an ill-formed sequence instead.
  *
- * Pure functions on byte strings; nothing here allocates except the two
- * functions that return a new string.
+ * A pure function on byte strings.
  */
-#include <stdlib.h>
-#include <string.h>
-
 #include "spy.h"
 
 /*
@@ -60,81 +56,4 @@ spy_utf8_scan(const char *str, size_t n, bool *ok)
 		return i; /* cut short by the end of the string */
 	*ok = true;
 	return len;
-}
-
-bool
-spy_utf8_valid(const char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		bool ok;
-
-		i += spy_utf8_scan(s + i, len - i, &ok);
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
-char *
-spy_utf8_sanitize(const char *s, size_t len)
-{
-	/* Worst case: every byte becomes the 3 bytes of U+FFFD. */
-	char *out = malloc(3 * len + 1), *o = out;
-	size_t i = 0;
-
-	if (!out)
-		return NULL;
-	while (i < len) {
-		bool ok;
-		size_t k = spy_utf8_scan(s + i, len - i, &ok);
-
-		if (ok) {
-			memcpy(o, s + i, k);
-			o += k;
-		} else {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-		}
-		i += k;
-	}
-	*o = '\0';
-	return out;
-}
-
-char *
-spy_base64(const void *s, size_t len)
-{
-	static const char abc[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = s;
-	char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
-	size_t i;
-
-	if (!out)
-		return NULL;
-	for (i = 0; i + 3 <= len; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-
-		*o++ = abc[v >> 18];
-		*o++ = abc[(v >> 12) & 63];
-		*o++ = abc[(v >> 6) & 63];
-		*o++ = abc[v & 63];
-	}
-	if (len - i == 1) {
-		*o++ = abc[p[i] >> 2];
-		*o++ = abc[(p[i] & 3) << 4];
-		*o++ = '=';
-		*o++ = '=';
-	} else if (len - i == 2) {
-		uint32_t v = (uint32_t)p[i] << 8 | p[i + 1];
-
-		*o++ = abc[v >> 10];
-		*o++ = abc[(v >> 4) & 63];
-		*o++ = abc[(v & 15) << 2];
-		*o++ = '=';
-	}
-	*o = '\0';
-	return out;
 }
