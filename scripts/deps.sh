@@ -14,11 +14,11 @@
 set -euo pipefail
 
 what=${1:-test}
-pkgs=(meson ninja-build pkg-config gcc python3 libinih-dev libjson-c-dev libsystemd-dev libyara-dev)
+pkgs=(meson ninja-build pkg-config gcc python3 libinih-dev libjson-c-dev libsystemd-dev libyara-dev libcap-ng-dev)
 services=()
 case "$what" in
 build) ;;
-test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin) ;;
+test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin valgrind) ;;
 bench)
 	pkgs+=(libcmocka-dev fatrace inotify-tools gnuplot-nox clamav-daemon fapolicyd)
 	services=(clamav-daemon fapolicyd)

@@ -1034,8 +1034,16 @@ run_child(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, pid_t *ret
 {
 	char a_uid[16], a_gid[16], a_groups[128] = "";
 	char *args[] = { "test_port_protocol", CHILD_ARG, a_uid, a_gid, a_groups, NULL };
+	char self[PATH_MAX];
+	ssize_t n;
 	int status;
 	pid_t pid;
+
+	/* The path, not /proc/self/exe itself: under valgrind the link reads
+	 * as this program, but executing it would start valgrind's tool. */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
 
 	snprintf(a_uid, sizeof(a_uid), "%u", (unsigned)uid);
 	snprintf(a_gid, sizeof(a_gid), "%u", (unsigned)gid);
@@ -1050,7 +1058,7 @@ run_child(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, pid_t *ret
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		execv("/proc/self/exe", args);
+		execv(self, args);
 		_exit(CHILD_EXEC_FAILED);
 	}
 	while (waitpid(pid, &status, 0) < 0)
@@ -1167,6 +1175,25 @@ allowed_supplementary_gid_connects(void **state)
 	open_runtime_dir(fx);
 	create_port(fx, 0666, uids, 1, gids, 2, 4);
 	expect_accepted_child(fx, 65534, 65534, groups, 2);
+}
+
+/* The default mode 0600: another user is refused by the kernel at
+ * connect(), before the accept thread or any callback sees anything. */
+static void
+default_mode_refuses_other_users_in_the_kernel(void **state)
+{
+	struct fixture *fx = *state;
+	struct stat st;
+
+	require_root();
+	open_runtime_dir(fx);
+	create_default_port(fx, 4);
+	assert_int_equal(stat(fx->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(run_child(65534, 65534, NULL, 0, NULL), EACCES);
+	assert_int_equal(atomic_load(&fx->connect_calls), 0);
+	assert_int_equal(server_stats(fx).connections_refused, 0); /* never accepted */
+	assert_int_equal(server_stats(fx).connections_accepted, 0);
 }
 
 /* ---- connection limit and connect callback ------------------------------ */
@@ -1920,6 +1947,7 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		T(unauthorised_uid_refused_before_connect_callback),
+		T(default_mode_refuses_other_users_in_the_kernel),
 		T(unlisted_gid_refused_before_connect_callback),
 		T(allowed_uid_connects),
 		T(allowed_primary_gid_connects),

@@ -103,6 +103,19 @@ else
 	echo "unit-verify: note: $version has no 'capability' verb; capability names not checked"
 fi
 
+# The bounding set must be the set fltmgrd drops to by itself
+# (src/daemon/privileges.c, docs/security.md section 6): a cap the unit
+# lacks would be missing at run time, and one only the unit has is useless.
+priv=$(dirname "$0")/../src/daemon/privileges.c
+if [ -r "$priv" ]; then
+	kept=$(grep -oE '^[[:space:]]*\{ CAP_[A-Z_]+,' "$priv" | grep -oE 'CAP_[A-Z_]+' | sort | tr '\n' ' ')
+	unit_caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' | grep . | sort | tr '\n' ' ')
+	[ -n "$kept" ] || fail "found no kept capabilities in $priv"
+	[ "$kept" = "$unit_caps" ] ||
+		fail "CapabilityBoundingSet= is '$unit_caps' but fltmgrd keeps '$kept' ($priv)"
+	echo "unit-verify: CapabilityBoundingSet= matches the daemon's kept set: $kept"
+fi
+
 # For information only: systemd's own exposure score for the sandbox.
 score=$(SYSTEMD_UNIT_PATH=$tmp/units systemd-analyze security --offline=yes "$copy" 2>/dev/null |
 	grep -i 'overall exposure' || true)

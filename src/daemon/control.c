@@ -238,8 +238,10 @@ accept_clients(struct control *c)
 			continue;
 		}
 		/* Replies may be large (stats of many ports): room for one
-		 * whole packet, or the send fails with EMSGSIZE. */
-		(void)setsockopt(cl.fd, SOL_SOCKET, SO_SNDBUFFORCE, &(int){ 4 << 20 },
+		 * whole packet, or the send fails with EMSGSIZE. The kernel
+		 * caps this at net.core.wmem_max (doubled); SO_SNDBUFFORCE
+		 * would need CAP_NET_ADMIN, which fltmgrd gives up. */
+		(void)setsockopt(cl.fd, SOL_SOCKET, SO_SNDBUF, &(int){ 4 << 20 },
 				 sizeof(int));
 		cl.expires_ns = now_ns() + (int64_t)CONTROL_IDLE_MS * 1000000;
 		c->clients[c->n_clients++] = cl;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fltmgrd.c — the daemon's life: command line, configuration (a file, or
- * the built-in default), the runtime-directory lock, startup, the main
- * loop (signals, control socket, systemd watchdog) and the ordered
- * shutdown. See fltmgrd(8).
+ * the built-in default), dropping capabilities, the runtime-directory lock,
+ * startup, the main loop (signals, control socket, systemd watchdog) and
+ * the ordered shutdown. See fltmgrd(8).
  *
  * One thread runs all of this; libfltmgr's own threads do the filtering.
  * Signals are blocked in every thread and read from a signalfd, so a
@@ -30,6 +30,7 @@
 #include "daemon/daemon.h"
 #include "daemon/dlog.h"
 #include "daemon/loader.h"
+#include "daemon/privileges.h"
 #include "daemon/rundir.h"
 
 #ifndef FLTMGR_VERSION
@@ -599,6 +600,10 @@ run(const struct options *o, struct cfg *c)
 		fprintf(stderr, "fltmgrd: needs root (CAP_SYS_ADMIN) for fanotify\n");
 		return EXIT_PRIVILEGE;
 	}
+	/* First, while we are the only thread: everything below, and every
+	 * reload, runs with the run-time set only (privileges.c says why). */
+	if (privileges_drop() < 0)
+		return EXIT_PRIVILEGE;
 	d.runtime_dir = strdup(pick_runtime_dir(o, c));
 	d.filter_dir = strdup(pick_filter_dir(o, c));
 	d.config_path = o->config;

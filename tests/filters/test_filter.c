@@ -4,6 +4,9 @@
  * tests. Parameters:
  *   param.refuse = ERRNO   the entry point refuses with -ERRNO
  *   param.deny = TEXT      OPEN of a path containing TEXT is denied
+ *   param.deny_content = TEXT  OPEN of a file whose first 256 bytes
+ *                          contain TEXT is denied (read through the
+ *                          event's descriptor)
  *   param.port = NAME      a server port NAME (0666, any number of
  *                          clients); each message is answered "pong"
  *   param.hold = TEXT      OPEN of a path containing TEXT sleeps in the
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <fltmgr/filter.h>
 
@@ -27,7 +31,18 @@ struct tf {
 	char *deny;
 	char *hold;
 	int hold_ms;
+	char *deny_content;
 };
+
+/* Does the file behind fd start with bytes containing text? */
+static int
+content_has(int fd, const char *text)
+{
+	char buf[256];
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf), 0) : -1;
+
+	return n > 0 && memmem(buf, (size_t)n, text, strlen(text)) != NULL;
+}
 
 static enum flt_preop_status
 pre_open(struct flt_callback_data *data, void *instance_context, void **completion)
@@ -45,6 +60,10 @@ pre_open(struct flt_callback_data *data, void *instance_context, void **completi
 
 		while (nanosleep(&ts, &ts) != 0)
 			;
+	}
+	if (tf && tf->deny_content && content_has(data->fd, tf->deny_content)) {
+		data->status = -EPERM;
+		return FLT_PREOP_COMPLETE;
 	}
 	return FLT_PREOP_SUCCESS_NO_CALLBACK;
 }
@@ -101,6 +120,7 @@ unload(flt_filter *filter, void *cookie)
 	flt_close_communication_port(filter, &tf->server);
 	free(tf->deny);
 	free(tf->hold);
+	free(tf->deny_content);
 	free(tf);
 	the_tf = NULL;
 }
@@ -113,6 +133,7 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	};
 	const char *refuse = flt_config_param(cfg, "refuse");
 	const char *deny = flt_config_param(cfg, "deny");
+	const char *deny_content = flt_config_param(cfg, "deny_content");
 	const char *port = flt_config_param(cfg, "port");
 	const char *hold = flt_config_param(cfg, "hold");
 	const char *hold_ms = flt_config_param(cfg, "hold_ms");
@@ -131,14 +152,15 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 		return -atoi(refuse);
 	tf = calloc(1, sizeof(*tf));
 	if (!tf || (deny && !(tf->deny = strdup(deny))) ||
-	    (hold && !(tf->hold = strdup(hold)))) {
+	    (hold && !(tf->hold = strdup(hold))) ||
+	    (deny_content && !(tf->deny_content = strdup(deny_content)))) {
 		if (tf)
 			free(tf->deny);
 		free(tf);
 		return -ENOMEM;
 	}
 	tf->hold_ms = hold_ms ? atoi(hold_ms) : 1000;
-	if (deny || hold) {
+	if (deny || hold || deny_content) {
 		reg.operations = ops;
 		reg.n_operations = 1;
 	}
@@ -147,6 +169,7 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	if (r < 0) {
 		free(tf->deny);
 		free(tf->hold);
+		free(tf->deny_content);
 		free(tf);
 		return r;
 	}
