@@ -1525,24 +1525,14 @@ main(int argc, char **argv)
 	}
 	/* A private mount namespace with a scratch tmpfs: the daemon's
 	 * filesystem marks never see the rest of the machine's activity. */
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		printf("test_daemon: SKIP: cannot make a private mount namespace: %s\n",
-		       strerror(errno));
-		return 77;
-	}
-	if (!mkdtemp(scratch) ||
-	    mount("fltmgr-daemon", scratch, "tmpfs", 0, "mode=0755,size=64m") < 0) {
-		printf("test_daemon: cannot mount a scratch tmpfs: %s\n",
-		       strerror(errno));
-		return 1;
-	}
+	r = tu_private_scratch("test_daemon", scratch, "fltmgr-daemon", 64);
+	if (r != 0)
+		return r;
 	unsetenv("FLTMGR_RUNTIME_DIR");
 	/* FLTMGR_TEST_ONLY=PATTERN runs the matching tests only (debugging). */
 	if (getenv("FLTMGR_TEST_ONLY"))
 		cmocka_set_test_filter(getenv("FLTMGR_TEST_ONLY"));
 	r = cmocka_run_group_tests(tests, NULL, NULL);
-	umount2(scratch, MNT_DETACH);
-	rmdir(scratch);
+	tu_private_scratch_remove(scratch);
 	return r;
 }

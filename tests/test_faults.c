@@ -1452,18 +1452,9 @@ main(void)
 		       "(meson test sets them)\n");
 		return 1;
 	}
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		printf("test_faults: SKIP: cannot make a private mount namespace: %s\n",
-		       strerror(errno));
-		return 77;
-	}
-	if (!mkdtemp(scratch) ||
-	    mount("fltmgr-faults", scratch, "tmpfs", 0, "mode=0755,size=64m") < 0) {
-		printf("test_faults: cannot mount a scratch tmpfs: %s\n",
-		       strerror(errno));
-		return 1;
-	}
+	r = tu_private_scratch("test_faults", scratch, "fltmgr-faults", 64);
+	if (r != 0)
+		return r;
 	snprintf(watchfs, sizeof(watchfs), "%s/watchfs", scratch);
 	if (mkdir(watchfs, 0755) < 0 ||
 	    mount("fltmgr-faults-watch", watchfs, "tmpfs", 0, "mode=0755,size=64m") < 0) {
@@ -1478,7 +1469,6 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	r = cmocka_run_group_tests(tests, NULL, NULL);
 	umount2(watchfs, MNT_DETACH);
-	umount2(scratch, MNT_DETACH);
-	rmdir(scratch);
+	tu_private_scratch_remove(scratch);
 	return r;
 }

@@ -1626,22 +1626,11 @@ main(void)
 	}
 	/* A private mount namespace with a scratch tmpfs: the daemon's marks
 	 * never see the rest of the machine's activity. */
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		printf("test_minispy_service: SKIP: cannot make a private mount "
-		       "namespace: %s\n",
-		       strerror(errno));
-		return 77;
-	}
-	if (!mkdtemp(scratch) ||
-	    mount("fltmgr-spysvc", scratch, "tmpfs", 0, "mode=0755,size=64m") < 0) {
-		printf("test_minispy_service: cannot mount a scratch tmpfs: %s\n",
-		       strerror(errno));
-		return 1;
-	}
+	r = tu_private_scratch("test_minispy_service", scratch, "fltmgr-spysvc", 64);
+	if (r != 0)
+		return r;
 	unsetenv("FLTMGR_RUNTIME_DIR");
 	r = cmocka_run_group_tests(tests, NULL, NULL);
-	umount2(scratch, MNT_DETACH);
-	rmdir(scratch);
+	tu_private_scratch_remove(scratch);
 	return r;
 }

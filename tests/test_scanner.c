@@ -1167,21 +1167,11 @@ main(void)
 		       "(meson test sets them)\n");
 		return 1;
 	}
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		printf("test_scanner: SKIP: cannot make a private mount namespace: %s\n",
-		       strerror(errno));
-		return 77;
-	}
-	if (!mkdtemp(scratch) ||
-	    mount("fltmgr-scan", scratch, "tmpfs", 0, "mode=0755,size=256m") < 0) {
-		printf("test_scanner: cannot mount a scratch tmpfs: %s\n",
-		       strerror(errno));
-		return 1;
-	}
+	r = tu_private_scratch("test_scanner", scratch, "fltmgr-scan", 256);
+	if (r != 0)
+		return r;
 	unsetenv("FLTMGR_RUNTIME_DIR");
 	r = cmocka_run_group_tests(tests, NULL, NULL);
-	umount2(scratch, MNT_DETACH);
-	rmdir(scratch);
+	tu_private_scratch_remove(scratch);
 	return r;
 }

@@ -5,9 +5,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,4 +85,30 @@ tu_wait_until(int (*pred)(void *), void *arg, int timeout_ms)
 	while (!(v = pred(arg)) && tu_now_ms() < end)
 		usleep(1000);
 	return v;
+}
+
+int
+tu_private_scratch(const char *prog, char *dir, const char *fsname, unsigned size_mb)
+{
+	char opts[64];
+
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		printf("%s: SKIP: cannot make a private mount namespace: %s\n", prog,
+		       strerror(errno));
+		return 77;
+	}
+	snprintf(opts, sizeof(opts), "mode=0755,size=%um", size_mb);
+	if (!mkdtemp(dir) || mount(fsname, dir, "tmpfs", 0, opts) < 0) {
+		printf("%s: cannot mount a scratch tmpfs: %s\n", prog, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+void
+tu_private_scratch_remove(const char *dir)
+{
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
 }

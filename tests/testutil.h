@@ -2,7 +2,8 @@
 /*
  * testutil.h — helpers shared by the test programs: a private runtime
  * directory per test (so tests never touch /run/fltmgr or each other),
- * descriptor counting for leak checks, and a quiet manager.
+ * descriptor counting for leak checks, a quiet manager, and the private
+ * mount namespace with a scratch tmpfs the end-to-end programs run in.
  */
 #ifndef FLTMGR_TESTUTIL_H
 #define FLTMGR_TESTUTIL_H
@@ -34,5 +35,16 @@ int64_t tu_now_ms(void);
 /* Polls pred(arg) every millisecond until it is true or timeout_ms passes;
  * returns the last value of pred. */
 int tu_wait_until(int (*pred)(void *), void *arg, int timeout_ms);
+
+/* For the programs that run the real daemon: enters a private mount
+ * namespace (so nothing mounted or watched is seen outside it) and mounts a
+ * tmpfs of size_mb MiB named fsname on a new directory made from dir, a
+ * mkdtemp() template that is updated in place. Returns 0; 77 (skip) when
+ * the namespace cannot be made; 1 when the tmpfs cannot be mounted. Both
+ * failures print one line naming prog and the cause. */
+int tu_private_scratch(const char *prog, char *dir, const char *fsname, unsigned size_mb);
+
+/* Unmounts and removes what tu_private_scratch() made. */
+void tu_private_scratch_remove(const char *dir);
 
 #endif
