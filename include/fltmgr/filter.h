@@ -144,6 +144,17 @@ enum flt_instance_kind {
  * filesystem when no instance matches by path (docs/engine.md 3.8). */
 #define FLT_EVENT_PATH_UNKNOWN 0x4u
 /*
+ * A permission event the engine could not prove to lie outside the
+ * filter's SUBTREE or MOUNT instances, so it was treated as inside (fail
+ * closed): its path could not be read (longer than PATH_MAX), it was
+ * reached through a mount outside the daemon's mount namespace and its
+ * place could not be re-resolved, or a directory on its path was renamed
+ * moments ago. path may then be NULL (with FLT_EVENT_PATH_UNKNOWN). It is
+ * given to the filter's first instance on that filesystem
+ * (docs/engine.md section 1.4).
+ */
+#define FLT_EVENT_SCOPE_UNCERTAIN 0x8u
+/*
  * FLT_OP_OVERFLOW: why events were lost; exactly one is set.
  *   KERNEL      the kernel's notification queue overflowed (lost: 0, the
  *               kernel does not say how many)
@@ -447,6 +458,10 @@ struct flt_filter_stats {
 	uint64_t deadline_defaults; /* answered by the deadline */
 	uint64_t late_completions;  /* verdicts that came after the deadline */
 	uint64_t excluded;          /* skipped: excluded process */
+	/* flt_send_message() calls from this filter's pre callbacks whose
+	 * timeout (FLT_INFINITE included) outlasted the event's deadline and
+	 * was cut to it */
+	uint64_t timeouts_capped;
 };
 
 struct flt_engine_stats {
@@ -477,6 +492,18 @@ struct flt_engine_stats {
 	uint64_t process_cache_misses;
 	uint64_t process_cache_invalidations;
 	uint64_t process_cache_evictions;
+	/* Permission events treated as inside a SUBTREE/MOUNT instance
+	 * because the engine could not prove them outside
+	 * (FLT_EVENT_SCOPE_UNCERTAIN). */
+	uint64_t scope_uncertain;
+	/* Allows left out of the kernel verdict cache because the cache
+	 * could not be kept true for that file (writable by others, a
+	 * filesystem whose writes it cannot follow, a filter not asked). */
+	uint64_t cache_refused;
+	/* Changes of the mount table seen, and instances moved to another
+	 * filesystem because their path came to name it. */
+	uint64_t mount_changes;
+	uint64_t instance_reattaches;
 };
 
 int flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret_stats);
@@ -491,11 +518,29 @@ int flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret_sta
 
 /* ---- introspection (what fltmc shows) ---- */
 
+/* Where an instance stands against the machine's mounts (the engine
+ * watches the mount table; docs/engine.md section 1.5). */
+enum flt_instance_state {
+	FLT_INSTANCE_ATTACHED = 0, /* its path names the filesystem it was
+				      attached to */
+	FLT_INSTANCE_REATTACHED,   /* its path came to name another
+				      filesystem (unmount + mount, a mount
+				      on top): attached to that one at
+				      state_time */
+	FLT_INSTANCE_STALE,        /* its path names nothing now; it keeps
+				      the filesystem it had until the path
+				      comes back */
+};
+
 struct flt_instance_info {
 	const char *path; /* canonical attach point (points into the block) */
 	enum flt_instance_kind kind;
 	uint64_t events; /* events in this instance given to the filter */
 	uint64_t denied; /* permission events it denied here */
+	enum flt_instance_state state;
+	struct timespec state_time; /* CLOCK_REALTIME of the last change of
+				       state (the attach, at first) */
+	uint32_t reattaches;        /* times it moved to another filesystem */
 };
 
 /* A snapshot of the filter's instances, newest first: one malloc'ed block

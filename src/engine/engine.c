@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/efd.h"
@@ -523,7 +524,10 @@ flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind)
 	in->kind = kind;
 	in->path = cpath;
 	in->dev = st.st_dev;
+	in->ino = st.st_ino;
 	in->context = ctx;
+	in->state = FLT_INSTANCE_ATTACHED;
+	clock_gettime(CLOCK_REALTIME, &in->state_time);
 
 	e = engine_of(filter->mgr);
 	if (e)
@@ -637,6 +641,9 @@ flt_filter_list_instances(flt_filter *filter, struct flt_instance_info **ret_inf
 			.kind = in->kind,
 			.events = atomic_load(&in->ctr.events),
 			.denied = atomic_load(&in->ctr.denied),
+			.state = in->state,
+			.state_time = in->state_time,
+			.reattaches = in->reattaches,
 		};
 		strings += len;
 	}

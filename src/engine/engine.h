@@ -76,8 +76,13 @@ struct instance {
 	enum flt_instance_kind kind;
 	char *path; /* canonical */
 	dev_t dev;
+	ino_t ino; /* of the attach point, on dev */
 	void *context;
 	struct instance_counters ctr;
+	/* Against the mount table (mounts.c); guarded by engine->lock. */
+	enum flt_instance_state state;
+	struct timespec state_time;
+	uint32_t reattaches;
 };
 
 struct filter_engine {
