@@ -15,12 +15,15 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/efd.h"
 #include "engine/engine.h"
 #include "engine/fanotify_compat.h"
+#include "engine/mounts.h"
 #include "engine/proc_cache.h"
 
 const char *
@@ -221,6 +224,7 @@ dtable_build(struct engine *e)
 			di->kind = in->kind;
 			di->len = strlen(in->path);
 			di->dev = in->dev;
+			di->fs_type = in->fs_type;
 			di->context = in->context;
 			di->ctr = &in->ctr;
 		}
@@ -331,6 +335,7 @@ engine_free(struct engine *e)
 		pthread_join(e->readers[i]->thread, NULL);
 	for (int i = 0; i < e->n_readers; i++)
 		free(e->readers[i]);
+	mounts_stop(e);
 	pthread_mutex_lock(&e->lock);
 	marks_free_all_locked(e);
 	pthread_mutex_unlock(&e->lock);
@@ -409,6 +414,11 @@ engine_get(flt_manager *m, struct engine **ret)
 			goto fail;
 		e->notif_started = true;
 	}
+	r = mounts_start(e);
+	if (r < 0) {
+		log_error(m, "cannot watch the mount table: %s", strerror(-r));
+		goto fail;
+	}
 	atomic_store(&m->engine, e);
 	pthread_mutex_unlock(&m->engine_lock);
 	log_info(m, "engine started (pid %d)", (int)e->self_pid);
@@ -476,6 +486,14 @@ canonical(const char *path, char **ret, struct stat *st)
 
 static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static long
+fs_type_of(const char *path)
+{
+	struct statfs sfs;
+
+	return statfs(path, &sfs) == 0 ? (long)sfs.f_type : 0;
+}
+
 int
 flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind)
 {
@@ -525,6 +543,7 @@ flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind)
 	in->path = cpath;
 	in->dev = st.st_dev;
 	in->ino = st.st_ino;
+	in->fs_type = fs_type_of(cpath);
 	in->context = ctx;
 	in->state = FLT_INSTANCE_ATTACHED;
 	clock_gettime(CLOCK_REALTIME, &in->state_time);
@@ -607,6 +626,106 @@ flt_detach(flt_filter *filter, const char *path)
 	free(in);
 	pthread_mutex_unlock(&attach_lock);
 	return 0;
+}
+
+/* ---- instances against the mount table ---- */
+
+struct reval {
+	flt_filter *filter;
+	struct instance *in;
+	int err; /* of stat(in->path), 0 if it worked */
+	struct stat st;
+};
+
+static const char *
+state_name(enum flt_instance_state s)
+{
+	return s == FLT_INSTANCE_REATTACHED ? "re-attached"
+	       : s == FLT_INSTANCE_STALE    ? "stale"
+					    : "attached";
+}
+
+void
+engine_revalidate_instances(struct engine *e)
+{
+	flt_manager *m = e->mgr;
+	struct reval *v = NULL;
+	size_t n = 0, cap = 0;
+	bool moved = false;
+
+	/* attach_lock: no instance is freed while we look at it. The paths
+	 * are stat'ed without e->lock (a hung mount must not stall event
+	 * resolution, which takes e->lock). */
+	pthread_mutex_lock(&attach_lock);
+	pthread_mutex_lock(&m->lock);
+	for (flt_filter *f = m->filters; f; f = f->next) {
+		if (!f->eng)
+			continue;
+		for (struct instance *in = f->eng->instances; in; in = in->next) {
+			if (n == cap) {
+				struct reval *nv =
+					realloc(v, (cap ? 2 * cap : 8) * sizeof(*v));
+
+				if (!nv)
+					break;
+				v = nv;
+				cap = cap ? 2 * cap : 8;
+			}
+			v[n++] = (struct reval){ .filter = f, .in = in };
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	for (size_t i = 0; i < n; i++)
+		v[i].err = stat(v[i].in->path, &v[i].st) < 0 ? errno : 0;
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct instance *in = v[i].in;
+		enum flt_instance_state was = in->state;
+		const char *fname = v[i].filter->name;
+
+		if (v[i].err) {
+			if (was == FLT_INSTANCE_STALE)
+				continue;
+			in->state = FLT_INSTANCE_STALE;
+			clock_gettime(CLOCK_REALTIME, &in->state_time);
+			log_warning(
+				m,
+				"filter %s: instance %s: the path is gone (%s); it keeps "
+				"the filesystem it had (%u:%u) until the path comes back",
+				fname, in->path, strerror(v[i].err), major(in->dev),
+				minor(in->dev));
+			continue;
+		}
+		if (v[i].st.st_dev != in->dev) {
+			log_warning(m,
+				    "filter %s: instance %s now names another filesystem "
+				    "(%u:%u, was %u:%u): re-attached to it",
+				    fname, in->path, major(v[i].st.st_dev),
+				    minor(v[i].st.st_dev), major(in->dev),
+				    minor(in->dev));
+			in->dev = v[i].st.st_dev;
+			in->ino = v[i].st.st_ino;
+			in->fs_type = fs_type_of(in->path);
+			in->state = FLT_INSTANCE_REATTACHED;
+			in->reattaches++;
+			clock_gettime(CLOCK_REALTIME, &in->state_time);
+			atomic_fetch_add(&e->ctr.instance_reattaches, 1);
+			moved = true;
+		} else if (was == FLT_INSTANCE_STALE) {
+			in->state = in->reattaches ? FLT_INSTANCE_REATTACHED
+						   : FLT_INSTANCE_ATTACHED;
+			in->ino = v[i].st.st_ino;
+			clock_gettime(CLOCK_REALTIME, &in->state_time);
+			log_notice(m, "filter %s: instance %s: the path is back (%s)",
+				   fname, in->path, state_name(in->state));
+		}
+	}
+	if (moved && engine_rebuild_locked(e) < 0)
+		log_error(m, "re-attaching instances: cannot mark every filesystem; "
+			     "see the errors above");
+	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&attach_lock);
+	free(v);
 }
 
 int
@@ -774,6 +893,7 @@ flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret)
 		.deadline_defaults = atomic_load(&c->deadline_defaults),
 		.late_completions = atomic_load(&c->late_completions),
 		.excluded = atomic_load(&c->excluded),
+		.timeouts_capped = atomic_load(&c->timeouts_capped),
 	};
 	return 0;
 }
@@ -842,6 +962,10 @@ flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret)
 	ret->notif_unresolved = atomic_load(&e->ctr.notif_unresolved);
 	ret->notif_lost = atomic_load(&e->ctr.notif_lost);
 	ret->read_errors = atomic_load(&e->ctr.read_errors);
+	ret->scope_uncertain = atomic_load(&e->ctr.scope_uncertain);
+	ret->cache_refused = atomic_load(&e->ctr.cache_refused);
+	ret->mount_changes = atomic_load(&e->ctr.mount_changes);
+	ret->instance_reattaches = atomic_load(&e->ctr.instance_reattaches);
 	if (e->procs) {
 		struct proc_cache_stats ps;
 

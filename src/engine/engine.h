@@ -44,6 +44,7 @@
 #include "manager/manager.h"
 
 struct proc_cache;
+struct mounts;
 
 #define ENGINE_DEFAULT_DEADLINE_MS 5000
 #define ENGINE_MAX_READERS         8
@@ -63,6 +64,7 @@ struct fan_features {
 struct filter_counters {
 	atomic_uint_fast64_t seen, delivered, allowed, denied, pended;
 	atomic_uint_fast64_t deadline_defaults, late_completions, excluded;
+	atomic_uint_fast64_t timeouts_capped;
 };
 
 /* Per instance; dispatch tables point at them, and an instance is freed
@@ -76,7 +78,8 @@ struct instance {
 	enum flt_instance_kind kind;
 	char *path; /* canonical */
 	dev_t dev;
-	ino_t ino; /* of the attach point, on dev */
+	ino_t ino;    /* of the attach point, on dev */
+	long fs_type; /* statfs f_type of dev */
 	void *context;
 	struct instance_counters ctr;
 	/* Against the mount table (mounts.c); guarded by engine->lock. */
@@ -113,6 +116,7 @@ struct dt_instance {
 	const char *path;
 	size_t len;
 	dev_t dev;
+	long fs_type;
 	void *context;
 	struct instance_counters *ctr;
 };
@@ -143,6 +147,15 @@ struct flt_event_priv {
 	int pidfd;
 	bool stat_done;
 	bool proc_done;
+	/* scope.c: the event descriptor's statx, and what its path is worth */
+	bool identity_ok;
+	bool mnt_id_known;
+	uint8_t scope;   /* SCOPE_* */
+	uint8_t settled; /* 0 not checked, 1 settled, 2 changed lately */
+	uint16_t mode;
+	uint32_t uid, nlink;
+	uint64_t mnt_id;
+	int64_t ctime_ns;
 	char *path_buf;
 	char *new_path_buf;
 	char exe[4096];
@@ -169,6 +182,7 @@ struct perm_event {
 	int early_error;
 	bool all_cacheable;
 	bool any_cache_opt_in;
+	bool engine_veto; /* a filter with an instance here was not asked */
 	struct perm_event *pnext, *pprev;
 	uint8_t *want_post;              /* [t->n] */
 	void **ctx;                      /* [t->n] completion contexts */
@@ -246,6 +260,7 @@ struct engine {
 	bool watchdog_started;
 
 	struct proc_cache *procs; /* process details (proc_cache.h) */
+	struct mounts *mounts;    /* this namespace's mount table (mounts.h) */
 
 	atomic_uint_fast64_t seq;
 	struct {
@@ -256,6 +271,9 @@ struct engine {
 		/* notif.c: where each notification record went */
 		atomic_uint_fast64_t notif_ignored, notif_resolved, notif_unresolved,
 			notif_lost, read_errors;
+		/* scope.c, perm.c, mounts.c: fail-closed decisions */
+		atomic_uint_fast64_t scope_uncertain, cache_refused, mount_changes,
+			instance_reattaches;
 	} ctr;
 };
 
@@ -272,6 +290,11 @@ void dtable_release(struct engine *e, struct dtable *t);
  * are gone too, free (the unload callback, then the engine state — so
  * disconnect callbacks may still call flt_include_process()). */
 void engine_filter_stop(flt_filter *f);
+/* Re-resolves every instance's path (mounts.c calls it on every change
+ * of the mount table and once a second): an instance whose path now
+ * names another filesystem is moved to it, one whose path is gone is
+ * marked stale; each change is logged and counted. */
+void engine_revalidate_instances(struct engine *e);
 void engine_filter_free(flt_filter *f);
 int engine_filter_init(flt_filter *f, const struct flt_registration *reg);
 
@@ -287,6 +310,10 @@ void fan_probe(flt_manager *m, struct fan_features *feat);
 /* marks.c: caller holds e->lock */
 int marks_sync_locked(struct engine *e, const struct dtable *t);
 struct fsmark *marks_find_fsid_locked(struct engine *e, uint64_t fsid);
+/* open_by_handle_at() through the marked directory of dev's filesystem
+ * (takes e->lock); -errno, -ENODEV if dev has no mark. */
+struct file_handle;
+int marks_open_by_handle(struct engine *e, dev_t dev, struct file_handle *fh, int flags);
 void marks_free_all_locked(struct engine *e);
 
 /* perm.c */
@@ -304,8 +331,6 @@ void *notif_reader_main(void *arg);
 
 /* resolve.c */
 void dir_cache_clear(void);
-/* Fills dev/ino/flags and path of a permission event (lazily). */
-void event_fill_identity(struct flt_callback_data *d);
 int resolve_fd_path(int fd, char **ret_path);
 /* Path of a directory handle + name. *ret_ino comes from target (the
  * object's own handle, may be NULL) when this filesystem's handle layout
@@ -316,9 +341,26 @@ int resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle,
 /* For tests of the fallbacks: 0 makes flt_get_process() behave as on a
  * kernel without PIDFD_GET_INFO (before 6.13), -1 probes it again. */
 void resolve_pidfd_info_override(int works);
-const struct dt_instance *instance_match(const struct dt_filter *df,
-					 struct flt_callback_data *data);
 bool filter_excludes(flt_filter *f, pid_t pid);
+
+/* vcache.c: the kernel verdict cache */
+bool vcache_file_may_be_cached(const struct flt_callback_data *d);
+void vcache_insert(struct engine *e, int fd, enum flt_operation op);
+
+/* scope.c */
+/* Fills dev/ino/flags and the path of a permission event (once). */
+void event_fill_identity(struct flt_callback_data *d);
+/* The instance of df that the event falls in, or NULL. For permission
+ * events, an event the engine cannot prove to be outside df's instances
+ * on its filesystem gets the first of them, flagged
+ * FLT_EVENT_SCOPE_UNCERTAIN. *ret_on_dev (may be NULL) is set when no
+ * instance matched: whether df has any instance on the event's
+ * filesystem. */
+const struct dt_instance *instance_match(const struct dt_filter *df,
+					 struct flt_callback_data *data,
+					 bool *ret_on_dev);
+/* Filesystems whose renames set ctime and whose ownership is enforced. */
+bool scope_fs_type_known(long f_type);
 
 static inline uint32_t
 op_bit(enum flt_operation op)

@@ -104,6 +104,21 @@ find_dev(struct engine *e, dev_t dev)
 	return NULL;
 }
 
+int
+marks_open_by_handle(struct engine *e, dev_t dev, struct file_handle *fh, int flags)
+{
+	struct fsmark *mk;
+	int fd;
+
+	pthread_mutex_lock(&e->lock);
+	mk = find_dev(e, dev);
+	fd = !mk ? -ENODEV : open_by_handle_at(mk->dir_fd, fh, flags);
+	if (fd == -1)
+		fd = -errno;
+	pthread_mutex_unlock(&e->lock);
+	return fd;
+}
+
 static void
 mark_free(struct engine *e, struct fsmark *mk)
 {

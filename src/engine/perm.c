@@ -137,22 +137,6 @@ fe_at(struct perm_event *ev, size_t i)
 	return ev->t->f[i].filter->eng;
 }
 
-static void
-cache_insert(struct perm_event *ev)
-{
-	struct engine *e = ev->e;
-	uint64_t m = ev->data.op == FLT_OP_EXEC   ? FAN_OPEN_EXEC_PERM
-		     : ev->data.op == FLT_OP_READ ? FAN_ACCESS_PERM
-						  : FAN_OPEN_PERM;
-
-	/* An evictable ignore mark on the inode: later opens of this file
-	 * skip user space until it is modified (no SURV_MODIFY), the kernel
-	 * evicts the inode, or the cache is flushed. */
-	if (fanotify_mark(e->perm_fd, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE,
-			  m, ev->fd, NULL) == 0)
-		atomic_fetch_add(&e->ctr.cache_inserts, 1);
-}
-
 /* Answers with verdict (0 allow, -errno deny); decided_by is the filter
  * index or SIZE_MAX when the chain simply ran out. */
 static void
@@ -169,18 +153,23 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 	}
 	if (verdict == 0 && ev->all_cacheable && ev->any_cache_opt_in &&
 	    e->feat.evictable && e->feat.mark_ignore) {
-		/* Before the answer, not after: the opener may write the file
-		 * as soon as its open returns (O_CREAT, O_TRUNC), and only a
-		 * mark that is already there is cleared by that write. An
-		 * insert after the answer could land after the write and
-		 * cache the verdict for content nobody checked. Only while
-		 * the table that decided is still current: a rebuild swaps
-		 * tables under table_lock and flushes after, so an insert
-		 * made here is never older than the last flush. */
-		pthread_mutex_lock(&e->table_lock);
-		if (e->table == t)
-			cache_insert(ev);
-		pthread_mutex_unlock(&e->table_lock);
+		/* Only what the cache can keep true (vcache.c). Before the
+		 * answer, not after: the opener may write the file as soon as
+		 * its open returns (O_CREAT, O_TRUNC), and only a mark that is
+		 * already there is cleared by that write. An insert after the
+		 * answer could land after the write and cache the verdict for
+		 * content nobody checked. Only while the table that decided is
+		 * still current: a rebuild swaps tables under table_lock and
+		 * flushes after, so an insert made here is never older than
+		 * the last flush. */
+		if (ev->engine_veto || !vcache_file_may_be_cached(&ev->data)) {
+			atomic_fetch_add(&e->ctr.cache_refused, 1);
+		} else {
+			pthread_mutex_lock(&e->table_lock);
+			if (e->table == t)
+				vcache_insert(e, ev->fd, ev->data.op);
+			pthread_mutex_unlock(&e->table_lock);
+		}
 	}
 	atomic_fetch_add(verdict == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 	if (decided_by != SIZE_MAX) {
@@ -216,13 +205,19 @@ run_chain(struct perm_event *ev)
 		struct filter_engine *fe = df->filter->eng;
 		const struct dt_instance *in;
 		enum flt_preop_status st;
-		bool late;
+		bool late, on_dev = false;
 
 		if (!(df->pre_ops & op_bit(op)))
 			continue;
-		in = instance_match(df, &ev->data);
-		if (!in)
+		in = instance_match(df, &ev->data, &on_dev);
+		if (!in) {
+			/* Not asked for this path to the file: an inode cache
+			 * entry would hide other paths to it from the filter
+			 * (a hard link inside its subtree). */
+			if (on_dev)
+				ev->engine_veto = true;
 			continue;
+		}
 		atomic_fetch_add(&fe->ctr.seen, 1);
 		if (atomic_load(&fe->n_excluded_hint) &&
 		    filter_excludes(df->filter, ev->data.pid)) {

@@ -236,69 +236,6 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 	return *ret_path ? 0 : -ENOMEM;
 }
 
-/* ---- lazily filled event fields (permission events) ---- */
-
-static void
-ensure_stat(struct flt_callback_data *d)
-{
-	struct stat st;
-
-	if (d->priv->stat_done)
-		return;
-	d->priv->stat_done = true;
-	if (d->fd >= 0 && fstat(d->fd, &st) == 0) {
-		d->dev = st.st_dev;
-		d->ino = st.st_ino;
-		if (S_ISDIR(st.st_mode))
-			d->flags |= FLT_EVENT_DIR;
-	}
-}
-
-static void
-ensure_path(struct flt_callback_data *d)
-{
-	if (d->path || d->fd < 0)
-		return;
-	if (resolve_fd_path(d->fd, &d->priv->path_buf) == 0)
-		d->path = d->priv->path_buf;
-}
-
-void
-event_fill_identity(struct flt_callback_data *d)
-{
-	ensure_stat(d);
-	ensure_path(d);
-}
-
-static bool
-path_under(const char *p, const char *root, size_t len)
-{
-	if (!p)
-		return false;
-	if (len == 1 && root[0] == '/')
-		return p[0] == '/';
-	return !strncmp(p, root, len) && (p[len] == '/' || p[len] == '\0');
-}
-
-const struct dt_instance *
-instance_match(const struct dt_filter *df, struct flt_callback_data *d)
-{
-	ensure_stat(d);
-	for (size_t i = 0; i < df->n_inst; i++) {
-		const struct dt_instance *in = &df->inst[i];
-
-		if (in->dev != d->dev)
-			continue;
-		if (in->kind == FLT_INSTANCE_FILESYSTEM)
-			return in;
-		ensure_path(d);
-		if (path_under(d->path, in->path, in->len) ||
-		    path_under(d->new_path, in->path, in->len))
-			return in;
-	}
-	return NULL;
-}
-
 /* ---- the process behind an event ---- */
 
 #define PIDFS_MAGIC 0x50494446
