@@ -442,7 +442,15 @@ int flt_detach(flt_filter *filter, const char *path);
 void flt_complete_pended_preoperation(struct flt_callback_data *data,
 				      enum flt_preop_status status, int error);
 
-/* Events caused by pid never reach this filter (e.g. its own services). */
+/*
+ * Events caused by the process pid never reach this filter (e.g. its own
+ * services; the connect callback, where the peer is alive and waiting,
+ * is the place). The exclusion follows that process, not the number: it
+ * ends by itself when the process exits, so a later process given the
+ * same pid is never excluded. -ESRCH if no such process. Excluding a
+ * process twice is harmless; flt_include_process() ends it (-ENOENT if
+ * there was none).
+ */
 int flt_exclude_process(flt_filter *filter, pid_t pid);
 int flt_include_process(flt_filter *filter, pid_t pid);
 

@@ -119,8 +119,8 @@ engine_filter_free(flt_filter *f)
 	filter_instances_teardown(f);
 	if (fe->unload)
 		fe->unload(f, fe->cookie);
+	exclusions_free(fe);
 	pthread_mutex_destroy(&fe->excl_lock);
-	free(fe->excluded);
 	free(fe);
 	f->eng = NULL;
 }
@@ -791,73 +791,6 @@ engine_filter_stop(flt_filter *f)
 		wait_filter_drained(e, f);
 	}
 	filter_instances_teardown(f);
-}
-
-/* Index of pid in fe->excluded, or -1. Caller holds fe->excl_lock. */
-static ssize_t
-excluded_index_locked(const struct filter_engine *fe, pid_t pid)
-{
-	for (size_t i = 0; i < fe->n_excluded; i++)
-		if (fe->excluded[i] == pid)
-			return (ssize_t)i;
-	return -1;
-}
-
-bool
-filter_excludes(flt_filter *f, pid_t pid)
-{
-	struct filter_engine *fe = f->eng;
-	bool found;
-
-	pthread_mutex_lock(&fe->excl_lock);
-	found = excluded_index_locked(fe, pid) >= 0;
-	pthread_mutex_unlock(&fe->excl_lock);
-	return found;
-}
-
-int
-flt_exclude_process(flt_filter *filter, pid_t pid)
-{
-	struct filter_engine *fe;
-	pid_t *n;
-
-	if (!filter || !filter->eng || pid <= 0)
-		return -EINVAL;
-	fe = filter->eng;
-	pthread_mutex_lock(&fe->excl_lock);
-	if (excluded_index_locked(fe, pid) >= 0) {
-		pthread_mutex_unlock(&fe->excl_lock);
-		return 0;
-	}
-	n = realloc(fe->excluded, (fe->n_excluded + 1) * sizeof(*n));
-	if (!n) {
-		pthread_mutex_unlock(&fe->excl_lock);
-		return -ENOMEM;
-	}
-	fe->excluded = n;
-	fe->excluded[fe->n_excluded++] = pid;
-	atomic_store(&fe->n_excluded_hint, fe->n_excluded);
-	pthread_mutex_unlock(&fe->excl_lock);
-	return 0;
-}
-
-int
-flt_include_process(flt_filter *filter, pid_t pid)
-{
-	struct filter_engine *fe;
-	ssize_t i;
-
-	if (!filter || !filter->eng || pid <= 0)
-		return -EINVAL;
-	fe = filter->eng;
-	pthread_mutex_lock(&fe->excl_lock);
-	i = excluded_index_locked(fe, pid);
-	if (i >= 0) {
-		fe->excluded[i] = fe->excluded[--fe->n_excluded];
-		atomic_store(&fe->n_excluded_hint, fe->n_excluded);
-	}
-	pthread_mutex_unlock(&fe->excl_lock);
-	return i >= 0 ? 0 : -ENOENT;
 }
 
 int

@@ -103,7 +103,7 @@ struct filter_engine {
 	bool started;               /* guarded by engine->lock */
 	struct instance *instances; /* guarded by engine->lock */
 	pthread_mutex_t excl_lock;
-	pid_t *excluded;
+	struct exclusion *excluded; /* exclude.c */
 	size_t n_excluded;
 	atomic_size_t n_excluded_hint; /* lock-free "any at all?" */
 	struct filter_counters ctr;
@@ -341,7 +341,14 @@ int resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle,
 /* For tests of the fallbacks: 0 makes flt_get_process() behave as on a
  * kernel without PIDFD_GET_INFO (before 6.13), -1 probes it again. */
 void resolve_pidfd_info_override(int works);
+
+/* exclude.c: processes a filter does not see, followed by pidfd */
+struct exclusion {
+	pid_t pid;
+	int pidfd; /* -1: the kernel has no pidfd_open (then by pid only) */
+};
 bool filter_excludes(flt_filter *f, pid_t pid);
+void exclusions_free(struct filter_engine *fe);
 
 /* vcache.c: the kernel verdict cache */
 bool vcache_file_may_be_cached(const struct flt_callback_data *d);

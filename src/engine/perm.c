@@ -23,8 +23,10 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,6 +139,49 @@ fe_at(struct perm_event *ev, size_t i)
 	return ev->t->f[i].filter->eng;
 }
 
+/*
+ * The engine's own answer for an event no filter could be asked about
+ * (every reader held, no memory, shutdown): never more permissive than
+ * the strictest default verdict among the filters that could own it,
+ * i.e. those with a pre callback for its operation and an instance on
+ * its filesystem (any instance, when the filesystem is unknown).
+ */
+static int
+fallback_verdict(const struct dtable *t, enum flt_operation op, int fd)
+{
+	struct stat st;
+	bool dev_known = fd >= 0 && fstat(fd, &st) == 0;
+
+	for (size_t i = 0; t && i < t->n; i++) {
+		const struct dt_filter *df = &t->f[i];
+
+		if (!(df->pre_ops & op_bit(op)) || df->filter->eng->default_verdict == 0)
+			continue;
+		for (size_t j = 0; j < df->n_inst; j++)
+			if (!dev_known || df->inst[j].dev == st.st_dev)
+				return -EPERM;
+	}
+	return 0;
+}
+
+/* For the log, after the answer: the event's path and program, read now
+ * (nothing here is proved; a log line, not a verdict). */
+static void
+describe(int fd, pid_t pid, char *path, size_t path_len, char *exe, size_t exe_len)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = fd >= 0 ? readlink(link, path, path_len - 1) : -1;
+	snprintf(path + (n > 0 ? n : 0), path_len - (size_t)(n > 0 ? n : 0), "%s",
+		 n > 0 ? "" : "(unknown path)");
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	n = readlink(link, exe, exe_len - 1);
+	snprintf(exe + (n > 0 ? n : 0), exe_len - (size_t)(n > 0 ? n : 0), "%s",
+		 n > 0 ? "" : "?");
+}
+
 /* Answers with verdict (0 allow, -errno deny); decided_by is the filter
  * index or SIZE_MAX when the chain simply ran out. */
 static void
@@ -206,6 +251,7 @@ run_chain(struct perm_event *ev)
 		const struct dt_instance *in;
 		enum flt_preop_status st;
 		bool late, on_dev = false;
+		int64_t deadline;
 
 		if (!(df->pre_ops & op_bit(op)))
 			continue;
@@ -233,7 +279,8 @@ run_chain(struct perm_event *ev)
 			return;
 		}
 		ev->pos = i;
-		ev->deadline = now_ns() + (int64_t)fe->deadline_ms * 1000000;
+		deadline = now_ns() + (int64_t)fe->deadline_ms * 1000000;
+		ev->deadline = deadline;
 		ev->default_verdict = fe->default_verdict;
 		pthread_mutex_unlock(&e->pend_lock);
 
@@ -242,7 +289,14 @@ run_chain(struct perm_event *ev)
 		ev->data.status = 0;
 		ev->data.cacheable = 1;
 		atomic_store(&ev->pend_state, PEND_IN_CALLBACK);
+		callback_scope_enter(&(struct callback_scope){
+			.deadline_ns = deadline,
+			.filter_name = df->filter->name,
+			.mgr = e->mgr,
+			.capped = &fe->ctr.timeouts_capped,
+		});
 		st = fe->pre[op](&ev->data, in->context, &ev->ctx[i]);
+		callback_scope_leave();
 		atomic_fetch_add(&fe->ctr.delivered, 1);
 		atomic_fetch_add(&in->ctr->events, 1);
 		if (st == FLT_PREOP_PENDING) {
@@ -283,9 +337,17 @@ run_chain(struct perm_event *ev)
 			finish(ev, ev->data.status < 0 ? ev->data.status : 0, i);
 			return;
 		default:
-			log_error(e->mgr, "filter %s: pre callback returned %d; allowing",
-				  df->filter->name, (int)st);
-			continue;
+			/* A filter bug: its default verdict, as if it had not
+			 * answered at all (fail closed), logged after. */
+			if (late)
+				return;
+			finish(ev, fe->default_verdict, i);
+			log_error(e->mgr,
+				  "filter %s: pre callback returned %d, not a status; "
+				  "answered its default verdict (%s)",
+				  df->filter->name, (int)st,
+				  fe->default_verdict ? "deny" : "allow");
+			return;
 		}
 	}
 	finish(ev, 0, SIZE_MAX);
@@ -302,11 +364,15 @@ flt_complete_pended_preoperation(struct flt_callback_data *data,
 	if (!data || !data->priv || !data->priv->perm)
 		return;
 	ev = data->priv->perm;
-	if (status == FLT_PREOP_PENDING) {
+	if (status != FLT_PREOP_SUCCESS_WITH_CALLBACK &&
+	    status != FLT_PREOP_SUCCESS_NO_CALLBACK && status != FLT_PREOP_COMPLETE) {
+		/* A filter bug: its default verdict (fail closed). */
 		log_error(ev->e->mgr,
-			  "flt_complete_pended_preoperation: PENDING is not a "
-			  "completion; allowing");
-		status = FLT_PREOP_SUCCESS_NO_CALLBACK;
+			  "flt_complete_pended_preoperation: %d is not a completion; "
+			  "the filter's default verdict is given",
+			  (int)status);
+		status = FLT_PREOP_COMPLETE;
+		error = fe_at(ev, ev->pos)->default_verdict;
 	}
 	/* A worker may finish before the pre callback has even returned
 	 * FLT_PREOP_PENDING: park the result for run_chain to apply. */
@@ -359,9 +425,29 @@ flt_complete_pended_preoperation(struct flt_callback_data *data,
 	perm_event_unref(ev); /* the pend's reference */
 }
 
-/* The deadline passed: the filter holding the event loses it. */
+/* After a default answer: one line, at most one a second per kind (with
+ * the count of those held back). An allow by default is a fail-open
+ * decision: a warning. */
 static void
-answer_default(struct perm_event *ev, int verdict, size_t pos)
+log_default(struct perm_event *ev, int verdict, size_t pos, const char *why)
+{
+	static struct log_limit allow_limit, deny_limit;
+	char path[512], exe[256];
+
+	describe(ev->fd, ev->data.pid, path, sizeof(path), exe, sizeof(exe));
+	flt_log_limited(ev->e->mgr, verdict == 0 ? &allow_limit : &deny_limit,
+			verdict == 0 ? FLT_LOG_WARNING : FLT_LOG_NOTICE,
+			"filter %s: %s: %s of %s by pid %d (%s) %s by its default "
+			"verdict",
+			ev->t->f[pos].filter->name, why, flt_operation_name(ev->data.op),
+			path, (int)ev->data.pid, exe,
+			verdict == 0 ? "ALLOWED" : "denied");
+}
+
+/* The deadline passed (or the filter was unregistered while holding the
+ * event): the filter holding it loses it. */
+static void
+answer_default(struct perm_event *ev, int verdict, size_t pos, const char *why)
 {
 	struct engine *e = ev->e;
 	int expected = 0;
@@ -372,9 +458,7 @@ answer_default(struct perm_event *ev, int verdict, size_t pos)
 	atomic_fetch_add(verdict == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 	atomic_fetch_add(&fe_at(ev, pos)->ctr.deadline_defaults, 1);
 	respond(e, ev->fd, verdict);
-	log_info(e->mgr, "filter %s: deadline passed for pid %d (%s): %s by default",
-		 ev->t->f[pos].filter->name, (int)ev->data.pid,
-		 flt_operation_name(ev->data.op), verdict == 0 ? "allowed" : "denied");
+	log_default(ev, verdict, pos, why);
 }
 
 static void
@@ -410,21 +494,23 @@ handle_event(struct engine *e, const struct fan_event *fe)
 		     : calloc(1, sizeof(*ev) + n * (1 + sizeof(void *) + sizeof(void *)));
 	if (!ev || !(t->pre_ops & op_bit(op))) {
 		static struct log_limit oom_limit;
+		int v = ev ? 0 : fallback_verdict(t, op, fe->fd);
 
 		/* Counted before the answer, like every answer path: the
 		 * access that returns finds it counted. */
-		atomic_fetch_add(&e->ctr.allowed, 1);
+		atomic_fetch_add(v == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 		if (!ev)
 			atomic_fetch_add(&e->ctr.dropped, 1);
-		respond(e, fe->fd, 0);
-		close(fe->fd);
-		if (fe->pidfd >= 0)
-			close(fe->pidfd);
+		respond(e, fe->fd, v);
 		if (!ev)
 			flt_log_limited(e->mgr, &oom_limit, FLT_LOG_ERROR,
 					"out of memory for a permission event of pid "
-					"%d; allowed it unfiltered (counted in dropped)",
-					(int)fe->pid);
+					"%d; %s it unfiltered by the strictest default "
+					"verdict (counted in dropped)",
+					(int)fe->pid, v == 0 ? "allowed" : "denied");
+		close(fe->fd);
+		if (fe->pidfd >= 0)
+			close(fe->pidfd);
 		free(ev);
 		dtable_release(e, t);
 		return;
@@ -598,10 +684,14 @@ readers_reap(struct engine *e)
 	pthread_mutex_unlock(&e->readers_lock);
 }
 
-/* Answers, unseen, what the kernel has queued (all readers are stuck). */
+/* Answers, unseen, what the kernel has queued: every reader is held in a
+ * callback, or the engine is stopping. Each event gets the strictest
+ * default verdict of the filters that could own it (fallback_verdict). */
 static void
-emergency_drain(struct engine *e)
+emergency_drain(struct engine *e, bool stopping)
 {
+	static struct log_limit allow_limit, deny_limit;
+	struct dtable *t = dtable_acquire(e);
 	uint8_t buf[4096];
 	ssize_t n;
 
@@ -611,16 +701,39 @@ emergency_drain(struct engine *e)
 		size_t off = 0;
 
 		while (fan_decode_next(buf, (size_t)n, &off, &fe, &why) > 0) {
+			char path[512], exe[256];
+			int v;
+
 			if (fe.fd < 0)
 				continue;
+			v = fe.pid == e->self_pid
+				    ? 0
+				    : fallback_verdict(t, perm_op(fe.mask), fe.fd);
 			atomic_fetch_add(&e->ctr.emergency_answers, 1);
-			atomic_fetch_add(&e->ctr.allowed, 1);
-			respond(e, fe.fd, 0);
+			atomic_fetch_add(v == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
+			respond(e, fe.fd, v);
+			if (fe.pid != e->self_pid && (v == 0 || !stopping)) {
+				describe(fe.fd, fe.pid, path, sizeof(path), exe,
+					 sizeof(exe));
+				flt_log_limited(
+					e->mgr, v == 0 ? &allow_limit : &deny_limit,
+					v == 0 ? FLT_LOG_WARNING : FLT_LOG_NOTICE,
+					"%s: %s of %s by pid %d (%s) %s unseen by any "
+					"filter "
+					"(the strictest default verdict of the filters "
+					"there; counted in emergency_answers)",
+					stopping ? "stopping"
+						 : "every permission reader is held in a "
+						   "callback",
+					flt_operation_name(perm_op(fe.mask)), path,
+					(int)fe.pid, exe, v == 0 ? "ALLOWED" : "denied");
+			}
 			close(fe.fd);
 			if (fe.pidfd >= 0)
 				close(fe.pidfd);
 		}
 	}
+	dtable_release(e, t);
 }
 
 static void
@@ -652,7 +765,7 @@ check_readers(struct engine *e)
 			 TAKEOVER_MS);
 		return;
 	}
-	emergency_drain(e);
+	emergency_drain(e, false);
 }
 
 int
@@ -725,7 +838,7 @@ watchdog_main(void *arg)
 		}
 		pthread_mutex_unlock(&e->pend_lock);
 		for (size_t i = 0; i < n_due; i++) {
-			answer_default(due[i], verdict[i], pos[i]);
+			answer_default(due[i], verdict[i], pos[i], "deadline passed");
 			perm_event_unref(due[i]);
 		}
 		check_readers(e);
@@ -761,7 +874,7 @@ perm_abandon_filter(struct engine *e, flt_filter *f)
 		pthread_mutex_unlock(&e->pend_lock);
 		if (!ev)
 			return;
-		answer_default(ev, verdict, pos);
+		answer_default(ev, verdict, pos, "unregistered while holding it");
 		if (atomic_compare_exchange_strong(&ev->pend_state, &owned,
 						   PEND_ABANDONED)) {
 			/* The filter may still complete it later (a worker that
@@ -783,8 +896,10 @@ perm_abandon_filter(struct engine *e, flt_filter *f)
 void
 perm_answer_all_at_shutdown(struct engine *e)
 {
-	/* Answer everything still unanswered (allow: what the kernel would
-	 * do), then what is still queued in the kernel. */
+	/* Answer everything still unanswered, then what is still queued in
+	 * the kernel: by the holder's default verdict, or else the strictest
+	 * default of the filters still there (allow once none is left:
+	 * what the kernel does when the group closes). */
 	for (;;) {
 		struct perm_event *ev = NULL;
 		int expected = 0;
@@ -801,10 +916,17 @@ perm_answer_all_at_shutdown(struct engine *e)
 		if (!ev)
 			break;
 		if (atomic_compare_exchange_strong(&ev->answered, &expected, 1)) {
-			atomic_fetch_add(&e->ctr.allowed, 1);
-			respond(e, ev->fd, 0);
+			int v;
+
+			pthread_mutex_lock(&e->pend_lock);
+			v = ev->deadline != INT64_MAX ? ev->default_verdict : 0;
+			pthread_mutex_unlock(&e->pend_lock);
+			if (v == 0)
+				v = fallback_verdict(ev->t, ev->data.op, ev->fd);
+			atomic_fetch_add(v == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
+			respond(e, ev->fd, v);
 		}
 		perm_event_unref(ev);
 	}
-	emergency_drain(e);
+	emergency_drain(e, true);
 }

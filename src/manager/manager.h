@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <fltmgr/filter.h>
 
@@ -83,5 +84,24 @@ struct log_limit {
 };
 void flt_log_limited(flt_manager *m, struct log_limit *limit, int level, const char *fmt,
 		     ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- the pre callback running on this thread (callback.c) ----
+ *
+ * The engine sets it around each pre callback: the event's deadline
+ * (now_ns() clock) and where to count a send cut to it. The ports cut
+ * every flt_send_message() timeout made inside the callback to that
+ * deadline, FLT_INFINITE included, so a filter cannot hold an engine
+ * reader past the moment its event has been answered by default. */
+struct callback_scope {
+	int64_t deadline_ns; /* 0: not in a pre callback */
+	const char *filter_name;
+	flt_manager *mgr;
+	atomic_uint_fast64_t *capped;
+};
+void callback_scope_enter(const struct callback_scope *scope);
+void callback_scope_leave(void);
+/* deadline (DEADLINE_NEVER for none), or the callback's deadline if that
+ * comes first: then counted and logged (at most once a second). */
+int64_t callback_scope_cap(int64_t deadline);
 
 #endif

@@ -291,7 +291,8 @@ flt_send_message_ex(flt_filter *filter, const flt_port *client_port, const void 
 		return -EMSGSIZE;
 	if (options && options->fd < -1)
 		return -EBADF;
-	deadline = deadline_from_ms(timeout_ms);
+	/* From a pre callback: never past the event's deadline. */
+	deadline = callback_scope_cap(deadline_from_ms(timeout_ms));
 	r = lookup_conn(filter, client_port, &c);
 	if (r < 0)
 		return r;
