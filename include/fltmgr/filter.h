@@ -192,7 +192,11 @@ struct flt_callback_data {
 	 * flags: FLT_EVENT_*; for FLT_OP_OVERFLOW one FLT_EVENT_LOSS_*. */
 	uint64_t sequence;
 	struct timespec time; /* CLOCK_REALTIME when the event was read */
-	const char *path;     /* absolute path; RENAME: the old path */
+	/* Absolute path, as the daemon's mount namespace names the file;
+	 * RENAME: the old path. NULL with FLT_EVENT_PATH_UNKNOWN when it
+	 * cannot be known (permission events too: a file deeper than
+	 * PATH_MAX, a mount of another namespace; read through fd). */
+	const char *path;
 	const char *new_path; /* RENAME: the new path; else NULL */
 	dev_t dev;
 	ino_t ino;
