@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/aio_abi.h>
+#include <linux/btrfs.h>
 #include <linux/io_uring.h>
 #include <poll.h>
 #include <pthread.h>
@@ -32,12 +33,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -623,7 +626,7 @@ scratch_mount(void)
 {
 	snprintf(scratch, sizeof(scratch), "/tmp/fltmgr-fc.XXXXXX");
 	assert_non_null(mkdtemp(scratch));
-	assert_int_equal(mount("fltmgr-fc", scratch, "tmpfs", 0, "mode=0755,size=128m"),
+	assert_int_equal(mount("fltmgr-fc", scratch, "tmpfs", 0, "mode=0755,size=512m"),
 			 0);
 	mkdir_mode(at("watched"), 0777, 0);
 	mkdir_mode(at("side"), 0777, 0);
@@ -684,19 +687,27 @@ teardown(void **state)
 		}                                                                        \
 	} while (0)
 
-/* An ext4 image, loop-mounted at dir; false if that cannot be done here. */
+/* An image of fstype (made by mkfs.<fstype> with mkfs_opts) in the
+ * scratch tmpfs, loop-mounted at dir; false if that cannot be done here. */
 static bool
-ext4_mount(const char *dir)
+image_mount(const char *fstype, const char *mkfs_opts, const char *size, const char *dir)
 {
 	char cmd[4 * PATH_MAX];
 
 	assert_int_equal(mkdir(dir, 0755), 0);
 	snprintf(cmd, sizeof(cmd),
-		 "truncate -s 64M %s/e4.img && "
-		 "timeout 60 mkfs.ext4 -q -F %s/e4.img >/dev/null 2>&1 && "
-		 "timeout 60 mount -o loop %s/e4.img %s 2>/dev/null",
-		 scratch, scratch, scratch, dir);
+		 "truncate -s %s %s/%s.img && "
+		 "timeout 60 mkfs.%s %s %s/%s.img >/dev/null 2>&1 && "
+		 "timeout 60 mount -o loop %s/%s.img %s 2>/dev/null",
+		 size, scratch, fstype, fstype, mkfs_opts, scratch, fstype, scratch,
+		 fstype, dir);
 	return system(cmd) == 0;
+}
+
+static bool
+ext4_mount(const char *dir)
+{
+	return image_mount("ext4", "-q -F", "64M", dir);
 }
 
 /* The marked file must be refused at the door: the filter works on the
@@ -813,6 +824,96 @@ long_path_inside_subtree_is_filtered(void **state)
 	assert_true(denied(e));
 	assert_true(nf > 0);
 	assert_true(np > 0);
+}
+
+/* ==== a btrfs subvolume made by the user inside the subtree ==== */
+
+/* Its own st_dev, on the same filesystem (and so under the same mark). */
+static int
+atk_subvolume(void *arg)
+{
+	struct btrfs_ioctl_vol_args va;
+	int dfd = open(arg, O_RDONLY | O_DIRECTORY | O_CLOEXEC), sv, r;
+
+	if (dfd < 0)
+		return R_ERRNO(errno);
+	memset(&va, 0, sizeof(va));
+	snprintf(va.name, sizeof(va.name), "sv");
+	if (ioctl(dfd, BTRFS_IOC_SUBVOL_CREATE, &va) < 0) {
+		r = errno;
+		close(dfd);
+		return r == EPERM || r == EACCES ? KID_UNSUPPORTED : R_ERRNO(r);
+	}
+	sv = openat(dfd, "sv", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	close(dfd);
+	if (sv < 0)
+		return R_ERRNO(errno);
+	r = put_at(sv, "file", C_TEXT_MARKED, 0644);
+	if (r == 0)
+		r = put_at(sv, "prog", C_PROG_MARKED, 0755);
+	close(sv);
+	return r < 0 ? R_ERRNO(-r) : 0;
+}
+
+/* The instance: a SUBTREE at b/watched, or a FILESYSTEM at b. */
+static void
+subvolume_case(enum flt_instance_kind kind)
+{
+	char w[256], sv[300], file[320], prog[320];
+	struct stat sw, ss;
+	int r, o, e, nf, np;
+
+	if (!image_mount("btrfs", "-q -f", "160M", at("b"))) {
+		print_message("skipped: cannot make and loop-mount a btrfs image here "
+			      "(no loop device or mkfs.btrfs: package btrfs-progs)\n");
+		skip();
+	}
+	snprintf(w, sizeof(w), "%s", at("b/watched"));
+	snprintf(sv, sizeof(sv), "%s/sv", w);
+	snprintf(file, sizeof(file), "%s/file", sv);
+	snprintf(prog, sizeof(prog), "%s/prog", sv);
+	mkdir_mode(w, 0777, 0);
+	put(at("b/watched/plain"), C_TEXT_MARKED, 0);
+	marker_filter(kind == FLT_INSTANCE_FILESYSTEM ? at("b") : w, kind);
+	expect_plain_denial(at("b/watched/plain"), NULL);
+
+	/* uid 65534 makes a subvolume (no privilege needed on btrfs). */
+	r = run_kid(true, atk_subvolume, w);
+	if (r == KID_UNSUPPORTED) {
+		print_message("skipped: uid %d may not create a btrfs subvolume here\n",
+			      NOBODY);
+		skip();
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(stat(w, &sw), 0);
+	assert_int_equal(stat(sv, &ss), 0);
+	o = root_open(file);
+	e = root_exec(prog);
+	nf = asked(file);
+	np = asked(prog);
+	print_message(
+		"subvolume st_dev %u:%u, the instance's %u:%u: root's open %s, exec "
+		"%s; filter asked %d time(s) about the file, %d about the program\n",
+		major(ss.st_dev), minor(ss.st_dev), major(sw.st_dev), minor(sw.st_dev),
+		code_str(o), code_str(e), nf, np);
+	assert_true(denied(o));
+	assert_true(denied(e));
+}
+
+static void
+subvolume_inside_subtree_is_filtered(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	subvolume_case(FLT_INSTANCE_SUBTREE);
+}
+
+static void
+subvolume_inside_filesystem_instance_is_filtered(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	subvolume_case(FLT_INSTANCE_FILESYSTEM);
 }
 
 /* ==== 2, 3. other mounts of the watched files, in a user namespace ==== */
@@ -2094,6 +2195,8 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(long_path_inside_subtree_is_filtered),
+		T(subvolume_inside_subtree_is_filtered),
+		T(subvolume_inside_filesystem_instance_is_filtered),
 		T(bind_mount_in_user_namespace_is_filtered),
 		T(bind_mount_of_a_subdirectory_in_user_namespace_is_filtered),
 		T(detached_mount_in_user_namespace_is_filtered),
