@@ -386,9 +386,9 @@ passthrough_pre(struct flt_callback_data *d, void *ic, void **cc)
 }
 
 static flt_filter *
-start_filter(const char *name, const char *altitude, flt_pre_operation pre,
-	     int deadline_ms, unsigned flags, const char *path,
-	     enum flt_instance_kind kind)
+start_filter_ex(const char *name, const char *altitude, flt_pre_operation pre,
+		int deadline_ms, int default_verdict, unsigned flags, const char *path,
+		enum flt_instance_kind kind)
 {
 	const struct flt_operation_registration ops[] = {
 		{ FLT_OP_OPEN, pre, NULL },
@@ -399,7 +399,7 @@ start_filter(const char *name, const char *altitude, flt_pre_operation pre,
 					.operations = ops,
 					.n_operations = 2,
 					.deadline_ms = deadline_ms,
-					.default_verdict = -EPERM,
+					.default_verdict = default_verdict,
 					.flags = flags };
 	flt_filter *f = NULL;
 
@@ -407,6 +407,16 @@ start_filter(const char *name, const char *altitude, flt_pre_operation pre,
 	assert_int_equal(flt_attach(f, path, kind), 0);
 	assert_int_equal(flt_start_filtering(f), 0);
 	return f;
+}
+
+/* Default verdict deny. */
+static flt_filter *
+start_filter(const char *name, const char *altitude, flt_pre_operation pre,
+	     int deadline_ms, unsigned flags, const char *path,
+	     enum flt_instance_kind kind)
+{
+	return start_filter_ex(name, altitude, pre, deadline_ms, -EPERM, flags, path,
+			       kind);
 }
 
 /* The filter of the brief: marker check, default deny, a short deadline,
@@ -1893,6 +1903,74 @@ all_readers_busy_does_not_let_a_marked_file_through(void **state)
 	assert_int_equal(wins, 0);
 }
 
+/* ==== a slow filter above, whose default is allow ==== */
+
+#define BIG_BYTES              (2u << 20)
+#define SLOW_ALLOW_DEADLINE_MS 300
+
+/* A scanner that is slow on big files (past its deadline) and allows by
+ * default: the attacker chooses the size. */
+static enum flt_preop_status
+slow_on_big_pre(struct flt_callback_data *d, void *ic, void **cc)
+{
+	struct stat st;
+
+	(void)ic;
+	(void)cc;
+	atomic_fetch_add(&passthrough_calls, 1);
+	if (fstat(d->fd, &st) == 0 && st.st_size >= (off_t)BIG_BYTES)
+		usleep(3 * SLOW_ALLOW_DEADLINE_MS * 1000);
+	return FLT_PREOP_SUCCESS_NO_CALLBACK;
+}
+
+/* The attacker writes its marked program, then makes it big (zeros after
+ * the end; truncate() by path opens nothing). */
+static int
+atk_make_big(void *arg)
+{
+	int r = put_at(AT_FDCWD, arg, C_PROG_MARKED, 0755);
+
+	if (r < 0)
+		return R_ERRNO(-r);
+	return truncate(arg, (off_t)BIG_BYTES) < 0 ? R_ERRNO(errno) : 0;
+}
+
+static void
+slow_allowing_filter_above_does_not_skip_a_denying_one(void **state)
+{
+	struct flt_engine_stats es;
+	int o, e, n0, n1, pt;
+	int64_t t0, el;
+
+	(void)state;
+	NEED_ROOT();
+	put(at("watched/small"), C_PROG_MARKED, 0);
+	marker_filter(at("watched"), FLT_INSTANCE_SUBTREE);
+	start_filter_ex("slowallow", "400000", slow_on_big_pre, SLOW_ALLOW_DEADLINE_MS, 0,
+			0, scratch, FLT_INSTANCE_FILESYSTEM);
+	expect_plain_denial(at("watched/small"), at("watched/small"));
+
+	/* uid 65534 makes a big marked program. */
+	assert_int_equal(run_kid(true, atk_make_big, (void *)at("watched/prog")), 0);
+	n0 = asked(at("watched/prog"));
+	pt = atomic_load(&passthrough_calls);
+	t0 = tu_now_ms();
+	o = root_open(at("watched/prog"));
+	e = root_exec(at("watched/prog"));
+	el = tu_now_ms() - t0;
+	n1 = asked(at("watched/prog"));
+	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
+	print_message(
+		"%u-byte marked program: root's open %s, exec %s (%lld ms); the slow "
+		"filter (default allow, deadline %d ms) asked %d time(s), the marker "
+		"filter (default deny) %d; engine deadline_defaults %llu\n",
+		BIG_BYTES, code_str(o), code_str(e), (long long)el,
+		SLOW_ALLOW_DEADLINE_MS, atomic_load(&passthrough_calls) - pt, n1 - n0,
+		(unsigned long long)es.deadline_defaults);
+	assert_true(denied(o));
+	assert_true(denied(e));
+}
+
 /* ==== 6. renaming out of the subtree and back ==== */
 
 #define RACE_MS 2500
@@ -2221,6 +2299,7 @@ main(int argc, char **argv)
 		T(write_during_scan_is_not_cached_as_clean),
 		T(all_readers_stuck_gives_default_not_allow),
 		T(all_readers_busy_does_not_let_a_marked_file_through),
+		T(slow_allowing_filter_above_does_not_skip_a_denying_one),
 		T(rename_race_out_of_subtree_is_filtered),
 		T(file_rename_race_out_of_subtree_is_filtered),
 		T(remounted_filesystem_is_filtered_again),
