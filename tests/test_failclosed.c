@@ -1738,7 +1738,7 @@ all_readers_stuck_gives_default_not_allow(void **state)
 	flt_port server = FLT_PORT_NULL;
 	flt_filter *f = NULL;
 	int out[2], codes[STUCK_OPENERS], opened = 0, ents, rets;
-	int64_t t0, t_opens, check_until;
+	int64_t t0, t_opens;
 	struct pollfd p;
 	bool all_returned;
 
@@ -1792,7 +1792,6 @@ all_readers_stuck_gives_default_not_allow(void **state)
 	t_opens = tu_now_ms() - t0;
 	/* The callbacks must come back once the deadline has cut their
 	 * sends: within deadline + 2 s of the last one's entry. */
-	check_until = atomic_load(&stuck_last_entry_ms) + DEADLINE_MS + 2000;
 	do {
 		ents = atomic_load(&stuck_entered);
 		rets = atomic_load(&stuck_returned);
@@ -1800,7 +1799,7 @@ all_readers_stuck_gives_default_not_allow(void **state)
 		if (all_returned)
 			break;
 		usleep(10000);
-	} while (tu_now_ms() < check_until);
+	} while (tu_now_ms() < atomic_load(&stuck_last_entry_ms) + DEADLINE_MS + 2000);
 	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
 	assert_int_equal(flt_filter_get_stats(f, &fs), 0);
 	print_message("%d concurrent opens of a clean file: %d succeeded, %d denied, all "
