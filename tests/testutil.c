@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <grp.h>
 #include <errno.h>
 #include <ftw.h>
 #include <sched.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,4 +113,55 @@ tu_private_scratch_remove(const char *dir)
 {
 	umount2(dir, MNT_DETACH);
 	rmdir(dir);
+}
+
+int
+tu_become_user(uid_t uid, gid_t gid)
+{
+	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0)
+		return -errno;
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+int
+tu_fd_contains(int fd, const char *needle, size_t max_bytes)
+{
+	const size_t chunk = 65536, nlen = strlen(needle);
+	size_t keep = 0, total = 0;
+	char *buf;
+	int r = 0;
+
+	if (nlen == 0)
+		return 1;
+	buf = malloc(chunk + nlen);
+	if (!buf)
+		return -ENOMEM;
+	while (total < max_bytes) {
+		ssize_t n = pread(fd, buf + keep, chunk, (off_t)total);
+		size_t have, tail;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		have = keep + (size_t)n;
+		if (memmem(buf, have, needle, nlen)) {
+			r = 1;
+			break;
+		}
+		/* The needle may straddle two chunks: keep its length - 1. */
+		tail = have < nlen - 1 ? have : nlen - 1;
+		memmove(buf, buf + have - tail, tail);
+		keep = tail;
+		total += (size_t)n;
+	}
+	free(buf);
+	return r;
 }

@@ -47,4 +47,15 @@ int tu_private_scratch(const char *prog, char *dir, const char *fsname, unsigned
 /* Unmounts and removes what tu_private_scratch() made. */
 void tu_private_scratch_remove(const char *dir);
 
+/* In a forked child of a root process: drops every supplementary group,
+ * then gid and uid (real, effective, saved) to the given ones, and makes
+ * the process dumpable again (so it can still write its own /proc files,
+ * e.g. the uid_map of a user namespace it creates). Returns 0 or -errno. */
+int tu_become_user(uid_t uid, gid_t gid);
+
+/* Whether the file behind fd contains needle, read with pread() from
+ * offset 0 (the file offset is not moved) up to max_bytes: 1 yes, 0 no,
+ * -errno on a read error. No cmocka calls, so usable in a forked child. */
+int tu_fd_contains(int fd, const char *needle, size_t max_bytes);
+
 #endif
