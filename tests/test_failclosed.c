@@ -1466,7 +1466,12 @@ change_case(enum change ch)
 	j->ch = ch;
 	j->spare = prog_spare();
 	snprintf(j->path, PATH_MAX, "%s/prog", base);
-	snprintf(j->src, PATH_MAX, "%s", at("side/src"));
+	/* The marked source lies outside the subtree in a directory only root
+	 * can write, so the engine can prove the attacker's open of it is
+	 * outside (in side/, a fresh file in a user-writable directory, it
+	 * would rightly be treated as inside and denied). */
+	mkdir_mode(at("rsrc"), 0755, 0);
+	snprintf(j->src, PATH_MAX, "%s", at("rsrc/src"));
 	put(j->path, s->before, NOBODY);
 	assert_int_equal(write_at(AT_FDCWD, j->src, MARKER, MARKER_LEN, 0644), 0);
 	assert_int_equal(chown(j->src, NOBODY, NOBODY), 0);
@@ -2176,7 +2181,10 @@ remount_case(enum flt_instance_kind kind)
 	assert_int_equal(n, 1);
 	assert_true(denied(o));
 	assert_int_equal(st, FLT_INSTANCE_REATTACHED);
-	assert_int_equal(re, 1);
+	/* Once or twice: between the unmount and the mount the path names
+	 * the directory underneath, on the parent filesystem, and the
+	 * watcher may see that state on its own (and cover it). */
+	assert_in_range(re, 1, 2);
 	umount2(vol, MNT_DETACH);
 }
 

@@ -93,11 +93,16 @@ engine_filter_init(flt_filter *f, const struct flt_registration *reg)
 	return 0;
 }
 
+static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Under attach_lock, like every change of an instance list (the mount
+ * watcher reads the lists under it). */
 static void
 filter_instances_teardown(flt_filter *f)
 {
 	struct filter_engine *fe = f->eng;
 
+	pthread_mutex_lock(&attach_lock);
 	while (fe && fe->instances) {
 		struct instance *in = fe->instances;
 
@@ -107,6 +112,7 @@ filter_instances_teardown(flt_filter *f)
 		free(in->path);
 		free(in);
 	}
+	pthread_mutex_unlock(&attach_lock);
 }
 
 void
@@ -119,10 +125,14 @@ engine_filter_free(flt_filter *f)
 	filter_instances_teardown(f);
 	if (fe->unload)
 		fe->unload(f, fe->cookie);
+	/* Whoever holds attach_lock (the mount watcher, a listing) and saw
+	 * f->eng set may use it until it lets go. */
+	pthread_mutex_lock(&attach_lock);
+	f->eng = NULL;
+	pthread_mutex_unlock(&attach_lock);
 	exclusions_free(fe);
 	pthread_mutex_destroy(&fe->excl_lock);
 	free(fe);
-	f->eng = NULL;
 }
 
 /* ---- dispatch tables ---- */
@@ -484,8 +494,6 @@ canonical(const char *path, char **ret, struct stat *st)
 	return *ret ? 0 : -ENOMEM;
 }
 
-static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static long
 fs_type_of(const char *path)
 {
@@ -541,7 +549,9 @@ flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind)
 	}
 	in->kind = kind;
 	in->path = cpath;
-	in->dev = st.st_dev;
+	in->dev = mounts_fs_dev_of_path(cpath);
+	if (!in->dev)
+		in->dev = st.st_dev;
 	in->ino = st.st_ino;
 	in->fs_type = fs_type_of(cpath);
 	in->context = ctx;
@@ -635,6 +645,7 @@ struct reval {
 	struct instance *in;
 	int err; /* of stat(in->path), 0 if it worked */
 	struct stat st;
+	dev_t dev; /* its filesystem's, mounts_fs_dev_of_path() */
 };
 
 static const char *
@@ -653,9 +664,11 @@ engine_revalidate_instances(struct engine *e)
 	size_t n = 0, cap = 0;
 	bool moved = false;
 
-	/* attach_lock: no instance is freed while we look at it. The paths
-	 * are stat'ed without e->lock (a hung mount must not stall event
-	 * resolution, which takes e->lock). */
+	/* attach_lock: no instance, no filter's engine state and so no
+	 * filter is freed while we hold it (filter_instances_teardown and
+	 * engine_filter_free take it). The paths are stat'ed without
+	 * e->lock (a hung mount must not stall event resolution, which
+	 * takes e->lock). */
 	pthread_mutex_lock(&attach_lock);
 	pthread_mutex_lock(&m->lock);
 	for (flt_filter *f = m->filters; f; f = f->next) {
@@ -675,8 +688,13 @@ engine_revalidate_instances(struct engine *e)
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		v[i].err = stat(v[i].in->path, &v[i].st) < 0 ? errno : 0;
+		if (!v[i].err)
+			v[i].dev = mounts_fs_dev_of_path(v[i].in->path);
+		if (!v[i].err && !v[i].dev)
+			v[i].dev = v[i].st.st_dev;
+	}
 	pthread_mutex_lock(&e->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct instance *in = v[i].in;
@@ -696,7 +714,7 @@ engine_revalidate_instances(struct engine *e)
 				minor(in->dev));
 			continue;
 		}
-		if (v[i].st.st_dev != in->dev) {
+		if (v[i].dev != in->dev) {
 			log_warning(m,
 				    "filter %s: instance %s now names another filesystem "
 				    "(%u:%u, was %u:%u): re-attached to it",
@@ -740,6 +758,10 @@ flt_filter_list_instances(flt_filter *filter, struct flt_instance_info **ret_inf
 		return -EINVAL;
 	/* attach_lock: the list and the paths stay put while we copy. */
 	pthread_mutex_lock(&attach_lock);
+	if (!filter->eng) {
+		pthread_mutex_unlock(&attach_lock);
+		return -EINVAL;
+	}
 	for (struct instance *in = filter->eng->instances; in; in = in->next) {
 		n++;
 		bytes += strlen(in->path) + 1;

@@ -76,9 +76,9 @@ struct instance_counters {
 struct instance {
 	struct instance *next;
 	enum flt_instance_kind kind;
-	char *path; /* canonical */
-	dev_t dev;
-	ino_t ino;    /* of the attach point, on dev */
+	char *path;   /* canonical */
+	dev_t dev;    /* the filesystem (superblock), mounts_fs_dev_of_path() */
+	ino_t ino;    /* of the attach point */
 	long fs_type; /* statfs f_type of dev */
 	void *context;
 	struct instance_counters ctr;
@@ -150,8 +150,11 @@ struct flt_event_priv {
 	/* scope.c: the event descriptor's statx, and what its path is worth */
 	bool identity_ok;
 	bool mnt_id_known;
-	uint8_t scope;   /* SCOPE_* */
-	uint8_t settled; /* 0 not checked, 1 settled, 2 changed lately */
+	bool mount_ours;   /* the access went through a mount we can see */
+	uint8_t dev_known; /* 0 not checked, 1 an instance names fs_dev, 2 none */
+	dev_t fs_dev;      /* the filesystem (superblock), as instances are */
+	uint8_t scope;     /* SCOPE_* */
+	uint8_t settled;   /* 0 not checked, 1 settled, 2 changed lately */
 	uint16_t mode;
 	uint32_t uid, nlink;
 	uint64_t mnt_id;
@@ -363,9 +366,13 @@ void event_fill_identity(struct flt_callback_data *d);
  * FLT_EVENT_SCOPE_UNCERTAIN. *ret_on_dev (may be NULL) is set when no
  * instance matched: whether df has any instance on the event's
  * filesystem. */
-const struct dt_instance *instance_match(const struct dt_filter *df,
+const struct dt_instance *instance_match(const struct dtable *t,
+					 const struct dt_filter *df,
 					 struct flt_callback_data *data,
 					 bool *ret_on_dev);
+/* The filesystem device of a permission event's descriptor, as instances
+ * name it (mounts.c); 0 if unknown. */
+dev_t event_fs_dev(struct engine *e, int fd);
 /* Filesystems whose renames set ctime and whose ownership is enforced. */
 bool scope_fs_type_known(long f_type);
 

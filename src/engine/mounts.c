@@ -27,16 +27,19 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/statx_compat.h"
 
 #define MOUNTS_RECHECK_MS 1000
 
 struct mounts {
 	pthread_rwlock_t lock;
-	uint64_t *ids; /* sorted */
+	struct mount_id *ids; /* sorted by id */
 	size_t n;
 	int fd;      /* /proc/self/mountinfo */
 	int init_fd; /* /proc/1/mountinfo, or -1 (same namespace, or denied) */
@@ -45,31 +48,44 @@ struct mounts {
 };
 
 static int
-cmp_u64(const void *a, const void *b)
+cmp_id(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = ((const struct mount_id *)a)->id,
+		 y = ((const struct mount_id *)b)->id;
 
 	return x < y ? -1 : x > y;
 }
 
+/* One line: "ID PARENT MAJOR:MINOR ROOT POINT ..." */
+static bool
+parse_line(const char *p, struct mount_id *ret)
+{
+	unsigned long long id, parent;
+	unsigned maj, min;
+
+	if (sscanf(p, "%llu %llu %u:%u ", &id, &parent, &maj, &min) != 4)
+		return false;
+	ret->id = id;
+	ret->dev = makedev(maj, min);
+	return true;
+}
+
 long
-mounts_parse_ids(const char *text, uint64_t **ret_ids)
+mounts_parse_ids(const char *text, struct mount_id **ret_ids)
 {
 	size_t n = 0, cap = 64;
-	uint64_t *ids = malloc(cap * sizeof(*ids));
+	struct mount_id *ids = malloc(cap * sizeof(*ids));
 	const char *p = text;
 
 	if (!ids)
 		return -ENOMEM;
 	while (*p) {
 		const char *eol = strchr(p, '\n');
-		char *end;
-		unsigned long long id;
+		struct mount_id m;
 
-		id = strtoull(p, &end, 10);
-		if (end != p && *end == ' ') {
+		if (parse_line(p, &m)) {
 			if (n == cap) {
-				uint64_t *v = realloc(ids, 2 * cap * sizeof(*ids));
+				struct mount_id *v = realloc(ids, 2 * cap * sizeof(*ids));
 
 				if (!v) {
 					free(ids);
@@ -78,13 +94,13 @@ mounts_parse_ids(const char *text, uint64_t **ret_ids)
 				ids = v;
 				cap *= 2;
 			}
-			ids[n++] = id;
+			ids[n++] = m;
 		}
 		if (!eol)
 			break;
 		p = eol + 1;
 	}
-	qsort(ids, n, sizeof(*ids), cmp_u64);
+	qsort(ids, n, sizeof(*ids), cmp_id);
 	*ret_ids = ids;
 	return (long)n;
 }
@@ -129,7 +145,7 @@ static int
 reload(struct engine *e)
 {
 	struct mounts *mt = e->mounts;
-	uint64_t *ids = NULL, *more = NULL, *old;
+	struct mount_id *ids = NULL, *more = NULL, *old;
 	char *text = read_all(mt->fd);
 	long n, m = 0;
 
@@ -144,13 +160,14 @@ reload(struct engine *e)
 		m = text ? mounts_parse_ids(text, &more) : 0;
 		free(text);
 		if (m > 0) {
-			uint64_t *all = realloc(ids, (size_t)(n + m) * sizeof(*ids));
+			struct mount_id *all =
+				realloc(ids, (size_t)(n + m) * sizeof(*ids));
 
 			if (all) {
 				ids = all;
 				memcpy(ids + n, more, (size_t)m * sizeof(*ids));
 				n += m;
-				qsort(ids, (size_t)n, sizeof(*ids), cmp_u64);
+				qsort(ids, (size_t)n, sizeof(*ids), cmp_id);
 			}
 		}
 		free(more);
@@ -165,19 +182,52 @@ reload(struct engine *e)
 }
 
 bool
-mounts_is_ours(struct engine *e, uint64_t mnt_id)
+mounts_lookup(struct engine *e, uint64_t mnt_id, dev_t *ret_dev)
 {
 	struct mounts *mt = e->mounts;
-	bool found = false;
+	struct mount_id key = { .id = mnt_id }, *m = NULL;
 
 	if (!mt)
 		return false;
 	pthread_rwlock_rdlock(&mt->lock);
 	if (mt->n)
-		found = bsearch(&mnt_id, mt->ids, mt->n, sizeof(*mt->ids), cmp_u64) !=
-			NULL;
+		m = bsearch(&key, mt->ids, mt->n, sizeof(*mt->ids), cmp_id);
+	if (m && ret_dev)
+		*ret_dev = m->dev;
 	pthread_rwlock_unlock(&mt->lock);
-	return found;
+	return m != NULL;
+}
+
+dev_t
+mounts_fs_dev_of_path(const char *path)
+{
+	struct flt_statx st;
+	dev_t dev;
+	char *text;
+	int fd;
+
+	if (flt_statx(AT_FDCWD, path, 0, FLT_STATX_INO | FLT_STATX_MNT_ID, &st) < 0)
+		return 0;
+	dev = flt_statx_dev(&st);
+	if (!(st.stx_mask & FLT_STATX_MNT_ID))
+		return dev;
+	fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return dev;
+	text = read_all(fd);
+	close(fd);
+	for (const char *p = text; p && *p;) {
+		const char *eol = strchr(p, '\n');
+		struct mount_id m;
+
+		if (parse_line(p, &m) && m.id == st.stx_mnt_id) {
+			dev = m.dev;
+			break;
+		}
+		p = eol ? eol + 1 : "";
+	}
+	free(text);
+	return dev;
 }
 
 static void *

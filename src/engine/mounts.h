@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct engine;
 struct mounts;
@@ -19,11 +20,22 @@ struct mounts;
 int mounts_start(struct engine *e);
 /* Stops the watcher (e->stop_efd must be signalled first) and frees. */
 void mounts_stop(struct engine *e);
+struct mount_id {
+	uint64_t id;
+	dev_t dev; /* the superblock's (mountinfo's MAJOR:MINOR) */
+};
+
 /* Whether mnt_id (statx STATX_MNT_ID) is a mount of this process's mount
- * namespace as of the last read of the table. */
-bool mounts_is_ours(struct engine *e, uint64_t mnt_id);
-/* Parses mountinfo text into a sorted array of mount ids (malloc'ed);
- * returns the count or -errno. For the watcher and for tests. */
-long mounts_parse_ids(const char *text, uint64_t **ret_ids);
+ * namespace (or the initial one) as of the last read of the table; if so
+ * *ret_dev (may be NULL) is its filesystem's device. */
+bool mounts_lookup(struct engine *e, uint64_t mnt_id, dev_t *ret_dev);
+/* The device of the filesystem (superblock) holding path, as the mount
+ * table names it: on btrfs, a subvolume's files have a device number of
+ * their own (st_dev), but one superblock, one mark. Reads the table
+ * (for attach and re-resolution, not events); 0 if path is not there. */
+dev_t mounts_fs_dev_of_path(const char *path);
+/* Parses mountinfo text into an array sorted by id (malloc'ed); returns
+ * the count or -errno. For the watcher and for tests. */
+long mounts_parse_ids(const char *text, struct mount_id **ret_ids);
 
 #endif

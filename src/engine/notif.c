@@ -78,7 +78,7 @@ deliver(struct dtable *t, struct flt_callback_data *d)
 
 		if (!(df->notif_ops & op_bit(d->op)))
 			continue;
-		in = instance_match(df, d, NULL);
+		in = instance_match(t, df, d, NULL);
 		if (!in && (d->flags & FLT_EVENT_PATH_UNKNOWN))
 			in = instance_on_dev(df, d->dev);
 		if (!in)

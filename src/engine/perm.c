@@ -146,20 +146,68 @@ fe_at(struct perm_event *ev, size_t i)
  * i.e. those with a pre callback for its operation and an instance on
  * its filesystem (any instance, when the filesystem is unknown).
  */
-static int
-fallback_verdict(const struct dtable *t, enum flt_operation op, int fd)
+static bool
+covers(const struct dt_filter *df, enum flt_operation op, dev_t dev, bool dev_known)
 {
-	struct stat st;
-	bool dev_known = fd >= 0 && fstat(fd, &st) == 0;
+	if (!(df->pre_ops & op_bit(op)))
+		return false;
+	for (size_t j = 0; j < df->n_inst; j++)
+		if (!dev_known || df->inst[j].dev == dev)
+			return true;
+	return false;
+}
 
-	for (size_t i = 0; t && i < t->n; i++) {
+/* dev is known (non-zero) and some instance of t names it. */
+static bool
+dev_placed(const struct dtable *t, dev_t dev)
+{
+	for (size_t i = 0; dev && t && i < t->n; i++)
+		for (size_t j = 0; j < t->f[i].n_inst; j++)
+			if (t->f[i].inst[j].dev == dev)
+				return true;
+	return false;
+}
+
+static int
+fallback_verdict(struct engine *e, const struct dtable *t, enum flt_operation op, int fd)
+{
+	dev_t dev = event_fs_dev(e, fd);
+	bool known = dev_placed(t, dev);
+
+	for (size_t i = 0; t && i < t->n; i++)
+		if (t->f[i].filter->eng->default_verdict < 0 &&
+		    covers(&t->f[i], op, dev, known))
+			return -EPERM;
+	return 0;
+}
+
+/*
+ * When the filter holding an event lets it go by an allowing default
+ * (its deadline, or unregistering), the filters below it were never
+ * asked: they get theirs. The event is answered with the strictest
+ * default verdict among them (those with a pre callback for the
+ * operation and an instance on the event's filesystem, not excluded for
+ * its process), so a slow filter above cannot carry a file past a
+ * fail-closed one below. Filled in before the first callback (identity),
+ * so it is read here without racing the reader.
+ */
+static int
+below_default(struct perm_event *ev, size_t pos)
+{
+	const struct dtable *t = ev->t;
+	dev_t dev = ev->priv.identity_ok ? ev->priv.fs_dev : 0;
+	bool known = dev_placed(t, dev);
+
+	for (size_t i = pos + 1; t && i < t->n; i++) {
 		const struct dt_filter *df = &t->f[i];
 
-		if (!(df->pre_ops & op_bit(op)) || df->filter->eng->default_verdict == 0)
+		if (df->filter->eng->default_verdict == 0 ||
+		    !covers(df, ev->data.op, dev, known))
 			continue;
-		for (size_t j = 0; j < df->n_inst; j++)
-			if (!dev_known || df->inst[j].dev == st.st_dev)
-				return -EPERM;
+		if (atomic_load(&df->filter->eng->n_excluded_hint) &&
+		    filter_excludes(df->filter, ev->data.pid))
+			continue;
+		return -EPERM;
 	}
 	return 0;
 }
@@ -255,7 +303,7 @@ run_chain(struct perm_event *ev)
 
 		if (!(df->pre_ops & op_bit(op)))
 			continue;
-		in = instance_match(df, &ev->data, &on_dev);
+		in = instance_match(t, df, &ev->data, &on_dev);
 		if (!in) {
 			/* Not asked for this path to the file: an inode cache
 			 * entry would hide other paths to it from the filter
@@ -451,14 +499,27 @@ answer_default(struct perm_event *ev, int verdict, size_t pos, const char *why)
 {
 	struct engine *e = ev->e;
 	int expected = 0;
+	bool below = false;
 
+	if (atomic_load(&ev->answered))
+		return;
+	if (verdict == 0) {
+		verdict = below_default(ev, pos);
+		below = verdict != 0;
+	}
 	if (!atomic_compare_exchange_strong(&ev->answered, &expected, 1))
 		return;
 	atomic_fetch_add(&e->ctr.deadline_defaults, 1);
 	atomic_fetch_add(verdict == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 	atomic_fetch_add(&fe_at(ev, pos)->ctr.deadline_defaults, 1);
 	respond(e, ev->fd, verdict);
-	log_default(ev, verdict, pos, why);
+	log_default(ev, verdict, pos,
+		    below ? (why[0] == 'd'
+				     ? "deadline passed (a filter below, never asked, "
+				       "denies by default)"
+				     : "unregistered while holding it (a filter below, "
+				       "never asked, denies by default)")
+			  : why);
 }
 
 static void
@@ -494,7 +555,7 @@ handle_event(struct engine *e, const struct fan_event *fe)
 		     : calloc(1, sizeof(*ev) + n * (1 + sizeof(void *) + sizeof(void *)));
 	if (!ev || !(t->pre_ops & op_bit(op))) {
 		static struct log_limit oom_limit;
-		int v = ev ? 0 : fallback_verdict(t, op, fe->fd);
+		int v = ev ? 0 : fallback_verdict(e, t, op, fe->fd);
 
 		/* Counted before the answer, like every answer path: the
 		 * access that returns finds it counted. */
@@ -708,7 +769,7 @@ emergency_drain(struct engine *e, bool stopping)
 				continue;
 			v = fe.pid == e->self_pid
 				    ? 0
-				    : fallback_verdict(t, perm_op(fe.mask), fe.fd);
+				    : fallback_verdict(e, t, perm_op(fe.mask), fe.fd);
 			atomic_fetch_add(&e->ctr.emergency_answers, 1);
 			atomic_fetch_add(v == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 			respond(e, fe.fd, v);
@@ -922,7 +983,7 @@ perm_answer_all_at_shutdown(struct engine *e)
 			v = ev->deadline != INT64_MAX ? ev->default_verdict : 0;
 			pthread_mutex_unlock(&e->pend_lock);
 			if (v == 0)
-				v = fallback_verdict(ev->t, ev->data.op, ev->fd);
+				v = fallback_verdict(e, ev->t, ev->data.op, ev->fd);
 			atomic_fetch_add(v == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 			respond(e, ev->fd, v);
 		}

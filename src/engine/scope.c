@@ -98,7 +98,27 @@ ensure_stat(struct flt_callback_data *d)
 	pv->ctime_ns = flt_statx_ctime_ns(&st);
 	pv->mnt_id_known = (st.stx_mask & FLT_STATX_MNT_ID) != 0;
 	pv->mnt_id = st.stx_mnt_id;
+	/* The filesystem by its superblock, as instances are attached: a
+	 * btrfs subvolume's files have a device number of their own. */
+	pv->fs_dev = d->dev;
+	pv->mount_ours =
+		!pv->mnt_id_known || mounts_lookup(pv->e, pv->mnt_id, &pv->fs_dev);
 	pv->identity_ok = true;
+}
+
+dev_t
+event_fs_dev(struct engine *e, int fd)
+{
+	struct flt_statx st;
+	dev_t dev;
+
+	if (fd < 0 ||
+	    flt_statx(fd, "", AT_EMPTY_PATH, FLT_STATX_INO | FLT_STATX_MNT_ID, &st) < 0)
+		return 0;
+	dev = flt_statx_dev(&st);
+	if (st.stx_mask & FLT_STATX_MNT_ID)
+		(void)mounts_lookup(e, st.stx_mnt_id, &dev);
+	return dev;
 }
 
 /* ---- the path, if it can be trusted ---- */
@@ -119,7 +139,7 @@ path_by_handle(struct engine *e, struct flt_callback_data *d)
 	fh.h.handle_bytes = sizeof(fh.bytes);
 	if (name_to_handle_at(d->fd, "", &fh.h, &mnt, AT_EMPTY_PATH) < 0)
 		return NULL;
-	fd = marks_open_by_handle(e, d->dev, &fh.h, O_PATH | O_CLOEXEC);
+	fd = marks_open_by_handle(e, d->priv->fs_dev, &fh.h, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
 	if (resolve_fd_path(fd, &path) < 0)
@@ -130,7 +150,7 @@ path_by_handle(struct engine *e, struct flt_callback_data *d)
 	if (path && (flt_statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW,
 			       FLT_STATX_INO | FLT_STATX_MNT_ID, &st) < 0 ||
 		     flt_statx_dev(&st) != d->dev || st.stx_ino != (uint64_t)d->ino ||
-		     !mounts_is_ours(e, st.stx_mnt_id))) {
+		     !mounts_lookup(e, st.stx_mnt_id, NULL))) {
 		free(path);
 		path = NULL;
 	}
@@ -156,7 +176,7 @@ ensure_scope(struct flt_callback_data *d)
 	}
 	/* Without a mount id (before Linux 5.8, below the minimum) the path
 	 * is taken as it reads. */
-	if (pv->mnt_id_known && !mounts_is_ours(pv->e, pv->mnt_id)) {
+	if (!pv->mount_ours) {
 		free(pv->path_buf);
 		pv->path_buf = path_by_handle(pv->e, d);
 		if (!pv->path_buf) {
@@ -274,17 +294,35 @@ uncertain(struct flt_callback_data *d, const struct dt_instance *in)
 	return in;
 }
 
-const struct dt_instance *
-instance_match(const struct dt_filter *df, struct flt_callback_data *d, bool *ret_on_dev)
+/* Whether any filter of t has an instance on dev: events come only from
+ * marked filesystems, so a device no instance names is one the engine
+ * cannot place (a subvolume reached through a mount of another
+ * namespace). */
+static bool
+dev_known(const struct dtable *t, dev_t dev)
 {
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t j = 0; j < t->f[i].n_inst; j++)
+			if (t->f[i].inst[j].dev == dev)
+				return true;
+	return false;
+}
+
+const struct dt_instance *
+instance_match(const struct dtable *t, const struct dt_filter *df,
+	       struct flt_callback_data *d, bool *ret_on_dev)
+{
+	struct flt_event_priv *pv = d->priv;
 	const struct dt_instance *first = NULL;
-	bool perm = d->priv->perm != NULL;
+	bool perm = pv->perm != NULL;
+	dev_t dev;
 
 	ensure_stat(d);
+	dev = perm ? pv->fs_dev : d->dev;
 	for (size_t i = 0; i < df->n_inst; i++) {
 		const struct dt_instance *in = &df->inst[i];
 
-		if (in->dev != d->dev)
+		if (in->dev != dev)
 			continue;
 		if (in->kind == FLT_INSTANCE_FILESYSTEM)
 			return in;
@@ -298,12 +336,23 @@ instance_match(const struct dt_filter *df, struct flt_callback_data *d, bool *re
 	}
 	if (ret_on_dev)
 		*ret_on_dev = first != NULL;
-	if (!first || !perm)
+	if (!perm)
 		return NULL; /* notifications: notif.c decides on unknown paths */
-	if (d->priv->scope != SCOPE_TRUSTED)
+	if (!first) {
+		/* No instance of df on this filesystem, unless the engine
+		 * cannot tell which filesystem it is. */
+		if (pv->dev_known == 0)
+			pv->dev_known = pv->identity_ok && dev_known(t, dev) ? 1 : 2;
+		if (pv->dev_known == 1 || df->n_inst == 0)
+			return NULL;
+		if (ret_on_dev)
+			*ret_on_dev = true;
+		return uncertain(d, &df->inst[0]);
+	}
+	if (pv->scope != SCOPE_TRUSTED)
 		return uncertain(d, first);
-	if (d->priv->settled == 0)
-		d->priv->settled =
+	if (pv->settled == 0)
+		pv->settled =
 			path_settled(d, scope_fs_type_known(first->fs_type)) ? 1 : 2;
-	return d->priv->settled == 1 ? NULL : uncertain(d, first);
+	return pv->settled == 1 ? NULL : uncertain(d, first);
 }
