@@ -257,10 +257,11 @@ path_settled(struct flt_callback_data *d, bool ctime_on_rename)
 		if (flt_statx(AT_FDCWD, buf, AT_SYMLINK_NOFOLLOW,
 			      FLT_STATX_CTIME | FLT_STATX_MODE | FLT_STATX_UID |
 				      FLT_STATX_MNT_ID,
-			      &st) < 0)
+			      &st) < 0) {
 			ok = false; /* the path changed: it names nothing now */
-		else if (!root_only(st.stx_uid, st.stx_mode) &&
-			 child_mnt == st.stx_mnt_id)
+			break;
+		}
+		if (!root_only(st.stx_uid, st.stx_mode) && child_mnt == st.stx_mnt_id)
 			ok = ctime_on_rename && child_ctime <= since;
 		/* A child on another mount is that mount's root: its ctime is
 		 * the mounted directory's, and the directory it is mounted on

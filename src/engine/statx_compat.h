@@ -69,6 +69,11 @@ flt_statx_dev(const struct flt_statx *st)
 static inline int64_t
 flt_statx_ctime_ns(const struct flt_statx *st)
 {
+	/* Saturated: a ctime past 2262 reads as "now or later". */
+	if (st->stx_ctime.tv_sec > INT64_MAX / 1000000000 - 1)
+		return INT64_MAX;
+	if (st->stx_ctime.tv_sec < INT64_MIN / 1000000000 + 1)
+		return INT64_MIN;
 	return st->stx_ctime.tv_sec * 1000000000 + (int64_t)st->stx_ctime.tv_nsec;
 }
 
