@@ -8,6 +8,7 @@
  * Root only (fanotify, ownership checks).
  */
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -40,6 +42,9 @@ extern char **environ;
 static const char *fltmgrd_bin, *fltmc_bin, *filter_so;
 static char scratch[] = "/tmp/fltmgr-daemon.XXXXXX";
 static char rundir[64], fdir[256], conf[256], watch[256], logfile[256];
+/* fltmc copied where uid 65534 can run it (the checkout may not be
+ * reachable for that user). */
+static char fltmc_nobody[300];
 
 /* ---- small helpers ---- */
 
@@ -857,8 +862,8 @@ test_fltmc_access(void **state)
 	(void)state;
 	daemon_start();
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "filters", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "filters", NULL }),
 			 4);
 	assert_non_null(strstr(out, "permission denied"));
 	assert_int_equal(daemon_stop(), 0);
@@ -867,13 +872,13 @@ test_fltmc_access(void **state)
 	write_conf2("control_group = nogroup\n", NULL);
 	daemon_start();
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "--json", "filters", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "--json", "filters", NULL }),
 			 0);
 	assert_non_null(strstr(out, "\"tf\""));
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "unload", "tf", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "unload", "tf", NULL }),
 			 4);
 	assert_int_equal(try_open("secret.txt"), -EPERM); /* still loaded */
 }
@@ -1338,8 +1343,8 @@ test_control_group_given_by_reload(void **state)
 	assert_int_equal(st.st_mode & 0777, 0660);
 	assert_null(strstr(read_file(logfile), "cannot change group"));
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "filters", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "filters", NULL }),
 			 0);
 }
 
@@ -1381,8 +1386,8 @@ test_control_peer_checked_even_if_socket_mode_is_opened(void **state)
 	snprintf(path, sizeof(path), "%s/control", rundir);
 	assert_int_equal(chmod(path, 0666), 0);
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "filters", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "filters", NULL }),
 			 4);
 	assert_non_null(strstr(out, "permission denied"));
 	assert_non_null(strstr(read_file(logfile), "control: refused pid"));
@@ -1454,6 +1459,167 @@ test_control_client_limits(void **state)
 	json_object_put(o);
 }
 
+/* ==== fail-closed reloads, trusted files, control slots, instance state ==== */
+
+static void
+copy_file_mode(const char *from, const char *to, mode_t mode)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod %04o '%s'", from, to,
+		 (unsigned)mode, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Runs fltmc (as root) with argv; out gets stdout+stderr. */
+#define FLTMC(out, ...)                                                                  \
+	run_as(out, sizeof(out), (uid_t)-1, 0,                                           \
+	       (char *const[]){ (char *)fltmc_bin, "--runtime-dir", rundir, __VA_ARGS__, \
+				NULL })
+
+/* --check-config and a start with cfg both exit 1 with each needle in
+ * the output. */
+static void
+expect_refused_config(const char *cfg, const char *needle1, const char *needle2)
+{
+	char out[8192];
+	int rc;
+
+	rc = RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", (char *)cfg);
+	if (rc != 1 || !strstr(out, needle1) || (needle2 && !strstr(out, needle2)))
+		fail_msg("--check-config --config %s: exit %d, expected 1 with '%s'%s%s: "
+			 "%s",
+			 cfg, rc, needle1, needle2 ? " and " : "", needle2 ? needle2 : "",
+			 out);
+	rc = RUN(out, (char *)fltmgrd_bin, "--foreground", "--runtime-dir", rundir,
+		 "--config", (char *)cfg);
+	if (rc != 1 || !strstr(out, needle1) || (needle2 && !strstr(out, needle2)))
+		fail_msg("fltmgrd --config %s: exit %d, expected 1 with '%s': %s", cfg,
+			 rc, needle1, out);
+}
+
+static void
+mkdir_owned(const char *path, mode_t mode, uid_t owner)
+{
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(chown(path, owner, owner), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* A config naming filter_dir dir (tf.so in it), written safely. */
+static void
+conf_with_filter_dir(const char *cfg, const char *dir)
+{
+	char text[1024];
+
+	snprintf(text, sizeof(text),
+		 "[fltmgrd]\nfilter_dir = %s\n\n[filter tf]\naltitude = 300000\n"
+		 "object = tf.so\nattach = %s\n",
+		 dir, watch);
+	write_file(cfg, text, 0644);
+}
+
+/* The configuration file and every directory on the way to it and to a
+ * filter object (through symbolic links too) must be root's and not
+ * writable by group or others (a sticky directory such as /tmp passes
+ * when the entry in it is root's); a directory or an empty file is no
+ * configuration. Each is refused by --check-config, at start and by a
+ * reload, with the offending path. */
+static void
+test_untrusted_config_and_object_paths_refused(void **state)
+{
+	char t[300], p[400], q[400], cfg[512], out[8192];
+
+	(void)state;
+	snprintf(t, sizeof(t), "%s/trust%s", scratch, strrchr(fdir, '/') + 1);
+	mkdir_owned(t, 0755, 0);
+
+	/* the configuration file itself */
+	snprintf(cfg, sizeof(cfg), "%s/c1.conf", t);
+	write_file(cfg, read_file(conf), 0666);
+	expect_refused_config(cfg, cfg, "writable by group or others");
+	assert_int_equal(chmod(cfg, 0644), 0);
+	assert_int_equal(chown(cfg, 65534, 65534), 0);
+	expect_refused_config(cfg, cfg, "not owned by root");
+	/* a directory on its path */
+	snprintf(p, sizeof(p), "%s/gw", t);
+	mkdir_owned(p, 0775, 0);
+	snprintf(cfg, sizeof(cfg), "%s/c3.conf", p);
+	write_file(cfg, read_file(conf), 0644);
+	expect_refused_config(cfg, p, "writable by group or others");
+	snprintf(p, sizeof(p), "%s/user", t);
+	mkdir_owned(p, 0755, 65534);
+	snprintf(cfg, sizeof(cfg), "%s/c4.conf", p);
+	write_file(cfg, read_file(conf), 0644);
+	expect_refused_config(cfg, p, "not owned by root");
+	/* a directory, an empty file, a file of comments only */
+	expect_refused_config(t, t, "not a regular file");
+	snprintf(cfg, sizeof(cfg), "%s/empty.conf", t);
+	write_file(cfg, "", 0644);
+	expect_refused_config(cfg, cfg, "empty");
+	write_file(cfg, "; nothing\n\n# here\n", 0644);
+	expect_refused_config(cfg, cfg, "empty");
+
+	/* the filter object's directories: a group-writable ancestor */
+	snprintf(p, sizeof(p), "%s/gw2", t);
+	mkdir_owned(p, 0775, 0);
+	snprintf(q, sizeof(q), "%s/gw2/filters", t);
+	mkdir_owned(q, 0755, 0);
+	snprintf(cfg, sizeof(cfg), "%s/tf.so", q);
+	copy_file_mode(filter_so, cfg, 0644);
+	snprintf(cfg, sizeof(cfg), "%s/o1.conf", t);
+	conf_with_filter_dir(cfg, q);
+	expect_refused_config(cfg, p, "writable by group or others");
+	/* a symbolic link into a world-writable directory */
+	snprintf(p, sizeof(p), "%s/ww", t);
+	mkdir_owned(p, 0777, 0);
+	snprintf(q, sizeof(q), "%s/ww/tf.so", t);
+	copy_file_mode(filter_so, q, 0644);
+	snprintf(q, sizeof(q), "%s/lnk", t);
+	mkdir_owned(q, 0755, 0);
+	snprintf(cfg, sizeof(cfg), "%s/lnk/tf.so", t);
+	assert_int_equal(symlink("../ww/tf.so", cfg), 0);
+	snprintf(cfg, sizeof(cfg), "%s/o2.conf", t);
+	conf_with_filter_dir(cfg, q);
+	expect_refused_config(cfg, p, "writable by group or others");
+	/* a symbolic link to a directory below a group-writable one */
+	snprintf(q, sizeof(q), "%s/dl", t);
+	snprintf(p, sizeof(p), "%s/gw2/filters", t);
+	assert_int_equal(symlink(p, q), 0);
+	snprintf(cfg, sizeof(cfg), "%s/o3.conf", t);
+	conf_with_filter_dir(cfg, q);
+	snprintf(p, sizeof(p), "%s/gw2", t);
+	expect_refused_config(cfg, p, "writable by group or others");
+	/* sticky: an entry of another user in it is refused, root's passes */
+	snprintf(p, sizeof(p), "%s/st", t);
+	mkdir_owned(p, 01777, 0);
+	snprintf(q, sizeof(q), "%s/st/u", t);
+	mkdir_owned(q, 0755, 65534);
+	snprintf(cfg, sizeof(cfg), "%s/tf.so", q);
+	copy_file_mode(filter_so, cfg, 0644);
+	snprintf(cfg, sizeof(cfg), "%s/o4.conf", t);
+	conf_with_filter_dir(cfg, q);
+	expect_refused_config(cfg, q, "not owned by root");
+	snprintf(q, sizeof(q), "%s/st/r", t);
+	mkdir_owned(q, 0755, 0);
+	snprintf(cfg, sizeof(cfg), "%s/tf.so", q);
+	copy_file_mode(filter_so, cfg, 0644);
+	snprintf(cfg, sizeof(cfg), "%s/o5.conf", t);
+	conf_with_filter_dir(cfg, q);
+	assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", cfg),
+			 0);
+
+	/* a reload of a configuration file that became writable */
+	daemon_start();
+	assert_int_equal(chmod(conf, 0664), 0);
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	if (!strstr(out, conf) || !strstr(out, "writable by group or others"))
+		fail_msg("reload output: %s", out);
+	assert_int_equal(chmod(conf, 0644), 0);
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1505,6 +1671,8 @@ main(int argc, char **argv)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_missing_kept_capability_is_named,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_untrusted_config_and_object_paths_refused, setup, teardown),
 	};
 	int r;
 
@@ -1529,6 +1697,20 @@ main(int argc, char **argv)
 	if (r != 0)
 		return r;
 	unsetenv("FLTMGR_RUNTIME_DIR");
+	/* What uid 65534 runs is copied into the scratch (0755): the
+	 * checkout may be in a directory that user cannot enter. */
+	snprintf(fltmc_nobody, sizeof(fltmc_nobody), "%s/bin", scratch);
+	if (mkdir(fltmc_nobody, 0755) < 0)
+		return 1;
+	snprintf(fltmc_nobody, sizeof(fltmc_nobody), "%s/bin/fltmc", scratch);
+	{
+		char cmd[1024];
+
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 0755 '%s'", fltmc_bin,
+			 fltmc_nobody, fltmc_nobody);
+		if (system(cmd) != 0)
+			return 1;
+	}
 	/* FLTMGR_TEST_ONLY=PATTERN runs the matching tests only (debugging). */
 	if (getenv("FLTMGR_TEST_ONLY"))
 		cmocka_set_test_filter(getenv("FLTMGR_TEST_ONLY"));

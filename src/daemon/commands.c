@@ -48,15 +48,17 @@ command_error(int err, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
 	const char *name = strerrorname_np(err < 0 ? -err : err);
-	char msg[1024];
+	char *msg = NULL;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
 	put_str(o, "errno", name ? name : "EIO");
-	put_str(o, "error", msg);
+	put_str(o, "error", msg ? msg : "out of memory");
+	free(msg);
 	return o;
 }
 
@@ -96,7 +98,8 @@ cmd_status(struct daemon *d)
 	put_str(o, "filter_dir", d->filter_dir);
 	put_u64(o, "uptime_ms", (uint64_t)(now_ns() - d->started_ns) / 1000000);
 	put_u64(o, "filters", d->fs.n);
-	json_object_object_add(o, "healthy", json_object_new_boolean(daemon_healthy(d)));
+	json_object_object_add(o, "healthy",
+			       json_object_new_boolean(daemon_progressing(d)));
 	return o;
 }
 
@@ -117,7 +120,7 @@ cmd_filters(struct daemon *d)
 		put_str(f, "altitude", v[i]->cf.altitude);
 		put_u64(f, "instances", v[i]->cf.n_instances);
 		put_str(f, "state", "running");
-		put_str(f, "object", v[i]->lf.path);
+		put_str(f, "object", v[i]->lf.img.path);
 		json_object_object_add(f, "deadline_ms",
 				       json_object_new_int(v[i]->cf.deadline_ms
 								   ? v[i]->cf.deadline_ms
@@ -421,11 +424,16 @@ command_do(struct daemon *d, const struct ctl_request *rq)
 	case CTL_RELOAD: {
 		struct json_object *o;
 
-		r = daemon_reload(d, &res);
-		if (r == -EINVAL)
-			return command_error(EINVAL,
-					     "the configuration has errors (see the "
-					     "daemon's log); nothing was changed");
+		r = daemon_reload(d, &res, &why);
+		if (r == -EINVAL) {
+			o = command_error(EINVAL,
+					  "the configuration was rejected, nothing was "
+					  "changed: %s",
+					  why ? why : "see the daemon's log");
+			free(why);
+			return o;
+		}
+		free(why);
 		o = r < 0 ? command_error(-r, "reload applied only in part (see the "
 					      "daemon's log)")
 			  : ok_reply();

@@ -160,7 +160,7 @@ filterset_load(struct filterset *fs, const struct cfg_filter *cf, bool configure
 	}
 	fs->v[fs->n++] = rf;
 	dlog(FLT_LOG_NOTICE, "filter %s loaded at altitude %s from %s (%zu instance%s)",
-	     cf->name, cf->altitude, rf->lf.path, rf->cf.n_instances,
+	     cf->name, cf->altitude, rf->lf.img.path, rf->cf.n_instances,
 	     rf->cf.n_instances == 1 ? "" : "s");
 	return 0;
 }
