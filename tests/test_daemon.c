@@ -1477,6 +1477,477 @@ copy_file_mode(const char *from, const char *to, mode_t mode)
 	       (char *const[]){ (char *)fltmc_bin, "--runtime-dir", rundir, __VA_ARGS__, \
 				NULL })
 
+static bool
+daemon_alive(void)
+{
+	int status;
+
+	return daemon_pid > 0 && waitpid(daemon_pid, &status, WNOHANG) == 0;
+}
+
+/* Prober processes: each opens, executes or reads one file in a loop and
+ * counts how often that was allowed, in memory shared with us. */
+enum probe_kind { PROBE_OPEN, PROBE_EXEC, PROBE_READ };
+
+struct probe_shared {
+	atomic_int stop, ready, tries, allowed;
+};
+
+struct proc_prober {
+	pid_t pid;
+	enum probe_kind kind;
+	char path[512];
+	struct probe_shared *sh;
+};
+
+static bool
+probe_once(enum probe_kind kind, const char *path, int fd)
+{
+	char c;
+	int status, k;
+	pid_t pid;
+
+	switch (kind) {
+	case PROBE_OPEN:
+		k = open(path, O_RDONLY | O_CLOEXEC);
+		if (k < 0)
+			return false;
+		close(k);
+		return true;
+	case PROBE_EXEC:
+		pid = fork();
+		if (pid < 0)
+			return false;
+		if (pid == 0) {
+			execl(path, path, (char *)NULL);
+			_exit(99);
+		}
+		if (waitpid(pid, &status, 0) != pid)
+			return false;
+		return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	case PROBE_READ:
+		return pread(fd, &c, 1, 0) >= 0;
+	}
+	return false;
+}
+
+static void
+proc_prober_start(struct proc_prober *p, struct probe_shared *sh, enum probe_kind kind,
+		  const char *path)
+{
+	p->kind = kind;
+	p->sh = sh;
+	snprintf(p->path, sizeof(p->path), "%s", path);
+	fflush(stdout);
+	p->pid = fork();
+	assert_true(p->pid >= 0);
+	if (p->pid == 0) {
+		int fd = -1;
+
+		/* The read prober needs the file open first (a permission
+		 * event for a read is only made for a file opened while the
+		 * filesystem had permission marks). */
+		for (int i = 0; kind == PROBE_READ && fd < 0 && i < 10000; i++) {
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				usleep(1000);
+		}
+		if (kind == PROBE_READ && fd < 0)
+			_exit(2);
+		atomic_store(&sh->ready, 1);
+		while (!atomic_load(&sh->stop)) {
+			bool ok = probe_once(kind, path, fd);
+
+			if (ok)
+				atomic_fetch_add(&sh->allowed, 1);
+			atomic_fetch_add(&sh->tries, 1);
+			usleep(200);
+		}
+		_exit(0);
+	}
+}
+
+static int
+proc_prober_tried(void *arg)
+{
+	struct proc_prober *p = arg;
+
+	return atomic_load(&p->sh->tries) > 0;
+}
+
+static void
+proc_prober_stop(struct proc_prober *p)
+{
+	int status;
+
+	atomic_store(&p->sh->stop, 1);
+	assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Two fail-closed filters: tfo denies opens of secret files in watch/o,
+ * tfx denies executions and reads of them in watch/x (no open callback);
+ * both have default_verdict = deny. gen_* is a parameter with no effect
+ * but to make a reload restart the filter. */
+static void
+write_deny_conf(int gen_o, int gen_x)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text),
+		 "[fltmgrd]\nfilter_dir = %s\nlog_level = info\n\n"
+		 "[filter tfo]\naltitude = 300000\nobject = tfo.so\n"
+		 "default_verdict = deny\nattach = %s/o\nparam.deny = secret\n"
+		 "param.port = tfoport\nparam.gen = %d\n\n"
+		 "[filter tfx]\naltitude = 290000\nobject = tfx.so\n"
+		 "default_verdict = deny\nattach = %s/x\nparam.deny = secret\n"
+		 "param.ops = exec,read\nparam.gen = %d\n",
+		 fdir, watch, gen_o, watch, gen_x);
+	write_file(conf, text, 0644);
+}
+
+static void
+make_deny_tree(void)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/o", watch);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/x", watch);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/o/secret.txt", watch);
+	write_file(p, "s\n", 0644);
+	snprintf(p, sizeof(p), "%s/o/plain.txt", watch);
+	write_file(p, "p\n", 0644);
+	snprintf(p, sizeof(p), "%s/x/secret.txt", watch);
+	write_file(p, "s\n", 0644);
+	snprintf(p, sizeof(p), "%s/x/secret-true", watch);
+	copy_file_mode("/bin/true", p, 0755);
+	snprintf(p, sizeof(p), "%s/x/plain-true", watch);
+	copy_file_mode("/bin/true", p, 0755);
+	copy_filter("tfo.so");
+	copy_filter("tfx.so");
+}
+
+/* A reload that restarts a fail-closed filter (default_verdict = deny)
+ * never lets through what that filter denies: prober processes open,
+ * execute and read its denied files throughout eight reloads that change
+ * a parameter of both filters, and none succeeds. A reload that changes
+ * only the other filter leaves this one alone (its service stays
+ * connected). */
+static void
+test_reload_restart_holds_default_verdict(void **state)
+{
+	struct probe_shared *sh;
+	struct proc_prober pr[3];
+	struct service svc = { 0 };
+	struct json_object *o;
+	char path[3][512], p[512], out[4096];
+	int before[3];
+	const int reloads = 8;
+
+	(void)state;
+	make_deny_tree();
+	write_deny_conf(0, 0);
+	daemon_start();
+	sh = mmap(NULL, 3 * sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(sh != MAP_FAILED);
+	memset(sh, 0, 3 * sizeof(*sh));
+	snprintf(path[0], sizeof(path[0]), "%s/o/secret.txt", watch);
+	snprintf(path[1], sizeof(path[1]), "%s/x/secret-true", watch);
+	snprintf(path[2], sizeof(path[2]), "%s/x/secret.txt", watch);
+	/* Denied while nothing reloads: the probes see the filters. */
+	assert_false(probe_once(PROBE_OPEN, path[0], -1));
+	assert_false(probe_once(PROBE_EXEC, path[1], -1));
+	proc_prober_start(&pr[0], &sh[0], PROBE_OPEN, path[0]);
+	proc_prober_start(&pr[1], &sh[1], PROBE_EXEC, path[1]);
+	proc_prober_start(&pr[2], &sh[2], PROBE_READ, path[2]);
+	for (int k = 0; k < 3; k++) {
+		assert_true(tu_wait_until(proc_prober_tried, &pr[k], 10000));
+		before[k] = atomic_load(&sh[k].tries);
+	}
+	for (int i = 1; i <= reloads; i++) {
+		write_deny_conf(i, i);
+		o = fltmc_json("reload", NULL, NULL);
+		if (!json_object_get_boolean(jget(o, "ok")) || jint(o, "restarted") != 2)
+			fail_msg("reload %d: %s", i, json_object_to_json_string(o));
+		json_object_put(o);
+	}
+	for (int k = 0; k < 3; k++) {
+		int64_t end = tu_now_ms() + 10000;
+
+		/* at least one probe after the last reload */
+		while (atomic_load(&sh[k].tries) <= before[k] + 1 && tu_now_ms() < end)
+			usleep(10000);
+		proc_prober_stop(&pr[k]);
+	}
+	print_message("probes during %d reloads: open %d/%d, exec %d/%d, read %d/%d "
+		      "allowed\n",
+		      reloads, atomic_load(&sh[0].allowed), atomic_load(&sh[0].tries),
+		      atomic_load(&sh[1].allowed), atomic_load(&sh[1].tries),
+		      atomic_load(&sh[2].allowed), atomic_load(&sh[2].tries));
+	for (int k = 0; k < 3; k++) {
+		assert_true(atomic_load(&sh[k].tries) > before[k]);
+		if (atomic_load(&sh[k].allowed) != 0)
+			fail_msg("%s of %s allowed %d times of %d during the reloads",
+				 k == 0   ? "open"
+				 : k == 1 ? "exec"
+					  : "read",
+				 path[k], atomic_load(&sh[k].allowed),
+				 atomic_load(&sh[k].tries));
+	}
+	/* After the swaps, only what the filters deny is denied. */
+	snprintf(p, sizeof(p), "%s/o/plain.txt", watch);
+	assert_true(probe_once(PROBE_OPEN, p, -1));
+	snprintf(p, sizeof(p), "%s/x/plain-true", watch);
+	assert_true(probe_once(PROBE_EXEC, p, -1));
+	assert_false(probe_once(PROBE_OPEN, path[0], -1));
+
+	/* A reload that changes only tfx does not touch tfo. */
+	snprintf(p, sizeof(p), "%s/tfoport", rundir);
+	assert_int_equal(filter_connect_communication_port(p, 0, NULL, 0, &svc.port), 0);
+	assert_int_equal(service_ping(&svc), 0);
+	write_deny_conf(reloads, reloads + 1);
+	o = fltmc_json("reload", NULL, NULL);
+	assert_true(json_object_get_boolean(jget(o, "ok")));
+	assert_int_equal(jint(o, "restarted"), 1);
+	json_object_put(o);
+	assert_int_equal(service_ping(&svc), 0);
+	filter_close_port(svc.port);
+	assert_true(daemon_alive());
+	munmap(sh, 3 * sizeof(*sh));
+	(void)out;
+}
+
+/* The text of status's problem for filter name, or NULL. */
+static const char *
+status_problem(struct json_object *st, const char *name)
+{
+	struct json_object *a = NULL;
+
+	if (!json_object_object_get_ex(st, "problems", &a) ||
+	    !json_object_is_type(a, json_type_array))
+		return NULL;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		struct json_object *p = json_object_array_get_idx(a, i), *f = NULL;
+
+		if (json_object_object_get_ex(p, "filter", &f) && f &&
+		    !strcmp(json_object_get_string(f), name))
+			return json_object_get_string(jget(p, "problem"));
+	}
+	return NULL;
+}
+
+/* healthy, and (if want is not NULL) filter name's problem holds want. */
+static void
+expect_health(bool healthy, const char *name, const char *want)
+{
+	struct json_object *o = fltmc_json("status", NULL, NULL);
+	const char *p = status_problem(o, name);
+
+	if (json_object_get_boolean(jget(o, "healthy")) != healthy ||
+	    (want && (!p || !strstr(p, want))) || (healthy && p))
+		fail_msg("expected healthy %d%s%s: %s", healthy, want ? " with " : "",
+			 want ? want : "", json_object_to_json_string(o));
+	json_object_put(o);
+}
+
+/* tf is loaded, running, attached to `instances` paths, and denies. */
+static void
+expect_tf_running(int instances)
+{
+	struct json_object *o = fltmc_json("filters", NULL, NULL);
+	struct json_object *f = json_object_array_get_idx(jget(o, "filters"), 0);
+
+	if (json_object_array_length(jget(o, "filters")) != 1 || !f ||
+	    strcmp(json_object_get_string(jget(f, "name")), "tf") ||
+	    strcmp(json_object_get_string(jget(f, "state")), "running") ||
+	    jint(f, "instances") != instances)
+		fail_msg("tf is not running with %d instance(s): %s", instances,
+			 json_object_to_json_string(o));
+	json_object_put(o);
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+}
+
+/* Installs a fresh tf.so by rename (the documented upgrade), with mode and
+ * owner. */
+static void
+install_object(mode_t mode, uid_t owner)
+{
+	char from[300], to[300];
+
+	copy_filter(".tf.so.new");
+	snprintf(from, sizeof(from), "%s/.tf.so.new", fdir);
+	snprintf(to, sizeof(to), "%s/tf.so", fdir);
+	assert_int_equal(chmod(from, mode), 0);
+	assert_int_equal(chown(from, owner, owner), 0);
+	assert_int_equal(rename(from, to), 0);
+}
+
+/* A reload whose new object is refused (mode 0775, another owner), whose
+ * entry point refuses, or whose instance cannot be attached keeps the
+ * running fail-closed filter; fltmc reload fails with the reason, and
+ * status is unhealthy naming the filter and why until a reload works. */
+static void
+test_reload_failure_keeps_running_filter(void **state)
+{
+	struct service svc = { 0 };
+	char out[8192], obj[300];
+
+	(void)state;
+	snprintf(obj, sizeof(obj), "%s/tf.so", fdir);
+	write_conf("default_verdict = deny\n");
+	daemon_start();
+	service_connect(&svc);
+	expect_health(true, "tf", NULL);
+
+	install_object(0775, 0);
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	if (!strstr(out, obj) || !strstr(out, "writable by group or others"))
+		fail_msg("reload output: %s", out);
+	expect_tf_running(1);
+	assert_int_equal(service_ping(&svc), 0); /* not even restarted */
+	expect_health(false, "tf", "writable by group or others");
+	assert_int_equal(FLTMC(out, "status"), 0);
+	if (!strstr(out, "Healthy:") || !strstr(out, "no") || !strstr(out, "tf") ||
+	    !strstr(out, "writable by group or others"))
+		fail_msg("status output: %s", out);
+
+	install_object(0644, 65534);
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_non_null(strstr(out, "not owned by root"));
+	expect_tf_running(1);
+	assert_int_equal(service_ping(&svc), 0);
+	expect_health(false, "tf", "not owned by root");
+
+	install_object(0644, 0);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_tf_running(1);
+	expect_health(true, "tf", NULL);
+	filter_close_port(svc.port);
+
+	/* The new settings' entry point refuses: the old filter runs on. */
+	write_conf("default_verdict = deny\nparam.refuse = 5\n");
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_non_null(strstr(out, "refused to load"));
+	expect_tf_running(1);
+	expect_health(false, "tf", "refused to load");
+
+	/* An instance of the new settings cannot be attached. */
+	write_conf("default_verdict = deny\nparam.gen = 2\n"
+		   "attach = /nonexistent-fltmgr-dir\n");
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_non_null(strstr(out, "/nonexistent-fltmgr-dir"));
+	expect_tf_running(1);
+	expect_health(false, "tf", "/nonexistent-fltmgr-dir");
+
+	write_conf("default_verdict = deny\n");
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_tf_running(1);
+	expect_health(true, "tf", NULL);
+	assert_true(daemon_alive());
+}
+
+/* Offsets of a shared object to cut it at: inside the program headers,
+ * inside its executable PT_LOAD segment, in the middle of .dynamic. */
+static void
+elf_cut_points(const char *path, off_t cuts[3])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	Elf64_Ehdr eh;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &eh, sizeof(eh), 0), (ssize_t)sizeof(eh));
+	assert_int_equal(eh.e_ident[EI_CLASS], ELFCLASS64);
+	cuts[0] = (off_t)eh.e_phoff + eh.e_phentsize + eh.e_phentsize / 2;
+	cuts[1] = cuts[2] = 0;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		assert_int_equal(
+			pread(fd, &ph, sizeof(ph),
+			      (off_t)(eh.e_phoff + (Elf64_Off)i * eh.e_phentsize)),
+			(ssize_t)sizeof(ph));
+		if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) && ph.p_filesz > 2)
+			cuts[1] = (off_t)(ph.p_offset + ph.p_filesz / 2);
+		if (ph.p_type == PT_DYNAMIC && ph.p_filesz > 2)
+			cuts[2] = (off_t)(ph.p_offset + ph.p_filesz / 2);
+	}
+	close(fd);
+	assert_true(cuts[1] > 0 && cuts[2] > 0);
+}
+
+/* Writes the first len bytes of the test filter to path (created or
+ * truncated in place), root-owned 0644. */
+static void
+write_truncated(const char *path, off_t len, bool in_place)
+{
+	int in = open(filter_so, O_RDONLY | O_CLOEXEC);
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	static char buf[1 << 20];
+	ssize_t n;
+
+	(void)in_place;
+	assert_true(in >= 0 && out >= 0);
+	assert_true(len <= (off_t)sizeof(buf));
+	n = pread(in, buf, (size_t)len, 0);
+	assert_int_equal(n, (ssize_t)len);
+	assert_int_equal(write(out, buf, (size_t)len), (ssize_t)len);
+	assert_int_equal(fchmod(out, 0644), 0);
+	close(in);
+	close(out);
+}
+
+/* A reload while the filter's object is cut short (being copied in place,
+ * or renamed in truncated): the daemon stays up, the old filter keeps
+ * filtering, the error names the file. Cutting the loaded object's file
+ * in place does not reach the running filter either. */
+static void
+test_truncated_object_refused_daemon_stays_up(void **state)
+{
+	static const char *const where[] = { "inside the program headers",
+					     "inside a PT_LOAD segment",
+					     "in the middle of .dynamic" };
+	char out[8192], obj[300], tmp[300];
+	off_t cuts[3];
+
+	(void)state;
+	elf_cut_points(filter_so, cuts);
+	snprintf(obj, sizeof(obj), "%s/tf.so", fdir);
+	snprintf(tmp, sizeof(tmp), "%s/.tf.so.part", fdir);
+	write_conf("default_verdict = deny\n");
+	daemon_start();
+	for (int i = 0; i < 3; i++) {
+		write_truncated(tmp, cuts[i], false);
+		assert_int_equal(rename(tmp, obj), 0);
+		assert_int_equal(FLTMC(out, "reload"), 1);
+		if (!daemon_alive())
+			fail_msg("fltmgrd died on an object cut %s (%lld bytes): %s",
+				 where[i], (long long)cuts[i], read_file(logfile));
+		if (!strstr(out, obj))
+			fail_msg("cut %s: the error does not name %s: %s", where[i], obj,
+				 out);
+		expect_tf_running(1);
+		expect_health(false, "tf", obj);
+	}
+	/* A good object again, then cut the loaded file in place. */
+	install_object(0644, 0);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_tf_running(1);
+	write_truncated(obj, cuts[1], true);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(try_open("secret.txt"), -EPERM);
+	assert_true(daemon_alive());
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_true(daemon_alive());
+	assert_non_null(strstr(out, obj));
+	expect_tf_running(1);
+	install_object(0644, 0);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_health(true, "tf", NULL);
+}
+
 /* --check-config and a start with cfg both exit 1 with each needle in
  * the output. */
 static void
@@ -1671,6 +2142,12 @@ main(int argc, char **argv)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_missing_kept_capability_is_named,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_restart_holds_default_verdict,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_failure_keeps_running_filter,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_truncated_object_refused_daemon_stays_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_untrusted_config_and_object_paths_refused, setup, teardown),
 	};

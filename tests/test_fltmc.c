@@ -639,6 +639,32 @@ status_prints_key_value_lines(void **state)
 	run_free(&r);
 }
 
+/* An unhealthy daemon's problems: one line each, naming the filter (or
+ * the engine) and why. */
+static void
+status_prints_each_problem(void **state)
+{
+	static const char reply[] =
+		"{\"ok\": true, \"pid\": 1, \"healthy\": false, \"problems\": ["
+		"{\"filter\": \"tf\", \"problem\": \"running the object it loaded "
+		"before: filter object /x/tf.so is not owned by root\"},"
+		"{\"filter\": null, \"problem\": \"the engine is not making "
+		"progress\"}]}";
+	struct run r;
+
+	(void)state;
+	EXCHANGE(&r, reply, "{\"command\": \"status\"}", "status");
+	assert_int_equal(r.code, 0);
+	assert_words(r.out, "Healthy:", "Healthy:", "no");
+	assert_words(r.out, "Problem:      filter", "Problem:", "filter",
+		     "tf:", "running", "the", "object", "it", "loaded",
+		     "before:", "filter", "object", "/x/tf.so", "is", "not", "owned",
+		     "by", "root");
+	assert_words(r.out, "Problem:      engine", "Problem:", "engine:", "the",
+		     "engine", "is", "not", "making", "progress");
+	run_free(&r);
+}
+
 static void
 missing_and_mistyped_members_print_dashes(void **state)
 {
@@ -1169,6 +1195,7 @@ main(void)
 		T(ports_prints_a_line_per_port_and_an_indented_line_per_client),
 		T(stats_prints_sections_for_engine_filters_ports_and_daemon),
 		T(status_prints_key_value_lines),
+		T(status_prints_each_problem),
 		T(missing_and_mistyped_members_print_dashes),
 		T(requests_carry_the_command_and_its_arguments),
 		T(reload_prints_its_counts),

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -469,7 +470,7 @@ ctl_render_status(FILE *out, json_object *reply)
 	};
 	struct ctl_table *t = NULL;
 	const char *config = text(reply, "config");
-	json_object *v;
+	json_object *v, *problems = list(reply, "problems");
 	char uptime[64];
 	int r;
 
@@ -492,6 +493,28 @@ ctl_render_status(FILE *out, json_object *reply)
 		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
 		r = ctl_table_add_row(t, rows[i]);
+		if (r < 0)
+			goto out;
+	}
+	/* Why it is not healthy: one "Problem:" line each, naming the
+	 * filter (none: the engine). */
+	for (size_t i = 0; i < list_len(problems); i++) {
+		json_object *p = json_object_array_get_idx(problems, i), *f;
+		char *line = NULL;
+		const char *row[2] = { "Problem:", NULL };
+
+		if (json_object_object_get_ex(p, "filter", &f) && f)
+			r = asprintf(&line, "filter %s: %s", text(p, "filter"),
+				     text(p, "problem"));
+		else
+			r = asprintf(&line, "engine: %s", text(p, "problem"));
+		if (r < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		row[1] = line;
+		r = ctl_table_add_row(t, row);
+		free(line);
 		if (r < 0)
 			goto out;
 	}

@@ -86,10 +86,41 @@ sorted_filters(struct daemon *d)
 	return v;
 }
 
+static void
+put_problem(struct json_object *a, const char *filter, const char *problem)
+{
+	struct json_object *p = json_object_new_object();
+
+	put_str(p, "filter", filter);
+	put_str(p, "problem", problem);
+	json_object_array_add(a, p);
+}
+
+/* Why the daemon is not healthy: the engine is stuck, or a configured
+ * filter does not run as configured (filterset_mismatch). */
+static struct json_object *
+problems_json(struct daemon *d)
+{
+	struct json_object *a = json_object_new_array();
+
+	if (!daemon_progressing(d))
+		put_problem(a, NULL,
+			    "the engine is not making progress (a permission event is "
+			    "far past its deadline, or every reader is blocked)");
+	for (size_t i = 0; d->cfg && i < d->cfg->n_filters; i++) {
+		char *m = filterset_mismatch(&d->fs, &d->cfg->filters[i]);
+
+		if (m)
+			put_problem(a, d->cfg->filters[i].name, m);
+		free(m);
+	}
+	return a;
+}
+
 static struct json_object *
 cmd_status(struct daemon *d)
 {
-	struct json_object *o = ok_reply();
+	struct json_object *o = ok_reply(), *problems = problems_json(d);
 
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
 	put_str(o, "version", FLTMGR_VERSION);
@@ -98,8 +129,10 @@ cmd_status(struct daemon *d)
 	put_str(o, "filter_dir", d->filter_dir);
 	put_u64(o, "uptime_ms", (uint64_t)(now_ns() - d->started_ns) / 1000000);
 	put_u64(o, "filters", d->fs.n);
-	json_object_object_add(o, "healthy",
-			       json_object_new_boolean(daemon_progressing(d)));
+	json_object_object_add(
+		o, "healthy",
+		json_object_new_boolean(json_object_array_length(problems) == 0));
+	json_object_object_add(o, "problems", problems);
 	return o;
 }
 
@@ -119,8 +152,9 @@ cmd_filters(struct daemon *d)
 		put_str(f, "name", v[i]->cf.name);
 		put_str(f, "altitude", v[i]->cf.altitude);
 		put_u64(f, "instances", v[i]->cf.n_instances);
-		put_str(f, "state", "running");
-		put_str(f, "object", v[i]->lf.img.path);
+		put_str(f, "state", v[i]->lf.filter ? "running" : "held");
+		put_str(f, "object",
+			v[i]->lf.filter ? v[i]->lf.img.path : v[i]->cf.object);
 		json_object_object_add(f, "deadline_ms",
 				       json_object_new_int(v[i]->cf.deadline_ms
 								   ? v[i]->cf.deadline_ms
@@ -150,7 +184,10 @@ cmd_instances(struct daemon *d)
 		struct flt_instance_info *in = NULL;
 		size_t n = 0;
 
-		if (flt_filter_list_instances(v[i]->lf.filter, &in, &n) < 0)
+		/* A held filter's instances are its gate's. */
+		if (flt_filter_list_instances(v[i]->lf.filter ? v[i]->lf.filter
+							      : gate_filter(v[i]->held),
+					      &in, &n) < 0)
 			continue;
 		for (size_t k = n; k-- > 0;) { /* oldest first */
 			struct json_object *x = json_object_new_object();
@@ -211,7 +248,8 @@ add_ports(struct daemon *d, struct json_object *a, bool full)
 		struct json_object *sp = NULL, *clients = NULL;
 		size_t n = 0;
 
-		if (flt_filter_list_ports(v[i]->lf.filter, &p, &n) < 0)
+		if (!v[i]->lf.filter ||
+		    flt_filter_list_ports(v[i]->lf.filter, &p, &n) < 0)
 			continue;
 		for (size_t k = 0; k < n; k++) {
 			const struct flt_port_stats *s = &p[k].stats;
@@ -313,9 +351,12 @@ cmd_stats(struct daemon *d)
 	json_object_object_add(o, "engine", e);
 
 	for (size_t i = 0; i < d->fs.n; i++) {
-		struct json_object *f = json_object_new_object();
+		struct json_object *f;
 		struct flt_filter_stats s = { 0 };
 
+		if (!d->fs.v[i]->lf.filter) /* held: nothing runs */
+			continue;
+		f = json_object_new_object();
 		(void)flt_filter_get_stats(d->fs.v[i]->lf.filter, &s);
 		put_str(f, "name", d->fs.v[i]->cf.name);
 		put_u64(f, "seen", s.seen);
@@ -390,6 +431,24 @@ cmd_load(struct daemon *d, const struct ctl_request *rq)
 	return ok_reply();
 }
 
+/* The last reload's problems, "; "-joined (free() it). */
+static char *
+join_problems(struct daemon *d)
+{
+	char *s = NULL;
+
+	for (size_t i = 0; i < d->fs.n_problems; i++) {
+		char *n;
+
+		if (asprintf(&n, "%s%s%s", s ? s : "", s ? "; " : "",
+			     d->fs.problems[i].message) < 0)
+			break;
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
 static struct json_object *
 command_do(struct daemon *d, const struct ctl_request *rq)
 {
@@ -422,7 +481,7 @@ command_do(struct daemon *d, const struct ctl_request *rq)
 		r = filterset_detach(&d->fs, rq->name, rq->path, &why);
 		return r < 0 ? why_reply(r, why, "cannot detach") : ok_reply();
 	case CTL_RELOAD: {
-		struct json_object *o;
+		struct json_object *o, *errors;
 
 		r = daemon_reload(d, &res, &why);
 		if (r == -EINVAL) {
@@ -434,15 +493,26 @@ command_do(struct daemon *d, const struct ctl_request *rq)
 			return o;
 		}
 		free(why);
-		o = r < 0 ? command_error(-r, "reload applied only in part (see the "
-					      "daemon's log)")
-			  : ok_reply();
+		errors = json_object_new_array();
+		for (size_t i = 0; i < d->fs.n_problems; i++)
+			json_object_array_add(errors, json_object_new_string(
+							      d->fs.problems[i].message));
+		if (r < 0) {
+			char *all = join_problems(d);
+
+			o = command_error(-r, "reload applied only in part: %s",
+					  all ? all : "see the daemon's log");
+			free(all);
+		} else {
+			o = ok_reply();
+		}
 		put_u64(o, "loaded", res.loaded);
 		put_u64(o, "unloaded", res.unloaded);
 		put_u64(o, "restarted", res.restarted);
 		put_u64(o, "attached", res.attached);
 		put_u64(o, "detached", res.detached);
 		put_u64(o, "failed", res.failed);
+		json_object_object_add(o, "errors", errors);
 		return o;
 	}
 	default:
