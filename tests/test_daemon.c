@@ -1948,6 +1948,142 @@ test_truncated_object_refused_daemon_stays_up(void **state)
 	expect_health(true, "tf", NULL);
 }
 
+/* What a uid 65534 control_group member got when it tried to hold
+ * HOLD_TRIES control connections. */
+#define HOLD_TRIES 20
+
+struct holder {
+	pid_t pid;
+	int up, down; /* child -> us, us -> child */
+	int accepted, refused;
+	char message[512];
+};
+
+static bool
+holder_status(int fd, char *reply, size_t len)
+{
+	static const char req[] = "{\"command\":\"status\"}";
+	ssize_t n = -1;
+
+	(void)send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+	/* A refused client may see the reset before the reply it was sent. */
+	for (int i = 0; i < 2 && n < 0; i++)
+		n = recv(fd, reply, len - 1, 0);
+	reply[n > 0 ? n : 0] = '\0';
+	return n > 0 && strstr(reply, "\"ok\":true");
+}
+
+static void
+holder_start(struct holder *h)
+{
+	int up[2], down[2];
+
+	assert_int_equal(pipe2(up, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(down, O_CLOEXEC), 0);
+	fflush(stdout);
+	h->pid = fork();
+	assert_true(h->pid >= 0);
+	if (h->pid == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int fds[HOLD_TRIES], n = 0, refused = 0;
+		char reply[4096], msg[4096] = "";
+		struct pollfd pf = { .fd = down[0], .events = POLLIN };
+
+		close(up[0]);
+		close(down[1]);
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(1);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control", rundir);
+		for (int i = 0; i < HOLD_TRIES; i++) {
+			struct timeval tv = { .tv_sec = 10 };
+			int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+				_exit(2);
+			if (holder_status(fd, reply, sizeof(reply))) {
+				fds[n++] = fd;
+			} else {
+				if (!refused++)
+					snprintf(msg, sizeof(msg), "%s", reply);
+				close(fd);
+			}
+		}
+		dprintf(up[1], "%d %d %s\n", n, refused, msg);
+		/* Hold them (a request every second keeps them from the idle
+		 * timeout) until released, or 60 s. */
+		for (int t = 0; t < 60 && poll(&pf, 1, 1000) == 0; t++)
+			for (int i = 0; i < n; i++)
+				(void)holder_status(fds[i], reply, sizeof(reply));
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	h->up = up[0];
+	h->down = down[1];
+	{
+		char buf[1024];
+		ssize_t n = read(h->up, buf, sizeof(buf) - 1);
+
+		assert_true(n > 0);
+		buf[n] = '\0';
+		assert_int_equal(sscanf(buf, "%d %d", &h->accepted, &h->refused), 2);
+		snprintf(h->message, sizeof(h->message), "%s",
+			 strchr(strchr(buf, ' ') + 1, ' ') + 1);
+	}
+}
+
+static void
+holder_stop(struct holder *h)
+{
+	int status;
+
+	close(h->down);
+	close(h->up);
+	assert_int_equal(waitpid(h->pid, &status, 0), h->pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A control_group member (uid 65534) tries to hold 20 control
+ * connections: it gets at most the per-user share, the rest are refused
+ * with a reason that says so and counted, and root's fltmc still works
+ * (slots are kept for uid 0); the member's own extra fltmc is refused
+ * with the same clear error. */
+static void
+test_control_slots_kept_for_root(void **state)
+{
+	struct holder h;
+	struct json_object *o;
+	char out[4096];
+	int rc;
+
+	(void)state;
+	write_conf2("control_group = nogroup\n", NULL);
+	daemon_start();
+	holder_start(&h);
+	print_message("uid 65534 tried %d control connections: %d accepted, %d "
+		      "refused\n",
+		      HOLD_TRIES, h.accepted, h.refused);
+	rc = FLTMC(out, "status");
+	if (rc != 0)
+		fail_msg("root's fltmc status exited %d while uid 65534 held %d control "
+			 "connections: %s",
+			 rc, h.accepted, out);
+	assert_int_equal(h.accepted, 4);
+	assert_int_equal(h.refused, HOLD_TRIES - 4);
+	if (!strstr(h.message, "EBUSY") || !strstr(h.message, "uid 65534"))
+		fail_msg("refusal: %s", h.message);
+	rc = run_as(out, sizeof(out), 65534, 65534,
+		    (char *const[]){ fltmc_nobody, "--runtime-dir", rundir, "filters",
+				     NULL });
+	if (rc != 1 || !strstr(out, "uid 65534") || !strstr(out, "EBUSY"))
+		fail_msg("uid 65534's fifth fltmc: exit %d: %s", rc, out);
+	o = fltmc_json("stats", NULL, NULL);
+	assert_int_equal(jint(jget(o, "daemon"), "control_busy"), HOLD_TRIES - 4 + 1);
+	json_object_put(o);
+	holder_stop(&h);
+}
+
 /* --check-config and a start with cfg both exit 1 with each needle in
  * the output. */
 static void
@@ -2148,6 +2284,8 @@ main(int argc, char **argv)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_truncated_object_refused_daemon_stays_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_slots_kept_for_root, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_untrusted_config_and_object_paths_refused, setup, teardown),
 	};

@@ -378,6 +378,7 @@ cmd_stats(struct daemon *d)
 	put_u64(dm, "reload_failures", d->ctr.reload_failures);
 	put_u64(dm, "control_requests", d->ctr.control_requests);
 	put_u64(dm, "control_refused", d->ctr.control_refused);
+	put_u64(dm, "control_busy", d->ctr.control_busy);
 	put_u64(dm, "control_malformed", d->ctr.control_malformed);
 	put_u64(dm, "control_timeouts", d->ctr.control_timeouts);
 	put_u64(dm, "control_accept_errors", d->ctr.control_accept_errors);

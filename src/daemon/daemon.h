@@ -18,6 +18,7 @@
 struct daemon_counters {
 	uint64_t reloads, reload_failures;
 	uint64_t control_requests, control_refused, control_malformed, control_timeouts;
+	uint64_t control_busy; /* refused by the limits (also in control_refused) */
 	uint64_t control_accept_errors;
 	uint64_t watchdog_pings, watchdog_withheld;
 };
