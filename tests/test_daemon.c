@@ -2227,6 +2227,47 @@ test_untrusted_config_and_object_paths_refused(void **state)
 	assert_int_equal(FLTMC(out, "reload"), 0);
 }
 
+/* fltmc instances shows each instance's state against the mount table
+ * (text and --json: state, state_time in ISO-8601 UTC, reattaches), and
+ * fltmc stats the engine's and filters' fail-closed counters. */
+static void
+test_instance_state_and_new_counters_shown(void **state)
+{
+	static const char *const engine_keys[] = { "scope_uncertain", "cache_refused",
+						   "mount_changes",
+						   "instance_reattaches" };
+	struct json_object *o, *in, *f;
+	const char *when;
+	char out[8192];
+
+	(void)state;
+	daemon_start();
+	o = fltmc_json("instances", NULL, NULL);
+	in = json_object_array_get_idx(jget(o, "instances"), 0);
+	assert_non_null(in);
+	assert_string_equal(json_object_get_string(jget(in, "state")), "attached");
+	assert_int_equal(jint(in, "reattaches"), 0);
+	when = json_object_get_string(jget(in, "state_time"));
+	/* 2026-12-07T03:04:05Z */
+	if (strlen(when) != 20 || when[4] != '-' || when[10] != 'T' || when[19] != 'Z')
+		fail_msg("state_time %s is not ISO-8601 UTC", when);
+	json_object_put(o);
+	assert_int_equal(FLTMC(out, "instances"), 0);
+	if (!strstr(out, "State") || !strstr(out, "attached"))
+		fail_msg("fltmc instances: %s", out);
+
+	o = fltmc_json("stats", NULL, NULL);
+	for (size_t i = 0; i < sizeof(engine_keys) / sizeof(engine_keys[0]); i++)
+		assert_int_equal(jint(jget(o, "engine"), engine_keys[i]), 0);
+	f = json_object_array_get_idx(jget(o, "filters"), 0);
+	assert_int_equal(jint(f, "timeouts_capped"), 0);
+	json_object_put(o);
+	assert_int_equal(FLTMC(out, "stats"), 0);
+	for (size_t i = 0; i < sizeof(engine_keys) / sizeof(engine_keys[0]); i++)
+		assert_non_null(strstr(out, engine_keys[i]));
+	assert_non_null(strstr(out, "timeouts_capped"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2288,6 +2329,8 @@ main(int argc, char **argv)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_untrusted_config_and_object_paths_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_instance_state_and_new_counters_shown, setup, teardown),
 	};
 	int r;
 

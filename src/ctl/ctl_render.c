@@ -128,6 +128,22 @@ ctl_render_filters(FILE *out, json_object *reply)
 	return render_list(out, reply, "filters", cols, keys, ARRAY_SIZE(keys));
 }
 
+/* The State cell of an instance: "attached", "re-attached TIME", "stale
+ * since TIME", "held" (its filter is held shut), or what the daemon said. */
+static const char *
+instance_state_text(json_object *in, char *buf, size_t size)
+{
+	const char *st = text(in, "state"), *when = text(in, "state_time");
+
+	if (!strcmp(st, "reattached"))
+		snprintf(buf, size, "re-attached %s", when);
+	else if (!strcmp(st, "stale"))
+		snprintf(buf, size, "stale since %s", when);
+	else
+		return st;
+	return buf;
+}
+
 int
 ctl_render_instances(FILE *out, json_object *reply)
 {
@@ -138,6 +154,7 @@ ctl_render_instances(FILE *out, json_object *reply)
 		  .header_align = CTL_ALIGN_CENTER,
 		  .min_width = 12 },
 		{ .header = "Kind", .min_width = 10 },
+		{ .header = "State", .min_width = 8 },
 		{ .header = "Events",
 		  .align = CTL_ALIGN_RIGHT,
 		  .header_align = CTL_ALIGN_RIGHT,
@@ -148,11 +165,33 @@ ctl_render_instances(FILE *out, json_object *reply)
 		  .min_width = 8 },
 		{ .header = "Path" },
 	};
-	static const char *const keys[] = { "filter", "altitude", "kind",
+	/* NULL: the State cell, made from state and state_time */
+	static const char *const keys[] = { "filter", "altitude", "kind", NULL,
 					    "events", "denied",   "path" };
+	json_object *arr = list(reply, "instances");
+	const char *cells[ARRAY_SIZE(cols)];
+	struct ctl_table *t = NULL;
+	int r;
 
 	_Static_assert(ARRAY_SIZE(cols) == ARRAY_SIZE(keys), "a key per column");
-	return render_list(out, reply, "instances", cols, keys, ARRAY_SIZE(keys));
+	r = ctl_table_new(cols, ARRAY_SIZE(cols), &t);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < list_len(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+		char state[128];
+
+		for (size_t c = 0; c < ARRAY_SIZE(cols); c++)
+			cells[c] = keys[c] ? text(e, keys[c])
+					   : instance_state_text(e, state, sizeof(state));
+		r = ctl_table_add_row(t, cells);
+		if (r < 0)
+			goto out;
+	}
+	ctl_table_print(t, out);
+out:
+	ctl_table_free(t);
+	return r;
 }
 
 #define NUMBER_COLUMN(h)                                                                 \

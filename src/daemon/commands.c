@@ -170,6 +170,35 @@ cmd_filters(struct daemon *d)
 	return o;
 }
 
+static const char *
+instance_state_name(enum flt_instance_state st)
+{
+	switch (st) {
+	case FLT_INSTANCE_ATTACHED:
+		return "attached";
+	case FLT_INSTANCE_REATTACHED:
+		return "reattached";
+	case FLT_INSTANCE_STALE:
+		return "stale";
+	}
+	return "unknown";
+}
+
+/* ISO-8601 UTC to the second ("2026-12-07T03:04:05Z"); null if unset. */
+static void
+put_time(struct json_object *o, const char *key, const struct timespec *ts)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (ts->tv_sec <= 0 || !gmtime_r(&ts->tv_sec, &tm) ||
+	    !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+		json_object_object_add(o, key, NULL);
+		return;
+	}
+	put_str(o, key, buf);
+}
+
 static struct json_object *
 cmd_instances(struct daemon *d)
 {
@@ -196,6 +225,11 @@ cmd_instances(struct daemon *d)
 			put_str(x, "altitude", v[i]->cf.altitude);
 			put_str(x, "path", in[k].path);
 			put_str(x, "kind", cfg_kind_name(in[k].kind));
+			put_str(x, "state",
+				!v[i]->lf.filter ? "held"
+						 : instance_state_name(in[k].state));
+			put_time(x, "state_time", &in[k].state_time);
+			put_u64(x, "reattaches", in[k].reattaches);
 			put_u64(x, "events", in[k].events);
 			put_u64(x, "denied", in[k].denied);
 			json_object_array_add(a, x);
@@ -332,6 +366,7 @@ cmd_stats(struct daemon *d)
 	put_u64(e, "allowed", es.allowed);
 	put_u64(e, "denied", es.denied);
 	put_u64(e, "deadline_defaults", es.deadline_defaults);
+	put_u64(e, "scope_uncertain", es.scope_uncertain);
 	put_u64(e, "overflows", es.overflows);
 	put_u64(e, "dropped", es.dropped);
 	put_u64(e, "notif_ignored", es.notif_ignored);
@@ -345,7 +380,10 @@ cmd_stats(struct daemon *d)
 	put_u64(e, "process_cache_evictions", es.process_cache_evictions);
 	put_u64(e, "cache_inserts", es.cache_inserts);
 	put_u64(e, "cache_flushes", es.cache_flushes);
+	put_u64(e, "cache_refused", es.cache_refused);
 	put_u64(e, "emergency_answers", es.emergency_answers);
+	put_u64(e, "mount_changes", es.mount_changes);
+	put_u64(e, "instance_reattaches", es.instance_reattaches);
 	put_u64(e, "pending", es.pending);
 	put_u64(e, "readers", es.readers);
 	json_object_object_add(o, "engine", e);
@@ -366,6 +404,7 @@ cmd_stats(struct daemon *d)
 		put_u64(f, "pended", s.pended);
 		put_u64(f, "deadline_defaults", s.deadline_defaults);
 		put_u64(f, "late_completions", s.late_completions);
+		put_u64(f, "timeouts_capped", s.timeouts_capped);
 		put_u64(f, "excluded", s.excluded);
 		add_filter_counters(f, d->fs.v[i]->lf.filter);
 		json_object_array_add(fa, f);
