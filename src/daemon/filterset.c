@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/timeutil.h"
 #include "daemon/dlog.h"
 
 void
@@ -472,6 +473,7 @@ restart(struct filterset *fs, size_t i, const struct cfg_filter *want,
 	struct cfg_filter old_cf;
 	struct gate *gate = NULL;
 	char *why = NULL, *why_old = NULL;
+	int64_t held_ns = 0;
 	int r;
 
 	/* The new object first: a refused one leaves everything as it is. */
@@ -493,6 +495,7 @@ restart(struct filterset *fs, size_t i, const struct cfg_filter *want,
 			filter_image_close(&img);
 			return;
 		}
+		held_ns = now_ns();
 	}
 	old_cf = rf->cf;
 	rf->cf = (struct cfg_filter){ 0 };
@@ -504,6 +507,11 @@ restart(struct filterset *fs, size_t i, const struct cfg_filter *want,
 		fs->v[i] = nrf;
 		gate_release(gate);
 		log_loaded(nrf, "restarted");
+		if (gate)
+			dlog(FLT_LOG_INFO,
+			     "filter %s: its instances were held shut (default verdict "
+			     "deny) for %.1f ms while it restarted",
+			     nrf->cf.name, (double)(now_ns() - held_ns) / 1e6);
 		res->restarted++;
 		filter_image_close(&old_img);
 		cfg_filter_free(&old_cf);
