@@ -1849,6 +1849,57 @@ test_reload_failure_keeps_running_filter(void **state)
 	assert_true(daemon_alive());
 }
 
+/* A restart whose new settings fail and whose previous settings fail too
+ * (the entry point refuses while a file exists): the fail-closed filter's
+ * instances stay held shut, every open there is denied, fltmc shows it
+ * held and status says why; a reload that can load it again lets go. */
+static void
+test_reload_failing_twice_holds_instances_shut(void **state)
+{
+	struct json_object *o, *f;
+	char out[8192], flag[300], extra[512];
+
+	(void)state;
+	snprintf(flag, sizeof(flag), "%s/refuse-%s", scratch, strrchr(fdir, '/') + 1);
+	snprintf(extra, sizeof(extra), "default_verdict = deny\nparam.refuse_if = %s\n",
+		 flag);
+	write_conf(extra);
+	daemon_start();
+	assert_int_equal(try_open("plain.txt"), 0);
+	write_file(flag, "x\n", 0644);
+	snprintf(extra, sizeof(extra),
+		 "default_verdict = deny\nparam.refuse_if = %s\nparam.gen = 2\n", flag);
+	write_conf(extra);
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_non_null(strstr(out, "refused to load"));
+	assert_true(daemon_alive());
+	o = fltmc_json("filters", NULL, NULL);
+	f = json_object_array_get_idx(jget(o, "filters"), 0);
+	assert_non_null(f);
+	assert_string_equal(json_object_get_string(jget(f, "state")), "held");
+	json_object_put(o);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(try_open("secret.txt"), -EPERM);
+		assert_int_equal(try_open("plain.txt"), -EPERM); /* held shut */
+	}
+	expect_health(false, "tf", "held shut");
+	o = fltmc_json("instances", NULL, NULL);
+	assert_string_equal(
+		json_object_get_string(jget(
+			json_object_array_get_idx(jget(o, "instances"), 0), "state")),
+		"held");
+	json_object_put(o);
+	/* still refusing: still held */
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_int_equal(try_open("plain.txt"), -EPERM);
+	/* it can load again: the hold goes */
+	unlink(flag);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_tf_running(1);
+	assert_int_equal(try_open("plain.txt"), 0);
+	expect_health(true, "tf", NULL);
+}
+
 /* Offsets of a shared object to cut it at: inside the program headers,
  * inside its executable PT_LOAD segment, in the middle of .dynamic. */
 static void
@@ -2323,6 +2374,8 @@ main(int argc, char **argv)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_failure_keeps_running_filter,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_reload_failing_twice_holds_instances_shut, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_truncated_object_refused_daemon_stays_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_slots_kept_for_root, setup,

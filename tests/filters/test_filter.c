@@ -3,6 +3,8 @@
  * test_filter.c — a small filter shared object for the loader and daemon
  * tests. Parameters:
  *   param.refuse = ERRNO   the entry point refuses with -ERRNO
+ *   param.refuse_if = PATH the entry point refuses (-EAGAIN) while PATH
+ *                          exists
  *   param.deny = TEXT      OPEN of a path containing TEXT is denied
  *   param.deny_content = TEXT  OPEN of a file whose first 256 bytes
  *                          contain TEXT is denied (read through the
@@ -134,6 +136,7 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	struct flt_operation_registration ops[3];
 	size_t n_ops = 0;
 	const char *refuse = flt_config_param(cfg, "refuse");
+	const char *refuse_if = flt_config_param(cfg, "refuse_if");
 	const char *deny = flt_config_param(cfg, "deny");
 	const char *deny_content = flt_config_param(cfg, "deny_content");
 	const char *port = flt_config_param(cfg, "port");
@@ -153,6 +156,8 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 
 	if (refuse)
 		return -atoi(refuse);
+	if (refuse_if && access(refuse_if, F_OK) == 0)
+		return -EAGAIN;
 	if (!op_list)
 		op_list = "open";
 	if (strstr(op_list, "open"))
