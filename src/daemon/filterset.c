@@ -537,9 +537,16 @@ restart(struct filterset *fs, size_t i, const struct cfg_filter *want,
 	}
 	/* Neither runs. With a gate, its instances stay shut (its default
 	 * verdict, deny); without one (default allow) it is simply gone. */
-	if (asprintf(&why_old, "%s; and its previous object and settings: %s",
-		     why ? why : "cannot start", why_old ? why_old : "cannot start") < 0)
-		why_old = NULL;
+	{
+		char *both = NULL;
+
+		if (asprintf(&both, "%s; and its previous object and settings: %s",
+			     why ? why : "cannot start",
+			     why_old ? why_old : "cannot start") < 0)
+			both = NULL;
+		free(why_old);
+		why_old = both;
+	}
 	rf->cf = old_cf;
 	rf->held = gate;
 	if (gate) {
