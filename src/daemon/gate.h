@@ -15,7 +15,8 @@
  *
  * The daemon cannot see which operations the held filter intercepts (the
  * public API does not say), so the gate takes all three: a filter without
- * a READ callback also has reads in its instances denied during the swap.
+ * a READ callback also has reads in its instances denied during the swap,
+ * and a deny filter with no pre callback at all is held as well.
  */
 #ifndef FLTMGR_GATE_H
 #define FLTMGR_GATE_H
