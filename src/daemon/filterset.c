@@ -460,9 +460,7 @@ apply_instances(struct filterset *fs, struct running_filter *rf,
 
 /*
  * Restarts fs->v[i] with want (see the top of filterset.h for the order
- * and the fallbacks). The reload would also ask the engine to check the
- * held instances against the mount table here, once the engine offers a
- * call for it.
+ * and the fallbacks).
  */
 static void
 restart(struct filterset *fs, size_t i, const struct cfg_filter *want,
