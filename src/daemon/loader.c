@@ -18,9 +18,11 @@
  *  - a file that changes while it is being copied is noticed (its size or
  *    times differ before and after) and refused, to be tried again.
  *
- * What remains: a writer that changes the bytes in place without changing
- * the file's size or times (it would have to restore the mtime, which
- * needs the file's owner, root) while the copy is read.
+ * What remains: a writer (root: nobody else may write the file) that
+ * rewrites bytes in place without changing the size while the copy is
+ * read, within the same timestamp tick as its previous write (file times
+ * advance with the kernel's coarse clock), is not noticed. The copy is
+ * then a mix, still of a whole ELF file's size.
  */
 #include "daemon/loader.h"
 
