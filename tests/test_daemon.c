@@ -8,6 +8,7 @@
  * Root only (fanotify, ownership checks).
  */
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -40,6 +42,9 @@ extern char **environ;
 static const char *fltmgrd_bin, *fltmc_bin, *filter_so;
 static char scratch[] = "/tmp/fltmgr-daemon.XXXXXX";
 static char rundir[64], fdir[256], conf[256], watch[256], logfile[256];
+/* fltmc copied where uid 65534 can run it (the checkout may not be
+ * reachable for that user). */
+static char fltmc_nobody[300];
 
 /* ---- small helpers ---- */
 
@@ -857,8 +862,8 @@ test_fltmc_access(void **state)
 	(void)state;
 	daemon_start();
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "filters", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "filters", NULL }),
 			 4);
 	assert_non_null(strstr(out, "permission denied"));
 	assert_int_equal(daemon_stop(), 0);
@@ -867,13 +872,13 @@ test_fltmc_access(void **state)
 	write_conf2("control_group = nogroup\n", NULL);
 	daemon_start();
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "--json", "filters", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "--json", "filters", NULL }),
 			 0);
 	assert_non_null(strstr(out, "\"tf\""));
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "unload", "tf", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "unload", "tf", NULL }),
 			 4);
 	assert_int_equal(try_open("secret.txt"), -EPERM); /* still loaded */
 }
@@ -1338,8 +1343,8 @@ test_control_group_given_by_reload(void **state)
 	assert_int_equal(st.st_mode & 0777, 0660);
 	assert_null(strstr(read_file(logfile), "cannot change group"));
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "filters", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "filters", NULL }),
 			 0);
 }
 
@@ -1381,8 +1386,8 @@ test_control_peer_checked_even_if_socket_mode_is_opened(void **state)
 	snprintf(path, sizeof(path), "%s/control", rundir);
 	assert_int_equal(chmod(path, 0666), 0);
 	assert_int_equal(run_as(out, sizeof(out), 65534, 65534,
-				(char *const[]){ (char *)fltmc_bin, "--runtime-dir",
-						 rundir, "filters", NULL }),
+				(char *const[]){ fltmc_nobody, "--runtime-dir", rundir,
+						 "filters", NULL }),
 			 4);
 	assert_non_null(strstr(out, "permission denied"));
 	assert_non_null(strstr(read_file(logfile), "control: refused pid"));
@@ -1454,6 +1459,866 @@ test_control_client_limits(void **state)
 	json_object_put(o);
 }
 
+/* ==== fail-closed reloads, trusted files, control slots, instance state ==== */
+
+static void
+copy_file_mode(const char *from, const char *to, mode_t mode)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod %04o '%s'", from, to,
+		 (unsigned)mode, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Runs fltmc (as root) with argv; out gets stdout+stderr. */
+#define FLTMC(out, ...)                                                                  \
+	run_as(out, sizeof(out), (uid_t)-1, 0,                                           \
+	       (char *const[]){ (char *)fltmc_bin, "--runtime-dir", rundir, __VA_ARGS__, \
+				NULL })
+
+static bool
+daemon_alive(void)
+{
+	int status;
+
+	return daemon_pid > 0 && waitpid(daemon_pid, &status, WNOHANG) == 0;
+}
+
+/* Prober processes: each opens, executes or reads one file in a loop and
+ * counts how often that was allowed, in memory shared with us. */
+enum probe_kind { PROBE_OPEN, PROBE_EXEC, PROBE_READ };
+
+struct probe_shared {
+	atomic_int stop, ready, tries, allowed;
+};
+
+struct proc_prober {
+	pid_t pid;
+	enum probe_kind kind;
+	char path[512];
+	struct probe_shared *sh;
+};
+
+static bool
+probe_once(enum probe_kind kind, const char *path, int fd)
+{
+	char c;
+	int status, k;
+	pid_t pid;
+
+	switch (kind) {
+	case PROBE_OPEN:
+		k = open(path, O_RDONLY | O_CLOEXEC);
+		if (k < 0)
+			return false;
+		close(k);
+		return true;
+	case PROBE_EXEC:
+		pid = fork();
+		if (pid < 0)
+			return false;
+		if (pid == 0) {
+			execl(path, path, (char *)NULL);
+			_exit(99);
+		}
+		if (waitpid(pid, &status, 0) != pid)
+			return false;
+		return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	case PROBE_READ:
+		return pread(fd, &c, 1, 0) >= 0;
+	}
+	return false;
+}
+
+static void
+proc_prober_start(struct proc_prober *p, struct probe_shared *sh, enum probe_kind kind,
+		  const char *path)
+{
+	p->kind = kind;
+	p->sh = sh;
+	snprintf(p->path, sizeof(p->path), "%s", path);
+	fflush(stdout);
+	p->pid = fork();
+	assert_true(p->pid >= 0);
+	if (p->pid == 0) {
+		int fd = -1;
+
+		/* The read prober needs the file open first (a permission
+		 * event for a read is only made for a file opened while the
+		 * filesystem had permission marks). */
+		for (int i = 0; kind == PROBE_READ && fd < 0 && i < 10000; i++) {
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				usleep(1000);
+		}
+		if (kind == PROBE_READ && fd < 0)
+			_exit(2);
+		atomic_store(&sh->ready, 1);
+		while (!atomic_load(&sh->stop)) {
+			bool ok = probe_once(kind, path, fd);
+
+			if (ok)
+				atomic_fetch_add(&sh->allowed, 1);
+			atomic_fetch_add(&sh->tries, 1);
+			usleep(200);
+		}
+		_exit(0);
+	}
+}
+
+static int
+proc_prober_tried(void *arg)
+{
+	struct proc_prober *p = arg;
+
+	return atomic_load(&p->sh->tries) > 0;
+}
+
+static void
+proc_prober_stop(struct proc_prober *p)
+{
+	int status;
+
+	atomic_store(&p->sh->stop, 1);
+	assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Two fail-closed filters: tfo denies opens of secret files in watch/o,
+ * tfx denies executions and reads of them in watch/x (no open callback);
+ * both have default_verdict = deny. gen_* is a parameter with no effect
+ * but to make a reload restart the filter. */
+static void
+write_deny_conf(int gen_o, int gen_x)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text),
+		 "[fltmgrd]\nfilter_dir = %s\nlog_level = info\n\n"
+		 "[filter tfo]\naltitude = 300000\nobject = tfo.so\n"
+		 "default_verdict = deny\nattach = %s/o\nparam.deny = secret\n"
+		 "param.port = tfoport\nparam.gen = %d\n\n"
+		 "[filter tfx]\naltitude = 290000\nobject = tfx.so\n"
+		 "default_verdict = deny\nattach = %s/x\nparam.deny = secret\n"
+		 "param.ops = exec,read\nparam.gen = %d\n",
+		 fdir, watch, gen_o, watch, gen_x);
+	write_file(conf, text, 0644);
+}
+
+static void
+make_deny_tree(void)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/o", watch);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/x", watch);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/o/secret.txt", watch);
+	write_file(p, "s\n", 0644);
+	snprintf(p, sizeof(p), "%s/o/plain.txt", watch);
+	write_file(p, "p\n", 0644);
+	snprintf(p, sizeof(p), "%s/x/secret.txt", watch);
+	write_file(p, "s\n", 0644);
+	snprintf(p, sizeof(p), "%s/x/secret-true", watch);
+	copy_file_mode("/bin/true", p, 0755);
+	snprintf(p, sizeof(p), "%s/x/plain-true", watch);
+	copy_file_mode("/bin/true", p, 0755);
+	copy_filter("tfo.so");
+	copy_filter("tfx.so");
+}
+
+/* A reload that restarts a fail-closed filter (default_verdict = deny)
+ * never lets through what that filter denies: prober processes open,
+ * execute and read its denied files throughout eight reloads that change
+ * a parameter of both filters, and none succeeds. A reload that changes
+ * only the other filter leaves this one alone (its service stays
+ * connected). */
+static void
+test_reload_restart_holds_default_verdict(void **state)
+{
+	struct probe_shared *sh;
+	struct proc_prober pr[3];
+	struct service svc = { 0 };
+	struct json_object *o;
+	char path[3][512], p[512], out[4096];
+	int before[3];
+	const int reloads = 8;
+
+	(void)state;
+	make_deny_tree();
+	write_deny_conf(0, 0);
+	daemon_start();
+	sh = mmap(NULL, 3 * sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(sh != MAP_FAILED);
+	memset(sh, 0, 3 * sizeof(*sh));
+	snprintf(path[0], sizeof(path[0]), "%s/o/secret.txt", watch);
+	snprintf(path[1], sizeof(path[1]), "%s/x/secret-true", watch);
+	snprintf(path[2], sizeof(path[2]), "%s/x/secret.txt", watch);
+	/* Denied while nothing reloads: the probes see the filters. */
+	assert_false(probe_once(PROBE_OPEN, path[0], -1));
+	assert_false(probe_once(PROBE_EXEC, path[1], -1));
+	proc_prober_start(&pr[0], &sh[0], PROBE_OPEN, path[0]);
+	proc_prober_start(&pr[1], &sh[1], PROBE_EXEC, path[1]);
+	proc_prober_start(&pr[2], &sh[2], PROBE_READ, path[2]);
+	for (int k = 0; k < 3; k++) {
+		assert_true(tu_wait_until(proc_prober_tried, &pr[k], 10000));
+		before[k] = atomic_load(&sh[k].tries);
+	}
+	for (int i = 1; i <= reloads; i++) {
+		write_deny_conf(i, i);
+		o = fltmc_json("reload", NULL, NULL);
+		if (!json_object_get_boolean(jget(o, "ok")) || jint(o, "restarted") != 2)
+			fail_msg("reload %d: %s", i, json_object_to_json_string(o));
+		json_object_put(o);
+	}
+	for (int k = 0; k < 3; k++) {
+		int64_t end = tu_now_ms() + 10000;
+
+		/* at least one probe after the last reload */
+		while (atomic_load(&sh[k].tries) <= before[k] + 1 && tu_now_ms() < end)
+			usleep(10000);
+		proc_prober_stop(&pr[k]);
+	}
+	print_message("probes during %d reloads: open %d/%d, exec %d/%d, read %d/%d "
+		      "allowed\n",
+		      reloads, atomic_load(&sh[0].allowed), atomic_load(&sh[0].tries),
+		      atomic_load(&sh[1].allowed), atomic_load(&sh[1].tries),
+		      atomic_load(&sh[2].allowed), atomic_load(&sh[2].tries));
+	for (int k = 0; k < 3; k++) {
+		assert_true(atomic_load(&sh[k].tries) > before[k]);
+		if (atomic_load(&sh[k].allowed) != 0)
+			fail_msg("%s of %s allowed %d times of %d during the reloads",
+				 k == 0   ? "open"
+				 : k == 1 ? "exec"
+					  : "read",
+				 path[k], atomic_load(&sh[k].allowed),
+				 atomic_load(&sh[k].tries));
+	}
+	/* After the swaps, only what the filters deny is denied. */
+	snprintf(p, sizeof(p), "%s/o/plain.txt", watch);
+	assert_true(probe_once(PROBE_OPEN, p, -1));
+	snprintf(p, sizeof(p), "%s/x/plain-true", watch);
+	assert_true(probe_once(PROBE_EXEC, p, -1));
+	assert_false(probe_once(PROBE_OPEN, path[0], -1));
+
+	/* A reload that changes only tfx does not touch tfo. */
+	snprintf(p, sizeof(p), "%s/tfoport", rundir);
+	assert_int_equal(filter_connect_communication_port(p, 0, NULL, 0, &svc.port), 0);
+	assert_int_equal(service_ping(&svc), 0);
+	write_deny_conf(reloads, reloads + 1);
+	o = fltmc_json("reload", NULL, NULL);
+	assert_true(json_object_get_boolean(jget(o, "ok")));
+	assert_int_equal(jint(o, "restarted"), 1);
+	json_object_put(o);
+	assert_int_equal(service_ping(&svc), 0);
+	filter_close_port(svc.port);
+	assert_true(daemon_alive());
+	munmap(sh, 3 * sizeof(*sh));
+	(void)out;
+}
+
+/* The text of status's problem for filter name, or NULL. */
+static const char *
+status_problem(struct json_object *st, const char *name)
+{
+	struct json_object *a = NULL;
+
+	if (!json_object_object_get_ex(st, "problems", &a) ||
+	    !json_object_is_type(a, json_type_array))
+		return NULL;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		struct json_object *p = json_object_array_get_idx(a, i), *f = NULL;
+
+		if (json_object_object_get_ex(p, "filter", &f) && f &&
+		    !strcmp(json_object_get_string(f), name))
+			return json_object_get_string(jget(p, "problem"));
+	}
+	return NULL;
+}
+
+/* healthy, and (if want is not NULL) filter name's problem holds want. */
+static void
+expect_health(bool healthy, const char *name, const char *want)
+{
+	struct json_object *o = fltmc_json("status", NULL, NULL);
+	const char *p = status_problem(o, name);
+
+	if (json_object_get_boolean(jget(o, "healthy")) != healthy ||
+	    (want && (!p || !strstr(p, want))) || (healthy && p))
+		fail_msg("expected healthy %d%s%s: %s", healthy, want ? " with " : "",
+			 want ? want : "", json_object_to_json_string(o));
+	json_object_put(o);
+}
+
+/* tf is loaded, running, attached to `instances` paths, and denies. */
+static void
+expect_tf_running(int instances)
+{
+	struct json_object *o = fltmc_json("filters", NULL, NULL);
+	struct json_object *f = json_object_array_get_idx(jget(o, "filters"), 0);
+
+	if (json_object_array_length(jget(o, "filters")) != 1 || !f ||
+	    strcmp(json_object_get_string(jget(f, "name")), "tf") ||
+	    strcmp(json_object_get_string(jget(f, "state")), "running") ||
+	    jint(f, "instances") != instances)
+		fail_msg("tf is not running with %d instance(s): %s", instances,
+			 json_object_to_json_string(o));
+	json_object_put(o);
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+}
+
+/* Installs a fresh tf.so by rename (the documented upgrade), with mode and
+ * owner. */
+static void
+install_object(mode_t mode, uid_t owner)
+{
+	char from[300], to[300];
+
+	copy_filter(".tf.so.new");
+	snprintf(from, sizeof(from), "%s/.tf.so.new", fdir);
+	snprintf(to, sizeof(to), "%s/tf.so", fdir);
+	assert_int_equal(chmod(from, mode), 0);
+	assert_int_equal(chown(from, owner, owner), 0);
+	assert_int_equal(rename(from, to), 0);
+}
+
+/* A reload whose new object is refused (mode 0775, another owner), whose
+ * entry point refuses, or whose instance cannot be attached keeps the
+ * running fail-closed filter; fltmc reload fails with the reason, and
+ * status is unhealthy naming the filter and why until a reload works. */
+static void
+test_reload_failure_keeps_running_filter(void **state)
+{
+	struct service svc = { 0 };
+	char out[8192], obj[300];
+
+	(void)state;
+	snprintf(obj, sizeof(obj), "%s/tf.so", fdir);
+	write_conf("default_verdict = deny\n");
+	daemon_start();
+	service_connect(&svc);
+	expect_health(true, "tf", NULL);
+
+	install_object(0775, 0);
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	if (!strstr(out, obj) || !strstr(out, "writable by group or others"))
+		fail_msg("reload output: %s", out);
+	expect_tf_running(1);
+	assert_int_equal(service_ping(&svc), 0); /* not even restarted */
+	expect_health(false, "tf", "writable by group or others");
+	assert_int_equal(FLTMC(out, "status"), 0);
+	if (!strstr(out, "Healthy:") || !strstr(out, "no") || !strstr(out, "tf") ||
+	    !strstr(out, "writable by group or others"))
+		fail_msg("status output: %s", out);
+
+	install_object(0644, 65534);
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_non_null(strstr(out, "not owned by root"));
+	expect_tf_running(1);
+	assert_int_equal(service_ping(&svc), 0);
+	expect_health(false, "tf", "not owned by root");
+
+	install_object(0644, 0);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_tf_running(1);
+	expect_health(true, "tf", NULL);
+	filter_close_port(svc.port);
+
+	/* The new settings' entry point refuses: the old filter runs on. */
+	write_conf("default_verdict = deny\nparam.refuse = 5\n");
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_non_null(strstr(out, "refused to load"));
+	expect_tf_running(1);
+	expect_health(false, "tf", "refused to load");
+
+	/* An instance of the new settings cannot be attached. */
+	write_conf("default_verdict = deny\nparam.gen = 2\n"
+		   "attach = /nonexistent-fltmgr-dir\n");
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_non_null(strstr(out, "/nonexistent-fltmgr-dir"));
+	expect_tf_running(1);
+	expect_health(false, "tf", "/nonexistent-fltmgr-dir");
+
+	write_conf("default_verdict = deny\n");
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_tf_running(1);
+	expect_health(true, "tf", NULL);
+	assert_true(daemon_alive());
+}
+
+/* A restart whose new settings fail and whose previous settings fail too
+ * (the entry point refuses while a file exists): the fail-closed filter's
+ * instances stay held shut, every open there is denied, fltmc shows it
+ * held and status says why; a reload that can load it again lets go. */
+static void
+test_reload_failing_twice_holds_instances_shut(void **state)
+{
+	struct json_object *o, *f;
+	char out[8192], flag[300], extra[512];
+
+	(void)state;
+	snprintf(flag, sizeof(flag), "%s/refuse-%s", scratch, strrchr(fdir, '/') + 1);
+	snprintf(extra, sizeof(extra), "default_verdict = deny\nparam.refuse_if = %s\n",
+		 flag);
+	write_conf(extra);
+	daemon_start();
+	assert_int_equal(try_open("plain.txt"), 0);
+	write_file(flag, "x\n", 0644);
+	snprintf(extra, sizeof(extra),
+		 "default_verdict = deny\nparam.refuse_if = %s\nparam.gen = 2\n", flag);
+	write_conf(extra);
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_non_null(strstr(out, "refused to load"));
+	assert_true(daemon_alive());
+	o = fltmc_json("filters", NULL, NULL);
+	f = json_object_array_get_idx(jget(o, "filters"), 0);
+	assert_non_null(f);
+	assert_string_equal(json_object_get_string(jget(f, "state")), "held");
+	json_object_put(o);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(try_open("secret.txt"), -EPERM);
+		assert_int_equal(try_open("plain.txt"), -EPERM); /* held shut */
+	}
+	expect_health(false, "tf", "held shut");
+	o = fltmc_json("instances", NULL, NULL);
+	assert_string_equal(
+		json_object_get_string(jget(
+			json_object_array_get_idx(jget(o, "instances"), 0), "state")),
+		"held");
+	json_object_put(o);
+	/* still refusing: still held */
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_int_equal(try_open("plain.txt"), -EPERM);
+	/* it can load again: the hold goes */
+	unlink(flag);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_tf_running(1);
+	assert_int_equal(try_open("plain.txt"), 0);
+	expect_health(true, "tf", NULL);
+}
+
+/* Offsets of a shared object to cut it at: inside the program headers,
+ * inside its executable PT_LOAD segment, in the middle of .dynamic. */
+static void
+elf_cut_points(const char *path, off_t cuts[3])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	Elf64_Ehdr eh;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &eh, sizeof(eh), 0), (ssize_t)sizeof(eh));
+	assert_int_equal(eh.e_ident[EI_CLASS], ELFCLASS64);
+	cuts[0] = (off_t)eh.e_phoff + eh.e_phentsize + eh.e_phentsize / 2;
+	cuts[1] = cuts[2] = 0;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		assert_int_equal(
+			pread(fd, &ph, sizeof(ph),
+			      (off_t)(eh.e_phoff + (Elf64_Off)i * eh.e_phentsize)),
+			(ssize_t)sizeof(ph));
+		if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) && ph.p_filesz > 2)
+			cuts[1] = (off_t)(ph.p_offset + ph.p_filesz / 2);
+		if (ph.p_type == PT_DYNAMIC && ph.p_filesz > 2)
+			cuts[2] = (off_t)(ph.p_offset + ph.p_filesz / 2);
+	}
+	close(fd);
+	assert_true(cuts[1] > 0 && cuts[2] > 0);
+}
+
+/* Writes the first len bytes of the test filter to path (created or
+ * truncated in place), root-owned 0644. */
+static void
+write_truncated(const char *path, off_t len, bool in_place)
+{
+	int in = open(filter_so, O_RDONLY | O_CLOEXEC);
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	static char buf[1 << 20];
+	ssize_t n;
+
+	(void)in_place;
+	assert_true(in >= 0 && out >= 0);
+	assert_true(len <= (off_t)sizeof(buf));
+	n = pread(in, buf, (size_t)len, 0);
+	assert_int_equal(n, (ssize_t)len);
+	assert_int_equal(write(out, buf, (size_t)len), (ssize_t)len);
+	assert_int_equal(fchmod(out, 0644), 0);
+	close(in);
+	close(out);
+}
+
+/* A reload while the filter's object is cut short (being copied in place,
+ * or renamed in truncated): the daemon stays up, the old filter keeps
+ * filtering, the error names the file. Cutting the loaded object's file
+ * in place does not reach the running filter either. */
+static void
+test_truncated_object_refused_daemon_stays_up(void **state)
+{
+	static const char *const where[] = { "inside the program headers",
+					     "inside a PT_LOAD segment",
+					     "in the middle of .dynamic" };
+	char out[8192], obj[300], tmp[300];
+	off_t cuts[3];
+
+	(void)state;
+	elf_cut_points(filter_so, cuts);
+	snprintf(obj, sizeof(obj), "%s/tf.so", fdir);
+	snprintf(tmp, sizeof(tmp), "%s/.tf.so.part", fdir);
+	write_conf("default_verdict = deny\n");
+	daemon_start();
+	for (int i = 0; i < 3; i++) {
+		write_truncated(tmp, cuts[i], false);
+		assert_int_equal(rename(tmp, obj), 0);
+		assert_int_equal(FLTMC(out, "reload"), 1);
+		if (!daemon_alive())
+			fail_msg("fltmgrd died on an object cut %s (%lld bytes): %s",
+				 where[i], (long long)cuts[i], read_file(logfile));
+		if (!strstr(out, obj))
+			fail_msg("cut %s: the error does not name %s: %s", where[i], obj,
+				 out);
+		expect_tf_running(1);
+		expect_health(false, "tf", obj);
+	}
+	/* A good object again, then cut the loaded file in place. */
+	install_object(0644, 0);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_tf_running(1);
+	write_truncated(obj, cuts[1], true);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(try_open("secret.txt"), -EPERM);
+	assert_true(daemon_alive());
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	assert_true(daemon_alive());
+	assert_non_null(strstr(out, obj));
+	expect_tf_running(1);
+	install_object(0644, 0);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+	expect_health(true, "tf", NULL);
+}
+
+/* What a uid 65534 control_group member got when it tried to hold
+ * HOLD_TRIES control connections. */
+#define HOLD_TRIES 20
+
+struct holder {
+	pid_t pid;
+	int up, down; /* child -> us, us -> child */
+	int accepted, refused;
+	char message[512];
+};
+
+static bool
+holder_status(int fd, char *reply, size_t len)
+{
+	static const char req[] = "{\"command\":\"status\"}";
+	ssize_t n = -1;
+
+	(void)send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+	/* A refused client may see the reset before the reply it was sent. */
+	for (int i = 0; i < 2 && n < 0; i++)
+		n = recv(fd, reply, len - 1, 0);
+	reply[n > 0 ? n : 0] = '\0';
+	return n > 0 && strstr(reply, "\"ok\":true");
+}
+
+static void
+holder_start(struct holder *h)
+{
+	int up[2], down[2];
+
+	assert_int_equal(pipe2(up, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(down, O_CLOEXEC), 0);
+	fflush(stdout);
+	h->pid = fork();
+	assert_true(h->pid >= 0);
+	if (h->pid == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int fds[HOLD_TRIES], n = 0, refused = 0;
+		char reply[4096], msg[4096] = "";
+		struct pollfd pf = { .fd = down[0], .events = POLLIN };
+
+		close(up[0]);
+		close(down[1]);
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(1);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control", rundir);
+		for (int i = 0; i < HOLD_TRIES; i++) {
+			struct timeval tv = { .tv_sec = 10 };
+			int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+				_exit(2);
+			if (holder_status(fd, reply, sizeof(reply))) {
+				fds[n++] = fd;
+			} else {
+				if (!refused++)
+					snprintf(msg, sizeof(msg), "%s", reply);
+				close(fd);
+			}
+		}
+		dprintf(up[1], "%d %d %s\n", n, refused, msg);
+		/* Hold them (a request every second keeps them from the idle
+		 * timeout) until released, or 60 s. */
+		for (int t = 0; t < 60 && poll(&pf, 1, 1000) == 0; t++)
+			for (int i = 0; i < n; i++)
+				(void)holder_status(fds[i], reply, sizeof(reply));
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	h->up = up[0];
+	h->down = down[1];
+	{
+		char buf[1024];
+		ssize_t n = read(h->up, buf, sizeof(buf) - 1);
+
+		assert_true(n > 0);
+		buf[n] = '\0';
+		assert_int_equal(sscanf(buf, "%d %d", &h->accepted, &h->refused), 2);
+		snprintf(h->message, sizeof(h->message), "%s",
+			 strchr(strchr(buf, ' ') + 1, ' ') + 1);
+	}
+}
+
+static void
+holder_stop(struct holder *h)
+{
+	int status;
+
+	close(h->down);
+	close(h->up);
+	assert_int_equal(waitpid(h->pid, &status, 0), h->pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A control_group member (uid 65534) tries to hold 20 control
+ * connections: it gets at most the per-user share, the rest are refused
+ * with a reason that says so and counted, and root's fltmc still works
+ * (slots are kept for uid 0); the member's own extra fltmc is refused
+ * with the same clear error. */
+static void
+test_control_slots_kept_for_root(void **state)
+{
+	struct holder h;
+	struct json_object *o;
+	char out[4096];
+	int rc;
+
+	(void)state;
+	write_conf2("control_group = nogroup\n", NULL);
+	daemon_start();
+	holder_start(&h);
+	print_message("uid 65534 tried %d control connections: %d accepted, %d "
+		      "refused\n",
+		      HOLD_TRIES, h.accepted, h.refused);
+	rc = FLTMC(out, "status");
+	if (rc != 0)
+		fail_msg("root's fltmc status exited %d while uid 65534 held %d control "
+			 "connections: %s",
+			 rc, h.accepted, out);
+	assert_int_equal(h.accepted, 4);
+	assert_int_equal(h.refused, HOLD_TRIES - 4);
+	if (!strstr(h.message, "EBUSY") || !strstr(h.message, "uid 65534"))
+		fail_msg("refusal: %s", h.message);
+	rc = run_as(out, sizeof(out), 65534, 65534,
+		    (char *const[]){ fltmc_nobody, "--runtime-dir", rundir, "filters",
+				     NULL });
+	if (rc != 1 || !strstr(out, "uid 65534") || !strstr(out, "EBUSY"))
+		fail_msg("uid 65534's fifth fltmc: exit %d: %s", rc, out);
+	o = fltmc_json("stats", NULL, NULL);
+	assert_int_equal(jint(jget(o, "daemon"), "control_busy"), HOLD_TRIES - 4 + 1);
+	json_object_put(o);
+	holder_stop(&h);
+}
+
+/* --check-config and a start with cfg both exit 1 with each needle in
+ * the output. */
+static void
+expect_refused_config(const char *cfg, const char *needle1, const char *needle2)
+{
+	char out[8192];
+	int rc;
+
+	rc = RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", (char *)cfg);
+	if (rc != 1 || !strstr(out, needle1) || (needle2 && !strstr(out, needle2)))
+		fail_msg("--check-config --config %s: exit %d, expected 1 with '%s'%s%s: "
+			 "%s",
+			 cfg, rc, needle1, needle2 ? " and " : "", needle2 ? needle2 : "",
+			 out);
+	rc = RUN(out, (char *)fltmgrd_bin, "--foreground", "--runtime-dir", rundir,
+		 "--config", (char *)cfg);
+	if (rc != 1 || !strstr(out, needle1) || (needle2 && !strstr(out, needle2)))
+		fail_msg("fltmgrd --config %s: exit %d, expected 1 with '%s': %s", cfg,
+			 rc, needle1, out);
+}
+
+static void
+mkdir_owned(const char *path, mode_t mode, uid_t owner)
+{
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(chown(path, owner, owner), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* A config naming filter_dir dir (tf.so in it), written safely. */
+static void
+conf_with_filter_dir(const char *cfg, const char *dir)
+{
+	char text[1024];
+
+	snprintf(text, sizeof(text),
+		 "[fltmgrd]\nfilter_dir = %s\n\n[filter tf]\naltitude = 300000\n"
+		 "object = tf.so\nattach = %s\n",
+		 dir, watch);
+	write_file(cfg, text, 0644);
+}
+
+/* The configuration file and every directory on the way to it and to a
+ * filter object (through symbolic links too) must be root's and not
+ * writable by group or others (a sticky directory such as /tmp passes
+ * when the entry in it is root's); a directory or an empty file is no
+ * configuration. Each is refused by --check-config, at start and by a
+ * reload, with the offending path. */
+static void
+test_untrusted_config_and_object_paths_refused(void **state)
+{
+	char t[300], p[400], q[400], cfg[512], out[8192];
+
+	(void)state;
+	snprintf(t, sizeof(t), "%s/trust%s", scratch, strrchr(fdir, '/') + 1);
+	mkdir_owned(t, 0755, 0);
+
+	/* the configuration file itself */
+	snprintf(cfg, sizeof(cfg), "%s/c1.conf", t);
+	write_file(cfg, read_file(conf), 0666);
+	expect_refused_config(cfg, cfg, "writable by group or others");
+	assert_int_equal(chmod(cfg, 0644), 0);
+	assert_int_equal(chown(cfg, 65534, 65534), 0);
+	expect_refused_config(cfg, cfg, "not owned by root");
+	/* a directory on its path */
+	snprintf(p, sizeof(p), "%s/gw", t);
+	mkdir_owned(p, 0775, 0);
+	snprintf(cfg, sizeof(cfg), "%s/c3.conf", p);
+	write_file(cfg, read_file(conf), 0644);
+	expect_refused_config(cfg, p, "writable by group or others");
+	snprintf(p, sizeof(p), "%s/user", t);
+	mkdir_owned(p, 0755, 65534);
+	snprintf(cfg, sizeof(cfg), "%s/c4.conf", p);
+	write_file(cfg, read_file(conf), 0644);
+	expect_refused_config(cfg, p, "not owned by root");
+	/* a directory, an empty file, a file of comments only */
+	expect_refused_config(t, t, "not a regular file");
+	snprintf(cfg, sizeof(cfg), "%s/empty.conf", t);
+	write_file(cfg, "", 0644);
+	expect_refused_config(cfg, cfg, "empty");
+	write_file(cfg, "; nothing\n\n# here\n", 0644);
+	expect_refused_config(cfg, cfg, "empty");
+
+	/* the filter object's directories: a group-writable ancestor */
+	snprintf(p, sizeof(p), "%s/gw2", t);
+	mkdir_owned(p, 0775, 0);
+	snprintf(q, sizeof(q), "%s/gw2/filters", t);
+	mkdir_owned(q, 0755, 0);
+	snprintf(cfg, sizeof(cfg), "%s/tf.so", q);
+	copy_file_mode(filter_so, cfg, 0644);
+	snprintf(cfg, sizeof(cfg), "%s/o1.conf", t);
+	conf_with_filter_dir(cfg, q);
+	expect_refused_config(cfg, p, "writable by group or others");
+	/* a symbolic link into a world-writable directory */
+	snprintf(p, sizeof(p), "%s/ww", t);
+	mkdir_owned(p, 0777, 0);
+	snprintf(q, sizeof(q), "%s/ww/tf.so", t);
+	copy_file_mode(filter_so, q, 0644);
+	snprintf(q, sizeof(q), "%s/lnk", t);
+	mkdir_owned(q, 0755, 0);
+	snprintf(cfg, sizeof(cfg), "%s/lnk/tf.so", t);
+	assert_int_equal(symlink("../ww/tf.so", cfg), 0);
+	snprintf(cfg, sizeof(cfg), "%s/o2.conf", t);
+	conf_with_filter_dir(cfg, q);
+	expect_refused_config(cfg, p, "writable by group or others");
+	/* a symbolic link to a directory below a group-writable one */
+	snprintf(q, sizeof(q), "%s/dl", t);
+	snprintf(p, sizeof(p), "%s/gw2/filters", t);
+	assert_int_equal(symlink(p, q), 0);
+	snprintf(cfg, sizeof(cfg), "%s/o3.conf", t);
+	conf_with_filter_dir(cfg, q);
+	snprintf(p, sizeof(p), "%s/gw2", t);
+	expect_refused_config(cfg, p, "writable by group or others");
+	/* sticky: an entry of another user in it is refused, root's passes */
+	snprintf(p, sizeof(p), "%s/st", t);
+	mkdir_owned(p, 01777, 0);
+	snprintf(q, sizeof(q), "%s/st/u", t);
+	mkdir_owned(q, 0755, 65534);
+	snprintf(cfg, sizeof(cfg), "%s/tf.so", q);
+	copy_file_mode(filter_so, cfg, 0644);
+	snprintf(cfg, sizeof(cfg), "%s/o4.conf", t);
+	conf_with_filter_dir(cfg, q);
+	expect_refused_config(cfg, q, "not owned by root");
+	snprintf(q, sizeof(q), "%s/st/r", t);
+	mkdir_owned(q, 0755, 0);
+	snprintf(cfg, sizeof(cfg), "%s/tf.so", q);
+	copy_file_mode(filter_so, cfg, 0644);
+	snprintf(cfg, sizeof(cfg), "%s/o5.conf", t);
+	conf_with_filter_dir(cfg, q);
+	assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", cfg),
+			 0);
+
+	/* a reload of a configuration file that became writable */
+	daemon_start();
+	assert_int_equal(chmod(conf, 0664), 0);
+	assert_int_equal(FLTMC(out, "reload"), 1);
+	if (!strstr(out, conf) || !strstr(out, "writable by group or others"))
+		fail_msg("reload output: %s", out);
+	assert_int_equal(chmod(conf, 0644), 0);
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	assert_int_equal(FLTMC(out, "reload"), 0);
+}
+
+/* fltmc instances shows each instance's state against the mount table
+ * (text and --json: state, state_time in ISO-8601 UTC, reattaches), and
+ * fltmc stats the engine's and filters' fail-closed counters. */
+static void
+test_instance_state_and_new_counters_shown(void **state)
+{
+	static const char *const engine_keys[] = { "scope_uncertain", "cache_refused",
+						   "mount_changes",
+						   "instance_reattaches" };
+	struct json_object *o, *in, *f;
+	const char *when;
+	char out[8192];
+
+	(void)state;
+	daemon_start();
+	o = fltmc_json("instances", NULL, NULL);
+	in = json_object_array_get_idx(jget(o, "instances"), 0);
+	assert_non_null(in);
+	assert_string_equal(json_object_get_string(jget(in, "state")), "attached");
+	assert_int_equal(jint(in, "reattaches"), 0);
+	when = json_object_get_string(jget(in, "state_time"));
+	/* 2026-12-07T03:04:05Z */
+	if (strlen(when) != 20 || when[4] != '-' || when[10] != 'T' || when[19] != 'Z')
+		fail_msg("state_time %s is not ISO-8601 UTC", when);
+	json_object_put(o);
+	assert_int_equal(FLTMC(out, "instances"), 0);
+	if (!strstr(out, "State") || !strstr(out, "attached"))
+		fail_msg("fltmc instances: %s", out);
+
+	o = fltmc_json("stats", NULL, NULL);
+	for (size_t i = 0; i < sizeof(engine_keys) / sizeof(engine_keys[0]); i++)
+		assert_int_equal(jint(jget(o, "engine"), engine_keys[i]), 0);
+	f = json_object_array_get_idx(jget(o, "filters"), 0);
+	assert_int_equal(jint(f, "timeouts_capped"), 0);
+	json_object_put(o);
+	assert_int_equal(FLTMC(out, "stats"), 0);
+	for (size_t i = 0; i < sizeof(engine_keys) / sizeof(engine_keys[0]); i++)
+		assert_non_null(strstr(out, engine_keys[i]));
+	assert_non_null(strstr(out, "timeouts_capped"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1505,6 +2370,20 @@ main(int argc, char **argv)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_missing_kept_capability_is_named,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_restart_holds_default_verdict,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_failure_keeps_running_filter,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_reload_failing_twice_holds_instances_shut, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_truncated_object_refused_daemon_stays_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_slots_kept_for_root, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_untrusted_config_and_object_paths_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_instance_state_and_new_counters_shown, setup, teardown),
 	};
 	int r;
 
@@ -1529,6 +2408,20 @@ main(int argc, char **argv)
 	if (r != 0)
 		return r;
 	unsetenv("FLTMGR_RUNTIME_DIR");
+	/* What uid 65534 runs is copied into the scratch (0755): the
+	 * checkout may be in a directory that user cannot enter. */
+	snprintf(fltmc_nobody, sizeof(fltmc_nobody), "%s/bin", scratch);
+	if (mkdir(fltmc_nobody, 0755) < 0)
+		return 1;
+	snprintf(fltmc_nobody, sizeof(fltmc_nobody), "%s/bin/fltmc", scratch);
+	{
+		char cmd[1024];
+
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 0755 '%s'", fltmc_bin,
+			 fltmc_nobody, fltmc_nobody);
+		if (system(cmd) != 0)
+			return 1;
+	}
 	/* FLTMGR_TEST_ONLY=PATTERN runs the matching tests only (debugging). */
 	if (getenv("FLTMGR_TEST_ONLY"))
 		cmocka_set_test_filter(getenv("FLTMGR_TEST_ONLY"));

@@ -479,7 +479,7 @@ long_filter_name_widens_its_column(void **state)
 static void
 instances_table_shows_each_column_and_the_full_path(void **state)
 {
-	char path[701], reply[1024];
+	char path[701], reply[2048];
 	struct run r;
 
 	(void)state;
@@ -489,19 +489,22 @@ instances_table_shows_each_column_and_the_full_path(void **state)
 	snprintf(reply, sizeof(reply),
 		 "{\"ok\": true, \"instances\": ["
 		 "{\"filter\": \"minispy\", \"altitude\": \"385100\", \"path\": \"/srv\","
-		 " \"kind\": \"subtree\", \"events\": 1042, \"denied\": 0},"
+		 " \"kind\": \"subtree\", \"state\": \"attached\","
+		 " \"state_time\": \"2026-12-07T03:04:05Z\", \"reattaches\": 0,"
+		 " \"events\": 1042, \"denied\": 0},"
 		 "{\"filter\": \"scanner\", \"altitude\": \"320000\", \"path\": \"%s\","
-		 " \"kind\": \"filesystem\", \"events\": 9007199254740993, \"denied\": "
-		 "17}]}",
+		 " \"kind\": \"filesystem\", \"state\": \"attached\","
+		 " \"state_time\": \"2026-12-07T03:04:05Z\", \"reattaches\": 0,"
+		 " \"events\": 9007199254740993, \"denied\": 17}]}",
 		 path);
 	EXCHANGE(&r, reply, "{\"command\": \"instances\"}", "instances");
 	assert_int_equal(r.code, 0);
 	assert_string_equal(r.err, "");
-	assert_words(r.out, "Filter", "Filter", "Altitude", "Kind", "Events", "Denied",
-		     "Path");
-	assert_words(r.out, "minispy", "minispy", "385100", "subtree", "1042", "0",
-		     "/srv");
-	assert_words(r.out, "scanner", "scanner", "320000", "filesystem",
+	assert_words(r.out, "Filter", "Filter", "Altitude", "Kind", "State", "Events",
+		     "Denied", "Path");
+	assert_words(r.out, "minispy", "minispy", "385100", "subtree", "attached", "1042",
+		     "0", "/srv");
+	assert_words(r.out, "scanner", "scanner", "320000", "filesystem", "attached",
 		     "9007199254740993", "17", path);
 	run_free(&r);
 }
@@ -636,6 +639,67 @@ status_prints_key_value_lines(void **state)
 	assert_words(r.out, "Config:", "Config:", "/etc/fltmgr/fltmgr.conf");
 	assert_words(r.out, "Version:", "Version:", "-");
 	assert_words(r.out, "Filter dir:", "Filter", "dir:", "-");
+	run_free(&r);
+}
+
+/* An instance's state against the mount table: attached, re-attached at a
+ * time, stale since a time, or its filter held shut; a state this fltmc
+ * does not know is printed as the daemon wrote it. */
+static void
+instances_show_their_state(void **state)
+{
+	static const char reply[] =
+		"{\"ok\": true, \"instances\": ["
+		"{\"filter\": \"a\", \"altitude\": \"3\", \"path\": \"/a\", \"kind\":"
+		" \"subtree\", \"state\": \"reattached\", \"state_time\":"
+		" \"2026-12-07T03:04:05Z\", \"reattaches\": 2, \"events\": 1,"
+		" \"denied\": 0},"
+		"{\"filter\": \"b\", \"altitude\": \"2\", \"path\": \"/b\", \"kind\":"
+		" \"mount\", \"state\": \"stale\", \"state_time\":"
+		" \"2026-12-08T00:00:01Z\", \"reattaches\": 0, \"events\": 2,"
+		" \"denied\": 0},"
+		"{\"filter\": \"c\", \"altitude\": \"1\", \"path\": \"/c\", \"kind\":"
+		" \"subtree\", \"state\": \"held\", \"state_time\": null,"
+		" \"reattaches\": 0, \"events\": 3, \"denied\": 3},"
+		"{\"filter\": \"d\", \"altitude\": \"0\", \"path\": \"/d\", \"kind\":"
+		" \"subtree\", \"state\": \"sideways\", \"events\": 4, \"denied\": 0}]}";
+	struct run r;
+
+	(void)state;
+	EXCHANGE(&r, reply, "{\"command\": \"instances\"}", "instances");
+	assert_int_equal(r.code, 0);
+	assert_words(r.out, "a ", "a", "3", "subtree", "re-attached",
+		     "2026-12-07T03:04:05Z", "1", "0", "/a");
+	assert_words(r.out, "b ", "b", "2", "mount", "stale", "since",
+		     "2026-12-08T00:00:01Z", "2", "0", "/b");
+	assert_words(r.out, "c ", "c", "1", "subtree", "held", "3", "3", "/c");
+	assert_words(r.out, "d ", "d", "0", "subtree", "sideways", "4", "0", "/d");
+	run_free(&r);
+}
+
+/* An unhealthy daemon's problems: one line each, naming the filter (or
+ * the engine) and why. */
+static void
+status_prints_each_problem(void **state)
+{
+	static const char reply[] =
+		"{\"ok\": true, \"pid\": 1, \"healthy\": false, \"problems\": ["
+		"{\"filter\": \"tf\", \"problem\": \"running the object it loaded "
+		"before: filter object /x/tf.so is not owned by root\"},"
+		"{\"filter\": null, \"problem\": \"the engine is not making "
+		"progress\"}]}";
+	struct run r;
+
+	(void)state;
+	EXCHANGE(&r, reply, "{\"command\": \"status\"}", "status");
+	assert_int_equal(r.code, 0);
+	assert_words(r.out, "Healthy:", "Healthy:", "no");
+	assert_words(r.out, "Problem:      filter", "Problem:", "filter",
+		     "tf:", "running", "the", "object", "it", "loaded",
+		     "before:", "filter", "object", "/x/tf.so", "is", "not", "owned",
+		     "by", "root");
+	assert_words(r.out, "Problem:      engine", "Problem:", "engine:", "the",
+		     "engine", "is", "not", "making", "progress");
 	run_free(&r);
 }
 
@@ -1061,11 +1125,12 @@ large_reply_is_read_whole(void **state)
 	(void)state;
 	append(&reply, &len, "{\"ok\": true, \"instances\": [", 27);
 	for (int i = 0; i < N; i++) {
-		int n = snprintf(row, sizeof(row),
-				 "%s{\"filter\": \"f%d\", \"altitude\": \"%d\","
-				 " \"path\": \"/srv/data/%08d\", \"kind\": \"subtree\","
-				 " \"events\": %d, \"denied\": 0}",
-				 i ? "," : "", i, 100000 + i, i, i * 7);
+		int n = snprintf(
+			row, sizeof(row),
+			"%s{\"filter\": \"f%d\", \"altitude\": \"%d\","
+			" \"path\": \"/srv/data/%08d\", \"kind\": \"subtree\","
+			" \"state\": \"attached\", \"events\": %d, \"denied\": 0}",
+			i ? "," : "", i, 100000 + i, i, i * 7);
 		append(&reply, &len, row, (size_t)n);
 	}
 	append(&reply, &len, "]}", 2);
@@ -1076,7 +1141,8 @@ large_reply_is_read_whole(void **state)
 	snprintf(name, sizeof(name), "f%d", N - 1);
 	snprintf(prefix, sizeof(prefix), "%s ", name);
 	snprintf(row, sizeof(row), "/srv/data/%08d", N - 1);
-	assert_words(r.out, prefix, name, "101999", "subtree", "13993", "0", row);
+	assert_words(r.out, prefix, name, "101999", "subtree", "attached", "13993", "0",
+		     row);
 	run_free(&r);
 	free(reply);
 }
@@ -1169,6 +1235,8 @@ main(void)
 		T(ports_prints_a_line_per_port_and_an_indented_line_per_client),
 		T(stats_prints_sections_for_engine_filters_ports_and_daemon),
 		T(status_prints_key_value_lines),
+		T(status_prints_each_problem),
+		T(instances_show_their_state),
 		T(missing_and_mistyped_members_print_dashes),
 		T(requests_carry_the_command_and_its_arguments),
 		T(reload_prints_its_counts),

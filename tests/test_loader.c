@@ -5,6 +5,7 @@
  * written is refused with a message that says why (root only: the checks
  * are about ownership).
  */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -136,8 +137,75 @@ writable_or_foreign_objects_are_refused(void **state)
 		       "is not owned by root (owner uid 1000)");
 	assert_int_equal(chown(obj, 0, 0), 0);
 	assert_int_equal(chmod(dir, 0777), 0);
-	expect_refused("object = tf.so\n", -EPERM, "filter directory");
+	expect_refused("object = tf.so\n", -EPERM, "on the path of filter object");
+	assert_int_equal(chmod(dir, 01777), 0); /* sticky, and tf.so is root's */
+	{
+		struct loaded_filter lf = { 0 };
+		char *why = NULL;
+
+		assert_int_equal(load("object = tf.so\n", &lf, &why), 0);
+		filter_unload(&lf);
+	}
 	assert_int_equal(chmod(dir, 0755), 0);
+}
+
+/* Every directory on the way counts, not only the object's own: a
+ * group-writable one above it, or one another user owns. */
+static void
+ancestors_of_an_object_are_checked(void **state)
+{
+	char sub[128], obj[160];
+
+	(void)state;
+	NEED_ROOT();
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	snprintf(obj, sizeof(obj), "%s/tf.so", sub);
+	copy_file(getenv("FLTMGR_TEST_FILTER"), obj);
+	assert_int_equal(chmod(obj, 0644), 0);
+	assert_int_equal(chmod(dir, 0775), 0);
+	expect_refused("object = sub/tf.so\n", -EPERM, "writable by group or others");
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(chown(dir, 1000, 1000), 0);
+	expect_refused("object = sub/tf.so\n", -EPERM, "is not owned by root");
+	assert_int_equal(chown(dir, 0, 0), 0);
+}
+
+/* An object cut short (being copied in place) is refused before dlopen()
+ * maps it: this process would die of SIGBUS otherwise. */
+static void
+cut_short_object_is_refused(void **state)
+{
+	const char *so = getenv("FLTMGR_TEST_FILTER");
+	int in = open(so, O_RDONLY | O_CLOEXEC), out;
+	char obj[128], buf[1 << 16];
+	Elf64_Ehdr eh;
+	off_t cut = 0;
+
+	(void)state;
+	NEED_ROOT();
+	assert_true(in >= 0);
+	assert_int_equal(pread(in, &eh, sizeof(eh), 0), (ssize_t)sizeof(eh));
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		assert_int_equal(
+			pread(in, &ph, sizeof(ph),
+			      (off_t)(eh.e_phoff + (Elf64_Off)i * eh.e_phentsize)),
+			(ssize_t)sizeof(ph));
+		if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
+			cut = (off_t)(ph.p_offset + ph.p_filesz / 2);
+	}
+	assert_true(cut > 0 && cut <= (off_t)sizeof(buf));
+	assert_int_equal(pread(in, buf, (size_t)cut, 0), (ssize_t)cut);
+	close(in);
+	snprintf(obj, sizeof(obj), "%s/cut.so", dir);
+	out = open(obj, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(out >= 0);
+	assert_int_equal(write(out, buf, (size_t)cut), (ssize_t)cut);
+	close(out);
+	expect_refused("object = cut.so\n", -ENOEXEC, "cut short");
+	expect_refused("object = cut.so\n", -ENOEXEC, obj);
 }
 
 static void
@@ -160,7 +228,7 @@ missing_bad_and_refusing_objects(void **state)
 		assert_int_equal(write(fd, "not an ELF object\n", 18), 18);
 		close(fd);
 	}
-	expect_refused("object = junk.so\n", -ENOEXEC, "cannot load");
+	expect_refused("object = junk.so\n", -ENOEXEC, "not a whole shared object");
 	expect_refused("object = tf.so\nparam.refuse = 13\n", -EACCES,
 		       "filter tf refused to load: Permission denied");
 }
@@ -173,6 +241,8 @@ main(void)
 		T(root_owned_object_loads_and_registers),
 		T(writable_or_foreign_objects_are_refused),
 		T(missing_bad_and_refusing_objects),
+		T(ancestors_of_an_object_are_checked),
+		T(cut_short_object_is_refused),
 #undef T
 	};
 

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,6 +128,22 @@ ctl_render_filters(FILE *out, json_object *reply)
 	return render_list(out, reply, "filters", cols, keys, ARRAY_SIZE(keys));
 }
 
+/* The State cell of an instance: "attached", "re-attached TIME", "stale
+ * since TIME", "held" (its filter is held shut), or what the daemon said. */
+static const char *
+instance_state_text(json_object *in, char *buf, size_t size)
+{
+	const char *st = text(in, "state"), *when = text(in, "state_time");
+
+	if (!strcmp(st, "reattached"))
+		snprintf(buf, size, "re-attached %s", when);
+	else if (!strcmp(st, "stale"))
+		snprintf(buf, size, "stale since %s", when);
+	else
+		return st;
+	return buf;
+}
+
 int
 ctl_render_instances(FILE *out, json_object *reply)
 {
@@ -137,6 +154,7 @@ ctl_render_instances(FILE *out, json_object *reply)
 		  .header_align = CTL_ALIGN_CENTER,
 		  .min_width = 12 },
 		{ .header = "Kind", .min_width = 10 },
+		{ .header = "State", .min_width = 8 },
 		{ .header = "Events",
 		  .align = CTL_ALIGN_RIGHT,
 		  .header_align = CTL_ALIGN_RIGHT,
@@ -147,11 +165,33 @@ ctl_render_instances(FILE *out, json_object *reply)
 		  .min_width = 8 },
 		{ .header = "Path" },
 	};
-	static const char *const keys[] = { "filter", "altitude", "kind",
+	/* NULL: the State cell, made from state and state_time */
+	static const char *const keys[] = { "filter", "altitude", "kind", NULL,
 					    "events", "denied",   "path" };
+	json_object *arr = list(reply, "instances");
+	const char *cells[ARRAY_SIZE(cols)];
+	struct ctl_table *t = NULL;
+	int r;
 
 	_Static_assert(ARRAY_SIZE(cols) == ARRAY_SIZE(keys), "a key per column");
-	return render_list(out, reply, "instances", cols, keys, ARRAY_SIZE(keys));
+	r = ctl_table_new(cols, ARRAY_SIZE(cols), &t);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < list_len(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+		char state[128];
+
+		for (size_t c = 0; c < ARRAY_SIZE(cols); c++)
+			cells[c] = keys[c] ? text(e, keys[c])
+					   : instance_state_text(e, state, sizeof(state));
+		r = ctl_table_add_row(t, cells);
+		if (r < 0)
+			goto out;
+	}
+	ctl_table_print(t, out);
+out:
+	ctl_table_free(t);
+	return r;
 }
 
 #define NUMBER_COLUMN(h)                                                                 \
@@ -469,7 +509,7 @@ ctl_render_status(FILE *out, json_object *reply)
 	};
 	struct ctl_table *t = NULL;
 	const char *config = text(reply, "config");
-	json_object *v;
+	json_object *v, *problems = list(reply, "problems");
 	char uptime[64];
 	int r;
 
@@ -492,6 +532,28 @@ ctl_render_status(FILE *out, json_object *reply)
 		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
 		r = ctl_table_add_row(t, rows[i]);
+		if (r < 0)
+			goto out;
+	}
+	/* Why it is not healthy: one "Problem:" line each, naming the
+	 * filter (none: the engine). */
+	for (size_t i = 0; i < list_len(problems); i++) {
+		json_object *p = json_object_array_get_idx(problems, i), *f;
+		char *line = NULL;
+		const char *row[2] = { "Problem:", NULL };
+
+		if (json_object_object_get_ex(p, "filter", &f) && f)
+			r = asprintf(&line, "filter %s: %s", text(p, "filter"),
+				     text(p, "problem"));
+		else
+			r = asprintf(&line, "engine: %s", text(p, "problem"));
+		if (r < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		row[1] = line;
+		r = ctl_table_add_row(t, row);
+		free(line);
 		if (r < 0)
 			goto out;
 	}

@@ -48,15 +48,17 @@ command_error(int err, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
 	const char *name = strerrorname_np(err < 0 ? -err : err);
-	char msg[1024];
+	char *msg = NULL;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
 	put_str(o, "errno", name ? name : "EIO");
-	put_str(o, "error", msg);
+	put_str(o, "error", msg ? msg : "out of memory");
+	free(msg);
 	return o;
 }
 
@@ -84,10 +86,41 @@ sorted_filters(struct daemon *d)
 	return v;
 }
 
+static void
+put_problem(struct json_object *a, const char *filter, const char *problem)
+{
+	struct json_object *p = json_object_new_object();
+
+	put_str(p, "filter", filter);
+	put_str(p, "problem", problem);
+	json_object_array_add(a, p);
+}
+
+/* Why the daemon is not healthy: the engine is stuck, or a configured
+ * filter does not run as configured (filterset_mismatch). */
+static struct json_object *
+problems_json(struct daemon *d)
+{
+	struct json_object *a = json_object_new_array();
+
+	if (!daemon_progressing(d))
+		put_problem(a, NULL,
+			    "the engine is not making progress (a permission event is "
+			    "far past its deadline, or every reader is blocked)");
+	for (size_t i = 0; d->cfg && i < d->cfg->n_filters; i++) {
+		char *m = filterset_mismatch(&d->fs, &d->cfg->filters[i]);
+
+		if (m)
+			put_problem(a, d->cfg->filters[i].name, m);
+		free(m);
+	}
+	return a;
+}
+
 static struct json_object *
 cmd_status(struct daemon *d)
 {
-	struct json_object *o = ok_reply();
+	struct json_object *o = ok_reply(), *problems = problems_json(d);
 
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
 	put_str(o, "version", FLTMGR_VERSION);
@@ -96,7 +129,10 @@ cmd_status(struct daemon *d)
 	put_str(o, "filter_dir", d->filter_dir);
 	put_u64(o, "uptime_ms", (uint64_t)(now_ns() - d->started_ns) / 1000000);
 	put_u64(o, "filters", d->fs.n);
-	json_object_object_add(o, "healthy", json_object_new_boolean(daemon_healthy(d)));
+	json_object_object_add(
+		o, "healthy",
+		json_object_new_boolean(json_object_array_length(problems) == 0));
+	json_object_object_add(o, "problems", problems);
 	return o;
 }
 
@@ -116,8 +152,9 @@ cmd_filters(struct daemon *d)
 		put_str(f, "name", v[i]->cf.name);
 		put_str(f, "altitude", v[i]->cf.altitude);
 		put_u64(f, "instances", v[i]->cf.n_instances);
-		put_str(f, "state", "running");
-		put_str(f, "object", v[i]->lf.path);
+		put_str(f, "state", v[i]->lf.filter ? "running" : "held");
+		put_str(f, "object",
+			v[i]->lf.filter ? v[i]->lf.img.path : v[i]->cf.object);
 		json_object_object_add(f, "deadline_ms",
 				       json_object_new_int(v[i]->cf.deadline_ms
 								   ? v[i]->cf.deadline_ms
@@ -131,6 +168,35 @@ cmd_filters(struct daemon *d)
 	json_object_object_add(o, "filters", a);
 	free(v);
 	return o;
+}
+
+static const char *
+instance_state_name(enum flt_instance_state st)
+{
+	switch (st) {
+	case FLT_INSTANCE_ATTACHED:
+		return "attached";
+	case FLT_INSTANCE_REATTACHED:
+		return "reattached";
+	case FLT_INSTANCE_STALE:
+		return "stale";
+	}
+	return "unknown";
+}
+
+/* ISO-8601 UTC to the second ("2026-12-07T03:04:05Z"); null if unset. */
+static void
+put_time(struct json_object *o, const char *key, const struct timespec *ts)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (ts->tv_sec <= 0 || !gmtime_r(&ts->tv_sec, &tm) ||
+	    !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+		json_object_object_add(o, key, NULL);
+		return;
+	}
+	put_str(o, key, buf);
 }
 
 static struct json_object *
@@ -147,7 +213,10 @@ cmd_instances(struct daemon *d)
 		struct flt_instance_info *in = NULL;
 		size_t n = 0;
 
-		if (flt_filter_list_instances(v[i]->lf.filter, &in, &n) < 0)
+		/* A held filter's instances are its gate's. */
+		if (flt_filter_list_instances(v[i]->lf.filter ? v[i]->lf.filter
+							      : gate_filter(v[i]->held),
+					      &in, &n) < 0)
 			continue;
 		for (size_t k = n; k-- > 0;) { /* oldest first */
 			struct json_object *x = json_object_new_object();
@@ -156,6 +225,11 @@ cmd_instances(struct daemon *d)
 			put_str(x, "altitude", v[i]->cf.altitude);
 			put_str(x, "path", in[k].path);
 			put_str(x, "kind", cfg_kind_name(in[k].kind));
+			put_str(x, "state",
+				!v[i]->lf.filter ? "held"
+						 : instance_state_name(in[k].state));
+			put_time(x, "state_time", &in[k].state_time);
+			put_u64(x, "reattaches", in[k].reattaches);
 			put_u64(x, "events", in[k].events);
 			put_u64(x, "denied", in[k].denied);
 			json_object_array_add(a, x);
@@ -208,7 +282,8 @@ add_ports(struct daemon *d, struct json_object *a, bool full)
 		struct json_object *sp = NULL, *clients = NULL;
 		size_t n = 0;
 
-		if (flt_filter_list_ports(v[i]->lf.filter, &p, &n) < 0)
+		if (!v[i]->lf.filter ||
+		    flt_filter_list_ports(v[i]->lf.filter, &p, &n) < 0)
 			continue;
 		for (size_t k = 0; k < n; k++) {
 			const struct flt_port_stats *s = &p[k].stats;
@@ -291,6 +366,7 @@ cmd_stats(struct daemon *d)
 	put_u64(e, "allowed", es.allowed);
 	put_u64(e, "denied", es.denied);
 	put_u64(e, "deadline_defaults", es.deadline_defaults);
+	put_u64(e, "scope_uncertain", es.scope_uncertain);
 	put_u64(e, "overflows", es.overflows);
 	put_u64(e, "dropped", es.dropped);
 	put_u64(e, "notif_ignored", es.notif_ignored);
@@ -304,15 +380,21 @@ cmd_stats(struct daemon *d)
 	put_u64(e, "process_cache_evictions", es.process_cache_evictions);
 	put_u64(e, "cache_inserts", es.cache_inserts);
 	put_u64(e, "cache_flushes", es.cache_flushes);
+	put_u64(e, "cache_refused", es.cache_refused);
 	put_u64(e, "emergency_answers", es.emergency_answers);
+	put_u64(e, "mount_changes", es.mount_changes);
+	put_u64(e, "instance_reattaches", es.instance_reattaches);
 	put_u64(e, "pending", es.pending);
 	put_u64(e, "readers", es.readers);
 	json_object_object_add(o, "engine", e);
 
 	for (size_t i = 0; i < d->fs.n; i++) {
-		struct json_object *f = json_object_new_object();
+		struct json_object *f;
 		struct flt_filter_stats s = { 0 };
 
+		if (!d->fs.v[i]->lf.filter) /* held: nothing runs */
+			continue;
+		f = json_object_new_object();
 		(void)flt_filter_get_stats(d->fs.v[i]->lf.filter, &s);
 		put_str(f, "name", d->fs.v[i]->cf.name);
 		put_u64(f, "seen", s.seen);
@@ -322,6 +404,7 @@ cmd_stats(struct daemon *d)
 		put_u64(f, "pended", s.pended);
 		put_u64(f, "deadline_defaults", s.deadline_defaults);
 		put_u64(f, "late_completions", s.late_completions);
+		put_u64(f, "timeouts_capped", s.timeouts_capped);
 		put_u64(f, "excluded", s.excluded);
 		add_filter_counters(f, d->fs.v[i]->lf.filter);
 		json_object_array_add(fa, f);
@@ -334,6 +417,7 @@ cmd_stats(struct daemon *d)
 	put_u64(dm, "reload_failures", d->ctr.reload_failures);
 	put_u64(dm, "control_requests", d->ctr.control_requests);
 	put_u64(dm, "control_refused", d->ctr.control_refused);
+	put_u64(dm, "control_busy", d->ctr.control_busy);
 	put_u64(dm, "control_malformed", d->ctr.control_malformed);
 	put_u64(dm, "control_timeouts", d->ctr.control_timeouts);
 	put_u64(dm, "control_accept_errors", d->ctr.control_accept_errors);
@@ -387,6 +471,24 @@ cmd_load(struct daemon *d, const struct ctl_request *rq)
 	return ok_reply();
 }
 
+/* The last reload's problems, "; "-joined (free() it). */
+static char *
+join_problems(struct daemon *d)
+{
+	char *s = NULL;
+
+	for (size_t i = 0; i < d->fs.n_problems; i++) {
+		char *n;
+
+		if (asprintf(&n, "%s%s%s", s ? s : "", s ? "; " : "",
+			     d->fs.problems[i].message) < 0)
+			break;
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
 static struct json_object *
 command_do(struct daemon *d, const struct ctl_request *rq)
 {
@@ -419,22 +521,38 @@ command_do(struct daemon *d, const struct ctl_request *rq)
 		r = filterset_detach(&d->fs, rq->name, rq->path, &why);
 		return r < 0 ? why_reply(r, why, "cannot detach") : ok_reply();
 	case CTL_RELOAD: {
-		struct json_object *o;
+		struct json_object *o, *errors;
 
-		r = daemon_reload(d, &res);
-		if (r == -EINVAL)
-			return command_error(EINVAL,
-					     "the configuration has errors (see the "
-					     "daemon's log); nothing was changed");
-		o = r < 0 ? command_error(-r, "reload applied only in part (see the "
-					      "daemon's log)")
-			  : ok_reply();
+		r = daemon_reload(d, &res, &why);
+		if (r == -EINVAL) {
+			o = command_error(EINVAL,
+					  "the configuration was rejected, nothing was "
+					  "changed: %s",
+					  why ? why : "see the daemon's log");
+			free(why);
+			return o;
+		}
+		free(why);
+		errors = json_object_new_array();
+		for (size_t i = 0; i < d->fs.n_problems; i++)
+			json_object_array_add(errors, json_object_new_string(
+							      d->fs.problems[i].message));
+		if (r < 0) {
+			char *all = join_problems(d);
+
+			o = command_error(-r, "reload applied only in part: %s",
+					  all ? all : "see the daemon's log");
+			free(all);
+		} else {
+			o = ok_reply();
+		}
 		put_u64(o, "loaded", res.loaded);
 		put_u64(o, "unloaded", res.unloaded);
 		put_u64(o, "restarted", res.restarted);
 		put_u64(o, "attached", res.attached);
 		put_u64(o, "detached", res.detached);
 		put_u64(o, "failed", res.failed);
+		json_object_object_add(o, "errors", errors);
 		return o;
 	}
 	default:

@@ -13,11 +13,13 @@
 #include "daemon/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct parser {
 	struct cfg *cfg;
@@ -481,45 +483,88 @@ cfg_parse_string(const char *name, const char *text, struct cfg **ret_cfg,
 	return 0;
 }
 
+/* Nothing but blank lines and comments: no configuration at all. */
+static bool
+is_empty(const char *text)
+{
+	for (const char *l = text; *l;) {
+		size_t n = strcspn(l, "\n");
+		size_t i = strspn(l, " \t\r");
+
+		if (i < n && l[i] != ';' && l[i] != '#')
+			return false;
+		l += n + (l[n] == '\n');
+	}
+	return true;
+}
+
+int
+cfg_load_fd(int fd, const char *name, struct cfg **ret_cfg, char **ret_errors)
+{
+	char *text = NULL, buf[4096];
+	size_t len = 0;
+	FILE *m;
+	ssize_t n;
+	int r = 0;
+
+	*ret_errors = NULL;
+	m = open_memstream(&text, &len);
+	if (!m)
+		return -ENOMEM;
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		fwrite(buf, 1, (size_t)n, m);
+	}
+	fclose(m);
+	if (r < 0) {
+		free(text);
+		if (asprintf(ret_errors, "%s: cannot read: %s\n", name, strerror(-r)) < 0)
+			*ret_errors = NULL;
+		return r;
+	}
+	if (!text)
+		return -ENOMEM;
+	if (memchr(text, '\0', len)) {
+		free(text);
+		if (asprintf(ret_errors, "%s: not a text file (NUL byte)\n", name) < 0)
+			*ret_errors = NULL;
+		return -EINVAL;
+	}
+	if (is_empty(text)) {
+		free(text);
+		if (asprintf(ret_errors,
+			     "%s: the configuration is empty (no section, no setting); "
+			     "it would run no filter\n",
+			     name) < 0)
+			*ret_errors = NULL;
+		return -EINVAL;
+	}
+	r = cfg_parse_string(name, text, ret_cfg, ret_errors);
+	free(text);
+	return r;
+}
+
 int
 cfg_load(const char *path, struct cfg **ret_cfg, char **ret_errors)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f;
-	int r;
+	int fd, r;
 
 	*ret_errors = NULL;
-	f = fopen(path, "re");
-	if (!f) {
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		r = -errno;
 		if (asprintf(ret_errors, "%s: cannot open: %s\n", path, strerror(errno)) <
 		    0)
 			*ret_errors = NULL;
 		return r;
 	}
-	{
-		FILE *m = open_memstream(&text, &len);
-		char buf[4096];
-		size_t n;
-
-		if (!m) {
-			fclose(f);
-			return -ENOMEM;
-		}
-		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-			fwrite(buf, 1, n, m);
-		fclose(m);
-	}
-	fclose(f);
-	if (memchr(text, '\0', len)) {
-		free(text);
-		if (asprintf(ret_errors, "%s: not a text file (NUL byte)\n", path) < 0)
-			*ret_errors = NULL;
-		return -EINVAL;
-	}
-	r = cfg_parse_string(path, text, ret_cfg, ret_errors);
-	free(text);
+	r = cfg_load_fd(fd, path, ret_cfg, ret_errors);
+	close(fd);
 	return r;
 }
 

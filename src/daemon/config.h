@@ -75,6 +75,10 @@ struct cfg {
 int cfg_parse_string(const char *name, const char *text, struct cfg **ret_cfg,
 		     char **ret_errors);
 int cfg_load(const char *path, struct cfg **ret_cfg, char **ret_errors);
+/* The same from an open file, read to its end; name is for messages. A
+ * file with nothing but blank lines and comments is an error. */
+int cfg_load_fd(int fd, const char *name, struct cfg **ret_cfg, char **ret_errors);
+/* fltmgrd reads its file with cfg_load_trusted() (trust.h). */
 void cfg_free(struct cfg *c);
 
 const struct cfg_filter *cfg_find_filter(const struct cfg *c, const char *name);

@@ -50,6 +50,8 @@ struct control {
 	int64_t accept_paused_until_ns; /* 0: accepting */
 	int64_t accept_logged_ns;       /* the last accept error logged */
 	uint64_t accept_errors_logged;  /* ctr.control_accept_errors then */
+	int64_t busy_logged_ns;         /* the last limit refusal logged */
+	uint64_t busy_logged;           /* ctr.control_busy then */
 };
 
 static int
@@ -202,6 +204,57 @@ accept_failed(struct control *c, int err)
 	c->accept_errors_logged = c->d->ctr.control_accept_errors;
 }
 
+/* Why a client of uid may not have a slot now, as a reply; NULL if it
+ * may (see CONTROL_ROOT_SLOTS in control.h). */
+static struct json_object *
+over_limit(struct control *c, uid_t uid)
+{
+	int mine = 0, others = 0;
+
+	for (int i = 0; i < c->n_clients; i++) {
+		mine += c->clients[i].cred.uid == uid;
+		others += c->clients[i].cred.uid != 0;
+	}
+	if (c->n_clients >= CONTROL_MAX_CLIENTS)
+		return command_error(EBUSY, "too many control clients (%d); try again",
+				     CONTROL_MAX_CLIENTS);
+	if (uid == 0)
+		return NULL;
+	if (mine >= CONTROL_MAX_PER_USER)
+		return command_error(
+			EBUSY,
+			"uid %u already has %d control connections, the most "
+			"one user may have; close one and try again",
+			(unsigned)uid, CONTROL_MAX_PER_USER);
+	if (others >= CONTROL_MAX_CLIENTS - CONTROL_ROOT_SLOTS)
+		return command_error(EBUSY,
+				     "no control slot free for uid %u: users other than "
+				     "root hold %d connections, the rest are kept for "
+				     "root; try again",
+				     (unsigned)uid, others);
+	return NULL;
+}
+
+/* Counts a refusal by the limits; one log line a second at most. */
+static void
+busy_refused(struct control *c, const struct client *cl)
+{
+	int64_t now = now_ns();
+
+	c->d->ctr.control_refused++;
+	c->d->ctr.control_busy++;
+	if (c->busy_logged_ns && now - c->busy_logged_ns < 1000000000LL)
+		return;
+	dlog(FLT_LOG_WARNING,
+	     "control: refused pid %d uid %u: over the client limits (%llu refusal%s "
+	     "since the last report)",
+	     (int)cl->cred.pid, (unsigned)cl->cred.uid,
+	     (unsigned long long)(c->d->ctr.control_busy - c->busy_logged),
+	     c->d->ctr.control_busy - c->busy_logged == 1 ? "" : "s");
+	c->busy_logged_ns = now;
+	c->busy_logged = c->d->ctr.control_busy;
+}
+
 static void
 accept_clients(struct control *c)
 {
@@ -225,12 +278,9 @@ accept_clients(struct control *c)
 		else if (c->d->control_gid != (gid_t)-1 &&
 			 in_group(cl.fd, &cl.cred, c->d->control_gid))
 			cl.access = ACCESS_READ;
-		if (c->n_clients == CONTROL_MAX_CLIENTS) {
-			c->d->ctr.control_refused++;
-			o = command_error(EBUSY,
-					  "too many control clients (%d); try again",
-					  CONTROL_MAX_CLIENTS);
-		}
+		o = over_limit(c, cl.cred.uid);
+		if (o)
+			busy_refused(c, &cl);
 		if (o) {
 			(void)send_reply(cl.fd, o);
 			json_object_put(o);

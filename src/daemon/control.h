@@ -13,7 +13,13 @@
 #include "daemon/daemon.h"
 
 #define CONTROL_MAX_CLIENTS 16
-#define CONTROL_IDLE_MS     5000
+/* The last slots are root's: other users together hold at most
+ * CONTROL_MAX_CLIENTS - CONTROL_ROOT_SLOTS, and each user (uid) at most
+ * CONTROL_MAX_PER_USER, so neither a control_group member nor anybody who
+ * gets past the socket's mode can lock root out. */
+#define CONTROL_ROOT_SLOTS   4
+#define CONTROL_MAX_PER_USER 4
+#define CONTROL_IDLE_MS      5000
 
 struct control;
 

@@ -18,6 +18,7 @@
 struct daemon_counters {
 	uint64_t reloads, reload_failures;
 	uint64_t control_requests, control_refused, control_malformed, control_timeouts;
+	uint64_t control_busy; /* refused by the limits (also in control_refused) */
 	uint64_t control_accept_errors;
 	uint64_t watchdog_pings, watchdog_withheld;
 };
@@ -35,11 +36,15 @@ struct daemon {
 };
 
 /* Reads the configuration again and applies it (SIGHUP, fltmc reload). A
- * configuration with errors is rejected whole and the running state kept.
- * Returns 0, -EINVAL (errors, logged), or -EIO (partly applied). */
-int daemon_reload(struct daemon *d, struct apply_result *res);
+ * configuration with errors (or a file that cannot be trusted) is
+ * rejected whole and the running state kept. Returns 0, -EINVAL (errors,
+ * logged, and "; "-joined in *ret_errors: free() it), or -EIO (partly
+ * applied: d->fs.problems says what failed). */
+int daemon_reload(struct daemon *d, struct apply_result *res, char **ret_errors);
 
-/* The engine is making progress (what the systemd watchdog checks). */
-bool daemon_healthy(struct daemon *d);
+/* The engine is making progress (what the systemd watchdog checks). Being
+ * healthy (fltmc status) also needs every configured filter to run as
+ * configured (filterset_mismatch). */
+bool daemon_progressing(struct daemon *d);
 
 #endif

@@ -32,6 +32,7 @@
 #include "daemon/loader.h"
 #include "daemon/privileges.h"
 #include "daemon/rundir.h"
+#include "daemon/trust.h"
 
 #ifndef FLTMGR_VERSION
 #define FLTMGR_VERSION "unknown"
@@ -220,7 +221,7 @@ load_config(const struct options *o, struct cfg **ret)
 
 	if (!o->config)
 		return builtin_config(o, ret);
-	r = cfg_load(o->config, ret, &errors);
+	r = cfg_load_trusted(o->config, ret, &errors);
 	if (r < 0) {
 		if (errors)
 			fputs(errors, stderr);
@@ -286,25 +287,21 @@ check_config(const struct options *o, const struct cfg *c)
 	}
 	for (size_t i = 0; i < c->n_filters; i++) {
 		const struct cfg_filter *f = &c->filters[i];
-		char *path = NULL, *why = NULL;
-		int fd;
+		struct filter_image img;
+		char *why = NULL;
+		int r;
 
-		if (f->object[0] == '/')
-			path = strdup(f->object);
-		else if (asprintf(&path, "%s/%s", dir, f->object) < 0)
-			path = NULL;
-		if (!path)
-			return EXIT_CONFIG;
-		fd = filter_object_open(path, &why);
-		if (fd < 0) {
+		/* Trusted (trust.h) and a whole shared object: what a load
+		 * would check before touching anything. */
+		r = filter_image_open(dir, f, &img, &why);
+		if (r < 0) {
 			fprintf(stderr, "%s:%d: filter %s: %s\n", c->file, f->line,
-				f->name, why ? why : strerror(-fd));
+				f->name, why ? why : strerror(-r));
 			bad++;
 		} else {
-			close(fd);
+			filter_image_close(&img);
 		}
 		free(why);
-		free(path);
 		for (size_t k = 0; k < f->n_instances; k++) {
 			struct stat st;
 
@@ -355,7 +352,7 @@ static struct {
 } g;
 
 bool
-daemon_healthy(struct daemon *d)
+daemon_progressing(struct daemon *d)
 {
 	return flt_manager_check_progress(d->mgr, PROGRESS_GRACE_MS) == 0;
 }
@@ -394,31 +391,55 @@ apply_daemon_settings(struct daemon *d, const struct cfg *c)
 	}
 }
 
+/* errors ("FILE:LINE: ...\n" lines) as one "; "-joined line. */
+static char *
+one_line(const char *errors)
+{
+	size_t n = errors ? strlen(errors) : 0, k = 0;
+	char *s = errors ? malloc(2 * n + 1) : NULL;
+
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (errors[i] != '\n') {
+			s[k++] = errors[i];
+		} else if (i + 1 < n) {
+			s[k++] = ';';
+			s[k++] = ' ';
+		}
+	}
+	s[k] = '\0';
+	return s;
+}
+
 int
-daemon_reload(struct daemon *d, struct apply_result *res)
+daemon_reload(struct daemon *d, struct apply_result *res, char **ret_errors)
 {
 	struct cfg *c = NULL;
 	char *errors = NULL;
 	int r;
 
 	*res = (struct apply_result){ 0 };
+	*ret_errors = NULL;
 	d->ctr.reloads++;
 	sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
 	if (d->config_path) {
-		r = cfg_load(d->config_path, &c, &errors);
+		r = cfg_load_trusted(d->config_path, &c, &errors);
 		if (r < 0) {
-			char *save = NULL;
+			char *save = NULL, *copy = errors ? strdup(errors) : NULL;
 
 			dlog(FLT_LOG_ERROR,
 			     "reload: %s rejected; the running filters are "
 			     "unchanged:",
 			     d->config_path);
-			for (char *l = strtok_r(errors, "\n", &save); l;
+			for (char *l = strtok_r(copy, "\n", &save); l;
 			     l = strtok_r(NULL, "\n", &save))
 				dlog(FLT_LOG_ERROR, "  %s", l);
 			if (!errors)
 				dlog(FLT_LOG_ERROR, "  %s: %s", d->config_path,
 				     strerror(-r));
+			free(copy);
+			*ret_errors = one_line(errors);
 			free(errors);
 			d->ctr.reload_failures++;
 			sd_notify(0,
@@ -432,25 +453,30 @@ daemon_reload(struct daemon *d, struct apply_result *res)
 		return -EINVAL;
 	}
 	apply_daemon_settings(d, c);
+	/* Once the engine offers a call to check every instance against the
+	 * mount table now (rather than when it next notices a change), it
+	 * belongs here: the reload, and any gate it puts up, then work from
+	 * the instances' current filesystems. */
 	r = filterset_apply(&d->fs, c, res);
 	cfg_free(d->cfg);
 	d->cfg = c;
 	if (r < 0)
 		d->ctr.reload_failures++;
-	dlog(FLT_LOG_NOTICE,
+	dlog(r < 0 ? FLT_LOG_ERROR : FLT_LOG_NOTICE,
 	     "reloaded %s: %u loaded, %u unloaded, %u restarted, %u attached, %u "
 	     "detached, %u failed",
 	     d->config_path ? d->config_path : "the built-in configuration", res->loaded,
 	     res->unloaded, res->restarted, res->attached, res->detached, res->failed);
-	sd_notifyf(0, "READY=1\nSTATUS=Filtering with %zu filter%s", d->fs.n,
-		   d->fs.n == 1 ? "" : "s");
+	sd_notifyf(0, "READY=1\nSTATUS=Filtering with %zu filter%s%s", d->fs.n,
+		   d->fs.n == 1 ? "" : "s",
+		   r < 0 ? "; the last reload failed in part (fltmc status)" : "");
 	return r;
 }
 
 static void
 watchdog_tick(struct daemon *d)
 {
-	if (daemon_healthy(d)) {
+	if (daemon_progressing(d)) {
 		sd_notify(0, "WATCHDOG=1");
 		d->ctr.watchdog_pings++;
 		if (g.logged_unhealthy)
@@ -526,7 +552,10 @@ main_loop(struct daemon *d, int sig_fd, int wd_fd)
 			struct apply_result res;
 
 			dlog(FLT_LOG_NOTICE, "SIGHUP: reloading");
-			(void)daemon_reload(d, &res);
+			char *why = NULL;
+
+			(void)daemon_reload(d, &res, &why);
+			free(why);
 			continue;
 		}
 		return (int)si.ssi_signo;
@@ -657,9 +686,22 @@ run(const struct options *o, struct cfg *c)
 		goto out_mgr;
 	g.opt = o;
 	if (filterset_apply(&d.fs, c, &res) < 0) {
-		dlog(FLT_LOG_ERROR, "%u filter%s could not be started; stopping",
-		     res.failed, res.failed == 1 ? "" : "s");
-		goto out_filters;
+		size_t missing = 0;
+
+		for (size_t i = 0; i < c->n_filters; i++) {
+			struct running_filter *rf =
+				filterset_find(&d.fs, c->filters[i].name);
+
+			missing += !rf || !rf->lf.filter;
+		}
+		/* A filter that could not start stops the start; one that
+		 * runs without an instance it could not attach does not (it
+		 * shows in fltmc status). */
+		if (missing) {
+			dlog(FLT_LOG_ERROR, "%zu filter%s could not be started; stopping",
+			     missing, missing == 1 ? "" : "s");
+			goto out_filters;
+		}
 	}
 	d.cfg = c;
 	c = NULL;

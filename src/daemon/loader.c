@@ -1,24 +1,56 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * loader.c — see loader.h. The object is opened once, checked through that
- * descriptor (fstat), and loaded through the same descriptor
- * (/proc/self/fd/N), so it cannot be swapped between the check and the
- * load. Its directory is checked too: a directory others may write to lets
- * them replace the file by renaming.
+ * loader.c — see loader.h.
+ *
+ * The object is opened once through trusted_open() (every directory on
+ * its way checked), copied through that descriptor into a memfd that is
+ * then sealed against any change, the copy is checked to be a whole ELF
+ * shared object (every program header and every loadable segment's bytes
+ * inside the file), and the copy is what dlopen() maps
+ * (/proc/self/fd/N). So:
+ *
+ *  - a file cut short (being copied in place) is refused with a message,
+ *    where dlopen() would have mapped pages past its end and died of
+ *    SIGBUS on the first touch;
+ *  - a file that changes after the check (truncated or rewritten between
+ *    the check and dlopen, or while it runs) cannot reach what runs: the
+ *    sealed copy cannot shrink, grow or be written, by anyone;
+ *  - a file that changes while it is being copied is noticed (its size or
+ *    times differ before and after) and refused, to be tried again.
+ *
+ * What remains: a writer (root: nobody else may write the file) that
+ * rewrites bytes in place without changing the size while the copy is
+ * read, within the same timestamp tick as its previous write (file times
+ * advance with the kernel's coarse clock), is not noticed. The copy is
+ * then a mix, still of a whole ELF file's size.
  */
 #include "daemon/loader.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
+#include <link.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "daemon/trust.h"
+
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+/* Larger objects are refused (the copy lives in memory). */
+#define OBJECT_MAX ((off_t)256 << 20)
 
 static int __attribute__((format(printf, 3, 4)))
 fail(int r, char **ret_why, const char *fmt, ...)
@@ -32,59 +64,317 @@ fail(int r, char **ret_why, const char *fmt, ...)
 	return r;
 }
 
-static int
-check_owner_mode(const struct stat *st, const char *what, const char *path,
-		 char **ret_why)
+int
+filter_object_open(const char *path, char **ret_why)
 {
-	if (st->st_uid != 0)
-		return fail(-EPERM, ret_why, "%s %s is not owned by root (owner uid %u)",
-			    what, path, (unsigned)st->st_uid);
-	if (st->st_mode & (S_IWGRP | S_IWOTH))
-		return fail(-EPERM, ret_why,
-			    "%s %s is writable by group or others (mode %04o); a root "
-			    "daemon will not load code others can change",
-			    what, path, (unsigned)(st->st_mode & 07777));
+	return trusted_open(path, "filter object", ret_why);
+}
+
+/* ---- the private copy ---- */
+
+/* An empty file only this process can reach: a memfd that can be sealed
+ * and mapped executable, or (memfd_create() not allowed) an unnamed file
+ * in /dev/shm. */
+static int
+private_file(const char *name)
+{
+	static const unsigned flags[] = {
+		MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC,
+		MFD_CLOEXEC | MFD_ALLOW_SEALING,                   /* before Linux 6.3 */
+		MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL, /* vm.memfd_noexec=2 */
+	};
+	int fd = -1, err = ENOSYS;
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]) && fd < 0; i++) {
+		fd = memfd_create(name, flags[i]);
+		if (fd < 0)
+			err = errno;
+	}
+	if (fd >= 0)
+		return fd;
+	fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, 0400);
+	return fd >= 0 ? fd : -err;
+}
+
+static int
+write_all(int fd, const char *buf, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, buf, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		buf += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Copies from (from its start) to a new private file; the size in
+ * *ret_size. */
+static int
+copy_private(int from, const char *name, off_t *ret_size)
+{
+	static char buf[1 << 16];
+	off_t total = 0;
+	int to, r;
+
+	to = private_file(name);
+	if (to < 0)
+		return to;
+	for (;;) {
+		ssize_t n = pread(from, buf, sizeof(buf), total);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		if (total + n > OBJECT_MAX) {
+			r = -EFBIG;
+			goto fail;
+		}
+		r = write_all(to, buf, (size_t)n);
+		if (r < 0)
+			goto fail;
+		total += n;
+	}
+	/* Sealed: from now on nobody can shrink, grow or write it (a file
+	 * in /dev/shm cannot be sealed; only this process can reach it). */
+	(void)fcntl(to, F_ADD_SEALS,
+		    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	*ret_size = total;
+	return to;
+fail:
+	close(to);
+	return r;
+}
+
+/* ---- is it a whole shared object for this machine? ---- */
+
+/* The class, byte order and machine of the running program. */
+static void
+host_elf(unsigned char *cls, unsigned char *data, uint16_t *machine)
+{
+	ElfW(Ehdr) eh;
+	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+
+	*cls = sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32;
+	*data = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
+	*machine = 0; /* unknown: not compared */
+	if (fd < 0)
+		return;
+	if (pread(fd, &eh, sizeof(eh), 0) == (ssize_t)sizeof(eh) &&
+	    !memcmp(eh.e_ident, ELFMAG, SELFMAG))
+		*machine = eh.e_machine;
+	close(fd);
+}
+
+/* off + len <= size without overflow. */
+static bool
+inside(uint64_t off, uint64_t len, uint64_t size)
+{
+	return off <= size && len <= size - off;
+}
+
+static int
+elf_check(int fd, off_t size, const char *path, char **ret_why)
+{
+	unsigned char cls, data;
+	uint16_t machine;
+	ElfW(Ehdr) eh;
+	bool dynamic = false;
+	int loads = 0;
+
+#define BAD(...)                                                       \
+	fail(-ENOEXEC, ret_why,                                        \
+	     "filter object %s is not a whole shared object for this " \
+	     "machine: " __VA_ARGS__)
+	host_elf(&cls, &data, &machine);
+	if (size < (off_t)sizeof(eh) ||
+	    pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+		return BAD("%lld bytes, shorter than an ELF header (a copy still in "
+			   "progress?)",
+			   path, (long long)size);
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG))
+		return BAD("no ELF header", path);
+	if (eh.e_ident[EI_CLASS] != cls || eh.e_ident[EI_DATA] != data ||
+	    eh.e_ident[EI_VERSION] != EV_CURRENT)
+		return BAD(
+			"ELF class %d, byte order %d, version %d (this machine: %d, %d, "
+			"%d)",
+			path, eh.e_ident[EI_CLASS], eh.e_ident[EI_DATA],
+			eh.e_ident[EI_VERSION], cls, data, EV_CURRENT);
+	if (eh.e_type != ET_DYN)
+		return BAD("ELF type %d, not a shared object (%d)", path, eh.e_type,
+			   ET_DYN);
+	if (machine && eh.e_machine != machine)
+		return BAD("built for machine %d, this one is %d", path, eh.e_machine,
+			   machine);
+	if (eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum == 0 ||
+	    eh.e_phnum == PN_XNUM)
+		return BAD("bad program header table (%d entries of %d bytes)", path,
+			   eh.e_phnum, eh.e_phentsize);
+	if (!inside(eh.e_phoff, (uint64_t)eh.e_phnum * eh.e_phentsize, (uint64_t)size))
+		return BAD(
+			"its program headers end at byte %llu, the file has %lld bytes "
+			"(cut short: a copy still in progress?)",
+			path,
+			(unsigned long long)(eh.e_phoff +
+					     (uint64_t)eh.e_phnum * eh.e_phentsize),
+			(long long)size);
+	for (int i = 0; i < eh.e_phnum; i++) {
+		ElfW(Phdr) ph;
+
+		if (pread(fd, &ph, sizeof(ph),
+			  (off_t)(eh.e_phoff + (uint64_t)i * sizeof(ph))) !=
+		    (ssize_t)sizeof(ph))
+			return BAD("cannot read program header %d", path, i);
+		if (ph.p_type != PT_LOAD && ph.p_type != PT_DYNAMIC)
+			continue;
+		if (!inside(ph.p_offset, ph.p_filesz, (uint64_t)size))
+			return BAD(
+				"its %s segment (program header %d) ends at byte %llu, "
+				"the file has %lld bytes (cut short: a copy still in "
+				"progress?)",
+				path, ph.p_type == PT_LOAD ? "PT_LOAD" : "PT_DYNAMIC", i,
+				(unsigned long long)(ph.p_offset + ph.p_filesz),
+				(long long)size);
+		if (ph.p_type == PT_LOAD) {
+			if (ph.p_filesz > ph.p_memsz)
+				return BAD("PT_LOAD segment %d has more file bytes than "
+					   "memory",
+					   path, i);
+			loads++;
+		} else {
+			dynamic = true;
+		}
+	}
+	if (!loads || !dynamic)
+		return BAD("no %s", path,
+			   loads ? "PT_DYNAMIC segment" : "PT_LOAD segment");
+#undef BAD
+	return 0;
+}
+
+/* ---- images ---- */
+
+static char *
+object_path(const char *filter_dir, const struct cfg_filter *cf)
+{
+	char *path = NULL;
+
+	if (cf->object[0] == '/')
+		return strdup(cf->object);
+	if (asprintf(&path, "%s/%s", filter_dir, cf->object) < 0)
+		return NULL;
+	return path;
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+int
+filter_image_open(const char *filter_dir, const struct cfg_filter *cf,
+		  struct filter_image *ret, char **ret_why)
+{
+	struct filter_image img = { .fd = -1 };
+	struct stat after;
+	char name[80];
+	off_t size = 0;
+	int fd, r;
+
+	*ret_why = NULL;
+	img.path = object_path(filter_dir, cf);
+	if (!img.path)
+		return -ENOMEM;
+	fd = filter_object_open(img.path, ret_why);
+	if (fd < 0) {
+		free(img.path);
+		return fd;
+	}
+	snprintf(name, sizeof(name), "fltmgr:%s", base_name(img.path));
+	if (fstat(fd, &img.st) < 0) {
+		r = fail(-errno, ret_why, "filter object %s: %s", img.path,
+			 strerror(errno));
+		goto out;
+	}
+	r = copy_private(fd, name, &size);
+	if (r < 0) {
+		r = fail(r, ret_why, "filter object %s: cannot make a private copy: %s",
+			 img.path, r == -EFBIG ? "larger than 256 MiB" : strerror(-r));
+		goto out;
+	}
+	img.fd = r;
+	r = 0;
+	if (fstat(fd, &after) < 0 || after.st_size != img.st.st_size ||
+	    size != img.st.st_size || after.st_mtim.tv_sec != img.st.st_mtim.tv_sec ||
+	    after.st_mtim.tv_nsec != img.st.st_mtim.tv_nsec ||
+	    after.st_ctim.tv_sec != img.st.st_ctim.tv_sec ||
+	    after.st_ctim.tv_nsec != img.st.st_ctim.tv_nsec) {
+		r = fail(-EAGAIN, ret_why,
+			 "filter object %s changed while it was being read (a copy in "
+			 "progress?); try again once it is complete",
+			 img.path);
+		goto out;
+	}
+	r = elf_check(img.fd, size, img.path, ret_why);
+out:
+	close(fd);
+	if (r < 0) {
+		filter_image_close(&img);
+		return r;
+	}
+	*ret = img;
+	return 0;
+}
+
+void
+filter_image_close(struct filter_image *img)
+{
+	if (!img)
+		return;
+	if (img->fd >= 0 && !img->pinned)
+		close(img->fd);
+	free(img->path);
+	*img = (struct filter_image){ .fd = -1 };
+}
+
+/* Replaces a copy that was loaded before with a fresh one, so that
+ * dlopen() never meets the name or the inode of an object it may still
+ * hold (a dlclose() does not always unmap). */
+static int
+image_refresh(struct filter_image *img, char **ret_why)
+{
+	char name[80];
+	off_t size;
+	int fd;
+
+	snprintf(name, sizeof(name), "fltmgr:%s", base_name(img->path));
+	fd = copy_private(img->fd, name, &size);
+	if (fd < 0)
+		return fail(fd, ret_why, "filter object %s: cannot copy it again: %s",
+			    img->path, strerror(-fd));
+	if (!img->pinned)
+		close(img->fd);
+	img->fd = fd;
+	img->loaded = img->pinned = false;
 	return 0;
 }
 
 int
-filter_object_open(const char *path, char **ret_why)
-{
-	char dir[PATH_MAX];
-	struct stat st;
-	int fd, r;
-
-	*ret_why = NULL;
-	if (strlen(path) >= sizeof(dir))
-		return fail(-ENAMETOOLONG, ret_why, "filter object path too long: %s",
-			    path);
-	strcpy(dir, path);
-	if (stat(dirname(dir), &st) < 0)
-		return fail(-errno, ret_why, "filter directory %s: %s", dir,
-			    strerror(errno));
-	r = check_owner_mode(&st, "filter directory", dir, ret_why);
-	if (r < 0)
-		return r;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(-errno, ret_why, "filter object %s: cannot open: %s", path,
-			    strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return fail(-EINVAL, ret_why, "filter object %s is not a regular file",
-			    path);
-	}
-	r = check_owner_mode(&st, "filter object", path, ret_why);
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-int
-filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
-	    struct loaded_filter *ret, char **ret_why)
+filter_load_image(flt_manager *m, const struct cfg_filter *cf, struct filter_image *img,
+		  struct loaded_filter *ret, char **ret_why)
 {
 	struct flt_filter_config fc = {
 		.name = cf->name,
@@ -96,38 +386,26 @@ filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
 	const char **keys = NULL, **values = NULL;
 	flt_filter_entry_fn entry;
 	flt_filter *f = NULL;
-	char *path = NULL, proc[64];
+	char proc[64];
 	void *dl;
-	struct stat st;
-	int fd, r;
+	int r;
 
 	*ret_why = NULL;
-	if (cf->object[0] == '/')
-		path = strdup(cf->object);
-	else if (asprintf(&path, "%s/%s", filter_dir, cf->object) < 0)
-		path = NULL;
-	if (!path)
-		return -ENOMEM;
-	fd = filter_object_open(path, ret_why);
-	if (fd < 0) {
-		free(path);
-		return fd;
+	if (img->loaded) {
+		r = image_refresh(img, ret_why);
+		if (r < 0)
+			return r;
 	}
-	if (fstat(fd, &st) < 0)
-		memset(&st, 0, sizeof(st));
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", img->fd);
 	dl = dlopen(proc, RTLD_NOW | RTLD_LOCAL);
-	close(fd);
-	if (!dl) {
-		r = fail(-ENOEXEC, ret_why, "filter object %s: cannot load: %s", path,
-			 dlerror());
-		free(path);
-		return r;
-	}
+	img->loaded = true;
+	if (!dl)
+		return fail(-ENOEXEC, ret_why, "filter object %s: cannot load: %s",
+			    img->path, dlerror());
 	entry = (flt_filter_entry_fn)dlsym(dl, FLT_FILTER_ENTRY_SYMBOL);
 	if (!entry) {
-		r = fail(-ENOEXEC, ret_why, "filter object %s has no %s function", path,
-			 FLT_FILTER_ENTRY_SYMBOL);
+		r = fail(-ENOEXEC, ret_why, "filter object %s has no %s function",
+			 img->path, FLT_FILTER_ENTRY_SYMBOL);
 		goto fail_dl;
 	}
 	if (cf->n_params) {
@@ -149,7 +427,7 @@ filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
 		if (f)
 			flt_unregister_filter(f);
 		r = fail(-EPROTO, ret_why,
-			 "filter object %s: %s did not register filter %s", path,
+			 "filter object %s: %s did not register filter %s", img->path,
 			 FLT_FILTER_ENTRY_SYMBOL, cf->name);
 		goto fail_dl;
 	}
@@ -162,26 +440,65 @@ filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
 	}
 	free(keys);
 	free(values);
-	*ret = (struct loaded_filter){ .dl = dl, .filter = f, .path = path, .st = st };
+	*ret = (struct loaded_filter){ .dl = dl, .filter = f, .img = *img };
+	*img = (struct filter_image){ .fd = -1 };
 	return 0;
 fail_dl:
 	free(keys);
 	free(values);
 	dlclose(dl);
-	free(path);
 	return r;
+}
+
+int
+filter_load(flt_manager *m, const char *filter_dir, const struct cfg_filter *cf,
+	    struct loaded_filter *ret, char **ret_why)
+{
+	struct filter_image img;
+	int r;
+
+	r = filter_image_open(filter_dir, cf, &img, ret_why);
+	if (r < 0)
+		return r;
+	r = filter_load_image(m, cf, &img, ret, ret_why);
+	filter_image_close(&img); /* emptied on success */
+	return r;
+}
+
+void
+filter_unload_keep_image(struct loaded_filter *lf, struct filter_image *ret_img)
+{
+	if (!lf)
+		return;
+	if (lf->filter)
+		flt_unregister_filter(lf->filter); /* waits for its callbacks */
+	if (lf->dl) {
+		char proc[64];
+		void *still;
+
+		dlclose(lf->dl);
+		/* dlopen() finds an object by the name it was loaded under
+		 * (/proc/self/fd/N) before anything else: while the object
+		 * stays mapped (a dlclose() may keep it), N must never name
+		 * another copy. */
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", lf->img.fd);
+		still = dlopen(proc, RTLD_LAZY | RTLD_NOLOAD);
+		if (still) {
+			dlclose(still);
+			lf->img.pinned = true;
+		}
+	}
+	if (ret_img)
+		*ret_img = lf->img;
+	else
+		filter_image_close(&lf->img);
+	*lf = (struct loaded_filter){ .img = { .fd = -1 } };
 }
 
 void
 filter_unload(struct loaded_filter *lf)
 {
-	if (!lf)
-		return;
-	flt_unregister_filter(lf->filter); /* waits for its callbacks */
-	if (lf->dl)
-		dlclose(lf->dl);
-	free(lf->path);
-	*lf = (struct loaded_filter){ 0 };
+	filter_unload_keep_image(lf, NULL);
 }
 
 bool
@@ -189,10 +506,10 @@ filter_object_replaced(const struct loaded_filter *lf)
 {
 	struct stat now;
 
-	if (stat(lf->path, &now) < 0)
+	if (!lf->img.path || stat(lf->img.path, &now) < 0)
 		return false; /* gone: the next load will say so */
-	return now.st_dev != lf->st.st_dev || now.st_ino != lf->st.st_ino ||
-	       now.st_size != lf->st.st_size ||
-	       now.st_mtim.tv_sec != lf->st.st_mtim.tv_sec ||
-	       now.st_mtim.tv_nsec != lf->st.st_mtim.tv_nsec;
+	return now.st_dev != lf->img.st.st_dev || now.st_ino != lf->img.st.st_ino ||
+	       now.st_size != lf->img.st.st_size ||
+	       now.st_mtim.tv_sec != lf->img.st.st_mtim.tv_sec ||
+	       now.st_mtim.tv_nsec != lf->img.st.st_mtim.tv_nsec;
 }

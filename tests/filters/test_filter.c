@@ -3,6 +3,8 @@
  * test_filter.c — a small filter shared object for the loader and daemon
  * tests. Parameters:
  *   param.refuse = ERRNO   the entry point refuses with -ERRNO
+ *   param.refuse_if = PATH the entry point refuses (-EAGAIN) while PATH
+ *                          exists
  *   param.deny = TEXT      OPEN of a path containing TEXT is denied
  *   param.deny_content = TEXT  OPEN of a file whose first 256 bytes
  *                          contain TEXT is denied (read through the
@@ -12,6 +14,9 @@
  *   param.hold = TEXT      OPEN of a path containing TEXT sleeps in the
  *   param.hold_ms = N      pre callback for N ms (default 1000), then is
  *                          allowed: a filter stuck on an event
+ *   param.ops = LIST       which operations get the pre callback, a comma
+ *                          list of open, exec, read (default open); deny
+ *                          and hold apply to each of them
  * It counts opens it saw, so its services can tell it is alive.
  */
 #include <errno.h>
@@ -45,7 +50,7 @@ content_has(int fd, const char *text)
 }
 
 static enum flt_preop_status
-pre_open(struct flt_callback_data *data, void *instance_context, void **completion)
+pre_any(struct flt_callback_data *data, void *instance_context, void **completion)
 {
 	struct tf *tf = instance_context;
 
@@ -128,15 +133,16 @@ unload(flt_filter *filter, void *cookie)
 int
 fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_filter **ret)
 {
-	static const struct flt_operation_registration ops[] = {
-		{ .operation = FLT_OP_OPEN, .pre = pre_open },
-	};
+	struct flt_operation_registration ops[3];
+	size_t n_ops = 0;
 	const char *refuse = flt_config_param(cfg, "refuse");
+	const char *refuse_if = flt_config_param(cfg, "refuse_if");
 	const char *deny = flt_config_param(cfg, "deny");
 	const char *deny_content = flt_config_param(cfg, "deny_content");
 	const char *port = flt_config_param(cfg, "port");
 	const char *hold = flt_config_param(cfg, "hold");
 	const char *hold_ms = flt_config_param(cfg, "hold_ms");
+	const char *op_list = flt_config_param(cfg, "ops");
 	struct flt_registration reg = {
 		.name = cfg->name,
 		.altitude = cfg->altitude,
@@ -150,6 +156,19 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 
 	if (refuse)
 		return -atoi(refuse);
+	if (refuse_if && access(refuse_if, F_OK) == 0)
+		return -EAGAIN;
+	if (!op_list)
+		op_list = "open";
+	if (strstr(op_list, "open"))
+		ops[n_ops++] =
+			(struct flt_operation_registration){ FLT_OP_OPEN, pre_any, NULL };
+	if (strstr(op_list, "exec"))
+		ops[n_ops++] =
+			(struct flt_operation_registration){ FLT_OP_EXEC, pre_any, NULL };
+	if (strstr(op_list, "read"))
+		ops[n_ops++] =
+			(struct flt_operation_registration){ FLT_OP_READ, pre_any, NULL };
 	tf = calloc(1, sizeof(*tf));
 	if (!tf || (deny && !(tf->deny = strdup(deny))) ||
 	    (hold && !(tf->hold = strdup(hold))) ||
@@ -162,7 +181,7 @@ fltmgr_filter_entry(flt_manager *m, const struct flt_filter_config *cfg, flt_fil
 	tf->hold_ms = hold_ms ? atoi(hold_ms) : 1000;
 	if (deny || hold || deny_content) {
 		reg.operations = ops;
-		reg.n_operations = 1;
+		reg.n_operations = n_ops;
 	}
 	reg.cookie = tf;
 	r = flt_register_filter(m, &reg, &tf->filter);
