@@ -587,6 +587,16 @@ size_t flt_manager_list_filters(flt_manager *manager, flt_filter **ret, size_t n
  */
 int flt_manager_check_progress(flt_manager *manager, int grace_ms);
 
+/*
+ * Re-resolves every instance's path against the mount table now (the
+ * engine also does it on every change of the mount table and once a
+ * second): an instance whose path names another filesystem moves to it,
+ * one whose path is gone becomes stale (docs/engine.md section 1.5).
+ * 0, or -EINVAL. A manager that never started filtering has nothing to
+ * do.
+ */
+int flt_manager_recheck_instances(flt_manager *manager);
+
 /* ---- filters as shared objects (the DriverEntry counterpart) ---- */
 
 /*

@@ -453,10 +453,10 @@ daemon_reload(struct daemon *d, struct apply_result *res, char **ret_errors)
 		return -EINVAL;
 	}
 	apply_daemon_settings(d, c);
-	/* Once the engine offers a call to check every instance against the
-	 * mount table now (rather than when it next notices a change), it
-	 * belongs here: the reload, and any gate it puts up, then work from
+	/* Every instance against the mount table now, not when the engine
+	 * next notices: the reload, and any gate it puts up, then work from
 	 * the instances' current filesystems. */
+	(void)flt_manager_recheck_instances(d->mgr);
 	r = filterset_apply(&d->fs, c, res);
 	cfg_free(d->cfg);
 	d->cfg = c;

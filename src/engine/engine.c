@@ -747,6 +747,19 @@ engine_revalidate_instances(struct engine *e)
 }
 
 int
+flt_manager_recheck_instances(flt_manager *manager)
+{
+	struct engine *e;
+
+	if (!manager)
+		return -EINVAL;
+	e = engine_of(manager);
+	if (e)
+		engine_revalidate_instances(e);
+	return 0;
+}
+
+int
 flt_filter_list_instances(flt_filter *filter, struct flt_instance_info **ret_info,
 			  size_t *ret_n)
 {
