@@ -27,12 +27,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
+#include "common/frame_io.h"
+#include "common/wire.h"
 #include "scanner_proto.h"
 #include "testutil.h"
 
@@ -231,7 +236,8 @@ daemon_start(int deadline_ms, bool deny_by_default)
 			 NULL };
 
 	snprintf(text, sizeof(text),
-		 "[fltmgrd]\nfilter_dir = %s\n[filter scanner]\naltitude = 325000\n"
+		 "[fltmgrd]\nfilter_dir = %s\nlog_level = info\n[filter scanner]\n"
+		 "altitude = 325000\n"
 		 "deadline_ms = %d\ndefault_verdict = %s\nattach = %s\n",
 		 fdir, deadline_ms, deny_by_default ? "deny" : "allow", watch);
 	write_file(conf, text);
@@ -895,7 +901,8 @@ daemon_start_params(int deadline_ms, bool deny_by_default, const char *params)
 			 NULL };
 
 	snprintf(text, sizeof(text),
-		 "[fltmgrd]\nfilter_dir = %s\n[filter scanner]\naltitude = 325000\n"
+		 "[fltmgrd]\nfilter_dir = %s\nlog_level = info\n[filter scanner]\n"
+		 "altitude = 325000\n"
 		 "deadline_ms = %d\ndefault_verdict = %s\nattach = %s\n%s",
 		 fdir, deadline_ms, deny_by_default ? "deny" : "allow", watch, params);
 	write_file(conf, text);
@@ -1106,6 +1113,133 @@ slow_service_pauses_inline_path(void **state)
 	filter_close_port(p);
 }
 
+/* ---- a client that leaves its connection behind ---- */
+
+/* struct clone_args up to set_tid (CLONE_ARGS_SIZE_VER1), spelled out:
+ * <linux/sched.h> clashes with <sched.h>. */
+struct clone_args_v1 {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+		set_tid, set_tid_size;
+};
+
+/* A child with exactly pid `want` (clone3 set_tid: root) that opens path
+ * and exits with 0 or the errno; returns its exit status. */
+static int
+open_as_pid(pid_t want, const char *path)
+{
+	struct clone_args_v1 ca = {
+		.exit_signal = SIGCHLD,
+		.set_tid = (uint64_t)(uintptr_t)&want,
+		.set_tid_size = 1,
+	};
+	long r = syscall(SYS_clone3, &ca, sizeof(ca));
+	int st;
+
+	if (r == 0) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		_exit(fd >= 0 ? 0 : errno);
+	}
+	if (r < 0)
+		fail_msg("clone3 with pid %d: %s", (int)want, strerror(errno));
+	assert_int_equal(waitpid((pid_t)r, &st, 0), (pid_t)r);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* A forked child connects to the scanner's port as a service (window 1:
+ * the filter excludes its pid), sends its own three sockets inside a
+ * REPLY on the reply channel, and exits. Returns its pid, reaped. */
+static pid_t
+client_leaves_its_sockets_in_flight(void)
+{
+	char path[300];
+	pid_t pid;
+	int st;
+
+	snprintf(path, sizeof(path), "%s/scanner", rundir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct wire_header h = { .type = WIRE_CONNECT,
+					 .length = SCANNER_CONTEXT_SIZE };
+		uint8_t ctx[SCANNER_CONTEXT_SIZE], buf[WIRE_HEADER_SIZE + 16],
+			hdr[WIRE_HEADER_SIZE];
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+		union {
+			char buf[CMSG_SPACE(3 * sizeof(int))];
+			struct cmsghdr align;
+		} control;
+		struct iovec riov = { .iov_base = hdr, .iov_len = sizeof(hdr) };
+		struct msghdr mh = { .msg_iov = &riov,
+				     .msg_iovlen = 1,
+				     .msg_control = control.buf,
+				     .msg_controllen = sizeof(control.buf) };
+		struct cmsghdr *cm;
+		struct frame_rx rx;
+		const char *why;
+		int fds[3];
+
+		alarm(9);
+		strcpy(sa.sun_path, path);
+		scanner_context_encode(1, ctx);
+		fds[0] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		if (fds[0] < 0 ||
+		    connect(fds[0], (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    frame_send(fds[0], &h, ctx, NULL, 0, 0) < 0 ||
+		    frame_recv(fds[0], &iov, 1, 0, &rx) != 1 ||
+		    wire_decode(buf, rx.size, rx.truncated, WIRE_BIT(WIRE_CONNECT_REPLY),
+				&h, &why) < 0 ||
+		    h.status != 0 || rx.n_fds != 2)
+			_exit(1);
+		fds[1] = rx.fds[0];
+		fds[2] = rx.fds[1];
+		h = (struct wire_header){ .type = WIRE_REPLY, .id = 1 };
+		wire_encode_header(hdr, &h);
+		memset(&control, 0, sizeof(control));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(fds));
+		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+		_exit(sendmsg(fds[1], &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(hdr) ? 0 : 2);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	return pid;
+}
+
+/* A port client that sends its own sockets in a reply and exits must not
+ * leave its connection (and with it the exclusion of its pid) behind: a
+ * new process that gets the same pid is scanned, and its open of an
+ * infected file is denied. Default allow, so that the denial can only
+ * come from a scan. */
+static void
+dead_clients_exclusion_does_not_pass_to_its_pid(void **state)
+{
+	char line[128];
+	int64_t t0;
+	pid_t pid;
+	bool gone;
+
+	(void)state;
+	write_file(at("bad.txt"), "header " MARKER " trailer\n");
+	daemon_start(SCAN_DEADLINE, false);
+	svc_start(NULL);
+	pid = client_leaves_its_sockets_in_flight();
+	t0 = tu_now_ms();
+	snprintf(line, sizeof(line), "service pid %d disconnected", (int)pid);
+	gone = wait_in_file(dlog, line, 1);
+	print_message("scanner: dead client's connection %s after %lld ms\n",
+		      gone ? "ended" : "still there", (long long)(tu_now_ms() - t0));
+	assert_int_equal(open_as_pid(pid, at("bad.txt")), EPERM);
+	assert_true(gone);
+	/* And any other process too. */
+	assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
+}
+
 int
 main(void)
 {
@@ -1149,6 +1283,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(slow_service_pauses_inline_path, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			dead_clients_exclusion_does_not_pass_to_its_pid, setup, teardown),
 	};
 	int r;
 
@@ -1171,6 +1307,8 @@ main(void)
 	if (r != 0)
 		return r;
 	unsetenv("FLTMGR_RUNTIME_DIR");
+	if (getenv("FLTMGR_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("FLTMGR_TEST_ONLY"));
 	r = cmocka_run_group_tests(tests, NULL, NULL);
 	tu_private_scratch_remove(scratch);
 	return r;
