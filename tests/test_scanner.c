@@ -308,7 +308,8 @@ svc_stat(const char *name)
 		last = p;
 	snprintf(key, sizeof(key), " %s=", name);
 	p = strstr(last, key);
-	assert_non_null(p);
+	if (!p)
+		fail_msg("the service prints no counter %s", name);
 	v = strtoull(p + strlen(key), NULL, 10);
 	free(s);
 	return v;
@@ -1113,6 +1114,257 @@ slow_service_pauses_inline_path(void **state)
 	filter_close_port(p);
 }
 
+/* ---- fail-open verdicts and files that change while scanned ---- */
+
+/* This process as a scanner service (window 1: excluded, so its own
+ * opens and writes are not held up); the filter sends it requests. */
+static filter_port *
+fake_service(void)
+{
+	uint8_t ctx[SCANNER_CONTEXT_SIZE];
+	filter_port *p = NULL;
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/scanner", rundir);
+	scanner_context_encode(1, ctx);
+	assert_int_equal(filter_connect_communication_port(path, 0, ctx, sizeof(ctx), &p),
+			 0);
+	return p;
+}
+
+/* A child that opens path once; its exit status is 0 or the errno. */
+static pid_t
+child_open(const char *path)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(try_open(path, NULL));
+	return pid;
+}
+
+static int
+child_result(pid_t pid)
+{
+	int st;
+
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Takes the next request (its descriptor closed unless ret_fd). */
+static uint64_t
+fake_take(filter_port *p, int *ret_fd)
+{
+	uint8_t buf[SCANNER_REQ_MAX];
+	struct filter_message_header h;
+	int r = filter_get_message(p, &h, buf, sizeof(buf), WAIT_MS);
+
+	if (r < 0)
+		fail_msg("no request for the fake service: %s", strerror(-r));
+	assert_true(h.fd >= 0);
+	if (ret_fd)
+		*ret_fd = h.fd;
+	else
+		close(h.fd);
+	return h.message_id;
+}
+
+static void
+fake_answer(filter_port *p, uint64_t id, enum scanner_verdict v)
+{
+	uint8_t reply[SCANNER_REPLY_SIZE];
+
+	scanner_reply_encode(v, reply);
+	assert_int_equal(filter_reply_message(p, id, 0, reply, sizeof(reply)), 0);
+}
+
+/* Writes text at offset 0 of path (through its name, as another writer). */
+static void
+overwrite(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, text, strlen(text), 0), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/*
+ * Every default verdict that allows (no service, a service that could not
+ * scan, the deadline, a malformed reply, a service gone with the request)
+ * is counted, logged at warning level with the path, the pid and the
+ * executable, at most once a second per cause with the number left out,
+ * and never cached: the next open of the same (infected) file is asked
+ * again, and denied.
+ */
+static void
+fail_open_verdicts_are_logged_and_never_cached(void **state)
+{
+	uint64_t v[SCANNER_CTR_COUNT_], id;
+	char line[PATH_MAX + 128], self[PATH_MAX];
+	int64_t t_first;
+	filter_port *p;
+	ssize_t n;
+	pid_t c;
+
+	(void)state;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+	/* Infected files, written before anyone watches; each default below
+	 * on its own file, since a denial that follows it is cached. */
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "bad%d.txt", i);
+		write_file(at(name), "header " MARKER " trailer\n");
+	}
+	write_file(at("bad.txt"), "header " MARKER " trailer\n");
+	daemon_start_params(DEADLINE, false, "param.inline_ms = 0\n");
+
+	/* No service: allowed, logged once for six opens in a row. */
+	t_first = tu_now_ms();
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(try_open(at("bad.txt"), NULL), 0);
+	snprintf(line, sizeof(line),
+		 "open of %s by pid %d (%s) allowed unscanned (default verdict): no "
+		 "service connected",
+		 at("bad.txt"), (int)getpid(), self);
+	assert_true(wait_in_file(dlog, line, 1));
+	assert_int_equal(count_in_file(dlog, "no service connected"), 1);
+
+	p = fake_service();
+	/* The service could not scan it. */
+	c = child_open(at("bad0.txt"));
+	fake_answer(p, fake_take(p, NULL), SCANNER_ERROR);
+	assert_int_equal(child_result(c), 0);
+	snprintf(line, sizeof(line), "open of %s by pid %d (%s) allowed unscanned",
+		 at("bad0.txt"), (int)c, self);
+	assert_true(wait_in_file(dlog, line, 1));
+	assert_true(wait_in_file(dlog, "the service could not scan it", 1));
+	/* Not cached: asked again, and this time denied. */
+	c = child_open(at("bad0.txt"));
+	fake_answer(p, fake_take(p, NULL), SCANNER_INFECTED);
+	assert_int_equal(child_result(c), EPERM);
+
+	/* No answer before the deadline. */
+	c = child_open(at("bad1.txt"));
+	id = fake_take(p, NULL);
+	assert_int_equal(child_result(c), 0);
+	assert_true(wait_in_file(dlog, "no verdict before the deadline", 1));
+	/* the late answer is refused */
+	{
+		uint8_t reply[SCANNER_REPLY_SIZE];
+
+		scanner_reply_encode(SCANNER_CLEAN, reply);
+		assert_int_equal(filter_reply_message(p, id, 0, reply, sizeof(reply)),
+				 -ENOENT);
+	}
+	c = child_open(at("bad1.txt"));
+	fake_answer(p, fake_take(p, NULL), SCANNER_INFECTED);
+	assert_int_equal(child_result(c), EPERM);
+
+	/* A malformed reply. */
+	c = child_open(at("bad2.txt"));
+	id = fake_take(p, NULL);
+	assert_int_equal(filter_reply_message(p, id, 0, "bad", 3), 0);
+	assert_int_equal(child_result(c), 0);
+	assert_true(wait_in_file(dlog, "sent a malformed reply", 1));
+
+	/* The service goes away with the request. */
+	c = child_open(at("bad3.txt"));
+	(void)fake_take(p, NULL);
+	filter_close_port(p);
+	assert_int_equal(child_result(c), 0);
+	assert_true(wait_in_file(dlog, "the service went away with the request", 1));
+
+	/* No service again, more than a second after the first such line:
+	 * logged, with the five left out. (Once our own connection is gone:
+	 * until then this process is excluded as a service.) */
+	snprintf(line, sizeof(line), "service pid %d disconnected", (int)getpid());
+	assert_true(wait_in_file(dlog, line, 1));
+	while (tu_now_ms() - t_first < 1100)
+		usleep(10000);
+	assert_int_equal(try_open(at("bad.txt"), NULL), 0);
+	assert_true(wait_in_file(dlog, "(and 5 more since the last such line)", 1));
+
+	filter_stats(v);
+	assert_int_equal(v[SCANNER_CTR_no_service_defaults], 7);
+	assert_int_equal(v[SCANNER_CTR_service_errors], 1);
+	assert_int_equal(v[SCANNER_CTR_deadline_defaults], 1);
+	assert_int_equal(v[SCANNER_CTR_errors], 1);
+	assert_int_equal(v[SCANNER_CTR_disconnect_defaults], 1);
+	assert_int_equal(v[SCANNER_CTR_default_allows], 11);
+	assert_int_equal(v[SCANNER_CTR_infected], 2);
+	assert_int_equal(v[SCANNER_CTR_cache_hits], 0);
+}
+
+/*
+ * A file written while the service scans it is scanned again (the filter
+ * compares its size, mtime and ctime before and after), and a verdict is
+ * never given on content that changed: here the fake service rewrites the
+ * file while "scanning" it and answers clean; the second scan finds the
+ * marker. A file that changes during every scan is denied after
+ * SC_MAX_RESCANS (3) rescans, whatever the default verdict.
+ */
+static void
+file_changed_during_its_scan_is_scanned_again(void **state)
+{
+	uint64_t v[SCANNER_CTR_COUNT_], id;
+	char buf[128];
+	filter_port *p;
+	ssize_t n;
+	pid_t c;
+	int fd;
+
+	(void)state;
+	write_file(at("f"), CLEANTXT);
+	write_file(at("g"), CLEANTXT);
+	daemon_start_params(SCAN_DEADLINE, false, "param.inline_ms = 0\n");
+	p = fake_service();
+
+	c = child_open(at("f"));
+	id = fake_take(p, NULL);
+	overwrite(at("f"), MARKER); /* during the scan */
+	fake_answer(p, id, SCANNER_CLEAN);
+	id = fake_take(p, &fd); /* asked again */
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, MARKER));
+	fake_answer(p, id, SCANNER_INFECTED);
+	assert_int_equal(child_result(c), EPERM);
+	filter_stats(v);
+	assert_int_equal(v[SCANNER_CTR_changed_during_scan], 1);
+	assert_int_equal(v[SCANNER_CTR_rescans], 1);
+	assert_int_equal(v[SCANNER_CTR_clean], 0);
+	assert_int_equal(v[SCANNER_CTR_infected], 1);
+
+	/* Changing during every scan: denied, with default allow. */
+	c = child_open(at("g"));
+	for (int i = 0; i <= 3; i++) {
+		char text[sizeof(CLEANTXT)];
+
+		id = fake_take(p, NULL);
+		snprintf(text, sizeof(text), "%s", CLEANTXT);
+		text[0] = (char)('a' + i);
+		overwrite(at("g"), text);
+		fake_answer(p, id, SCANNER_CLEAN);
+	}
+	assert_int_equal(child_result(c), EPERM);
+	assert_true(wait_in_file(dlog, "denied: it changed during each of its scans", 1));
+	filter_stats(v);
+	assert_int_equal(v[SCANNER_CTR_changed_denies], 1);
+	assert_int_equal(v[SCANNER_CTR_rescans], 1 + 3);
+	assert_int_equal(v[SCANNER_CTR_clean], 0);
+	assert_int_equal(v[SCANNER_CTR_default_allows], 0);
+	filter_close_port(p);
+}
+
 /* ---- a client that leaves its connection behind ---- */
 
 /* struct clone_args up to set_tid (CLONE_ARGS_SIZE_VER1), spelled out:
@@ -1285,6 +1537,10 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			dead_clients_exclusion_does_not_pass_to_its_pid, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			fail_open_verdicts_are_logged_and_never_cached, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			file_changed_during_its_scan_is_scanned_again, setup, teardown),
 	};
 	int r;
 

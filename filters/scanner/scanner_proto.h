@@ -56,6 +56,11 @@ enum scanner_verdict {
 	SCANNER_CLEAN = 0,
 	SCANNER_INFECTED = 1,
 	SCANNER_ERROR = 2, /* could not scan: the filter's default verdict */
+	/* An exec's file (op 1) was open for writing when the service went
+	 * to read it: what the exec will run may be written after any scan,
+	 * until the kernel denies writes to it. The filter denies the exec.
+	 * (Given instead of CLEAN; an infected file is still INFECTED.) */
+	SCANNER_WRITERS = 3,
 	SCANNER_VERDICT_COUNT_,
 };
 
@@ -87,7 +92,12 @@ enum scanner_cmd {
 	X(in_flight_max)       /* most requests outstanding at once */                  \
 	X(inline_sends)        /* sent from the pre callback, not pended */             \
 	X(inline_timeouts)     /* ...that ran out of param.inline_ms: pended, resent */ \
-	X(inline_pauses)       /* inline path paused 1 s (a timeout, slow scans) */
+	X(inline_pauses)       /* inline path paused 1 s (a timeout, slow scans) */     \
+	X(changed_during_scan) /* the file changed while it was scanned */              \
+	X(rescans)             /* ...and was scanned again */                           \
+	X(changed_denies)      /* ...denied: still changing after the last rescan */    \
+	X(exec_writer_denies)  /* execs denied: the file was open for writing */        \
+	X(default_allows)      /* default verdicts that allowed (fail-open) */
 
 enum scanner_counter {
 #define SCANNER_X_ENUM(n) SCANNER_CTR_##n,
