@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1492,8 +1493,335 @@ dead_clients_exclusion_does_not_pass_to_its_pid(void **state)
 	assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
 }
 
+/* ---- content that changes while it is scanned ---- */
+
+/*
+ * The attacker's side (this program re-executed under setpriv as uid
+ * 65534 with RACE_ARG MODE DIR N [CTL ACK]): N times, it makes DIR/xI, a
+ * copy of /bin/true followed by CLEANTXT, opens it for writing, and has it
+ * executed: by a child of its own (MODE "self"), or by the test, running
+ * as root, which it asks through the descriptor CTL and which answers on
+ * ACK when the program has ended (MODE "root"). While the exec waits for
+ * the scanner it watches the file's atime, which the scanner's pread()
+ * moves: at the first move (the scan of the exec's FAN_OPEN_EXEC_PERM) it
+ * rewrites the clean bytes (so that verdict is not cached), at the second
+ * (the scan of FAN_OPEN_PERM) it writes MARKER over them, and it closes the
+ * file before the verdict, so that the exec's deny_write_access() finds
+ * no writer. An exec that succeeds after the marker was written ran the
+ * marked program.
+ *
+ * Prints one line: "race runs=N hits=H marked=M denied=D busy=B clean=C",
+ * hits: iterations in which the first scan's read was seen and the file
+ * written right then, while the exec waited; marked: the marked program
+ * ran (self mode; in root mode the test counts); denied: EPERM; busy:
+ * ETXTBSY (a writer was still open when the kernel denied writes).
+ */
+#define RACE_ARG "--race-attacker"
+
+static bool
+atime_moves(const char *path, const struct timespec *from, int timeout_us)
+{
+	int64_t end = tu_now_ms() * 1000 + timeout_us;
+	struct stat sb;
+
+	do {
+		if (stat(path, &sb) == 0 && (sb.st_atim.tv_sec != from->tv_sec ||
+					     sb.st_atim.tv_nsec != from->tv_nsec))
+			return true;
+	} while (tu_now_ms() * 1000 < end);
+	return false;
+}
+
+static int
+race_attacker_main(int argc, char **argv)
+{
+	const char *mode = argv[2], *dir = argv[3];
+	int n = atoi(argv[4]), ctl = argc > 6 ? atoi(argv[5]) : -1,
+	    ack = argc > 6 ? atoi(argv[6]) : -1;
+	int hits = 0, marked = 0, denied = 0, busy = 0, late_ones = 0;
+	/* For measuring (docs/scanner.md): how long to wait for the second
+	 * atime move, and a delay before the marker is written, to aim past
+	 * the scanner's last check. */
+	int t2_us = getenv("RACE_T2_US") ? atoi(getenv("RACE_T2_US")) : 20000;
+	int delay_us = getenv("RACE_DELAY_US") ? atoi(getenv("RACE_DELAY_US")) : 0;
+	/* RACE_REOPEN=1: hold no writer across the exec; open one when the
+	 * first scan's read is seen, write the marker, close (measuring). */
+	bool reopen = getenv("RACE_REOPEN") != NULL;
+	static char body[1 << 20];
+	ssize_t len;
+	off_t off;
+	int fd;
+
+	fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
+	len = fd >= 0 ? read(fd, body, sizeof(body) - 64) : -1;
+	if (len <= 0)
+		return 2;
+	close(fd);
+	off = (off_t)len;
+	memcpy(body + len, CLEANTXT, strlen(CLEANTXT));
+	len += (ssize_t)strlen(CLEANTXT);
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		struct stat sb;
+		bool hit1, late = false, reaped = false, wrote = false;
+		int w, st = 0, go[2], res = -1;
+		pid_t pid = -1;
+
+		snprintf(path, sizeof(path), "%s/x%d", dir, i);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+		if (fd < 0 || write(fd, body, (size_t)len) != len || close(fd) < 0)
+			return 3;
+		w = open(path, O_WRONLY | O_CLOEXEC);
+		if (w < 0)
+			return 4;
+		/* The scan of that open moved atime past mtime, and relatime
+		 * moves it again only for a read after a change: rewrite. Then
+		 * wait for a later tick of the coarse clock, so that the next
+		 * scan's read moves atime visibly. */
+		if (pwrite(w, CLEANTXT, strlen(CLEANTXT), off) < 0)
+			return 4;
+		if (reopen) {
+			close(w);
+			w = -1;
+		}
+		usleep(10000);
+		if (stat(path, &sb) < 0 || pipe2(go, O_CLOEXEC) < 0)
+			return 5;
+		if (!strcmp(mode, "self")) {
+			pid = fork();
+			if (pid < 0)
+				return 6;
+			if (pid == 0) {
+				char *args[] = { path, NULL }, b;
+
+				close(w); /* else our copy makes the exec ETXTBSY */
+				if (read(go[0], &b, 1) != 1)
+					_exit(103);
+				execve(path, args, environ);
+				_exit(errno == EPERM     ? 100
+				      : errno == ETXTBSY ? 101
+							 : 102);
+			}
+			if (write(go[1], "g", 1) != 1)
+				return 7;
+		} else if (write(ctl, "g", 1) != 1) {
+			return 7;
+		}
+		hit1 = atime_moves(path, &sb.st_atim, 200000);
+		if (w < 0 && hit1) {
+			struct pollfd pf = { .fd = ack, .events = POLLIN };
+
+			w = open(path, O_WRONLY | O_CLOEXEC);
+			/* The program already ended: what ran was not written. */
+			if (w >= 0 && (pid > 0 ? waitpid(pid, &st, WNOHANG) == pid
+					       : poll(&pf, 1, 0) > 0)) {
+				late = true;
+				if (pid > 0)
+					reaped = true;
+			}
+		}
+		if (w < 0)
+			hit1 = false;
+		if (w >= 0 && pwrite(w, CLEANTXT, strlen(CLEANTXT), off) < 0)
+			return 8;
+		if (stat(path, &sb) < 0)
+			return 5;
+		if (hit1 && !reopen)
+			(void)atime_moves(path, &sb.st_atim, t2_us);
+		if (delay_us) {
+			struct timespec t0, t;
+
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			do
+				clock_gettime(CLOCK_MONOTONIC, &t);
+			while ((t.tv_sec - t0.tv_sec) * 1000000 +
+				       (t.tv_nsec - t0.tv_nsec) / 1000 <
+			       delay_us);
+		}
+		if (w >= 0) {
+			if (pwrite(w, MARKER, strlen(MARKER), off) < 0)
+				return 8;
+			wrote = true;
+			close(w);
+		}
+		close(go[0]);
+		close(go[1]);
+		if (pid > 0) {
+			if (!reaped && waitpid(pid, &st, 0) != pid)
+				return 9;
+			res = WIFEXITED(st) ? WEXITSTATUS(st) : 104;
+		} else {
+			unsigned char r;
+
+			if (read(ack, &r, 1) != 1)
+				return 9;
+			res = r;
+		}
+		hits += hit1;
+		marked += res == 0 && wrote && !late;
+		late_ones += late;
+		denied += res == 100;
+		busy += res == 101;
+		unlink(path);
+	}
+	printf("race runs=%d hits=%d marked=%d denied=%d busy=%d late=%d\n", n, hits,
+	       marked, denied, busy, late_ones);
+	fflush(stdout);
+	return 0;
+}
+
+struct race_result {
+	int runs, hits, marked, denied, busy, late;
+};
+
+/* Runs the attacker as uid 65534 in `mode` on DIR; in "root" mode this
+ * process executes each file when asked. */
+static void
+run_race(const char *mode, const char *dir, int n, struct race_result *ret)
+{
+	char self[PATH_MAX], out[300], sn[16], sctl[16], sack[16];
+	int ctl[2], ack[2], st, ofd;
+	ssize_t len;
+	pid_t pid;
+	char *text, *p;
+
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(len > 0);
+	self[len] = '\0';
+	snprintf(out, sizeof(out), "%s/race-%s.out", scratch, mode);
+	snprintf(sn, sizeof(sn), "%d", n);
+	assert_int_equal(pipe(ctl), 0);
+	assert_int_equal(pipe(ack), 0);
+	snprintf(sctl, sizeof(sctl), "%d", ctl[1]);
+	snprintf(sack, sizeof(sack), "%d", ack[0]);
+	fflush(stdout);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = { "setpriv",
+				 "--reuid=65534",
+				 "--regid=65534",
+				 "--clear-groups",
+				 "--",
+				 self,
+				 RACE_ARG,
+				 (char *)mode,
+				 (char *)dir,
+				 sn,
+				 sctl,
+				 sack,
+				 NULL };
+
+		ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (ofd < 0)
+			_exit(127);
+		dup2(ofd, STDOUT_FILENO);
+		close(ctl[0]);
+		close(ack[1]);
+		execvp("setpriv", argv);
+		_exit(127);
+	}
+	close(ctl[1]);
+	close(ack[0]);
+	*ret = (struct race_result){ 0 };
+	for (;;) { /* root mode: execute the user's file when asked */
+		char b, *args[2];
+		unsigned char r;
+		pid_t x;
+		int xst;
+
+		if (read(ctl[0], &b, 1) != 1)
+			break;
+		snprintf(out, sizeof(out), "%s/x%d", dir, ret->runs);
+		args[0] = out;
+		args[1] = NULL;
+		x = fork();
+		assert_true(x >= 0);
+		if (x == 0) {
+			execve(out, args, environ);
+			_exit(errno == EPERM ? 100 : errno == ETXTBSY ? 101 : 102);
+		}
+		assert_int_equal(waitpid(x, &xst, 0), x);
+		r = WIFEXITED(xst) ? (unsigned char)WEXITSTATUS(xst) : 104;
+		ret->runs++;
+		assert_int_equal(write(ack[1], &r, 1), 1);
+	}
+	close(ctl[0]);
+	close(ack[1]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	snprintf(out, sizeof(out), "%s/race-%s.out", scratch, mode);
+	text = slurp(out);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !(p = strstr(text, "race ")))
+		fail_msg("race attacker (%s) failed, status %#x: %s", mode, (unsigned)st,
+			 text);
+	assert_int_equal(
+		sscanf(p, "race runs=%d hits=%d marked=%d denied=%d busy=%d late=%d",
+		       &ret->runs, &ret->hits, &ret->marked, &ret->denied, &ret->busy,
+		       &ret->late),
+		6);
+	free(text);
+}
+
+/*
+ * The exec of a user's file rewritten while the scanner reads it (clean
+ * bytes during the scan of FAN_OPEN_EXEC_PERM, the marker during the scan
+ * of FAN_OPEN_PERM, the writer closed before the verdict) must never run
+ * the marked program, whether the user or root executes it. The scanner's
+ * count of changes it saw must be positive if the race was hit. Default
+ * allow: a denial can only come from a scan.
+ */
+static void
+exec_of_a_file_rewritten_during_its_scan_never_runs_the_marker(void **state)
+{
+	int N = getenv("RACE_N") ? atoi(getenv("RACE_N")) : 20;
+	struct race_result self, root;
+	uint64_t v[SCANNER_CTR_COUNT_];
+	char dir[200];
+
+	(void)state;
+	daemon_start(SCAN_DEADLINE, false);
+	svc_start(NULL);
+	snprintf(dir, sizeof(dir), "%s/u", watch);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(chown(dir, 65534, 65534), 0);
+	run_race("self", dir, N, &self);
+	run_race("root", dir, N, &root);
+	filter_stats(v);
+	print_message("scanner: rewrite race, uid 65534 executes: %d runs, %d hit, "
+		      "%d marked ran, %d denied, %d ETXTBSY, %d written late\n",
+		      self.runs, self.hits, self.marked, self.denied, self.busy,
+		      self.late);
+	print_message("scanner: rewrite race, root executes: %d runs, %d hit, %d "
+		      "marked ran, %d denied, %d ETXTBSY, %d written late\n",
+		      root.runs, root.hits, root.marked, root.denied, root.busy,
+		      root.late);
+	print_message("scanner: changed_during_scan %llu, rescans %llu, changed_denies "
+		      "%llu, exec_writer_denies %llu, uncached %llu\n",
+		      (unsigned long long)v[SCANNER_CTR_changed_during_scan],
+		      (unsigned long long)v[SCANNER_CTR_rescans],
+		      (unsigned long long)v[SCANNER_CTR_changed_denies],
+		      (unsigned long long)v[SCANNER_CTR_exec_writer_denies],
+		      (unsigned long long)v[SCANNER_CTR_uncached]);
+	assert_int_equal(self.runs, N);
+	assert_int_equal(root.runs, N);
+	assert_int_equal(self.marked, 0);
+	assert_int_equal(root.marked, 0);
+	if (self.hits + root.hits > 0)
+		assert_true(v[SCANNER_CTR_changed_during_scan] > 0);
+	print_message("scanner: service exec_writers %llu lease_errors %llu "
+		      "hold_failures %llu scanned %llu; filter requests %llu "
+		      "cache_hits %llu events %llu\n",
+		      (unsigned long long)svc_stat("exec_writers"),
+		      (unsigned long long)svc_stat("lease_errors"),
+		      (unsigned long long)svc_stat("hold_failures"),
+		      (unsigned long long)svc_stat("scanned"),
+		      (unsigned long long)v[SCANNER_CTR_requests],
+		      (unsigned long long)v[SCANNER_CTR_cache_hits],
+		      (unsigned long long)v[SCANNER_CTR_events]);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
@@ -1541,9 +1869,14 @@ main(void)
 			fail_open_verdicts_are_logged_and_never_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			file_changed_during_its_scan_is_scanned_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			exec_of_a_file_rewritten_during_its_scan_never_runs_the_marker,
+			setup, teardown),
 	};
 	int r;
 
+	if (argc >= 5 && strcmp(argv[1], RACE_ARG) == 0)
+		return race_attacker_main(argc, argv);
 	fltmgrd_bin = getenv("FLTMGR_TEST_FLTMGRD");
 	scanner_bin = getenv("FLTMGR_TEST_SCANNER");
 	scanner_so = getenv("FLTMGR_TEST_SCANNER_SO");
