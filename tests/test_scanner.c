@@ -1366,6 +1366,35 @@ file_changed_during_its_scan_is_scanned_again(void **state)
 	filter_close_port(p);
 }
 
+/* A file the service will not read (over its --max-size) gets the filter's
+ * default verdict: with default deny an unprivileged user cannot pad a
+ * file past the limit to have it allowed unscanned (it was "clean" by
+ * default). Logged, and not cached. */
+static void
+oversize_file_gets_the_default_verdict(void **state)
+{
+	const char *extra[] = { "--max-size", "1K", NULL };
+	uint64_t v[SCANNER_CTR_COUNT_];
+
+	(void)state;
+	write_sized(at("big"), 4096, true); /* before anyone watches */
+	write_file(at("small-bad"), MARKER);
+	write_file(at("small-clean"), CLEANTXT);
+	daemon_start(SCAN_DEADLINE, true);
+	svc_start(extra);
+	assert_int_equal(try_open(at("big"), NULL), EPERM);
+	assert_int_equal(try_open(at("big"), NULL), EPERM);
+	assert_int_equal(try_open(at("small-bad"), NULL), EPERM);
+	assert_int_equal(try_open(at("small-clean"), NULL), 0);
+	assert_true(wait_in_file(dlog,
+				 "denied unscanned (default verdict): the service "
+				 "could not scan it",
+				 1));
+	filter_stats(v);
+	assert_int_equal(v[SCANNER_CTR_service_errors], 2); /* asked twice */
+	assert_int_equal(svc_stat("oversize"), 2);
+}
+
 /* ---- a client that leaves its connection behind ---- */
 
 /* struct clone_args up to set_tid (CLONE_ARGS_SIZE_VER1), spelled out:
@@ -1865,6 +1894,8 @@ main(int argc, char **argv)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			dead_clients_exclusion_does_not_pass_to_its_pid, setup, teardown),
+		cmocka_unit_test_setup_teardown(oversize_file_gets_the_default_verdict,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			fail_open_verdicts_are_logged_and_never_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -116,7 +116,8 @@ default_reason(enum scanner_counter why)
 	case SCANNER_CTR_disconnect_defaults:
 		return "the service went away with the request";
 	case SCANNER_CTR_service_errors:
-		return "the service could not scan it (read error or scan timeout)";
+		return "the service could not scan it (read error, scan timeout, or "
+		       "larger than its --max-size)";
 	default:
 		return "error";
 	}

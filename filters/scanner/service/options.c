@@ -32,8 +32,9 @@ usage(FILE *f)
 		"(default 4)\n"
 		"  -s, --max-size BYTES    larger files are not scanned (default 32M; "
 		"K, M, G)\n"
-		"      --oversize VERDICT  clean or infected for larger files (default "
-		"clean)\n"
+		"      --oversize VERDICT  default (the filter's default verdict), clean "
+		"or\n"
+		"                          infected for larger files (default: default)\n"
 		"      --exec-hold MS      keep an executed file leased this long after "
 		"its\n"
 		"                          verdict (default 250; 0: off; "
@@ -117,7 +118,7 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 		.threads = 2,
 		.outstanding = 4,
 		.max_size = 32ull << 20,
-		.oversize_verdict = SCANNER_CLEAN,
+		.oversize_verdict = SCANNER_ERROR,
 		.exec_hold_ms = 250,
 		.scan_timeout = 4,
 		.reconnect = true,
@@ -155,15 +156,17 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 			o->max_size = v;
 			break;
 		case OPT_OVERSIZE:
-			if (!strcmp(optarg, "clean") || !strcmp(optarg, "allow")) {
+			if (!strcmp(optarg, "default")) {
+				o->oversize_verdict = SCANNER_ERROR;
+			} else if (!strcmp(optarg, "clean") || !strcmp(optarg, "allow")) {
 				o->oversize_verdict = SCANNER_CLEAN;
 			} else if (!strcmp(optarg, "infected") ||
 				   !strcmp(optarg, "deny")) {
 				o->oversize_verdict = SCANNER_INFECTED;
 			} else {
 				fprintf(stderr,
-					"scanner: --oversize is clean or infected, not "
-					"'%s'\n",
+					"scanner: --oversize is default, clean or "
+					"infected, not '%s'\n",
 					optarg);
 				return -SVC_EXIT_USAGE;
 			}

@@ -39,7 +39,9 @@ struct svc_options {
 	unsigned threads;
 	unsigned outstanding;
 	uint64_t max_size;
-	int oversize_verdict;  /* SCANNER_CLEAN or SCANNER_INFECTED */
+	/* SCANNER_ERROR (the filter's default verdict: "default"),
+	 * SCANNER_CLEAN or SCANNER_INFECTED */
+	int oversize_verdict;
 	unsigned exec_hold_ms; /* hold.c; 0: answered execs' files closed at once */
 	int scan_timeout;      /* seconds, per file (YARA's unit) */
 	bool json;
