@@ -244,6 +244,10 @@ complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
 		sc_count(st, SCANNER_CTR_uncached);
 		r->data->cacheable = 0;
 	}
+	/* Never a kernel mark for it; the user-space entry serves only opens
+	 * (execs of it do not look), such as this exec's FAN_OPEN_PERM. */
+	if (r->always_scan)
+		r->data->cacheable = 0;
 	if (verdict == SCANNER_CLEAN) {
 		sc_count(st, SCANNER_CTR_clean);
 		complete(r, FLT_PREOP_SUCCESS_NO_CALLBACK, 0);

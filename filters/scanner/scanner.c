@@ -150,7 +150,16 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	/* The ticket before the lookup: a flush in between makes the verdict
 	 * of this request uncacheable rather than stale. */
 	r->ticket = sc_cache_ticket(&st->cache);
-	v = sc_cache_get(&st->cache, &r->key);
+	/* An exec of a file that others than root can write is always
+	 * scanned, and its verdict never becomes a kernel mark: a write
+	 * through a shared mapping changes a file without any event, and on
+	 * some file systems without moving mtime or ctime, so a cached
+	 * verdict may be for other content; and only a scan takes the
+	 * service's lease against writers (docs/scanner.md section 4). */
+	r->always_scan = d->op == FLT_OP_EXEC && !sc_root_only_writable(&sb);
+	v = r->always_scan ? -1 : sc_cache_get(&st->cache, &r->key);
+	if (r->always_scan)
+		sc_count(st, SCANNER_CTR_exec_always_scanned);
 	if (v >= 0) {
 		free(r);
 		sc_count(st, SCANNER_CTR_cache_hits);

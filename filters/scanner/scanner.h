@@ -49,6 +49,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -83,6 +84,7 @@ struct sc_req {
 	int64_t deadline_ns; /* CLOCK_MONOTONIC: answer by then */
 	uint32_t op;         /* 0 open, 1 exec */
 	unsigned rescans;    /* scanned again because the file changed */
+	bool always_scan;    /* an exec others than root can write: no cache */
 	/* Sent from the pre callback: "completing" stores the answer here
 	 * for the callback to return, and frees nothing. */
 	bool on_reader;
@@ -169,6 +171,15 @@ int fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *co
 void sc_log(const struct sc_state *st, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int64_t sc_now_ns(void);
+
+/* Only root can write the file: owned by uid 0, no write bit for group or
+ * others (with POSIX ACLs the group bits are the mask, so a named entry
+ * that grants write sets them). */
+static inline bool
+sc_root_only_writable(const struct stat *sb)
+{
+	return sb->st_uid == 0 && !(sb->st_mode & (S_IWGRP | S_IWOTH));
+}
 
 /* ---- request.c ---- */
 
