@@ -23,7 +23,10 @@
  * at most that long.
  *
  * One keeper thread owns the held descriptors (a FIFO: every hold lasts
- * the same time) and closes each when its time is up, all at stop.
+ * the same time) and closes each when its time is up, all at stop. At
+ * most SVC_HOLD_MAX are held: past that the oldest is closed early
+ * (counted in hold_evictions), so that a user who executes files fast
+ * cannot exhaust the service's descriptors.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -147,6 +150,12 @@ svc_hold(struct service *s, int fd, const struct scanner_request *q)
 
 	if (h) {
 		pthread_mutex_lock(&h->lock);
+		if (h->n == SVC_HOLD_MAX) { /* the oldest goes early */
+			close(h->v[h->head].fd);
+			h->head = (h->head + 1) % h->cap;
+			h->n--;
+			atomic_fetch_add(&s->ctr.hold_evictions, 1);
+		}
 		if (h->n == h->cap) {
 			size_t ncap = h->cap ? h->cap * 2 : 64;
 			struct held *nv = malloc(ncap * sizeof(*nv));

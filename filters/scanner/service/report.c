@@ -138,7 +138,7 @@ svc_print_stats(struct service *s)
 		"scanner: stats: scanned=%llu clean=%llu infected=%llu errors=%llu "
 		"oversize=%llu timeouts=%llu bad_messages=%llu not_regular=%llu "
 		"max_concurrent=%llu reloads=%llu exec_writers=%llu lease_errors=%llu "
-		"hold_failures=%llu\n",
+		"hold_failures=%llu hold_evictions=%llu\n",
 		(unsigned long long)atomic_load(&s->ctr.scanned),
 		(unsigned long long)atomic_load(&s->ctr.clean),
 		(unsigned long long)atomic_load(&s->ctr.infected),
@@ -151,5 +151,6 @@ svc_print_stats(struct service *s)
 		(unsigned long long)atomic_load(&s->ctr.reloads),
 		(unsigned long long)atomic_load(&s->ctr.exec_writers),
 		(unsigned long long)atomic_load(&s->ctr.lease_errors),
-		(unsigned long long)atomic_load(&s->ctr.hold_failures));
+		(unsigned long long)atomic_load(&s->ctr.hold_failures),
+		(unsigned long long)atomic_load(&s->ctr.hold_evictions));
 }

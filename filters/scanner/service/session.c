@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <yara.h>
@@ -344,6 +345,16 @@ svc_run(const struct svc_options *o)
 	    (ss->s.lost_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		fprintf(stderr, "scanner: signalfd/eventfd: %s\n", strerror(errno));
 		goto out_yara;
+	}
+	/* Descriptors: one per request in flight and per held executed file
+	 * (hold.c); the soft limit is often far below the hard one. */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 	r = svc_hold_start(&ss->s);
 	if (r < 0) {

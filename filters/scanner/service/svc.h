@@ -74,7 +74,8 @@ struct svc_counters {
 	/* execs whose file someone had open for writing (SCANNER_WRITERS);
 	 * read leases that could not be taken for another reason */
 	_Atomic uint64_t exec_writers, lease_errors;
-	_Atomic uint64_t hold_failures; /* files closed at once: out of memory */
+	_Atomic uint64_t hold_failures;  /* files closed at once: out of memory */
+	_Atomic uint64_t hold_evictions; /* closed early: SVC_HOLD_MAX held */
 	_Atomic uint64_t scanning, max_concurrent;
 	_Atomic uint64_t reloads;
 };
@@ -104,6 +105,8 @@ int svc_workers_start(struct service *s);
 void svc_workers_stop(struct service *s);
 
 /* ---- hold.c ---- */
+
+#define SVC_HOLD_MAX 512 /* executed files held at most at once */
 
 int svc_hold_start(struct service *s);
 /* Closes every held file and stops the keeper. */
