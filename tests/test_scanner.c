@@ -52,7 +52,8 @@
 /* Same length as MARKER: a rewrite keeps the size. */
 #define CLEANTXT "just-an-ordinary-clean-file-0123456"
 /* This program re-executed as an unprivileged attacker (see main). */
-#define MMAP_ARG "--mmap-attacker"
+#define MMAP_ARG    "--mmap-attacker"
+#define CONNECT_ARG "--connect-attacker"
 
 extern char **environ;
 
@@ -1460,6 +1461,24 @@ exec_after_a_write_through_mmap_is_scanned(void **state)
 	}
 }
 
+/* Another user cannot connect to the scanner's port (mode 0600, root's):
+ * to be excluded from scanning, or to answer verdicts. The kernel refuses
+ * the connect; the filter sees nothing. */
+static void
+nobody_cannot_connect_to_the_scanners_port(void **state)
+{
+	uint64_t v[SCANNER_CTR_COUNT_];
+	char path[300];
+
+	(void)state;
+	daemon_start(SCAN_DEADLINE, true);
+	assert_int_equal(chmod(rundir, 0755), 0); /* let it reach the socket */
+	snprintf(path, sizeof(path), "%s/scanner", rundir);
+	assert_int_equal(run_as_nobody(CONNECT_ARG, path), EACCES);
+	filter_stats(v);
+	assert_int_equal(v[SCANNER_CTR_connections], 0);
+}
+
 /* ---- a client that leaves its connection behind ---- */
 
 /* struct clone_args up to set_tid (CLONE_ARGS_SIZE_VER1), spelled out:
@@ -2030,6 +2049,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(
 			exec_after_a_write_through_mmap_is_scanned, setup, teardown),
 		cmocka_unit_test_setup_teardown(
+			nobody_cannot_connect_to_the_scanners_port, setup, teardown),
+		cmocka_unit_test_setup_teardown(
 			fail_open_verdicts_are_logged_and_never_cached, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			file_changed_during_its_scan_is_scanned_again, setup, teardown),
@@ -2043,6 +2064,19 @@ main(int argc, char **argv)
 		return race_attacker_main(argc, argv);
 	if (argc == 3 && strcmp(argv[1], MMAP_ARG) == 0)
 		return mmap_attacker_main(argv[2]);
+	if (argc == 3 && strcmp(argv[1], CONNECT_ARG) == 0) {
+		uint8_t ctx[SCANNER_CONTEXT_SIZE];
+		filter_port *p = NULL;
+		int e;
+
+		/* A service's connect: it would be excluded, and be asked for
+		 * verdicts. Exit status: the errno, or 0 if it was let in. */
+		scanner_context_encode(1, ctx);
+		e = filter_connect_communication_port(argv[2], 0, ctx, sizeof(ctx), &p);
+		if (e == 0)
+			filter_close_port(p);
+		return -e;
+	}
 	fltmgrd_bin = getenv("FLTMGR_TEST_FLTMGRD");
 	scanner_bin = getenv("FLTMGR_TEST_SCANNER");
 	scanner_so = getenv("FLTMGR_TEST_SCANNER_SO");
