@@ -599,7 +599,7 @@ stopped_service_gets_default_within_deadline(void **state)
 	assert_int_equal(try_open(at("g"), NULL), 0); /* a clean scan works */
 	svc_stop_signal();
 	assert_int_equal(try_open(at("f"), &ms), EPERM);
-	/* The issue's figure is deadline + 100 ms; on a loaded CI machine the
+	/* The target is deadline + 100 ms; on a loaded CI machine the
 	 * scheduler alone has added more, so the bound is loose and the
 	 * latency is printed for the log instead. */
 	print_message("scanner: stopped service, default verdict after %lld ms "
