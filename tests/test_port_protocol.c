@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -855,7 +856,8 @@ check_pre_handshake_drop(struct fixture *fx, const void *rec, size_t len, int wi
 	assert_int_equal(wait_int(&fx->disconnects, 1, WAIT_MS), 1);
 }
 
-enum channel { CH_M, CH_R, CH_C };
+/* CH_R_IDLE: the reply channel while no sender waits for a reply. */
+enum channel { CH_M, CH_R, CH_C, CH_R_IDLE };
 
 struct sender {
 	struct fixture *fx;
@@ -885,11 +887,12 @@ sender_thread(void *arg)
  * must run for it, one malformed frame be counted with `reason` in the log
  * (unless NULL), and a library client on the same port must keep working.
  *
- * R is read on the filter side only by senders waiting for a reply (or
- * while a late reply is possible; docs/ports.md, section 2), so for R a
- * sender is made to wait first; it must then fail with -ENOTCONN, counted
- * in disconnect_failures. A record of at least 24 bytes sent on R gets the
- * id of that sender's message.
+ * For CH_R a sender is made to wait for a reply first; it must then fail
+ * with -ENOTCONN, counted in disconnect_failures. A record of at least 24
+ * bytes sent on R gets the id of that sender's message. CH_R_IDLE writes
+ * on R while no sender waits: the connection thread watches R then
+ * (docs/ports.md, section 2, "Who reads replies"), so the drop is just
+ * as prompt.
  */
 static void
 check_post_handshake_drop(struct fixture *fx, enum channel ch, const void *rec,
@@ -926,7 +929,7 @@ check_post_handshake_drop(struct fixture *fx, enum channel ch, const void *rec,
 		if (len >= 24)
 			put64(copy + 16, h.id);
 	}
-	to = ch == CH_M ? m : ch == CH_R ? r : c;
+	to = ch == CH_M ? m : ch == CH_C ? c : r;
 	if (with_fd) {
 		stray_open(fx, &stray);
 		raw_send_fd(to, copy, len, stray.rd);
@@ -1451,6 +1454,247 @@ malformed_descriptor_on_reply(void **state)
 	check_post_handshake_drop(*state, CH_R, rec, sizeof(rec), 1, NULL);
 }
 
+static void
+malformed_descriptor_on_idle_reply_channel(void **state)
+{
+	uint8_t rec[WIRE_HEADER_SIZE + 4];
+	struct wire_header h = { .type = WIRE_REPLY, .length = 4, .id = 1 };
+
+	/* No sender waits: nothing would read R on its behalf, yet the
+	 * descriptor must not stay in flight there (a socket end sent this
+	 * way keeps the connection alive after its process died). */
+	wire_encode_header(rec, &h);
+	memcpy(rec + WIRE_HEADER_SIZE, "pong", 4);
+	check_post_handshake_drop(
+		*state, CH_R_IDLE, rec, sizeof(rec), 1,
+		"malformed frame on reply channel: descriptor attached");
+}
+
+static void
+malformed_garbage_on_idle_reply_channel(void **state)
+{
+	check_post_handshake_drop(*state, CH_R_IDLE, "garbage!", 8, 0,
+				  "malformed frame on reply channel: truncated header");
+}
+
+static void
+malformed_descriptor_on_message_channel(void **state)
+{
+	uint8_t rec[WIRE_HEADER_SIZE + 3];
+
+	build_record(rec, WIRE_CONNECT, 3, sizeof(rec));
+	check_post_handshake_drop(
+		*state, CH_M, rec, sizeof(rec), 1,
+		"malformed frame on message channel: descriptor attached");
+}
+
+/* ---- a client process that exits ---------------------------------------- */
+
+/*
+ * The child's side, in a fresh process (this program re-executed with
+ * RAW_CHILD_ARG MODE PATH): a raw client connects to PATH with context
+ * "raw-child", then
+ *   exit          exits at once;
+ *   own-sockets   sends its own three sockets (M, R, C) with SCM_RIGHTS
+ *                 inside a REPLY on R, and exits: if the filter side never
+ *                 read them, they would stay in flight in its R socket and
+ *                 the connection would never see an end;
+ *   fork-holder   forks a grandchild that keeps the sockets, and exits; the
+ *                 grandchild waits for the filter side to end the
+ *                 connection (EOF on M), at most 3 s.
+ * Exit status 0, or CHILD_CALL_FAILED.
+ */
+#define RAW_CHILD_ARG "--raw-client"
+
+static int
+raw_child_main(const char *mode, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct wire_header h = { .type = WIRE_CONNECT, .length = 9 };
+	uint8_t buf[WIRE_HEADER_SIZE + 16];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct frame_rx rx;
+	const char *why;
+	int m, fds[3];
+
+	alarm(9);
+	if (strlen(path) >= sizeof(sa.sun_path))
+		_exit(CHILD_CALL_FAILED);
+	strcpy(sa.sun_path, path);
+	m = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (m < 0 || connect(m, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    frame_send(m, &h, "raw-child", NULL, 0, 0) < 0 ||
+	    frame_recv(m, &iov, 1, 0, &rx) != 1 ||
+	    wire_decode(buf, rx.size, rx.truncated, WIRE_BIT(WIRE_CONNECT_REPLY), &h,
+			&why) < 0 ||
+	    h.status != 0 || rx.n_fds != 2)
+		_exit(CHILD_CALL_FAILED);
+	fds[0] = m;
+	fds[1] = rx.fds[0];
+	fds[2] = rx.fds[1];
+	if (strcmp(mode, "own-sockets") == 0) {
+		union {
+			char buf[CMSG_SPACE(sizeof(fds))];
+			struct cmsghdr align;
+		} control;
+		struct wire_header rep = { .type = WIRE_REPLY, .id = 1 };
+		uint8_t hdr[WIRE_HEADER_SIZE];
+		struct iovec riov = { .iov_base = hdr, .iov_len = sizeof(hdr) };
+		struct msghdr mh = {
+			.msg_iov = &riov,
+			.msg_iovlen = 1,
+			.msg_control = control.buf,
+			.msg_controllen = sizeof(control.buf),
+		};
+		struct cmsghdr *cm;
+
+		wire_encode_header(hdr, &rep);
+		memset(&control, 0, sizeof(control));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(fds));
+		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+		if (sendmsg(fds[1], &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(hdr))
+			_exit(CHILD_CALL_FAILED);
+	} else if (strcmp(mode, "fork-holder") == 0) {
+		pid_t gc = fork();
+
+		if (gc < 0)
+			_exit(CHILD_CALL_FAILED);
+		if (gc == 0) {
+			struct pollfd pf = { .fd = m, .events = POLLIN };
+			char b;
+
+			alarm(3);
+			while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+				;
+			while (recv(m, &b, 1, 0) > 0)
+				;
+			_exit(0);
+		}
+	} else if (strcmp(mode, "exit") != 0) {
+		_exit(CHILD_CALL_FAILED);
+	}
+	_exit(0);
+}
+
+/* Runs raw_child_main(mode) in a child (fork, then exec of this program)
+ * and reaps it; returns tu_now_ms() when it was reaped. */
+static int64_t
+run_raw_child(struct fixture *fx, const char *mode, pid_t *ret_pid)
+{
+	char *args[] = { "test_port_protocol", RAW_CHILD_ARG, (char *)mode, fx->path,
+			 NULL };
+	char self[PATH_MAX];
+	ssize_t n;
+	int status;
+	pid_t pid;
+
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execv(self, args);
+		_exit(CHILD_EXEC_FAILED);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		assert_int_equal(errno, EINTR);
+	if (ret_pid)
+		*ret_pid = pid;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("raw child (%s) ended with status %#x", mode, (unsigned)status);
+	return tu_now_ms();
+}
+
+/* Reaps orphans handed to us (we are their subreaper), for up to 5 s. */
+static void
+reap_orphans(void)
+{
+	int64_t end = tu_now_ms() + 5000;
+
+	while (tu_now_ms() < end) {
+		pid_t p = waitpid(-1, NULL, WNOHANG);
+
+		if (p < 0)
+			return; /* ECHILD: none left */
+		if (p == 0)
+			usleep(2000);
+	}
+}
+
+/*
+ * A port with max_connections 1; a raw child connects, does `mode` and
+ * exits. Its disconnect callback must run at once (within 1 s of its exit
+ * on a loaded machine; the time is printed), and the slot must be free
+ * again: a library client connects and exchanges.
+ */
+static void
+check_exiting_client(struct fixture *fx, const char *mode, const char *reason)
+{
+	filter_port *p = NULL;
+	struct conn *rc;
+	int64_t t_exit, took, end;
+	int r;
+
+	create_default_port(fx, 1);
+	t_exit = run_raw_child(fx, mode, NULL);
+	rc = find_conn(fx, "raw-child");
+	assert_non_null(rc);
+	wait_int(&rc->disconnected, 1, WAIT_MS);
+	took = tu_now_ms() - t_exit;
+	reap_orphans();
+	if (!atomic_load(&rc->disconnected))
+		fail_msg("%s: the connection of a client that exited was not ended "
+			 "within %d ms",
+			 mode, WAIT_MS);
+	print_message("%s: disconnect callback %lld ms after the client was reaped\n",
+		      mode, (long long)took);
+	if (took > 1000)
+		fail_msg("%s: disconnect callback only %lld ms after the client exited",
+			 mode, (long long)took);
+	assert_logged(fx, reason);
+	/* The slot is released right after the callback returns. */
+	end = tu_now_ms() + WAIT_MS;
+	while ((r = lib_connect(fx, "next", &p)) == -EUSERS && tu_now_ms() < end)
+		usleep(1000);
+	assert_int_equal(r, 0);
+	exchange(fx, p, find_conn(fx, "next"));
+	lib_close(fx, p);
+	assert_int_equal(wait_int(&fx->disconnects, 2, WAIT_MS), 2);
+}
+
+static void
+client_sending_its_own_sockets_then_exiting_is_dropped_at_once(void **state)
+{
+	struct fixture *fx = *state;
+
+	check_exiting_client(fx, "own-sockets", "descriptor");
+	assert_true(server_stats(fx).malformed_frames == 1);
+}
+
+static void
+client_exiting_while_idle_is_disconnected_at_once(void **state)
+{
+	struct fixture *fx = *state;
+
+	check_exiting_client(fx, "exit", NULL);
+	assert_true(server_stats(fx).malformed_frames == 0);
+}
+
+static void
+connection_ends_with_its_process_though_a_child_keeps_the_sockets(void **state)
+{
+	struct fixture *fx = *state;
+
+	check_exiting_client(fx, "fork-holder", "process exited");
+	assert_true(server_stats(fx).malformed_frames == 0);
+}
+
 /* ---- the protocol spoken by hand ---------------------------------------- */
 
 static void
@@ -1973,6 +2217,12 @@ main(int argc, char **argv)
 		T(malformed_wrong_type_on_c),
 		T(malformed_descriptor_on_call),
 		T(malformed_descriptor_on_reply),
+		T(malformed_descriptor_on_idle_reply_channel),
+		T(malformed_garbage_on_idle_reply_channel),
+		T(malformed_descriptor_on_message_channel),
+		T(client_sending_its_own_sockets_then_exiting_is_dropped_at_once),
+		T(client_exiting_while_idle_is_disconnected_at_once),
+		T(connection_ends_with_its_process_though_a_child_keeps_the_sockets),
 		T(raw_message_reply_round_trip),
 		T(raw_call_gets_result),
 		T(late_reply_gets_enoent_ack),
@@ -1996,6 +2246,12 @@ main(int argc, char **argv)
 
 	if (argc == 5 && strcmp(argv[1], CHILD_ARG) == 0)
 		return child_main(argv + 2);
+	if (argc == 4 && strcmp(argv[1], RAW_CHILD_ARG) == 0)
+		return raw_child_main(argv[2], argv[3]);
 	signal(SIGPIPE, SIG_IGN);
+	/* Orphans of our children (fork-holder's grandchild) come to us. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	if (getenv("FLTMGR_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("FLTMGR_TEST_ONLY"));
 	return cmocka_run_group_tests_name("ports", tests, NULL, NULL);
 }

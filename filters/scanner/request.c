@@ -25,8 +25,18 @@
  * live service if there is one and time is left, or gets the default
  * verdict at once; the sender that finds no live service left also
  * answers everything still queued (sc_drain_if_no_service).
+ *
+ * A verdict applies to the content the kernel will use: just before it is
+ * given, the file's (size, mtime, ctime) is compared with what it was
+ * before the scan. A file that changed meanwhile is scanned again (at most
+ * SC_MAX_RESCANS times) and never allowed on a scan of other content.
+ *
+ * Every default verdict is counted by cause, never cached, and logged
+ * (rate-limited) with the file and the process: a fail-open is never
+ * silent.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,35 +61,193 @@ complete(struct sc_req *r, enum flt_preop_status status, int error)
 	flt_complete_pended_preoperation(d, status, error);
 }
 
+/* Whether a line for this cause may be logged now; if so, *ret_suppressed
+ * is how many were not since the last one. */
+static bool
+note_allowed(struct sc_state *st, enum scanner_counter why, uint64_t *ret_suppressed)
+{
+	struct sc_limiter *l = &st->limit[why];
+	int64_t now = sc_now_ns();
+	bool ok;
+
+	pthread_mutex_lock(&l->lock);
+	ok = now >= l->next_ns;
+	if (ok) {
+		*ret_suppressed = l->suppressed;
+		l->suppressed = 0;
+		l->next_ns = now + SC_NOTE_INTERVAL_NS;
+	} else {
+		l->suppressed++;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return ok;
+}
+
+/* Logs, rate-limited per cause, what was decided for d without a verdict
+ * on its content: "exec of PATH by pid N (EXE) allowed unscanned: WHY". */
+static void
+note(struct sc_state *st, const struct flt_callback_data *d, enum scanner_counter why,
+     int level, const char *outcome, const char *reason)
+{
+	const struct flt_process *p;
+	uint64_t suppressed;
+	char more[64] = "";
+
+	if (!note_allowed(st, why, &suppressed))
+		return;
+	p = flt_get_process(d);
+	if (suppressed)
+		snprintf(more, sizeof(more), " (and %llu more since the last such line)",
+			 (unsigned long long)suppressed);
+	sc_log(st, level, "%s of %s by pid %d (%s) %s: %s%s",
+	       d->op == FLT_OP_EXEC ? "exec" : "open",
+	       d->path ? d->path : "(path unknown)", (int)d->pid,
+	       p && p->exe ? p->exe : "exe unknown", outcome, reason, more);
+}
+
+static const char *
+default_reason(enum scanner_counter why)
+{
+	switch (why) {
+	case SCANNER_CTR_no_service_defaults:
+		return "no service connected";
+	case SCANNER_CTR_deadline_defaults:
+		return "no verdict before the deadline";
+	case SCANNER_CTR_disconnect_defaults:
+		return "the service went away with the request";
+	case SCANNER_CTR_service_errors:
+		return "the service could not scan it (read error, scan timeout, or "
+		       "larger than its --max-size)";
+	default:
+		return "error";
+	}
+}
+
+enum flt_preop_status
+sc_default(struct sc_state *st, struct flt_callback_data *d, enum scanner_counter why,
+	   const char *reason, int *ret_error)
+{
+	bool allow = st->default_verdict == 0;
+
+	sc_count(st, why);
+	d->cacheable = 0; /* a default is no verdict on the file */
+	if (allow)
+		sc_count(st, SCANNER_CTR_default_allows);
+	note(st, d, why, allow ? FLT_LOG_WARNING : FLT_LOG_NOTICE,
+	     allow ? "allowed unscanned (default verdict)"
+		   : "denied unscanned (default verdict)",
+	     reason ? reason : default_reason(why));
+	*ret_error = allow ? 0 : st->default_verdict;
+	return allow ? FLT_PREOP_SUCCESS_NO_CALLBACK : FLT_PREOP_COMPLETE;
+}
+
+/* A file that changed during a scan and cannot be scanned again (changed
+ * every time, or no time or service left): denied, counted, logged. */
+static void
+deny_changed(struct sc_state *st, struct sc_req *r, const char *reason)
+{
+	sc_count(st, SCANNER_CTR_changed_denies);
+	r->data->cacheable = 0;
+	note(st, r->data, SCANNER_CTR_changed_denies, FLT_LOG_WARNING, "denied", reason);
+	complete(r, FLT_PREOP_COMPLETE, -EPERM);
+}
+
+static void
+complete_default_why(struct sc_state *st, struct sc_req *r, enum scanner_counter ctr,
+		     const char *reason)
+{
+	enum flt_preop_status status;
+	int error;
+
+	if (r->rescans && st->default_verdict == 0) {
+		/* It changed during a scan: what it holds now was never
+		 * scanned, and a fail-open would allow it on the old scan. */
+		sc_count(st, ctr);
+		deny_changed(st, r,
+			     "it changed during its scan and could not be scanned "
+			     "again");
+		return;
+	}
+	status = sc_default(st, r->data, ctr, reason, &error);
+	complete(r, status, error);
+}
+
 void
 sc_complete_default(struct sc_state *st, struct sc_req *r, enum scanner_counter ctr)
 {
-	sc_count(st, ctr);
-	r->data->cacheable = 0; /* a default is no verdict on the file */
-	if (st->default_verdict < 0)
-		complete(r, FLT_PREOP_COMPLETE, st->default_verdict);
-	else
-		complete(r, FLT_PREOP_SUCCESS_NO_CALLBACK, 0);
+	complete_default_why(st, r, ctr, NULL);
 }
 
-/* A service's verdict: cached if the file did not change while it was
- * scanned and the rules did not change either. */
-static void
-complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
+/* The file as it is now; false if that cannot be told. */
+static bool
+key_now(const struct sc_req *r, struct sc_key *now)
 {
 	struct stat sb;
-	struct sc_key now;
-	bool same = false;
 
-	if (fstat(r->data->fd, &sb) == 0) {
-		sc_key_from_stat(&sb, &now);
-		same = sc_key_equal(&now, &r->key);
+	if (fstat(r->data->fd, &sb) < 0)
+		return false;
+	sc_key_from_stat(&sb, now);
+	return true;
+}
+
+/*
+ * A service's verdict. Given only if the file did not change while it was
+ * scanned (its key now is the key it had before the scan), and then cached
+ * unless the rules or the file changed meanwhile. Returns false when the
+ * file changed and r should be scanned again: r is still the caller's,
+ * with the new key and a new ticket. The comparison is the last thing
+ * before the completion, so that the verdict applies to what the kernel
+ * will use, up to the microseconds between the two (docs/scanner.md).
+ */
+static bool
+complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
+{
+	struct sc_key now;
+	bool same = key_now(r, &now) && sc_key_equal(&now, &r->key);
+
+	if (!same)
+		sc_count(st, SCANNER_CTR_changed_during_scan);
+	if (verdict == SCANNER_WRITERS && r->op == 1) {
+		/* Someone holds the file open for writing: whatever a scan
+		 * finds, the writer may change what runs until the kernel
+		 * denies writes, which it does only after our answer. */
+		sc_count(st, SCANNER_CTR_exec_writer_denies);
+		r->data->cacheable = 0;
+		note(st, r->data, SCANNER_CTR_exec_writer_denies, FLT_LOG_WARNING,
+		     "denied", "the file is open for writing");
+		complete(r, FLT_PREOP_COMPLETE, -EPERM);
+		return true;
+	}
+	if (verdict == SCANNER_WRITERS)
+		verdict = SCANNER_CLEAN; /* only execs are asked about writers */
+	if (!same) {
+		r->data->cacheable = 0;
+		if (verdict == SCANNER_INFECTED) {
+			/* Infected content was read: deny, cache nothing. */
+			sc_count(st, SCANNER_CTR_uncached);
+			sc_count(st, SCANNER_CTR_infected);
+			complete(r, FLT_PREOP_COMPLETE, -EPERM);
+			return true;
+		}
+		if (r->rescans < SC_MAX_RESCANS) {
+			r->rescans++;
+			sc_count(st, SCANNER_CTR_rescans);
+			r->key = now;
+			r->ticket = sc_cache_ticket(&st->cache);
+			return false;
+		}
+		deny_changed(st, r, "it changed during each of its scans");
+		return true;
 	}
 	PROF_MARK(r->key.ino, PROF_COMPLETE_CALL);
-	if (!same || !sc_cache_put(&st->cache, &r->key, verdict, &r->ticket)) {
+	if (!sc_cache_put(&st->cache, &r->key, verdict, &r->ticket)) {
 		sc_count(st, SCANNER_CTR_uncached);
 		r->data->cacheable = 0;
 	}
+	/* Never a kernel mark for it; the user-space entry serves only opens
+	 * (execs of it do not look), such as this exec's FAN_OPEN_PERM. */
+	if (r->always_scan)
+		r->data->cacheable = 0;
 	if (verdict == SCANNER_CLEAN) {
 		sc_count(st, SCANNER_CTR_clean);
 		complete(r, FLT_PREOP_SUCCESS_NO_CALLBACK, 0);
@@ -87,6 +255,7 @@ complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
 		sc_count(st, SCANNER_CTR_infected);
 		complete(r, FLT_PREOP_COMPLETE, -EPERM);
 	}
+	return true;
 }
 
 bool
@@ -210,23 +379,31 @@ sc_drain_if_no_service(struct sc_state *st)
 	}
 }
 
-/* A malformed reply: logged (the first few), counted, default. */
+/* A malformed reply: counted, logged (rate-limited), default. */
 static void
 bad_reply(struct sc_conn *c, struct sc_req *r, size_t len)
 {
-	struct sc_state *st = c->st;
-	bool log;
+	char why[96];
+
+	snprintf(why, sizeof(why), "service pid %d sent a malformed reply (%zu bytes)",
+		 (int)c->pid, len);
+	complete_default_why(c->st, r, SCANNER_CTR_errors, why);
+}
+
+/* st->lock not held. Puts r back at the head of the queue for a sender
+ * (r may have been inline); false, r still the caller's, if no service is
+ * left to take it. */
+static bool
+requeue(struct sc_state *st, struct sc_req *r)
+{
+	bool queued;
 
 	pthread_mutex_lock(&st->lock);
-	log = st->bad_logged < 5;
-	st->bad_logged += log;
+	queued = st->n_live > 0 && !st->closing;
+	if (queued)
+		requeue_front_locked(st, r);
 	pthread_mutex_unlock(&st->lock);
-	sc_complete_default(st, r, SCANNER_CTR_errors);
-	if (log)
-		sc_log(st, FLT_LOG_WARNING,
-		       "service pid %d sent a malformed reply (%zu bytes); default "
-		       "verdict given",
-		       (int)c->pid, len);
+	return queued;
 }
 
 bool
@@ -236,46 +413,61 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 	struct flt_callback_data *d = r->data;
 	uint8_t msg[SCANNER_REQ_MAX], reply[SCANNER_REPLY_SIZE + 8];
 	struct flt_send_options o = { .fd = d->fd, .sequence = d->sequence };
-	struct scanner_request q = {
-		.op = r->op,
-		.pid = (uint32_t)d->pid,
-		.dev = r->key.dev,
-		.ino = r->key.ino,
-		.size = r->key.size,
-		.path = d->path ? d->path : "",
-		.path_len = d->path ? (uint32_t)strlen(d->path) : 0,
-	};
-	size_t len = scanner_request_encode(&q, msg), rlen = sizeof(reply);
-	int64_t t0 = sc_now_ns(), left = r->deadline_ns - st->margin_ns - t0;
-	int64_t wait = left;
-	int err, v;
 	uint64_t ino = r->key.ino;
+	int64_t left, wait;
+	int err, v;
 
 	(void)ino;
-	if (left <= 0) {
-		sc_complete_default(st, r, SCANNER_CTR_deadline_defaults);
-		return true;
-	}
-	if (r->on_reader) {
-		sc_count(st, SCANNER_CTR_inline_sends);
-		if (wait > (int64_t)st->set.inline_ms * 1000000)
-			wait = (int64_t)st->set.inline_ms * 1000000;
-	}
-	sc_count(st, SCANNER_CTR_requests);
-	PROF_MARK(ino, PROF_SEND_CALL);
-	err = flt_send_message_ex(st->filter, &c->port, msg, len, reply, &rlen,
-				  (int)((wait + 999999) / 1000000), &o);
-	PROF_MARK(ino, PROF_SEND_RETURNED);
-	if (err == 0) {
+	for (;;) { /* once, and again for each rescan of a changed file */
+		struct scanner_request q = {
+			.op = r->op,
+			.pid = (uint32_t)d->pid,
+			.dev = r->key.dev,
+			.ino = r->key.ino,
+			.size = r->key.size,
+			.path = d->path ? d->path : "",
+			.path_len = d->path ? (uint32_t)strlen(d->path) : 0,
+		};
+		size_t len = scanner_request_encode(&q, msg), rlen = sizeof(reply);
+		int64_t t0 = sc_now_ns();
+
+		left = r->deadline_ns - st->margin_ns - t0;
+		wait = left;
+		if (left <= 0) {
+			sc_complete_default(st, r, SCANNER_CTR_deadline_defaults);
+			return true;
+		}
+		if (r->on_reader) {
+			sc_count(st, SCANNER_CTR_inline_sends);
+			if (wait > (int64_t)st->set.inline_ms * 1000000)
+				wait = (int64_t)st->set.inline_ms * 1000000;
+		}
+		sc_count(st, SCANNER_CTR_requests);
+		PROF_MARK(ino, PROF_SEND_CALL);
+		err = flt_send_message_ex(st->filter, &c->port, msg, len, reply, &rlen,
+					  (int)((wait + 999999) / 1000000), &o);
+		PROF_MARK(ino, PROF_SEND_RETURNED);
+		if (err != 0)
+			break;
 		if (r->on_reader)
 			r->rtt_ns = sc_now_ns() - t0;
 		v = scanner_reply_decode(reply, rlen);
-		if (v < 0)
+		if (v < 0) {
 			bad_reply(c, r, rlen);
-		else if (v == SCANNER_ERROR)
+		} else if (v == SCANNER_ERROR) {
 			sc_complete_default(st, r, SCANNER_CTR_service_errors);
-		else
-			complete_verdict(st, r, v);
+		} else if (!complete_verdict(st, r, v)) {
+			/* The file changed during the scan: again. From the pre
+			 * callback through a sender (the reader must not wait
+			 * longer); a sender sends it again itself. */
+			if (!r->on_reader)
+				continue;
+			if (requeue(st, r))
+				return false;
+			deny_changed(st, r,
+				     "it changed during its scan and no service is "
+				     "left to scan it again");
+		}
 		PROF_MARK(ino, PROF_COMPLETED);
 		return true;
 	}
@@ -284,16 +476,11 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		 * let a sender send it again with the rest of the deadline.
 		 * The service may scan the file twice; its late reply to this
 		 * send is refused. */
-		bool queued;
-
 		sc_count(st, SCANNER_CTR_inline_pauses);
 		pthread_mutex_lock(&st->lock);
 		st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
-		queued = st->n_live > 0 && !st->closing;
-		if (queued)
-			requeue_front_locked(st, r); /* it was the oldest */
 		pthread_mutex_unlock(&st->lock);
-		if (queued) {
+		if (requeue(st, r)) { /* it was the oldest */
 			sc_count(st, SCANNER_CTR_inline_timeouts);
 			return false;
 		}
@@ -324,11 +511,12 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 	}
 	/* -EMSGSIZE (a service with a small buffer), a negative status the
 	 * service replied with, -EBADF: this request cannot be scanned. */
-	sc_complete_default(st, r, SCANNER_CTR_errors);
-	if (err == -EMSGSIZE || err == -EBADF || err == -EINVAL)
-		sc_log(st, FLT_LOG_WARNING,
-		       "sending a request to service pid %d failed: %s; default "
-		       "verdict given",
-		       (int)c->pid, strerror(-err));
+	{
+		char why[96];
+
+		snprintf(why, sizeof(why), "sending it to service pid %d failed: %s",
+			 (int)c->pid, strerror(-err));
+		complete_default_why(st, r, SCANNER_CTR_errors, why);
+	}
 	return true;
 }

@@ -63,6 +63,8 @@ static void
 state_free(struct sc_state *st)
 {
 	sc_cache_fini(&st->cache);
+	for (int i = 0; i < SCANNER_CTR_COUNT_; i++)
+		pthread_mutex_destroy(&st->limit[i].lock);
 	pthread_cond_destroy(&st->inline_done);
 	pthread_cond_destroy(&st->work);
 	pthread_mutex_destroy(&st->lock);
@@ -106,15 +108,16 @@ sc_instance_setup(flt_filter *filter, const char *path, enum flt_instance_kind k
 /* ---- events ---- */
 
 static enum flt_preop_status
-answer_default(struct sc_state *st, struct flt_callback_data *d, enum scanner_counter ctr)
+answer_default(struct sc_state *st, struct flt_callback_data *d, enum scanner_counter ctr,
+	       const char *reason)
 {
-	sc_count(st, ctr);
-	d->cacheable = 0;
-	if (st->default_verdict < 0) {
-		d->status = st->default_verdict;
-		return FLT_PREOP_COMPLETE;
-	}
-	return FLT_PREOP_SUCCESS_NO_CALLBACK;
+	enum flt_preop_status status;
+	int error;
+
+	status = sc_default(st, d, ctr, reason, &error);
+	if (status == FLT_PREOP_COMPLETE)
+		d->status = error;
+	return status;
 }
 
 static enum flt_preop_status
@@ -135,19 +138,28 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	    (d->op == FLT_OP_EXEC && !st->set.scan_exec))
 		return FLT_PREOP_SUCCESS_NO_CALLBACK;
 	if (fstat(d->fd, &sb) < 0)
-		return answer_default(st, d, SCANNER_CTR_errors);
+		return answer_default(st, d, SCANNER_CTR_errors, "cannot stat the file");
 	if (!S_ISREG(sb.st_mode)) {
 		sc_count(st, SCANNER_CTR_skipped);
 		return FLT_PREOP_SUCCESS_NO_CALLBACK;
 	}
 	r = calloc(1, sizeof(*r));
 	if (!r)
-		return answer_default(st, d, SCANNER_CTR_errors);
+		return answer_default(st, d, SCANNER_CTR_errors, "out of memory");
 	sc_key_from_stat(&sb, &r->key);
 	/* The ticket before the lookup: a flush in between makes the verdict
 	 * of this request uncacheable rather than stale. */
 	r->ticket = sc_cache_ticket(&st->cache);
-	v = sc_cache_get(&st->cache, &r->key);
+	/* An exec of a file that others than root can write is always
+	 * scanned, and its verdict never becomes a kernel mark: a write
+	 * through a shared mapping changes a file without any event, and on
+	 * some file systems without moving mtime or ctime, so a cached
+	 * verdict may be for other content; and only a scan takes the
+	 * service's lease against writers (docs/scanner.md section 4). */
+	r->always_scan = d->op == FLT_OP_EXEC && !sc_root_only_writable(&sb);
+	v = r->always_scan ? -1 : sc_cache_get(&st->cache, &r->key);
+	if (r->always_scan)
+		sc_count(st, SCANNER_CTR_exec_always_scanned);
 	if (v >= 0) {
 		free(r);
 		sc_count(st, SCANNER_CTR_cache_hits);
@@ -180,7 +192,7 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	PROF_MARK(d->ino, PROF_PRE_QUEUED);
 	if (!sc_enqueue(st, r)) {
 		free(r);
-		return answer_default(st, d, SCANNER_CTR_no_service_defaults);
+		return answer_default(st, d, SCANNER_CTR_no_service_defaults, NULL);
 	}
 	return FLT_PREOP_PENDING; /* r belongs to the queue now */
 }
@@ -269,8 +281,10 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->work, NULL);
 	pthread_cond_init(&st->inline_done, NULL);
-	for (int i = 0; i < SCANNER_CTR_COUNT_; i++)
+	for (int i = 0; i < SCANNER_CTR_COUNT_; i++) {
 		atomic_init(&st->ctr[i], 0);
+		pthread_mutex_init(&st->limit[i].lock, NULL);
+	}
 	r = sc_settings_parse(config, &st->set, err, sizeof(err));
 	if (r == 0)
 		r = sc_cache_init(&st->cache, st->set.cache_size);

@@ -49,6 +49,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -67,6 +68,13 @@
  * machine says nothing about the scans. */
 #define SC_INLINE_SLOW_NS  1000000LL
 #define SC_INLINE_SLOW_RUN 8
+/* A file that changed while it was scanned is scanned again, at most this
+ * many times; still changing after that, it is denied (docs/scanner.md
+ * section 4, "A write during a scan"). */
+#define SC_MAX_RESCANS 3
+/* Default verdicts and denials of changing files are logged at most once
+ * a second per cause, with the number suppressed since. */
+#define SC_NOTE_INTERVAL_NS 1000000000LL
 
 struct sc_req {
 	struct sc_req *next;
@@ -75,6 +83,8 @@ struct sc_req {
 	struct sc_ticket ticket;
 	int64_t deadline_ns; /* CLOCK_MONOTONIC: answer by then */
 	uint32_t op;         /* 0 open, 1 exec */
+	unsigned rescans;    /* scanned again because the file changed */
+	bool always_scan;    /* an exec others than root can write: no cache */
 	/* Sent from the pre callback: "completing" stores the answer here
 	 * for the callback to return, and frees nothing. */
 	bool on_reader;
@@ -101,6 +111,13 @@ struct sc_conn {
 	bool excluded;
 	unsigned busy;     /* requests being sent on it (senders and inline) */
 	unsigned n_inline; /* pre callbacks sending on it now */
+};
+
+/* One rate limit per cause of a logged default or denial. */
+struct sc_limiter {
+	pthread_mutex_t lock;
+	int64_t next_ns;     /* CLOCK_MONOTONIC: log again from then */
+	uint64_t suppressed; /* not logged since the last line */
 };
 
 /* Services' pids excluded from the filter, with a count of their
@@ -136,7 +153,7 @@ struct sc_state {
 	bool closing;
 	struct sc_excluded *excluded;
 	size_t n_excluded;
-	unsigned bad_logged; /* malformed replies logged so far */
+	struct sc_limiter limit[SCANNER_CTR_COUNT_]; /* by the cause's counter */
 
 	_Atomic uint64_t ctr[SCANNER_CTR_COUNT_];
 };
@@ -154,6 +171,15 @@ int fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *co
 void sc_log(const struct sc_state *st, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int64_t sc_now_ns(void);
+
+/* Only root can write the file: owned by uid 0, no write bit for group or
+ * others (with POSIX ACLs the group bits are the mask, so a named entry
+ * that grants write sets them). */
+static inline bool
+sc_root_only_writable(const struct stat *sb)
+{
+	return sb->st_uid == 0 && !(sb->st_mode & (S_IWGRP | S_IWOTH));
+}
 
 /* ---- request.c ---- */
 
@@ -174,7 +200,20 @@ struct sc_conn *sc_inline_take(struct sc_state *st, uint64_t size);
 void sc_inline_release(struct sc_conn *c, int64_t rtt_ns);
 /* st->lock held: one more request in flight (in_flight_max). */
 void sc_in_flight_enter_locked(struct sc_state *st);
-/* Completes r with the default verdict, counting it under ctr; frees r. */
+/*
+ * The default verdict for an event no verdict could be had for: counted
+ * under why (and in default_allows if it allows), never cacheable, and
+ * logged (at most once a second per cause) with the file, the process and
+ * `reason` (NULL: the cause's usual words); fail-open at warning level.
+ * Returns the status to give the event, the errno in *ret_error. Called
+ * before the event is completed (it reads data).
+ */
+enum flt_preop_status sc_default(struct sc_state *st, struct flt_callback_data *d,
+				 enum scanner_counter why, const char *reason,
+				 int *ret_error);
+/* Completes r with sc_default(); frees r. If r's file changed during an
+ * earlier scan of it, the verdict is a denial whatever the default: a file
+ * is never allowed on a scan of other content. */
 void sc_complete_default(struct sc_state *st, struct sc_req *r, enum scanner_counter ctr);
 /* With no live service left, completes every queued request with the
  * default verdict at once (counted as disconnect defaults). */

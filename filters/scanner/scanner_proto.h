@@ -56,6 +56,11 @@ enum scanner_verdict {
 	SCANNER_CLEAN = 0,
 	SCANNER_INFECTED = 1,
 	SCANNER_ERROR = 2, /* could not scan: the filter's default verdict */
+	/* An exec's file (op 1) was open for writing when the service went
+	 * to read it: what the exec will run may be written after any scan,
+	 * until the kernel denies writes to it. The filter denies the exec.
+	 * (Given instead of CLEAN; an infected file is still INFECTED.) */
+	SCANNER_WRITERS = 3,
 	SCANNER_VERDICT_COUNT_,
 };
 
@@ -66,28 +71,34 @@ enum scanner_cmd {
 
 /* The filter's counters, in wire order. Names are what `fltmc stats` and
  * `scanner --stats` print. */
-#define SCANNER_COUNTERS(X)                                                             \
-	X(events)              /* pre callbacks (open, exec) */                         \
-	X(skipped)             /* not a regular file: allowed unscanned */              \
-	X(requests)            /* sent to a service */                                  \
-	X(clean)               /* clean verdicts from a service */                      \
-	X(infected)            /* infected verdicts (denied) */                         \
-	X(cache_hits)          /* answered from the user-space cache */                 \
-	X(cache_denies)        /* ...of which infected */                               \
-	X(no_service_defaults) /* no service connected */                               \
-	X(deadline_defaults)   /* the deadline passed before a verdict */               \
-	X(disconnect_defaults) /* the service went away with the request */             \
-	X(service_errors)      /* the service could not scan (SCANNER_ERROR) */         \
-	X(errors)              /* malformed replies, failed sends */                    \
-	X(resent)              /* moved to another service after a disconnect */        \
-	X(uncached)            /* verdicts kept out of the caches (changed file) */     \
-	X(invalidations)       /* cache entries dropped by write/close/rename */        \
-	X(flushes)             /* SCANNER_CMD_FLUSH */                                  \
-	X(connections)         /* services accepted */                                  \
-	X(in_flight_max)       /* most requests outstanding at once */                  \
-	X(inline_sends)        /* sent from the pre callback, not pended */             \
-	X(inline_timeouts)     /* ...that ran out of param.inline_ms: pended, resent */ \
-	X(inline_pauses)       /* inline path paused 1 s (a timeout, slow scans) */
+#define SCANNER_COUNTERS(X)                                                              \
+	X(events)              /* pre callbacks (open, exec) */                          \
+	X(skipped)             /* not a regular file: allowed unscanned */               \
+	X(requests)            /* sent to a service */                                   \
+	X(clean)               /* clean verdicts from a service */                       \
+	X(infected)            /* infected verdicts (denied) */                          \
+	X(cache_hits)          /* answered from the user-space cache */                  \
+	X(cache_denies)        /* ...of which infected */                                \
+	X(no_service_defaults) /* no service connected */                                \
+	X(deadline_defaults)   /* the deadline passed before a verdict */                \
+	X(disconnect_defaults) /* the service went away with the request */              \
+	X(service_errors)      /* the service could not scan (SCANNER_ERROR) */          \
+	X(errors)              /* malformed replies, failed sends */                     \
+	X(resent)              /* moved to another service after a disconnect */         \
+	X(uncached)            /* verdicts kept out of the caches (changed file) */      \
+	X(invalidations)       /* cache entries dropped by write/close/rename */         \
+	X(flushes)             /* SCANNER_CMD_FLUSH */                                   \
+	X(connections)         /* services accepted */                                   \
+	X(in_flight_max)       /* most requests outstanding at once */                   \
+	X(inline_sends)        /* sent from the pre callback, not pended */              \
+	X(inline_timeouts)     /* ...that ran out of param.inline_ms: pended, resent */  \
+	X(inline_pauses)       /* inline path paused 1 s (a timeout, slow scans) */      \
+	X(changed_during_scan) /* the file changed while it was scanned */               \
+	X(rescans)             /* ...and was scanned again */                            \
+	X(changed_denies)      /* ...denied: still changing after the last rescan */     \
+	X(exec_writer_denies)  /* execs denied: the file was open for writing */         \
+	X(exec_always_scanned) /* execs of files others than root can write: no cache */ \
+	X(default_allows)      /* default verdicts that allowed (fail-open) */
 
 enum scanner_counter {
 #define SCANNER_X_ENUM(n) SCANNER_CTR_##n,

@@ -4,11 +4,18 @@
  * dispatch of replies to waiting senders, and its close protocol.
  *
  * The connection thread owns the handshake and the C socket (service calls
- * into the filter's message callback), watches M for hang-up, runs the
+ * into the filter's message callback), watches M (any record there, or
+ * its end), the peer process (its pidfd: the connection ends when the
+ * process that made it exits, whoever else holds its sockets), runs the
  * disconnect callback exactly once, and finally releases the connection's
- * slot. Senders (send.c) own the R socket while they wait for replies; the
- * thread reads R only when a late reply is possible and no sender is
- * reading (see docs/ports.md, "Who reads replies").
+ * slot. Senders (send.c) read the R socket while they wait for replies;
+ * whenever none does, the thread watches R itself, so that whatever the
+ * service writes there (a late reply, a malformed frame, a descriptor) or
+ * its hang-up is seen at once (see docs/ports.md, "Who reads replies").
+ * Every record is received with MSG_CMSG_CLOEXEC, and a descriptor where
+ * none belongs is closed on receipt and ends the connection: a socket end
+ * left in flight in one of our queues would keep the connection alive
+ * after its process died.
  *
  * Closing is two-phase (conn_disconnect): under the lock, refuse new work
  * and fail every waiting request exactly once; then wake every poller (the
@@ -22,9 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <linux/sockios.h>
 #include <unistd.h>
 
@@ -35,11 +44,18 @@
 
 #define HANDSHAKE_TIMEOUT_MS 5000
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+
+/* What the connection thread's epoll set reports (epoll_event.data.u32). */
+enum { EV_C = 0, EV_M, EV_R, EV_CLOSE, EV_PID };
+
 static void
 conn_destroy(struct obj *o)
 {
 	struct conn *c = conn_of(o);
-	int fds[] = { c->m_fd, c->r_fd, c->c_fd, c->close_efd, c->kick_efd };
+	int fds[] = { c->m_fd, c->r_fd, c->c_fd, c->close_efd, c->ep_fd, c->pidfd };
 
 	/* First leave the port's list (and fold the counters) under its
 	 * lock, so a concurrent stats walk never sees a half-freed
@@ -76,6 +92,37 @@ refuse_early(int fd, int status)
 	(void)frame_send(fd, &h, NULL, NULL, 0, MSG_DONTWAIT);
 }
 
+/*
+ * A pidfd of the process that connected: SO_PEERPIDFD names exactly that
+ * process (Linux 6.5). Older kernels: pidfd_open() of the pid SO_PEERCRED
+ * gave, which names a stranger if the client died and its pid was reused
+ * between connect() and now; watching a stranger only keeps the connection
+ * up as long as the client's sockets are (as without a pidfd). -1 if
+ * neither works.
+ */
+static int
+peer_pidfd(int fd, const struct flt_peer *peer)
+{
+	socklen_t len = sizeof(int);
+	int pidfd = -1;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0)
+		return pidfd;
+	if (peer->pid <= 0)
+		return -1;
+	pidfd = (int)syscall(SYS_pidfd_open, peer->pid, 0);
+	return pidfd >= 0 ? pidfd : -1;
+}
+
+/* Has the process that connected exited (its pidfd is readable)? */
+static bool
+peer_exited(const struct conn *c)
+{
+	struct pollfd p = { .fd = c->pidfd, .events = POLLIN };
+
+	return c->pidfd >= 0 && poll(&p, 1, 0) > 0;
+}
+
 int
 conn_new(struct server_port *sp, int fd, const struct flt_peer *peer, struct conn **ret)
 {
@@ -91,11 +138,13 @@ conn_new(struct server_port *sp, int fd, const struct flt_peer *peer, struct con
 	}
 	atomic_init(&c->obj.refs, 1);
 	c->obj.destroy = conn_destroy;
+	c->ep_fd = -1;
 	c->filter = sp->filter;
 	c->sp = sp;
 	obj_ref(&sp->obj);
 	c->m_fd = fd;
 	c->r_fd = c->c_fd = -1;
+	c->pidfd = peer_pidfd(fd, peer);
 	c->peer = *peer;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -104,8 +153,8 @@ conn_new(struct server_port *sp, int fd, const struct flt_peer *peer, struct con
 	pthread_condattr_destroy(&ca);
 	c->close_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r = c->close_efd < 0 ? -errno : 0;
-	c->kick_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (c->kick_efd < 0 && r == 0)
+	c->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->ep_fd < 0 && r == 0)
 		r = -errno;
 	c->r_buf = malloc(WIRE_MAX_FRAME);
 	if (r < 0 || !c->r_buf) {
@@ -410,9 +459,10 @@ handshake(struct conn *c)
 	flt_filter *f = c->filter;
 	uint8_t buf[WIRE_HEADER_SIZE + WIRE_MAX_CONTEXT];
 	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-	struct pollfd p[2] = {
+	struct pollfd p[3] = {
 		{ .fd = c->m_fd, .events = POLLIN },
 		{ .fd = c->close_efd, .events = POLLIN },
+		{ .fd = c->pidfd, .events = POLLIN },
 	};
 	int r_pair[2] = { -1, -1 }, c_pair[2] = { -1, -1 };
 	struct wire_header h;
@@ -421,7 +471,7 @@ handshake(struct conn *c)
 	void *cookie = NULL;
 	int r;
 
-	r = poll(p, 2, HANDSHAKE_TIMEOUT_MS);
+	r = poll(p, c->pidfd >= 0 ? 3 : 2, HANDSHAKE_TIMEOUT_MS);
 	if (r == 0) {
 		log_notice(f->mgr, "port %s: pid %d sent no CONNECT within %d ms",
 			   sp->name, (int)c->peer.pid, HANDSHAKE_TIMEOUT_MS);
@@ -431,6 +481,12 @@ handshake(struct conn *c)
 	if (r < 0 || p[1].revents) {
 		atomic_fetch_add(&sp->refused, 1);
 		return -ECONNABORTED;
+	}
+	if (!p[0].revents) { /* the process exited, its CONNECT never came */
+		log_notice(f->mgr, "port %s: pid %d exited before sending CONNECT",
+			   sp->name, (int)c->peer.pid);
+		atomic_fetch_add(&sp->refused, 1);
+		return -ECONNRESET;
 	}
 	r = frame_recv(c->m_fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
 	if (r <= 0) {
@@ -454,6 +510,16 @@ handshake(struct conn *c)
 			    (int)c->peer.pid, why);
 		reply_status(c->m_fd, r, NULL, 0);
 		return r;
+	}
+	if (peer_exited(c)) {
+		/* Nobody to serve, and its pid may be reused: no callback. */
+		log_notice(f->mgr,
+			   "port %s: pid %d exited before its connection "
+			   "was accepted",
+			   sp->name, (int)c->peer.pid);
+		atomic_fetch_add(&sp->refused, 1);
+		reply_status(c->m_fd, -ESRCH, NULL, 0);
+		return -ESRCH;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, r_pair) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, c_pair) < 0) {
@@ -547,72 +613,134 @@ any_in_wait(struct conn *c)
 	return false;
 }
 
+void
+conn_watch_replies_locked(struct conn *c, bool on)
+{
+	struct epoll_event e = {
+		.events = EPOLLONESHOT | (on ? EPOLLIN : 0u),
+		.data.u32 = EV_R,
+	};
+
+	/* MOD allocates nothing, so it cannot fail on a registered R. */
+	if (c->serving)
+		(void)epoll_ctl(c->ep_fd, EPOLL_CTL_MOD, c->r_fd, &e);
+}
+
+static int
+ep_add(struct conn *c, int fd, uint32_t events, uint32_t tag)
+{
+	struct epoll_event e = { .events = events, .data.u32 = tag };
+
+	return epoll_ctl(c->ep_fd, EPOLL_CTL_ADD, fd, &e) < 0 ? -errno : 0;
+}
+
+/* R was readable (or hung up) while the thread watched it: read what is
+ * there, unless a sender has taken the role over since. */
+static void
+serve_replies(struct conn *c)
+{
+	bool take;
+
+	pthread_mutex_lock(&c->lock);
+	take = c->reader == READER_THREAD_IDLE;
+	if (take)
+		c->reader = READER_THREAD;
+	pthread_mutex_unlock(&c->lock);
+	if (!take)
+		return;
+	(void)conn_drain_replies(c, NULL);
+	pthread_mutex_lock(&c->lock);
+	c->reader = READER_NONE;
+	take_cancelled(c, 0); /* expire old cancellations */
+	conn_pass_reader_role_locked(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* M is readable: the service's end of it (EOF, reset), or a record the
+ * service must never write there. Either way the connection ends. */
+static void
+watch_messages(struct conn *c)
+{
+	uint8_t buf[WIRE_HEADER_SIZE];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct frame_rx rx;
+	int r = frame_recv(c->m_fd, &iov, 1, MSG_DONTWAIT | MSG_TRUNC, &rx);
+	bool fds = rx.n_fds || rx.fds_dropped;
+
+	frame_rx_close_fds(&rx);
+	if (r == -EAGAIN || r == -EINTR)
+		return;
+	if (r > 0)
+		conn_malformed(c, "message",
+			       fds ? "descriptor attached"
+				   : "service wrote on the message channel");
+	else
+		conn_disconnect(c, "service closed the connection");
+}
+
 static void
 serve(struct conn *c)
 {
 	uint8_t *in = malloc(WIRE_MAX_FRAME), *out = malloc(WIRE_MAX_PAYLOAD);
+	int r;
 
 	if (!in || !out) {
 		conn_disconnect(c, "out of memory");
 		goto done;
 	}
+	/* R one-shot and disarmed: armed whenever the thread holds the R
+	 * role, disarmed (by a sender, without waking us) when taken. */
+	r = ep_add(c, c->close_efd, EPOLLIN, EV_CLOSE);
+	if (r == 0)
+		r = ep_add(c, c->m_fd, EPOLLIN, EV_M);
+	if (r == 0)
+		r = ep_add(c, c->c_fd, EPOLLIN, EV_C);
+	if (r == 0)
+		r = ep_add(c, c->r_fd, EPOLLONESHOT, EV_R);
+	if (r == 0 && c->pidfd >= 0)
+		r = ep_add(c, c->pidfd, EPOLLIN, EV_PID);
+	if (r < 0) {
+		log_warning(c->filter->mgr,
+			    "port %s: cannot watch the connection of pid %d: %s",
+			    c->sp->name, (int)c->peer.pid, strerror(-r));
+		conn_disconnect(c, "cannot watch the connection");
+		goto done;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->serving = true;
+	pthread_mutex_unlock(&c->lock);
+
 	for (;;) {
-		struct pollfd p[5] = {
-			{ .fd = c->c_fd, .events = POLLIN },
-			{ .fd = c->m_fd, .events = POLLIN },
-			{ .fd = c->kick_efd, .events = POLLIN },
-			{ .fd = c->close_efd, .events = POLLIN },
-			{ .fd = c->r_fd, .events = POLLIN },
-		};
-		bool take_r;
+		struct epoll_event ev[5];
+		unsigned got = 0;
+		int n;
 
 		pthread_mutex_lock(&c->lock);
 		if (c->state == CONN_CLOSING) {
 			pthread_mutex_unlock(&c->lock);
 			break;
 		}
-		/* Read replies only if one may come that no sender will read. */
-		take_r =
-			c->reader == READER_NONE && c->n_cancelled > 0 && !any_in_wait(c);
-		if (take_r)
-			c->reader = READER_THREAD;
+		/* Nobody reads R: we do (late replies, garbage, hang-up). */
+		if (c->reader == READER_NONE && !any_in_wait(c)) {
+			c->reader = READER_THREAD_IDLE;
+			conn_watch_replies_locked(c, true);
+		}
 		pthread_mutex_unlock(&c->lock);
 
-		if (poll(p, take_r ? 5 : 4, -1) < 0)
-			p[0].revents = p[1].revents = p[4].revents = 0;
-
-		if (take_r) {
-			if (p[4].revents)
-				(void)conn_drain_replies(c, NULL);
-			pthread_mutex_lock(&c->lock);
-			c->reader = READER_NONE;
-			/* A sender may want the role. */
-			for (struct request *w = c->waiting; w; w = w->next) {
-				if (w->in_wait) {
-					pthread_cond_signal(&w->cond);
-					break;
-				}
-			}
-			/* Expire old cancellations so we stop reading R. */
-			take_cancelled(c, 0);
-			pthread_mutex_unlock(&c->lock);
-		}
-		if (p[2].revents)
-			eventfd_drain(c->kick_efd);
-		if (p[3].revents)
+		n = epoll_wait(c->ep_fd, ev, 5, -1);
+		for (int i = 0; i < n; i++)
+			got |= 1u << ev[i].data.u32;
+		if (got & (1u << EV_CLOSE))
 			break;
-		if (p[1].revents) {
-			char b;
-			ssize_t n = recv(c->m_fd, &b, 1, MSG_DONTWAIT);
-
-			if (n > 0)
-				conn_malformed(c, "message",
-					       "service wrote on the message channel");
-			else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-				conn_disconnect(c, "service closed the connection");
-			break;
-		}
-		if (p[0].revents && serve_call(c, in, out) < 0)
+		/* R first: what the service wrote there before it went is
+		 * judged (and counted) before its end is. */
+		if (got & (1u << EV_R))
+			serve_replies(c);
+		if (got & (1u << EV_M))
+			watch_messages(c);
+		if (got & (1u << EV_PID))
+			conn_disconnect(c, "service process exited");
+		if ((got & (1u << EV_C)) && serve_call(c, in, out) < 0)
 			break;
 	}
 done:

@@ -91,10 +91,21 @@ enum conn_state {
 	CONN_CLOSING,
 };
 
+/*
+ * Who reads R. Somebody always does while the connection is up: a sender
+ * waiting for its reply (the leader), or else the connection thread, so
+ * that a frame nobody waits for (a late reply, garbage, a descriptor, the
+ * end of the connection) is seen at once. The thread watches R in its
+ * epoll set while it is THREAD_IDLE; a sender entering its wait loop takes
+ * the role from it at once (it only disarms R in the thread's epoll set:
+ * no wake-up, no hand-over), and gives it back when it leaves with no
+ * other sender waiting.
+ */
 enum reader_role {
-	READER_NONE = 0,
-	READER_SENDER,
-	READER_THREAD,
+	READER_NONE = 0,    /* passing between holders (transient) */
+	READER_SENDER,      /* a sender reads R (read_as_leader) */
+	READER_THREAD,      /* the connection thread is reading R now */
+	READER_THREAD_IDLE, /* the thread watches R; a sender may take it */
 };
 
 enum request_state {
@@ -139,7 +150,8 @@ struct conn {
 	int r_fd;      /* REPLY in, REPLY_ACK out */
 	int c_fd;      /* CALL in, CALL_RESULT out */
 	int close_efd; /* readable once CLOSING */
-	int kick_efd;  /* wakes the connection thread */
+	int ep_fd;     /* the connection thread's epoll set */
+	int pidfd;     /* the peer process (SO_PEERPIDFD), or -1 */
 	pthread_t thread;
 	struct flt_peer peer;
 	void *cookie;
@@ -154,6 +166,7 @@ struct conn {
 	struct request *waiting;
 	uint32_t n_waiting;
 	enum reader_role reader;
+	bool serving; /* R is in ep_fd: the thread can take the R role */
 	struct cancelled_id *cancelled;
 	size_t n_cancelled;
 	size_t cap_cancelled;
@@ -174,6 +187,12 @@ void conn_disconnect(struct conn *c, const char *reason);
 void conn_malformed(struct conn *c, const char *channel, const char *reason);
 /* Takes a request off the waiting list. Caller holds c->lock. */
 void conn_unlink_request_locked(struct conn *c, struct request *r);
+/* Caller holds c->lock and the reader role is free (READER_NONE): hands
+ * it to a sender in its wait loop, else back to the connection thread. */
+void conn_pass_reader_role_locked(struct conn *c);
+/* Caller holds c->lock: arms (on) or disarms R in the connection
+ * thread's epoll set (one-shot; disarming never wakes the thread). */
+void conn_watch_replies_locked(struct conn *c, bool on);
 /* Reads the REPLYs available on R without blocking (reader role held),
  * until R is empty or `until` (if not NULL) is no longer waiting.
  * Returns 0, or -ENOTCONN when the connection went away. */

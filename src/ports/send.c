@@ -12,8 +12,11 @@
  * Waiting for a reply uses a leader/follower scheme on the R socket: the
  * first waiting sender becomes the reader, reads replies (its own or other
  * senders', which it hands over by id and wakes), and passes the role on
- * when it leaves. A single sender therefore pays exactly the two wake-ups
- * of a raw ping-pong. Request state only changes under the connection lock.
+ * when it leaves: to another waiting sender, or back to the connection
+ * thread, which watches R whenever no sender does. Taking the role from
+ * the idle thread only disarms R in the thread's epoll set, so a single
+ * sender still pays exactly the two wake-ups of a raw ping-pong. Request
+ * state only changes under the connection lock.
  */
 #include <errno.h>
 #include <poll.h>
@@ -68,10 +71,11 @@ wait_until(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t deadline)
 }
 
 /* Caller holds c->lock; the reader role is free. Wake whoever should read
- * replies next: a sender waiting in the loop, else the connection thread
- * if a late reply may still come. */
-static void
-pass_reader_role(struct conn *c)
+ * replies next: a sender waiting in the loop, else give R back to the
+ * connection thread (armed in its epoll set: it wakes only if something
+ * is there to read). */
+void
+conn_pass_reader_role_locked(struct conn *c)
 {
 	if (c->reader != READER_NONE)
 		return;
@@ -81,13 +85,30 @@ pass_reader_role(struct conn *c)
 			return;
 		}
 	}
-	if (c->n_cancelled)
-		eventfd_signal(c->kick_efd);
+	if (c->serving && c->state != CONN_CLOSING) {
+		c->reader = READER_THREAD_IDLE;
+		conn_watch_replies_locked(c, true);
+	}
+}
+
+/* Caller holds c->lock. Drops cancellations past their time. */
+static void
+expire_cancelled(struct conn *c)
+{
+	int64_t now = now_ns();
+	size_t j = 0;
+
+	for (size_t i = 0; i < c->n_cancelled; i++)
+		if (c->cancelled[i].expires_ns > now)
+			c->cancelled[j++] = c->cancelled[i];
+	c->n_cancelled = j;
 }
 
 static void
 remember_cancelled(struct conn *c, uint64_t id)
 {
+	if (c->n_cancelled == c->cap_cancelled)
+		expire_cancelled(c);
 	if (c->n_cancelled == c->cap_cancelled) {
 		size_t ncap = c->cap_cancelled ? c->cap_cancelled * 2 : 8;
 		struct cancelled_id *n = realloc(c->cancelled, ncap * sizeof(*n));
@@ -217,7 +238,7 @@ conn_send(struct conn *c, const void *msg, size_t len, void *reply, size_t *repl
 		if (req.state == REQ_FAILED || c->state == CONN_CLOSING)
 			r = -ENOTCONN;
 		if (want)
-			pass_reader_role(c);
+			conn_pass_reader_role_locked(c);
 		pthread_mutex_unlock(&c->lock);
 		if (want)
 			pthread_cond_destroy(&req.cond);
@@ -237,7 +258,10 @@ conn_send(struct conn *c, const void *msg, size_t len, void *reply, size_t *repl
 	for (;;) {
 		if (req.state != REQ_WAITING)
 			break;
-		if (c->reader == READER_NONE) {
+		if (c->reader == READER_NONE || c->reader == READER_THREAD_IDLE) {
+			/* From the idle thread: disarm R in its epoll set. */
+			if (c->reader == READER_THREAD_IDLE)
+				conn_watch_replies_locked(c, false);
 			c->reader = READER_SENDER;
 			pthread_mutex_unlock(&c->lock);
 			r = read_as_leader(c, &req, deadline);
@@ -247,8 +271,8 @@ conn_send(struct conn *c, const void *msg, size_t len, void *reply, size_t *repl
 				break;
 			continue;
 		}
-		if (c->reader == READER_THREAD)
-			eventfd_signal(c->kick_efd);
+		/* Another sender reads, or the thread is reading right now:
+		 * either wakes us when it leaves the role. */
 		if (wait_until(&req.cond, &c->lock, deadline) == ETIMEDOUT)
 			break;
 	}
@@ -268,7 +292,7 @@ conn_send(struct conn *c, const void *msg, size_t len, void *reply, size_t *repl
 		r = -ETIMEDOUT;
 		break;
 	}
-	pass_reader_role(c);
+	conn_pass_reader_role_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_destroy(&req.cond);
 	return r;

@@ -52,7 +52,8 @@
 /* enum reader_role */
 #define R_NONE 0
 #define R_SENDER 1
-#define R_THREAD 2
+#define R_THREAD 2      /* the connection thread is reading R */
+#define R_IDLE 3        /* READER_THREAD_IDLE: the thread watches R (armed) */
 /* enum request_state */
 #define WAITING 0
 #define ANSWERED 1
@@ -93,13 +94,13 @@ byte cn_reader[NC];      /* conn->reader */
 byte cn_next_id[NC];     /* conn->next_id */
 byte cn_cancelled[NC];   /* conn->cancelled, as a bit set of ids */
 bool cn_close_efd[NC];   /* conn->close_efd readable */
-bool cn_kick[NC];        /* conn->kick_efd readable */
+bool cn_serving[NC];     /* conn->serving: R is in the thread's epoll set */
 bool cn_shut[NC];        /* shutdown(M/R/C) done by the filter side */
 byte n_slots;           /* server_port->n_slots */
 
 /* the sockets */
 chan M[NC] = [MCAP] of { byte, byte, bit };    /* type, id, reply wanted */
-chan R[NC] = [RCAP] of { byte };               /* REPLY: id */
+chan R[NC] = [RCAP] of { byte };               /* REPLY: id; 0: malformed */
 chan A[NC] = [ACAP] of { byte, byte };         /* REPLY_ACK: id, status */
 bool svc_connect[NC];   /* the service connected and sent CONNECT */
 bool svc_closed[NC];    /* the service closed its ends (or died) */
@@ -130,6 +131,14 @@ byte disc[NC];          /* disconnect callbacks run for conn k */
 #define GEN_OK(h, s) true
 #else
 #define GEN_OK(h, s) (((h) & 15) == ht_gen[s])
+#endif
+
+#ifdef BUG_IDLE_R_UNWATCHED
+/* Mutant, the old rule: the connection thread watches R only while a late
+ * reply (a cancelled id) may come. */
+#define IDLE_WATCH(k) (cn_cancelled[k] != 0)
+#else
+#define IDLE_WATCH(k) true
 #endif
 
 #ifdef BUG_NO_REF
@@ -274,14 +283,17 @@ inline signal_one_in_wait(k) {
 	fi
 }
 
-/* pass_reader_role() (send.c), caller holds conn->lock */
+/* conn_pass_reader_role_locked() (send.c), caller holds conn->lock: to a
+ * sender in its wait loop, else back to the connection thread (R armed in
+ * its epoll set: modelled by cn_reader == R_IDLE) */
 inline pass_reader_role(k) {
 	if
 	:: cn_reader[k] != R_NONE
 	:: else ->
 		signal_one_in_wait(k);
 		if
-		:: !found && cn_cancelled[k] != 0 -> cn_kick[k] = true
+		:: !found && cn_serving[k] && cn_state[k] != CLOSING && IDLE_WATCH(k) ->
+			cn_reader[k] = R_IDLE
 		:: else
 		fi;
 		found = false
@@ -348,7 +360,11 @@ inline drain(until) {
 		if
 		:: rr == 0 -> r = OK; break
 		:: rr == 2 -> rr = 0; conn_disconnect(k); entered = false; r = ENOTCONN; break
-		:: rr == 1 ->
+		:: rr == 1 && rid == 0 ->
+			/* recv_checked(): a malformed frame (garbage, a
+			 * descriptor): conn_malformed */
+			rr = 0; conn_disconnect(k); entered = false; r = ENOTCONN; break
+		:: rr == 1 && rid != 0 ->
 			rr = 0;
 			dispatch_reply(k, rid);
 			rid = 0;
@@ -534,15 +550,13 @@ inline conn_send(want) {
 				:: req_state[s] != WAITING -> break
 				:: else ->
 					if
-					:: cn_reader[k] == R_NONE ->
+					:: cn_reader[k] == R_NONE || cn_reader[k] == R_IDLE ->
+						/* from the idle thread: disarm R in its
+						 * epoll set (no wake-up) */
 						cn_reader[k] = R_SENDER;
 						UNLOCK(cn_lock[k]);
 						lead = true
 					:: else ->
-						if
-						:: cn_reader[k] == R_THREAD -> cn_kick[k] = true
-						:: else
-						fi;
 						/* pthread_cond_wait: unlock and sleep, atomically */
 						UNLOCK(cn_lock[k]);
 						req_cv[s] = true;
@@ -682,7 +696,7 @@ close:
 
 proctype ConnThread(byte k) {
 	byte h2, k2, res2, slot, i, r, rid, rr, ast, s;
-	bool entered, pub, rm, done, found, take_r, pk, pc, pm, pr;
+	bool entered, pub, rm, done, found, take, pc, pm, pr;
 
 handshake:
 	atomic {
@@ -711,6 +725,12 @@ handshake:
 	}
 
 serve:
+	atomic {
+		LOCK(cn_lock[k]);
+		USE(k);
+		cn_serving[k] = true;               /* epoll set made, R in it */
+		UNLOCK(cn_lock[k])
+	}
 	do
 	:: atomic {
 		LOCK(cn_lock[k]);
@@ -719,58 +739,65 @@ serve:
 		:: cn_state[k] == CLOSING -> UNLOCK(cn_lock[k]); break
 		:: else
 		fi;
-		/* read replies only if one may come that no sender will read */
-			take_r = (cn_reader[k] == R_NONE && cn_cancelled[k] != 0 &&
-				  !((req_on[0] && req_conn[0] == k && req_in_wait[0]) ||
-				    (req_on[1] && req_conn[1] == k && req_in_wait[1])
+		/* nobody reads R: the thread watches it */
+		if
+		:: cn_reader[k] == R_NONE && IDLE_WATCH(k) &&
+		   !((req_on[0] && req_conn[0] == k && req_in_wait[0]) ||
+		     (req_on[1] && req_conn[1] == k && req_in_wait[1])
 #if NS > 2
-				    || (req_on[2] && req_conn[2] == k && req_in_wait[2])
+		     || (req_on[2] && req_conn[2] == k && req_in_wait[2])
 #endif
-				   ));
-			if
-			:: take_r -> cn_reader[k] = R_THREAD
-			:: else
-			fi;
+		    ) -> cn_reader[k] = R_IDLE
+		:: else
+		fi;
 		UNLOCK(cn_lock[k])
 		}
-		/* poll(C, M, kick, close_efd, R if take_r); C is not modelled */
+		/* epoll_wait(close_efd, M, C, R if armed, pidfd); C is not
+		 * modelled, the pidfd is the service's death (svc_closed) */
 		atomic {
-			(cn_kick[k] || cn_close_efd[k] || svc_closed[k] || cn_shut[k] ||
-			 (take_r && (len(R[k]) > 0))) ->
+			(cn_close_efd[k] || svc_closed[k] || cn_shut[k] ||
+			 (cn_reader[k] == R_IDLE && len(R[k]) > 0)) ->
 			USE(k);
-			pk = cn_kick[k];
 			pc = cn_close_efd[k];
-			pm = svc_closed[k] || cn_shut[k];     /* M: POLLIN/POLLHUP, EOF */
-			pr = take_r && (len(R[k]) > 0 || svc_closed[k] || cn_shut[k])
+			pm = svc_closed[k] || cn_shut[k];     /* M: EPOLLIN/HUP, EOF */
+			pr = cn_reader[k] == R_IDLE && (len(R[k]) > 0 || svc_closed[k] || cn_shut[k])
 		}
 		if
-		:: take_r ->
-			if
-			:: pr -> drain(false); entered = false; r = 0
-			:: else
-			fi;
+		:: pc -> pc = false; pm = false; pr = false; break
+		:: else
+		fi;
+		if
+		:: pr ->
+			/* serve_replies(): only if no sender took R meanwhile */
 			atomic {
 			LOCK(cn_lock[k]);
 			USE(k);
-			cn_reader[k] = R_NONE;
-			signal_one_in_wait(k);          /* a sender may want the role */
-			found = false;
-			/* take_cancelled(c, 0): the 30 s expiry is not modelled */
+			take = (cn_reader[k] == R_IDLE);
+			if
+			:: take -> cn_reader[k] = R_THREAD
+			:: else
+			fi;
 			UNLOCK(cn_lock[k])
 			}
+			if
+			:: take ->
+				take = false;
+				drain(false); entered = false; r = 0;
+				atomic {
+				LOCK(cn_lock[k]);
+				USE(k);
+				cn_reader[k] = R_NONE;
+				/* take_cancelled(c, 0): the 30 s expiry is not modelled */
+				pass_reader_role(k);
+				UNLOCK(cn_lock[k])
+				}
+			:: else
+			fi;
+			pr = false
 		:: else
 		fi;
-		take_r = false; pr = false;
 		if
-		:: pk -> pk = false; cn_kick[k] = false  /* eventfd_drain */
-		:: else
-		fi;
-		if
-		:: pc -> pc = false; pm = false; break
-		:: else
-		fi;
-		if
-		:: pm -> pm = false; conn_disconnect(k); entered = false; break  /* recv() == 0 */
+		:: pm -> pm = false; conn_disconnect(k); entered = false   /* recv() == 0 */
 		:: else
 		fi
 	od;
@@ -873,6 +900,15 @@ proctype Service() {
 					:: atomic { len(A[k]) == 0 && cn_shut[k] } -> break
 					fi
 				fi
+#ifdef STRAY
+			:: atomic { !cn_shut[k] && len(R[k]) < RCAP ->
+				/* a raw client writes a malformed frame (or one
+				 * with a descriptor: its own sockets) on R and
+				 * keeps its ends open (or they stay in flight):
+				 * only the filter side can end the connection */
+				R[k]!0 };
+				atomic { cn_shut[k] } -> break
+#endif
 			:: break                       /* filter_close_port, exit or kill */
 			od
 		:: else

@@ -30,6 +30,7 @@ configs=(
 	"close|-DNS=1 -DNC=1|reply send and copy send against flt_close_client_port and the disconnect callback"
 	"reuse|-DNS=1 -DNC=2 -DNO_COPY_SEND|reply send through the global across a reconnect; closer; slot reuse"
 	"stale|-DNS=1 -DNC=2 -DNO_REPLY_SEND|send through a stale copy across a reconnect that may reuse the slot"
+	"stray|-DNS=2 -DNC=1 -DNO_COPY_SEND -DNO_CLOSER -DSTRAY|a malformed frame on R, sent while senders wait or none does, ends the connection"
 )
 # name | config | spin -D flags | what the bug is
 mutants=(
@@ -38,6 +39,7 @@ mutants=(
 	"BUG_CLOSE_NOTIFIES|close|-DNS=1 -DNC=1 -DBUG_CLOSE_NOTIFIES|flt_close_client_port also runs the disconnect callback"
 	"BUG_NO_HANDOFF|replies|-DNS=2 -DNC=1 -DNO_COPY_SEND -DNO_CLOSER -DBUG_NO_HANDOFF|a leaving reader does not pass the R role on"
 	"BUG_NO_UNLINK|replies|-DNS=2 -DNC=1 -DNO_COPY_SEND -DNO_CLOSER -DBUG_NO_UNLINK|a timed-out request stays on the waiting list"
+	"BUG_IDLE_R_UNWATCHED|stray|-DNS=2 -DNC=1 -DNO_COPY_SEND -DNO_CLOSER -DSTRAY -DBUG_IDLE_R_UNWATCHED|the thread reads R only while a late reply is possible"
 )
 
 # verify <dir> <flags...>: leaves pan's output in <dir>/out

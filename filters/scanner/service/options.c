@@ -32,8 +32,13 @@ usage(FILE *f)
 		"(default 4)\n"
 		"  -s, --max-size BYTES    larger files are not scanned (default 32M; "
 		"K, M, G)\n"
-		"      --oversize VERDICT  clean or infected for larger files (default "
-		"clean)\n"
+		"      --oversize VERDICT  default (the filter's default verdict), clean "
+		"or\n"
+		"                          infected for larger files (default: default)\n"
+		"      --exec-hold MS      keep an executed file leased this long after "
+		"its\n"
+		"                          verdict (default 250; 0: off; "
+		"docs/scanner.md)\n"
 		"      --scan-timeout SEC  per-file scan time limit (default 4)\n"
 		"  -j, --json              detections as JSON Lines\n"
 		"      --runtime-dir DIR   where the port is (default "
@@ -79,7 +84,14 @@ parse_uint(const char *s, unsigned long long max, unsigned long long *ret)
 int
 svc_parse_options(int argc, char **argv, struct svc_options *o)
 {
-	enum { OPT_RUNDIR = 256, OPT_NORECONNECT, OPT_STATS, OPT_OVERSIZE, OPT_TIMEOUT };
+	enum {
+		OPT_RUNDIR = 256,
+		OPT_NORECONNECT,
+		OPT_STATS,
+		OPT_OVERSIZE,
+		OPT_TIMEOUT,
+		OPT_EXEC_HOLD,
+	};
 	static const struct option longopts[] = {
 		{ "rules", required_argument, NULL, 'r' },
 		{ "threads", required_argument, NULL, 't' },
@@ -87,6 +99,7 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 		{ "max-size", required_argument, NULL, 's' },
 		{ "oversize", required_argument, NULL, OPT_OVERSIZE },
 		{ "scan-timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "exec-hold", required_argument, NULL, OPT_EXEC_HOLD },
 		{ "json", no_argument, NULL, 'j' },
 		{ "runtime-dir", required_argument, NULL, OPT_RUNDIR },
 		{ "port", required_argument, NULL, 'p' },
@@ -105,7 +118,8 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 		.threads = 2,
 		.outstanding = 4,
 		.max_size = 32ull << 20,
-		.oversize_verdict = SCANNER_CLEAN,
+		.oversize_verdict = SCANNER_ERROR,
+		.exec_hold_ms = 250,
 		.scan_timeout = 4,
 		.reconnect = true,
 	};
@@ -142,18 +156,30 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 			o->max_size = v;
 			break;
 		case OPT_OVERSIZE:
-			if (!strcmp(optarg, "clean") || !strcmp(optarg, "allow")) {
+			if (!strcmp(optarg, "default")) {
+				o->oversize_verdict = SCANNER_ERROR;
+			} else if (!strcmp(optarg, "clean") || !strcmp(optarg, "allow")) {
 				o->oversize_verdict = SCANNER_CLEAN;
 			} else if (!strcmp(optarg, "infected") ||
 				   !strcmp(optarg, "deny")) {
 				o->oversize_verdict = SCANNER_INFECTED;
 			} else {
 				fprintf(stderr,
-					"scanner: --oversize is clean or infected, not "
+					"scanner: --oversize is default, clean or "
+					"infected, not '%s'\n",
+					optarg);
+				return -SVC_EXIT_USAGE;
+			}
+			break;
+		case OPT_EXEC_HOLD:
+			if (!parse_uint(optarg, 10000, &v)) {
+				fprintf(stderr,
+					"scanner: --exec-hold must be 0..10000 (ms), not "
 					"'%s'\n",
 					optarg);
 				return -SVC_EXIT_USAGE;
 			}
+			o->exec_hold_ms = (unsigned)v;
 			break;
 		case OPT_TIMEOUT:
 			if (!parse_uint(optarg, 3600, &v) || v == 0) {

@@ -137,7 +137,8 @@ svc_print_stats(struct service *s)
 	fprintf(stderr,
 		"scanner: stats: scanned=%llu clean=%llu infected=%llu errors=%llu "
 		"oversize=%llu timeouts=%llu bad_messages=%llu not_regular=%llu "
-		"max_concurrent=%llu reloads=%llu\n",
+		"max_concurrent=%llu reloads=%llu exec_writers=%llu lease_errors=%llu "
+		"hold_failures=%llu hold_evictions=%llu\n",
 		(unsigned long long)atomic_load(&s->ctr.scanned),
 		(unsigned long long)atomic_load(&s->ctr.clean),
 		(unsigned long long)atomic_load(&s->ctr.infected),
@@ -147,5 +148,9 @@ svc_print_stats(struct service *s)
 		(unsigned long long)atomic_load(&s->ctr.bad),
 		(unsigned long long)atomic_load(&s->ctr.not_regular),
 		(unsigned long long)atomic_load(&s->ctr.max_concurrent),
-		(unsigned long long)atomic_load(&s->ctr.reloads));
+		(unsigned long long)atomic_load(&s->ctr.reloads),
+		(unsigned long long)atomic_load(&s->ctr.exec_writers),
+		(unsigned long long)atomic_load(&s->ctr.lease_errors),
+		(unsigned long long)atomic_load(&s->ctr.hold_failures),
+		(unsigned long long)atomic_load(&s->ctr.hold_evictions));
 }

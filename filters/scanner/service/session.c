@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <yara.h>
@@ -115,6 +116,11 @@ static int
 signals_block(sigset_t *set)
 {
 	signal(SIGPIPE, SIG_IGN);
+	/* A read lease on an exec's file (worker.c) sends SIGIO to us when
+	 * someone opens it for writing; the writer waits until the filter
+	 * side has answered and closed the file. Nothing to do for us, and
+	 * SIGIO's default action would end the service. */
+	signal(SIGIO, SIG_IGN);
 	sigemptyset(set);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGTERM);
@@ -340,6 +346,22 @@ svc_run(const struct svc_options *o)
 		fprintf(stderr, "scanner: signalfd/eventfd: %s\n", strerror(errno));
 		goto out_yara;
 	}
+	/* Descriptors: one per request in flight and per held executed file
+	 * (hold.c); the soft limit is often far below the hard one. */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	r = svc_hold_start(&ss->s);
+	if (r < 0) {
+		fprintf(stderr, "scanner: cannot start the lease keeper: %s\n",
+			strerror(-r));
+		goto out_yara;
+	}
 	r = connect_port(ss, window);
 	if (r < 0) {
 		fprintf(stderr, "scanner: cannot connect to port %s: %s\n", ss->path,
@@ -366,6 +388,7 @@ out_yara:
 		filter_close_port(ss->s.port);
 		ss->s.port = NULL;
 	}
+	svc_hold_stop(&ss->s);
 	svc_rules_unref(ss->s.rules);
 	yr_finalize();
 out:

@@ -39,8 +39,11 @@ struct svc_options {
 	unsigned threads;
 	unsigned outstanding;
 	uint64_t max_size;
-	int oversize_verdict; /* SCANNER_CLEAN or SCANNER_INFECTED */
-	int scan_timeout;     /* seconds, per file (YARA's unit) */
+	/* SCANNER_ERROR (the filter's default verdict: "default"),
+	 * SCANNER_CLEAN or SCANNER_INFECTED */
+	int oversize_verdict;
+	unsigned exec_hold_ms; /* hold.c; 0: answered execs' files closed at once */
+	int scan_timeout;      /* seconds, per file (YARA's unit) */
 	bool json;
 	bool reconnect;
 	bool quiet;
@@ -68,6 +71,11 @@ void *svc_rules_yara(struct svc_rules *r);
 struct svc_counters {
 	_Atomic uint64_t scanned, clean, infected, errors, oversize, timeouts, bad,
 		not_regular;
+	/* execs whose file someone had open for writing (SCANNER_WRITERS);
+	 * read leases that could not be taken for another reason */
+	_Atomic uint64_t exec_writers, lease_errors;
+	_Atomic uint64_t hold_failures;  /* files closed at once: out of memory */
+	_Atomic uint64_t hold_evictions; /* closed early: SVC_HOLD_MAX held */
 	_Atomic uint64_t scanning, max_concurrent;
 	_Atomic uint64_t reloads;
 };
@@ -83,6 +91,7 @@ struct service {
 	int lost_fd; /* eventfd: a worker saw the connection end */
 	pthread_t *threads;
 	unsigned n_threads;
+	struct svc_hold *hold; /* hold.c */
 };
 
 /* The current rules, with a reference. */
@@ -94,6 +103,20 @@ int svc_workers_start(struct service *s);
 /* Stops them (at once, or after the scan in progress) and joins them.
  * The port then takes no new requests: close it next. */
 void svc_workers_stop(struct service *s);
+
+/* ---- hold.c ---- */
+
+#define SVC_HOLD_MAX 512 /* executed files held at most at once */
+
+int svc_hold_start(struct service *s);
+/* Closes every held file and stops the keeper. */
+void svc_hold_stop(struct service *s);
+/* Takes fd, the leased file of the exec request q just answered, and
+ * closes it --exec-hold ms from now (at once if holding is off). */
+void svc_hold(struct service *s, int fd, const struct scanner_request *q);
+/* q, an open just answered: if it is the same process's open of a file
+ * whose exec is held (the exec's FAN_OPEN_PERM), hold that one longer. */
+void svc_hold_extend(struct service *s, const struct scanner_request *q);
 
 /* ---- report.c ---- */
 

@@ -17,6 +17,18 @@
  * --max-size gets the --oversize verdict unread. Any failure answers
  * SCANNER_ERROR: the filter then gives its default verdict.
  *
+ * An exec's file is read under a read lease (F_SETLEASE F_RDLCK on the
+ * descriptor the filter sent, which is the filter side's own open file):
+ * taking it fails if anyone has the file open for writing, and then the
+ * answer is SCANNER_WRITERS (the filter denies the exec: a writer could
+ * change what runs after any scan, until the kernel denies writes to it
+ * just after the last verdict); held, it makes every later open for
+ * writing wait, with write access already taken, so an exec that gets as
+ * far as denying writes meanwhile fails with ETXTBSY, until the last copy
+ * of the file is closed: the filter side's after it has answered the
+ * kernel, ours --exec-hold ms after the reply (hold.c, which says why).
+ * The lease is never released explicitly.
+ *
  * Idle workers wait in a blocking filter_get_message(): one recvmsg()
  * each, and the kernel wakes exactly one of them per request (a poll()
  * would wake them all, and all but one would find nothing to read).
@@ -33,6 +45,8 @@
  * session's eventfd.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -178,8 +192,36 @@ note_concurrency(struct service *s, int delta)
 		;
 }
 
+/* For an exec: takes a read lease on fd (see the top of the file).
+ * Returns 1 if it holds one, -1 if someone has the file open for writing,
+ * 0 if a lease cannot be taken for another reason (no CAP_LEASE and not
+ * the owner, a file system without leases, leases disabled): counted and
+ * reported once, the exec is then scanned without that protection. */
+static int
+exec_lease(struct service *s, int fd)
+{
+	static atomic_bool told;
+	int e;
+
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0)
+		return 1;
+	e = errno;
+	if (e == EAGAIN) {
+		atomic_fetch_add(&s->ctr.exec_writers, 1);
+		return -1;
+	}
+	atomic_fetch_add(&s->ctr.lease_errors, 1);
+	if (!atomic_exchange(&told, true))
+		fprintf(stderr,
+			"scanner: cannot take a read lease on an executed file (%s): "
+			"execs are scanned without protection against writers that "
+			"hold the file open (docs/scanner.md section 4)\n",
+			strerror(e));
+	return 0;
+}
+
 static enum scanner_verdict
-scan(struct worker *w, int fd, const struct scanner_request *q)
+scan_file(struct worker *w, int fd, const struct scanner_request *q)
 {
 	struct service *s = w->s;
 	struct match m = { .hit = false };
@@ -239,6 +281,25 @@ scan(struct worker *w, int fd, const struct scanner_request *q)
 	return SCANNER_INFECTED;
 }
 
+/* *ret_leased: fd now carries our read lease (an exec nobody writes). */
+static enum scanner_verdict
+scan(struct worker *w, int fd, const struct scanner_request *q, bool *ret_leased)
+{
+	/* The lease first: held before the first byte is read. */
+	bool writers = false;
+	enum scanner_verdict v;
+
+	*ret_leased = false;
+	if (q->op == 1 && fd >= 0) {
+		int r = exec_lease(w->s, fd);
+
+		writers = r < 0;
+		*ret_leased = r > 0;
+	}
+	v = scan_file(w, fd, q);
+	return writers && v != SCANNER_INFECTED ? SCANNER_WRITERS : v;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -250,6 +311,7 @@ worker_main(void *arg)
 		struct scanner_request q = { 0 };
 		uint8_t reply[SCANNER_REPLY_SIZE];
 		enum scanner_verdict v = SCANNER_ERROR;
+		bool leased = false, decoded = true;
 		int r = filter_get_message(s->port, &h, w->msg, sizeof(w->msg), -1);
 #ifdef SCANNER_PROFILE
 		int64_t got_ns = prof_now();
@@ -273,13 +335,16 @@ worker_main(void *arg)
 			}
 			break;
 		}
-		if (scanner_request_decode(w->msg, (size_t)r, &q) < 0)
+		if (scanner_request_decode(w->msg, (size_t)r, &q) < 0) {
 			atomic_fetch_add(&s->ctr.bad, 1);
-		else {
+			decoded = false;
+		} else {
 			PROF_MARK_AT(q.ino, PROF_SVC_GOT, got_ns);
-			v = scan(w, h.fd, &q);
+			v = scan(w, h.fd, &q, &leased);
 		}
-		if (h.fd >= 0)
+		/* A leased exec's file stays open a while (hold.c), so that
+		 * no writer gets in before the exec denies writes to it. */
+		if (h.fd >= 0 && !leased)
 			close(h.fd);
 		if (h.reply_length) {
 			scanner_reply_encode(v, reply);
@@ -288,6 +353,10 @@ worker_main(void *arg)
 						   sizeof(reply));
 			PROF_MARK(q.ino, PROF_SVC_REPLY_SENT);
 		}
+		if (leased)
+			svc_hold(s, h.fd, &q);
+		else if (decoded && q.op == 0)
+			svc_hold_extend(s, &q);
 	}
 	if (w->scanner)
 		yr_scanner_destroy(w->scanner);
