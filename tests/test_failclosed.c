@@ -607,6 +607,18 @@ kid_open(void *path)
 	return open_code_at(AT_FDCWD, path);
 }
 
+/* Opens and closes without reading: only the filter reads the file. */
+static int
+kid_open_only(void *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return R_ERRNO(errno);
+	close(fd);
+	return 0;
+}
+
 static int
 kid_exec(void *path)
 {
@@ -2274,12 +2286,44 @@ load_true(void)
 	return 0;
 }
 
+/*
+ * The filter reads the file through the event's descriptor; that read
+ * must not move the file's atime, or the file's owner learns when a scan
+ * is under way, the moment to rewrite the file (the exec rewrite race).
+ */
+static void
+scan_through_the_event_descriptor_leaves_atime(void **state)
+{
+	const char *path = at("watched/doc");
+	struct timespec ts[2] = { { .tv_sec = 1577836800 }, { .tv_nsec = UTIME_OMIT } };
+	struct stat before, after;
+	int r;
+
+	(void)state;
+	NEED_ROOT();
+	marker_filter(at("watched"), FLT_INSTANCE_SUBTREE);
+	put(path, C_TEXT, NOBODY);
+	/* An atime older than the mtime: relatime would update it on a read. */
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	assert_int_equal(stat(path, &before), 0);
+	r = run_kid(false, kid_open_only, (void *)path);
+	assert_int_equal(stat(path, &after), 0);
+	print_message("open: %s; filter asked %d time(s); atime %lld -> %lld\n",
+		      r == 0 ? "opened" : code_str(r), asked(path), (long long)before.st_atime,
+		      (long long)after.st_atime);
+	assert_int_equal(r, 0);
+	assert_true(asked(path) > 0);
+	assert_int_equal(after.st_atim.tv_sec, before.st_atim.tv_sec);
+	assert_int_equal(after.st_atim.tv_nsec, before.st_atim.tv_nsec);
+}
+
 int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(long_path_inside_subtree_is_filtered),
+		T(scan_through_the_event_descriptor_leaves_atime),
 		T(subvolume_inside_subtree_is_filtered),
 		T(subvolume_inside_filesystem_instance_is_filtered),
 		T(bind_mount_in_user_namespace_is_filtered),

@@ -305,10 +305,13 @@ open_groups(struct engine *e)
 	if (e->feat.pidfd)
 		common |= FAN_REPORT_PIDFD;
 	if (e->feat.unlimited_queue) {
-		/* A bounded permission queue fails open when it overflows. */
+		/* A bounded permission queue fails open when it overflows.
+		 * O_NOATIME: reading a file through its event descriptor
+		 * (a scan) must not tell its owner, by a moving atime, that
+		 * the scan is under way, the moment to rewrite it. */
 		e->perm_fd =
 			fanotify_init(FAN_CLASS_CONTENT | FAN_UNLIMITED_QUEUE | common,
-				      O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+				      O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME);
 		if (e->perm_fd < 0)
 			return -errno;
 	}
