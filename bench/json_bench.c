@@ -566,7 +566,7 @@ usage(FILE *f)
 }
 
 /* The goal: the writer at most half the cost of json-c at its cheapest,
- * else a hand-written encoder is not worth having (issue 5). */
+ * else a hand-written encoder is not worth having. */
 #define GOAL_WRITER_VS_REUSE 0.50
 /* fatrace's whole CPU per event in bench/run-minispy (README). */
 #define FATRACE_NS_PER_EVENT 3700.0

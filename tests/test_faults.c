@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_faults.c — fault injection against the real fltmgrd (issue 7,
- * item 4). Each test breaks one thing and checks that every opener
- * returns, that the daemon neither crashes nor spins, that the fault is
+ * test_faults.c — fault injection against the real fltmgrd. Each test
+ * breaks one thing and checks that every opener returns, that the daemon neither crashes nor spins, that the fault is
  * counted and logged, and that everyone else keeps being served:
  *
  *   sigkill_under_permission_load      the daemon killed with openers in

@@ -1401,7 +1401,7 @@ seed_cycles(void)
 enum seed_stop { SEED_TERM, SEED_KILL, SEED_STOP_CONT_TERM, SEED_STOP_KILL, SEED_MODES_ };
 
 /*
- * The seed (../shared/seed/): while a load generator creates, writes,
+ * The forum thread the product grew from: while a load generator creates, writes,
  * renames and deletes files as fast as it can, the real minispy service is
  * started and stopped again and again with SIGTERM, SIGKILL and SIGSTOP /
  * SIGCONT, each life writing its own output file; the next life starts
