@@ -17,6 +17,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -1461,6 +1462,85 @@ exec_after_a_write_through_mmap_is_scanned(void **state)
 	}
 }
 
+/* The same for an open. uid 65534 maps its clean file shared and
+ * writable and stores into it (the page is now dirty), root opens it (a
+ * clean verdict, cached with the file's times), the owner stores the
+ * marker through the same mapping (a dirty page takes no fault: no
+ * timestamp moves anywhere, the cache key still matches), and root opens
+ * it again: that open must be scanned and denied. */
+static void
+open_after_a_write_through_mmap_is_scanned(void **state)
+{
+	uint64_t v[SCANNER_CTR_COUNT_];
+	char path[256], c = 0;
+	struct stat a, b;
+	int go[2], ready[2], st;
+	pid_t pid;
+
+	(void)state;
+	daemon_start(SCAN_DEADLINE, true);
+	svc_start(NULL);
+	snprintf(path, sizeof(path), "%s/doc", watch);
+	write_file(path, CLEANTXT "\n" CLEANTXT "\n");
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		size_t n = strlen(MARKER);
+		char *map;
+		int fd;
+
+		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0)
+			_exit(2);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		map = fd < 0 ? MAP_FAILED
+			     : mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED)
+			_exit(3);
+		((volatile char *)map)[n - 1] = map[n - 1]; /* dirty the page now */
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(4);
+		memcpy(map, MARKER, n); /* no fault, no timestamp */
+		if (write(ready[1], "w", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(5);
+		_exit(0); /* the mapping stays until now */
+	}
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(try_open(path, NULL), 0);
+	assert_int_equal(try_open(path, NULL), 0); /* clean, from the cache */
+	assert_int_equal(stat(path, &a), 0);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(stat(path, &b), 0);
+	print_message("mtime %s, ctime %s by the store through the dirty mapping\n",
+		      a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
+				      a.st_mtim.tv_sec == b.st_mtim.tv_sec
+			      ? "unchanged"
+			      : "changed",
+		      a.st_ctim.tv_nsec == b.st_ctim.tv_nsec &&
+				      a.st_ctim.tv_sec == b.st_ctim.tv_sec
+			      ? "unchanged"
+			      : "changed");
+	st = try_open(path, NULL);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	close(go[0]);
+	close(go[1]);
+	close(ready[0]);
+	close(ready[1]);
+	{
+		int ws;
+
+		assert_int_equal(waitpid(pid, &ws, 0), pid);
+		assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	}
+	assert_int_equal(st, EPERM);
+	filter_stats(v);
+	assert_true(v[SCANNER_CTR_writable_rescans] >= 1);
+}
+
 /* Another user cannot connect to the scanner's port (mode 0600, root's):
  * to be excluded from scanning, or to answer verdicts. The kernel refuses
  * the connect; the filter sees nothing. */
@@ -2046,6 +2126,8 @@ main(int argc, char **argv)
 			dead_clients_exclusion_does_not_pass_to_its_pid, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversize_file_gets_the_default_verdict,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			open_after_a_write_through_mmap_is_scanned, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			exec_after_a_write_through_mmap_is_scanned, setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -244,9 +244,9 @@ complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
 		sc_count(st, SCANNER_CTR_uncached);
 		r->data->cacheable = 0;
 	}
-	/* Never a kernel mark for it; the user-space entry serves only opens
-	 * (execs of it do not look), such as this exec's FAN_OPEN_PERM. */
-	if (r->always_scan)
+	/* Others than root can write it: never a kernel mark, and its
+	 * user-space entry serves only denials. */
+	if (r->writable)
 		r->data->cacheable = 0;
 	if (verdict == SCANNER_CLEAN) {
 		sc_count(st, SCANNER_CTR_clean);

@@ -156,10 +156,19 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	 * some file systems without moving mtime or ctime, so a cached
 	 * verdict may be for other content; and only a scan takes the
 	 * service's lease against writers (docs/scanner.md section 4). */
-	r->always_scan = d->op == FLT_OP_EXEC && !sc_root_only_writable(&sb);
+	/* A file others than root can write may have been changed through a
+	 * shared mapping, which moves no timestamp on tmpfs and, on a page
+	 * already dirty, none anywhere: its key proves nothing. Only a cached
+	 * denial stands for it (a deny cannot open anything). */
+	r->writable = !sc_root_only_writable(&sb);
+	r->always_scan = d->op == FLT_OP_EXEC && r->writable;
 	v = r->always_scan ? -1 : sc_cache_get(&st->cache, &r->key);
 	if (r->always_scan)
 		sc_count(st, SCANNER_CTR_exec_always_scanned);
+	if (v == SCANNER_CLEAN && r->writable) {
+		sc_count(st, SCANNER_CTR_writable_rescans);
+		v = -1;
+	}
 	if (v >= 0) {
 		free(r);
 		sc_count(st, SCANNER_CTR_cache_hits);

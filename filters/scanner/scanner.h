@@ -85,6 +85,7 @@ struct sc_req {
 	uint32_t op;         /* 0 open, 1 exec */
 	unsigned rescans;    /* scanned again because the file changed */
 	bool always_scan;    /* an exec others than root can write: no cache */
+	bool writable;       /* others than root can write the file */
 	/* Sent from the pre callback: "completing" stores the answer here
 	 * for the callback to return, and frees nothing. */
 	bool on_reader;

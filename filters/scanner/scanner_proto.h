@@ -98,6 +98,7 @@ enum scanner_cmd {
 	X(changed_denies)      /* ...denied: still changing after the last rescan */     \
 	X(exec_writer_denies)  /* execs denied: the file was open for writing */         \
 	X(exec_always_scanned) /* execs of files others than root can write: no cache */ \
+	X(writable_rescans)    /* opens of such files, clean in the cache: scanned */    \
 	X(default_allows)      /* default verdicts that allowed (fail-open) */
 
 enum scanner_counter {
