@@ -5,13 +5,16 @@
 #include <dirent.h>
 #include <grp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -164,4 +167,94 @@ tu_fd_contains(int fd, const char *needle, size_t max_bytes)
 	}
 	free(buf);
 	return r;
+}
+
+static int
+copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out, r = 0;
+	ssize_t n;
+
+	if (in < 0)
+		return -errno;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (out < 0) {
+		r = -errno;
+		close(in);
+		return r;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			r = -EIO;
+			break;
+		}
+	if (n < 0)
+		r = -errno;
+	close(in);
+	if (close(out) < 0 && !r)
+		r = -errno;
+	if (!r && chmod(to, 0755) < 0)
+		r = -errno;
+	return r;
+}
+
+int
+tu_copy_self_for_others(const char *dir, char *ret, size_t cap)
+{
+	char self[PATH_MAX], src[PATH_MAX], path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	const char *base;
+	char *slash;
+	DIR *d;
+	struct dirent *de;
+	int r;
+
+	if (n <= 0)
+		return -errno;
+	self[n] = '\0';
+	base = strrchr(self, '/') ? strrchr(self, '/') + 1 : self;
+	if ((size_t)snprintf(path, sizeof(path), "%s/tests", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if ((size_t)snprintf(path, sizeof(path), "%s/src", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if ((size_t)snprintf(path, sizeof(path), "%s/tests/%s", dir, base) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	r = copy_file(self, path);
+	if (r < 0)
+		return r;
+	if ((size_t)snprintf(ret, cap, "%s", path) >= cap)
+		return -ENAMETOOLONG;
+	/* $ORIGIN/../src of the original */
+	slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	if ((size_t)snprintf(src, sizeof(src), "%s/../src", self) >= sizeof(src))
+		return -ENAMETOOLONG;
+	d = opendir(src);
+	if (!d)
+		return 0; /* installed or static: nothing to bring */
+	while ((de = readdir(d))) {
+		char from[PATH_MAX], to[PATH_MAX];
+
+		if (strncmp(de->d_name, "libflt", 6) || !strstr(de->d_name, ".so"))
+			continue;
+		if ((size_t)snprintf(from, sizeof(from), "%s/%s", src, de->d_name) >=
+			    sizeof(from) ||
+		    (size_t)snprintf(to, sizeof(to), "%s/src/%s", dir, de->d_name) >=
+			    sizeof(to)) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		r = copy_file(from, to);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	return r < 0 ? r : 0;
 }

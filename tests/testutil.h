@@ -58,4 +58,13 @@ int tu_become_user(uid_t uid, gid_t gid);
  * -errno on a read error. No cmocka calls, so usable in a forked child. */
 int tu_fd_contains(int fd, const char *needle, size_t max_bytes);
 
+/* This test program, copied where any user can run it: the checkout may
+ * lie in a directory other users cannot enter (/root/src/...), and a test
+ * that re-executes itself as uid 65534 must not depend on that. Copies
+ * /proc/self/exe to DIR/tests/ and the project's libraries it finds
+ * through its RUNPATH ($ORIGIN/../src/libflt*.so*) to DIR/src/, all root's
+ * and 0755 (DIR itself must be reachable). Writes the copy's path into
+ * ret (cap bytes). Returns 0 or -errno. */
+int tu_copy_self_for_others(const char *dir, char *ret, size_t cap);
+
 #endif
