@@ -242,8 +242,11 @@ tu_copy_self_for_others(const char *dir, char *ret, size_t cap)
 	while ((de = readdir(d))) {
 		char from[PATH_MAX], to[PATH_MAX];
 
-		if (strncmp(de->d_name, "libflt", 6) || !strstr(de->d_name, ".so"))
-			continue;
+		struct stat sb;
+
+		if (strncmp(de->d_name, "libflt", 6) || !strstr(de->d_name, ".so") ||
+		    fstatat(dirfd(d), de->d_name, &sb, 0) < 0 || !S_ISREG(sb.st_mode))
+			continue; /* object directories (NAME.so.p) too */
 		if ((size_t)snprintf(from, sizeof(from), "%s/%s", src, de->d_name) >=
 			    sizeof(from) ||
 		    (size_t)snprintf(to, sizeof(to), "%s/src/%s", dir, de->d_name) >=
