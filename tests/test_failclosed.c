@@ -2309,8 +2309,8 @@ scan_through_the_event_descriptor_leaves_atime(void **state)
 	r = run_kid(false, kid_open_only, (void *)path);
 	assert_int_equal(stat(path, &after), 0);
 	print_message("open: %s; filter asked %d time(s); atime %lld -> %lld\n",
-		      r == 0 ? "opened" : code_str(r), asked(path), (long long)before.st_atime,
-		      (long long)after.st_atime);
+		      r == 0 ? "opened" : code_str(r), asked(path),
+		      (long long)before.st_atime, (long long)after.st_atime);
 	assert_int_equal(r, 0);
 	assert_true(asked(path) > 0);
 	assert_int_equal(after.st_atim.tv_sec, before.st_atim.tv_sec);
