@@ -659,13 +659,13 @@ state_name(enum flt_instance_state s)
 					    : "attached";
 }
 
-void
+bool
 engine_revalidate_instances(struct engine *e)
 {
 	flt_manager *m = e->mgr;
 	struct reval *v = NULL;
 	size_t n = 0, cap = 0;
-	bool moved = false;
+	bool moved = false, again = false;
 
 	/* attach_lock: no instance, no filter's engine state and so no
 	 * filter is freed while we hold it (filter_instances_teardown and
@@ -741,12 +741,19 @@ engine_revalidate_instances(struct engine *e)
 				   fname, in->path, state_name(in->state));
 		}
 	}
-	if (moved && engine_rebuild_locked(e) < 0)
-		log_error(m, "re-attaching instances: cannot mark every filesystem; "
-			     "see the errors above");
+	if (moved) {
+		int r = engine_rebuild_locked(e);
+
+		if (r == -ESTALE)
+			again = true; /* a mount came in between: once more */
+		else if (r < 0)
+			log_error(m, "re-attaching instances: cannot mark every "
+				     "filesystem; see the errors above");
+	}
 	pthread_mutex_unlock(&e->lock);
 	pthread_mutex_unlock(&attach_lock);
 	free(v);
+	return again;
 }
 
 int
@@ -757,8 +764,8 @@ flt_manager_recheck_instances(flt_manager *manager)
 	if (!manager)
 		return -EINVAL;
 	e = engine_of(manager);
-	if (e)
-		engine_revalidate_instances(e);
+	for (int i = 0; e && i < 10 && engine_revalidate_instances(e); i++)
+		;
 	return 0;
 }
 

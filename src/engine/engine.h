@@ -296,8 +296,9 @@ void engine_filter_stop(flt_filter *f);
 /* Re-resolves every instance's path (mounts.c calls it on every change
  * of the mount table and once a second): an instance whose path now
  * names another filesystem is moved to it, one whose path is gone is
- * marked stale; each change is logged and counted. */
-void engine_revalidate_instances(struct engine *e);
+ * marked stale; each change is logged and counted. True when it should
+ * run again at once (a mount came in between its look and its marks). */
+bool engine_revalidate_instances(struct engine *e);
 void engine_filter_free(flt_filter *f);
 int engine_filter_init(flt_filter *f, const struct flt_registration *reg);
 

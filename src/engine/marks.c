@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/mounts.h"
 #include "engine/fanotify_compat.h"
 
 static uint64_t
@@ -190,11 +191,20 @@ mark_new(struct engine *e, const char *path, dev_t dev)
 	mk->dev = dev;
 	mk->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	mk->path = strdup(path);
-	if (mk->dir_fd < 0 || !mk->path || fstatfs(mk->dir_fd, &sfs) < 0) {
+	if (mk->dir_fd < 0 || !mk->path || fstatfs(mk->dir_fd, &sfs) < 0 ||
+	    mounts_fs_dev_of_fd(mk->dir_fd) != dev) {
+		/* The last: the path names another filesystem than the one
+		 * the instance was placed on (a mount came in between). A
+		 * mark there would be filed under the wrong device, and its
+		 * removal would strip the other one's bits from that
+		 * superblock; the mount watcher places the instance again. */
+		int err = mk->dir_fd < 0 || !mk->path ? errno : ESTALE;
+
 		if (mk->dir_fd >= 0)
 			close(mk->dir_fd);
 		free(mk->path);
 		free(mk);
+		errno = err;
 		return NULL;
 	}
 	memcpy(&mk->fsid, &sfs.f_fsid, sizeof(mk->fsid));
@@ -224,6 +234,16 @@ marks_sync_locked(struct engine *e, const struct dtable *t)
 
 			if (!mk)
 				mk = mark_new(e, in->path, in->dev);
+			if (!mk && errno == ESTALE) {
+				log_notice(
+					e->mgr,
+					"%s names another filesystem than its instance's "
+					"now (a mount came in between): placed again "
+					"shortly",
+					in->path);
+				r = r ? r : -ESTALE;
+				continue;
+			}
 			if (!mk) {
 				log_error(e->mgr, "cannot mark the filesystem of %s: %s",
 					  in->path, strerror(errno));

@@ -198,15 +198,15 @@ mounts_lookup(struct engine *e, uint64_t mnt_id, dev_t *ret_dev)
 	return m != NULL;
 }
 
-dev_t
-mounts_fs_dev_of_path(const char *path)
+static dev_t
+fs_dev_at(int dirfd, const char *path, int flags)
 {
 	struct flt_statx st;
 	dev_t dev;
 	char *text;
 	int fd;
 
-	if (flt_statx(AT_FDCWD, path, 0, FLT_STATX_INO | FLT_STATX_MNT_ID, &st) < 0)
+	if (flt_statx(dirfd, path, flags, FLT_STATX_INO | FLT_STATX_MNT_ID, &st) < 0)
 		return 0;
 	dev = flt_statx_dev(&st);
 	if (!(st.stx_mask & FLT_STATX_MNT_ID))
@@ -230,6 +230,18 @@ mounts_fs_dev_of_path(const char *path)
 	return dev;
 }
 
+dev_t
+mounts_fs_dev_of_path(const char *path)
+{
+	return fs_dev_at(AT_FDCWD, path, 0);
+}
+
+dev_t
+mounts_fs_dev_of_fd(int fd)
+{
+	return fs_dev_at(fd, "", AT_EMPTY_PATH);
+}
+
 static void *
 watcher_main(void *arg)
 {
@@ -237,13 +249,15 @@ watcher_main(void *arg)
 	struct mounts *mt = e->mounts;
 
 	pthread_setname_np(pthread_self(), "flt-mounts");
+	bool again = false;
+
 	while (!atomic_load(&e->stopping)) {
 		struct pollfd p[3] = {
 			{ .fd = e->stop_efd, .events = POLLIN },
 			{ .fd = mt->fd, .events = POLLPRI },
 			{ .fd = mt->init_fd, .events = POLLPRI },
 		};
-		int n = poll(p, mt->init_fd >= 0 ? 3 : 2, MOUNTS_RECHECK_MS);
+		int n = poll(p, mt->init_fd >= 0 ? 3 : 2, again ? 5 : MOUNTS_RECHECK_MS);
 
 		if (n < 0 && errno != EINTR) {
 			log_error(e->mgr, "mount table: poll: %s", strerror(errno));
@@ -259,7 +273,7 @@ watcher_main(void *arg)
 				log_error(e->mgr, "mount table: cannot read it: %s",
 					  strerror(-r));
 		}
-		engine_revalidate_instances(e);
+		again = engine_revalidate_instances(e);
 	}
 	return NULL;
 }
