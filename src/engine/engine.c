@@ -694,7 +694,7 @@ engine_revalidate_instances(struct engine *e)
 	for (size_t i = 0; i < n; i++) {
 		v[i].err = stat(v[i].in->path, &v[i].st) < 0 ? errno : 0;
 		if (!v[i].err)
-			v[i].dev = mounts_fs_dev_of_path(v[i].in->path);
+			v[i].dev = mounts_fs_dev_of_path_cached(e, v[i].in->path);
 		if (!v[i].err && !v[i].dev)
 			v[i].dev = v[i].st.st_dev;
 	}

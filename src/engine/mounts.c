@@ -237,6 +237,20 @@ mounts_fs_dev_of_path(const char *path)
 }
 
 dev_t
+mounts_fs_dev_of_path_cached(struct engine *e, const char *path)
+{
+	struct flt_statx st;
+	dev_t dev;
+
+	if (flt_statx(AT_FDCWD, path, 0, FLT_STATX_INO | FLT_STATX_MNT_ID, &st) < 0)
+		return 0;
+	dev = flt_statx_dev(&st);
+	if ((st.stx_mask & FLT_STATX_MNT_ID) && !mounts_lookup(e, st.stx_mnt_id, &dev))
+		return mounts_fs_dev_of_path(path); /* newer than the table */
+	return dev;
+}
+
+dev_t
 mounts_fs_dev_of_fd(int fd)
 {
 	return fs_dev_at(fd, "", AT_EMPTY_PATH);

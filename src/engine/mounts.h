@@ -35,6 +35,9 @@ bool mounts_lookup(struct engine *e, uint64_t mnt_id, dev_t *ret_dev);
  * (for attach and re-resolution, not events); 0 if path is not there. */
 dev_t mounts_fs_dev_of_path(const char *path);
 dev_t mounts_fs_dev_of_fd(int fd);
+/* The same through the watcher's table (no read of mountinfo), falling
+ * back to a read when the path's mount is newer than the table. */
+dev_t mounts_fs_dev_of_path_cached(struct engine *e, const char *path);
 /* Parses mountinfo text into an array sorted by id (malloc'ed); returns
  * the count or -errno. For the watcher and for tests. */
 long mounts_parse_ids(const char *text, struct mount_id **ret_ids);
