@@ -290,6 +290,10 @@ ms_unload(flt_filter *filter, void *cookie)
 
 /* ---- the entry point ---- */
 
+/* The default altitude (FSFilter Activity Monitor range), used by `fltmc
+ * load minispy` without a configuration section, like a Windows INF's. */
+EXPORT const char fltmgr_filter_altitude[] = "385100";
+
 EXPORT int
 fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config,
 		    flt_filter **ret_filter)

@@ -259,6 +259,11 @@ sc_unload(flt_filter *filter, void *cookie)
 
 /* ---- the entry point ---- */
 
+/* The default altitude (FSFilter Anti-Virus range, 320000-329999), used by
+ * `fltmc load scanner` without a configuration section, like a Windows
+ * INF's. */
+EXPORT const char fltmgr_filter_altitude[] = "325000";
+
 EXPORT int
 fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config,
 		    flt_filter **ret_filter)

@@ -66,7 +66,7 @@ static const struct command commands[] = {
 	{ "stats", 0, 0, "stats", "show the counters", ctl_render_stats },
 	{ "status", 0, 0, "status", "show the daemon's state", ctl_render_status },
 	{ "load", 1, OPT_ALTITUDE | OPT_OBJECT,
-	  "load NAME [--altitude A [--object FILE]]", "load a filter", NULL },
+	  "load NAME [--altitude A] [--object FILE]", "load a filter", NULL },
 	{ "unload", 1, 0, "unload NAME", "unload a filter", NULL },
 	{ "attach", 2, OPT_KIND, "attach NAME PATH [--kind subtree|mount|filesystem]",
 	  "attach a filter instance to PATH", NULL },
@@ -238,14 +238,6 @@ parse_args(int argc, char **argv, struct args *a)
 			    : (stray & OPT_OBJECT) ? "object"
 						   : "kind",
 			    a->cmd->usage);
-		return -EINVAL;
-	}
-	if ((a->given & OPT_OBJECT) && !(a->given & OPT_ALTITUDE)) {
-		/* docs/control.md: without altitude the filter is loaded as
-		 * configured, object included; an object alone would be
-		 * silently ignored or refused. */
-		usage_error("--object needs --altitude (without them the filter loads as "
-			    "configured)");
 		return -EINVAL;
 	}
 	if (a->kind && strcmp(a->kind, "subtree") != 0 && strcmp(a->kind, "mount") != 0 &&

@@ -444,19 +444,13 @@ cmd_load(struct daemon *d, const struct ctl_request *rq)
 	char *why = NULL, *object = NULL;
 	int r;
 
-	if (rq->object && !rq->altitude)
-		return command_error(EINVAL, "an object is only given with an altitude");
-	if (!rq->altitude) {
+	if (!rq->altitude && !rq->object)
 		cf = cfg_find_filter(d->cfg, rq->name);
-		if (!cf)
-			return command_error(ENOENT,
-					     "no [filter %s] section in %s; give an "
-					     "altitude to load it without one",
-					     rq->name,
-					     d->config_path
-						     ? d->config_path
-						     : "the built-in configuration");
-	} else {
+	if (!cf) {
+		/* Not configured: NAME.so (or the object given) with no
+		 * parameters and no instances, at the altitude given or else
+		 * the filter's own default (loader.h), as Windows takes it
+		 * from the filter's INF. */
 		if (!rq->object && asprintf(&object, "%s.so", rq->name) < 0)
 			return command_error(ENOMEM, "out of memory");
 		adhoc.name = rq->name;
@@ -464,7 +458,7 @@ cmd_load(struct daemon *d, const struct ctl_request *rq)
 		adhoc.object = rq->object ? rq->object : object;
 		cf = &adhoc;
 	}
-	r = filterset_load(&d->fs, cf, !rq->altitude, &why);
+	r = filterset_load(&d->fs, cf, cf != &adhoc, &why);
 	free(object);
 	if (r < 0)
 		return why_reply(r, why, "cannot load");

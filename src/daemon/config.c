@@ -101,8 +101,8 @@ valid_name(const char *s)
 			 "_-") == n;
 }
 
-static bool
-valid_altitude(const char *s)
+bool
+cfg_valid_altitude(const char *s)
 {
 	size_t dots = 0, digits = 0, n = strlen(s);
 
@@ -294,7 +294,7 @@ static void
 filter_key(struct parser *p, struct cfg_filter *f, const char *key, const char *value)
 {
 	if (!strcmp(key, "altitude")) {
-		if (!valid_altitude(value))
+		if (!cfg_valid_altitude(value))
 			error_at(p, p->line,
 				 "altitude must be a decimal number such as 385100 or "
 				 "385100.5, not '%s'",
@@ -613,8 +613,10 @@ cfg_filter_copy(const struct cfg_filter *src, struct cfg_filter *dst)
 	};
 	dst->name = strdup(src->name);
 	dst->object = strdup(src->object);
-	dst->altitude = strdup(src->altitude);
-	if (!dst->name || !dst->object || !dst->altitude)
+	/* NULL for a filter loaded at its own default altitude (fltmc load
+	 * NAME), until it is known */
+	dst->altitude = src->altitude ? strdup(src->altitude) : NULL;
+	if (!dst->name || !dst->object || (src->altitude && !dst->altitude))
 		goto oom;
 	if (src->n_instances) {
 		dst->instances = calloc(src->n_instances, sizeof(*dst->instances));

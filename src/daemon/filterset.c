@@ -204,6 +204,13 @@ start_filter(struct filterset *fs, const struct cfg_filter *cf, struct filter_im
 		running_free(rf);
 		return r;
 	}
+	if (!rf->cf.altitude) { /* its own default altitude */
+		rf->cf.altitude = strdup(flt_filter_altitude(rf->lf.filter));
+		if (!rf->cf.altitude) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	for (size_t i = 0; i < cf->n_instances; i++) {
 		const struct cfg_instance *in = &cf->instances[i];
 		char *why = NULL;

@@ -40,6 +40,15 @@
 #ifndef FLTMGR_FILTER_DIR
 #define FLTMGR_FILTER_DIR "/usr/lib/fltmgr/filters"
 #endif
+/* Where this binary was built, and the filters built with it: an fltmgrd
+ * run from its build tree uses those (meson sets both; an installed
+ * fltmgrd is elsewhere and never does). */
+#ifndef FLTMGR_BUILD_DAEMON
+#define FLTMGR_BUILD_DAEMON ""
+#endif
+#ifndef FLTMGR_BUILD_FILTER_DIR
+#define FLTMGR_BUILD_FILTER_DIR ""
+#endif
 
 #define DEFAULT_RUNTIME_DIR "/run/fltmgr"
 #define DEFAULT_ATTACH      "/tmp"
@@ -83,7 +92,8 @@ usage(FILE *f)
 		"or " DEFAULT_RUNTIME_DIR ")\n"
 		"      --filter-dir DIR   filter objects (default the config's "
 		"filter_dir\n"
-		"                         or " FLTMGR_FILTER_DIR ")\n"
+		"                         or " FLTMGR_FILTER_DIR ";\n"
+		"                         run from its build tree: that tree's filters)\n"
 		"  -f, --foreground       do not fork (systemd runs it like this)\n"
 		"      --check-config     check the configuration and exit\n"
 		"  -l, --log-level LEVEL  error, warning, notice (default), info, debug\n"
@@ -232,6 +242,30 @@ load_config(const struct options *o, struct cfg **ret)
 	return r;
 }
 
+/*
+ * The default filter directory: the installed one, unless this very
+ * binary is the one meson built (the same file as FLTMGR_BUILD_DAEMON,
+ * by device and inode): then the filters of its own build tree, so
+ * `build/src/daemon/fltmgrd --attach DIR` works before any install. An
+ * installed copy is another file and never loads from a build tree.
+ */
+static const char *
+default_filter_dir(void)
+{
+	static const char *dir;
+	struct stat self, built;
+
+	if (dir)
+		return dir;
+	dir = FLTMGR_FILTER_DIR;
+	if (*FLTMGR_BUILD_DAEMON && *FLTMGR_BUILD_FILTER_DIR &&
+	    stat("/proc/self/exe", &self) == 0 &&
+	    stat(FLTMGR_BUILD_DAEMON, &built) == 0 && self.st_dev == built.st_dev &&
+	    self.st_ino == built.st_ino)
+		dir = FLTMGR_BUILD_FILTER_DIR;
+	return dir;
+}
+
 static const char *
 pick_filter_dir(const struct options *o, const struct cfg *c)
 {
@@ -239,7 +273,7 @@ pick_filter_dir(const struct options *o, const struct cfg *c)
 		return o->filter_dir;
 	if (c->filter_dir)
 		return c->filter_dir;
-	return FLTMGR_FILTER_DIR;
+	return default_filter_dir();
 }
 
 static const char *

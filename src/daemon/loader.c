@@ -420,6 +420,24 @@ filter_load_image(flt_manager *m, const struct cfg_filter *cf, struct filter_ima
 			values[i] = cf->params[i].value;
 		}
 	}
+	if (!fc.altitude) {
+		const char *own = dlsym(dl, FLT_FILTER_ALTITUDE_SYMBOL);
+
+		if (!own || !memchr(own, '\0', 32) || !cfg_valid_altitude(own)) {
+			r = fail(-EINVAL, ret_why,
+				 "filter %s: no altitude is configured and its object %s "
+				 "%s; give one (fltmc load %s ALTITUDE, or a [filter "
+				 "%s] section)",
+				 cf->name, img->path,
+				 own ? "names no valid default altitude "
+				       "(" FLT_FILTER_ALTITUDE_SYMBOL ")"
+				     : "names no default altitude "
+				       "(" FLT_FILTER_ALTITUDE_SYMBOL ")",
+				 cf->name, cf->name);
+			goto fail_dl;
+		}
+		fc.altitude = own;
+	}
 	fc.param_keys = keys;
 	fc.param_values = values;
 	r = entry(m, &fc, &f);

@@ -49,6 +49,17 @@ int filter_image_open(const char *filter_dir, const struct cfg_filter *cf,
 		      struct filter_image *ret, char **ret_why);
 void filter_image_close(struct filter_image *img);
 
+/*
+ * A filter object may name its own default altitude, as a Windows filter
+ * does in its INF: a NUL-terminated decimal string exported under this
+ * name, e.g.
+ *     __attribute__((visibility("default")))
+ *     const char fltmgr_filter_altitude[] = "385100";
+ * `fltmc load NAME` uses it when the configuration has no [filter NAME]
+ * section and no altitude is given.
+ */
+#define FLT_FILTER_ALTITUDE_SYMBOL "fltmgr_filter_altitude"
+
 struct loaded_filter {
 	void *dl;
 	flt_filter *filter;
@@ -56,7 +67,8 @@ struct loaded_filter {
 };
 
 /*
- * Loads img, calls its entry point with cf's settings, and checks the
+ * Loads img, calls its entry point with cf's settings (cf->altitude NULL:
+ * the object's own FLT_FILTER_ALTITUDE_SYMBOL), and checks the
  * filter it registered. On success lf owns img (img is emptied); on
  * failure nothing stays loaded, img stays the caller's and *ret_why says
  * why (free() it).
