@@ -1194,6 +1194,147 @@ test_engine_created_after_the_drop(void **state)
 /* An attach point root may not search (a 0700 directory of another
  * user), and a 0600 file of that user: attached, and the filter reads
  * the file through the event's descriptor (CAP_DAC_READ_SEARCH). */
+/* ---- decisions the operator sees ---- */
+
+static int
+log_has(void *text)
+{
+	return strstr(read_file(logfile), text) != NULL;
+}
+
+static size_t
+log_count(const char *text)
+{
+	const char *p = read_file(logfile);
+	size_t n = 0;
+
+	while ((p = strstr(p, text))) {
+		n++;
+		p += strlen(text);
+	}
+	return n;
+}
+
+static const char *
+self_exe(void)
+{
+	static char self[512];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	assert_true(n > 0);
+	self[n] = '\0';
+	return self;
+}
+
+/* A denial by a filter's verdict is logged after the answer: the filter,
+ * the operation, the path, the pid, the program and the reason; at most
+ * one line a second per filter and kind, the next saying how many were
+ * held back. */
+static void
+test_denials_are_logged_with_who_and_why(void **state)
+{
+	char line[1024];
+
+	(void)state;
+	daemon_start();
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(try_open("secret.txt"), -EPERM);
+	snprintf(line, sizeof(line),
+		 "filter tf: open of %s/secret.txt by pid %d (%s) denied: verdict", watch,
+		 (int)getpid(), self_exe());
+	if (!tu_wait_until(log_has, line, 5000))
+		fail_msg("no line '%s' in: %s", line, read_file(logfile));
+	assert_int_equal(log_count("filter tf: open of"), 1);
+	usleep(1100 * 1000);
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	if (!tu_wait_until(log_has, "(4 more like it since the last report)", 5000))
+		fail_msg("no count of held-back lines in: %s", read_file(logfile));
+	/* allows are never logged */
+	assert_int_equal(try_open("plain.txt"), 0);
+	assert_int_equal(daemon_stop(), 0);
+	assert_null(strstr(read_file(logfile), "plain.txt"));
+}
+
+/* Has the datagram the field NAME=VALUE (journal native protocol, a
+ * value without newlines)? */
+static bool
+journal_field(const char *dgram, size_t n, const char *name, const char *value)
+{
+	char want[1200];
+	int len = snprintf(want, sizeof(want), "%s=%s\n", name, value);
+
+	for (size_t i = 0; i + (size_t)len <= n; i++)
+		if ((i == 0 || dgram[i - 1] == '\n') &&
+		    !memcmp(dgram + i, want, (size_t)len))
+			return true;
+	return false;
+}
+
+/* Under systemd (stderr is the journal stream JOURNAL_STREAM names), a
+ * denial is one journal entry with a field per item: a journald of our
+ * own, a socket at /run/systemd/journal/socket on a tmpfs that only this
+ * test's mount namespace sees. */
+static void
+test_denials_go_to_the_journal_with_fields(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dgram[16384], env[64], path[600], pid[16];
+	int64_t end;
+	struct stat st;
+	bool found = false;
+	int j, fd;
+
+	(void)state;
+	assert_int_equal(mount("fltmgr-test-run", "/run", "tmpfs", 0, "mode=0755"), 0);
+	assert_int_equal(mkdir("/run/systemd", 0755), 0);
+	assert_int_equal(mkdir("/run/systemd/journal", 0755), 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/run/systemd/journal/socket");
+	j = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(j >= 0);
+	assert_int_equal(bind(j, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	assert_true(fd >= 0 && fstat(fd, &st) == 0);
+	close(fd);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	daemon_start();
+	unsetenv("JOURNAL_STREAM");
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	snprintf(path, sizeof(path), "%s/secret.txt", watch);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	end = tu_now_ms() + 5000;
+	while (!found && tu_now_ms() < end) {
+		struct timeval tv = { .tv_usec = 100000 };
+		ssize_t n;
+
+		setsockopt(j, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = recv(j, dgram, sizeof(dgram), 0);
+		if (n <= 0 || !journal_field(dgram, (size_t)n, "MESSAGE_ID",
+					     "c3b5b1b7e3a54f4f9a1e0f6d2b8c7a61"))
+			continue;
+		found = true;
+		assert_true(journal_field(dgram, (size_t)n, "FILTER", "tf"));
+		assert_true(journal_field(dgram, (size_t)n, "OPERATION", "open"));
+		assert_true(journal_field(dgram, (size_t)n, "PATH", path));
+		assert_true(journal_field(dgram, (size_t)n, "PID", pid));
+		assert_true(journal_field(dgram, (size_t)n, "EXE", self_exe()));
+		assert_true(journal_field(dgram, (size_t)n, "VERDICT", "deny"));
+		assert_true(journal_field(dgram, (size_t)n, "REASON", "verdict"));
+		assert_true(journal_field(dgram, (size_t)n, "PRIORITY", "5"));
+		assert_true(
+			journal_field(dgram, (size_t)n, "SYSLOG_IDENTIFIER", "fltmgrd"));
+	}
+	assert_int_equal(daemon_stop(), 0);
+	close(j);
+	umount2("/run", MNT_DETACH);
+	if (!found)
+		fail_msg("no journal entry for the denial; daemon log: %s",
+			 read_file(logfile));
+	/* not on stderr as well */
+	assert_null(strstr(read_file(logfile), "denied: verdict"));
+}
+
 static void
 test_private_directory_of_another_user_is_filtered(void **state)
 {
@@ -2385,6 +2526,10 @@ main(int argc, char **argv)
 			test_untrusted_config_and_object_paths_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_instance_state_and_new_counters_shown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_denials_are_logged_with_who_and_why,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_denials_go_to_the_journal_with_fields, setup, teardown),
 	};
 	int r;
 

@@ -1238,8 +1238,8 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(try_open(at("bad.txt"), NULL), 0);
 	snprintf(line, sizeof(line),
-		 "open of %s by pid %d (%s) allowed unscanned (default verdict): no "
-		 "service connected",
+		 "open of %s by pid %d (%s) ALLOWED: no_service_defaults (unscanned, "
+		 "default verdict: no service connected)",
 		 at("bad.txt"), (int)getpid(), self);
 	assert_true(wait_in_file(dlog, line, 1));
 	assert_int_equal(count_in_file(dlog, "no service connected"), 1);
@@ -1249,7 +1249,7 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
 	c = child_open(at("bad0.txt"));
 	fake_answer(p, fake_take(p, NULL), SCANNER_ERROR);
 	assert_int_equal(child_result(c), 0);
-	snprintf(line, sizeof(line), "open of %s by pid %d (%s) allowed unscanned",
+	snprintf(line, sizeof(line), "open of %s by pid %d (%s) ALLOWED: service_errors",
 		 at("bad0.txt"), (int)c, self);
 	assert_true(wait_in_file(dlog, line, 1));
 	assert_true(wait_in_file(dlog, "the service could not scan it", 1));
@@ -1297,7 +1297,7 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
 	while (tu_now_ms() - t_first < 1100)
 		usleep(10000);
 	assert_int_equal(try_open(at("bad.txt"), NULL), 0);
-	assert_true(wait_in_file(dlog, "(and 5 more since the last such line)", 1));
+	assert_true(wait_in_file(dlog, "(5 more like it since the last report)", 1));
 
 	filter_stats(v);
 	assert_int_equal(v[SCANNER_CTR_no_service_defaults], 7);
@@ -1394,8 +1394,8 @@ oversize_file_gets_the_default_verdict(void **state)
 	assert_int_equal(try_open(at("small-bad"), NULL), EPERM);
 	assert_int_equal(try_open(at("small-clean"), NULL), 0);
 	assert_true(wait_in_file(dlog,
-				 "denied unscanned (default verdict): the service "
-				 "could not scan it",
+				 "denied: service_errors (unscanned, default verdict: "
+				 "the service could not scan it",
 				 1));
 	filter_stats(v);
 	assert_int_equal(v[SCANNER_CTR_service_errors], 2); /* asked twice */

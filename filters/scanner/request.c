@@ -84,25 +84,31 @@ note_allowed(struct sc_state *st, enum scanner_counter why, uint64_t *ret_suppre
 }
 
 /* Logs, rate-limited per cause, what was decided for d without a verdict
- * on its content: "exec of PATH by pid N (EXE) allowed unscanned: WHY". */
+ * on its content, as a decision record (flt_log_decision: the journal's
+ * FILTER, OPERATION, PATH, PID, EXE, VERDICT, REASON fields under
+ * fltmgrd): "exec of PATH by pid N (EXE) ALLOWED: COUNTER (WHY)". REASON
+ * is the name of the counter that counts the cause. */
 static void
 note(struct sc_state *st, const struct flt_callback_data *d, enum scanner_counter why,
-     int level, const char *outcome, const char *reason)
+     int level, bool allowed, const char *reason)
 {
 	const struct flt_process *p;
 	uint64_t suppressed;
-	char more[64] = "";
 
 	if (!note_allowed(st, why, &suppressed))
 		return;
 	p = flt_get_process(d);
-	if (suppressed)
-		snprintf(more, sizeof(more), " (and %llu more since the last such line)",
-			 (unsigned long long)suppressed);
-	sc_log(st, level, "%s of %s by pid %d (%s) %s: %s%s",
-	       d->op == FLT_OP_EXEC ? "exec" : "open",
-	       d->path ? d->path : "(path unknown)", (int)d->pid,
-	       p && p->exe ? p->exe : "exe unknown", outcome, reason, more);
+	flt_log_decision(
+		st->mgr, level,
+		&(struct flt_decision){ .filter = st->name,
+					.op = d->op,
+					.path = d->path,
+					.pid = d->pid,
+					.exe = p ? p->exe : NULL,
+					.verdict = allowed ? 0 : -EPERM,
+					.reason = scanner_counter_names[why],
+					.detail = reason,
+					.suppressed = (unsigned long)suppressed });
 }
 
 static const char *
@@ -133,10 +139,13 @@ sc_default(struct sc_state *st, struct flt_callback_data *d, enum scanner_counte
 	d->cacheable = 0; /* a default is no verdict on the file */
 	if (allow)
 		sc_count(st, SCANNER_CTR_default_allows);
-	note(st, d, why, allow ? FLT_LOG_WARNING : FLT_LOG_NOTICE,
-	     allow ? "allowed unscanned (default verdict)"
-		   : "denied unscanned (default verdict)",
-	     reason ? reason : default_reason(why));
+	{
+		char detail[512];
+
+		snprintf(detail, sizeof(detail), "unscanned, default verdict: %s",
+			 reason ? reason : default_reason(why));
+		note(st, d, why, allow ? FLT_LOG_WARNING : FLT_LOG_NOTICE, allow, detail);
+	}
 	*ret_error = allow ? 0 : st->default_verdict;
 	return allow ? FLT_PREOP_SUCCESS_NO_CALLBACK : FLT_PREOP_COMPLETE;
 }
@@ -148,7 +157,7 @@ deny_changed(struct sc_state *st, struct sc_req *r, const char *reason)
 {
 	sc_count(st, SCANNER_CTR_changed_denies);
 	r->data->cacheable = 0;
-	note(st, r->data, SCANNER_CTR_changed_denies, FLT_LOG_WARNING, "denied", reason);
+	note(st, r->data, SCANNER_CTR_changed_denies, FLT_LOG_WARNING, false, reason);
 	complete(r, FLT_PREOP_COMPLETE, -EPERM);
 }
 
@@ -213,8 +222,8 @@ complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
 		 * denies writes, which it does only after our answer. */
 		sc_count(st, SCANNER_CTR_exec_writer_denies);
 		r->data->cacheable = 0;
-		note(st, r->data, SCANNER_CTR_exec_writer_denies, FLT_LOG_WARNING,
-		     "denied", "the file is open for writing");
+		note(st, r->data, SCANNER_CTR_exec_writer_denies, FLT_LOG_WARNING, false,
+		     "the file is open for writing");
 		complete(r, FLT_PREOP_COMPLETE, -EPERM);
 		return true;
 	}

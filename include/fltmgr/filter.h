@@ -636,6 +636,41 @@ void flt_manager_log(flt_manager *manager, int level, const char *fmt, ...)
 const char *flt_filter_name(const flt_filter *filter);
 const char *flt_filter_altitude(const flt_filter *filter);
 
+/* ---- decisions the operator should see ----
+ *
+ * Every permission event denied by a filter's verdict, and every answer
+ * given without one (a deadline's default, the engine's emergency answer,
+ * a filter's own fail-open such as a scan timeout), is logged as a
+ * decision: one record with these fields, written after the kernel has
+ * its answer, at most one a second per filter and kind with the number
+ * held back. Allowed events by a filter's verdict are never logged.
+ */
+struct flt_decision {
+	const char *filter;       /* the filter, or NULL: the engine (no filter asked) */
+	enum flt_operation op;    /* OPEN, EXEC or READ */
+	const char *path;         /* NULL: unknown */
+	pid_t pid;                /* the process that made the access */
+	const char *exe;          /* NULL: unknown */
+	int verdict;              /* 0 allowed, < 0 denied (-errno) */
+	const char *reason;       /* a short stable token: "verdict", "deadline", ... */
+	const char *detail;       /* NULL, or a sentence for people */
+	unsigned long suppressed; /* like records not logged since the last one */
+};
+
+/* Receives each decision with the line flt_manager_log would write for it
+ * (fltmgrd: the journal with one field per member, or stderr). Without
+ * one, the line goes to the manager's log function. */
+typedef void (*flt_decision_func)(void *userdata, int level,
+				  const struct flt_decision *decision,
+				  const char *message);
+void flt_manager_set_decision_log(flt_manager *manager, flt_decision_func func,
+				  void *userdata);
+
+/* For a filter that decides without a verdict of its own (a scanner's
+ * fail-open default): logs d as the engine logs its decisions. The caller
+ * rate-limits and counts d->suppressed. */
+void flt_log_decision(flt_manager *manager, int level, const struct flt_decision *d);
+
 #ifdef __cplusplus
 }
 #endif

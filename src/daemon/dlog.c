@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
+
+#include <systemd/sd-journal.h>
 
 static atomic_int log_level = FLT_LOG_NOTICE;
 static atomic_bool to_syslog;
@@ -91,4 +94,48 @@ dlog(int level, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	dlog_sink(NULL, level, msg);
+}
+
+/* Is stderr the journal? JOURNAL_STREAM is "DEV:INO" of the stream
+ * systemd connected; a child whose stderr was redirected keeps the
+ * variable, so the descriptor is compared with it (sd_journal_stream_fd(3)). */
+static bool
+stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return env && sscanf(env, "%llu:%llu", &dev, &ino) == 2 &&
+	       fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+void
+dlog_decision(void *userdata, int level, const struct flt_decision *d,
+	      const char *message)
+{
+	char verdict[16];
+
+	(void)userdata;
+	if (level > atomic_load(&log_level))
+		return;
+	if (!atomic_load(&to_syslog) && stderr_is_journal()) {
+		if (d->verdict == 0)
+			snprintf(verdict, sizeof(verdict), "allow");
+		else
+			snprintf(verdict, sizeof(verdict), "deny");
+		if (sd_journal_send("MESSAGE=%s", message, "PRIORITY=%d", level,
+				    "SYSLOG_IDENTIFIER=fltmgrd",
+				    "MESSAGE_ID=" DLOG_DECISION_MESSAGE_ID, "FILTER=%s",
+				    d->filter ? d->filter : "", "OPERATION=%s",
+				    flt_operation_name(d->op), "PATH=%s",
+				    d->path ? d->path : "", "PID=%d", (int)d->pid,
+				    "EXE=%s", d->exe ? d->exe : "", "VERDICT=%s", verdict,
+				    "REASON=%s", d->reason ? d->reason : "", "DETAIL=%s",
+				    d->detail ? d->detail : "", "SUPPRESSED=%lu",
+				    d->suppressed, NULL) >= 0)
+			return;
+	}
+	dlog_sink(NULL, level, message);
 }

@@ -714,6 +714,9 @@ run(const struct options *o, struct cfg *c)
 		dlog(FLT_LOG_ERROR, "cannot create the filter manager");
 		goto out_unlock;
 	}
+	/* Denials and fail-open decisions: structured journal entries under
+	 * systemd, a line on stderr otherwise. */
+	flt_manager_set_decision_log(d.mgr, dlog_decision, NULL);
 	d.started_ns = now_ns();
 	filterset_init(&d.fs, d.mgr);
 	if (filterset_set_dir(&d.fs, d.filter_dir) < 0)

@@ -212,24 +212,6 @@ below_default(struct perm_event *ev, size_t pos)
 	return 0;
 }
 
-/* For the log, after the answer: the event's path and program, read now
- * (nothing here is proved; a log line, not a verdict). */
-static void
-describe(int fd, pid_t pid, char *path, size_t path_len, char *exe, size_t exe_len)
-{
-	char link[64];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = fd >= 0 ? readlink(link, path, path_len - 1) : -1;
-	snprintf(path + (n > 0 ? n : 0), path_len - (size_t)(n > 0 ? n : 0), "%s",
-		 n > 0 ? "" : "(unknown path)");
-	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
-	n = readlink(link, exe, exe_len - 1);
-	snprintf(exe + (n > 0 ? n : 0), exe_len - (size_t)(n > 0 ? n : 0), "%s",
-		 n > 0 ? "" : "?");
-}
-
 /* Answers with verdict (0 allow, -errno deny); decided_by is the filter
  * index or SIZE_MAX when the chain simply ran out. */
 static void
@@ -273,8 +255,22 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 			atomic_fetch_add(&ev->inst[decided_by]->ctr->denied, 1);
 	}
 	respond(e, ev->fd, verdict); /* then the kernel, before any log */
-	if (verdict != 0)
+	if (verdict != 0) {
+		if (decided_by != SIZE_MAX) /* a denial: the operator sees it */
+			flt_log_decision_limited(
+				e->mgr,
+				&t->f[decided_by].filter->decision_limit[DECISION_DENIED],
+				FLT_LOG_NOTICE,
+				&(struct flt_decision){
+					.filter = t->f[decided_by].filter->name,
+					.op = ev->data.op,
+					.path = ev->data.path,
+					.pid = ev->data.pid,
+					.verdict = verdict,
+					.reason = "verdict" },
+				ev->fd);
 		return;
+	}
 	/* Post callbacks, lowest altitude first. */
 	for (size_t i = t->n; i-- > 0;) {
 		if (!ev->want_post[i])
@@ -477,19 +473,22 @@ flt_complete_pended_preoperation(struct flt_callback_data *data,
  * the count of those held back). An allow by default is a fail-open
  * decision: a warning. */
 static void
-log_default(struct perm_event *ev, int verdict, size_t pos, const char *why)
+log_default(struct perm_event *ev, int verdict, size_t pos, const char *reason,
+	    const char *why)
 {
-	static struct log_limit allow_limit, deny_limit;
-	char path[512], exe[256];
+	struct flt_filter *f = ev->t->f[pos].filter;
 
-	describe(ev->fd, ev->data.pid, path, sizeof(path), exe, sizeof(exe));
-	flt_log_limited(ev->e->mgr, verdict == 0 ? &allow_limit : &deny_limit,
-			verdict == 0 ? FLT_LOG_WARNING : FLT_LOG_NOTICE,
-			"filter %s: %s: %s of %s by pid %d (%s) %s by its default "
-			"verdict",
-			ev->t->f[pos].filter->name, why, flt_operation_name(ev->data.op),
-			path, (int)ev->data.pid, exe,
-			verdict == 0 ? "ALLOWED" : "denied");
+	flt_log_decision_limited(ev->e->mgr,
+				 &f->decision_limit[verdict == 0 ? DECISION_DEFAULT_ALLOW
+								 : DECISION_DEFAULT_DENY],
+				 verdict == 0 ? FLT_LOG_WARNING : FLT_LOG_NOTICE,
+				 &(struct flt_decision){ .filter = f->name,
+							 .op = ev->data.op,
+							 .pid = ev->data.pid,
+							 .verdict = verdict,
+							 .reason = reason,
+							 .detail = why },
+				 ev->fd);
 }
 
 /* The deadline passed (or the filter was unregistered while holding the
@@ -513,13 +512,15 @@ answer_default(struct perm_event *ev, int verdict, size_t pos, const char *why)
 	atomic_fetch_add(verdict == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 	atomic_fetch_add(&fe_at(ev, pos)->ctr.deadline_defaults, 1);
 	respond(e, ev->fd, verdict);
-	log_default(ev, verdict, pos,
+	log_default(ev, verdict, pos, why[0] == 'd' ? "deadline" : "unregistered",
 		    below ? (why[0] == 'd'
-				     ? "deadline passed (a filter below, never asked, "
-				       "denies by default)"
-				     : "unregistered while holding it (a filter below, "
-				       "never asked, denies by default)")
-			  : why);
+				     ? "deadline passed; a filter below, never asked, "
+				       "denies by default"
+				     : "unregistered while holding it; a filter below, "
+				       "never asked, denies by default")
+			  : (why[0] == 'd' ? "deadline passed: its default verdict"
+					   : "unregistered while holding it: its default "
+					     "verdict"));
 }
 
 static void
@@ -564,11 +565,18 @@ handle_event(struct engine *e, const struct fan_event *fe)
 			atomic_fetch_add(&e->ctr.dropped, 1);
 		respond(e, fe->fd, v);
 		if (!ev)
-			flt_log_limited(e->mgr, &oom_limit, FLT_LOG_ERROR,
-					"out of memory for a permission event of pid "
-					"%d; %s it unfiltered by the strictest default "
-					"verdict (counted in dropped)",
-					(int)fe->pid, v == 0 ? "allowed" : "denied");
+			flt_log_decision_limited(
+				e->mgr, &oom_limit, FLT_LOG_ERROR,
+				&(struct flt_decision){
+					.op = op,
+					.pid = fe->pid,
+					.verdict = v,
+					.reason = "out_of_memory",
+					.detail =
+						"no memory for the event: the strictest "
+						"default verdict of the filters there, "
+						"unfiltered; counted in dropped" },
+				fe->fd);
 		close(fe->fd);
 		if (fe->pidfd >= 0)
 			close(fe->pidfd);
@@ -762,7 +770,6 @@ emergency_drain(struct engine *e, bool stopping)
 		size_t off = 0;
 
 		while (fan_decode_next(buf, (size_t)n, &off, &fe, &why) > 0) {
-			char path[512], exe[256];
 			int v;
 
 			if (fe.fd < 0)
@@ -773,22 +780,36 @@ emergency_drain(struct engine *e, bool stopping)
 			atomic_fetch_add(&e->ctr.emergency_answers, 1);
 			atomic_fetch_add(v == 0 ? &e->ctr.allowed : &e->ctr.denied, 1);
 			respond(e, fe.fd, v);
-			if (fe.pid != e->self_pid && (v == 0 || !stopping)) {
-				describe(fe.fd, fe.pid, path, sizeof(path), exe,
-					 sizeof(exe));
-				flt_log_limited(
+			if (fe.pid != e->self_pid && (v == 0 || !stopping))
+				flt_log_decision_limited(
 					e->mgr, v == 0 ? &allow_limit : &deny_limit,
 					v == 0 ? FLT_LOG_WARNING : FLT_LOG_NOTICE,
-					"%s: %s of %s by pid %d (%s) %s unseen by any "
-					"filter "
-					"(the strictest default verdict of the filters "
-					"there; counted in emergency_answers)",
-					stopping ? "stopping"
-						 : "every permission reader is held in a "
-						   "callback",
-					flt_operation_name(perm_op(fe.mask)), path,
-					(int)fe.pid, exe, v == 0 ? "ALLOWED" : "denied");
-			}
+					&(struct flt_decision){
+						.op = perm_op(fe.mask),
+						.pid = fe.pid,
+						.verdict = v,
+						.reason = stopping ? "stopping"
+								   : "emergency",
+						.detail =
+							stopping
+								? "stopping: unseen by "
+								  "any "
+								  "filter, the strictest "
+								  "default verdict of "
+								  "the "
+								  "filters there"
+								: "every permission "
+								  "reader "
+								  "is held in a "
+								  "callback: "
+								  "unseen by any filter, "
+								  "the "
+								  "strictest default "
+								  "verdict "
+								  "of the filters there; "
+								  "counted in "
+								  "emergency_answers" },
+					fe.fd);
 			close(fe.fd);
 			if (fe.pidfd >= 0)
 				close(fe.pidfd);

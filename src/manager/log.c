@@ -101,3 +101,74 @@ flt_log_limited(flt_manager *m, struct log_limit *limit, int level, const char *
 	else
 		flt_log(m, level, "%s", msg);
 }
+
+void
+flt_manager_set_decision_log(flt_manager *manager, flt_decision_func func, void *userdata)
+{
+	if (!manager)
+		return;
+	manager->decision_func = func;
+	manager->decision_userdata = userdata;
+}
+
+void
+flt_log_decision(flt_manager *m, int level, const struct flt_decision *d)
+{
+	char more[80] = "", msg[1400];
+
+	if (!d || (m && level > m->log_level))
+		return;
+	if (d->suppressed)
+		snprintf(more, sizeof(more), " (%lu more like it since the last report)",
+			 d->suppressed);
+	snprintf(msg, sizeof(msg), "%s%s%s%s of %s by pid %d (%s) %s: %s%s%s%s",
+		 d->filter ? "filter " : "", d->filter ? d->filter : "",
+		 d->filter ? ": " : "", flt_operation_name(d->op),
+		 d->path ? d->path : "(unknown path)", (int)d->pid, d->exe ? d->exe : "?",
+		 d->verdict == 0 ? "ALLOWED" : "denied", d->reason ? d->reason : "?",
+		 d->detail ? " (" : "", d->detail ? d->detail : "", d->detail ? ")" : "");
+	if (m && m->decision_func) {
+		char line[1500];
+
+		snprintf(line, sizeof(line), "%s%s", msg, more);
+		m->decision_func(m->decision_userdata, level, d, line);
+		return;
+	}
+	flt_log(m, level, "%s%s", msg, more);
+}
+
+void
+flt_log_decision_limited(flt_manager *m, struct log_limit *limit, int level,
+			 const struct flt_decision *d_in, int fd)
+{
+	long long now = now_ns(), next = atomic_load(&limit->next_ns);
+	struct flt_decision d = *d_in;
+	char path[1024], exe[512], link[64];
+	ssize_t n;
+
+	if (m && level > m->log_level)
+		return;
+	if (now < next ||
+	    !atomic_compare_exchange_strong(&limit->next_ns, &next, now + 1000000000LL)) {
+		atomic_fetch_add(&limit->held, 1);
+		return;
+	}
+	d.suppressed = atomic_exchange(&limit->held, 0);
+	if (!d.path && fd >= 0) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, path, sizeof(path) - 1);
+		if (n > 0) {
+			path[n] = '\0';
+			d.path = path;
+		}
+	}
+	if (!d.exe && d.pid > 0) {
+		snprintf(link, sizeof(link), "/proc/%d/exe", (int)d.pid);
+		n = readlink(link, exe, sizeof(exe) - 1);
+		if (n > 0) {
+			exe[n] = '\0';
+			d.exe = exe;
+		}
+	}
+	flt_log_decision(m, level, &d);
+}

@@ -22,11 +22,30 @@ struct conn;
 struct instance;
 struct filter_engine;
 
+/* For a condition that can recur thousands of times a second (a full
+ * descriptor table, no memory, a flood of denials): at most one line per
+ * second per log_limit, telling how many occurrences it stands for. A
+ * log_limit is zero-initialised, usually static at the call site. */
+struct log_limit {
+	_Atomic long long next_ns;
+	atomic_ulong held;
+};
+
+/* The kinds of decision logged per filter, each with its own limit. */
+enum decision_kind {
+	DECISION_DENIED,        /* by the filter's verdict */
+	DECISION_DEFAULT_ALLOW, /* its default verdict allowed (fail-open) */
+	DECISION_DEFAULT_DENY,  /* its default verdict denied */
+	DECISION_KINDS,
+};
+
 struct flt_manager {
 	char *runtime_dir;
 	int log_level;
 	flt_log_func log_func;
 	void *log_userdata;
+	flt_decision_func decision_func;
+	void *decision_userdata;
 	struct handle_table ht;
 
 	pthread_mutex_t lock;
@@ -55,6 +74,8 @@ struct flt_filter {
 	int n_threads; /* live connection threads */
 
 	struct filter_engine *eng; /* operations, instances, counters */
+
+	struct log_limit decision_limit[DECISION_KINDS];
 };
 
 /* Adds the calling thread to the manager's join list; its last touch of
@@ -74,16 +95,16 @@ void flt_log(flt_manager *m, int level, const char *fmt, ...)
 #define log_info(m, ...)    flt_log(m, FLT_LOG_INFO, __VA_ARGS__)
 #define log_debug(m, ...)   flt_log(m, FLT_LOG_DEBUG, __VA_ARGS__)
 
-/* For a condition that can recur thousands of times a second (a full
- * descriptor table, no memory): at most one line per second per
- * log_limit, telling how many occurrences it stands for. A log_limit is
- * zero-initialised, usually static at the call site. */
-struct log_limit {
-	_Atomic long long next_ns;
-	atomic_ulong held;
-};
 void flt_log_limited(flt_manager *m, struct log_limit *limit, int level, const char *fmt,
 		     ...) __attribute__((format(printf, 4, 5)));
+
+/* A decision (struct flt_decision), at most one a second per limit, with
+ * the count held back. Called after the kernel has its answer, never on
+ * an allow by a filter's verdict. path NULL: read from fd (-1: unknown);
+ * exe NULL: read from /proc/PID/exe. Both are read only when a line is
+ * written (a log line, not proof). */
+void flt_log_decision_limited(flt_manager *m, struct log_limit *limit, int level,
+			      const struct flt_decision *d, int fd);
 
 /* ---- the pre callback running on this thread (callback.c) ----
  *
