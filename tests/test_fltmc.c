@@ -703,6 +703,80 @@ status_prints_each_problem(void **state)
 	run_free(&r);
 }
 
+/* --format=prometheus: the text exposition format. Counters end in
+ * _total and are typed counter; the reply's "gauges" are typed gauge and
+ * keep their name; filters and ports are labelled, label values escaped;
+ * each family has one HELP and one TYPE line, before its samples. */
+static void
+stats_in_prometheus_format(void **state)
+{
+	static const char reply[] =
+		"{\"ok\": true,"
+		" \"engine\": {\"denied\": 7, \"pending\": 2},"
+		" \"filters\": [{\"name\": \"a\", \"denied\": 3, \"counters\": "
+		"{\"records\": 9}},"
+		"               {\"name\": \"b\\\"q\\\\\", \"denied\": 4}],"
+		" \"ports\": [{\"filter\": \"a\", \"name\": \"ap\", \"connections\": 1,"
+		"             \"accepted\": 5}],"
+		" \"daemon\": {\"reloads\": 1},"
+		" \"gauges\": {\"engine\": [\"pending\"], \"filters\": [],"
+		"              \"ports\": [\"connections\"], \"daemon\": []}}";
+	static const char *const want[] = {
+		"# TYPE fltmgr_engine_denied_total counter\n"
+		"fltmgr_engine_denied_total 7\n",
+		"# TYPE fltmgr_engine_pending gauge\n"
+		"fltmgr_engine_pending 2\n",
+		"# TYPE fltmgr_filter_denied_total counter\n"
+		"fltmgr_filter_denied_total{filter=\"a\"} 3\n"
+		"fltmgr_filter_denied_total{filter=\"b\\\"q\\\\\"} 4\n",
+		"# TYPE fltmgr_filter_counter_total counter\n"
+		"fltmgr_filter_counter_total{filter=\"a\",counter=\"records\"} 9\n",
+		"# TYPE fltmgr_port_connections gauge\n"
+		"fltmgr_port_connections{filter=\"a\",port=\"ap\"} 1\n",
+		"# TYPE fltmgr_port_accepted_total counter\n"
+		"fltmgr_port_accepted_total{filter=\"a\",port=\"ap\"} 5\n",
+		"# TYPE fltmgr_daemon_reloads_total counter\n"
+		"fltmgr_daemon_reloads_total 1\n",
+	};
+	struct run r;
+
+	(void)state;
+	EXCHANGE(&r, reply, "{\"command\": \"stats\"}", "stats", "--format=prometheus");
+	assert_int_equal(r.code, 0);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(r.out, want[i]))
+			fail_msg("no\n%s\nin\n%s", want[i], r.out);
+	/* one HELP and one TYPE per family, and only comments and samples */
+	assert_null(strstr(strstr(r.out, "# TYPE fltmgr_filter_denied_total") + 1,
+			   "# TYPE fltmgr_filter_denied_total"));
+	for (const char *l = r.out; *l; l = strchr(l, '\n') + 1) {
+		if (strncmp(l, "# HELP fltmgr_", 14) &&
+		    strncmp(l, "# TYPE fltmgr_", 14) && strncmp(l, "fltmgr_", 7))
+			fail_msg("a line that is neither a comment nor a sample: %s", l);
+		if (!strchr(l, '\n'))
+			break;
+	}
+	run_free(&r);
+}
+
+/* --format=prometheus is for stats; other values of --format are refused. */
+static void
+prometheus_format_only_for_stats(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_argv(&r, false,
+		 (const char *const[]){ "filters", "--format=prometheus", NULL });
+	assert_int_equal(r.code, 2);
+	assert_non_null(strstr(r.err, "for stats only"));
+	run_free(&r);
+	run_argv(&r, false, (const char *const[]){ "stats", "--format=xml", NULL });
+	assert_int_equal(r.code, 2);
+	assert_non_null(strstr(r.err, "use text, json or prometheus"));
+	run_free(&r);
+}
+
 static void
 missing_and_mistyped_members_print_dashes(void **state)
 {
@@ -1162,7 +1236,6 @@ usage_errors_exit_2_without_connecting(void **state)
 		{ "--bogus" },
 		{ "-x" },
 		{ "--json=yes" },
-		{ "load", "x", "--object", "x.so" },
 		{ "unload", "x", "--kind", "mount" },
 		{ "status", "--altitude", "1" },
 		{ "--runtime-dir" },
@@ -1234,6 +1307,8 @@ main(void)
 		T(instances_table_shows_each_column_and_the_full_path),
 		T(ports_prints_a_line_per_port_and_an_indented_line_per_client),
 		T(stats_prints_sections_for_engine_filters_ports_and_daemon),
+		T(stats_in_prometheus_format),
+		T(prometheus_format_only_for_stats),
 		T(status_prints_key_value_lines),
 		T(status_prints_each_problem),
 		T(instances_show_their_state),

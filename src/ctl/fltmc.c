@@ -24,6 +24,7 @@
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_render.h"
 #include "ctl/ctl_table.h"
+#include "ctl/prom.h"
 
 #ifndef FLTMGR_VERSION
 #error "FLTMGR_VERSION must be defined by the build"
@@ -77,7 +78,7 @@ static const struct command commands[] = {
 
 struct args {
 	const char *runtime_dir;
-	bool json, help, version;
+	bool json, prometheus, help, version;
 	const char *altitude, *object, *kind;
 	unsigned given; /* OPT_* seen on the command line */
 	const struct command *cmd;
@@ -114,6 +115,8 @@ print_help(FILE *out)
 	      "  --runtime-dir DIR  talk to DIR/control (default: $FLTMGR_RUNTIME_DIR,\n"
 	      "                     else " DEFAULT_RUNTIME_DIR ")\n"
 	      "  --json             print the daemon's reply as one line of JSON\n"
+	      "  --format=FORMAT    text (the default), json (= --json), or\n"
+	      "                     prometheus (stats: the text exposition format)\n"
 	      "  -h, --help         show this help\n"
 	      "  -V, --version      show the version\n"
 	      "\nExit status: 0 success, 1 the daemon refused the command, 2 usage "
@@ -137,10 +140,11 @@ find_command(const char *name)
 static int
 parse_args(int argc, char **argv, struct args *a)
 {
-	enum { O_RUNTIME_DIR = 256, O_JSON, O_ALTITUDE, O_OBJECT, O_KIND };
+	enum { O_RUNTIME_DIR = 256, O_JSON, O_FORMAT, O_ALTITUDE, O_OBJECT, O_KIND };
 	static const struct option longopts[] = {
 		{ "runtime-dir", required_argument, NULL, O_RUNTIME_DIR },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "format", required_argument, NULL, O_FORMAT },
 		{ "altitude", required_argument, NULL, O_ALTITUDE },
 		{ "object", required_argument, NULL, O_OBJECT },
 		{ "kind", required_argument, NULL, O_KIND },
@@ -169,6 +173,18 @@ parse_args(int argc, char **argv, struct args *a)
 			break;
 		case O_JSON:
 			a->json = true;
+			break;
+		case O_FORMAT:
+			if (!strcmp(optarg, "json")) {
+				a->json = true;
+			} else if (!strcmp(optarg, "prometheus")) {
+				a->prometheus = true;
+			} else if (strcmp(optarg, "text") != 0) {
+				usage_error("bad --format \"%s\": use text, json or "
+					    "prometheus",
+					    optarg);
+				return -EINVAL;
+			}
 			break;
 		case O_ALTITUDE:
 			a->altitude = optarg;
@@ -238,6 +254,15 @@ parse_args(int argc, char **argv, struct args *a)
 			    : (stray & OPT_OBJECT) ? "object"
 						   : "kind",
 			    a->cmd->usage);
+		return -EINVAL;
+	}
+	if (a->prometheus && strcmp(a->cmd->name, "stats") != 0) {
+		usage_error("--format=prometheus is for stats only, not %s",
+			    a->cmd->name);
+		return -EINVAL;
+	}
+	if (a->prometheus && a->json) {
+		usage_error("--json and --format=prometheus: choose one");
 		return -EINVAL;
 	}
 	if (a->kind && strcmp(a->kind, "subtree") != 0 && strcmp(a->kind, "mount") != 0 &&
@@ -467,8 +492,11 @@ render(const struct args *a, const char *path, json_object *reply)
 	};
 	int r;
 
-	r = a->cmd->render ? a->cmd->render(stdout, reply)
-			   : ctl_render_done(stdout, reply, &inv);
+	if (a->prometheus)
+		r = prom_render(stdout, reply) < 0 ? -EIO : 0;
+	else
+		r = a->cmd->render ? a->cmd->render(stdout, reply)
+				   : ctl_render_done(stdout, reply, &inv);
 	if (r < 0) {
 		fprintf(stderr, "fltmc: out of memory\n");
 		return EXIT_REFUSED;

@@ -351,9 +351,27 @@ add_filter_counters(struct json_object *f, flt_filter *filter)
 	json_object_object_add(f, "counters", o);
 }
 
+/* Which numbers of the stats reply are gauges (a level that goes up and
+ * down); every other one is a counter (only ever goes up, from 0 at the
+ * daemon's start). Per section; "filters" has none. */
+static const char *const engine_gauges[] = { "pending", "readers", NULL };
+static const char *const port_gauges[] = { "connections", "pending_replies",
+					   "blocked_senders", "queued_bytes", NULL };
+
 static struct json_object *
-cmd_stats(struct daemon *d)
+name_list(const char *const *names)
 {
+	struct json_object *a = json_object_new_array();
+
+	for (; *names; names++)
+		json_object_array_add(a, json_object_new_string(*names));
+	return a;
+}
+
+struct json_object *
+command_stats(struct daemon *d)
+{
+	struct json_object *gauges = json_object_new_object();
 	struct json_object *o = ok_reply(), *e = json_object_new_object();
 	struct json_object *fa = json_object_new_array(), *pa = json_object_new_array();
 	struct json_object *dm = json_object_new_object();
@@ -424,6 +442,12 @@ cmd_stats(struct daemon *d)
 	put_u64(dm, "watchdog_pings", d->ctr.watchdog_pings);
 	put_u64(dm, "watchdog_withheld", d->ctr.watchdog_withheld);
 	json_object_object_add(o, "daemon", dm);
+
+	json_object_object_add(gauges, "engine", name_list(engine_gauges));
+	json_object_object_add(gauges, "filters", json_object_new_array());
+	json_object_object_add(gauges, "ports", name_list(port_gauges));
+	json_object_object_add(gauges, "daemon", json_object_new_array());
+	json_object_object_add(o, "gauges", gauges);
 	return o;
 }
 
@@ -500,7 +524,7 @@ command_do(struct daemon *d, const struct ctl_request *rq)
 	case CTL_PORTS:
 		return cmd_ports(d);
 	case CTL_STATS:
-		return cmd_stats(d);
+		return command_stats(d);
 	case CTL_LOAD:
 		return cmd_load(d, rq);
 	case CTL_UNLOAD:

@@ -205,6 +205,23 @@ daemon_key(struct parser *p, const char *key, const char *value)
 				 "control_group must be a group name, not '%s'", value);
 		else
 			set_str(&c->control_group, value);
+	} else if (!strcmp(key, "metrics_file")) {
+		if (value[0] != '/' || value[strlen(value) - 1] == '/')
+			error_at(p, p->line,
+				 "metrics_file must be an absolute file path, not '%s'",
+				 value);
+		else
+			set_str(&c->metrics_file, value);
+	} else if (!strcmp(key, "metrics_interval")) {
+		char *end;
+		long n = strtol(value, &end, 10);
+
+		if (*end || end == value || n < 1 || n > 3600)
+			error_at(p, p->line,
+				 "metrics_interval must be 1 to 3600 (seconds), not '%s'",
+				 value);
+		else
+			c->metrics_interval_s = (int)n;
 	} else {
 		error_at(p, p->line, "unknown key '%s' in [fltmgrd]", key);
 	}
@@ -444,6 +461,7 @@ cfg_free(struct cfg *c)
 	free(c->runtime_dir);
 	free(c->filter_dir);
 	free(c->control_group);
+	free(c->metrics_file);
 	free(c);
 }
 

@@ -7,6 +7,8 @@
  *   filter_dir = /usr/lib/x86_64-linux-gnu/fltmgr/filters
  *   log_level = notice            ; error warning notice info debug
  *   control_group = adm           ; may use fltmc's read-only commands
+ *   metrics_file = /var/lib/prometheus/node-exporter/fltmgr.prom
+ *   metrics_interval = 15         ; seconds, 1 to 3600
  *
  *   [filter minispy]
  *   altitude = 385100             ; required
@@ -57,11 +59,13 @@ struct cfg_filter {
 };
 
 struct cfg {
-	char *file;          /* as given, for messages */
-	char *runtime_dir;   /* NULL: the default */
-	char *filter_dir;    /* NULL: the default */
-	char *control_group; /* NULL: the control socket is root-only */
-	int log_level;       /* 0: the default */
+	char *file;             /* as given, for messages */
+	char *runtime_dir;      /* NULL: the default */
+	char *filter_dir;       /* NULL: the default */
+	char *control_group;    /* NULL: the control socket is root-only */
+	char *metrics_file;     /* NULL: none; else Prometheus text, rewritten */
+	int metrics_interval_s; /* every this many seconds (default 15) */
+	int log_level;          /* 0: the default */
 	struct cfg_filter *filters;
 	size_t n_filters;
 };

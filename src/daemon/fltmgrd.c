@@ -33,6 +33,8 @@
 #include "daemon/privileges.h"
 #include "daemon/rundir.h"
 #include "daemon/trust.h"
+#include "daemon/commands.h"
+#include "ctl/prom.h"
 
 #ifndef FLTMGR_VERSION
 #define FLTMGR_VERSION "unknown"
@@ -383,7 +385,79 @@ static struct {
 	const struct options *opt;
 	struct control *ctl;
 	bool logged_unhealthy;
-} g;
+	int metrics_fd;      /* timerfd of metrics_file; -1: none yet */
+	bool metrics_failed; /* the last write failed (logged once) */
+} g = { .metrics_fd = -1 };
+
+/*
+ * metrics_file: the stats reply in the Prometheus text format
+ * (src/ctl/prom.c), for node_exporter's textfile collector, rewritten
+ * every metrics_interval seconds: written to a temporary file beside it
+ * and renamed over it, so a reader never sees half a file. A failure is
+ * logged once, and again after a success.
+ */
+static void
+metrics_write(struct daemon *d)
+{
+	const char *path = d->cfg ? d->cfg->metrics_file : NULL;
+	struct json_object *stats;
+	char tmp[PATH_MAX];
+	FILE *f;
+	int fd, r = 0;
+
+	if (!path)
+		return;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		r = -ENAMETOOLONG;
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	stats = command_stats(d);
+	r = prom_render(f, stats);
+	json_object_put(stats);
+	if (fclose(f) != 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+out:
+	if (r < 0 && !g.metrics_failed)
+		dlog(FLT_LOG_ERROR,
+		     "metrics_file %s: cannot write it: %s (under systemd it needs "
+		     "ReadWritePaths= for its directory)",
+		     path, strerror(-r));
+	else if (r == 0 && g.metrics_failed)
+		dlog(FLT_LOG_NOTICE, "metrics_file %s: written again", path);
+	g.metrics_failed = r < 0;
+}
+
+/* (Re)arms the metrics timer for the configuration now in force, and
+ * writes the file at once. */
+static void
+metrics_arm(struct daemon *d)
+{
+	struct itimerspec its = { 0 };
+
+	if (d->cfg && d->cfg->metrics_file) {
+		int s = d->cfg->metrics_interval_s > 0 ? d->cfg->metrics_interval_s : 15;
+
+		if (g.metrics_fd < 0)
+			g.metrics_fd = timerfd_create(CLOCK_MONOTONIC,
+						      TFD_CLOEXEC | TFD_NONBLOCK);
+		its.it_interval.tv_sec = s;
+		its.it_value.tv_sec = s;
+		metrics_write(d);
+	}
+	if (g.metrics_fd >= 0)
+		(void)timerfd_settime(g.metrics_fd, 0, &its, NULL);
+}
 
 bool
 daemon_progressing(struct daemon *d)
@@ -494,6 +568,7 @@ daemon_reload(struct daemon *d, struct apply_result *res, char **ret_errors)
 	r = filterset_apply(&d->fs, c, res);
 	cfg_free(d->cfg);
 	d->cfg = c;
+	metrics_arm(d);
 	if (r < 0)
 		d->ctr.reload_failures++;
 	dlog(r < 0 ? FLT_LOG_ERROR : FLT_LOG_NOTICE,
@@ -557,12 +632,13 @@ static int
 main_loop(struct daemon *d, int sig_fd, int wd_fd)
 {
 	for (;;) {
-		struct pollfd p[2 + 1 + CONTROL_MAX_CLIENTS];
+		struct pollfd p[3 + 1 + CONTROL_MAX_CLIENTS];
 		struct signalfd_siginfo si;
 		int n = 0, nc, timeout;
 
 		p[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		p[n++] = (struct pollfd){ .fd = wd_fd, .events = POLLIN };
+		p[n++] = (struct pollfd){ .fd = g.metrics_fd, .events = POLLIN };
 		nc = control_pollfds(g.ctl, p + n, (int)(sizeof(p) / sizeof(p[0])) - n);
 		timeout = control_expire(g.ctl);
 		if (poll(p, (nfds_t)(n + nc), timeout) < 0) {
@@ -576,6 +652,12 @@ main_loop(struct daemon *d, int sig_fd, int wd_fd)
 
 			if (read(wd_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
 				watchdog_tick(d);
+		}
+		if (p[2].revents & POLLIN) {
+			uint64_t ticks;
+
+			if (read(g.metrics_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
+				metrics_write(d);
 		}
 		control_dispatch(g.ctl, p + n, nc);
 		if (!(p[0].revents & POLLIN))
@@ -752,6 +834,7 @@ run(const struct options *o, struct cfg *c)
 		}
 	}
 	wd_fd = open_watchdog_timer();
+	metrics_arm(&d);
 	dlog(FLT_LOG_NOTICE,
 	     "fltmgrd " FLTMGR_VERSION " filtering with %zu filter%s (%s)", d.fs.n,
 	     d.fs.n == 1 ? "" : "s",
