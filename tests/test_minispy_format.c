@@ -263,6 +263,95 @@ assert_line_checks(const struct minispy_record *r, const struct json_writer *w)
 		fail_msg("%s\nline: %.*s", bad, (int)w->len, w->buf);
 }
 
+/* Every line the service writes is at most SPY_JSON_LINE_MAX bytes, also
+ * for the worst names a user can make: a rename between two names of
+ * 4095 control characters, or of bytes that are not UTF-8 (each escaped
+ * as six bytes, or given twice: replaced and in base64), by a program
+ * whose path is as bad. Cut fields are marked, the line stays one valid
+ * JSON object with its schema and host, and what is kept of a name is
+ * its exact beginning. */
+static void
+hostile_names_make_bounded_lines(void **state)
+{
+	static const unsigned char fills[] = { 0x01, 0x1f, 0xff, '"', 0xc3, 'a' };
+	static char a[MINISPY_STRING_MAX + 1], b[MINISPY_STRING_MAX + 1],
+		x[MINISPY_STRING_MAX + 1];
+	struct json_writer w = { 0 };
+	size_t longest_before = 0, longest_after = 0;
+
+	(void)state;
+	spy_set_host("host.example");
+	for (size_t i = 0; i < sizeof(fills); i++) {
+		for (size_t j = 0; j < sizeof(fills); j++) {
+			struct minispy_record r = event_with_path("/x");
+			struct json_object *o, *v;
+			const char *p;
+
+			memset(a, fills[i], MINISPY_STRING_MAX);
+			memset(b, fills[j], MINISPY_STRING_MAX);
+			memset(x, fills[(i + j) % sizeof(fills)], MINISPY_STRING_MAX);
+			a[0] = b[0] = x[0] = '/';
+			r.event.op = MINISPY_OP_RENAME;
+			r.event.path = a;
+			r.event.new_path = b;
+			r.event.exe = x;
+			assert_int_equal(spy_format_json(&w, &r), 0);
+			if (w.len > longest_before)
+				longest_before = w.len;
+			assert_int_equal(spy_format_json_line(&w, &r), 0);
+			if (w.len > longest_after)
+				longest_after = w.len;
+			assert_true(w.len <= SPY_JSON_LINE_MAX);
+			assert_int_equal(w.buf[w.len - 1], '\n');
+			assert_null(memchr(w.buf, '\n', w.len - 1));
+			o = json_tokener_parse(w.buf);
+			assert_non_null(o);
+			assert_true(json_object_object_get_ex(o, "schema", &v));
+			assert_int_equal(json_object_get_int(v), SPY_JSON_SCHEMA);
+			assert_true(json_object_object_get_ex(o, "host", &v));
+			assert_string_equal(json_object_get_string(v), "host.example");
+			if (fills[i] == 'a' && fills[j] == 'a' &&
+			    fills[(i + j) % sizeof(fills)] == 'a') {
+				json_object_put(o);
+				continue;
+			}
+			assert_true(json_object_object_get_ex(o, "truncated", &v));
+			assert_true(json_object_get_boolean(v));
+			assert_true(json_object_object_get_ex(o, "truncated_fields", &v));
+			assert_true(json_object_array_length(v) >= 1);
+			/* what is kept of a valid name is its exact beginning */
+			if (fills[i] < 0x80 && json_object_object_get_ex(o, "path", &v) &&
+			    (p = json_object_get_string(v)) != NULL) {
+				if (strlen(p) < 100)
+					fail_msg("path kept %zu bytes (fills %02x %02x): %s", strlen(p), fills[i], fills[j], w.buf);
+				assert_memory_equal(p, a, strlen(p));
+			}
+			json_object_put(o);
+		}
+	}
+	printf("longest line on hostile names: %zu bytes unbounded, %zu bytes "
+	       "written (limit %d)\n",
+	       longest_before, longest_after, SPY_JSON_LINE_MAX);
+	jw_free(&w);
+	spy_set_host(NULL);
+}
+
+/* A short record is written whole, its envelope first. */
+static void
+line_carries_schema_and_host(void **state)
+{
+	struct minispy_record r = event_with_path("/srv/a.txt");
+	struct json_writer w = { 0 };
+
+	(void)state;
+	spy_set_host("h1");
+	assert_int_equal(spy_format_json_line(&w, &r), 0);
+	assert_memory_equal(w.buf, "{\"schema\":1,\"host\":\"h1\",\"seq\":", 30);
+	assert_null(strstr(w.buf, "truncated"));
+	jw_free(&w);
+	spy_set_host(NULL);
+}
+
 /* ---- tests ---- */
 
 /* The computed RFC 3339 time equals gmtime_r + strftime over the whole
@@ -691,6 +780,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(time_matches_strftime),
+		cmocka_unit_test(hostile_names_make_bounded_lines),
+		cmocka_unit_test(line_carries_schema_and_host),
 		cmocka_unit_test(every_byte_escaped_exactly),
 		cmocka_unit_test(utf8_judgement_matches_decoding),
 		cmocka_unit_test(one_replacement_per_maximal_subpart),

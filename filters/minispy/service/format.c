@@ -390,12 +390,109 @@ spy_format_json(struct json_writer *w, const struct minispy_record *r)
 	return jw_end(w);
 }
 
+static char spy_host[256] = "";
+
+void
+spy_set_host(const char *host)
+{
+	snprintf(spy_host, sizeof(spy_host), "%s", host ? host : "");
+}
+
+/* The line with its envelope: "schema" and "host" first, then the
+ * record's members, then truncated_fields when some were cut. */
+static int
+envelope_line(struct json_writer *w, const struct minispy_record *r,
+	      const char *const *cut, size_t n_cut)
+{
+	jw_begin(w);
+	jw_u64(w, "schema", SPY_JSON_SCHEMA);
+	jw_string(w, "host", spy_host, strlen(spy_host));
+	if (r->type == MINISPY_REC_EVENT)
+		json_event(w, &r->event);
+	else
+		json_loss(w, &r->loss);
+	if (n_cut)
+		jw_names(w, "truncated_fields", cut, n_cut);
+	return jw_end(w);
+}
+
+/* Where a string may be cut: not inside a well-formed UTF-8 sequence
+ * (at most 3 bytes back). */
+static size_t
+cut_point(const char *s, size_t len)
+{
+	for (int back = 0; back < 3 && len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80;
+	     back++)
+		len--;
+	return len;
+}
+
+int
+spy_format_json_line(struct json_writer *w, const struct minispy_record *r)
+{
+	static const char *const names[] = { "path", "new_path", "exe" };
+	char buf[3][MINISPY_STRING_MAX + 1];
+	size_t len[3] = { 0 }, n_cut = 0;
+	const char *cut[3];
+	bool was_cut[3] = { false };
+	struct minispy_record fit;
+	const char **field[3];
+	int err = envelope_line(w, r, NULL, 0);
+
+	if (err < 0 || w->len <= SPY_JSON_LINE_MAX || r->type != MINISPY_REC_EVENT)
+		return err;
+	/* Too long (names full of control characters or bytes that are not
+	 * UTF-8, each written as up to six bytes, twice): cut the longest
+	 * of path, new_path and exe until the line fits, each at a character
+	 * boundary, and say which were cut. Never dropped, never split. */
+	fit = *r;
+	field[0] = &fit.event.path;
+	field[1] = &fit.event.new_path;
+	field[2] = &fit.event.exe;
+	for (int i = 0; i < 3; i++) {
+		if (!*field[i])
+			continue;
+		len[i] = strnlen(*field[i], MINISPY_STRING_MAX);
+		memcpy(buf[i], *field[i], len[i]);
+		buf[i][len[i]] = '\0';
+		*field[i] = buf[i];
+	}
+	fit.event.flags |= MINISPY_F_TRUNCATED;
+	while (w->len > SPY_JSON_LINE_MAX) {
+		size_t excess = w->len - SPY_JSON_LINE_MAX, step;
+		int longest = -1;
+
+		for (int i = 0; i < 3; i++)
+			if (len[i] && (longest < 0 || len[i] > len[longest]))
+				longest = i;
+		if (longest < 0)
+			break; /* nothing left to cut (cannot happen: the rest is small) */
+		/* a raw byte is written as 1 to about 7.4 bytes */
+		step = excess / 8 > 16 ? excess / 8 : 16;
+		if (step > len[longest] / 2) /* share the cuts among the fields */
+			step = len[longest] / 2 > 16 ? len[longest] / 2 : 16;
+		len[longest] = len[longest] > step
+				       ? cut_point(buf[longest], len[longest] - step)
+				       : 0;
+		buf[longest][len[longest]] = '\0';
+		was_cut[longest] = true;
+		n_cut = 0;
+		for (int i = 0; i < 3; i++)
+			if (was_cut[i])
+				cut[n_cut++] = names[i];
+		err = envelope_line(w, &fit, cut, n_cut);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
 int
 spy_format_record(FILE *f, struct json_writer *w, const struct minispy_record *r,
 		  bool json)
 {
 	if (json) {
-		int err = spy_format_json(w, r);
+		int err = spy_format_json_line(w, r);
 
 		if (err < 0)
 			return err;

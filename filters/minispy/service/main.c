@@ -8,6 +8,7 @@
  * session; exit statuses are enum spy_exit.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "spy.h"
 
@@ -21,5 +22,11 @@ main(int argc, char **argv)
 		return SPY_EXIT_OK; /* --help, --version */
 	if (r < 0)
 		return -r;
+	{
+		char host[256] = "";
+
+		(void)gethostname(host, sizeof(host) - 1);
+		spy_set_host(host);
+	}
 	return spy_run(&o);
 }

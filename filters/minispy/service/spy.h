@@ -72,6 +72,17 @@ int spy_format_record(FILE *f, struct json_writer *w, const struct minispy_recor
 /* Encodes r as one JSON line (with its '\n') in w->buf[0..w->len).
  * 0 or -ENOMEM. */
 int spy_format_json(struct json_writer *w, const struct minispy_record *r);
+
+/* What the service writes (docs/minispy.md): spy_format_json's members
+ * after "schema":SPY_JSON_SCHEMA and "host", in a line of at most
+ * SPY_JSON_LINE_MAX bytes (the newline included): longer lines have path,
+ * new_path and exe cut, longest first, marked "truncated":true and
+ * "truncated_fields":[...]. */
+#define SPY_JSON_SCHEMA   1
+#define SPY_JSON_LINE_MAX 8192
+int spy_format_json_line(struct json_writer *w, const struct minispy_record *r);
+/* The host name written in every line (gethostname() at start). */
+void spy_set_host(const char *host);
 /* "HH:MM:SS.uuuuuu" in local time. */
 void spy_format_time_local(int64_t time_ns, char *buf, size_t size);
 /* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (RFC 3339, UTC, nanoseconds) in buf,
