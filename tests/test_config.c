@@ -135,6 +135,43 @@ each_error_names_file_and_line(void **state)
 		     "t.conf:3: syntax error");
 }
 
+/* A path with blanks is written in double quotes (\" and \\ inside);
+ * unquoted, the error says how. */
+static void
+attach_path_with_blanks_in_quotes(void **state)
+{
+	struct cfg *c = NULL;
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(cfg_parse_string("t.conf",
+					  "[filter a]\naltitude = 1\n"
+					  "attach = \"/srv/my dir\" mount\n"
+					  "attach = \"/srv/a \\\"b\\\" \\\\c\"\n",
+					  &c, &err),
+			 0);
+	assert_int_equal(c->filters[0].n_instances, 2);
+	assert_string_equal(c->filters[0].instances[0].path, "/srv/my dir");
+	assert_int_equal(c->filters[0].instances[0].kind, FLT_INSTANCE_MOUNT);
+	assert_string_equal(c->filters[0].instances[1].path, "/srv/a \"b\" \\c");
+	assert_int_equal(c->filters[0].instances[1].kind, FLT_INSTANCE_SUBTREE);
+	cfg_free(c);
+	c = NULL;
+	assert_int_equal(
+		cfg_parse_string("t.conf",
+				 "[filter a]\naltitude = 1\nattach = /srv/my dir\n"
+				 "attach = \"/srv/open\n",
+				 &c, &err),
+		-EINVAL);
+	assert_non_null(strstr(err,
+			       "t.conf:3: attach kind must be subtree, mount or "
+			       "filesystem, not 'dir' (a path with blanks is written "
+			       "in double quotes"));
+	assert_non_null(
+		strstr(err, "t.conf:4: attach path '\"/srv/open' has no closing"));
+	free(err);
+}
+
 static void
 all_errors_reported_in_one_pass(void **state)
 {
@@ -261,6 +298,7 @@ main(void)
 		cmocka_unit_test(full_config_parses),
 		cmocka_unit_test(each_error_names_file_and_line),
 		cmocka_unit_test(all_errors_reported_in_one_pass),
+		cmocka_unit_test(attach_path_with_blanks_in_quotes),
 		cmocka_unit_test(long_lines_are_errors_not_truncated),
 		cmocka_unit_test(comparing_filters_for_reload),
 		cmocka_unit_test(load_reports_unreadable_and_binary_files),

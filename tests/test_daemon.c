@@ -1194,6 +1194,53 @@ test_engine_created_after_the_drop(void **state)
 /* An attach point root may not search (a 0700 directory of another
  * user), and a 0600 file of that user: attached, and the filter reads
  * the file through the event's descriptor (CAP_DAC_READ_SEARCH). */
+/* fltmc load without an altitude: the filter's own default (minispy
+ * exports 385100), as from a Windows INF. A refusal says why: a second
+ * minispy on the same port names the filter holding the port. */
+static void
+test_load_uses_filters_own_altitude_and_refusals_say_why(void **state)
+{
+	const char *minispy = getenv("FLTMGR_TEST_MINISPY");
+	char cmd[2048], out[4096];
+	struct json_object *o;
+	bool found = false;
+
+	(void)state;
+	assert_non_null(minispy);
+	snprintf(cmd, sizeof(cmd),
+		 "cp '%s' '%s/minispy.so' && chmod 0644 '%s/minispy.so'", minispy, fdir,
+		 fdir);
+	assert_int_equal(system(cmd), 0);
+	daemon_start();
+	assert_int_equal(
+		RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "load", "minispy"),
+		0);
+	o = fltmc_json("filters", NULL, NULL);
+	for (size_t i = 0; i < json_object_array_length(jget(o, "filters")); i++) {
+		struct json_object *f = json_object_array_get_idx(jget(o, "filters"), i);
+
+		if (!strcmp(json_object_get_string(jget(f, "name")), "minispy")) {
+			assert_string_equal(json_object_get_string(jget(f, "altitude")),
+					    "385100");
+			found = true;
+		}
+	}
+	json_object_put(o);
+	assert_true(found);
+	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "load",
+			     "spy2", "--object", "minispy.so"),
+			 1);
+	if (!strstr(out, "port name minispy is taken by filter minispy; set param.port"))
+		fail_msg("fltmc load spy2: %s", out);
+	/* tf names no altitude of its own: the refusal says what to give */
+	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "load",
+			     "tf9", "--object", "tf.so"),
+			 1);
+	if (!strstr(out, "names no default altitude") || !strstr(out, "give one"))
+		fail_msg("fltmc load tf9: %s", out);
+	assert_int_equal(daemon_stop(), 0);
+}
+
 /* ---- decisions the operator sees ---- */
 
 static int
@@ -2528,6 +2575,9 @@ main(int argc, char **argv)
 			test_instance_state_and_new_counters_shown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_denials_are_logged_with_who_and_why,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_load_uses_filters_own_altitude_and_refusals_say_why, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_denials_go_to_the_journal_with_fields, setup, teardown),
 	};

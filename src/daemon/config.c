@@ -234,7 +234,27 @@ add_instance(struct parser *p, struct cfg_filter *f, const char *value)
 	struct cfg_instance *n, *in;
 	int k, fields;
 
-	fields = sscanf(value, "%1023s %31s %1s", path, kind, extra);
+	if (value[0] == '"') {
+		/* "PATH WITH BLANKS" [KIND]: \" and \\ inside the quotes */
+		const char *s = value + 1;
+		size_t len = 0;
+
+		while (*s && *s != '"' && len + 1 < sizeof(path)) {
+			if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+				s++;
+			path[len++] = *s++;
+		}
+		path[len] = '\0';
+		if (*s != '"') {
+			error_at(p, p->line, "attach path '%s' has no closing '\"'",
+				 value);
+			return;
+		}
+		fields = sscanf(s + 1, "%31s %1s", kind, extra); /* EOF: -1 */
+		fields = 1 + (fields > 0 ? fields : 0);
+	} else {
+		fields = sscanf(value, "%1023s %31s %1s", path, kind, extra);
+	}
 	if (fields < 1 || fields > 2) {
 		error_at(p, p->line,
 			 "attach takes PATH [subtree|mount|filesystem], not '%s'", value);
@@ -247,8 +267,11 @@ add_instance(struct parser *p, struct cfg_filter *f, const char *value)
 	k = cfg_kind_parse(kind);
 	if (k < 0) {
 		error_at(p, p->line,
-			 "attach kind must be subtree, mount or filesystem, not '%s'",
-			 kind);
+			 "attach kind must be subtree, mount or filesystem, not '%s'%s",
+			 kind,
+			 value[0] != '"' ? " (a path with blanks is written in double "
+					   "quotes: attach = \"/srv/my dir\" subtree)"
+					 : "");
 		return;
 	}
 	for (size_t i = 0; i < f->n_instances; i++) {

@@ -372,6 +372,54 @@ image_refresh(struct filter_image *img, char **ret_why)
 	return 0;
 }
 
+/* The filter that holds a server port of this name, or NULL. */
+static const char *
+port_holder(flt_manager *m, const char *port)
+{
+	flt_filter *v[64];
+	size_t n = flt_manager_list_filters(m, v, 64);
+
+	for (size_t i = 0; i < n && i < 64; i++) {
+		struct flt_port_info *p = NULL;
+		size_t np = 0;
+		bool found = false;
+
+		if (flt_filter_list_ports(v[i], &p, &np) < 0)
+			continue;
+		for (size_t k = 0; k < np && !found; k++)
+			found = !p[k].client.value && !strcmp(p[k].name, port);
+		free(p);
+		if (found)
+			return flt_filter_name(v[i]);
+	}
+	return NULL;
+}
+
+/* Why an entry point refused with -EEXIST: most often its port name
+ * (param.port, else the object's name) is another filter's. */
+static int
+refused_exists(flt_manager *m, const struct cfg_filter *cf,
+	       const struct flt_filter_config *fc, const char *object, char **ret_why)
+{
+	const char *given = flt_config_param(fc, "port");
+	char port[FLT_PORT_NAME_MAX + 1];
+	const char *holder;
+
+	snprintf(port, sizeof(port), "%s", given ? given : base_name(object));
+	if (!given && strlen(port) > 3 && !strcmp(port + strlen(port) - 3, ".so"))
+		port[strlen(port) - 3] = '\0';
+	holder = port_holder(m, port);
+	if (holder)
+		return fail(-EEXIST, ret_why,
+			    "filter %s refused to load: port name %s is taken by filter "
+			    "%s; set param.port",
+			    cf->name, port, holder);
+	return fail(-EEXIST, ret_why,
+		    "filter %s refused to load: a name it creates exists already "
+		    "(File exists; a port? set param.port)",
+		    cf->name);
+}
+
 int
 filter_load_image(flt_manager *m, const struct cfg_filter *cf, struct filter_image *img,
 		  struct loaded_filter *ret, char **ret_why)
@@ -452,8 +500,11 @@ filter_load_image(flt_manager *m, const struct cfg_filter *cf, struct filter_ima
 	if (r < 0) {
 		if (f) /* registered, then failed: do not leave it behind */
 			flt_unregister_filter(f);
-		r = fail(r, ret_why, "filter %s refused to load: %s", cf->name,
-			 strerror(-r));
+		if (r == -EEXIST)
+			r = refused_exists(m, cf, &fc, img->path, ret_why);
+		else
+			r = fail(r, ret_why, "filter %s refused to load: %s", cf->name,
+				 strerror(-r));
 		goto fail_dl;
 	}
 	free(keys);
