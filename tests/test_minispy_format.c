@@ -323,7 +323,9 @@ hostile_names_make_bounded_lines(void **state)
 			if (fills[i] < 0x80 && json_object_object_get_ex(o, "path", &v) &&
 			    (p = json_object_get_string(v)) != NULL) {
 				if (strlen(p) < 100)
-					fail_msg("path kept %zu bytes (fills %02x %02x): %s", strlen(p), fills[i], fills[j], w.buf);
+					fail_msg("path kept %zu bytes (fills %02x %02x): "
+						 "%s",
+						 strlen(p), fills[i], fills[j], w.buf);
 				assert_memory_equal(p, a, strlen(p));
 			}
 			json_object_put(o);
