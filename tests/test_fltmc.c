@@ -1085,13 +1085,14 @@ non_root_caller_on_a_root_only_socket_exits_4(void **state)
 	/* uid NOBODY may not reach the build tree (a checkout in a 0700
 	 * directory): it runs a copy in the test's own directory. */
 	{
-		char copy[PATH_MAX], cmd[2 * PATH_MAX + 64];
+		static char copy[PATH_MAX];
+		char cmd[2 * PATH_MAX + 64];
 
 		snprintf(copy, sizeof(copy), "%s/fltmc", dir);
 		snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 0755 '%s'", fltmc, copy,
 			 copy);
 		assert_int_equal(system(cmd), 0);
-		fltmc = strdup(copy);
+		fltmc = copy;
 	}
 	fake_start(&f, FAKE_REPLY, filters_reply);
 	assert_int_equal(chmod(socket_path, 0600), 0);

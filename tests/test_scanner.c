@@ -1364,7 +1364,8 @@ file_changed_during_its_scan_is_scanned_again(void **state)
 		fake_answer(p, id, SCANNER_CLEAN);
 	}
 	assert_int_equal(child_result(c), EPERM);
-	assert_true(wait_in_file(dlog, "denied: it changed during each of its scans", 1));
+	assert_true(wait_in_file(
+		dlog, "denied: changed_denies (it changed during each of its scans", 1));
 	filter_stats(v);
 	assert_int_equal(v[SCANNER_CTR_changed_denies], 1);
 	assert_int_equal(v[SCANNER_CTR_rescans], 1 + 3);

@@ -254,17 +254,18 @@ load_config(const struct options *o, struct cfg **ret)
 static const char *
 default_filter_dir(void)
 {
+	static const char build_daemon[] = FLTMGR_BUILD_DAEMON;
+	static const char build_filters[] = FLTMGR_BUILD_FILTER_DIR;
 	static const char *dir;
 	struct stat self, built;
 
 	if (dir)
 		return dir;
 	dir = FLTMGR_FILTER_DIR;
-	if (*FLTMGR_BUILD_DAEMON && *FLTMGR_BUILD_FILTER_DIR &&
-	    stat("/proc/self/exe", &self) == 0 &&
-	    stat(FLTMGR_BUILD_DAEMON, &built) == 0 && self.st_dev == built.st_dev &&
+	if (build_daemon[0] && build_filters[0] && stat("/proc/self/exe", &self) == 0 &&
+	    stat(build_daemon, &built) == 0 && self.st_dev == built.st_dev &&
 	    self.st_ino == built.st_ino)
-		dir = FLTMGR_BUILD_FILTER_DIR;
+		dir = build_filters;
 	return dir;
 }
 

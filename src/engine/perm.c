@@ -573,9 +573,11 @@ handle_event(struct engine *e, const struct fan_event *fe)
 					.verdict = v,
 					.reason = "out_of_memory",
 					.detail =
-						"no memory for the event: the strictest "
-						"default verdict of the filters there, "
-						"unfiltered; counted in dropped" },
+						"out of memory for a permission event: "
+						"the "
+						"strictest default verdict of the "
+						"filters "
+						"there, unfiltered; counted in dropped" },
 				fe->fd);
 		close(fe->fd);
 		if (fe->pidfd >= 0)
