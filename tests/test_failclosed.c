@@ -143,13 +143,33 @@ prog_size(void)
 	return (size_t)prog_spare() + 3 * 4096;
 }
 
-/* Builds the content in a malloc'ed buffer (children too: no cmocka). */
+/* Memory for the content buffers below: mmap(), not malloc(), because
+ * children forked from this threaded process build them too, and malloc
+ * there can wait forever on an allocator lock another thread held at the
+ * fork (seen under ASan). Freed with content_free(). */
+static unsigned char *
+content_alloc(size_t n)
+{
+	void *p =
+		mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void
+content_free(unsigned char *b, size_t n)
+{
+	if (b)
+		munmap(b, n);
+}
+
+/* Builds the content in a content_alloc() buffer (children too: no cmocka). */
 static unsigned char *
 prog_content(bool marked, bool split, size_t *ret_len)
 {
 	size_t n = prog_size();
 	off_t a = prog_spare();
-	unsigned char *b = malloc(n);
+	unsigned char *b = content_alloc(n);
 
 	if (!b)
 		return NULL;
@@ -170,7 +190,7 @@ prog_content(bool marked, bool split, size_t *ret_len)
 static unsigned char *
 text_content(bool marked, size_t *ret_len)
 {
-	unsigned char *b = malloc(FILLER_BYTES);
+	unsigned char *b = content_alloc(FILLER_BYTES);
 
 	if (!b)
 		return NULL;
@@ -228,7 +248,7 @@ put_at(int dfd, const char *name, enum content c, mode_t mode)
 	if (!b)
 		return -ENOMEM;
 	r = write_at(dfd, name, b, n, mode);
-	free(b);
+	content_free(b, n);
 	return r;
 }
 
@@ -1387,7 +1407,7 @@ atk_change(void *arg)
 			TRY(fd = open(j->path, O_WRONLY | O_TRUNC | O_CLOEXEC));
 		}
 		r = whole(write(fd, b, n), n);
-		free(b);
+		content_free(b, n);
 		break;
 	case CH_FTRUNCATE:
 		TRY(fd = open(j->path, O_WRONLY | O_CLOEXEC));

@@ -55,7 +55,8 @@ int tu_become_user(uid_t uid, gid_t gid);
 
 /* Whether the file behind fd contains needle, read with pread() from
  * offset 0 (the file offset is not moved) up to max_bytes: 1 yes, 0 no,
- * -errno on a read error. No cmocka calls, so usable in a forked child. */
+ * -errno on a read error (-EINVAL: a needle over 256 bytes). No cmocka
+ * calls and no allocation, so usable in a child forked from threads. */
 int tu_fd_contains(int fd, const char *needle, size_t max_bytes);
 
 /* This test program, copied where any user can run it: the checkout may
