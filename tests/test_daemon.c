@@ -1241,6 +1241,46 @@ test_load_uses_filters_own_altitude_and_refusals_say_why(void **state)
 	assert_int_equal(daemon_stop(), 0);
 }
 
+/* metrics_file: the counters in the Prometheus text format, written at
+ * start and every metrics_interval seconds (renamed into place). */
+static int
+file_exists(void *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+static int
+metrics_has_denials(void *path)
+{
+	const char *text = read_file(path);
+
+	return strstr(text, "fltmgr_filter_denied_total{filter=\"tf\"} 1\n") != NULL;
+}
+
+static void
+test_metrics_file_written_on_an_interval(void **state)
+{
+	char daemon_extra[700], path[600];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/metrics.prom", scratch);
+	unlink(path);
+	snprintf(daemon_extra, sizeof(daemon_extra),
+		 "metrics_file = %s\nmetrics_interval = 1\n", path);
+	write_conf2(daemon_extra, NULL);
+	daemon_start();
+	/* written at start, just after the control socket appears */
+	if (!tu_wait_until(file_exists, path, 5000))
+		fail_msg("no %s: %s", path, read_file(logfile));
+	assert_non_null(strstr(read_file(path), "# TYPE fltmgr_engine_pending gauge\n"));
+	assert_non_null(
+		strstr(read_file(path), "# TYPE fltmgr_engine_denied_total counter\n"));
+	assert_int_equal(try_open("secret.txt"), -EPERM);
+	if (!tu_wait_until(metrics_has_denials, path, 5000))
+		fail_msg("no denial in %s after 5 s: %s", path, read_file(path));
+	assert_int_equal(daemon_stop(), 0);
+}
+
 /* ---- decisions the operator sees ---- */
 
 static int
@@ -2574,6 +2614,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(
 			test_instance_state_and_new_counters_shown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_denials_are_logged_with_who_and_why,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_file_written_on_an_interval,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_load_uses_filters_own_altitude_and_refusals_say_why, setup,
