@@ -1281,6 +1281,47 @@ test_metrics_file_written_on_an_interval(void **state)
 	assert_int_equal(daemon_stop(), 0);
 }
 
+/* Run from its build tree, fltmgrd finds the filters built beside it
+ * (the built-in default loads minispy.so from there); a copy of the same
+ * binary elsewhere is "installed" and looks in the compiled-in filter
+ * directory only. */
+static void
+test_uninstalled_daemon_uses_its_build_trees_filters(void **state)
+{
+	const char *minispy = getenv("FLTMGR_TEST_MINISPY");
+	const char *lib = getenv("FLTMGR_TEST_NOENTRY"); /* <build>/src/libfltuser.so */
+	char dir[PATH_MAX], libdir[PATH_MAX], copy[600], cmd[2 * PATH_MAX], out[4096];
+	struct stat st;
+
+	(void)state;
+	assert_non_null(minispy);
+	assert_non_null(lib);
+	snprintf(dir, sizeof(dir), "%s", minispy);
+	*strrchr(dir, '/') = '\0';
+	snprintf(libdir, sizeof(libdir), "%s", lib);
+	*strrchr(libdir, '/') = '\0';
+	if (stat(dir, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
+		print_message("skipped: the build tree's %s is not root's (0755), so the "
+			      "loader would refuse its filters anyway\n",
+			      dir);
+		skip();
+	}
+	assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--check-config"), 0);
+	if (!strstr(out, "<built-in>: configuration OK (1 filter)"))
+		fail_msg("fltmgrd --check-config from the build tree: %s", out);
+
+	snprintf(copy, sizeof(copy), "%s/fltmgrd-installed", scratch);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", fltmgrd_bin, copy);
+	assert_int_equal(system(cmd), 0);
+	setenv("LD_LIBRARY_PATH", libdir, 1);
+	assert_int_equal(RUN(out, copy, "--check-config"), 1);
+	unsetenv("LD_LIBRARY_PATH");
+	if (strstr(out, dir) || !strstr(out, "/fltmgr/filters/minispy.so"))
+		fail_msg("a copy of fltmgrd looked in the build tree, or not in the "
+			 "installed filter directory: %s",
+			 out);
+}
+
 /* ---- decisions the operator sees ---- */
 
 static int
@@ -2617,6 +2658,9 @@ main(int argc, char **argv)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_file_written_on_an_interval,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_uninstalled_daemon_uses_its_build_trees_filters, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_load_uses_filters_own_altitude_and_refusals_say_why, setup,
 			teardown),
