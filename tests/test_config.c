@@ -137,6 +137,34 @@ each_error_names_file_and_line(void **state)
 
 /* A path with blanks is written in double quotes (\" and \\ inside);
  * unquoted, the error says how. */
+/* Syntax errors too are all reported in one pass (libinih alone stops
+ * reporting at the first). */
+static void
+every_syntax_error_in_one_pass(void **state)
+{
+	struct cfg *c = NULL;
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(
+		cfg_parse_string("t.conf",
+				 "[fltmgrd\nlog_level notice\n[filter a]\naltitude = 1\n"
+				 "junk line ; with a comment\n; fine\n# fine\n"
+				 "[filter b\nattach\n",
+				 &c, &err),
+		-EINVAL);
+	assert_non_null(strstr(err, "t.conf:1: syntax error: a section is [NAME], not "
+				    "'[fltmgrd'"));
+	assert_non_null(strstr(err, "t.conf:2: syntax error: expected [section] or key = "
+				    "value, not 'log_level notice'"));
+	assert_non_null(strstr(err, "t.conf:5: syntax error"));
+	assert_non_null(strstr(err, "t.conf:8: syntax error: a section is [NAME]"));
+	assert_non_null(strstr(err, "t.conf:9: syntax error"));
+	assert_null(strstr(err, "t.conf:6:"));
+	assert_null(strstr(err, "t.conf:7:"));
+	free(err);
+}
+
 static void
 attach_path_with_blanks_in_quotes(void **state)
 {
@@ -299,6 +327,7 @@ main(void)
 		cmocka_unit_test(each_error_names_file_and_line),
 		cmocka_unit_test(all_errors_reported_in_one_pass),
 		cmocka_unit_test(attach_path_with_blanks_in_quotes),
+		cmocka_unit_test(every_syntax_error_in_one_pass),
 		cmocka_unit_test(long_lines_are_errors_not_truncated),
 		cmocka_unit_test(comparing_filters_for_reload),
 		cmocka_unit_test(load_reports_unreadable_and_binary_files),

@@ -58,6 +58,25 @@ error_at(struct parser *p, int line, const char *fmt, ...)
 
 static void begin_section(struct parser *p, const char *line, size_t n);
 
+/* A line libinih accepts (its default rules; indentation is stripped
+ * already): a comment (; or #), [section], or a key with '=' or ':'
+ * before any inline " ;" comment. */
+static bool
+syntax_ok(const char *s, size_t n)
+{
+	if (s[0] == ';' || s[0] == '#')
+		return true;
+	if (s[0] == '[')
+		return memchr(s, ']', n) != NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '=' || s[i] == ':')
+			return true;
+		if (s[i] == ';' && i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t'))
+			return false;
+	}
+	return false;
+}
+
 /* ini_reader: one line per call, counted, indentation stripped. */
 static char *
 read_line(char *buf, int size, void *stream)
@@ -83,6 +102,17 @@ read_line(char *buf, int size, void *stream)
 
 		error_at(p, p->line, "line longer than %d characters", max);
 		n = 0; /* hand libinih an empty line */
+	}
+	if (n && !syntax_ok(s, n)) {
+		/* Reported here, so every syntax error of the file is (libinih
+		 * would report only the first), and libinih gets an empty line. */
+		error_at(p, p->line, "syntax error: %s, not '%.*s'",
+			 s[0] == '[' ? "a section is [NAME]"
+				     : "expected [section] or key = value",
+			 (int)(n > 60 ? 60 : n), s);
+		if (s[0] == '[')
+			begin_section(p, "[", 1); /* what follows is in no section */
+		n = 0;
 	}
 	memcpy(buf, s, n);
 	buf[n] = '\0';
