@@ -468,6 +468,24 @@ cmd_load(struct daemon *d, const struct ctl_request *rq)
 	char *why = NULL, *object = NULL;
 	int r;
 
+	/* Refused with the reason, before anything is opened: the rules of
+	 * a [filter NAME] section (fltmgr.conf(5)). */
+	if (!cfg_valid_name(rq->name))
+		return command_error(
+			EINVAL, "bad filter name \"%s\": 1 to 64 of A-Z a-z 0-9 . _ -",
+			rq->name);
+	if (rq->altitude && !cfg_valid_altitude(rq->altitude))
+		return command_error(
+			EINVAL,
+			"altitude must be a decimal number such as 385100 or "
+			"385100.5, not \"%s\"",
+			rq->altitude);
+	if (rq->object && (!*rq->object || strstr(rq->object, "..")))
+		return command_error(
+			EINVAL,
+			"bad filter object \"%s\": a file name in the filter "
+			"directory or an absolute path, without \"..\"",
+			rq->object);
 	if (!rq->altitude && !rq->object)
 		cf = cfg_find_filter(d->cfg, rq->name);
 	if (!cf) {

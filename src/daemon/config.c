@@ -121,8 +121,8 @@ read_line(char *buf, int size, void *stream)
 	return buf;
 }
 
-static bool
-valid_name(const char *s)
+bool
+cfg_valid_name(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -473,7 +473,7 @@ begin_section(struct parser *p, const char *line, size_t n)
 
 		while (*fname == ' ')
 			fname++;
-		if (!valid_name(fname)) {
+		if (!cfg_valid_name(fname)) {
 			error_at(p, p->line,
 				 "bad filter name '%s' ([A-Za-z0-9._-]{1,64})", fname);
 			return;
