@@ -574,13 +574,35 @@ test_reload_rejects_bad_config(void **state)
 
 	(void)state;
 	daemon_start();
-	write_conf("bogus = 1\n");
+	write_conf("bogus = 1\nattach\n");
 	assert_int_equal(RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "reload"),
 			 1);
 	assert_non_null(strstr(read_file(logfile), "unknown key 'bogus'"));
+	/* fltmc prints every FILE:LINE error; --json has them one by one */
+	assert_non_null(strstr(out, "unknown key 'bogus'"));
+	assert_non_null(strstr(out, ":12: syntax error"));
+	/* the reply is the line that starts with {"ok" (the reason goes to
+	 * stderr too, into the same file) */
+	assert_int_equal(
+		RUN(out, (char *)fltmc_bin, "--runtime-dir", rundir, "--json", "reload"),
+		1);
+	{
+		char *line = strstr(out, "{\"ok\"");
+
+		assert_non_null(line);
+		if (strchr(line, '\n'))
+			*strchr(line, '\n') = '\0';
+		o = json_tokener_parse(line);
+	}
+	assert_non_null(o);
+	assert_int_equal(json_object_array_length(jget(o, "errors")), 2);
+	assert_non_null(strstr(
+		json_object_get_string(json_object_array_get_idx(jget(o, "errors"), 0)),
+		":11: unknown key 'bogus'"));
+	json_object_put(o);
 	assert_int_equal(try_open("secret.txt"), -EPERM);
 	o = fltmc_json("stats", NULL, NULL);
-	assert_int_equal(jint(jget(o, "daemon"), "reload_failures"), 1);
+	assert_int_equal(jint(jget(o, "daemon"), "reload_failures"), 2);
 	/* the notification outcome counters are there (jget fails if not) */
 	{
 		static const char *const outcomes[] = { "notif_ignored", "notif_resolved",

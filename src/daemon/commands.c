@@ -561,10 +561,28 @@ command_do(struct daemon *d, const struct ctl_request *rq)
 
 		r = daemon_reload(d, &res, &why);
 		if (r == -EINVAL) {
+			/* every FILE:LINE error: "; "-joined in error (what
+			 * fltmc prints), one each in errors (for scripts) */
+			char *joined = NULL, *save = NULL;
+
+			errors = json_object_new_array();
+			for (char *l = why ? strtok_r(why, "\n", &save) : NULL; l;
+			     l = strtok_r(NULL, "\n", &save)) {
+				char *n;
+
+				json_object_array_add(errors, json_object_new_string(l));
+				if (asprintf(&n, "%s%s%s", joined ? joined : "",
+					     joined ? "; " : "", l) < 0)
+					break;
+				free(joined);
+				joined = n;
+			}
 			o = command_error(EINVAL,
 					  "the configuration was rejected, nothing was "
 					  "changed: %s",
-					  why ? why : "see the daemon's log");
+					  joined ? joined : "see the daemon's log");
+			json_object_object_add(o, "errors", errors);
+			free(joined);
 			free(why);
 			return o;
 		}

@@ -364,7 +364,8 @@ static void
 filter_key(struct parser *p, struct cfg_filter *f, const char *key, const char *value)
 {
 	if (!strcmp(key, "altitude")) {
-		if (!cfg_valid_altitude(value))
+		f->bad_altitude = !cfg_valid_altitude(value);
+		if (f->bad_altitude)
 			error_at(p, p->line,
 				 "altitude must be a decimal number such as 385100 or "
 				 "385100.5, not '%s'",
@@ -539,7 +540,7 @@ cfg_parse_string(const char *name, const char *text, struct cfg **ret_cfg,
 	for (size_t i = 0; i < p.cfg->n_filters; i++) {
 		struct cfg_filter *f = &p.cfg->filters[i];
 
-		if (!f->altitude)
+		if (!f->altitude && !f->bad_altitude)
 			error_at(&p, f->line, "filter %s has no altitude", f->name);
 		if (!f->object && asprintf(&f->object, "%s.so", f->name) < 0)
 			f->object = NULL;

@@ -55,7 +55,8 @@ struct cfg_filter {
 	size_t n_instances;
 	struct cfg_param *params;
 	size_t n_params;
-	int line; /* of the [filter NAME] header */
+	int line;          /* of the [filter NAME] header */
+	bool bad_altitude; /* parsing: one was given and refused (said once) */
 };
 
 struct cfg {

@@ -38,7 +38,7 @@ struct daemon {
 /* Reads the configuration again and applies it (SIGHUP, fltmc reload). A
  * configuration with errors (or a file that cannot be trusted) is
  * rejected whole and the running state kept. Returns 0, -EINVAL (errors,
- * logged, and "; "-joined in *ret_errors: free() it), or -EIO (partly
+ * logged, and one per line in *ret_errors: free() it), or -EIO (partly
  * applied: d->fs.problems says what failed). */
 int daemon_reload(struct daemon *d, struct apply_result *res, char **ret_errors);
 

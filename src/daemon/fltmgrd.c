@@ -500,27 +500,6 @@ apply_daemon_settings(struct daemon *d, const struct cfg *c)
 	}
 }
 
-/* errors ("FILE:LINE: ...\n" lines) as one "; "-joined line. */
-static char *
-one_line(const char *errors)
-{
-	size_t n = errors ? strlen(errors) : 0, k = 0;
-	char *s = errors ? malloc(2 * n + 1) : NULL;
-
-	if (!s)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (errors[i] != '\n') {
-			s[k++] = errors[i];
-		} else if (i + 1 < n) {
-			s[k++] = ';';
-			s[k++] = ' ';
-		}
-	}
-	s[k] = '\0';
-	return s;
-}
-
 int
 daemon_reload(struct daemon *d, struct apply_result *res, char **ret_errors)
 {
@@ -548,8 +527,10 @@ daemon_reload(struct daemon *d, struct apply_result *res, char **ret_errors)
 				dlog(FLT_LOG_ERROR, "  %s: %s", d->config_path,
 				     strerror(-r));
 			free(copy);
-			*ret_errors = one_line(errors);
-			free(errors);
+			if (!errors && asprintf(&errors, "%s: %s\n", d->config_path,
+						strerror(-r)) < 0)
+				errors = NULL;
+			*ret_errors = errors; /* "FILE:LINE: ...\n" lines */
 			d->ctr.reload_failures++;
 			sd_notify(0,
 				  "READY=1\nSTATUS=Reload rejected; running the previous "
