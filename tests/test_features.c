@@ -13,7 +13,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,9 @@ static char fsop_path[PATH_MAX];
 static char scratch[64] = "/tmp/fltmgr-feat.XXXXXX";
 static char mnt[128];
 static flt_manager *g_m;
+
+static int n_recs; /* recorded events (below), under rec_lock */
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- the log, captured ---- */
 
@@ -80,6 +82,9 @@ setup(void **state)
 	o.runtime_dir = tu_runtime_dir_create();
 	log_len = 0;
 	log_text[0] = '\0';
+	pthread_mutex_lock(&rec_lock);
+	n_recs = 0;
+	pthread_mutex_unlock(&rec_lock);
 	assert_int_equal(flt_manager_new(&o, &g_m), 0);
 	return 0;
 }
@@ -144,35 +149,53 @@ struct rec {
 	char new_path[256];
 };
 
+/* Written by the engine's threads, read by the test: under rec_lock. A
+ * record is never changed once added, so a pointer to one stays valid. */
 static struct rec recs[256];
-static atomic_int n_recs;
 
 static void
 record(const struct flt_callback_data *d)
 {
 	const struct flt_process *p = flt_get_process(d);
-	int i = atomic_fetch_add(&n_recs, 1);
+	struct rec r = { .op = d->op, .pid = d->pid };
 
-	if (i >= (int)(sizeof(recs) / sizeof(recs[0])))
-		return;
-	recs[i] = (struct rec){ .op = d->op, .pid = d->pid };
-	recs[i].verified = p->verified;
-	recs[i].uid = p->uid;
+	r.verified = p->verified;
+	r.uid = p->uid;
 	if (p->exe)
-		snprintf(recs[i].exe, sizeof(recs[i].exe), "%s", p->exe);
+		snprintf(r.exe, sizeof(r.exe), "%s", p->exe);
 	if (d->path)
-		snprintf(recs[i].path, sizeof(recs[i].path), "%s", d->path);
+		snprintf(r.path, sizeof(r.path), "%s", d->path);
 	if (d->new_path)
-		snprintf(recs[i].new_path, sizeof(recs[i].new_path), "%s", d->new_path);
+		snprintf(r.new_path, sizeof(r.new_path), "%s", d->new_path);
+	pthread_mutex_lock(&rec_lock);
+	if (n_recs < (int)(sizeof(recs) / sizeof(recs[0])))
+		recs[n_recs++] = r;
+	pthread_mutex_unlock(&rec_lock);
 }
 
 static const struct rec *
 find(enum flt_operation op, const char *path)
 {
-	for (int i = 0; i < atomic_load(&n_recs) && i < 256; i++)
+	const struct rec *r = NULL;
+
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < n_recs && !r; i++)
 		if (recs[i].op == op && !strcmp(recs[i].path, path))
-			return &recs[i];
-	return NULL;
+			r = &recs[i];
+	pthread_mutex_unlock(&rec_lock);
+	return r;
+}
+
+static int
+count(enum flt_operation op, const char *path)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < n_recs; i++)
+		n += recs[i].op == op && !strcmp(recs[i].path, path);
+	pthread_mutex_unlock(&rec_lock);
+	return n;
 }
 
 static const struct rec *
@@ -452,9 +475,7 @@ kernel_cache_as_the_kernel_allows(void **state)
 	assert_int_equal(r, 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(run_fsop("open", at("c"), NULL), 0);
-	opens = 0;
-	for (int i = 0; i < atomic_load(&n_recs); i++)
-		opens += recs[i].op == FLT_OP_OPEN && !strcmp(recs[i].path, at("c"));
+	opens = count(FLT_OP_OPEN, at("c"));
 	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
 	if (f->evictable && f->mark_ignore) {
 		assert_int_equal(opens, 1); /* the others: the kernel's cache */
