@@ -18,7 +18,7 @@ pkgs=(meson ninja-build pkg-config gcc python3 libinih-dev libjson-c-dev libsyst
 services=()
 case "$what" in
 build) ;;
-test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin valgrind btrfs-progs e2fsprogs) ;;
+test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin valgrind btrfs-progs e2fsprogs qemu-system-x86 busybox-static) ;;
 bench)
 	pkgs+=(libcmocka-dev fatrace inotify-tools gnuplot-nox clamav-daemon fapolicyd)
 	services=(clamav-daemon fapolicyd)

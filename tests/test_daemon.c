@@ -664,6 +664,7 @@ test_builtin_default_and_shipped_config(void **state)
 	bool seen = false;
 
 	(void)state;
+	TU_NEED_KERNEL("names"); /* minispy */
 	assert_non_null(minispy);
 	assert_non_null(shipped);
 	snprintf(cmd, sizeof(cmd),

@@ -305,6 +305,48 @@ teardown(void **state)
 		}                                                                        \
 	} while (0)
 
+/* The engine's feature set (docs/engine.md section 1.2): what the kernel
+ * has, less what FLTMGR_KERNEL_FEATURES turned off. */
+static const struct fan_features *
+features(void)
+{
+	struct engine *e = engine_of(g_m);
+
+	assert_non_null(e);
+	return &e->feat;
+}
+
+/* flt_start_filtering(), or a printed skip where the kernel (or the
+ * simulated one) has no group for the filter's operations. */
+static void
+start_or_skip(flt_filter *f)
+{
+	int r = flt_start_filtering(f);
+
+	if (r == -EOPNOTSUPP) {
+		const struct fan_features *ft = features();
+
+		print_message("skipped: %s\n",
+			      !ft->unlimited_queue
+				      ? "pre callbacks need FAN_UNLIMITED_QUEUE"
+				      : "post-only callbacks need name reporting "
+					"(FAN_REPORT_DFID_NAME_TARGET, Linux 5.17)");
+		skip();
+	}
+	assert_int_equal(r, 0);
+}
+
+/* Process details need FAN_REPORT_PIDFD (Linux 5.15): without it only
+ * the pid is given (each_operation_... and test_features check that). */
+#define NEED_PIDFD()                                                                    \
+	do {                                                                            \
+		if (!features()->pidfd) {                                               \
+			print_message("skipped: process details need FAN_REPORT_PIDFD " \
+				      "(Linux 5.15)\n");                                \
+			skip();                                                         \
+		}                                                                       \
+	} while (0)
+
 static char *
 at(const char *rel)
 {
@@ -358,6 +400,13 @@ expect_event(enum flt_operation op, const char *path, const char *new_path,
 	if (i < 0)
 		fail_msg("no %s event for %s (pid %d)", flt_operation_name(op), path,
 			 (int)c->pid);
+	if (!features()->pidfd) {
+		/* As before Linux 5.15: the pid, and nothing attributed. */
+		assert_int_equal(recs[i].uid, (uid_t)-1);
+		assert_false(recs[i].verified);
+		assert_string_equal(recs[i].exe, "");
+		return;
+	}
 	assert_int_equal(recs[i].uid, uid);
 	assert_true(recs[i].verified);
 	assert_string_equal(recs[i].exe, fsop_path);
@@ -388,7 +437,7 @@ each_operation_reports_path_and_process(void **state)
 	NEED_ROOT();
 	f = spy_filter("spy", "360000");
 	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 
 	c = child_start(uid, true, "create", at("a"), NULL);
 	expect_event(FLT_OP_CREATE, at("a"), NULL, &c, uid);
@@ -507,7 +556,7 @@ unlink_delivers_delete_and_link_count_change(void **state)
 	NEED_ROOT();
 	f = spy_filter("spy", "360000");
 	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 	assert_int_equal(run_op(0, "create", at("f"), NULL), 0);
 	assert_int_equal(stat(at("f"), &st), 0);
 
@@ -554,7 +603,7 @@ replaced_file_is_delivered_with_unknown_path(void **state)
 	assert_int_equal(mkdir(at("sub"), 0777), 0);
 	f = spy_filter("spy", "360000");
 	assert_int_equal(flt_attach(f, at("sub"), FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 	assert_int_equal(run_op(0, "create", at("sub/a"), NULL), 0);
 	assert_int_equal(run_op(0, "create", at("sub/b"), NULL), 0);
 	assert_int_equal(stat(at("sub/b"), &st), 0);
@@ -710,11 +759,11 @@ events_of_a_detached_filesystem_are_reported_lost(void **state)
 	assert_int_equal(stat(other, &ost), 0);
 	assert_int_equal(flt_register_filter(g_m, &hold, &fh), 0);
 	assert_int_equal(flt_attach(fh, mnt, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(fh), 0);
+	start_or_skip(fh);
 	assert_int_equal(flt_register_filter(g_m, &watch, &fw), 0);
 	assert_int_equal(flt_attach(fw, mnt, FLT_INSTANCE_SUBTREE), 0);
 	assert_int_equal(flt_attach(fw, other, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(fw), 0);
+	start_or_skip(fw);
 	assert_true(fanotify_marks_dev(&ost));
 
 	/* Hold the reader, queue three creates on the other filesystem. */
@@ -769,7 +818,7 @@ directory_rename_refreshes_paths(void **state)
 	NEED_ROOT();
 	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
 	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 	assert_int_equal(run_op(0, "mkdir", at("A"), NULL), 0);
 	assert_int_equal(run_op(0, "mkdir", at("A/sub"), NULL), 0);
 	c = child_start(0, true, "create", at("A/sub/f"), NULL);
@@ -792,7 +841,7 @@ events_in_directories_created_after_attach(void **state)
 	NEED_ROOT();
 	f = spy_filter("spy", "360000");
 	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 	assert_int_equal(run_op(0, "mkdir", at("l1"), NULL), 0);
 	assert_int_equal(run_op(0, "mkdir", at("l1/l2"), NULL), 0);
 	assert_int_equal(run_op(0, "mkdir", at("l1/l2/l3"), NULL), 0);
@@ -821,7 +870,7 @@ nothing_from_outside_the_instance(void **state)
 	assert_int_equal(mount("fltmgr-test", other, "tmpfs", 0, "mode=1777"), 0);
 	f = spy_filter("spy", "360000");
 	assert_int_equal(flt_attach(f, at("in"), FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 
 	assert_int_equal(run_op(0, "write", at("out/x"), "1"), 0);
 	assert_int_equal(run_op(0, "write", at("outside-in"), "1"), 0); /* a sibling */
@@ -892,7 +941,7 @@ reg_pre_post(const char *name, const char *alt, flt_pre_operation pre,
 
 	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
 	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_FILESYSTEM), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 	return f;
 }
 
@@ -975,7 +1024,7 @@ reg_one(const char *name, const char *alt, enum flt_operation op, flt_pre_operat
 
 	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
 	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 	return f;
 }
 
@@ -1263,6 +1312,18 @@ kernel_cache_skips_unchanged_file_until_written(void **state)
 	atomic_store(&cache_calls, 0);
 	reg_one("cacher", "250000", FLT_OP_OPEN, pre_count, 5000,
 		FLT_REGISTRATION_CACHE_VERDICTS);
+	if (!features()->evictable || !features()->mark_ignore) {
+		/* As before Linux 5.19 (6.0 for FAN_MARK_IGNORE): no kernel
+		 * cache at all, every open is asked, nothing is inserted. */
+		for (int i = 1; i <= 3; i++) {
+			assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+			assert_int_equal(atomic_load(&cache_calls), i);
+		}
+		assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
+		assert_int_equal(es.cache_inserts, 0);
+		print_message("no evictable ignore marks: every open was asked\n");
+		return;
+	}
 	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
 	assert_int_equal(atomic_load(&cache_calls), 1);
 	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
@@ -1348,7 +1409,7 @@ exec_can_be_denied(void **state)
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
 	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 	atomic_store(&deny_in_middle, 0);
 	assert_int_equal(run_op(0, "exec", at("t"), NULL), 0);
 	atomic_store(&deny_in_middle, 1);
@@ -1383,7 +1444,7 @@ ext4_rename_across_dirs_and_delete_in_removed_dir(void **state)
 	}
 	f = spy_filter("spy", "360000");
 	assert_int_equal(flt_attach(f, e4, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 	assert_int_equal(run_op(0, "mkdir", at("e4/d1"), NULL), 0);
 	assert_int_equal(run_op(0, "mkdir", at("e4/d2"), NULL), 0);
 	c = child_start(0, true, "write", at("e4/d1/f"), "x");
@@ -1504,7 +1565,7 @@ proc_spy(void)
 	pthread_mutex_unlock(&rec_lock);
 	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
 	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	start_or_skip(f);
 }
 
 static void
@@ -1646,25 +1707,6 @@ child_exit_status(pid_t pid)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* PIDFD_GET_INFO (6.13), as the engine uses it: with it, credentials are
- * never served from the cache. */
-static bool
-kernel_has_pidfd_get_info(void)
-{
-	struct {
-		uint64_t mask, cgroupid;
-		uint32_t ids[12];
-	} info = { .mask = 2 };
-	int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = ioctl(fd, _IOWR(0xFF, 11, info), &info) == 0;
-	close(fd);
-	return ok;
-}
-
 /* One process opens a file, then execs another program, which opens a
  * second file: the second event must carry the new exe and comm, although
  * the first one put the process's details into the cache. */
@@ -1681,6 +1723,7 @@ process_cache_sees_an_exec(void **state)
 	make_file(at("a"));
 	make_file(at("b"));
 	proc_spy();
+	NEED_PIDFD();
 	pid = two_step_child("before-exec", at("a"), at("b"), STEP_EXEC_FSOP, 0, &go);
 	ra = wait_prec(at("a"), pid);
 	assert_int_equal(flt_manager_get_stats(g_m, &s0), 0);
@@ -1696,6 +1739,14 @@ process_cache_sees_an_exec(void **state)
 	assert_true(rb.verified);
 	assert_string_equal(rb.exe, fsop_path);
 	assert_string_equal(rb.comm, "fsop");
+	/* Without pidfs (Linux < 6.9) there is no cache: both read /proc. */
+	if (!features()->pidfs) {
+		assert_int_equal(s1.process_cache_hits, 0);
+		assert_int_equal(s1.process_cache_invalidations, 0);
+		print_message("no pidfs: the process cache is off; both events read "
+			      "/proc\n");
+		return;
+	}
 	/* While the first entry was still fresh, the second lookup must have
 	 * found it and dropped it for the new program. */
 	if (rb.t_after - ra.t_before < (int64_t)PROC_CACHE_TTL_MS * 1000000)
@@ -1739,7 +1790,9 @@ process_cache_follows_setuid(void **state)
 	(void)state;
 	NEED_ROOT();
 	proc_spy();
-	setuid_case(kernel_has_pidfd_get_info());
+	NEED_PIDFD();
+	/* Exact with PIDFD_GET_INFO, or when there is no cache at all. */
+	setuid_case(features()->pidfd_get_info || !features()->pidfs);
 }
 
 /* A name changed without an exec (prctl) shows within PROC_CACHE_TTL_MS. */
@@ -1755,6 +1808,7 @@ process_cache_name_change_within_ttl(void **state)
 	make_file(at("a"));
 	make_file(at("b"));
 	proc_spy();
+	NEED_PIDFD();
 	pid = two_step_child("first-name", at("a"), at("b"), STEP_RENAME,
 			     PROC_CACHE_TTL_MS + 20, &go);
 	ra = wait_prec(at("a"), pid);
@@ -1811,6 +1865,13 @@ repeated_case(void)
 		"%d events: %llu hits, %llu misses\n", n,
 		(unsigned long long)(s1.process_cache_hits - s0.process_cache_hits),
 		(unsigned long long)(s1.process_cache_misses - s0.process_cache_misses));
+	if (!features()->pidfs) {
+		/* Linux < 6.9: no cache, every call reads /proc. */
+		assert_int_equal(s1.process_cache_hits, 0);
+		assert_int_equal(s1.process_cache_misses - s0.process_cache_misses,
+				 (uint64_t)n);
+		return;
+	}
 	assert_true(s1.process_cache_hits > s0.process_cache_hits);
 	assert_true(s1.process_cache_misses > s0.process_cache_misses);
 	assert_true(s1.process_cache_hits + s1.process_cache_misses -
@@ -1824,6 +1885,7 @@ process_cache_hits_repeated_events(void **state)
 	(void)state;
 	NEED_ROOT();
 	proc_spy();
+	NEED_PIDFD();
 	repeated_case();
 }
 
@@ -1837,8 +1899,11 @@ process_cache_without_pidfd_get_info(void **state)
 	NEED_ROOT();
 	resolve_pidfd_info_override(0);
 	proc_spy();
+	if (!features()->pidfd)
+		resolve_pidfd_info_override(-1);
+	NEED_PIDFD();
 	repeated_case();
-	setuid_case(false);
+	setuid_case(!features()->pidfs);
 	resolve_pidfd_info_override(-1);
 }
 
@@ -1886,6 +1951,7 @@ process_cache_not_fooled_by_pid_reuse(void **state)
 	make_file(at("a"));
 	make_file(at("b"));
 	proc_spy();
+	NEED_PIDFD();
 	/* The freed pid can be taken by any process of the machine before
 	 * us: try a few times. */
 	for (tries = 0; tries < 5 && b == -EEXIST; tries++) {
@@ -1992,8 +2058,9 @@ process_cache_shared_by_both_readers(void **state)
 	assert_int_equal(flt_register_filter(g_m, &rn, &fn), 0);
 	assert_int_equal(flt_attach(fp, mnt, FLT_INSTANCE_SUBTREE), 0);
 	assert_int_equal(flt_attach(fn, mnt, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(fp), 0);
-	assert_int_equal(flt_start_filtering(fn), 0);
+	start_or_skip(fp);
+	start_or_skip(fn);
+	NEED_PIDFD();
 	assert_int_equal(flt_manager_get_stats(g_m, &s0), 0);
 	for (int k = 0; k < CHILDREN; k++) {
 		kids[k] = raw_fork(0);
@@ -2031,7 +2098,11 @@ process_cache_shared_by_both_readers(void **state)
 		(unsigned long long)(s1.process_cache_misses - s0.process_cache_misses));
 	assert_int_equal(atomic_load(&proc_bad), 0);
 	assert_true(atomic_load(&proc_good) >= want);
-	assert_true(s1.process_cache_hits > s0.process_cache_hits);
+	/* Linux < 6.9: no cache, so no hits; every call read /proc. */
+	if (!features()->pidfs)
+		assert_int_equal(s1.process_cache_hits, 0);
+	else
+		assert_true(s1.process_cache_hits > s0.process_cache_hits);
 }
 
 int

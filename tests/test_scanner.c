@@ -230,6 +230,26 @@ port_ready(void *arg)
 	return access(port, F_OK) == 0 && access(control, F_OK) == 0;
 }
 
+/* Without name reporting (a kernel before 5.17, or one simulated by
+ * FLTMGR_KERNEL_FEATURES) the scanner's invalidation by notifications
+ * (post-only write, close_write, rename) cannot start: it runs with
+ * param.invalidate = false, and its cache relies on the file's key alone
+ * (size, mtime, ctime; docs/scanner.md). */
+static const char *
+no_names_params(void)
+{
+	static bool said;
+
+	if (!tu_kernel_lacks("names"))
+		return "";
+	if (!said)
+		print_message(
+			"note: %s: the scanner runs with param.invalidate = false\n",
+			tu_kernel_lacks("names"));
+	said = true;
+	return "param.invalidate = false\n";
+}
+
 /* fltmgrd with scanner.so on the watched directory. */
 static void
 daemon_start(int deadline_ms, bool deny_by_default)
@@ -246,8 +266,9 @@ daemon_start(int deadline_ms, bool deny_by_default)
 	snprintf(text, sizeof(text),
 		 "[fltmgrd]\nfilter_dir = %s\nlog_level = info\n[filter scanner]\n"
 		 "altitude = 325000\n"
-		 "deadline_ms = %d\ndefault_verdict = %s\nattach = %s\n",
-		 fdir, deadline_ms, deny_by_default ? "deny" : "allow", watch);
+		 "deadline_ms = %d\ndefault_verdict = %s\nattach = %s\n%s",
+		 fdir, deadline_ms, deny_by_default ? "deny" : "allow", watch,
+		 no_names_params());
 	write_file(conf, text);
 	daemon_pid = start(argv, "/dev/null", dlog);
 	if (!tu_wait_until(port_ready, NULL, WAIT_MS))
@@ -579,11 +600,20 @@ unchanged_clean_file_second_open_skips_service(void **state)
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(try_open(at("f"), NULL), 0);
 	filter_stats(b);
-	/* Not scanned again, not even asked: the kernel cache answered. */
+	/* Not scanned again. */
 	assert_int_equal(svc_stat("scanned"), scanned);
 	assert_int_equal(b[SCANNER_CTR_requests], a[SCANNER_CTR_requests]);
-	assert_int_equal(b[SCANNER_CTR_events], a[SCANNER_CTR_events]);
 	assert_true(a[SCANNER_CTR_clean] >= 1);
+	if (tu_kernel_lacks("cache")) {
+		/* No kernel cache (before Linux 6.0): every open reaches the
+		 * filter, which answers from its own cache. */
+		print_message("%s: the filter's own cache answered\n",
+			      tu_kernel_lacks("cache"));
+		assert_int_equal(b[SCANNER_CTR_events], a[SCANNER_CTR_events] + 5);
+		return;
+	}
+	/* Not even asked: the kernel cache answered. */
+	assert_int_equal(b[SCANNER_CTR_events], a[SCANNER_CTR_events]);
 }
 
 /* ---- deadlines and defaults ---- */
@@ -912,8 +942,9 @@ daemon_start_params(int deadline_ms, bool deny_by_default, const char *params)
 	snprintf(text, sizeof(text),
 		 "[fltmgrd]\nfilter_dir = %s\nlog_level = info\n[filter scanner]\n"
 		 "altitude = 325000\n"
-		 "deadline_ms = %d\ndefault_verdict = %s\nattach = %s\n%s",
-		 fdir, deadline_ms, deny_by_default ? "deny" : "allow", watch, params);
+		 "deadline_ms = %d\ndefault_verdict = %s\nattach = %s\n%s%s",
+		 fdir, deadline_ms, deny_by_default ? "deny" : "allow", watch, params,
+		 no_names_params());
 	write_file(conf, text);
 	daemon_pid = start(argv, "/dev/null", dlog);
 	if (!tu_wait_until(port_ready, NULL, WAIT_MS))
@@ -1222,6 +1253,10 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	assert_true(n > 0);
 	self[n] = '\0';
+	/* Before Linux 5.15 (no FAN_REPORT_PIDFD) the engine gives the pid
+	 * only: the line says so instead of naming the program. */
+	if (tu_kernel_lacks("pidfd"))
+		snprintf(self, sizeof(self), "exe unknown");
 	/* Infected files, written before anyone watches; each default below
 	 * on its own file, since a denial that follows it is cached. */
 	for (int i = 0; i < 4; i++) {
@@ -1318,17 +1353,44 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
  * marker. A file that changes during every scan is denied after
  * SC_MAX_RESCANS (3) rescans, whatever the default verdict.
  */
+/*
+ * Whether a change right after another one, once the first was looked
+ * at, gets a newer mtime (multigrain timestamps, Linux 6.13). Before,
+ * timestamps advance once a clock tick (1 to 4 ms): a rewrite of the same
+ * size within one tick of the last change leaves the file's key (size,
+ * mtime, ctime) as it was, and the scanner cannot tell (README, "Kernel
+ * support").
+ */
+static bool
+timestamps_are_coarse(const char *path)
+{
+	for (int i = 0; i < 5; i++) {
+		struct stat a, b;
+
+		write_file(path, "1");
+		assert_int_equal(stat(path, &a), 0);
+		write_file(path, "2");
+		assert_int_equal(stat(path, &b), 0);
+		if (a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
+		    a.st_mtim.tv_nsec == b.st_mtim.tv_nsec)
+			return true;
+	}
+	return false;
+}
+
 static void
 file_changed_during_its_scan_is_scanned_again(void **state)
 {
 	uint64_t v[SCANNER_CTR_COUNT_], id;
 	char buf[128];
 	filter_port *p;
+	bool coarse;
 	ssize_t n;
 	pid_t c;
 	int fd;
 
 	(void)state;
+	coarse = timestamps_are_coarse(at("tick"));
 	write_file(at("f"), CLEANTXT);
 	write_file(at("g"), CLEANTXT);
 	daemon_start_params(SCAN_DEADLINE, false, "param.inline_ms = 0\n");
@@ -1352,12 +1414,20 @@ file_changed_during_its_scan_is_scanned_again(void **state)
 	assert_int_equal(v[SCANNER_CTR_clean], 0);
 	assert_int_equal(v[SCANNER_CTR_infected], 1);
 
-	/* Changing during every scan: denied, with default allow. */
+	/* Changing during every scan: denied, with default allow. On a
+	 * kernel with coarse timestamps each change waits out a tick, or it
+	 * could not be seen (a residue of such kernels, not tested here). */
+	if (coarse)
+		print_message("note: coarse file timestamps (Linux < 6.13): each "
+			      "rewrite waits 20 ms, a same-size rewrite within one "
+			      "clock tick of the last change is not seen\n");
 	c = child_open(at("g"));
 	for (int i = 0; i <= 3; i++) {
 		char text[sizeof(CLEANTXT)];
 
 		id = fake_take(p, NULL);
+		if (coarse)
+			usleep(20000);
 		snprintf(text, sizeof(text), "%s", CLEANTXT);
 		text[0] = (char)('a' + i);
 		overwrite(at("g"), text);

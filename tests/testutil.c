@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
+
 static char runtime_dir[256];
 
 const char *
@@ -263,4 +265,36 @@ tu_copy_self_for_others(const char *dir, char *ret, size_t cap)
 	}
 	closedir(d);
 	return r < 0 ? r : 0;
+}
+
+const char *
+tu_kernel_lacks(const char *feature)
+{
+	static struct fan_features f;
+	static bool probed;
+
+	if (!probed) {
+		struct flt_manager_options o = { .runtime_dir = "/tmp",
+						 .log_level = FLT_LOG_ERROR };
+		flt_manager *m = NULL;
+
+		if (flt_manager_new(&o, &m) < 0)
+			return "the engine's feature probe could not run";
+		fan_probe(m, &f);
+		flt_manager_free(m);
+		probed = true;
+	}
+	if (!strcmp(feature, "names") && !f.dfid_name_target)
+		return "post-only callbacks (minispy) need name reporting "
+		       "(FAN_REPORT_DFID_NAME_TARGET, Linux 5.17)";
+	if (!strcmp(feature, "pidfd") && !f.pidfd)
+		return "process details need FAN_REPORT_PIDFD (Linux 5.15)";
+	if (!strcmp(feature, "unlimited_queue") && !f.unlimited_queue)
+		return "pre callbacks need FAN_UNLIMITED_QUEUE";
+	if (!strcmp(feature, "cache") && !(f.evictable && f.mark_ignore))
+		return "the kernel verdict cache needs evictable ignore marks (Linux "
+		       "6.0)";
+	if (!strcmp(feature, "pidfs") && !f.pidfs)
+		return "the process cache needs pidfs (Linux 6.9)";
+	return NULL;
 }

@@ -68,4 +68,22 @@ int tu_fd_contains(int fd, const char *needle, size_t max_bytes);
  * ret (cap bytes). Returns 0 or -errno. */
 int tu_copy_self_for_others(const char *dir, char *ret, size_t cap);
 
+/* Whether the engine lacks a feature on this kernel, as its feature
+ * probe finds it (FLTMGR_KERNEL_FEATURES included; docs/engine.md
+ * section 1.2): a reason to print with a skip, or NULL if it has it.
+ * feature: "names" (post-only callbacks), "pidfd" (process details),
+ * "unlimited_queue" (pre callbacks), "cache" (the kernel verdict
+ * cache), "pidfs" (the process cache). */
+const char *tu_kernel_lacks(const char *feature);
+
+/* Skips the current test, printing why, when tu_kernel_lacks(feature). */
+#define TU_NEED_KERNEL(feature)                               \
+	do {                                                  \
+		const char *why_ = tu_kernel_lacks(feature);  \
+		if (why_) {                                   \
+			print_message("skipped: %s\n", why_); \
+			skip();                               \
+		}                                             \
+	} while (0)
+
 #endif

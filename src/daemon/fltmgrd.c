@@ -35,6 +35,7 @@
 #include "daemon/trust.h"
 #include "daemon/commands.h"
 #include "ctl/prom.h"
+#include "engine/kernel.h"
 
 #ifndef FLTMGR_VERSION
 #define FLTMGR_VERSION "unknown"
@@ -727,6 +728,8 @@ run(const struct options *o, struct cfg *c)
 		fprintf(stderr, "fltmgrd: needs root (CAP_SYS_ADMIN) for fanotify\n");
 		return EXIT_PRIVILEGE;
 	}
+	if (!flt_kernel_supported(stderr))
+		return EXIT_CONFIG;
 	/* First, while we are the only thread: everything below, and every
 	 * reload, runs with the run-time set only (privileges.c says why). */
 	if (privileges_drop() < 0)

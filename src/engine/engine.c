@@ -463,10 +463,15 @@ flt_start_filtering(flt_filter *filter)
 	r = engine_get(filter->mgr, &e);
 	if (r < 0)
 		return r;
-	if (wants_pre && e->perm_fd < 0)
+	if ((wants_pre && e->perm_fd < 0) || (wants_notif && e->notif_fd < 0)) {
+		log_error(filter->mgr, "filter %s: cannot start: %s", filter->name,
+			  wants_pre && e->perm_fd < 0
+				  ? "its pre callbacks need FAN_UNLIMITED_QUEUE (see the "
+				    "fanotify warnings above)"
+				  : "its post-only callbacks need name reporting (Linux "
+				    "5.17, FAN_REPORT_DFID_NAME_TARGET)");
 		return -EOPNOTSUPP;
-	if (wants_notif && e->notif_fd < 0)
-		return -EOPNOTSUPP;
+	}
 	pthread_mutex_lock(&e->lock);
 	if (fe->started) {
 		pthread_mutex_unlock(&e->lock);

@@ -49,14 +49,21 @@ struct mounts;
 #define ENGINE_DEFAULT_DEADLINE_MS 5000
 #define ENGINE_MAX_READERS         8
 
+/* What the kernel can do (probe.c), as every part of the engine sees it:
+ * the probe's result, less what FLTMGR_KERNEL_FEATURES turned off. */
 struct fan_features {
 	bool pidfd;
 	bool dfid_name_target;
 	bool rename;
 	bool evictable;
 	bool mark_ignore;
-	bool pre_content;
+	bool pre_content; /* the class; per filesystem: fan_probe_filesystem() */
 	bool unlimited_queue;
+	bool pidfs;          /* pidfds have an inode of their own (6.9) */
+	bool pidfd_get_info; /* PIDFD_GET_INFO (6.13) */
+	bool overridden;     /* FLTMGR_KERNEL_FEATURES was set */
+	bool simulated;      /* kernel is the override's version */
+	unsigned kernel;     /* FLT_KV() of the kernel behaved as; 0 unknown */
 };
 
 /* ---- per-filter engine state (lives in flt_filter) ---- */
@@ -310,6 +317,8 @@ engine_of(flt_manager *m)
 
 /* probe.c */
 void fan_probe(flt_manager *m, struct fan_features *feat);
+/* Logs whether the filesystem of dir_fd takes pre-content events. */
+void fan_probe_filesystem(struct engine *e, int dir_fd, const char *path);
 
 /* marks.c: caller holds e->lock */
 int marks_sync_locked(struct engine *e, const struct dtable *t);

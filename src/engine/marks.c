@@ -209,6 +209,7 @@ mark_new(struct engine *e, const char *path, dev_t dev)
 	}
 	memcpy(&mk->fsid, &sfs.f_fsid, sizeof(mk->fsid));
 	learn_handle_layout(mk);
+	fan_probe_filesystem(e, mk->dir_fd, path);
 	log_info(e->mgr, "marking the filesystem of %s: inode numbers %s", path,
 		 mk->ino_size ? "read from file handles"
 			      : "by fstatat (unknown handle layout)");

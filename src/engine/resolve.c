@@ -25,6 +25,7 @@
 
 #include "engine/engine.h"
 #include "engine/fanotify_compat.h"
+#include "engine/pidfd_compat.h"
 #include "engine/proc_cache.h"
 
 int
@@ -238,20 +239,9 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 
 /* ---- the process behind an event ---- */
 
-#define PIDFS_MAGIC 0x50494446
-
-/* PIDFD_GET_INFO (Linux 6.13), as far as we use it: its first version. */
-struct pidfd_info_v0 {
-	uint64_t mask;
-	uint64_t cgroupid;
-	uint32_t pid, tgid, ppid;
-	uint32_t ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-	uint32_t spare0;
-};
-#define FLT_PIDFD_GET_INFO   _IOWR(0xFF, 11, struct pidfd_info_v0)
-#define FLT_PIDFD_INFO_CREDS (1ull << 1)
-
-/* What this kernel's pidfds are, learned from the first one: -1 unknown. */
+/* What this kernel's pidfds are, learned from the first one: -1 unknown.
+ * The engine's feature set (probe.c) comes first: a feature it has off
+ * (an older kernel, or FLTMGR_KERNEL_FEATURES) is never used. */
 static atomic_int pidfds_on_pidfs = -1;
 static atomic_int pidfd_get_info_works = -1;
 
@@ -262,15 +252,17 @@ resolve_pidfd_info_override(int works)
 }
 
 static bool
-pidfd_on_pidfs(int pidfd)
+pidfd_on_pidfs(const struct engine *e, int pidfd)
 {
 	int v = atomic_load_explicit(&pidfds_on_pidfs, memory_order_relaxed);
 	struct statfs sfs;
 
+	if (e && !e->feat.pidfs)
+		return false;
 	if (v < 0) {
 		if (fstatfs(pidfd, &sfs) < 0)
 			return false;
-		v = sfs.f_type == PIDFS_MAGIC;
+		v = sfs.f_type == FLT_PIDFS_MAGIC;
 		atomic_store_explicit(&pidfds_on_pidfs, v, memory_order_relaxed);
 	}
 	return v == 1;
@@ -284,14 +276,14 @@ pidfd_on_pidfs(int pidfd)
  * process is still running" (a pidfd polls readable once it exits).
  */
 static bool
-pid_still_names(pid_t pid, int pidfd)
+pid_still_names(const struct engine *e, pid_t pid, int pidfd)
 {
 	struct stat a, b;
 	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
 	bool same = false;
 	int fd;
 
-	if (pidfd_on_pidfs(pidfd)) {
+	if (pidfd_on_pidfs(e, pidfd)) {
 		fd = (int)syscall(SYS_pidfd_open, pid, 0);
 		if (fd < 0)
 			return false;
@@ -310,11 +302,12 @@ pid_still_names(pid_t pid, int pidfd)
  * not yet free, so /proc/PID read before the call was this process.
  */
 static int
-pidfd_creds(int pidfd, struct flt_process *p)
+pidfd_creds(const struct engine *e, int pidfd, struct flt_process *p)
 {
 	struct pidfd_info_v0 in = { .mask = FLT_PIDFD_INFO_CREDS };
 
-	if (atomic_load_explicit(&pidfd_get_info_works, memory_order_relaxed) == 0)
+	if ((e && !e->feat.pidfd_get_info) ||
+	    atomic_load_explicit(&pidfd_get_info_works, memory_order_relaxed) == 0)
 		return -1;
 	if (ioctl(pidfd, FLT_PIDFD_GET_INFO, &in) < 0) {
 		if (errno == ENOTTY || errno == EINVAL) {
@@ -396,8 +389,8 @@ read_process(pid_t pid, struct flt_event_priv *pv, struct flt_process *p)
 
 	if (pv->pidfd < 0)
 		return false;
-	pidfs = pidfd_on_pidfs(pv->pidfd);
-	if (!pidfs ||
+	pidfs = pidfd_on_pidfs(pv->e, pv->pidfd);
+	if (!pidfs || (pv->e && !pv->e->feat.pidfd_get_info) ||
 	    atomic_load_explicit(&pidfd_get_info_works, memory_order_relaxed) != 1) {
 		read_status_ids(pid, p);
 		status_read = true;
@@ -410,12 +403,12 @@ read_process(pid_t pid, struct flt_event_priv *pv, struct flt_process *p)
 	}
 	read_comm(pid, pv, p);
 	if (pidfs)
-		r = pidfd_creds(pv->pidfd, p);
+		r = pidfd_creds(pv->e, pv->pidfd, p);
 	if (r >= 0)
 		return r == 1;
 	if (!status_read)
 		read_status_ids(pid, p);
-	return pid_still_names(pid, pv->pidfd);
+	return pid_still_names(pv->e, pid, pv->pidfd);
 }
 
 static int64_t
@@ -448,7 +441,7 @@ process_from_cache(struct proc_cache *pc, const struct proc_key *key,
 	if (proc_cache_lookup(pc, key, exe_id, now, &d, pv->exe, sizeof(pv->exe)) !=
 	    PROC_HIT)
 		return false;
-	r = pidfd_creds(pv->pidfd, p);
+	r = pidfd_creds(pv->e, pv->pidfd, p);
 	if (r == 0 || (r == -1 && poll(&pf, 1, 0) != 0))
 		return false;
 	if (r == -1) {
@@ -491,7 +484,7 @@ flt_get_process(const struct flt_callback_data *data)
 	if (data->pid <= 0)
 		return p;
 	pc = pv->e ? pv->e->procs : NULL;
-	if (pc && pv->pidfd >= 0 && pidfd_on_pidfs(pv->pidfd) &&
+	if (pc && pv->pidfd >= 0 && pidfd_on_pidfs(pv->e, pv->pidfd) &&
 	    fstat(pv->pidfd, &st) == 0) {
 		char path[64];
 
