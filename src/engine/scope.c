@@ -315,7 +315,7 @@ instance_match(const struct dtable *t, const struct dt_filter *df,
 {
 	struct flt_event_priv *pv = d->priv;
 	const struct dt_instance *first = NULL;
-	bool perm = pv->perm != NULL;
+	bool perm = pv->perm != NULL, on_dev = false;
 	dev_t dev;
 
 	ensure_stat(d);
@@ -325,8 +325,18 @@ instance_match(const struct dtable *t, const struct dt_filter *df,
 
 		if (in->dev != dev)
 			continue;
+		on_dev = true;
 		if (in->kind == FLT_INSTANCE_FILESYSTEM)
 			return in;
+		/* A MOUNT instance and an access through one of the daemon's
+		 * mounts: the mount ids say it, exactly (no path needed, and
+		 * no rename can move a file to another mount). */
+		if (in->kind == FLT_INSTANCE_MOUNT && perm && in->mnt_id &&
+		    pv->mnt_id_known && pv->mount_ours) {
+			if (pv->mnt_id == in->mnt_id)
+				return in;
+			continue;
+		}
 		if (!first)
 			first = in;
 		if (perm)
@@ -336,9 +346,11 @@ instance_match(const struct dtable *t, const struct dt_filter *df,
 			return in;
 	}
 	if (ret_on_dev)
-		*ret_on_dev = first != NULL;
+		*ret_on_dev = on_dev;
 	if (!perm)
 		return NULL; /* notifications: notif.c decides on unknown paths */
+	if (on_dev && !first)
+		return NULL; /* only MOUNT instances, surely not this mount */
 	if (!first) {
 		/* No instance of df on this filesystem, unless the engine
 		 * cannot tell which filesystem it is. */
