@@ -578,6 +578,99 @@ mount_instance_is_matched_by_mount_id(void **state)
 	umount2(b, MNT_DETACH);
 }
 
+/* A container-like mount namespace: a process of its own namespace mounts
+ * a tmpfs the daemon's namespace never sees. A policy naming that
+ * process's namespace (ns_pid) gets the volume, reached through
+ * /proc/PID/root, and the namespace's own accesses to it are filtered;
+ * when it is unmounted there, the instance goes. */
+static void
+container_namespace_volumes_are_attached(void **state)
+{
+	static const struct flt_operation_registration ops[] = {
+		{ FLT_OP_OPEN, pre_open, NULL },
+	};
+	struct flt_registration reg = {
+		.name = "ctr",
+		.altitude = "300000",
+		.operations = ops,
+		.n_operations = 1,
+		.volume_setup = volume_setup,
+		.instance_teardown = teardown_cb,
+		.default_verdict = -EPERM,
+	};
+	char pattern[PATH_MAX], path[PATH_MAX + 32], c = 0;
+	const char *types[] = { "tmpfs", NULL }, *points[] = { pattern, NULL };
+	struct flt_auto_attach policy = { .fs_types = types,
+					  .mount_points = points,
+					  .kind = FLT_INSTANCE_MOUNT };
+	const char *vol = at("vols/ctr");
+	int go[2], ready[2], st, one = 1, opened;
+	struct setup_rec r;
+	pid_t pid;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(mkdir(vol, 0755), 0);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd, res;
+
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("fltmgr-ctr", vol, "tmpfs", 0, "mode=0755,size=4m") < 0)
+			_exit(2);
+		fd = open(at("vols/ctr/bad"), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, MARKER, strlen(MARKER)) < 0 || close(fd) < 0)
+			_exit(3);
+		/* ready; wait; open the marked file; report; wait; unmount */
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(4);
+		fd = open(at("vols/ctr/bad"), O_RDONLY | O_CLOEXEC);
+		res = fd >= 0 ? 0 : errno;
+		if (fd >= 0)
+			close(fd);
+		c = (char)res;
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(5);
+		if (umount2(vol, MNT_DETACH) < 0 || write(ready[1], "u", 1) != 1 ||
+		    read(go[0], &c, 1) != 1)
+			_exit(6);
+		_exit(0);
+	}
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	snprintf(pattern, sizeof(pattern), "%s/vols/*", scratch);
+	policy.ns_pid = pid;
+	assert_int_equal(flt_register_filter(g_m, &reg, &g_f), 0);
+	assert_int_equal(flt_set_auto_attach(g_f, &policy), 0);
+	assert_int_equal(flt_start_filtering(g_f), 0);
+	assert_true(tu_wait_until(some_setup, &one, SETTLE_MS));
+	r = setup_at(0);
+	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, vol);
+	print_message("the namespace of pid %d: %s at %s (mount %llu), instance at %s\n",
+		      (int)pid, r.fs_type, r.point, (unsigned long long)r.mount_id, path);
+	assert_string_equal(r.point, vol);
+	assert_int_equal(instances_at(path, true), 1);
+	assert_int_equal(instances_at(vol, false), 0); /* not here */
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	opened = c;
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(read(ready[0], &c, 1), 1); /* unmounted there */
+	assert_true(tu_wait_until(no_instance_at, path, SETTLE_MS));
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(go[0]);
+	close(go[1]);
+	close(ready[0]);
+	close(ready[1]);
+	assert_int_equal(opened, EPERM);
+	assert_int_equal(atomic_load(&n_teardowns), 1);
+}
+
 int
 main(void)
 {
@@ -594,6 +687,7 @@ main(void)
 		T(a_volume_the_filter_declines_is_left_alone),
 		T(pseudo_file_systems_only_when_named),
 		T(mount_instance_is_matched_by_mount_id),
+		T(container_namespace_volumes_are_attached),
 #undef T
 	};
 	int r;

@@ -251,6 +251,11 @@ struct flt_volume {
 	const char *root;        /* the directory of its filesystem mounted
 				    there: "/" for the whole filesystem */
 	uint32_t flags;          /* FLT_VOLUME_* */
+	/* 0: a mount of the daemon's namespace. Else the process whose mount
+	 * namespace it belongs to (flt_auto_attach.ns_pid): mount_point is
+	 * as that namespace names it, and the instance's path is
+	 * /proc/PID/root followed by it. */
+	pid_t ns_pid;
 };
 
 /* Why an instance is being set up (FLT_INSTANCE_SETUP_FLAGS on Windows). */
@@ -502,12 +507,18 @@ struct flt_auto_attach {
 	/* FLT_INSTANCE_FILESYSTEM (one instance per filesystem, whichever of
 	 * its mounts comes first) or FLT_INSTANCE_MOUNT (one per mount). */
 	enum flt_instance_kind kind;
+	/* 0: the daemon's mount namespace. Else the mount namespace of this
+	 * process (a container's init, say): its volumes, reached through
+	 * /proc/PID/root; when the process exits, they are gone. One policy
+	 * per filter: for several namespaces, load the filter once per
+	 * namespace. -ESRCH if no such process. */
+	pid_t ns_pid;
 };
 int flt_set_auto_attach(flt_filter *filter, const struct flt_auto_attach *policy);
 
-/* Every mount of the daemon's mount namespace, as a snapshot: one
- * malloc'ed block (free() it). Returns the count (0 before the engine
- * runs). */
+/* Every mount of the daemon's mount namespace, then those of the
+ * namespaces policies watch (ns_pid set), as a snapshot: one malloc'ed
+ * block (free() it). Returns the count (0 before the engine runs). */
 int flt_manager_list_volumes(flt_manager *manager, struct flt_volume **ret_volumes,
 			     size_t *ret_n);
 int flt_detach(flt_filter *filter, const char *path);

@@ -92,6 +92,7 @@ struct instance {
 	 * its mount (MOUNT) or filesystem (FILESYSTEM), not to its path; it
 	 * goes when that goes. */
 	bool automatic;
+	pid_t ns_pid; /* automatic, of a watched namespace: its process */
 };
 
 struct filter_engine {
@@ -162,6 +163,7 @@ struct flt_event_priv {
 	bool mount_ours;   /* the access went through a mount we can see */
 	uint8_t dev_known; /* 0 not checked, 1 an instance names fs_dev, 2 none */
 	dev_t fs_dev;      /* the filesystem (superblock), as instances are */
+	pid_t ns_pid;      /* through a mount of this watched namespace */
 	uint8_t scope;     /* SCOPE_* */
 	uint8_t settled;   /* 0 not checked, 1 settled, 2 changed lately */
 	uint16_t mode;
@@ -327,9 +329,10 @@ void engine_instance_remove_locked(flt_filter *f, struct instance *in);
 
 /* volumes.c: automatic attachment */
 struct mount_table;
-/* The mount table changed (old: the previous table of this namespace;
- * NULL at start, when every volume counts as present at start). */
-void volumes_changed(struct engine *e, const struct mount_table *old);
+/* The mount table of the daemon's namespace (ns_pid 0) or of a watched
+ * one changed (old: its previous table; NULL at start, when every volume
+ * counts as present at start). */
+void volumes_changed(struct engine *e, pid_t ns_pid, const struct mount_table *old);
 /* f started filtering or changed its policy: apply it to every volume. */
 void volumes_apply(struct engine *e, flt_filter *f);
 void volumes_policy_free(struct auto_policy *p);

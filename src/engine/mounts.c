@@ -36,15 +36,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/efd.h"
 #include "engine/engine.h"
 #include "engine/fanotify_compat.h"
 #include "engine/statx_compat.h"
 
 #define MOUNTS_RECHECK_MS 1000
+
+#define MOUNTS_MAX_NS 32
+
+/* Another process's mount namespace whose volumes a policy asked for (a
+ * container's): its table, read from /proc/PID/mountinfo, which polls
+ * POLLPRI on changes there. Entries are never removed while the engine
+ * runs (at most MOUNTS_MAX_NS); one whose process exited has an empty
+ * table. */
+struct nsw {
+	pid_t pid;
+	int pidfd; /* readable once the process has exited */
+	int fd;    /* /proc/PID/mountinfo */
+	bool gone;
+	struct mount_table *tab; /* under mounts.lock */
+};
 
 struct mounts {
 	pthread_rwlock_t lock;
@@ -53,6 +71,9 @@ struct mounts {
 	int fd;                   /* /proc/self/mountinfo */
 	int init_fd;              /* /proc/1/mountinfo, or -1 */
 	int notify_fd;            /* fanotify mount notifications, or -1 */
+	int wake_fd;              /* eventfd: the set of namespaces changed */
+	struct nsw ns[MOUNTS_MAX_NS]; /* [0, n_ns) under lock */
+	size_t n_ns;
 	pthread_t thread;
 	bool started;
 };
@@ -101,18 +122,120 @@ mounts_lookup(struct engine *e, uint64_t mnt_id, dev_t *ret_dev)
 	return m != NULL;
 }
 
-int
-mounts_snapshot(struct engine *e, struct mount_table **ret)
+static struct nsw *
+ns_find(struct mounts *mt, pid_t pid)
+{
+	for (size_t i = 0; i < mt->n_ns; i++)
+		if (mt->ns[i].pid == pid)
+			return &mt->ns[i];
+	return NULL;
+}
+
+bool
+mounts_lookup_foreign(struct engine *e, uint64_t mnt_id, dev_t *ret_dev, pid_t *ret_pid)
 {
 	struct mounts *mt = e->mounts;
-	struct mount_table empty = { 0 };
+	const struct mount_entry *m = NULL;
+
+	if (!mt)
+		return false;
+	pthread_rwlock_rdlock(&mt->lock);
+	for (size_t i = 0; i < mt->n_ns && !m; i++) {
+		m = mounttab_find(mt->ns[i].tab, mnt_id);
+		if (m && ret_pid)
+			*ret_pid = mt->ns[i].pid;
+	}
+	if (m && ret_dev)
+		*ret_dev = m->dev;
+	pthread_rwlock_unlock(&mt->lock);
+	return m != NULL;
+}
+
+int
+mounts_snapshot(struct engine *e, pid_t ns_pid, struct mount_table **ret)
+{
+	struct mounts *mt = e->mounts;
+	struct mount_table empty = { 0 }, *t = NULL;
 	int r;
 
 	if (!mt)
 		return mounttab_merge(&empty, &empty, ret);
 	pthread_rwlock_rdlock(&mt->lock);
-	r = mounttab_merge(mt->self ? mt->self : &empty, &empty, ret);
+	if (!ns_pid) {
+		t = mt->self;
+	} else {
+		struct nsw *w = ns_find(mt, ns_pid);
+
+		t = w ? w->tab : NULL;
+	}
+	r = mounttab_merge(t ? t : &empty, &empty, ret);
 	pthread_rwlock_unlock(&mt->lock);
+	return r;
+}
+
+size_t
+mounts_watched(struct engine *e, pid_t *ret, size_t max)
+{
+	struct mounts *mt = e->mounts;
+	size_t n = 0;
+
+	if (!mt)
+		return 0;
+	pthread_rwlock_rdlock(&mt->lock);
+	for (size_t i = 0; i < mt->n_ns && n < max; i++)
+		if (!mt->ns[i].gone)
+			ret[n++] = mt->ns[i].pid;
+	pthread_rwlock_unlock(&mt->lock);
+	return n;
+}
+
+int
+mounts_watch_ns(struct engine *e, pid_t pid)
+{
+	struct mounts *mt = e->mounts;
+	struct mount_table *tab = NULL;
+	char path[64];
+	int pidfd, fd, r;
+
+	if (!mt || pid <= 0)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&mt->lock);
+	r = ns_find(mt, pid) ? 1 : 0;
+	pthread_rwlock_unlock(&mt->lock);
+	if (r)
+		return 0;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (r = mounttab_read_fd(fd, MOUNT_FOREIGN_NS, &tab)) < 0) {
+		r = fd < 0 ? -errno : r;
+		if (fd >= 0)
+			close(fd);
+		close(pidfd);
+		return r;
+	}
+	pthread_rwlock_wrlock(&mt->lock);
+	if (ns_find(mt, pid)) {
+		r = 0; /* raced with another caller */
+	} else if (mt->n_ns == MOUNTS_MAX_NS) {
+		r = -EMFILE;
+	} else {
+		mt->ns[mt->n_ns++] = (struct nsw){ .pid = pid, .pidfd = pidfd, .fd = fd, .tab = tab };
+		tab = NULL;
+		pidfd = fd = -1;
+	}
+	pthread_rwlock_unlock(&mt->lock);
+	if (fd >= 0)
+		close(fd);
+	if (pidfd >= 0)
+		close(pidfd);
+	mounttab_free(tab);
+	if (r == 0) {
+		eventfd_signal(mt->wake_fd);
+		log_info(e->mgr, "mount table: watching the mount namespace of pid %d", (int)pid);
+	}
 	return r;
 }
 
@@ -167,9 +290,18 @@ mounts_fs_dev_of_path_cached(struct engine *e, const char *path, uint64_t *ret_m
 }
 
 dev_t
-mounts_fs_dev_of_fd(int fd)
+mounts_fs_dev_of_fd(struct engine *e, int fd)
 {
-	return fs_dev_at(fd, "", AT_EMPTY_PATH);
+	struct flt_statx st;
+	dev_t dev;
+
+	if (flt_statx(fd, "", AT_EMPTY_PATH, FLT_STATX_INO | FLT_STATX_MNT_ID, &st) < 0)
+		return 0;
+	dev = flt_statx_dev(&st);
+	if ((st.stx_mask & FLT_STATX_MNT_ID) && !mounts_lookup(e, st.stx_mnt_id, &dev) &&
+	    !mounts_lookup_foreign(e, st.stx_mnt_id, &dev, NULL))
+		return fs_dev_at(fd, "", AT_EMPTY_PATH); /* newer than the table */
+	return dev;
 }
 
 uint64_t
@@ -205,7 +337,44 @@ changed(struct engine *e)
 		log_error(e->mgr, "mount table: cannot read it: %s", strerror(-r));
 		return;
 	}
-	volumes_changed(e, old);
+	volumes_changed(e, 0, old);
+	mounttab_free(old);
+}
+
+/* A watched namespace changed (or its process exited: every volume of
+ * it is gone). */
+static void
+ns_changed(struct engine *e, size_t i, bool exited)
+{
+	struct mounts *mt = e->mounts;
+	struct mount_table *tab = NULL, *old;
+	struct mount_table empty = { 0 };
+	pid_t pid;
+	int r = 0;
+
+	pthread_rwlock_rdlock(&mt->lock);
+	pid = mt->ns[i].pid;
+	pthread_rwlock_unlock(&mt->lock);
+	if (exited)
+		r = mounttab_merge(&empty, &empty, &tab);
+	else
+		r = mounttab_read_fd(mt->ns[i].fd, MOUNT_FOREIGN_NS, &tab);
+	if (r < 0) { /* the process is gone: read as empty */
+		if (mounttab_merge(&empty, &empty, &tab) < 0)
+			return;
+		exited = true;
+	}
+	pthread_rwlock_wrlock(&mt->lock);
+	old = mt->ns[i].tab;
+	mt->ns[i].tab = tab;
+	if (exited)
+		mt->ns[i].gone = true;
+	pthread_rwlock_unlock(&mt->lock);
+	atomic_fetch_add(&e->ctr.mount_changes, 1);
+	if (exited)
+		log_info(e->mgr, "mount table: pid %d exited; its namespace's volumes are gone",
+			 (int)pid);
+	volumes_changed(e, pid, old);
 	mounttab_free(old);
 }
 
@@ -218,10 +387,16 @@ watcher_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "flt-mounts");
 	/* The volumes present at start. */
-	volumes_changed(e, NULL);
+	volumes_changed(e, 0, NULL);
 	while (!atomic_load(&e->stopping)) {
-		struct pollfd p[3] = { { .fd = e->stop_efd, .events = POLLIN } };
-		nfds_t n = 1;
+		/* stop, wake, 1-3 for this namespace, 2 per watched one */
+		struct pollfd p[5 + 2 * MOUNTS_MAX_NS] = {
+			{ .fd = e->stop_efd, .events = POLLIN },
+			{ .fd = mt->wake_fd, .events = POLLIN },
+		};
+		nfds_t n = 2, first_ns;
+		size_t n_ns;
+		bool own = false;
 		int r;
 
 		if (mt->notify_fd >= 0) {
@@ -232,6 +407,18 @@ watcher_main(void *arg)
 				p[n++] = (struct pollfd){ .fd = mt->init_fd,
 							  .events = POLLPRI };
 		}
+		first_ns = n;
+		pthread_rwlock_rdlock(&mt->lock);
+		n_ns = mt->n_ns;
+		for (size_t i = 0; i < n_ns; i++) {
+			bool gone = mt->ns[i].gone;
+
+			p[n++] = (struct pollfd){ .fd = gone ? -1 : mt->ns[i].fd,
+						  .events = POLLPRI };
+			p[n++] = (struct pollfd){ .fd = gone ? -1 : mt->ns[i].pidfd,
+						  .events = POLLIN };
+		}
+		pthread_rwlock_unlock(&mt->lock);
 		r = poll(p, n, again ? 5 : MOUNTS_RECHECK_MS);
 		if (r < 0 && errno != EINTR) {
 			log_error(e->mgr, "mount table: poll: %s", strerror(errno));
@@ -239,13 +426,22 @@ watcher_main(void *arg)
 		}
 		if (p[0].revents)
 			break;
-		if (r > 0 && mt->notify_fd >= 0 && p[1].revents) {
-			drain_notifications(mt->notify_fd);
+		if (p[1].revents)
+			eventfd_drain(mt->wake_fd);
+		for (nfds_t k = 2; r > 0 && k < first_ns; k++)
+			own |= (p[k].revents & (POLLIN | POLLPRI | POLLERR)) != 0;
+		if (own) {
+			if (mt->notify_fd >= 0)
+				drain_notifications(mt->notify_fd);
 			changed(e);
-		} else if (r > 0 && mt->notify_fd < 0 &&
-			   ((p[1].revents | (n > 2 ? p[2].revents : 0)) &
-			    (POLLPRI | POLLERR))) {
-			changed(e);
+		}
+		for (size_t i = 0; r > 0 && i < n_ns; i++) {
+			struct pollfd *mi = &p[first_ns + 2 * i], *pf = mi + 1;
+
+			if (pf->revents & POLLIN)
+				ns_changed(e, i, true);
+			else if (mi->revents & (POLLPRI | POLLERR))
+				ns_changed(e, i, false);
 		}
 		again = engine_revalidate_instances(e);
 	}
@@ -313,8 +509,13 @@ mounts_start(struct engine *e)
 	pthread_rwlock_init(&mt->lock, NULL);
 	mt->init_fd = mt->notify_fd = -1;
 	mt->fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-	if (mt->fd < 0) {
+	mt->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (mt->fd < 0 || mt->wake_fd < 0) {
 		r = -errno;
+		if (mt->fd >= 0)
+			close(mt->fd);
+		if (mt->wake_fd >= 0)
+			close(mt->wake_fd);
 		pthread_rwlock_destroy(&mt->lock);
 		free(mt);
 		return r;
@@ -361,6 +562,12 @@ mounts_stop(struct engine *e)
 		close(mt->init_fd);
 	if (mt->notify_fd >= 0)
 		close(mt->notify_fd);
+	close(mt->wake_fd);
+	for (size_t i = 0; i < mt->n_ns; i++) {
+		close(mt->ns[i].fd);
+		close(mt->ns[i].pidfd);
+		mounttab_free(mt->ns[i].tab);
+	}
 	mounttab_free(mt->self);
 	mounttab_free(mt->init);
 	pthread_rwlock_destroy(&mt->lock);

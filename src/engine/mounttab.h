@@ -15,7 +15,8 @@
 #include <sys/types.h>
 
 #define MOUNT_READ_ONLY 0x1u /* mounted ro (per-mount option) */
-#define MOUNT_INIT_NS   0x2u /* listed by pid 1, not by this process */
+#define MOUNT_INIT_NS    0x2u /* listed by pid 1, not by this process */
+#define MOUNT_FOREIGN_NS 0x4u /* listed by a watched process (a container) */
 
 struct mount_entry {
 	uint64_t id, parent;

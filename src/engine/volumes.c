@@ -20,6 +20,9 @@
  * filter, alive while it is held (engine.c).
  */
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,7 @@ struct auto_policy {
 	char **points;   /* NULL: any */
 	char **exclude;
 	enum flt_instance_kind kind;
+	pid_t ns_pid; /* 0: the daemon's namespace */
 };
 
 static void
@@ -104,9 +108,10 @@ selects(const struct auto_policy *p, const struct mount_entry *m)
 }
 
 static void
-volume_of(const struct mount_entry *m, struct flt_volume *v)
+volume_of(const struct mount_entry *m, pid_t ns_pid, struct flt_volume *v)
 {
 	*v = (struct flt_volume){
+		.ns_pid = ns_pid,
 		.mount_id = m->id,
 		.dev = m->dev,
 		.mount_point = m->point,
@@ -119,10 +124,22 @@ volume_of(const struct mount_entry *m, struct flt_volume *v)
 	};
 }
 
+/* The path the daemon reaches a volume by: its mount point, or through
+ * /proc/PID/root for a watched namespace. */
+static void
+reach_path(const struct mount_entry *m, pid_t ns_pid, char *buf, size_t size)
+{
+	if (!ns_pid)
+		snprintf(buf, size, "%s", m->point);
+	else
+		snprintf(buf, size, "/proc/%d/root%s", (int)ns_pid,
+			 strcmp(m->point, "/") ? m->point : "");
+}
+
 /* Whether f has an automatic instance for m already (or, for a
  * FILESYSTEM kind, any FILESYSTEM instance on m's filesystem). */
 static bool
-covered(const struct filter_engine *fe, const struct mount_entry *m,
+covered(const struct filter_engine *fe, const struct mount_entry *m, const char *path,
 	enum flt_instance_kind kind)
 {
 	for (const struct instance *in = fe->instances; in; in = in->next) {
@@ -132,7 +149,7 @@ covered(const struct filter_engine *fe, const struct mount_entry *m,
 		if (kind == FLT_INSTANCE_MOUNT && in->automatic && in->mnt_id == m->id &&
 		    in->dev == m->dev)
 			return true;
-		if (!in->automatic && in->kind == kind && !strcmp(in->path, m->point))
+		if (!in->automatic && in->kind == kind && !strcmp(in->path, path))
 			return true;
 	}
 	return false;
@@ -144,24 +161,26 @@ attach_one(struct engine *e, flt_filter *f, const struct mount_entry *m,
 {
 	struct filter_engine *fe = f->eng;
 	enum flt_instance_kind kind = fe->policy->kind;
+	pid_t ns_pid = fe->policy->ns_pid;
 	struct flt_volume vol;
 	struct instance *in;
+	char path[PATH_MAX];
 	struct stat st;
 	void *ctx = NULL;
 	int r;
 
-	if (covered(fe, m, kind))
+	reach_path(m, ns_pid, path, sizeof(path));
+	if (covered(fe, m, path, kind))
 		return;
 	/* The mount point must still lead to this mount (a mount on top of
 	 * it hides it, and is a volume of its own). */
-	if (stat(m->point, &st) < 0 || !S_ISDIR(st.st_mode) ||
-	    mounts_id_of_path(m->point) != m->id)
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode) || mounts_id_of_path(path) != m->id)
 		return;
-	volume_of(m, &vol);
+	volume_of(m, ns_pid, &vol);
 	if (fe->volume_setup)
 		r = fe->volume_setup(f, &vol, why, &kind, &ctx);
 	else if (fe->instance_setup)
-		r = fe->instance_setup(f, m->point, kind, &ctx);
+		r = fe->instance_setup(f, path, kind, &ctx);
 	else
 		r = 0;
 	if (r != 0) {
@@ -173,12 +192,12 @@ attach_one(struct engine *e, flt_filter *f, const struct mount_entry *m,
 	}
 	if (kind != FLT_INSTANCE_MOUNT)
 		kind = FLT_INSTANCE_FILESYSTEM;
-	if (kind != fe->policy->kind && covered(fe, m, kind)) {
+	if (kind != fe->policy->kind && covered(fe, m, path, kind)) {
 		if (fe->instance_teardown)
 			fe->instance_teardown(f, ctx);
 		return;
 	}
-	in = instance_new(m->point, &st, kind, ctx);
+	in = instance_new(path, &st, kind, ctx);
 	if (!in) {
 		if (fe->instance_teardown)
 			fe->instance_teardown(f, ctx);
@@ -187,6 +206,7 @@ attach_one(struct engine *e, flt_filter *f, const struct mount_entry *m,
 		return;
 	}
 	in->automatic = true;
+	in->ns_pid = ns_pid;
 	in->mnt_id = m->id;
 	in->dev = m->dev;
 	r = engine_instance_insert_locked(f, in);
@@ -201,12 +221,14 @@ attach_one(struct engine *e, flt_filter *f, const struct mount_entry *m,
 		   why == FLT_SETUP_NEWLY_MOUNTED ? "newly mounted" : "present");
 }
 
-/* The automatic instances of f whose volume is gone or no longer
- * selected. */
+/* The automatic instances of f for namespace ns_pid whose volume is gone
+ * or no longer selected (all of them, when the policy is off or names
+ * another namespace now). */
 static void
-detach_gone(struct engine *e, flt_filter *f, const struct mount_table *now)
+detach_gone(struct engine *e, flt_filter *f, pid_t ns_pid, const struct mount_table *now)
 {
 	struct filter_engine *fe = f->eng;
+	const struct auto_policy *p = fe->policy;
 
 	for (;;) {
 		struct instance *gone = NULL;
@@ -214,30 +236,31 @@ detach_gone(struct engine *e, flt_filter *f, const struct mount_table *now)
 		for (struct instance *in = fe->instances; in && !gone; in = in->next) {
 			bool keep = false;
 
-			if (!in->automatic)
+			if (!in->automatic || in->ns_pid != ns_pid)
 				continue;
-			if (fe->policy && in->kind == FLT_INSTANCE_FILESYSTEM) {
+			if (p && p->ns_pid == ns_pid && in->kind == FLT_INSTANCE_FILESYSTEM) {
 				for (size_t i = 0; i < now->n && !keep; i++)
 					keep = now->v[i].dev == in->dev &&
-					       selects(fe->policy, &now->v[i]);
-			} else if (fe->policy) {
+					       selects(p, &now->v[i]);
+			} else if (p && p->ns_pid == ns_pid) {
 				/* A mount moved elsewhere (mount --move keeps its
 				 * id) is set up again at its new place. */
-				const struct mount_entry *m =
-					mounttab_find(now, in->mnt_id);
+				const struct mount_entry *m = mounttab_find(now, in->mnt_id);
+				char path[PATH_MAX];
 
-				keep = m && m->dev == in->dev &&
-				       !strcmp(m->point, in->path) &&
-				       selects(fe->policy, m);
+				if (m)
+					reach_path(m, ns_pid, path, sizeof(path));
+				keep = m && m->dev == in->dev && !strcmp(path, in->path) &&
+				       selects(p, m);
 			}
 			if (!keep)
 				gone = in;
 		}
 		if (!gone)
 			return;
-		log_notice(e->mgr, "filter %s: the volume %s (mount %llu) is gone%s",
-			   f->name, gone->path, (unsigned long long)gone->mnt_id,
-			   fe->policy ? "" : " (automatic attachment turned off)");
+		log_notice(e->mgr, "filter %s: the volume %s (mount %llu) is gone%s", f->name,
+			   gone->path, (unsigned long long)gone->mnt_id,
+			   p ? "" : " (automatic attachment turned off)");
 		atomic_fetch_add(&e->ctr.volumes_detached, 1);
 		engine_instance_remove_locked(f, gone);
 	}
@@ -254,7 +277,7 @@ was_there(const struct mount_table *old, const struct mount_entry *m)
 }
 
 static void
-apply_locked(struct engine *e, flt_filter *f, const struct mount_table *now,
+apply_locked(struct engine *e, flt_filter *f, pid_t ns_pid, const struct mount_table *now,
 	     const struct mount_table *old)
 {
 	struct filter_engine *fe = f->eng;
@@ -267,8 +290,8 @@ apply_locked(struct engine *e, flt_filter *f, const struct mount_table *now,
 	pthread_mutex_unlock(&e->lock);
 	if (!started)
 		return;
-	detach_gone(e, f, now);
-	if (!fe->policy)
+	detach_gone(e, f, ns_pid, now);
+	if (!fe->policy || fe->policy->ns_pid != ns_pid)
 		return;
 	for (size_t i = 0; i < now->n; i++) {
 		const struct mount_entry *m = &now->v[i];
@@ -281,14 +304,14 @@ apply_locked(struct engine *e, flt_filter *f, const struct mount_table *now,
 }
 
 void
-volumes_changed(struct engine *e, const struct mount_table *old)
+volumes_changed(struct engine *e, pid_t ns_pid, const struct mount_table *old)
 {
 	flt_manager *m = e->mgr;
 	struct mount_table *now = NULL;
 	flt_filter **v = NULL;
 	size_t n = 0;
 
-	if (mounts_snapshot(e, &now) < 0)
+	if (mounts_snapshot(e, ns_pid, &now) < 0)
 		return;
 	pthread_mutex_lock(&engine_attach_lock);
 	pthread_mutex_lock(&m->lock);
@@ -303,22 +326,46 @@ volumes_changed(struct engine *e, const struct mount_table *old)
 	/* Filters stay alive while engine_attach_lock is held (engine.c). */
 	for (size_t i = 0; i < n; i++)
 		if (v[i]->eng)
-			apply_locked(e, v[i], now, old);
+			apply_locked(e, v[i], ns_pid, now, old);
 	pthread_mutex_unlock(&engine_attach_lock);
 	free(v);
 	mounttab_free(now);
 }
 
+/* f started filtering or changed its policy: its automatic instances of
+ * the namespace it left, and of the one it names. */
 void
 volumes_apply(struct engine *e, flt_filter *f)
 {
-	struct mount_table *now = NULL;
+	struct mount_table *now = NULL, empty = { 0 };
+	pid_t ns_pid = 0;
 
-	if (mounts_snapshot(e, &now) < 0)
+	pthread_mutex_lock(&engine_attach_lock);
+	if (f->eng) {
+		/* Instances of a namespace the policy no longer names. */
+		for (;;) {
+			pid_t left = -1;
+
+			for (struct instance *in = f->eng->instances; in; in = in->next)
+				if (in->automatic && (!f->eng->policy ||
+						      in->ns_pid != f->eng->policy->ns_pid))
+					left = in->ns_pid;
+			if (left < 0)
+				break;
+			detach_gone(e, f, left, &empty);
+		}
+		if (f->eng->policy)
+			ns_pid = f->eng->policy->ns_pid;
+	}
+	pthread_mutex_unlock(&engine_attach_lock);
+	if (ns_pid && mounts_watch_ns(e, ns_pid) < 0)
+		log_error(e->mgr, "filter %s: cannot watch the mount namespace of pid %d",
+			  f->name, (int)ns_pid);
+	if (mounts_snapshot(e, ns_pid, &now) < 0)
 		return;
 	pthread_mutex_lock(&engine_attach_lock);
 	if (f->eng)
-		apply_locked(e, f, now, NULL);
+		apply_locked(e, f, ns_pid, now, NULL);
 	pthread_mutex_unlock(&engine_attach_lock);
 	mounttab_free(now);
 }
@@ -336,10 +383,14 @@ flt_set_auto_attach(flt_filter *filter, const struct flt_auto_attach *policy)
 		if (policy->kind != FLT_INSTANCE_MOUNT &&
 		    policy->kind != FLT_INSTANCE_FILESYSTEM)
 			return -EINVAL;
+		if (policy->ns_pid < 0 ||
+		    (policy->ns_pid > 0 && kill(policy->ns_pid, 0) < 0 && errno == ESRCH))
+			return policy->ns_pid < 0 ? -EINVAL : -ESRCH;
 		p = calloc(1, sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		p->kind = policy->kind;
+		p->ns_pid = policy->ns_pid;
 		r = strv_copy(policy->fs_types, &p->fs_types);
 		if (!r)
 			r = strv_copy(policy->mount_points, &p->points);
@@ -364,12 +415,13 @@ flt_set_auto_attach(flt_filter *filter, const struct flt_auto_attach *policy)
 int
 flt_manager_list_volumes(flt_manager *manager, struct flt_volume **ret, size_t *ret_n)
 {
-	struct mount_table *t = NULL;
+	struct mount_table *t[1 + MOUNTS_MAX_NS_LISTED] = { NULL };
+	pid_t pid[1 + MOUNTS_MAX_NS_LISTED] = { 0 };
+	size_t n_t = 0, total = 0, bytes = 0, k = 0;
 	struct flt_volume *v;
 	struct engine *e;
-	size_t bytes = 0;
 	char *w;
-	int r;
+	int r = 0;
 
 	if (!manager || !ret || !ret_n)
 		return -EINVAL;
@@ -378,37 +430,40 @@ flt_manager_list_volumes(flt_manager *manager, struct flt_volume **ret, size_t *
 	e = engine_of(manager);
 	if (!e)
 		return 0;
-	r = mounts_snapshot(e, &t);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < t->n; i++)
-		bytes += strlen(t->v[i].point) + strlen(t->v[i].fstype) +
-			 strlen(t->v[i].source) + strlen(t->v[i].root) + 4;
-	v = malloc(t->n * sizeof(*v) + bytes + 1);
+	n_t = 1 + mounts_watched(e, pid + 1, MOUNTS_MAX_NS_LISTED);
+	for (size_t i = 0; i < n_t && r >= 0; i++)
+		r = mounts_snapshot(e, pid[i], &t[i]);
+	for (size_t i = 0; r >= 0 && i < n_t; i++)
+		for (size_t j = 0; j < t[i]->n; j++, total++)
+			bytes += strlen(t[i]->v[j].point) + strlen(t[i]->v[j].fstype) +
+				 strlen(t[i]->v[j].source) + strlen(t[i]->v[j].root) + 4;
+	v = r < 0 ? NULL : malloc(total * sizeof(*v) + bytes + 1);
 	if (!v) {
-		mounttab_free(t);
-		return -ENOMEM;
+		for (size_t i = 0; i < n_t; i++)
+			mounttab_free(t[i]);
+		return r < 0 ? r : -ENOMEM;
 	}
-	w = (char *)(v + t->n);
-	for (size_t i = 0; i < t->n; i++) {
-		const char **s[4];
+	w = (char *)(v + total);
+	for (size_t i = 0; i < n_t; i++) {
+		for (size_t j = 0; j < t[i]->n; j++, k++) {
+			const char **s[4];
 
-		volume_of(&t->v[i], &v[i]);
-		s[0] = &v[i].mount_point;
-		s[1] = &v[i].fs_type;
-		s[2] = &v[i].source;
-		s[3] = &v[i].root;
-		for (int j = 0; j < 4; j++) {
-			size_t len = strlen(*s[j]) + 1;
+			volume_of(&t[i]->v[j], pid[i], &v[k]);
+			s[0] = &v[k].mount_point;
+			s[1] = &v[k].fs_type;
+			s[2] = &v[k].source;
+			s[3] = &v[k].root;
+			for (int q = 0; q < 4; q++) {
+				size_t len = strlen(*s[q]) + 1;
 
-			memcpy(w, *s[j], len);
-			*s[j] = w;
-			w += len;
+				memcpy(w, *s[q], len);
+				*s[q] = w;
+				w += len;
+			}
 		}
+		mounttab_free(t[i]);
 	}
 	*ret = v;
-	*ret_n = t->n;
-	r = (int)t->n;
-	mounttab_free(t);
-	return r;
+	*ret_n = total;
+	return (int)total;
 }
