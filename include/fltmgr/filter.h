@@ -233,6 +233,53 @@ struct flt_operation_registration {
 typedef int (*flt_instance_setup)(flt_filter *filter, const char *path,
 				  enum flt_instance_kind kind,
 				  void **ret_instance_context);
+
+/* ---- volumes: a mount, as the engine sees it (fltmc volumes) ---- */
+
+#define FLT_VOLUME_READ_ONLY 0x1u /* mounted read-only */
+#define FLT_VOLUME_BIND \
+	0x2u                   /* mounts a directory of its filesystem
+				     other than its root (a bind mount) */
+#define FLT_VOLUME_PSEUDO 0x4u /* proc, sysfs, cgroup2, devpts, ... */
+
+struct flt_volume {
+	uint64_t mount_id;       /* as /proc/self/mountinfo and statx() say */
+	dev_t dev;               /* its filesystem's device */
+	const char *mount_point; /* in the daemon's mount namespace */
+	const char *fs_type;     /* "ext4", "tmpfs", ... */
+	const char *source;      /* "/dev/sda1", "tmpfs", ... */
+	const char *root;        /* the directory of its filesystem mounted
+				    there: "/" for the whole filesystem */
+	uint32_t flags;          /* FLT_VOLUME_* */
+	/* 0: a mount of the daemon's namespace. Else the process whose mount
+	 * namespace it belongs to (flt_auto_attach.ns_pid): mount_point is
+	 * as that namespace names it, and the instance's path is
+	 * /proc/PID/root followed by it. */
+	pid_t ns_pid;
+};
+
+/* Why an instance is being set up (FLT_INSTANCE_SETUP_FLAGS on Windows). */
+enum flt_setup_reason {
+	FLT_SETUP_AUTOMATIC = 1,     /* a volume present when the filter's
+					automatic attachment began */
+	FLT_SETUP_NEWLY_MOUNTED = 2, /* a volume mounted since */
+};
+
+/*
+ * Instance setup for automatic attachment (InstanceSetup for a volume):
+ * called for every volume that the filter's policy (flt_set_auto_attach)
+ * selects, at the start of automatic attachment and for every volume
+ * mounted later, on the engine's mount thread. *kind comes in as the
+ * policy's kind; the callback may change it to FLT_INSTANCE_MOUNT or
+ * FLT_INSTANCE_FILESYSTEM. Return 0 to attach (setting
+ * *ret_instance_context if wanted) or a negative errno to decline. The
+ * instance's teardown callback runs when the volume goes. Without this
+ * callback, every selected volume is attached.
+ */
+typedef int (*flt_volume_setup)(flt_filter *filter, const struct flt_volume *volume,
+				enum flt_setup_reason reason,
+				enum flt_instance_kind *kind,
+				void **ret_instance_context);
 typedef void (*flt_instance_teardown)(flt_filter *filter, void *instance_context);
 typedef void (*flt_filter_unload)(flt_filter *filter, void *cookie);
 
@@ -273,6 +320,8 @@ struct flt_registration {
 	 * cookie from whatever thread calls flt_filter_get_counters(); it
 	 * must take its own locks. */
 	flt_filter_counters counters;
+	/* May be NULL: instance setup for automatic attachment (above). */
+	flt_volume_setup volume_setup;
 };
 
 /*
@@ -437,6 +486,41 @@ int flt_start_filtering(flt_filter *filter);
 /* Attaches an instance at path (-EEXIST if already attached there). The
  * instance setup callback may refuse (its error is returned). */
 int flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind);
+
+/*
+ * Automatic attachment, as volumes arrive on Windows: the filter gets an
+ * instance on every volume the policy selects, now and whenever one is
+ * mounted, and loses it when the volume is unmounted (docs/engine.md
+ * section 1.6). Applied once the filter is filtering. NULL turns it off
+ * and detaches the automatic instances. Instances attached by path
+ * (flt_attach) live beside automatic ones. -EINVAL for a bad policy.
+ */
+struct flt_auto_attach {
+	/* File-system types ("ext4", "xfs", ...), or "*" for any but pseudo
+	 * file systems (proc, sysfs, ...), which are taken only when named.
+	 * NULL-terminated; NULL or empty: none (off). */
+	const char *const *fs_types;
+	/* fnmatch(3) patterns a mount point must match (NULL: any), and
+	 * patterns of mount points never attached. NULL-terminated. */
+	const char *const *mount_points;
+	const char *const *exclude;
+	/* FLT_INSTANCE_FILESYSTEM (one instance per filesystem, whichever of
+	 * its mounts comes first) or FLT_INSTANCE_MOUNT (one per mount). */
+	enum flt_instance_kind kind;
+	/* 0: the daemon's mount namespace. Else the mount namespace of this
+	 * process (a container's init, say): its volumes, reached through
+	 * /proc/PID/root; when the process exits, they are gone. One policy
+	 * per filter: for several namespaces, load the filter once per
+	 * namespace. -ESRCH if no such process. */
+	pid_t ns_pid;
+};
+int flt_set_auto_attach(flt_filter *filter, const struct flt_auto_attach *policy);
+
+/* Every mount of the daemon's mount namespace, then those of the
+ * namespaces policies watch (ns_pid set), as a snapshot: one malloc'ed
+ * block (free() it). Returns the count (0 before the engine runs). */
+int flt_manager_list_volumes(flt_manager *manager, struct flt_volume **ret_volumes,
+			     size_t *ret_n);
 int flt_detach(flt_filter *filter, const char *path);
 
 /* Finishes a pended pre operation, from any thread: status and error as a
@@ -516,6 +600,11 @@ struct flt_engine_stats {
 	 * filesystem because their path came to name it. */
 	uint64_t mount_changes;
 	uint64_t instance_reattaches;
+	/* Automatic attachment (flt_set_auto_attach): instances set up on a
+	 * volume, removed with it, and volumes a filter declined. */
+	uint64_t volumes_attached;
+	uint64_t volumes_detached;
+	uint64_t volumes_declined;
 };
 
 int flt_filter_get_stats(flt_filter *filter, struct flt_filter_stats *ret_stats);
@@ -553,6 +642,9 @@ struct flt_instance_info {
 	struct timespec state_time; /* CLOCK_REALTIME of the last change of
 				       state (the attach, at first) */
 	uint32_t reattaches;        /* times it moved to another filesystem */
+	uint64_t mount_id;          /* the mount at its path (0: unknown) */
+	dev_t dev;                  /* its filesystem */
+	int automatic;              /* 1: attached by the auto-attach policy */
 };
 
 /* A snapshot of the filter's instances, newest first: one malloc'ed block

@@ -79,6 +79,7 @@ engine_filter_init(flt_filter *f, const struct flt_registration *reg)
 			fe->post[o->operation] = o->post;
 	}
 	fe->instance_setup = reg->instance_setup;
+	fe->volume_setup = reg->volume_setup;
 	fe->instance_teardown = reg->instance_teardown;
 	fe->unload = reg->unload;
 	fe->counters = reg->counters;
@@ -93,7 +94,7 @@ engine_filter_init(flt_filter *f, const struct flt_registration *reg)
 	return 0;
 }
 
-static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t engine_attach_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Under attach_lock, like every change of an instance list (the mount
  * watcher reads the lists under it). */
@@ -102,7 +103,7 @@ filter_instances_teardown(flt_filter *f)
 {
 	struct filter_engine *fe = f->eng;
 
-	pthread_mutex_lock(&attach_lock);
+	pthread_mutex_lock(&engine_attach_lock);
 	while (fe && fe->instances) {
 		struct instance *in = fe->instances;
 
@@ -112,7 +113,7 @@ filter_instances_teardown(flt_filter *f)
 		free(in->path);
 		free(in);
 	}
-	pthread_mutex_unlock(&attach_lock);
+	pthread_mutex_unlock(&engine_attach_lock);
 }
 
 void
@@ -127,10 +128,11 @@ engine_filter_free(flt_filter *f)
 		fe->unload(f, fe->cookie);
 	/* Whoever holds attach_lock (the mount watcher, a listing) and saw
 	 * f->eng set may use it until it lets go. */
-	pthread_mutex_lock(&attach_lock);
+	pthread_mutex_lock(&engine_attach_lock);
 	f->eng = NULL;
-	pthread_mutex_unlock(&attach_lock);
+	pthread_mutex_unlock(&engine_attach_lock);
 	exclusions_free(fe);
+	volumes_policy_free(fe->policy);
 	pthread_mutex_destroy(&fe->excl_lock);
 	free(fe);
 }
@@ -235,6 +237,7 @@ dtable_build(struct engine *e)
 			di->len = strlen(in->path);
 			di->dev = in->dev;
 			di->fs_type = in->fs_type;
+			di->mnt_id = in->mnt_id;
 			di->context = in->context;
 			di->ctr = &in->ctr;
 		}
@@ -484,8 +487,10 @@ flt_start_filtering(flt_filter *filter)
 		(void)engine_rebuild_locked(e);
 	}
 	pthread_mutex_unlock(&e->lock);
-	if (r == 0)
+	if (r == 0) {
 		log_info(filter->mgr, "filter %s: filtering", filter->name);
+		volumes_apply(e, filter); /* its automatic instances, if any */
+	}
 	return r;
 }
 
@@ -510,63 +515,44 @@ fs_type_of(const char *path)
 	return statfs(path, &sfs) == 0 ? (long)sfs.f_type : 0;
 }
 
-int
-flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind)
+struct instance *
+instance_new(const char *cpath, const struct stat *st, enum flt_instance_kind kind,
+	     void *ctx)
 {
-	struct filter_engine *fe;
-	struct instance *in;
-	struct engine *e = NULL;
-	struct stat st;
-	char *cpath = NULL;
-	void *ctx = NULL;
-	int r;
+	struct instance *in = calloc(1, sizeof(*in));
 
-	if (!filter || !filter->eng || !path || (unsigned)kind > FLT_INSTANCE_FILESYSTEM)
-		return -EINVAL;
-	fe = filter->eng;
-	r = canonical(path, &cpath, &st);
-	if (r < 0)
-		return r;
-	if (!S_ISDIR(st.st_mode)) {
-		free(cpath);
-		return -ENOTDIR;
-	}
-	pthread_mutex_lock(&attach_lock);
-	for (struct instance *o = fe->instances; o; o = o->next) {
-		if (!strcmp(o->path, cpath)) {
-			pthread_mutex_unlock(&attach_lock);
-			free(cpath);
-			return -EEXIST;
-		}
-	}
-	if (fe->instance_setup) {
-		r = fe->instance_setup(filter, cpath, kind, &ctx);
-		if (r != 0) {
-			pthread_mutex_unlock(&attach_lock);
-			free(cpath);
-			return r < 0 ? r : -EPERM;
-		}
-	}
-	in = calloc(1, sizeof(*in));
-	if (!in) {
-		if (fe->instance_teardown)
-			fe->instance_teardown(filter, ctx);
-		pthread_mutex_unlock(&attach_lock);
-		free(cpath);
-		return -ENOMEM;
+	if (!in || !(in->path = strdup(cpath))) {
+		free(in);
+		return NULL;
 	}
 	in->kind = kind;
-	in->path = cpath;
 	in->dev = mounts_fs_dev_of_path(cpath);
 	if (!in->dev)
-		in->dev = st.st_dev;
-	in->ino = st.st_ino;
+		in->dev = st->st_dev;
+	in->ino = st->st_ino;
 	in->fs_type = fs_type_of(cpath);
+	in->mnt_id = mounts_id_of_path(cpath);
 	in->context = ctx;
 	in->state = FLT_INSTANCE_ATTACHED;
 	clock_gettime(CLOCK_REALTIME, &in->state_time);
+	return in;
+}
 
-	e = engine_of(filter->mgr);
+static const char *
+kind_name(enum flt_instance_kind kind)
+{
+	return kind == FLT_INSTANCE_SUBTREE ? "subtree"
+	       : kind == FLT_INSTANCE_MOUNT ? "mount"
+					    : "filesystem";
+}
+
+int
+engine_instance_insert_locked(flt_filter *filter, struct instance *in)
+{
+	struct filter_engine *fe = filter->eng;
+	struct engine *e = engine_of(filter->mgr);
+	int r = 0;
+
 	if (e)
 		pthread_mutex_lock(&e->lock);
 	in->next = fe->instances;
@@ -584,17 +570,91 @@ flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind)
 		if (e)
 			wait_filter_drained(e, filter);
 		if (fe->instance_teardown)
-			fe->instance_teardown(filter, ctx);
+			fe->instance_teardown(filter, in->context);
 		free(in->path);
 		free(in);
-	} else {
-		log_info(filter->mgr, "filter %s: attached to %s (%s)", filter->name,
-			 cpath,
-			 kind == FLT_INSTANCE_SUBTREE ? "subtree"
-			 : kind == FLT_INSTANCE_MOUNT ? "mount"
-						      : "filesystem");
+		return r;
 	}
-	pthread_mutex_unlock(&attach_lock);
+	log_info(filter->mgr, "filter %s: attached to %s (%s%s)", filter->name, in->path,
+		 kind_name(in->kind), in->automatic ? ", automatic" : "");
+	return 0;
+}
+
+void
+engine_instance_remove_locked(flt_filter *filter, struct instance *in)
+{
+	struct filter_engine *fe = filter->eng;
+	struct engine *e = engine_of(filter->mgr);
+
+	if (e)
+		pthread_mutex_lock(&e->lock);
+	for (struct instance **pp = &fe->instances; *pp; pp = &(*pp)->next) {
+		if (*pp == in) {
+			*pp = in->next;
+			break;
+		}
+	}
+	if (e && fe->started)
+		(void)engine_rebuild_locked(e);
+	if (e)
+		pthread_mutex_unlock(&e->lock);
+	/* Callbacks in flight may still use the instance context. */
+	if (e)
+		wait_filter_drained(e, filter);
+	if (fe->instance_teardown)
+		fe->instance_teardown(filter, in->context);
+	log_info(filter->mgr, "filter %s: detached from %s%s", filter->name, in->path,
+		 in->automatic ? " (automatic)" : "");
+	free(in->path);
+	free(in);
+}
+
+int
+flt_attach(flt_filter *filter, const char *path, enum flt_instance_kind kind)
+{
+	struct filter_engine *fe;
+	struct instance *in;
+	struct stat st;
+	char *cpath = NULL;
+	void *ctx = NULL;
+	int r;
+
+	if (!filter || !filter->eng || !path || (unsigned)kind > FLT_INSTANCE_FILESYSTEM)
+		return -EINVAL;
+	fe = filter->eng;
+	r = canonical(path, &cpath, &st);
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(st.st_mode)) {
+		free(cpath);
+		return -ENOTDIR;
+	}
+	pthread_mutex_lock(&engine_attach_lock);
+	for (struct instance *o = fe->instances; o; o = o->next) {
+		if (!strcmp(o->path, cpath) && !o->automatic) {
+			pthread_mutex_unlock(&engine_attach_lock);
+			free(cpath);
+			return -EEXIST;
+		}
+	}
+	if (fe->instance_setup) {
+		r = fe->instance_setup(filter, cpath, kind, &ctx);
+		if (r != 0) {
+			pthread_mutex_unlock(&engine_attach_lock);
+			free(cpath);
+			return r < 0 ? r : -EPERM;
+		}
+	}
+	in = instance_new(cpath, &st, kind, ctx);
+	free(cpath);
+	if (!in) {
+		if (fe->instance_teardown)
+			fe->instance_teardown(filter, ctx);
+		pthread_mutex_unlock(&engine_attach_lock);
+		return -ENOMEM;
+	}
+	r = engine_instance_insert_locked(filter, in);
+	pthread_mutex_unlock(&engine_attach_lock);
 	return r;
 }
 
@@ -602,8 +662,7 @@ int
 flt_detach(flt_filter *filter, const char *path)
 {
 	struct filter_engine *fe;
-	struct instance *in = NULL, **pp;
-	struct engine *e;
+	struct instance *in = NULL;
 	struct stat st;
 	char *cpath = NULL;
 
@@ -614,35 +673,17 @@ flt_detach(flt_filter *filter, const char *path)
 		cpath = strdup(path); /* the directory may be gone */
 	if (!cpath)
 		return -ENOMEM;
-	pthread_mutex_lock(&attach_lock);
-	e = engine_of(filter->mgr);
-	if (e)
-		pthread_mutex_lock(&e->lock);
-	for (pp = &fe->instances; *pp; pp = &(*pp)->next) {
-		if (!strcmp((*pp)->path, cpath)) {
-			in = *pp;
-			*pp = in->next;
+	pthread_mutex_lock(&engine_attach_lock);
+	for (in = fe->instances; in; in = in->next)
+		if (!strcmp(in->path, cpath) && !in->automatic)
 			break;
-		}
-	}
-	if (in && e && fe->started)
-		(void)engine_rebuild_locked(e);
-	if (e)
-		pthread_mutex_unlock(&e->lock);
 	free(cpath);
 	if (!in) {
-		pthread_mutex_unlock(&attach_lock);
+		pthread_mutex_unlock(&engine_attach_lock);
 		return -ENOENT;
 	}
-	/* Callbacks in flight may still use the instance context. */
-	if (e)
-		wait_filter_drained(e, filter);
-	if (fe->instance_teardown)
-		fe->instance_teardown(filter, in->context);
-	log_info(filter->mgr, "filter %s: detached from %s", filter->name, in->path);
-	free(in->path);
-	free(in);
-	pthread_mutex_unlock(&attach_lock);
+	engine_instance_remove_locked(filter, in);
+	pthread_mutex_unlock(&engine_attach_lock);
 	return 0;
 }
 
@@ -654,6 +695,7 @@ struct reval {
 	int err; /* of stat(in->path), 0 if it worked */
 	struct stat st;
 	dev_t dev; /* its filesystem's, mounts_fs_dev_of_path() */
+	uint64_t mnt_id;
 };
 
 static const char *
@@ -677,12 +719,14 @@ engine_revalidate_instances(struct engine *e)
 	 * engine_filter_free take it). The paths are stat'ed without
 	 * e->lock (a hung mount must not stall event resolution, which
 	 * takes e->lock). */
-	pthread_mutex_lock(&attach_lock);
+	pthread_mutex_lock(&engine_attach_lock);
 	pthread_mutex_lock(&m->lock);
 	for (flt_filter *f = m->filters; f; f = f->next) {
 		if (!f->eng)
 			continue;
 		for (struct instance *in = f->eng->instances; in; in = in->next) {
+			if (in->automatic)
+				continue; /* bound to its volume: volumes.c */
 			if (n == cap) {
 				struct reval *nv =
 					realloc(v, (cap ? 2 * cap : 8) * sizeof(*v));
@@ -699,7 +743,8 @@ engine_revalidate_instances(struct engine *e)
 	for (size_t i = 0; i < n; i++) {
 		v[i].err = stat(v[i].in->path, &v[i].st) < 0 ? errno : 0;
 		if (!v[i].err)
-			v[i].dev = mounts_fs_dev_of_path_cached(e, v[i].in->path);
+			v[i].dev = mounts_fs_dev_of_path_cached(e, v[i].in->path,
+								&v[i].mnt_id);
 		if (!v[i].err && !v[i].dev)
 			v[i].dev = v[i].st.st_dev;
 	}
@@ -726,17 +771,27 @@ engine_revalidate_instances(struct engine *e)
 			log_warning(m,
 				    "filter %s: instance %s now names another filesystem "
 				    "(%u:%u, was %u:%u): re-attached to it",
-				    fname, in->path, major(v[i].st.st_dev),
-				    minor(v[i].st.st_dev), major(in->dev),
-				    minor(in->dev));
-			in->dev = v[i].st.st_dev;
+				    fname, in->path, major(v[i].dev), minor(v[i].dev),
+				    major(in->dev), minor(in->dev));
+			in->dev = v[i].dev;
 			in->ino = v[i].st.st_ino;
+			in->mnt_id = v[i].mnt_id;
 			in->fs_type = fs_type_of(in->path);
 			in->state = FLT_INSTANCE_REATTACHED;
 			in->reattaches++;
 			clock_gettime(CLOCK_REALTIME, &in->state_time);
 			atomic_fetch_add(&e->ctr.instance_reattaches, 1);
 			moved = true;
+		} else if (v[i].mnt_id && v[i].mnt_id != in->mnt_id) {
+			/* The same filesystem, another mount (mounted again, a
+			 * bind mount on top): a MOUNT instance follows it. */
+			in->mnt_id = v[i].mnt_id;
+			moved = true;
+			if (was == FLT_INSTANCE_STALE) {
+				in->state = in->reattaches ? FLT_INSTANCE_REATTACHED
+							   : FLT_INSTANCE_ATTACHED;
+				clock_gettime(CLOCK_REALTIME, &in->state_time);
+			}
 		} else if (was == FLT_INSTANCE_STALE) {
 			in->state = in->reattaches ? FLT_INSTANCE_REATTACHED
 						   : FLT_INSTANCE_ATTACHED;
@@ -756,7 +811,7 @@ engine_revalidate_instances(struct engine *e)
 				     "filesystem; see the errors above");
 	}
 	pthread_mutex_unlock(&e->lock);
-	pthread_mutex_unlock(&attach_lock);
+	pthread_mutex_unlock(&engine_attach_lock);
 	free(v);
 	return again;
 }
@@ -785,9 +840,9 @@ flt_filter_list_instances(flt_filter *filter, struct flt_instance_info **ret_inf
 	if (!filter || !filter->eng || !ret_info || !ret_n)
 		return -EINVAL;
 	/* attach_lock: the list and the paths stay put while we copy. */
-	pthread_mutex_lock(&attach_lock);
+	pthread_mutex_lock(&engine_attach_lock);
 	if (!filter->eng) {
-		pthread_mutex_unlock(&attach_lock);
+		pthread_mutex_unlock(&engine_attach_lock);
 		return -EINVAL;
 	}
 	for (struct instance *in = filter->eng->instances; in; in = in->next) {
@@ -796,7 +851,7 @@ flt_filter_list_instances(flt_filter *filter, struct flt_instance_info **ret_inf
 	}
 	info = malloc(n * sizeof(*info) + bytes + 1);
 	if (!info) {
-		pthread_mutex_unlock(&attach_lock);
+		pthread_mutex_unlock(&engine_attach_lock);
 		return -ENOMEM;
 	}
 	strings = (char *)(info + n);
@@ -813,10 +868,13 @@ flt_filter_list_instances(flt_filter *filter, struct flt_instance_info **ret_inf
 			.state = in->state,
 			.state_time = in->state_time,
 			.reattaches = in->reattaches,
+			.mount_id = in->mnt_id,
+			.dev = in->dev,
+			.automatic = in->automatic,
 		};
 		strings += len;
 	}
-	pthread_mutex_unlock(&attach_lock);
+	pthread_mutex_unlock(&engine_attach_lock);
 	*ret_info = info;
 	*ret_n = n;
 	return (int)n;
@@ -949,6 +1007,9 @@ flt_manager_get_stats(flt_manager *manager, struct flt_engine_stats *ret)
 	ret->cache_refused = atomic_load(&e->ctr.cache_refused);
 	ret->mount_changes = atomic_load(&e->ctr.mount_changes);
 	ret->instance_reattaches = atomic_load(&e->ctr.instance_reattaches);
+	ret->volumes_attached = atomic_load(&e->ctr.volumes_attached);
+	ret->volumes_detached = atomic_load(&e->ctr.volumes_detached);
+	ret->volumes_declined = atomic_load(&e->ctr.volumes_declined);
 	if (e->procs) {
 		struct proc_cache_stats ps;
 

@@ -37,6 +37,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <fltmgr/filter.h>
@@ -93,12 +94,19 @@ struct instance {
 	enum flt_instance_state state;
 	struct timespec state_time;
 	uint32_t reattaches;
+	uint64_t mnt_id; /* the mount at path: a MOUNT instance matches it */
+	/* Attached by the filter's auto-attach policy (volumes.c): bound to
+	 * its mount (MOUNT) or filesystem (FILESYSTEM), not to its path; it
+	 * goes when that goes. */
+	bool automatic;
+	pid_t ns_pid; /* automatic, of a watched namespace: its process */
 };
 
 struct filter_engine {
 	flt_pre_operation pre[FLT_OP_COUNT_];
 	flt_post_operation post[FLT_OP_COUNT_];
 	flt_instance_setup instance_setup;
+	flt_volume_setup volume_setup;
 	flt_instance_teardown instance_teardown;
 	flt_filter_unload unload;
 	flt_filter_counters counters;
@@ -109,6 +117,7 @@ struct filter_engine {
 	long double altitude;
 	bool started;               /* guarded by engine->lock */
 	struct instance *instances; /* guarded by engine->lock */
+	struct auto_policy *policy; /* volumes.c; guarded by engine_attach_lock */
 	pthread_mutex_t excl_lock;
 	struct exclusion *excluded; /* exclude.c */
 	size_t n_excluded;
@@ -124,6 +133,7 @@ struct dt_instance {
 	size_t len;
 	dev_t dev;
 	long fs_type;
+	uint64_t mnt_id;
 	void *context;
 	struct instance_counters *ctr;
 };
@@ -160,6 +170,7 @@ struct flt_event_priv {
 	bool mount_ours;   /* the access went through a mount we can see */
 	uint8_t dev_known; /* 0 not checked, 1 an instance names fs_dev, 2 none */
 	dev_t fs_dev;      /* the filesystem (superblock), as instances are */
+	pid_t ns_pid;      /* through a mount of this watched namespace */
 	uint8_t scope;     /* SCOPE_* */
 	uint8_t settled;   /* 0 not checked, 1 settled, 2 changed lately */
 	uint16_t mode;
@@ -284,6 +295,8 @@ struct engine {
 		/* scope.c, perm.c, mounts.c: fail-closed decisions */
 		atomic_uint_fast64_t scope_uncertain, cache_refused, mount_changes,
 			instance_reattaches;
+		/* volumes.c */
+		atomic_uint_fast64_t volumes_attached, volumes_detached, volumes_declined;
 	} ctr;
 };
 
@@ -306,6 +319,30 @@ void engine_filter_stop(flt_filter *f);
  * marked stale; each change is logged and counted. True when it should
  * run again at once (a mount came in between its look and its marks). */
 bool engine_revalidate_instances(struct engine *e);
+
+/* Held while instance lists change (attach, detach, automatic ones, the
+ * mount watcher's re-resolution, listing); outer to engine->lock. */
+extern pthread_mutex_t engine_attach_lock;
+/* A new instance for a directory (canonical path, its stat), not yet
+ * inserted; NULL without memory. */
+struct instance *instance_new(const char *cpath, const struct stat *st,
+			      enum flt_instance_kind kind, void *ctx);
+/* Inserts in (already set up) and publishes a new table; on failure
+ * tears it down and frees it. Caller holds engine_attach_lock. */
+int engine_instance_insert_locked(flt_filter *f, struct instance *in);
+/* Unlinks in, publishes, waits for f's callbacks in flight, tears it
+ * down and frees it. Caller holds engine_attach_lock. */
+void engine_instance_remove_locked(flt_filter *f, struct instance *in);
+
+/* volumes.c: automatic attachment */
+struct mount_table;
+/* The mount table of the daemon's namespace (ns_pid 0) or of a watched
+ * one changed (old: its previous table; NULL at start, when every volume
+ * counts as present at start). */
+void volumes_changed(struct engine *e, pid_t ns_pid, const struct mount_table *old);
+/* f started filtering or changed its policy: apply it to every volume. */
+void volumes_apply(struct engine *e, flt_filter *f);
+void volumes_policy_free(struct auto_policy *p);
 void engine_filter_free(flt_filter *f);
 int engine_filter_init(flt_filter *f, const struct flt_registration *reg);
 

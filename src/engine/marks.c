@@ -192,7 +192,7 @@ mark_new(struct engine *e, const char *path, dev_t dev)
 	mk->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	mk->path = strdup(path);
 	if (mk->dir_fd < 0 || !mk->path || fstatfs(mk->dir_fd, &sfs) < 0 ||
-	    mounts_fs_dev_of_fd(mk->dir_fd) != dev) {
+	    mounts_fs_dev_of_fd(e, mk->dir_fd) != dev) {
 		/* The last: the path names another filesystem than the one
 		 * the instance was placed on (a mount came in between). A
 		 * mark there would be filed under the wrong device, and its

@@ -37,6 +37,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -103,6 +104,10 @@ ensure_stat(struct flt_callback_data *d)
 	pv->fs_dev = d->dev;
 	pv->mount_ours =
 		!pv->mnt_id_known || mounts_lookup(pv->e, pv->mnt_id, &pv->fs_dev);
+	/* A mount of a namespace a policy watches (a container's): its
+	 * filesystem is known, its paths are not the daemon's. */
+	if (!pv->mount_ours)
+		(void)mounts_lookup_foreign(pv->e, pv->mnt_id, &pv->fs_dev, &pv->ns_pid);
 	pv->identity_ok = true;
 }
 
@@ -157,6 +162,28 @@ path_by_handle(struct engine *e, struct flt_callback_data *d)
 	return path;
 }
 
+/* An access through a mount of a watched namespace: the path read back
+ * is that namespace's; through /proc/PID/root it names the file here,
+ * if it names the same inode on the same mount. */
+static char *
+path_in_watched_ns(struct flt_callback_data *d, const char *ns_path)
+{
+	struct flt_event_priv *pv = d->priv;
+	struct flt_statx st;
+	char *path;
+
+	if (ns_path[0] != '/' ||
+	    asprintf(&path, "/proc/%d/root%s", (int)pv->ns_pid, ns_path) < 0)
+		return NULL;
+	if (flt_statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, FLT_STATX_INO | FLT_STATX_MNT_ID,
+		      &st) < 0 ||
+	    st.stx_ino != (uint64_t)d->ino || st.stx_mnt_id != pv->mnt_id) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
 static void
 ensure_scope(struct flt_callback_data *d)
 {
@@ -177,8 +204,10 @@ ensure_scope(struct flt_callback_data *d)
 	/* Without a mount id (before Linux 5.8, below the minimum) the path
 	 * is taken as it reads. */
 	if (!pv->mount_ours) {
+		char *p = pv->ns_pid ? path_in_watched_ns(d, pv->path_buf) : NULL;
+
 		free(pv->path_buf);
-		pv->path_buf = path_by_handle(pv->e, d);
+		pv->path_buf = p ? p : path_by_handle(pv->e, d);
 		if (!pv->path_buf) {
 			d->flags |= FLT_EVENT_PATH_UNKNOWN;
 			return;
@@ -315,7 +344,7 @@ instance_match(const struct dtable *t, const struct dt_filter *df,
 {
 	struct flt_event_priv *pv = d->priv;
 	const struct dt_instance *first = NULL;
-	bool perm = pv->perm != NULL;
+	bool perm = pv->perm != NULL, on_dev = false;
 	dev_t dev;
 
 	ensure_stat(d);
@@ -325,8 +354,18 @@ instance_match(const struct dtable *t, const struct dt_filter *df,
 
 		if (in->dev != dev)
 			continue;
+		on_dev = true;
 		if (in->kind == FLT_INSTANCE_FILESYSTEM)
 			return in;
+		/* A MOUNT instance and an access through one of the daemon's
+		 * mounts: the mount ids say it, exactly (no path needed, and
+		 * no rename can move a file to another mount). */
+		if (in->kind == FLT_INSTANCE_MOUNT && perm && in->mnt_id &&
+		    pv->mnt_id_known && (pv->mount_ours || pv->ns_pid)) {
+			if (pv->mnt_id == in->mnt_id)
+				return in;
+			continue;
+		}
 		if (!first)
 			first = in;
 		if (perm)
@@ -336,9 +375,11 @@ instance_match(const struct dtable *t, const struct dt_filter *df,
 			return in;
 	}
 	if (ret_on_dev)
-		*ret_on_dev = first != NULL;
+		*ret_on_dev = on_dev;
 	if (!perm)
 		return NULL; /* notifications: notif.c decides on unknown paths */
+	if (on_dev && !first)
+		return NULL; /* only MOUNT instances, surely not this mount */
 	if (!first) {
 		/* No instance of df on this filesystem, unless the engine
 		 * cannot tell which filesystem it is. */
