@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "engine/engine.h"
 
 static char runtime_dir[256];
 
@@ -270,7 +269,7 @@ tu_copy_self_for_others(const char *dir, char *ret, size_t cap)
 const char *
 tu_kernel_lacks(const char *feature)
 {
-	static struct fan_features f;
+	static uint32_t f;
 	static bool probed;
 
 	if (!probed) {
@@ -280,21 +279,22 @@ tu_kernel_lacks(const char *feature)
 
 		if (flt_manager_new(&o, &m) < 0)
 			return "the engine's feature probe could not run";
-		fan_probe(m, &f);
+		f = flt_manager_kernel_features(m);
 		flt_manager_free(m);
 		probed = true;
 	}
-	if (!strcmp(feature, "names") && !f.dfid_name_target)
+	if (!strcmp(feature, "names") && !(f & FLT_KF_NAMES))
 		return "post-only callbacks (minispy) need name reporting "
 		       "(FAN_REPORT_DFID_NAME_TARGET, Linux 5.17)";
-	if (!strcmp(feature, "pidfd") && !f.pidfd)
+	if (!strcmp(feature, "pidfd") && !(f & FLT_KF_PIDFD))
 		return "process details need FAN_REPORT_PIDFD (Linux 5.15)";
-	if (!strcmp(feature, "unlimited_queue") && !f.unlimited_queue)
+	if (!strcmp(feature, "unlimited_queue") && !(f & FLT_KF_UNLIMITED_QUEUE))
 		return "pre callbacks need FAN_UNLIMITED_QUEUE";
-	if (!strcmp(feature, "cache") && !(f.evictable && f.mark_ignore))
+	if (!strcmp(feature, "cache") &&
+	    !((f & FLT_KF_EVICTABLE) && (f & FLT_KF_MARK_IGNORE)))
 		return "the kernel verdict cache needs evictable ignore marks (Linux "
 		       "6.0)";
-	if (!strcmp(feature, "pidfs") && !f.pidfs)
+	if (!strcmp(feature, "pidfs") && !(f & FLT_KF_PIDFS))
 		return "the process cache needs pidfs (Linux 6.9)";
 	return NULL;
 }

@@ -366,6 +366,24 @@ int flt_manager_new(const struct flt_manager_options *options, flt_manager **ret
 void flt_manager_free(flt_manager *manager);
 const char *flt_manager_runtime_dir(const flt_manager *manager);
 
+/* What the running kernel's fanotify offers (docs/engine.md 1.2), as FLT_KF_*
+ * bits, for a filter or tool that adapts to an older kernel. With the
+ * testing override FLTMGR_KERNEL_FEATURES set, the features it turns off
+ * are absent here too. The engine's own probe once filtering runs; before,
+ * a fresh probe (which logs what it finds). */
+enum flt_kernel_feature {
+	FLT_KF_PIDFD = 1u << 0,           /* FAN_REPORT_PIDFD (5.15) */
+	FLT_KF_NAMES = 1u << 1,           /* FAN_REPORT_DFID_NAME_TARGET (5.17) */
+	FLT_KF_RENAME = 1u << 2,          /* FAN_RENAME (5.17) */
+	FLT_KF_EVICTABLE = 1u << 3,       /* FAN_MARK_EVICTABLE (5.19) */
+	FLT_KF_MARK_IGNORE = 1u << 4,     /* FAN_MARK_IGNORE (6.0) */
+	FLT_KF_PRE_CONTENT = 1u << 5,     /* FAN_CLASS_PRE_CONTENT (6.14) */
+	FLT_KF_UNLIMITED_QUEUE = 1u << 6, /* FAN_UNLIMITED_QUEUE */
+	FLT_KF_PIDFS = 1u << 7,           /* pidfds with their own inode (6.9) */
+	FLT_KF_PIDFD_GET_INFO = 1u << 8,  /* PIDFD_GET_INFO (6.13) */
+};
+uint32_t flt_manager_kernel_features(flt_manager *manager);
+
 int flt_register_filter(flt_manager *manager, const struct flt_registration *registration,
 			flt_filter **ret_filter);
 /* Stops its file-system events (its pended events are answered with its

@@ -816,6 +816,32 @@ engine_revalidate_instances(struct engine *e)
 	return again;
 }
 
+uint32_t
+flt_manager_kernel_features(flt_manager *manager)
+{
+	struct fan_features f;
+	struct engine *e;
+	uint32_t bits = 0;
+
+	if (!manager)
+		return 0;
+	e = engine_of(manager);
+	if (e)
+		f = e->feat;
+	else
+		fan_probe(manager, &f);
+	bits |= f.pidfd ? FLT_KF_PIDFD : 0;
+	bits |= f.dfid_name_target ? FLT_KF_NAMES : 0;
+	bits |= f.rename ? FLT_KF_RENAME : 0;
+	bits |= f.evictable ? FLT_KF_EVICTABLE : 0;
+	bits |= f.mark_ignore ? FLT_KF_MARK_IGNORE : 0;
+	bits |= f.pre_content ? FLT_KF_PRE_CONTENT : 0;
+	bits |= f.unlimited_queue ? FLT_KF_UNLIMITED_QUEUE : 0;
+	bits |= f.pidfs ? FLT_KF_PIDFS : 0;
+	bits |= f.pidfd_get_info ? FLT_KF_PIDFD_GET_INFO : 0;
+	return bits;
+}
+
 int
 flt_manager_recheck_instances(flt_manager *manager)
 {

@@ -66,12 +66,12 @@ struct nsw {
 
 struct mounts {
 	pthread_rwlock_t lock;
-	struct mount_table *self; /* this namespace: volumes come from it */
-	struct mount_table *init; /* pid 1's, if another; for placing events */
-	int fd;                   /* /proc/self/mountinfo */
-	int init_fd;              /* /proc/1/mountinfo, or -1 */
-	int notify_fd;            /* fanotify mount notifications, or -1 */
-	int wake_fd;              /* eventfd: the set of namespaces changed */
+	struct mount_table *self;     /* this namespace: volumes come from it */
+	struct mount_table *init;     /* pid 1's, if another; for placing events */
+	int fd;                       /* /proc/self/mountinfo */
+	int init_fd;                  /* /proc/1/mountinfo, or -1 */
+	int notify_fd;                /* fanotify mount notifications, or -1 */
+	int wake_fd;                  /* eventfd: the set of namespaces changed */
 	struct nsw ns[MOUNTS_MAX_NS]; /* [0, n_ns) under lock */
 	size_t n_ns;
 	pthread_t thread;
@@ -222,7 +222,8 @@ mounts_watch_ns(struct engine *e, pid_t pid)
 	} else if (mt->n_ns == MOUNTS_MAX_NS) {
 		r = -EMFILE;
 	} else {
-		mt->ns[mt->n_ns++] = (struct nsw){ .pid = pid, .pidfd = pidfd, .fd = fd, .tab = tab };
+		mt->ns[mt->n_ns++] =
+			(struct nsw){ .pid = pid, .pidfd = pidfd, .fd = fd, .tab = tab };
 		tab = NULL;
 		pidfd = fd = -1;
 	}
@@ -234,7 +235,8 @@ mounts_watch_ns(struct engine *e, pid_t pid)
 	mounttab_free(tab);
 	if (r == 0) {
 		eventfd_signal(mt->wake_fd);
-		log_info(e->mgr, "mount table: watching the mount namespace of pid %d", (int)pid);
+		log_info(e->mgr, "mount table: watching the mount namespace of pid %d",
+			 (int)pid);
 	}
 	return r;
 }
@@ -372,7 +374,8 @@ ns_changed(struct engine *e, size_t i, bool exited)
 	pthread_rwlock_unlock(&mt->lock);
 	atomic_fetch_add(&e->ctr.mount_changes, 1);
 	if (exited)
-		log_info(e->mgr, "mount table: pid %d exited; its namespace's volumes are gone",
+		log_info(e->mgr,
+			 "mount table: pid %d exited; its namespace's volumes are gone",
 			 (int)pid);
 	volumes_changed(e, pid, old);
 	mounttab_free(old);

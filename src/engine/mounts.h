@@ -41,7 +41,8 @@ int mounts_watch_ns(struct engine *e, pid_t pid);
 size_t mounts_watched(struct engine *e, pid_t *ret, size_t max);
 /* Whether mnt_id is a mount of a watched namespace; its device and the
  * watched process then (either may be NULL). */
-bool mounts_lookup_foreign(struct engine *e, uint64_t mnt_id, dev_t *ret_dev, pid_t *ret_pid);
+bool mounts_lookup_foreign(struct engine *e, uint64_t mnt_id, dev_t *ret_dev,
+			   pid_t *ret_pid);
 /* The device of the filesystem (superblock) holding path, as the mount
  * table names it: on btrfs, a subvolume's files have a device number of
  * their own (st_dev), but one superblock, one mark. Reads the table

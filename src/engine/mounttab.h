@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MOUNT_READ_ONLY 0x1u /* mounted ro (per-mount option) */
+#define MOUNT_READ_ONLY  0x1u /* mounted ro (per-mount option) */
 #define MOUNT_INIT_NS    0x2u /* listed by pid 1, not by this process */
 #define MOUNT_FOREIGN_NS 0x4u /* listed by a watched process (a container) */
 

@@ -175,8 +175,8 @@ path_in_watched_ns(struct flt_callback_data *d, const char *ns_path)
 	if (ns_path[0] != '/' ||
 	    asprintf(&path, "/proc/%d/root%s", (int)pv->ns_pid, ns_path) < 0)
 		return NULL;
-	if (flt_statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, FLT_STATX_INO | FLT_STATX_MNT_ID,
-		      &st) < 0 ||
+	if (flt_statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW,
+		      FLT_STATX_INO | FLT_STATX_MNT_ID, &st) < 0 ||
 	    st.stx_ino != (uint64_t)d->ino || st.stx_mnt_id != pv->mnt_id) {
 		free(path);
 		return NULL;

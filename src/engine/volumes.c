@@ -174,7 +174,8 @@ attach_one(struct engine *e, flt_filter *f, const struct mount_entry *m,
 		return;
 	/* The mount point must still lead to this mount (a mount on top of
 	 * it hides it, and is a volume of its own). */
-	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode) || mounts_id_of_path(path) != m->id)
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    mounts_id_of_path(path) != m->id)
 		return;
 	volume_of(m, ns_pid, &vol);
 	if (fe->volume_setup)
@@ -238,28 +239,30 @@ detach_gone(struct engine *e, flt_filter *f, pid_t ns_pid, const struct mount_ta
 
 			if (!in->automatic || in->ns_pid != ns_pid)
 				continue;
-			if (p && p->ns_pid == ns_pid && in->kind == FLT_INSTANCE_FILESYSTEM) {
+			if (p && p->ns_pid == ns_pid &&
+			    in->kind == FLT_INSTANCE_FILESYSTEM) {
 				for (size_t i = 0; i < now->n && !keep; i++)
 					keep = now->v[i].dev == in->dev &&
 					       selects(p, &now->v[i]);
 			} else if (p && p->ns_pid == ns_pid) {
 				/* A mount moved elsewhere (mount --move keeps its
 				 * id) is set up again at its new place. */
-				const struct mount_entry *m = mounttab_find(now, in->mnt_id);
+				const struct mount_entry *m =
+					mounttab_find(now, in->mnt_id);
 				char path[PATH_MAX];
 
 				if (m)
 					reach_path(m, ns_pid, path, sizeof(path));
-				keep = m && m->dev == in->dev && !strcmp(path, in->path) &&
-				       selects(p, m);
+				keep = m && m->dev == in->dev &&
+				       !strcmp(path, in->path) && selects(p, m);
 			}
 			if (!keep)
 				gone = in;
 		}
 		if (!gone)
 			return;
-		log_notice(e->mgr, "filter %s: the volume %s (mount %llu) is gone%s", f->name,
-			   gone->path, (unsigned long long)gone->mnt_id,
+		log_notice(e->mgr, "filter %s: the volume %s (mount %llu) is gone%s",
+			   f->name, gone->path, (unsigned long long)gone->mnt_id,
 			   p ? "" : " (automatic attachment turned off)");
 		atomic_fetch_add(&e->ctr.volumes_detached, 1);
 		engine_instance_remove_locked(f, gone);
@@ -347,8 +350,9 @@ volumes_apply(struct engine *e, flt_filter *f)
 			pid_t left = -1;
 
 			for (struct instance *in = f->eng->instances; in; in = in->next)
-				if (in->automatic && (!f->eng->policy ||
-						      in->ns_pid != f->eng->policy->ns_pid))
+				if (in->automatic &&
+				    (!f->eng->policy ||
+				     in->ns_pid != f->eng->policy->ns_pid))
 					left = in->ns_pid;
 			if (left < 0)
 				break;
