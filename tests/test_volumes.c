@@ -15,6 +15,7 @@
  * them, and the polling tests force mountinfo polling
  * (FLTMGR_MOUNT_WATCH=poll).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -272,6 +273,42 @@ setup_at(int i)
 	return r;
 }
 
+static dev_t
+dev_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_dev;
+}
+
+/* How many of this process's open files are on the filesystem dev. */
+static int
+fds_on_dev(dev_t dev)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		struct stat st;
+		int fd = atoi(de->d_name);
+
+		if (de->d_name[0] != '.' && fd != dirfd(d) && fstat(fd, &st) == 0 &&
+		    st.st_dev == dev)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static int
+no_fd_on_dev(void *dev)
+{
+	return fds_on_dev(*(dev_t *)dev) == 0;
+}
+
 /* ---- fixtures ---- */
 
 static int
@@ -325,6 +362,7 @@ newly_mounted(bool poll_only)
 	struct setup_rec r;
 	struct flt_engine_stats es;
 	int one = 1;
+	dev_t dev;
 
 	NEED_ROOT();
 	if (poll_only)
@@ -353,10 +391,14 @@ newly_mounted(bool poll_only)
 	assert_int_equal(child_open(at("vols/a/good")), 0);
 	assert_int_equal(instances_at(vol, true), 1);
 
-	/* Unmounted: torn down, gone from the instances, counted. */
-	assert_int_equal(umount(vol), -1); /* busy: the engine's mark holds it */
-	assert_int_equal(umount2(vol, MNT_DETACH), 0);
+	/* Unmounted, plainly (the engine holds a detached clone of the
+	 * mount, not the mount): torn down, gone from the instances,
+	 * counted, and nothing of the filesystem left open. */
+	dev = dev_of(vol);
+	assert_true(fds_on_dev(dev) >= 1); /* the anchor */
+	assert_int_equal(umount(vol), 0);
 	assert_true(tu_wait_until(no_instance_at, (void *)vol, SETTLE_MS));
+	assert_true(tu_wait_until(no_fd_on_dev, &dev, SETTLE_MS));
 	assert_int_equal(atomic_load(&n_teardowns), 1);
 	assert_int_equal(flt_manager_get_stats(g_m, &es), 0);
 	assert_int_equal(es.volumes_detached, 1);
@@ -647,6 +689,49 @@ container_namespace_volumes_are_attached(void **state)
 	assert_int_equal(atomic_load(&n_teardowns), 1);
 }
 
+/* A volume attached by hand (flt_attach, as fltmc attach or the
+ * configuration does) does not keep its filesystem from being unmounted:
+ * the instance goes stale, and once the engine has dropped its mark
+ * nothing of the filesystem stays open here. Mounted again at the same
+ * path, it is filtered again. */
+static void
+hand_attached_volume_unmounts_and_is_released(void **state)
+{
+	static const struct flt_operation_registration ops[] = {
+		{ FLT_OP_OPEN, pre_open, NULL },
+	};
+	struct flt_registration reg = {
+		.name = "hand",
+		.altitude = "300000",
+		.operations = ops,
+		.n_operations = 1,
+		.default_verdict = -EPERM,
+		.deadline_ms = 3000,
+	};
+	const char *vol = at("vols/h");
+	dev_t dev;
+
+	(void)state;
+	NEED_ROOT();
+	mount_tmpfs(vol, "fltmgr-vol-h");
+	write_file(at("vols/h/bad"), MARKER);
+	assert_int_equal(flt_register_filter(g_m, &reg, &g_f), 0);
+	assert_int_equal(flt_attach(g_f, vol, FLT_INSTANCE_FILESYSTEM), 0);
+	assert_int_equal(flt_start_filtering(g_f), 0);
+	assert_int_equal(child_open(at("vols/h/bad")), EPERM);
+	dev = dev_of(vol);
+	assert_true(fds_on_dev(dev) >= 1);
+
+	assert_int_equal(umount(vol), 0);
+	(void)flt_manager_recheck_instances(g_m);
+	assert_true(tu_wait_until(no_fd_on_dev, &dev, SETTLE_MS));
+
+	mount_tmpfs(vol, "fltmgr-vol-h2");
+	write_file(at("vols/h/bad"), MARKER);
+	(void)flt_manager_recheck_instances(g_m);
+	assert_int_equal(child_open(at("vols/h/bad")), EPERM);
+}
+
 int
 main(void)
 {
@@ -663,6 +748,7 @@ main(void)
 		T(pseudo_file_systems_only_when_named),
 		T(mount_instance_is_matched_by_mount_id),
 		T(container_namespace_volumes_are_attached),
+		T(hand_attached_volume_unmounts_and_is_released),
 #undef T
 	};
 	int r;

@@ -714,6 +714,7 @@ engine_revalidate_instances(struct engine *e)
 	size_t n = 0, cap = 0;
 	bool moved = false, again = false;
 
+	marks_reanchor(e);
 	/* attach_lock: no instance, no filter's engine state and so no
 	 * filter is freed while we hold it (filter_instances_teardown and
 	 * engine_filter_free take it). The paths are stat'ed without

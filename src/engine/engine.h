@@ -226,9 +226,16 @@ enum pend_state {
 struct fsmark {
 	struct fsmark *next;
 	dev_t dev;
-	uint64_t fsid; /* statfs f_fsid, as fanotify reports it */
-	int dir_fd;    /* O_PATH directory on this fs, for open_by_handle_at */
-	char *path;    /* the path marked */
+	uint64_t fsid;          /* statfs f_fsid, as fanotify reports it */
+	int dir_fd;             /* a directory on this fs, for open_by_handle_at and
+			  the marks: the root of a detached clone of the
+			  mount it was found on (anchor.h), so it does not
+			  keep that mount from being unmounted */
+	char *prefix;           /* the clone's mount point, the prefix of the paths
+			  read from files opened through dir_fd (NULL: not
+			  a clone, the paths are whole) */
+	uint64_t anchor_mnt_id; /* the mount cloned (0: not a clone) */
+	char *path;             /* the path marked */
 	/* Where this filesystem's file handles keep the inode number,
 	 * learned from the marked directory's own handle (ino_size 0: not
 	 * known; identity then costs an fstatat). */
@@ -360,10 +367,14 @@ void fan_probe_filesystem(struct engine *e, int dir_fd, const char *path);
 /* marks.c: caller holds e->lock */
 int marks_sync_locked(struct engine *e, const struct dtable *t);
 struct fsmark *marks_find_fsid_locked(struct engine *e, uint64_t fsid);
-/* open_by_handle_at() through the marked directory of dev's filesystem
- * (takes e->lock); -errno, -ENODEV if dev has no mark. */
+/* The path of the file a handle names, opened through the anchor of dev's
+ * filesystem (takes e->lock); -errno, -ENODEV if dev has no mark. */
 struct file_handle;
-int marks_open_by_handle(struct engine *e, dev_t dev, struct file_handle *fh, int flags);
+int marks_path_by_handle(struct engine *e, dev_t dev, struct file_handle *fh,
+			 char **ret_path);
+/* Anchors whose mount is gone moved to a mount still there (takes
+ * e->lock; call without it). */
+void marks_reanchor(struct engine *e);
 void marks_free_all_locked(struct engine *e);
 
 /* perm.c */

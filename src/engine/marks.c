@@ -9,7 +9,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,7 +19,9 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/anchor.h"
 #include "engine/mounts.h"
+#include "engine/mounttab.h"
 #include "engine/fanotify_compat.h"
 
 static uint64_t
@@ -106,18 +110,93 @@ find_dev(struct engine *e, dev_t dev)
 }
 
 int
-marks_open_by_handle(struct engine *e, dev_t dev, struct file_handle *fh, int flags)
+marks_path_by_handle(struct engine *e, dev_t dev, struct file_handle *fh, char **ret_path)
 {
+	char prefix[PATH_MAX] = "";
 	struct fsmark *mk;
-	int fd;
+	int fd, r;
 
 	pthread_mutex_lock(&e->lock);
 	mk = find_dev(e, dev);
-	fd = !mk ? -ENODEV : open_by_handle_at(mk->dir_fd, fh, flags);
+	fd = !mk ? -ENODEV : open_by_handle_at(mk->dir_fd, fh, O_PATH | O_CLOEXEC);
 	if (fd == -1)
 		fd = -errno;
+	if (fd >= 0 && mk->prefix)
+		snprintf(prefix, sizeof(prefix), "%s", mk->prefix);
 	pthread_mutex_unlock(&e->lock);
-	return fd;
+	if (fd < 0)
+		return fd;
+	r = anchor_path(fd, prefix[0] ? prefix : NULL, ret_path);
+	close(fd);
+	return r;
+}
+
+/* The anchors whose cloned mount is gone (unmounted, while another mount
+ * of the filesystem is still filtered): cloned again from a mount of the
+ * filesystem that is still there, so the paths read through them have a
+ * prefix that exists. The paths are opened without e->lock (a hung mount
+ * must not stall event resolution). */
+void
+marks_reanchor(struct engine *e)
+{
+	struct stale_anchor {
+		dev_t dev;
+		uint64_t old_id;
+	} want[16];
+	struct mount_table *t = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&e->lock);
+	for (struct fsmark *mk = e->marks; mk && n < 16; mk = mk->next)
+		if (mk->anchor_mnt_id && !mounts_lookup(e, mk->anchor_mnt_id, NULL))
+			want[n++] = (struct stale_anchor){ mk->dev, mk->anchor_mnt_id };
+	pthread_mutex_unlock(&e->lock);
+	if (!n || mounts_snapshot(e, 0, &t) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct anchor a = { .fd = -1 };
+
+		for (size_t k = 0; k < t->n && a.fd < 0; k++) {
+			const struct mount_entry *me = &t->v[k];
+			int fd;
+
+			if (me->dev != want[i].dev)
+				continue;
+			fd = open(me->point, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			if (mounts_fs_dev_of_fd(e, fd) != want[i].dev ||
+			    anchor_open(fd, &a) < 0)
+				anchor_close(&a);
+			close(fd);
+		}
+		if (a.fd < 0)
+			continue; /* no mount of it left: its instances go */
+		pthread_mutex_lock(&e->lock);
+		for (struct fsmark *mk = e->marks; mk; mk = mk->next) {
+			if (mk->dev != want[i].dev || mk->anchor_mnt_id != want[i].old_id)
+				continue;
+			log_info(e->mgr,
+				 "marks: the filesystem of %s is now reached through %s "
+				 "(the mount it was found on is gone)",
+				 mk->path, a.prefix);
+			/* The marks are the superblock's: nothing to mark again. */
+			{
+				struct anchor old = { .fd = mk->dir_fd,
+						      .prefix = mk->prefix,
+						      .mnt_id = mk->anchor_mnt_id };
+
+				mk->dir_fd = a.fd;
+				mk->prefix = a.prefix;
+				mk->anchor_mnt_id = a.mnt_id;
+				a = old;
+			}
+			break;
+		}
+		pthread_mutex_unlock(&e->lock);
+		anchor_close(&a); /* the old one, or the unused new one */
+	}
+	mounttab_free(t);
 }
 
 static void
@@ -126,6 +205,7 @@ mark_free(struct engine *e, struct fsmark *mk)
 	(void)apply(e->perm_fd, mk->dir_fd, mk->perm_mask, 0);
 	(void)apply(e->notif_fd, mk->dir_fd, mk->notif_mask, 0);
 	close(mk->dir_fd);
+	free(mk->prefix);
 	free(mk->path);
 	free(mk);
 }
@@ -185,27 +265,43 @@ mark_new(struct engine *e, const char *path, dev_t dev)
 {
 	struct fsmark *mk = calloc(1, sizeof(*mk));
 	struct statfs sfs;
+	struct anchor a;
+	int fd, r;
 
 	if (!mk)
 		return NULL;
 	mk->dev = dev;
-	mk->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	mk->path = strdup(path);
-	if (mk->dir_fd < 0 || !mk->path || fstatfs(mk->dir_fd, &sfs) < 0 ||
-	    mounts_fs_dev_of_fd(e, mk->dir_fd) != dev) {
+	if (fd < 0 || !mk->path || fstatfs(fd, &sfs) < 0 ||
+	    mounts_fs_dev_of_fd(e, fd) != dev) {
 		/* The last: the path names another filesystem than the one
 		 * the instance was placed on (a mount came in between). A
 		 * mark there would be filed under the wrong device, and its
 		 * removal would strip the other one's bits from that
 		 * superblock; the mount watcher places the instance again. */
-		int err = mk->dir_fd < 0 || !mk->path ? errno : ESTALE;
+		int err = fd < 0 || !mk->path ? errno : ESTALE;
 
-		if (mk->dir_fd >= 0)
-			close(mk->dir_fd);
+		if (fd >= 0)
+			close(fd);
 		free(mk->path);
 		free(mk);
 		errno = err;
 		return NULL;
+	}
+	r = anchor_open(fd, &a);
+	if (r == 0) {
+		close(fd);
+		mk->dir_fd = a.fd;
+		mk->prefix = a.prefix;
+		mk->anchor_mnt_id = a.mnt_id;
+	} else {
+		mk->dir_fd = fd;
+		log_notice(e->mgr,
+			   "marks: cannot clone the mount of %s (%s): the engine holds "
+			   "it open, and unmounting it is refused (busy) while it is "
+			   "filtered",
+			   path, strerror(-r));
 	}
 	memcpy(&mk->fsid, &sfs.f_fsid, sizeof(mk->fsid));
 	learn_handle_layout(mk);

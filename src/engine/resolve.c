@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/anchor.h"
 #include "engine/fanotify_compat.h"
 #include "engine/pidfd_compat.h"
 #include "engine/proc_cache.h"
@@ -154,7 +155,7 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 {
 	const struct file_handle *fh = handle;
 	uint32_t hlen = 8 + fh->handle_bytes;
-	char *dir = NULL;
+	char *dir = NULL, prefix[PATH_MAX] = "";
 	struct fsmark *mk;
 	struct stat st;
 	int fd = -1, r;
@@ -178,6 +179,8 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 			fd = open_by_handle_at(mk->dir_fd, (struct file_handle *)fh,
 					       O_PATH | O_CLOEXEC);
 			r = fd < 0 ? -errno : 0;
+			if (fd >= 0 && mk->prefix) /* through an anchor */
+				snprintf(prefix, sizeof(prefix), "%s", mk->prefix);
 		} else {
 			r = 0;
 		}
@@ -191,7 +194,7 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 	if (dir) {
 		/* from the cache */
 	} else if (fd >= 0) {
-		r = resolve_fd_path(fd, &dir);
+		r = anchor_path(fd, prefix[0] ? prefix : NULL, &dir);
 		if (r == 0) {
 			/* " (deleted)" means the directory is gone: prefer the
 			 * cached path it had. */

@@ -139,17 +139,13 @@ path_by_handle(struct engine *e, struct flt_callback_data *d)
 	} fh;
 	struct flt_statx st;
 	char *path = NULL;
-	int mnt, fd;
+	int mnt;
 
 	fh.h.handle_bytes = sizeof(fh.bytes);
 	if (name_to_handle_at(d->fd, "", &fh.h, &mnt, AT_EMPTY_PATH) < 0)
 		return NULL;
-	fd = marks_open_by_handle(e, d->priv->fs_dev, &fh.h, O_PATH | O_CLOEXEC);
-	if (fd < 0)
+	if (marks_path_by_handle(e, d->priv->fs_dev, &fh.h, &path) < 0)
 		return NULL;
-	if (resolve_fd_path(fd, &path) < 0)
-		path = NULL;
-	close(fd);
 	/* A disconnected dentry, or one outside what the daemon's mount
 	 * shows, reads as a path that names something else, or nothing. */
 	if (path && (flt_statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW,
