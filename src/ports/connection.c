@@ -290,8 +290,9 @@ static void
 dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *payload)
 {
 	struct wire_header ack = { .type = WIRE_REPLY_ACK, .id = h->id };
+	bool want_ack = !(h->flags & WIRE_FLAG_NO_ACK);
 	struct request *r;
-	int sr;
+	int sr = 0;
 
 	pthread_mutex_lock(&c->lock);
 	for (r = c->waiting; r && r->id != h->id; r = r->next)
@@ -305,6 +306,14 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 		r->status = h->status;
 		r->state = REQ_ANSWERED;
 		conn_unlink_request_locked(c, r);
+		/* The ack goes out before the sender can run: a sender that
+		 * closes the connection as soon as it has its answer must not
+		 * leave the service without the ack that says its reply was
+		 * taken. (The send does not block; c->lock is held for one
+		 * syscall.) */
+		if (want_ack)
+			sr = frame_send(c->r_fd, &ack, NULL, NULL, 0, MSG_DONTWAIT);
+		want_ack = false;
 		pthread_cond_signal(&r->cond);
 		atomic_fetch_add_explicit(&c->ctr.replied, 1, memory_order_relaxed);
 	} else {
@@ -317,9 +326,9 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 	}
 	pthread_mutex_unlock(&c->lock);
 
-	if (h->flags & WIRE_FLAG_NO_ACK)
-		return; /* the library answered by itself and waits for nothing */
-	sr = frame_send(c->r_fd, &ack, NULL, NULL, 0, MSG_DONTWAIT);
+	/* The library answered by itself (NO_ACK) and waits for nothing. */
+	if (want_ack)
+		sr = frame_send(c->r_fd, &ack, NULL, NULL, 0, MSG_DONTWAIT);
 	if (sr == -EAGAIN) {
 		/* Every reply gets one ack and a correct service waits for
 		 * it; a full buffer means the service floods replies. */

@@ -64,6 +64,7 @@
 #define ETIMEDOUT 2
 #define EAGAIN 3
 #define ENOENT 4
+#define ACKED 9  /* dispatch_reply: the ack already went, under the lock */
 /* frames on M, filter -> service */
 #define T_CREPLY 1      /* CONNECT_REPLY, status 0, with R and C */
 #define T_ABORT 2       /* CONNECT_REPLY -ECONNABORTED */
@@ -319,8 +320,16 @@ inline dispatch_reply(k, rid) {
 		req_got[i] = rid;
 		req_state[i] = ANSWERED;
 		req_on[i] = false;                      /* conn_unlink_request_locked */
-		req_cv[i] = false;                      /* pthread_cond_signal */
-		ast = OK
+		/* the ack before the sender can run: frame_send under the lock */
+		if
+		:: svc_closed[k] || cn_shut[k] -> ast = ACKED     /* EPIPE, ignored */
+		:: else ->
+			if
+			:: len(A[k]) < ACAP -> A[k]!rid,OK; ast = ACKED
+			:: else -> ast = EAGAIN
+			fi
+		fi;
+		req_cv[i] = false                       /* pthread_cond_signal */
 	:: else ->
 		cn_cancelled[k] = cn_cancelled[k] & ~(1 << rid);  /* take_cancelled */
 		ast = ENOENT
@@ -328,11 +337,14 @@ inline dispatch_reply(k, rid) {
 	i = 0;
 	UNLOCK(cn_lock[k])
 	}
-	/* frame_send(r_fd, ack, MSG_DONTWAIT) */
+	/* frame_send(r_fd, ack, MSG_DONTWAIT), unless sent under the lock */
 	atomic {
 		USE(k);
 		if
-		:: svc_closed[k] || cn_shut[k] -> ast = 0        /* EPIPE, ignored */
+		:: ast == ACKED -> ast = 0
+		:: ast == EAGAIN -> skip
+		:: ast != ACKED && ast != EAGAIN && (svc_closed[k] || cn_shut[k]) ->
+			ast = 0                                    /* EPIPE, ignored */
 		:: else ->
 			if
 			:: len(A[k]) < ACAP -> A[k]!rid,ast; ast = 0
