@@ -1229,6 +1229,7 @@ test_load_uses_filters_own_altitude_and_refusals_say_why(void **state)
 	bool found = false;
 
 	(void)state;
+	TU_NEED_KERNEL("names"); /* minispy */
 	assert_non_null(minispy);
 	snprintf(cmd, sizeof(cmd),
 		 "cp '%s' '%s/minispy.so' && chmod 0644 '%s/minispy.so'", minispy, fdir,

@@ -124,9 +124,10 @@ flt_log_decision(flt_manager *m, int level, const struct flt_decision *d)
 	snprintf(msg, sizeof(msg), "%s%s%s%s of %s by pid %d (%s) %s: %s%s%s%s",
 		 d->filter ? "filter " : "", d->filter ? d->filter : "",
 		 d->filter ? ": " : "", flt_operation_name(d->op),
-		 d->path ? d->path : "(unknown path)", (int)d->pid, d->exe ? d->exe : "?",
-		 d->verdict == 0 ? "ALLOWED" : "denied", d->reason ? d->reason : "?",
-		 d->detail ? " (" : "", d->detail ? d->detail : "", d->detail ? ")" : "");
+		 d->path ? d->path : "(unknown path)", (int)d->pid,
+		 d->exe ? d->exe : "exe unknown", d->verdict == 0 ? "ALLOWED" : "denied",
+		 d->reason ? d->reason : "?", d->detail ? " (" : "",
+		 d->detail ? d->detail : "", d->detail ? ")" : "");
 	if (m && m->decision_func) {
 		char line[1500];
 
