@@ -320,6 +320,121 @@ load_reports_unreadable_and_binary_files(void **state)
 	unlink(path);
 }
 
+/* The automatic attachment keys: what they parse to, what the library is
+ * given, and each refusal with its line. */
+static void
+auto_attach_policy_parses(void **state)
+{
+	struct flt_auto_attach pol;
+	struct cfg *c = NULL;
+	const struct cfg_auto *a;
+	char *err = NULL, msg[256], *what;
+
+	(void)state;
+	assert_int_equal(cfg_parse_string("t.conf",
+					  "[filter a]\naltitude = 1\n"
+					  "auto_attach = ext4, xfs vfat\n"
+					  "auto_attach_kind = mount\n"
+					  "auto_attach_mounts = /media/?* /srv\n"
+					  "auto_attach_exclude = /boot\n"
+					  "auto_attach_pid = 42\n",
+					  &c, &err),
+			 0);
+	a = &c->filters[0].automatic;
+	assert_true(cfg_auto_enabled(a));
+	assert_int_equal(a->line, 3);
+	assert_string_equal(a->fs_types[0], "ext4");
+	assert_string_equal(a->fs_types[1], "xfs");
+	assert_string_equal(a->fs_types[2], "vfat");
+	assert_null(a->fs_types[3]);
+	assert_string_equal(a->mounts[1], "/srv");
+	assert_string_equal(a->exclude[0], "/boot");
+	assert_int_equal(cfg_auto_policy(a, &pol, msg, sizeof(msg)), 0);
+	assert_int_equal(pol.kind, FLT_INSTANCE_MOUNT);
+	assert_int_equal(pol.ns_pid, 42);
+	assert_string_equal(pol.fs_types[1], "xfs");
+	assert_string_equal(pol.mount_points[0], "/media/?*");
+	what = cfg_auto_describe(a);
+	assert_string_equal(what, "ext4 xfs vfat as instances per mount, mount points "
+				  "/media/?* /srv, except /boot, in the mount namespace "
+				  "of pid 42");
+	free(what);
+	cfg_free(c);
+
+	/* The default kind is filesystem; none is off; * is any. */
+	assert_int_equal(
+		cfg_parse_string("t.conf",
+				 "[filter a]\naltitude = 1\nauto_attach = *\n"
+				 "[filter b]\naltitude = 2\nauto_attach = none\n",
+				 &c, &err),
+		0);
+	assert_int_equal(
+		cfg_auto_policy(&c->filters[0].automatic, &pol, msg, sizeof(msg)), 0);
+	assert_int_equal(pol.kind, FLT_INSTANCE_FILESYSTEM);
+	assert_string_equal(pol.fs_types[0], "*");
+	assert_false(cfg_auto_enabled(&c->filters[1].automatic));
+	assert_int_equal(
+		cfg_auto_policy(&c->filters[1].automatic, &pol, msg, sizeof(msg)), 0);
+	assert_null(pol.fs_types);
+	/* A change of policy is not a change of settings (no restart). */
+	assert_true(cfg_filter_same_settings(&c->filters[0], &c->filters[0]));
+	assert_false(cfg_auto_same(&c->filters[0].automatic, &c->filters[1].automatic));
+	cfg_free(c);
+
+	expect_error("[filter a]\naltitude = 1\nauto_attach = ext4 subtree!\n",
+		     "t.conf:3: auto_attach takes file-system types");
+	expect_error("[filter a]\naltitude = 1\nauto_attach = ext4\n"
+		     "auto_attach_kind = subtree\n",
+		     "t.conf:4: auto_attach_kind must be filesystem or mount");
+	expect_error("[filter a]\naltitude = 1\nauto_attach = ext4\n"
+		     "auto_attach_mounts = media/*\n",
+		     "t.conf:4: auto_attach_mounts takes absolute mount-point patterns");
+	expect_error("[filter a]\naltitude = 1\nauto_attach = ext4\n"
+		     "auto_attach_pid = -3\n",
+		     "t.conf:4: auto_attach_pid takes a process id");
+	expect_error("[filter a]\naltitude = 1\nauto_attach_kind = mount\n",
+		     "t.conf:3: auto_attach_* settings without auto_attach");
+	expect_error("[filter a]\naltitude = 1\nauto_attachh = ext4\n",
+		     "t.conf:3: unknown key 'auto_attachh'");
+}
+
+/* auto_attach_pid as a file: read when the policy is applied. */
+static void
+auto_attach_pid_file(void **state)
+{
+	char path[] = "/tmp/fltmgr-test-pid.XXXXXX", msg[256];
+	struct flt_auto_attach pol;
+	struct cfg *c = NULL;
+	char *err = NULL, *text;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "4242\n", 5), 5);
+	close(fd);
+	assert_true(asprintf(&text,
+			     "[filter a]\naltitude = 1\nauto_attach = ext4\n"
+			     "auto_attach_pid = %s\n",
+			     path) > 0);
+	assert_int_equal(cfg_parse_string("t.conf", text, &c, &err), 0);
+	assert_int_equal(
+		cfg_auto_policy(&c->filters[0].automatic, &pol, msg, sizeof(msg)), 0);
+	assert_int_equal(pol.ns_pid, 4242);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(write(fd, "none\n", 5), 5);
+	close(fd);
+	assert_int_equal(
+		cfg_auto_policy(&c->filters[0].automatic, &pol, msg, sizeof(msg)),
+		-EINVAL);
+	assert_non_null(strstr(msg, "does not hold a process id"));
+	unlink(path);
+	assert_true(cfg_auto_policy(&c->filters[0].automatic, &pol, msg, sizeof(msg)) ==
+		    -ENOENT);
+	assert_non_null(strstr(msg, "cannot open"));
+	cfg_free(c);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -332,6 +447,8 @@ main(void)
 		cmocka_unit_test(long_lines_are_errors_not_truncated),
 		cmocka_unit_test(comparing_filters_for_reload),
 		cmocka_unit_test(load_reports_unreadable_and_binary_files),
+		cmocka_unit_test(auto_attach_policy_parses),
+		cmocka_unit_test(auto_attach_pid_file),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -1577,6 +1577,172 @@ seed_service_restarted_under_load(void **state)
 	assert_int_equal(daemon_stop(), 0);
 }
 
+/* fltmc --json CMD [ARG...] against the daemon, parsed (a new
+ * reference). */
+static struct json_object *
+fltmc_json_cmd(const char *args)
+{
+	struct json_object *o;
+	char cmd[800], path[300];
+	char *text;
+
+	snprintf(path, sizeof(path), "%s/fltmc.json", scratch);
+	snprintf(cmd, sizeof(cmd), "'%s' --runtime-dir '%s' --json %s > '%s'", fltmc_bin,
+		 rundir, args, path);
+	assert_int_equal(system(cmd), 0);
+	text = slurp(path, NULL);
+	o = json_tokener_parse(text);
+	assert_non_null(o);
+	free(text);
+	return o;
+}
+
+/* The filters fltmc volumes lists on the mount at point ("" if none, or
+ * NULL if fltmc does not list the mount). */
+static char *
+volume_filters(const char *point)
+{
+	struct json_object *o = fltmc_json_cmd("volumes"), *vols = member(o, "volumes");
+	char *found = NULL;
+
+	for (size_t i = 0; vols && i < json_object_array_length(vols); i++) {
+		struct json_object *v = json_object_array_get_idx(vols, i), *fl;
+		char names[256] = "";
+
+		if (strcmp(str(v, "mount_point"), point))
+			continue;
+		fl = member(v, "filters");
+		for (size_t k = 0; fl && k < json_object_array_length(fl); k++) {
+			struct json_object *f = json_object_array_get_idx(fl, k);
+
+			snprintf(names + strlen(names), sizeof(names) - strlen(names),
+				 "%s%s%s", k ? "," : "", str(f, "name"),
+				 json_object_get_boolean(member(f, "automatic"))
+					 ? "(auto)"
+					 : "");
+		}
+		found = strdup(names);
+	}
+	json_object_put(o);
+	return found;
+}
+
+static int
+volume_unlisted(void *point)
+{
+	char *f = volume_filters(point);
+
+	free(f);
+	return f == NULL;
+}
+
+/* A tmpfs mounted while fltmgrd runs, matching minispy's auto_attach
+ * policy in the configuration, is filtered with no fltmc command: the
+ * service sees a file created on it. fltmc volumes and instances -f list
+ * it as automatic; a mount the policy does not match is left alone;
+ * unmounted (plainly: nothing holds it busy), it is torn down, counted. */
+static void
+auto_attached_volume_reaches_the_service(void **state)
+{
+	char text[1024], vol[300], other[300], file[320], file2[320];
+	char *f;
+	struct json_object *o, *ins;
+	int64_t t0;
+	int fd;
+
+	(void)state;
+	snprintf(vol, sizeof(vol), "%s/vol-a", scratch);
+	snprintf(other, sizeof(other), "%s/other", scratch);
+	snprintf(text, sizeof(text),
+		 "[fltmgrd]\nfilter_dir = %s\n\n"
+		 "[filter minispy]\naltitude = 385100\nparam.ops = create\n"
+		 "auto_attach = tmpfs\nauto_attach_kind = mount\n"
+		 "auto_attach_mounts = %s/vol-*\n",
+		 fdir, scratch);
+	write_text(conf, text);
+	daemon_start(true);
+	spy_start();
+	assert_true(mkdir(vol, 0755) == 0 || errno == EEXIST);
+	assert_true(mkdir(other, 0755) == 0 || errno == EEXIST);
+	t0 = tu_now_ms();
+	assert_int_equal(mount("fltmgr-auto", vol, "tmpfs", 0, "size=1m"), 0);
+	assert_int_equal(mount("fltmgr-other", other, "tmpfs", 0, "size=1m"), 0);
+
+	/* The instance appears within milliseconds of the mount, not at
+	 * once: the file is made once the daemon counts it attached. */
+	snprintf(file, sizeof(file), "%s/new", vol);
+	snprintf(file2, sizeof(file2), "%s/new", other);
+	fd = open(file2, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	for (int i = 0; i < 400 && engine_counter("volumes_attached") < 1; i++)
+		usleep(5000);
+	fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	json_object_put(wait_record("create", file, getpid()));
+	print_message("auto_attach: a tmpfs was attached, and a file made on it "
+		      "reached minispy, %lld ms after the mount\n",
+		      (long long)(tu_now_ms() - t0));
+
+	f = volume_filters(vol);
+	assert_non_null(f);
+	assert_string_equal(f, "minispy(auto)");
+	free(f);
+	f = volume_filters(other); /* no match: listed, nothing on it */
+	assert_non_null(f);
+	assert_string_equal(f, "");
+	free(f);
+	o = fltmc_json_cmd("instances -f minispy");
+	ins = member(o, "instances");
+	assert_int_equal(json_object_array_length(ins), 1);
+	assert_string_equal(str(json_object_array_get_idx(ins, 0), "path"), vol);
+	assert_string_equal(str(json_object_array_get_idx(ins, 0), "kind"), "mount");
+	assert_true(json_object_get_boolean(
+		member(json_object_array_get_idx(ins, 0), "automatic")));
+	json_object_put(o);
+	/* nothing from the mount the policy does not match */
+	o = records_read_live(out, true);
+	for (size_t i = 0; i < json_object_array_length(o); i++) {
+		const char *p = name_of(json_object_array_get_idx(o, i), "path");
+
+		assert_false(p && !strcmp(p, file2));
+	}
+	json_object_put(o);
+
+	assert_int_equal(umount(vol), 0);
+	assert_true(tu_wait_until(volume_unlisted, vol, WAIT_MS));
+	o = fltmc_json_cmd("instances -f minispy");
+	assert_int_equal(json_object_array_length(member(o, "instances")), 0);
+	json_object_put(o);
+	assert_int_equal(engine_counter("volumes_detached"), 1);
+	f = slurp(dlog, NULL);
+	assert_non_null(strstr(f, "filter minispy: attached to the volume"));
+	free(f);
+
+	/* The policy changes with a reload, in place (no restart): to the
+	 * other mount point pattern, which attaches the mount there. */
+	snprintf(text, sizeof(text),
+		 "[fltmgrd]\nfilter_dir = %s\n\n"
+		 "[filter minispy]\naltitude = 385100\nparam.ops = create\n"
+		 "auto_attach = tmpfs\nauto_attach_kind = mount\n"
+		 "auto_attach_mounts = %s/oth*\n",
+		 fdir, scratch);
+	write_text(conf, text);
+	json_object_put(fltmc_json_cmd("reload"));
+	f = volume_filters(other);
+	assert_non_null(f);
+	assert_string_equal(f, "minispy(auto)");
+	free(f);
+	assert_int_equal(engine_counter("volumes_attached"), 2);
+	f = slurp(dlog, NULL);
+	assert_non_null(strstr(f, "automatic attachment: tmpfs as instances per mount, "
+				  "mount points"));
+	assert_null(strstr(f, "restarting"));
+	free(f);
+	assert_int_equal(umount(other), 0);
+}
+
 int
 main(void)
 {
@@ -1604,6 +1770,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(seed_service_restarted_under_load, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(auto_attached_volume_reaches_the_service,
+						setup, teardown),
 	};
 	const char *fsop = getenv("FLTMGR_TEST_FSOP");
 	int r;

@@ -194,6 +194,78 @@ out:
 	return r;
 }
 
+/* The Filters cell of a volume: "minispy (auto), scanner", or "-". */
+static char *
+volume_filters_text(json_object *vol)
+{
+	json_object *fl = list(vol, "filters");
+	char *s = NULL;
+
+	for (size_t i = 0; i < list_len(fl); i++) {
+		json_object *f = json_object_array_get_idx(fl, i), *au;
+		bool automatic = json_object_object_get_ex(f, "automatic", &au) &&
+				 json_object_get_boolean(au);
+		char *n;
+
+		if (asprintf(&n, "%s%s%s%s", s ? s : "", s ? ", " : "", text(f, "name"),
+			     automatic ? " (auto)" : "") < 0) {
+			free(s);
+			return NULL;
+		}
+		free(s);
+		s = n;
+	}
+	return s ? s : strdup("-");
+}
+
+int
+ctl_render_volumes(FILE *out, json_object *reply)
+{
+	static const struct ctl_column cols[] = {
+		{ .header = "Mount Point", .min_width = 20 },
+		{ .header = "File System", .min_width = 11 },
+		{ .header = "Mount ID",
+		  .align = CTL_ALIGN_RIGHT,
+		  .header_align = CTL_ALIGN_RIGHT,
+		  .min_width = 8 },
+		{ .header = "Source", .min_width = 10 },
+		{ .header = "Filters" },
+	};
+	json_object *arr = list(reply, "volumes");
+	struct ctl_table *t = NULL;
+	int r;
+
+	r = ctl_table_new(cols, ARRAY_SIZE(cols), &t);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < list_len(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i), *pid;
+		const char *cells[ARRAY_SIZE(cols)];
+		char *point = NULL, *filters = volume_filters_text(e);
+		int64_t ns_pid = json_object_object_get_ex(e, "ns_pid", &pid)
+					 ? json_object_get_int64(pid)
+					 : 0;
+
+		if (ns_pid > 0 && asprintf(&point, "[pid %" PRId64 "] %s", ns_pid,
+					   text(e, "mount_point")) < 0)
+			point = NULL;
+		cells[0] = point ? point : text(e, "mount_point");
+		cells[1] = text(e, "fs_type");
+		cells[2] = text(e, "mount_id");
+		cells[3] = text(e, "source");
+		cells[4] = filters;
+		r = filters ? ctl_table_add_row(t, cells) : -ENOMEM;
+		free(point);
+		free(filters);
+		if (r < 0)
+			goto out;
+	}
+	ctl_table_print(t, out);
+out:
+	ctl_table_free(t);
+	return r;
+}
+
 #define NUMBER_COLUMN(h)                                                                 \
 	{                                                                                \
 		.header = (h), .align = CTL_ALIGN_RIGHT, .header_align = CTL_ALIGN_RIGHT \

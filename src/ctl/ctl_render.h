@@ -24,6 +24,10 @@ struct ctl_invocation {
  * ignored. 0, or -ENOMEM (out may then hold part of the output). */
 int ctl_render_filters(FILE *out, json_object *reply);
 int ctl_render_instances(FILE *out, json_object *reply);
+/* One row per mount: its point (prefixed "[pid N]" for another mount
+ * namespace's), file system, mount id, source, and the filters with an
+ * instance on it ("(auto)": attached by the filter's auto_attach). */
+int ctl_render_volumes(FILE *out, json_object *reply);
 int ctl_render_ports(FILE *out, json_object *reply);
 int ctl_render_stats(FILE *out, json_object *reply);
 int ctl_render_status(FILE *out, json_object *reply);

@@ -46,6 +46,7 @@ enum {
 	OPT_ALTITUDE = 1u << 0,
 	OPT_OBJECT = 1u << 1,
 	OPT_KIND = 1u << 2,
+	OPT_FILTER = 1u << 3,
 };
 
 struct command {
@@ -60,8 +61,10 @@ struct command {
 static const struct command commands[] = {
 	{ "filters", 0, 0, "filters", "list the loaded filters (the default)",
 	  ctl_render_filters },
-	{ "instances", 0, 0, "instances", "list the filters' instances",
-	  ctl_render_instances },
+	{ "instances", 0, OPT_FILTER, "instances [-f NAME]",
+	  "list the filters' instances (or NAME's)", ctl_render_instances },
+	{ "volumes", 0, 0, "volumes", "list the mounts and the filters on each",
+	  ctl_render_volumes },
 	{ "ports", 0, 0, "ports", "list communication ports and their clients",
 	  ctl_render_ports },
 	{ "stats", 0, 0, "stats", "show the counters", ctl_render_stats },
@@ -79,7 +82,7 @@ static const struct command commands[] = {
 struct args {
 	const char *runtime_dir;
 	bool json, prometheus, help, version;
-	const char *altitude, *object, *kind;
+	const char *altitude, *object, *kind, *filter;
 	unsigned given; /* OPT_* seen on the command line */
 	const struct command *cmd;
 	const char *name, *path;
@@ -117,6 +120,7 @@ print_help(FILE *out)
 	      "  --json             print the daemon's reply as one line of JSON\n"
 	      "  --format=FORMAT    text (the default), json (= --json), or\n"
 	      "                     prometheus (stats: the text exposition format)\n"
+	      "  -f, --filter NAME  instances: only NAME's (as Windows' fltmc -f)\n"
 	      "  -h, --help         show this help\n"
 	      "  -V, --version      show the version\n"
 	      "\nExit status: 0 success, 1 the daemon refused the command, 2 usage "
@@ -148,6 +152,7 @@ parse_args(int argc, char **argv, struct args *a)
 		{ "altitude", required_argument, NULL, O_ALTITUDE },
 		{ "object", required_argument, NULL, O_OBJECT },
 		{ "kind", required_argument, NULL, O_KIND },
+		{ "filter", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -160,7 +165,7 @@ parse_args(int argc, char **argv, struct args *a)
 	opterr = 0;
 	/* "-": positional arguments come back in order as 1, whatever
 	 * POSIXLY_CORRECT says; ":": a missing argument is ':'. */
-	while ((c = getopt_long(argc, argv, "-:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "-:hVf:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 1:
 			if (n_pos < sizeof(pos) / sizeof(pos[0]))
@@ -197,6 +202,10 @@ parse_args(int argc, char **argv, struct args *a)
 		case O_KIND:
 			a->kind = optarg;
 			a->given |= OPT_KIND;
+			break;
+		case 'f':
+			a->filter = optarg;
+			a->given |= OPT_FILTER;
 			break;
 		case 'h':
 			a->help = true;
@@ -252,6 +261,7 @@ parse_args(int argc, char **argv, struct args *a)
 		usage_error("%s takes no --%s option; usage: fltmc %s", a->cmd->name,
 			    (stray & OPT_ALTITUDE) ? "altitude"
 			    : (stray & OPT_OBJECT) ? "object"
+			    : (stray & OPT_FILTER) ? "filter"
 						   : "kind",
 			    a->cmd->usage);
 		return -EINVAL;
@@ -269,6 +279,10 @@ parse_args(int argc, char **argv, struct args *a)
 	    strcmp(a->kind, "filesystem") != 0) {
 		usage_error("bad --kind \"%s\": use subtree, mount or filesystem",
 			    a->kind);
+		return -EINVAL;
+	}
+	if (a->filter && !a->filter[0]) {
+		usage_error("-f needs a filter name");
 		return -EINVAL;
 	}
 	if ((a->name && !a->name[0]) || (a->path && !a->path[0])) {
@@ -334,8 +348,8 @@ build_request(const struct args *a, const char *path, json_object **ret_request)
 	if (!req)
 		return -ENOMEM;
 	r = add_string(req, "command", a->cmd->name);
-	if (r == 0 && a->name)
-		r = add_string(req, "name", a->name);
+	if (r == 0 && (a->name || a->filter))
+		r = add_string(req, "name", a->name ? a->name : a->filter);
 	if (r == 0 && a->altitude)
 		r = add_string(req, "altitude", a->altitude);
 	if (r == 0 && a->object)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,12 +200,25 @@ put_time(struct json_object *o, const char *key, const struct timespec *ts)
 	put_str(o, key, buf);
 }
 
-static struct json_object *
-cmd_instances(struct daemon *d)
+/* The instances of a running or held filter (a held one's are its
+ * gate's), oldest first; -errno. */
+static int
+filter_instances(struct running_filter *rf, struct flt_instance_info **ret_in,
+		 size_t *ret_n)
 {
-	struct running_filter **v = sorted_filters(d);
+	return flt_filter_list_instances(
+		rf->lf.filter ? rf->lf.filter : gate_filter(rf->held), ret_in, ret_n);
+}
+
+static struct json_object *
+cmd_instances(struct daemon *d, const char *only)
+{
+	struct running_filter **v;
 	struct json_object *o, *a;
 
+	if (only && !filterset_find(&d->fs, only))
+		return command_error(ENOENT, "no filter named %s is loaded", only);
+	v = sorted_filters(d);
 	if (!v)
 		return command_error(ENOMEM, "out of memory");
 	o = ok_reply();
@@ -213,10 +227,9 @@ cmd_instances(struct daemon *d)
 		struct flt_instance_info *in = NULL;
 		size_t n = 0;
 
-		/* A held filter's instances are its gate's. */
-		if (flt_filter_list_instances(v[i]->lf.filter ? v[i]->lf.filter
-							      : gate_filter(v[i]->held),
-					      &in, &n) < 0)
+		if (only && strcmp(v[i]->cf.name, only))
+			continue;
+		if (filter_instances(v[i], &in, &n) < 0)
 			continue;
 		for (size_t k = n; k-- > 0;) { /* oldest first */
 			struct json_object *x = json_object_new_object();
@@ -232,11 +245,104 @@ cmd_instances(struct daemon *d)
 			put_u64(x, "reattaches", in[k].reattaches);
 			put_u64(x, "events", in[k].events);
 			put_u64(x, "denied", in[k].denied);
+			put_u64(x, "mount_id", in[k].mount_id);
+			json_object_object_add(x, "automatic",
+					       json_object_new_boolean(in[k].automatic));
 			json_object_array_add(a, x);
 		}
 		free(in);
 	}
 	json_object_object_add(o, "instances", a);
+	free(v);
+	return o;
+}
+
+/* Whether instance in covers volume vol: a FILESYSTEM instance every
+ * mount of its filesystem, the others the mount they are on. */
+static bool
+instance_covers(const struct flt_instance_info *in, const struct flt_volume *vol)
+{
+	if (in->kind == FLT_INSTANCE_FILESYSTEM)
+		return in->dev == vol->dev;
+	return in->mount_id && in->mount_id == vol->mount_id;
+}
+
+/* fltmc volumes: every mount the engine sees (its own namespace's, then
+ * the watched ones'), and the filters with an instance on each. */
+static struct json_object *
+cmd_volumes(struct daemon *d)
+{
+	struct running_filter **v = sorted_filters(d);
+	struct flt_instance_info **ins;
+	struct flt_volume *vol = NULL;
+	struct json_object *o, *a;
+	size_t n_vol = 0, *n_in;
+	int r;
+
+	if (!v)
+		return command_error(ENOMEM, "out of memory");
+	ins = calloc(d->fs.n + 1, sizeof(*ins));
+	n_in = calloc(d->fs.n + 1, sizeof(*n_in));
+	r = flt_manager_list_volumes(d->mgr, &vol, &n_vol);
+	if (!ins || !n_in || r < 0) {
+		free(ins);
+		free(n_in);
+		free(v);
+		return r < 0 ? command_error(-r, "cannot list the volumes: %s",
+					     strerror(-r))
+			     : command_error(ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < d->fs.n; i++)
+		if (filter_instances(v[i], &ins[i], &n_in[i]) < 0)
+			n_in[i] = 0;
+	o = ok_reply();
+	a = json_object_new_array();
+	for (size_t k = 0; k < n_vol; k++) {
+		struct json_object *x = json_object_new_object(),
+				   *fl = json_object_new_array();
+
+		put_u64(x, "mount_id", vol[k].mount_id);
+		put_str(x, "mount_point", vol[k].mount_point);
+		put_str(x, "fs_type", vol[k].fs_type);
+		put_str(x, "source", vol[k].source);
+		put_str(x, "root", vol[k].root);
+		put_u64(x, "dev_major", major(vol[k].dev));
+		put_u64(x, "dev_minor", minor(vol[k].dev));
+		json_object_object_add(
+			x, "read_only",
+			json_object_new_boolean(vol[k].flags & FLT_VOLUME_READ_ONLY));
+		json_object_object_add(
+			x, "bind",
+			json_object_new_boolean(vol[k].flags & FLT_VOLUME_BIND));
+		json_object_object_add(
+			x, "pseudo",
+			json_object_new_boolean(vol[k].flags & FLT_VOLUME_PSEUDO));
+		put_u64(x, "ns_pid", (uint64_t)vol[k].ns_pid);
+		for (size_t i = 0; i < d->fs.n; i++) {
+			for (size_t j = 0; j < n_in[i]; j++) {
+				struct json_object *f;
+
+				if (!instance_covers(&ins[i][j], &vol[k]))
+					continue;
+				f = json_object_new_object();
+				put_str(f, "name", v[i]->cf.name);
+				put_str(f, "kind", cfg_kind_name(ins[i][j].kind));
+				put_str(f, "path", ins[i][j].path);
+				json_object_object_add(
+					f, "automatic",
+					json_object_new_boolean(ins[i][j].automatic));
+				json_object_array_add(fl, f);
+			}
+		}
+		json_object_object_add(x, "filters", fl);
+		json_object_array_add(a, x);
+	}
+	json_object_object_add(o, "volumes", a);
+	for (size_t i = 0; i < d->fs.n; i++)
+		free(ins[i]);
+	free(ins);
+	free(n_in);
+	free(vol);
 	free(v);
 	return o;
 }
@@ -402,6 +508,9 @@ command_stats(struct daemon *d)
 	put_u64(e, "emergency_answers", es.emergency_answers);
 	put_u64(e, "mount_changes", es.mount_changes);
 	put_u64(e, "instance_reattaches", es.instance_reattaches);
+	put_u64(e, "volumes_attached", es.volumes_attached);
+	put_u64(e, "volumes_detached", es.volumes_detached);
+	put_u64(e, "volumes_declined", es.volumes_declined);
 	put_u64(e, "pending", es.pending);
 	put_u64(e, "readers", es.readers);
 	json_object_object_add(o, "engine", e);
@@ -538,7 +647,9 @@ command_do(struct daemon *d, const struct ctl_request *rq)
 	case CTL_FILTERS:
 		return cmd_filters(d);
 	case CTL_INSTANCES:
-		return cmd_instances(d);
+		return cmd_instances(d, rq->name);
+	case CTL_VOLUMES:
+		return cmd_volumes(d);
 	case CTL_PORTS:
 		return cmd_ports(d);
 	case CTL_STATS:

@@ -395,10 +395,20 @@ filter_key(struct parser *p, struct cfg_filter *f, const char *key, const char *
 	} else if (!strncmp(key, "param.", 6)) {
 		add_param(p, f, key + 6, value);
 	} else {
-		error_at(p, p->line,
-			 "unknown key '%s' in [filter %s] (a filter's own settings are "
-			 "written param.NAME)",
-			 key, f->name);
+		char msg[256];
+		int r = cfg_auto_key(&f->automatic, key, value, p->line, msg,
+				     sizeof(msg));
+
+		if (r == -EINVAL)
+			error_at(p, p->line, "%s", msg);
+		else if (r == -ENOMEM)
+			error_at(p, p->line, "out of memory");
+		else if (r > 0)
+			error_at(p, p->line,
+				 "unknown key '%s' in [filter %s] (a filter's own "
+				 "settings "
+				 "are written param.NAME)",
+				 key, f->name);
 	}
 }
 
@@ -498,6 +508,7 @@ cfg_filter_free(struct cfg_filter *f)
 	}
 	free(f->instances);
 	free(f->params);
+	cfg_auto_free(&f->automatic);
 	free(f->name);
 	free(f->object);
 	free(f->altitude);
@@ -540,8 +551,13 @@ cfg_parse_string(const char *name, const char *text, struct cfg **ret_cfg,
 	for (size_t i = 0; i < p.cfg->n_filters; i++) {
 		struct cfg_filter *f = &p.cfg->filters[i];
 
+		char msg[256];
+		int line = 0;
+
 		if (!f->altitude && !f->bad_altitude)
 			error_at(&p, f->line, "filter %s has no altitude", f->name);
+		if (cfg_auto_check(&f->automatic, msg, sizeof(msg), &line) < 0)
+			error_at(&p, line, "%s", msg);
 		if (!f->object && asprintf(&f->object, "%s.so", f->name) < 0)
 			f->object = NULL;
 	}
@@ -689,6 +705,8 @@ cfg_filter_copy(const struct cfg_filter *src, struct cfg_filter *dst)
 	 * NAME), until it is known */
 	dst->altitude = src->altitude ? strdup(src->altitude) : NULL;
 	if (!dst->name || !dst->object || (src->altitude && !dst->altitude))
+		goto oom;
+	if (cfg_auto_copy(&src->automatic, &dst->automatic) < 0)
 		goto oom;
 	if (src->n_instances) {
 		dst->instances = calloc(src->n_instances, sizeof(*dst->instances));

@@ -16,6 +16,8 @@
  *   deadline_ms = 5000
  *   default_verdict = allow       ; or deny
  *   attach = /home                ; PATH [subtree|mount|filesystem]; repeatable
+ *   auto_attach = ext4 xfs        ; volumes attached as they mount
+ *                                 ; (the auto_attach_* keys: config_auto.h)
  *   param.queue_size = 4096       ; the filter's own parameters
  *
  * Every error names the file and line. The whole file is checked and every
@@ -30,6 +32,8 @@
 #include <stddef.h>
 
 #include <fltmgr/filter.h>
+
+#include "daemon/config_auto.h"
 
 #define CFG_MAX_LINE 1024
 
@@ -55,8 +59,9 @@ struct cfg_filter {
 	size_t n_instances;
 	struct cfg_param *params;
 	size_t n_params;
-	int line;          /* of the [filter NAME] header */
-	bool bad_altitude; /* parsing: one was given and refused (said once) */
+	struct cfg_auto automatic; /* auto_attach policy (config_auto.h) */
+	int line;                  /* of the [filter NAME] header */
+	bool bad_altitude;         /* parsing: one was given and refused (said once) */
 };
 
 struct cfg {
@@ -87,7 +92,8 @@ int cfg_load_fd(int fd, const char *name, struct cfg **ret_cfg, char **ret_error
 void cfg_free(struct cfg *c);
 
 const struct cfg_filter *cfg_find_filter(const struct cfg *c, const char *name);
-/* Same object, altitude, deadline, verdict, parameters (instances aside). */
+/* Same object, altitude, deadline, verdict, parameters (instances and the
+ * automatic attachment policy aside: both change in place). */
 bool cfg_filter_same_settings(const struct cfg_filter *a, const struct cfg_filter *b);
 bool cfg_filter_same_instances(const struct cfg_filter *a, const struct cfg_filter *b);
 

@@ -29,7 +29,7 @@ static const struct {
 } commands[CTL_COMMAND_COUNT_] = {
 	[CTL_STATUS] = { "status", 0, 0, true },
 	[CTL_FILTERS] = { "filters", 0, 0, true },
-	[CTL_INSTANCES] = { "instances", 0, 0, true },
+	[CTL_INSTANCES] = { "instances", M_NAME, 0, true }, /* name: one filter's */
 	[CTL_PORTS] = { "ports", 0, 0, true },
 	[CTL_STATS] = { "stats", 0, 0, true },
 	[CTL_LOAD] = { "load", M_NAME | M_ALTITUDE | M_OBJECT, M_NAME, false },
@@ -37,6 +37,7 @@ static const struct {
 	[CTL_ATTACH] = { "attach", M_NAME | M_PATH | M_KIND, M_NAME | M_PATH, false },
 	[CTL_DETACH] = { "detach", M_NAME | M_PATH, M_NAME | M_PATH, false },
 	[CTL_RELOAD] = { "reload", 0, 0, false },
+	[CTL_VOLUMES] = { "volumes", 0, 0, true },
 };
 
 static const struct {

@@ -25,6 +25,7 @@ enum ctl_command {
 	CTL_ATTACH,
 	CTL_DETACH,
 	CTL_RELOAD,
+	CTL_VOLUMES,
 	CTL_COMMAND_COUNT_,
 };
 

@@ -173,6 +173,41 @@ running_free(struct running_filter *rf)
 
 /* ---- starting one ---- */
 
+/* Sets the filter's automatic attachment policy to a (off when a has
+ * none). On failure the filter keeps the policy it had, the problem is
+ * recorded, and -errno returned. */
+static int
+apply_auto(struct filterset *fs, struct running_filter *rf, const struct cfg_auto *a)
+{
+	struct flt_auto_attach policy;
+	char msg[256] = "", *what;
+	int r;
+
+	r = cfg_auto_policy(a, &policy, msg, sizeof(msg));
+	if (r >= 0) {
+		r = flt_set_auto_attach(rf->lf.filter, &policy);
+		if (r < 0)
+			snprintf(msg, sizeof(msg),
+				 "cannot set automatic attachment: %s%s", strerror(-r),
+				 r == -ESRCH ? " (no process with the auto_attach_pid)"
+					     : "");
+	}
+	if (r < 0) {
+		char line[48] = "";
+
+		if (a->line)
+			snprintf(line, sizeof(line), " (configuration line %d)", a->line);
+		problem_add(fs, rf->cf.name, msg,
+			    "running without its automatic attachment%s", line);
+		return r;
+	}
+	what = cfg_auto_describe(a);
+	dlog(FLT_LOG_NOTICE, "filter %s: automatic attachment: %s", rf->cf.name,
+	     what ? what : "set");
+	free(what);
+	return 0;
+}
+
 /*
  * Loads img with cf's settings, attaches cf's instances and starts
  * filtering. strict: any instance that cannot be attached fails the whole
@@ -231,6 +266,8 @@ start_filter(struct filterset *fs, const struct cfg_filter *cf, struct filter_im
 		}
 		free(why);
 	}
+	if (cfg_auto_enabled(&cf->automatic))
+		(void)apply_auto(fs, rf, &cf->automatic);
 	r = flt_start_filtering(rf->lf.filter);
 	if (r < 0) {
 		if (asprintf(ret_why, "filter %s: cannot start filtering: %s%s", cf->name,
@@ -465,6 +502,29 @@ apply_instances(struct filterset *fs, struct running_filter *rf,
 	rf->cf.line = want->line;
 }
 
+/* Same settings, another automatic attachment policy: set in place (the
+ * engine attaches and detaches the volumes that differ). */
+static void
+apply_policy_change(struct filterset *fs, struct running_filter *rf,
+		    const struct cfg_filter *want, struct apply_result *res)
+{
+	struct cfg_auto copy;
+
+	if (cfg_auto_copy(&want->automatic, &copy) < 0) {
+		problem_add(fs, want->name, "out of memory",
+			    "automatic attachment unchanged");
+		res->failed++;
+		return;
+	}
+	if (apply_auto(fs, rf, &want->automatic) < 0) {
+		cfg_auto_free(&copy);
+		res->failed++;
+		return;
+	}
+	cfg_auto_free(&rf->cf.automatic);
+	rf->cf.automatic = copy;
+}
+
 /*
  * Restarts fs->v[i] with want (see the top of filterset.h for the order
  * and the fallbacks).
@@ -627,6 +687,8 @@ filterset_apply(struct filterset *fs, const struct cfg *c, struct apply_result *
 		    !filter_object_replaced(&rf->lf)) {
 			rf->configured = true;
 			apply_instances(fs, rf, want, res);
+			if (!cfg_auto_same(&rf->cf.automatic, &want->automatic))
+				apply_policy_change(fs, rf, want, res);
 			continue;
 		}
 		if (rf) {
