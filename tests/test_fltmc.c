@@ -509,6 +509,64 @@ instances_table_shows_each_column_and_the_full_path(void **state)
 	run_free(&r);
 }
 
+/* fltmc volumes: a row per mount, the filters on it with (auto) for
+ * automatic instances, "-" for none, another namespace's mount point
+ * prefixed with its pid. */
+static void
+volumes_table_lists_mounts_and_their_filters(void **state)
+{
+	static const char reply[] =
+		"{\"ok\": true, \"volumes\": ["
+		"{\"mount_id\": 31, \"mount_point\": \"/media/usb\", \"fs_type\": "
+		"\"vfat\","
+		" \"source\": \"/dev/sdb1\", \"root\": \"/\", \"ns_pid\": 0,"
+		" \"filters\": [{\"name\": \"scanner\", \"kind\": \"filesystem\","
+		" \"path\": \"/media/usb\", \"automatic\": true},"
+		" {\"name\": \"minispy\", \"kind\": \"subtree\","
+		" \"path\": \"/media/usb/x\", \"automatic\": false}]},"
+		"{\"mount_id\": 2, \"mount_point\": \"/proc\", \"fs_type\": \"proc\","
+		" \"source\": \"proc\", \"ns_pid\": 0, \"filters\": []},"
+		"{\"mount_id\": 812, \"mount_point\": \"/data\", \"fs_type\": \"ext4\","
+		" \"source\": \"/dev/vdb\", \"ns_pid\": 4242, \"filters\": []}]}";
+	struct run r;
+
+	(void)state;
+	EXCHANGE(&r, reply, "{\"command\": \"volumes\"}", "volumes");
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.err, "");
+	assert_words(r.out, "Mount", "Mount", "Point", "File", "System", "Mount", "ID",
+		     "Source", "Filters");
+	assert_words(r.out, "/media/usb", "/media/usb", "vfat", "31", "/dev/sdb1",
+		     "scanner", "(auto),", "minispy");
+	assert_words(r.out, "/proc", "/proc", "proc", "2", "proc", "-");
+	assert_words(r.out, "[pid", "[pid", "4242]", "/data", "ext4", "812", "/dev/vdb",
+		     "-");
+	run_free(&r);
+}
+
+/* fltmc instances -f NAME asks for that filter's only; -f takes a value
+ * and is refused by other commands. */
+static void
+instances_f_names_the_filter(void **state)
+{
+	struct run r;
+
+	(void)state;
+	EXCHANGE(&r, "{\"ok\": true, \"instances\": []}",
+		 "{\"command\": \"instances\", \"name\": \"minispy\"}", "instances", "-f",
+		 "minispy");
+	assert_int_equal(r.code, 0);
+	run_free(&r);
+	RUN(&r, "filters", "-f", "minispy");
+	assert_int_equal(r.code, 2);
+	assert_non_null(strstr(r.err, "filters takes no --filter option"));
+	run_free(&r);
+	RUN(&r, "instances", "-f");
+	assert_int_equal(r.code, 2);
+	assert_non_null(strstr(r.err, "needs a value"));
+	run_free(&r);
+}
+
 static void
 ports_prints_a_line_per_port_and_an_indented_line_per_client(void **state)
 {
@@ -1315,6 +1373,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(volumes_table_lists_mounts_and_their_filters),
+		T(instances_f_names_the_filter),
 		T(no_command_lists_filters_as_a_table),
 		T(long_filter_name_widens_its_column),
 		T(instances_table_shows_each_column_and_the_full_path),
