@@ -564,7 +564,7 @@ unlink_delivers_delete_and_link_count_change(void **state)
 	expect_event(FLT_OP_DELETE, at("f"), NULL, &c, 0);
 	i = wait_attrib(c.pid, at("f"), 0);
 	if (i < 0)
-		i = wait_attrib(c.pid, NULL, 3000);
+		i = wait_attrib(c.pid, NULL, EVENT_WAIT_MS);
 	if (i < 0)
 		fail_msg("the unlink's link-count change (ATTRIB) was not delivered");
 	assert_int_equal(recs[i].dev, st.st_dev);
@@ -610,7 +610,7 @@ replaced_file_is_delivered_with_unknown_path(void **state)
 
 	c = child_start(0, true, "rename", at("sub/a"), at("sub/b"));
 	expect_event(FLT_OP_RENAME, at("sub/a"), at("sub/b"), &c, 0);
-	i = wait_attrib(c.pid, NULL, 3000);
+	i = wait_attrib(c.pid, NULL, EVENT_WAIT_MS);
 	if (i < 0)
 		fail_msg("the replaced file's ATTRIB was not delivered");
 	assert_string_equal(recs[i].path, "");
