@@ -582,6 +582,29 @@ unlink_delivers_delete_and_link_count_change(void **state)
 	expect_notif_books_balance();
 }
 
+/* Prints filter 0's records of pid (what the engine did deliver), for a
+ * failure message. */
+static void
+print_records_of(pid_t pid)
+{
+	struct flt_engine_stats es = { 0 };
+
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < n_recs; i++)
+		if (recs[i].filter == 0 && recs[i].pid == pid)
+			print_message("  %s %s flags %#x dev %lu ino %lu\n",
+				      flt_operation_name(recs[i].op), recs[i].path,
+				      recs[i].flags, (unsigned long)recs[i].dev,
+				      (unsigned long)recs[i].ino);
+	pthread_mutex_unlock(&rec_lock);
+	(void)flt_manager_get_stats(g_m, &es);
+	print_message("  notif_resolved %llu unresolved %llu lost %llu ignored %llu\n",
+		      (unsigned long long)es.notif_resolved,
+		      (unsigned long long)es.notif_unresolved,
+		      (unsigned long long)es.notif_lost,
+		      (unsigned long long)es.notif_ignored);
+}
+
 /*
  * A rename over an existing file drops the replaced file's link count: a
  * handle-only ATTRIB of a file that no name leads to any more, and no
@@ -611,8 +634,10 @@ replaced_file_is_delivered_with_unknown_path(void **state)
 	c = child_start(0, true, "rename", at("sub/a"), at("sub/b"));
 	expect_event(FLT_OP_RENAME, at("sub/a"), at("sub/b"), &c, 0);
 	i = wait_attrib(c.pid, NULL, EVENT_WAIT_MS);
-	if (i < 0)
+	if (i < 0) {
+		print_records_of(c.pid);
 		fail_msg("the replaced file's ATTRIB was not delivered");
+	}
 	assert_string_equal(recs[i].path, "");
 	assert_int_equal(recs[i].dev, st.st_dev);
 	assert_int_equal(recs[i].ino, st.st_ino);

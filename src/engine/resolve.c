@@ -196,17 +196,23 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 	} else if (fd >= 0) {
 		r = anchor_path(fd, prefix[0] ? prefix : NULL, &dir);
 		if (r == 0) {
-			/* " (deleted)" means the directory is gone: prefer the
-			 * cached path it had. */
+			/* " (deleted)" on an object with no link left means it
+			 * is gone (a directory removed, a file replaced by a
+			 * rename while its event waited): prefer the cached
+			 * path it had. A live file named "x (deleted)" has
+			 * links. */
 			size_t n = strlen(dir);
 
-			if (n > 10 && !strcmp(dir + n - 10, " (deleted)")) {
+			if (n > 10 && !strcmp(dir + n - 10, " (deleted)") &&
+			    fstat(fd, &st) == 0 && st.st_nlink == 0) {
 				char *c = dir_cache_get(fsid, handle, hlen);
 
-				if (c) {
-					free(dir);
-					dir = c;
-				}
+				/* No name leads to it any more: the path it had,
+				 * if known, else none (never "... (deleted)"). */
+				free(dir);
+				dir = c;
+				if (!dir)
+					r = -ENOENT;
 			} else {
 				dir_cache_put(fsid, handle, hlen, dir);
 			}
