@@ -9,7 +9,8 @@
  *     (and on the initial one, below) reports every attach and detach;
  *   - otherwise /proc/self/mountinfo, which polls POLLPRI when a mount is
  *     added, removed or moved in the namespace (every kernel fltmgr
- *     supports). FLTMGR_MOUNT_WATCH=poll forces this path (for tests).
+ *     supports). FLTMGR_MOUNT_WATCH=poll forces this path (for tests), as
+ *     does FLTMGR_KERNEL_FEATURES naming a release before 6.15.
  * Either way the watcher then re-reads mountinfo whole: it gives every
  * fact a volume callback needs in one read, on every kernel. On each
  * change it swaps the table that readers consult, asks the engine to
@@ -45,6 +46,7 @@
 #include "common/efd.h"
 #include "engine/engine.h"
 #include "engine/fanotify_compat.h"
+#include "engine/kernel.h"
 #include "engine/statx_compat.h"
 
 #define MOUNTS_RECHECK_MS 1000
@@ -474,6 +476,11 @@ open_notifications(struct engine *e, const char **ret_why)
 
 	if (force && !strcmp(force, "poll")) {
 		*ret_why = "FLTMGR_MOUNT_WATCH=poll";
+		return -1;
+	}
+	/* Behaving as an older kernel (FLTMGR_KERNEL_FEATURES): as it would. */
+	if (e->feat.simulated && e->feat.kernel < FLT_KV(6, 15)) {
+		*ret_why = "no FAN_REPORT_MNT in the simulated kernel (Linux 6.15+)";
 		return -1;
 	}
 	fd = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_MNT | FAN_CLOEXEC | FAN_NONBLOCK,
