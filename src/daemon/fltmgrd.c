@@ -726,14 +726,19 @@ run(const struct options *o, struct cfg *c)
 
 	if (!privileged()) {
 		fprintf(stderr, "fltmgrd: needs root (CAP_SYS_ADMIN) for fanotify\n");
+		cfg_free(c);
 		return EXIT_PRIVILEGE;
 	}
-	if (!flt_kernel_supported(stderr))
+	if (!flt_kernel_supported(stderr)) {
+		cfg_free(c);
 		return EXIT_CONFIG;
+	}
 	/* First, while we are the only thread: everything below, and every
 	 * reload, runs with the run-time set only (privileges.c says why). */
-	if (privileges_drop() < 0)
+	if (privileges_drop() < 0) {
+		cfg_free(c);
 		return EXIT_PRIVILEGE;
+	}
 	d.runtime_dir = strdup(pick_runtime_dir(o, c));
 	d.filter_dir = strdup(pick_filter_dir(o, c));
 	d.config_path = o->config;
