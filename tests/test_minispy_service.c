@@ -1344,23 +1344,31 @@ max_seq_in(const char *path)
 	return max;
 }
 
+/* fltmc --json CMD [ARG...] against the daemon, parsed (a new
+ * reference). */
+static struct json_object *
+fltmc_json_cmd(const char *args)
+{
+	struct json_object *o;
+	char cmd[800], path[300];
+	char *text;
+
+	snprintf(path, sizeof(path), "%s/fltmc.json", scratch);
+	snprintf(cmd, sizeof(cmd), "'%s' --runtime-dir '%s' --json %s > '%s'", fltmc_bin,
+		 rundir, args, path);
+	assert_int_equal(system(cmd), 0);
+	text = slurp(path, NULL);
+	o = json_tokener_parse(text);
+	assert_non_null(o);
+	free(text);
+	return o;
+}
+
 /* fltmc stats --json, parsed (a new reference). */
 static struct json_object *
 fltmc_stats(void)
 {
-	struct json_object *o;
-	char cmd[600], path[300];
-	char *text;
-
-	snprintf(path, sizeof(path), "%s/stats.json", scratch);
-	snprintf(cmd, sizeof(cmd), "'%s' --runtime-dir '%s' --json stats > '%s'",
-		 fltmc_bin, rundir, path);
-	assert_int_equal(system(cmd), 0);
-	text = slurp(path, NULL);
-	o = json_tokener_parse(text);
-	free(text);
-	assert_non_null(o);
-	return o;
+	return fltmc_json_cmd("stats");
 }
 
 /* One counter of the daemon's engine (fltmc stats). */
@@ -1575,26 +1583,6 @@ seed_service_restarted_under_load(void **state)
 	 * make it exit non-zero). */
 	assert_int_equal(kill(daemon_pid, 0), 0);
 	assert_int_equal(daemon_stop(), 0);
-}
-
-/* fltmc --json CMD [ARG...] against the daemon, parsed (a new
- * reference). */
-static struct json_object *
-fltmc_json_cmd(const char *args)
-{
-	struct json_object *o;
-	char cmd[800], path[300];
-	char *text;
-
-	snprintf(path, sizeof(path), "%s/fltmc.json", scratch);
-	snprintf(cmd, sizeof(cmd), "'%s' --runtime-dir '%s' --json %s > '%s'", fltmc_bin,
-		 rundir, args, path);
-	assert_int_equal(system(cmd), 0);
-	text = slurp(path, NULL);
-	o = json_tokener_parse(text);
-	assert_non_null(o);
-	free(text);
-	return o;
 }
 
 /* The filters fltmc volumes lists on the mount at point ("" if none, or

@@ -32,16 +32,7 @@
 int
 resolve_fd_path(int fd, char **ret_path)
 {
-	char link[64], buf[PATH_MAX];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	*ret_path = strdup(buf);
-	return *ret_path ? 0 : -ENOMEM;
+	return anchor_path(fd, NULL, ret_path); /* the kernel's path, whole */
 }
 
 /* ---- directory handles -> paths, with a small cache ----
