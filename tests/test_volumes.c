@@ -38,7 +38,7 @@
 #include "engine/statx_compat.h"
 
 #define MARKER      "FLTMGR-VOLUME-MARKER"
-#define SETTLE_MS   3000
+#define SETTLE_MS   10000 /* a bound for failures: waits end when met */
 #define MAX_RECORDS 64
 
 static bool have_root;
@@ -324,6 +324,31 @@ no_fd_on_dev(void *dev)
 	return fds_on_dev(*(dev_t *)dev) == 0;
 }
 
+/* What the engine sees and what the filter was asked, for a failure
+ * message. */
+static void
+print_volumes_and_setups(void)
+{
+	struct flt_volume *v = NULL;
+	size_t n = 0;
+
+	if (flt_manager_list_volumes(g_m, &v, &n) >= 0)
+		for (size_t i = 0; i < n; i++)
+			if (strstr(v[i].mount_point, scratch))
+				print_message("  volume %s %s mount %llu dev %u:%u\n",
+					      v[i].mount_point, v[i].fs_type,
+					      (unsigned long long)v[i].mount_id,
+					      major(v[i].dev), minor(v[i].dev));
+	free(v);
+	for (int i = 0; i < setup_count(); i++) {
+		struct setup_rec r = setup_at(i);
+
+		print_message("  setup %d: %s mount %llu reason %d\n", i, r.point,
+			      (unsigned long long)r.mount_id, (int)r.reason);
+	}
+	print_message("  instances at the path: %d\n", instances_at(at("vols/r"), false));
+}
+
 /* ---- fixtures ---- */
 
 static int
@@ -469,7 +494,10 @@ mounted_again_at_the_same_path_gets_a_new_instance(void **state)
 	assert_int_equal(umount2(vol, MNT_DETACH), 0);
 	mount_tmpfs(vol, "fltmgr-vol-r2");
 	write_file(at("vols/r/bad"), MARKER);
-	assert_true(tu_wait_until(some_setup, &two, SETTLE_MS));
+	if (!tu_wait_until(some_setup, &two, SETTLE_MS)) {
+		print_volumes_and_setups();
+		fail_msg("the second mount at %s was not set up", vol);
+	}
 	second = setup_at(1).mount_id;
 	/* Mount ids are reused once freed: the new mount may have the old
 	 * one's number, on another filesystem. */
