@@ -307,11 +307,15 @@ fds_on_dev(dev_t dev)
 
 	assert_non_null(d);
 	while ((de = readdir(d))) {
+		char link[300];
 		struct stat st;
-		int fd = atoi(de->d_name);
 
-		if (de->d_name[0] != '.' && fd != dirfd(d) && fstat(fd, &st) == 0 &&
-		    st.st_dev == dev)
+		/* stat through the magic link, not fstat(): the engine's threads
+		 * own these descriptors and may close one meanwhile (a race
+		 * ThreadSanitizer would rightly report on an fstat). */
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(d) &&
+		    stat(link, &st) == 0 && st.st_dev == dev)
 			n++;
 	}
 	closedir(d);
