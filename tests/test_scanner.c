@@ -41,7 +41,7 @@
 
 #include "common/frame_io.h"
 #include "common/wire.h"
-#include "scanner_proto.h"
+#include <fltmgr/scanner.h>
 #include "testutil.h"
 
 #define WAIT_MS  10000

@@ -21,7 +21,7 @@
 
 #include <fltmgr/user.h>
 
-#include "scanner_proto.h"
+#include <fltmgr/scanner.h>
 
 enum svc_exit {
 	SVC_EXIT_OK = 0,
