@@ -112,7 +112,7 @@ enum scanner_cmd {
 	X(exec_writer_denies)  /* execs denied: the file was open for writing */         \
 	X(exec_always_scanned) /* execs of files others than root can write: no cache */ \
 	X(writable_rescans)    /* opens of such files, clean in the cache: scanned */    \
-	X(default_allows)      /* default verdicts that allowed (fail-open) */       \
+	X(default_allows)      /* default verdicts that allowed (fail-open) */           \
 	X(policy_verdicts)     /* verdicts marked SCANNER_REPLY_NO_CACHE: uncached */
 
 enum scanner_counter {
