@@ -475,8 +475,7 @@ svc_print_stats(struct service *s)
 
 			if (!n)
 				continue;
-			fprintf(stderr,
-				"scanner: stats: rule %s:%s action=%s matches=%llu\n",
+			fprintf(stderr, "scanner: rule %s:%s action=%s matches=%llu\n",
 				rule->ns ? rule->ns->name : "default", rule->identifier,
 				svc_action_name(
 					(enum svc_action)svc_rules_info(r, i)->action),
