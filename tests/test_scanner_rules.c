@@ -185,9 +185,17 @@ directory_tree_is_read_recursively(void **state)
 	write_file("d1/index.yar", "include \"d2/d3/deep.yara\"\n");
 	write_file("d1/.hidden.yar", "this is not yara\n");
 	write_file("d1/README.md", "this is not yara either\n");
+	{
+		/* a link back up is not followed */
+		char link[PATH_MAX * 2];
+
+		snprintf(link, sizeof(link), "%s/d1/d2/up", dir);
+		assert_int_equal(symlink("../..", link), 0);
+	}
 	assert_int_equal(check("", NULL, &err), 0);
 	EXPECT_IN(err, "loaded 2 rules from 2 of 2 files");
 	EXPECT_IN(err, "1 index files skipped");
+	EXPECT_IN(err, "d2/up: a link back to a directory above; not read");
 	free(err);
 }
 

@@ -248,6 +248,10 @@ struct walk {
 	const struct svc_options *o;
 	struct units *u;
 	const char *base; /* the index file's directory */
+	/* the directories being read, root first: a symbolic link back to
+	 * one of them is not followed */
+	dev_t dev[MAX_DEPTH + 2];
+	ino_t ino[MAX_DEPTH + 2];
 };
 
 static int
@@ -318,6 +322,22 @@ walk_dir(struct walk *w, const char *dir, const char *rel, int depth)
 			goto next;
 		}
 		if (S_ISDIR(sb.st_mode)) {
+			bool loop = false;
+
+			for (int k = 0; k <= depth && k < MAX_DEPTH + 1; k++)
+				loop = loop ||
+				       (w->dev[k] == sb.st_dev && w->ino[k] == sb.st_ino);
+			if (loop) {
+				fprintf(stderr,
+					"scanner: %s: a link back to a directory above; "
+					"not read\n",
+					path);
+				goto next;
+			}
+			if (depth + 1 <= MAX_DEPTH) {
+				w->dev[depth + 1] = sb.st_dev;
+				w->ino[depth + 1] = sb.st_ino;
+			}
 			r = walk_dir(w, path, sub, depth + 1);
 		} else if (S_ISREG(sb.st_mode) && has_rule_suffix(name)) {
 			int k = is_compiled(path) ? 0
@@ -348,8 +368,11 @@ find_units(const struct svc_options *o, struct units *u)
 		fprintf(stderr, "scanner: %s: %s\n", o->rules, strerror(e));
 		return -e;
 	}
-	if (S_ISDIR(sb.st_mode))
+	if (S_ISDIR(sb.st_mode)) {
+		w.dev[0] = sb.st_dev;
+		w.ino[0] = sb.st_ino;
 		return walk_dir(&w, o->rules, "", 0);
+	}
 	if (is_compiled(o->rules))
 		return units_add(u, o->rules, NULL, true);
 	k = index_includes(o->rules, no_add, NULL);
