@@ -729,10 +729,34 @@ self_test_reports_pass_and_each_failure(void **state)
 	free(out);
 }
 
+/* ---- the protocol ---- */
+
+/* A reply's flags: NO_CACHE decodes, an unknown flag makes the reply
+ * malformed (the filter's default verdict, never a more permissive one). */
+static void
+reply_with_an_unknown_flag_is_malformed(void **state)
+{
+	uint8_t buf[SCANNER_REPLY_SIZE];
+
+	(void)state;
+	scanner_reply_encode_flags(SCANNER_CLEAN, SCANNER_REPLY_NO_CACHE, buf);
+	assert_int_equal(scanner_reply_decode(buf, sizeof(buf)), SCANNER_CLEAN);
+	assert_int_equal(scanner_reply_flags(buf), SCANNER_REPLY_NO_CACHE);
+	scanner_reply_encode(SCANNER_INFECTED, buf);
+	assert_int_equal(scanner_reply_decode(buf, sizeof(buf)), SCANNER_INFECTED);
+	assert_int_equal(scanner_reply_flags(buf), 0);
+	buf[5] = 0x80;
+	assert_int_equal(scanner_reply_decode(buf, sizeof(buf)), -1);
+	buf[5] = 0;
+	buf[6] = 1;
+	assert_int_equal(scanner_reply_decode(buf, sizeof(buf)), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(reply_with_an_unknown_flag_is_malformed),
 		cmocka_unit_test_setup_teardown(actions_follow_rule_metadata, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(report_only_denies_nothing, setup,

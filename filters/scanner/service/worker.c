@@ -9,13 +9,23 @@
  * The file is read with pread() from the passed descriptor — never opened
  * by path, and reading it makes no fanotify event — into a per-thread
  * buffer (one pread() of size + 1 bytes when the file has not grown), and
- * scanned under the per-file time limit by the thread's own YR_SCANNER,
+ * scanned under the per-file time limit by the thread's own YR_SCANNERs
+ * (one per YR_RULES of the set: the sources, and each compiled file),
  * made once per rule set rather than once per scan (yr_rules_scan_mem()
- * would build and free one each time). Reading rather than mapping means
- * a file truncated during the scan cannot raise SIGBUS, so YARA's
- * per-scan signal handlers are turned off. A file over
- * --max-size gets the --oversize verdict unread. Any failure answers
- * SCANNER_ERROR: the filter then gives its default verdict.
+ * would build and free one each time), with the external variables of
+ * this file defined first (externals.c). Reading rather than mapping
+ * means a file truncated during the scan cannot raise SIGBUS, so YARA's
+ * per-scan signal handlers are turned off.
+ *
+ * Each match is counted for its rule and recorded with the action
+ * policy.c decided for it; the first denying match ends the scan (unless
+ * --report-only), so a denial costs no more than before. The reply goes
+ * first, the log after (report.c), with the opener's exe read before the
+ * reply, while the opener still waits. A file over --max-size gets the
+ * --oversize verdict unread, a scan over --scan-timeout the
+ * --timeout-verdict; either, unless it is the filter's default, is sent
+ * with SCANNER_REPLY_NO_CACHE, and both are logged. Any other failure
+ * answers SCANNER_ERROR: the filter then gives its default verdict.
  *
  * An exec's file is read under a read lease (F_SETLEASE F_RDLCK on the
  * descriptor the filter sent, which is the filter side's own open file):
@@ -218,8 +228,9 @@ scanner_sync(struct worker *w)
 		 * handlers around every scan (two sigaction() and two
 		 * sigprocmask() calls, most of a small file's scan time) to
 		 * survive a mapped file shrinking under it. The data scanned
-		 * here is our own buffer. Not fast mode: every matching rule
-		 * is needed when no denial stops the scan (policy.c). */
+		 * here is our own buffer. Not fast mode: it stops counting a
+		 * string at its first match, so a condition on a count
+		 * (#a > 3) could differ from what `yara` finds. */
 		yr_scanner_set_flags(sc, SCAN_FLAGS_NO_TRYCATCH);
 		yr_scanner_set_timeout(sc, w->s->o->scan_timeout);
 		v[i] = sc;
