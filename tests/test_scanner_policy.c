@@ -21,7 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -531,6 +535,69 @@ log_line_and_json_name_rule_path_process_and_metadata(void **state)
 	free(text);
 }
 
+/* Under systemd: sd_journal_send() with structured fields. The journal's
+ * socket is played by this test, on a tmpfs mounted over /run/systemd in
+ * the test's private mount namespace. */
+static void
+journal_gets_structured_fields(void **state)
+{
+	const char *extra[] = { "--deny-tag", "malware", "--log", "journal", NULL };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char buf[8192], field[PATH_MAX + 64], self[PATH_MAX];
+	struct pollfd pf;
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	if (access("/run/systemd", F_OK) < 0 ||
+	    mount("fltmgr-journal", "/run/systemd", "tmpfs", 0, "size=1m") < 0) {
+		print_message("skipped: cannot mount a tmpfs on /run/systemd: %s\n",
+			      strerror(errno));
+		skip();
+	}
+	assert_int_equal(mkdir("/run/systemd/journal", 0755), 0);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/run/systemd/journal/socket");
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	write_policy_rules();
+	write_file(at("tagged"), "xx MARK-TAG-MALWARE xx");
+	daemon_start(true);
+	svc_start(extra);
+	assert_int_equal(try_open(at("tagged")), EPERM);
+	pf = (struct pollfd){ .fd = fd, .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, WAIT_MS), 1);
+	buf[0] = '\n'; /* every field then follows a newline */
+	n = recv(fd, buf + 1, sizeof(buf) - 2, 0);
+	assert_true(n > 0);
+	buf[n + 1] = '\0';
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+#define FIELD(...)                                                                   \
+	do {                                                                         \
+		snprintf(field, sizeof(field), __VA_ARGS__);                         \
+		if (!strstr(buf, field))                                             \
+			fail_msg("no \"%s\" in the journal entry:\n%s", field, buf); \
+	} while (0)
+	FIELD("\nMESSAGE=scanner: detection verdict=deny rule=by_tag ");
+	FIELD("\nPRIORITY=4\n");
+	FIELD("\nSCANNER_EVENT=detection\n");
+	FIELD("\nSCANNER_VERDICT=deny\n");
+	FIELD("\nSCANNER_RULE=by_tag\n");
+	FIELD("\nSCANNER_NAMESPACE=%s\n", strrchr(rules, '/') + 1);
+	FIELD("\nSCANNER_PATH=%s\n", at("tagged"));
+	FIELD("\nSCANNER_OP=open\n");
+	FIELD("\nSCANNER_PID=%d\n", (int)getpid());
+	FIELD("\nSCANNER_EXE=%s\n", self);
+	FIELD("\nSCANNER_TAGS=malware,trojan\n");
+#undef FIELD
+	/* nothing on stderr for it */
+	assert_int_equal(count_in_file(slog, "scanner: detection"), 0);
+	close(fd);
+	assert_int_equal(umount2("/run/systemd", MNT_DETACH), 0);
+}
+
 /* ---- external variables ---- */
 
 /* filename, filepath, extension, filetype and owner come from the
@@ -764,6 +831,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 			log_line_and_json_name_rule_path_process_and_metadata, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(journal_gets_structured_fields, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(external_variables_come_from_the_request,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
