@@ -163,7 +163,7 @@ svc_externals_facts(struct svc_file_facts *f, const struct scanner_request *q,
 	dot = n;
 	while (dot > slash && q->path[dot - 1] != '.')
 		dot--;
-	/* ".bashrc" has no extension; "a." has an empty one */
+	/* ".bashrc" has no extension; "a." has "." */
 	if (dot > slash + 1 && n - dot + 1 < sizeof(f->extension)) {
 		size_t k;
 

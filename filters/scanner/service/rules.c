@@ -47,6 +47,7 @@ struct unit {
 	char *ns; /* NULL for a compiled file */
 	bool compiled;
 	bool bad;
+	bool ok; /* added to a compiler without error once */
 };
 
 struct units {
@@ -519,16 +520,19 @@ compile_sources(const struct svc_options *o, struct units *u, struct compile_log
 
 			if (x->compiled || x->bad)
 				continue;
-			if (precheck && !trial(o, x)) {
+			if (precheck && !x->ok && !trial(o, x)) {
 				x->bad = true;
 				continue;
 			}
-			if (add_unit(c, l, x)) {
+			if (add_unit(c, l, x) == 0) {
+				x->ok = true;
+			} else {
 				x->bad = true;
 				restart = true;
-				/* Per-file namespaces: a file that fails alone
-				 * fails with the rest, so the remaining ones
-				 * are tried alone first. */
+				/* Per-file namespaces share no names, so a
+				 * file compiles with the rest when it compiles
+				 * alone: the remaining ones are tried alone
+				 * first, and their failures cost no restart. */
 				precheck = o->ns_mode == SVC_NS_FILE;
 			}
 			any = true;
