@@ -484,6 +484,29 @@ report_only_denies_nothing(void **state)
 	assert_int_equal(v[SCANNER_CTR_infected], 0);
 }
 
+/* A broken rule file among good ones: the service starts with the rest
+ * (saying so), scans with it, and counts the file left out. */
+static void
+broken_rule_file_is_counted_and_the_rest_scans(void **state)
+{
+	char path[PATH_MAX];
+
+	(void)state;
+	assert_int_equal(mkdir(rules, 0755), 0);
+	snprintf(path, sizeof(path), "%s/good.yar", rules);
+	write_file(path, "rule good { strings: $m = { 4d 41 52 4b 2d 47 4f 4f 44 } "
+			 "condition: $m }\n");
+	snprintf(path, sizeof(path), "%s/bad.yar", rules);
+	write_file(path, "rule bad { condition: nonsense }\n");
+	write_file(at("f"), "xx MARK-GOOD xx");
+	daemon_start(true);
+	svc_start(NULL);
+	EXPECT_LOG(slog, "1 of 2 files FAILED and are left out");
+	assert_int_equal(try_open(at("f")), EPERM);
+	assert_int_equal(svc_stat("rule_files_failed"), 1);
+	assert_int_equal(svc_stat("rules"), 1);
+}
+
 /* ---- the log ---- */
 
 /* One line per decision on stderr, keys in a fixed order, values quoted
@@ -828,6 +851,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(report_only_denies_nothing, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			broken_rule_file_is_counted_and_the_rest_scans, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			log_line_and_json_name_rule_path_process_and_metadata, setup,
 			teardown),

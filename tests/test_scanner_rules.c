@@ -245,6 +245,16 @@ no_loadable_rule_refuses_to_start(void **state)
 	assert_int_equal(check("empty", NULL, &err), 5);
 	EXPECT_IN(err, "no rule files");
 	free(err);
+	/* a FIFO would block the first read for ever */
+	{
+		char fifo[PATH_MAX * 2];
+
+		snprintf(fifo, sizeof(fifo), "%s/fifo.yar", dir);
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+	}
+	assert_int_equal(check("fifo.yar", NULL, &err), 5);
+	EXPECT_IN(err, "fifo.yar: not a regular file or a directory");
+	free(err);
 }
 
 /* Warnings: one summary line, each one only with --rule-warnings. */

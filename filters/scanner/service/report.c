@@ -464,6 +464,15 @@ svc_print_stats(struct service *s)
 	}
 	SERVICE_COUNTERS(PRINT_ONE)
 #undef PRINT_ONE
+	if (s->rules) {
+		struct svc_rules *r = svc_rules_get(s);
+		char v[64];
+
+		snprintf(v, sizeof(v), " rules=%u rule_files_failed=%u",
+			 svc_rules_count(r), svc_rules_failed(r));
+		put(&l, v, strlen(v));
+		svc_rules_unref(r);
+	}
 	fprintf(stderr, "scanner: stats: %s\n", l.buf);
 	{
 		struct svc_rules *r = s->rules ? svc_rules_get(s) : NULL;
@@ -508,6 +517,8 @@ svc_write_stats(struct service *s)
 #undef JSON_ONE
 	r = svc_rules_get(s);
 	json_object_object_add(svc, "rules", json_object_new_int64(svc_rules_count(r)));
+	json_object_object_add(svc, "rule_files_failed",
+			       json_object_new_int64(svc_rules_failed(r)));
 	for (unsigned i = 0; i < svc_rules_count(r); i++) {
 		const YR_RULE *rule = svc_rules_rule(r, i);
 		uint64_t n = atomic_load(&svc_rules_info(r, i)->matches);

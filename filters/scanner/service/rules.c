@@ -60,6 +60,7 @@ struct units {
 struct svc_rules {
 	atomic_uint refs;
 	unsigned count, nsets;
+	unsigned failed; /* rule files left out */
 	struct svc_yset *sets;
 	struct svc_rule_info *info;
 	const YR_RULE **by_idx;
@@ -368,6 +369,12 @@ find_units(const struct svc_options *o, struct units *u)
 
 		fprintf(stderr, "scanner: %s: %s\n", o->rules, strerror(e));
 		return -e;
+	}
+	if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode)) {
+		/* a FIFO would block the first read for ever */
+		fprintf(stderr, "scanner: %s: not a regular file or a directory\n",
+			o->rules);
+		return -EINVAL;
 	}
 	if (S_ISDIR(sb.st_mode)) {
 		w.dev[0] = sb.st_dev;
@@ -708,6 +715,7 @@ svc_rules_compile(const struct svc_options *o, struct svc_rules **ret)
 	rc = index_rules(r);
 	if (rc < 0)
 		goto fail;
+	r->failed = bad;
 	svc_policy_apply(o, r);
 	warnings_clear(&l);
 	units_free(&u);
@@ -725,6 +733,12 @@ unsigned
 svc_rules_count(const struct svc_rules *r)
 {
 	return r->count;
+}
+
+unsigned
+svc_rules_failed(const struct svc_rules *r)
+{
+	return r->failed;
 }
 
 unsigned

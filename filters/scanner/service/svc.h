@@ -129,6 +129,7 @@ struct svc_rule_info {
  * (`loaded N rules from M files ...`). */
 int svc_rules_compile(const struct svc_options *o, struct svc_rules **ret);
 unsigned svc_rules_count(const struct svc_rules *r);
+unsigned svc_rules_failed(const struct svc_rules *r); /* files left out */
 unsigned svc_rules_nsets(const struct svc_rules *r);
 struct svc_yset *svc_rules_set(struct svc_rules *r, unsigned i);
 struct svc_rule_info *svc_rules_info(struct svc_rules *r, unsigned idx);
