@@ -155,6 +155,33 @@ folder_namespace_shares_within_a_folder_only(void **state)
 	free(err);
 }
 
+/* --namespace folder after a failure: each later file is tried alone
+ * first, but one whose only errors alone are undefined identifiers may
+ * use a private rule of an earlier file of its folder, and still loads;
+ * every bad file is reported. */
+static void
+folder_namespace_failures_keep_private_rules_of_siblings(void **state)
+{
+	const char *folder[] = { "--namespace", "folder", NULL };
+	char *err;
+
+	(void)state;
+	write_file("a/0-bad.yar", "rule bad0 { condition: true and }\n");
+	write_file("a/1-common.yar", "private rule is_x { condition: true }\n");
+	write_file("a/2-uses.yar", "rule uses { condition: is_x }\n");
+	write_file("a/3-module.yar",
+		   "import \"no_such_module\"\nrule m { condition: true }\n");
+	write_file("a/4-undef.yar", "rule u { condition: no_such_rule }\n");
+	write_file("a/5-last.yar", "rule last { condition: false }\n");
+	assert_int_equal(check("", folder, &err), 0);
+	EXPECT_IN(err, "0-bad.yar:1: error");
+	EXPECT_IN(err, "3-module.yar:1: error: unknown module");
+	EXPECT_IN(err, "4-undef.yar:1: error: undefined identifier \"no_such_rule\"");
+	EXPECT_NOT_IN(err, "2-uses.yar");
+	EXPECT_IN(err, "loaded 3 rules from 3 of 6 files");
+	free(err);
+}
+
 /* An index file (only include directives): each included file becomes
  * a unit of its own, with its own namespace. */
 static void
@@ -359,6 +386,8 @@ main(void)
 				       setup),
 		cmocka_unit_test_setup(folder_namespace_shares_within_a_folder_only,
 				       setup),
+		cmocka_unit_test_setup(
+			folder_namespace_failures_keep_private_rules_of_siblings, setup),
 		cmocka_unit_test_setup(index_file_includes_load_each_in_its_namespace,
 				       setup),
 		cmocka_unit_test_setup(directory_tree_is_read_recursively, setup),

@@ -23,9 +23,11 @@
  * gives for it and left out; the others are loaded (or, with
  * --strict-rules, nothing is). libyara's compiler is unusable after an
  * error, so the first failure restarts the compilation without the bad
- * file, and from then on each remaining file is first compiled alone
- * (namespace-per-file mode), so that the whole set costs at most about
- * twice one compilation however many files fail. Warnings are counted
+ * file, and from then on each remaining file is first compiled alone:
+ * one that fails alone is left out without a restart (with namespaces
+ * per folder, unless its only errors are undefined identifiers, which
+ * may name private rules of an earlier file of its folder), so that the
+ * whole set costs about twice one compilation however many files fail. Warnings are counted
  * and summarised in one line unless --rule-warnings asks for each.
  */
 #include <assert.h>
@@ -410,10 +412,38 @@ struct compile_log {
 	const struct svc_options *o;
 	unsigned errors;   /* in the current unit */
 	unsigned warnings; /* in the current pass */
-	bool quiet;        /* a trial compile: errors only */
+	bool quiet;        /* a trial compile: errors only, kept in errs */
 	char **warn;       /* the current pass's warnings (--rule-warnings) */
 	size_t n_warn;
+	char **errs; /* a trial's errors, printed if the file is left out */
+	size_t n_errs;
+	bool other_error; /* a trial error other than an undefined identifier */
 };
+
+/* Appends a formatted line to *v. */
+static void
+lines_add(char ***v, size_t *n, const char *file, int line, const char *what,
+	  const char *message)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return;
+	*v = nv;
+	if (asprintf(&nv[*n], "scanner: %s:%d: %s: %s", file ? file : "(rules)", line,
+		     what, message) >= 0)
+		(*n)++;
+}
+
+static void
+lines_free(char ***v, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
 
 static void
 on_compile_message(int level, const char *file, int line, const YR_RULE *rule,
@@ -424,33 +454,27 @@ on_compile_message(int level, const char *file, int line, const YR_RULE *rule,
 	(void)rule;
 	if (level == YARA_ERROR_LEVEL_ERROR) {
 		l->errors++;
-		fprintf(stderr, "scanner: %s:%d: error: %s\n", file ? file : "(rules)",
-			line, message);
+		if (!l->quiet) {
+			fprintf(stderr, "scanner: %s:%d: error: %s\n",
+				file ? file : "(rules)", line, message);
+			return;
+		}
+		lines_add(&l->errs, &l->n_errs, file, line, "error", message);
+		if (strncmp(message, "undefined identifier", 20) != 0)
+			l->other_error = true;
 		return;
 	}
 	if (l->quiet)
 		return;
 	l->warnings++;
-	if (l->o->rule_warnings) {
-		char **v = realloc(l->warn, (l->n_warn + 1) * sizeof(*v));
-
-		if (!v)
-			return;
-		l->warn = v;
-		if (asprintf(&v[l->n_warn], "scanner: %s:%d: warning: %s",
-			     file ? file : "(rules)", line, message) >= 0)
-			l->n_warn++;
-	}
+	if (l->o->rule_warnings)
+		lines_add(&l->warn, &l->n_warn, file, line, "warning", message);
 }
 
 static void
 warnings_clear(struct compile_log *l)
 {
-	for (size_t i = 0; i < l->n_warn; i++)
-		free(l->warn[i]);
-	free(l->warn);
-	l->warn = NULL;
-	l->n_warn = 0;
+	lines_free(&l->warn, &l->n_warn);
 	l->warnings = 0;
 }
 
@@ -488,19 +512,26 @@ add_unit(YR_COMPILER *c, struct compile_log *l, const struct unit *x)
 	return l->errors;
 }
 
-/* Compiles one unit alone; true if it compiles. */
+/* Compiles one unit alone. False (its errors printed) if it is bad for
+ * sure: with a namespace per file, any error; with a namespace per
+ * folder, an error other than an undefined identifier, which may be a
+ * private rule of an earlier file of the folder (then the real
+ * compilation tells). */
 static bool
 trial(const struct svc_options *o, const struct unit *x)
 {
 	struct compile_log l = { .o = o, .quiet = true };
 	YR_COMPILER *c;
-	unsigned e;
+	bool bad;
 
 	if (compiler_new(o, &l, &c) < 0)
 		return true; /* let the real compilation tell */
-	e = add_unit(c, &l, x);
+	bad = add_unit(c, &l, x) != 0 && (o->ns_mode == SVC_NS_FILE || l.other_error);
 	yr_compiler_destroy(c);
-	return e == 0;
+	for (size_t i = 0; bad && i < l.n_errs; i++)
+		fprintf(stderr, "%s\n", l.errs[i]);
+	lines_free(&l.errs, &l.n_errs);
+	return !bad;
 }
 
 /* Compiles every good source unit into *ret (NULL if there is none);
@@ -536,11 +567,10 @@ compile_sources(const struct svc_options *o, struct units *u, struct compile_log
 			} else {
 				x->bad = true;
 				restart = true;
-				/* Per-file namespaces share no names, so a
-				 * file compiles with the rest when it compiles
-				 * alone: the remaining ones are tried alone
-				 * first, and their failures cost no restart. */
-				precheck = o->ns_mode == SVC_NS_FILE;
+				/* From now on each remaining file is tried
+				 * alone first, so that those bad for sure
+				 * cost no restart (trial()). */
+				precheck = true;
 			}
 			any = true;
 		}
