@@ -1,23 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rules.c — a rule set as vendors ship one: finding its files, compiling
- * or loading them, and reference counting, so that a reload can swap the
- * set while scans in progress finish with the one they started with.
- * Owns the YR_RULES of a set; the last reference destroys them.
- *
- * --rules names one of:
- *  - a source file: compiled as it is (its include directives resolved
- *    relative to it by libyara);
- *  - an index file (nothing but include directives and comments, like
- *    Yara-Rules' index.yar): each included file is a unit of its own;
- *  - a directory: every *.yar, *.yara, *.yarc and *.yc below it (sorted,
- *    recursive, dot-files skipped), index files among them skipped, as
- *    the files they include are in the tree themselves;
- *  - a compiled file (`yarac` output, told by its "YARA" header, not its
- *    name), loaded with yr_rules_load() as a set of its own.
- * Each source unit gets its own namespace, its path relative to the root
- * (or, with --namespace folder, its top-level folder), so that two
- * vendors' files defining the same rule name can be loaded together.
+ * rules.c — a rule set as vendors ship one, compiled or loaded from the
+ * units rulefiles.c finds (a namespace each), and reference counted, so
+ * that a reload can swap the set while scans in progress finish with the
+ * one they started with. Owns the YR_RULES of a set (the sources compiled
+ * together, and one per compiled file) and the per-rule tables of
+ * policy.c and the workers' match counters; the last reference destroys
+ * them.
  *
  * A file that does not compile is reported with every error libyara
  * gives for it and left out; the others are loaded (or, with
@@ -27,11 +16,11 @@
  * one that fails alone is left out without a restart (with namespaces
  * per folder, unless its only errors are undefined identifiers, which
  * may name private rules of an earlier file of its folder), so that the
- * whole set costs about twice one compilation however many files fail. Warnings are counted
- * and summarised in one line unless --rule-warnings asks for each.
+ * whole set costs about twice one compilation however many files fail.
+ * Warnings are counted and summarised in one line unless --rule-warnings
+ * asks for each.
  */
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -42,23 +31,6 @@
 
 #include "svc.h"
 
-#define MAX_DEPTH 16
-
-struct unit {
-	char *path;
-	char *ns; /* NULL for a compiled file */
-	bool compiled;
-	bool bad;
-	bool ok; /* added to a compiler without error once */
-};
-
-struct units {
-	struct unit *v;
-	size_t n, cap;
-	unsigned skipped_index;
-	int err; /* the first walk error (-errno) */
-};
-
 struct svc_rules {
 	atomic_uint refs;
 	unsigned count, nsets;
@@ -67,344 +39,6 @@ struct svc_rules {
 	struct svc_rule_info *info;
 	const YR_RULE **by_idx;
 };
-
-/* ---- finding the files ---- */
-
-static int
-units_add(struct units *u, const char *path, const char *ns, bool compiled)
-{
-	struct unit *x;
-
-	if (u->n == u->cap) {
-		size_t cap = u->cap ? u->cap * 2 : 64;
-		struct unit *v = realloc(u->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		u->v = v;
-		u->cap = cap;
-	}
-	x = &u->v[u->n];
-	*x = (struct unit){ .compiled = compiled };
-	x->path = strdup(path);
-	x->ns = ns ? strdup(ns) : NULL;
-	if (!x->path || (ns && !x->ns)) {
-		free(x->path);
-		free(x->ns);
-		return -ENOMEM;
-	}
-	u->n++;
-	return 0;
-}
-
-static void
-units_free(struct units *u)
-{
-	for (size_t i = 0; i < u->n; i++) {
-		free(u->v[i].path);
-		free(u->v[i].ns);
-	}
-	free(u->v);
-}
-
-/* "YARA" at offset 0: yarac output. */
-static bool
-is_compiled(const char *path)
-{
-	char head[4];
-	FILE *f = fopen(path, "re");
-	bool yes;
-
-	if (!f)
-		return false;
-	yes = fread(head, 1, 4, f) == 4 && !memcmp(head, "YARA", 4);
-	fclose(f);
-	return yes;
-}
-
-/* Skips blanks and comments from *p; false at the end. */
-static bool
-skip_blank(const char **p)
-{
-	const char *s = *p;
-
-	for (;;) {
-		while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-			s++;
-		if (s[0] == '/' && s[1] == '/') {
-			s += strcspn(s, "\n");
-		} else if (s[0] == '/' && s[1] == '*') {
-			const char *e = strstr(s + 2, "*/");
-
-			s = e ? e + 2 : s + strlen(s);
-		} else {
-			break;
-		}
-	}
-	*p = s;
-	return *s != '\0';
-}
-
-/* If path is an index file (only include directives and comments, at
- * least one include), calls add(dir, included) for each and returns the
- * number of includes; 0 if it is not an index; -errno. */
-static int
-index_includes(const char *path, int (*add)(void *, const char *), void *arg)
-{
-	FILE *f = fopen(path, "re");
-	char *text = NULL;
-	size_t cap = 0, len = 0;
-	const char *p;
-	int n = 0, r = 0;
-
-	if (!f)
-		return -errno;
-	for (;;) {
-		size_t got;
-
-		if (len + 4097 > cap) {
-			char *t = realloc(text, cap = (len + 4097) * 2);
-
-			if (!t) {
-				free(text);
-				fclose(f);
-				return -ENOMEM;
-			}
-			text = t;
-		}
-		got = fread(text + len, 1, 4096, f);
-		len += got;
-		if (got == 0 || len > (1u << 20)) /* an index is small */
-			break;
-	}
-	fclose(f);
-	text[len] = '\0';
-	/* First pass: is it one? Second: add them. */
-	for (int pass = 0; pass < 2 && r == 0; pass++) {
-		p = text;
-		n = 0;
-		while (skip_blank(&p)) {
-			const char *q, *e;
-
-			if (strncmp(p, "include", 7) != 0) {
-				n = 0;
-				goto out;
-			}
-			q = p + 7;
-			while (*q == ' ' || *q == '\t')
-				q++;
-			if (*q != '"' || !(e = strchr(q + 1, '"')) ||
-			    memchr(q, '\n', (size_t)(e - q))) {
-				n = 0;
-				goto out;
-			}
-			if (pass == 1) {
-				char *inc = strndup(q + 1, (size_t)(e - q - 1));
-
-				if (!inc) {
-					r = -ENOMEM;
-					goto out;
-				}
-				r = add(arg, inc);
-				free(inc);
-				if (r < 0)
-					goto out;
-			}
-			n++;
-			p = e + 1;
-		}
-		if (n == 0)
-			goto out;
-	}
-out:
-	free(text);
-	return r < 0 ? r : n;
-}
-
-static bool
-has_rule_suffix(const char *name)
-{
-	static const char *const suffixes[] = { ".yar", ".yara", ".yarc", ".yc" };
-	size_t n = strlen(name);
-
-	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		size_t k = strlen(suffixes[i]);
-
-		if (n > k && !strcmp(name + n - k, suffixes[i]))
-			return true;
-	}
-	return false;
-}
-
-/* The namespace of rel (a path relative to the root). */
-static void
-ns_of(const struct svc_options *o, const char *rel, char *buf, size_t size)
-{
-	const char *slash = strchr(rel, '/');
-
-	if (o->ns_mode == SVC_NS_FOLDER && slash)
-		snprintf(buf, size, "%.*s", (int)(slash - rel), rel);
-	else
-		snprintf(buf, size, "%s", rel);
-}
-
-struct walk {
-	const struct svc_options *o;
-	struct units *u;
-	const char *base; /* the index file's directory */
-	/* the directories being read, root first: a symbolic link back to
-	 * one of them is not followed */
-	dev_t dev[MAX_DEPTH + 2];
-	ino_t ino[MAX_DEPTH + 2];
-};
-
-static int
-add_source(struct walk *w, const char *path, const char *rel)
-{
-	char ns[PATH_MAX];
-
-	if (is_compiled(path))
-		return units_add(w->u, path, NULL, true);
-	ns_of(w->o, rel, ns, sizeof(ns));
-	return units_add(w->u, path, ns, false);
-}
-
-static int
-add_included(void *arg, const char *inc)
-{
-	struct walk *w = arg;
-	char path[PATH_MAX];
-	const char *rel = inc;
-
-	if (inc[0] == '/')
-		snprintf(path, sizeof(path), "%s", inc);
-	else
-		snprintf(path, sizeof(path), "%s/%s", w->base, inc);
-	while (rel[0] == '.' && rel[1] == '/')
-		rel += 2;
-	return add_source(w, path, rel);
-}
-
-/* For index_includes() when it only tells whether a file is an index. */
-static int
-no_add(void *arg, const char *inc)
-{
-	(void)arg;
-	(void)inc;
-	return 0;
-}
-
-static int
-walk_dir(struct walk *w, const char *dir, const char *rel, int depth)
-{
-	struct dirent **list;
-	int n, r = 0;
-
-	if (depth > MAX_DEPTH) {
-		fprintf(stderr, "scanner: %s: deeper than %d levels; not read\n", dir,
-			MAX_DEPTH);
-		return 0;
-	}
-	n = scandir(dir, &list, NULL, alphasort);
-	if (n < 0) {
-		fprintf(stderr, "scanner: %s: %s\n", dir, strerror(errno));
-		if (!w->u->err)
-			w->u->err = -errno;
-		return 0;
-	}
-	for (int i = 0; i < n; i++) {
-		char path[PATH_MAX], sub[PATH_MAX];
-		const char *name = list[i]->d_name;
-		struct stat sb;
-
-		if (name[0] == '.' || r < 0)
-			goto next;
-		snprintf(path, sizeof(path), "%s/%s", dir, name);
-		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", name);
-		if (stat(path, &sb) < 0) {
-			fprintf(stderr, "scanner: %s: %s\n", path, strerror(errno));
-			goto next;
-		}
-		if (S_ISDIR(sb.st_mode)) {
-			bool loop = false;
-
-			for (int k = 0; k <= depth && k < MAX_DEPTH + 1; k++)
-				loop = loop ||
-				       (w->dev[k] == sb.st_dev && w->ino[k] == sb.st_ino);
-			if (loop) {
-				fprintf(stderr,
-					"scanner: %s: a link back to a directory above; "
-					"not read\n",
-					path);
-				goto next;
-			}
-			if (depth + 1 <= MAX_DEPTH) {
-				w->dev[depth + 1] = sb.st_dev;
-				w->ino[depth + 1] = sb.st_ino;
-			}
-			r = walk_dir(w, path, sub, depth + 1);
-		} else if (S_ISREG(sb.st_mode) && has_rule_suffix(name)) {
-			int k = is_compiled(path) ? 0
-						  : index_includes(path, no_add, NULL);
-
-			if (k > 0)
-				w->u->skipped_index++;
-			else
-				r = add_source(w, path, sub);
-		}
-next:
-		free(list[i]);
-	}
-	free(list);
-	return r;
-}
-
-static int
-find_units(const struct svc_options *o, struct units *u)
-{
-	struct walk w = { .o = o, .u = u };
-	struct stat sb;
-	int k;
-
-	if (stat(o->rules, &sb) < 0) {
-		int e = errno;
-
-		fprintf(stderr, "scanner: %s: %s\n", o->rules, strerror(e));
-		return -e;
-	}
-	if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode)) {
-		/* a FIFO would block the first read for ever */
-		fprintf(stderr, "scanner: %s: not a regular file or a directory\n",
-			o->rules);
-		return -EINVAL;
-	}
-	if (S_ISDIR(sb.st_mode)) {
-		w.dev[0] = sb.st_dev;
-		w.ino[0] = sb.st_ino;
-		return walk_dir(&w, o->rules, "", 0);
-	}
-	if (is_compiled(o->rules))
-		return units_add(u, o->rules, NULL, true);
-	k = index_includes(o->rules, no_add, NULL);
-	if (k > 0) {
-		char *dir = strdup(o->rules), *slash;
-
-		if (!dir)
-			return -ENOMEM;
-		slash = strrchr(dir, '/');
-		if (slash)
-			*slash = '\0';
-		w.base = slash ? (*dir ? dir : "/") : ".";
-		k = index_includes(o->rules, add_included, &w);
-		free(dir);
-		return k < 0 ? k : 0;
-	}
-	{
-		const char *base = strrchr(o->rules, '/');
-
-		return units_add(u, o->rules, base ? base + 1 : o->rules, false);
-	}
-}
 
 /* ---- compiling ---- */
 
@@ -498,7 +132,7 @@ compiler_new(const struct svc_options *o, struct compile_log *l, YR_COMPILER **r
 
 /* Adds one unit; the number of errors (the compiler is then unusable). */
 static unsigned
-add_unit(YR_COMPILER *c, struct compile_log *l, const struct unit *x)
+add_unit(YR_COMPILER *c, struct compile_log *l, const struct svc_unit *x)
 {
 	FILE *f = fopen(x->path, "re");
 
@@ -518,7 +152,7 @@ add_unit(YR_COMPILER *c, struct compile_log *l, const struct unit *x)
  * private rule of an earlier file of the folder (then the real
  * compilation tells). */
 static bool
-trial(const struct svc_options *o, const struct unit *x)
+trial(const struct svc_options *o, const struct svc_unit *x)
 {
 	struct compile_log l = { .o = o, .quiet = true };
 	YR_COMPILER *c;
@@ -537,7 +171,7 @@ trial(const struct svc_options *o, const struct unit *x)
 /* Compiles every good source unit into *ret (NULL if there is none);
  * marks the failing ones bad. */
 static int
-compile_sources(const struct svc_options *o, struct units *u, struct compile_log *l,
+compile_sources(const struct svc_options *o, struct svc_units *u, struct compile_log *l,
 		YR_RULES **ret)
 {
 	bool precheck = false, any;
@@ -554,7 +188,7 @@ compile_sources(const struct svc_options *o, struct units *u, struct compile_log
 			return r;
 		any = false;
 		for (size_t i = 0; i < u->n && !restart; i++) {
-			struct unit *x = &u->v[i];
+			struct svc_unit *x = &u->v[i];
 
 			if (x->compiled || x->bad)
 				continue;
@@ -657,7 +291,7 @@ int
 svc_rules_compile(const struct svc_options *o, struct svc_rules **ret)
 {
 	struct compile_log l = { .o = o };
-	struct units u = { 0 };
+	struct svc_units u = { 0 };
 	struct svc_rules *r = calloc(1, sizeof(*r));
 	unsigned files = 0, bad = 0, compiled = 0;
 	struct timespec t0, t1;
@@ -667,7 +301,7 @@ svc_rules_compile(const struct svc_options *o, struct svc_rules **ret)
 	if (!r)
 		return -ENOMEM;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = find_units(o, &u);
+	rc = svc_rule_files_find(o, &u);
 	if (rc < 0)
 		goto fail;
 	if (u.n == 0) {
@@ -685,7 +319,7 @@ svc_rules_compile(const struct svc_options *o, struct svc_rules **ret)
 		goto fail;
 	}
 	for (size_t i = 0; i < u.n; i++) {
-		struct unit *x = &u.v[i];
+		struct svc_unit *x = &u.v[i];
 
 		if (!x->compiled)
 			continue;
@@ -748,13 +382,13 @@ svc_rules_compile(const struct svc_options *o, struct svc_rules **ret)
 	r->failed = bad;
 	svc_policy_apply(o, r);
 	warnings_clear(&l);
-	units_free(&u);
+	svc_rule_files_free(&u);
 	atomic_init(&r->refs, 1);
 	*ret = r;
 	return 0;
 fail:
 	warnings_clear(&l);
-	units_free(&u);
+	svc_rule_files_free(&u);
 	rules_free(r);
 	return rc;
 }

@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * svc.h — the pieces of the scanner service (filters/scanner/service/)
- * and how they fit: options.c reads the command line; rules.c compiles
- * YARA rules and hands out counted references to the current set;
- * worker.c runs the threads that take requests, scan the passed fd and
- * reply; report.c writes detections (text or JSON Lines); session.c
- * connects, reloads on SIGHUP, reconnects, and stops. rules.c finds the
- * rule files (a file, an index of includes, a directory tree) and
- * compiles or loads them, leaving out the ones that fail; externals.c
- * defines the external variables (built-in per scan, and -d ones);
- * policy.c decides each rule's action from its metadata and counts its
- * matches; report.c writes each decision to the log (journal or stderr)
- * and to the JSON stream; selftest.c is `scanner --self-test`.
+ * and how they fit: options.c reads the command line; rules.c finds the
+ * rule files (a file, an index of includes, a directory tree, yarac
+ * output), compiles or loads them, leaving out the ones that fail, and
+ * hands out counted references to the current set; externals.c defines
+ * the external variables (built-in per scan, and -d ones); policy.c
+ * decides each rule's action from its metadata; worker.c runs the
+ * threads that take requests, scan the passed fd, reply and count each
+ * rule's matches; report.c writes each decision to the log (journal or
+ * stderr) and to the JSON stream; stats.c shows the counters; session.c
+ * connects, reloads on SIGHUP, reconnects, and stops; selftest.c is
+ * `scanner --self-test`.
  *
  * Every fallible function returns 0 or a negative errno value.
  */
@@ -105,6 +105,28 @@ struct svc_options {
 int svc_parse_options(int argc, char **argv, struct svc_options *o);
 int svc_port_path(const struct svc_options *o, char *buf, size_t size);
 
+/* ---- rulefiles.c ---- */
+
+/* One file to compile (ns set) or to load (compiled). */
+struct svc_unit {
+	char *path;
+	char *ns; /* NULL for a compiled file */
+	bool compiled;
+	bool bad;
+	bool ok; /* added to a compiler without error once (rules.c) */
+};
+
+struct svc_units {
+	struct svc_unit *v;
+	size_t n, cap;
+	unsigned skipped_index; /* index files in a tree, not read */
+	int err;                /* the first walk error (-errno) */
+};
+
+/* The units o->rules names, in order; errors printed. */
+int svc_rule_files_find(const struct svc_options *o, struct svc_units *ret);
+void svc_rule_files_free(struct svc_units *u);
+
 /* ---- rules.c ---- */
 
 struct svc_rules;
@@ -192,8 +214,8 @@ struct service {
 	pthread_t *threads;
 	unsigned n_threads;
 	struct svc_hold *hold;         /* hold.c */
-	atomic_bool stats_dirty;       /* report.c: the stats file is behind */
-	char stats_path[PATH_MAX + 8]; /* the counters for --stats (report.c) */
+	atomic_bool stats_dirty;       /* the stats file is behind (stats.c) */
+	char stats_path[PATH_MAX + 8]; /* the counters for --stats (stats.c) */
 };
 
 /* The current rules, with a reference. */
@@ -247,6 +269,8 @@ void svc_report_decision(struct service *s, const struct scanner_request *q,
  * size limit. `what` is "timeout" or "oversize". */
 void svc_report_limit(struct service *s, const struct scanner_request *q,
 		      const char *what, uint64_t size, int64_t ms, int verdict);
+/* ---- stats.c ---- */
+
 void svc_print_stats(struct service *s);
 /* Writes the service's and the rules' counters to s->stats_path. */
 void svc_write_stats(struct service *s);
