@@ -21,7 +21,7 @@ case "$what" in
 build) ;;
 test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin valgrind btrfs-progs e2fsprogs qemu-system-x86 busybox-static) ;;
 bench)
-	pkgs+=(libcmocka-dev fatrace inotify-tools gnuplot-nox clamav-daemon fapolicyd yara)
+	pkgs+=(libcmocka-dev fatrace inotify-tools gnuplot-nox clamav-daemon fapolicyd yara bc time)
 	services=(clamav-daemon fapolicyd)
 	;;
 *) echo "deps.sh: unknown set '$what' (build, test, bench)" >&2; exit 2 ;;
