@@ -617,7 +617,16 @@ journal_gets_structured_fields(void **state)
 #undef FIELD
 	/* nothing on stderr for it */
 	assert_int_equal(count_in_file(slog, "scanner: detection"), 0);
+	/* The journal gone: the line goes to stderr, and is counted. */
 	close(fd);
+	assert_int_equal(unlink("/run/systemd/journal/socket"), 0);
+	write_file(at("tagged2"), "yy MARK-TAG-MALWARE yy");
+	assert_int_equal(try_open(at("tagged2")), EPERM);
+	snprintf(field, sizeof(field),
+		 "scanner: detection verdict=deny rule=by_tag namespace=%s path=%s ",
+		 strrchr(rules, '/') + 1, at("tagged2"));
+	EXPECT_LOG(slog, field);
+	assert_int_equal(svc_stat("log_errors"), 1);
 	assert_int_equal(umount2("/run/systemd", MNT_DETACH), 0);
 }
 

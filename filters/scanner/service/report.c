@@ -124,12 +124,21 @@ find_journal_stream(void)
 }
 
 static enum svc_log_target
-log_target(const struct service *s)
+log_target(struct service *s)
 {
-	if (s->o->log_target != SVC_LOG_AUTO)
-		return s->o->log_target;
-	pthread_once(&journal_once, find_journal_stream);
-	return journal_stream ? SVC_LOG_JOURNAL : SVC_LOG_STDERR;
+	enum svc_log_target t = s->o->log_target;
+
+	if (t == SVC_LOG_AUTO) {
+		pthread_once(&journal_once, find_journal_stream);
+		t = journal_stream ? SVC_LOG_JOURNAL : SVC_LOG_STDERR;
+	}
+	/* libsystemd drops an entry silently when journald's socket is
+	 * missing: then stderr has it, and it is counted. */
+	if (t == SVC_LOG_JOURNAL && access("/run/systemd/journal/socket", W_OK) < 0) {
+		atomic_fetch_add(&s->ctr.log_errors, 1);
+		t = SVC_LOG_STDERR;
+	}
+	return t;
 }
 
 /* A growing line. */
@@ -341,11 +350,15 @@ svc_report_decision(struct service *s, const struct scanner_request *q,
 				"SCANNER_EXE=%s", d->exe, "SCANNER_TAGS=%s", tags.buf,
 				"SCANNER_META=%s", meta.buf, NULL);
 
-			if (r < 0)
+			if (r < 0) {
+				/* not lost: the journal refused it (journald
+				 * gone?), stderr has it */
 				atomic_fetch_add(&s->ctr.log_errors, 1);
-		} else if (t == SVC_LOG_STDERR) {
-			fprintf(stderr, "scanner: detection %s\n", l.buf);
+				t = SVC_LOG_STDERR;
+			}
 		}
+		if (t == SVC_LOG_STDERR)
+			fprintf(stderr, "scanner: detection %s\n", l.buf);
 		if (s->o->json)
 			json_match(s, q, when, d, m);
 	}
@@ -398,11 +411,13 @@ svc_report_limit(struct service *s, const struct scanner_request *q, const char 
 				    "SCANNER_PATH=%.*s", (int)q->path_len, q->path,
 				    "SCANNER_SIZE=%llu", (unsigned long long)size,
 				    "SCANNER_MS=%lld", (long long)ms, "SCANNER_PID=%u",
-				    q->pid, NULL) < 0)
+				    q->pid, NULL) < 0) {
 			atomic_fetch_add(&s->ctr.log_errors, 1);
-	} else if (t == SVC_LOG_STDERR) {
-		fprintf(stderr, "scanner: unscanned %s\n", l.buf);
+			t = SVC_LOG_STDERR; /* as above */
+		}
 	}
+	if (t == SVC_LOG_STDERR)
+		fprintf(stderr, "scanner: unscanned %s\n", l.buf);
 	if (s->o->json) {
 		struct json_object *o = json_object_new_object();
 		bool lossy = false;
