@@ -5,7 +5,8 @@
 #
 # usage: scripts/deps.sh [build|test|bench]   (default: test)
 #
-# bench also installs the peers bench/run compares with. Two of them ship
+# bench also installs the peers bench/run compares with (and the yara CLI,
+# which docs/scanner.md's rule-set numbers compare the service with). Two of them ship
 # system services: clamav-daemon (clamd, and freshclam, which wants the
 # network) and fapolicyd (whose default rules deny every untrusted exec on
 # the machine). They are installed with their services kept from starting
@@ -20,7 +21,7 @@ case "$what" in
 build) ;;
 test) pkgs+=(clang clang-format libclang-rt-14-dev libcmocka-dev git systemd spin valgrind btrfs-progs e2fsprogs qemu-system-x86 busybox-static) ;;
 bench)
-	pkgs+=(libcmocka-dev fatrace inotify-tools gnuplot-nox clamav-daemon fapolicyd)
+	pkgs+=(libcmocka-dev fatrace inotify-tools gnuplot-nox clamav-daemon fapolicyd yara bc time)
 	services=(clamav-daemon fapolicyd)
 	;;
 *) echo "deps.sh: unknown set '$what' (build, test, bench)" >&2; exit 2 ;;

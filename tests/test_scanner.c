@@ -41,7 +41,7 @@
 
 #include "common/frame_io.h"
 #include "common/wire.h"
-#include "scanner_proto.h"
+#include <fltmgr/scanner.h>
 #include "testutil.h"
 
 #define WAIT_MS  10000
@@ -467,9 +467,9 @@ marker_file_is_denied_and_clean_file_opens(void **state)
 	assert_int_equal(v[SCANNER_CTR_no_service_defaults], 0);
 	assert_int_equal(v[SCANNER_CTR_deadline_defaults], 0);
 	/* The detection was logged with the path, rule and process. */
-	assert_true(wait_in_file(sout, "test_marker", 1));
+	assert_true(wait_in_file(slog, "rule=test_marker", 1));
 	{
-		char *log = slurp(sout);
+		char *log = slurp(slog);
 		bool named = strstr(log, at("bad.txt")) != NULL;
 
 		free(log);

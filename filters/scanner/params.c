@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scanner_proto.h"
+#include <fltmgr/scanner.h>
 
 static int __attribute__((format(printf, 3, 4)))
 fail(char *err, size_t size, const char *fmt, ...)

@@ -209,7 +209,7 @@ key_now(const struct sc_req *r, struct sc_key *now)
  * will use, up to the microseconds between the two (docs/scanner.md).
  */
 static bool
-complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
+complete_verdict(struct sc_state *st, struct sc_req *r, int verdict, bool nocache)
 {
 	struct sc_key now;
 	bool same = key_now(r, &now) && sc_key_equal(&now, &r->key);
@@ -249,7 +249,12 @@ complete_verdict(struct sc_state *st, struct sc_req *r, int verdict)
 		return true;
 	}
 	PROF_MARK(r->key.ino, PROF_COMPLETE_CALL);
-	if (!sc_cache_put(&st->cache, &r->key, verdict, &r->ticket)) {
+	if (nocache) {
+		/* A verdict of policy (the service's time or size limit),
+		 * not of the content: given once, never cached. */
+		sc_count(st, SCANNER_CTR_policy_verdicts);
+		r->data->cacheable = 0;
+	} else if (!sc_cache_put(&st->cache, &r->key, verdict, &r->ticket)) {
 		sc_count(st, SCANNER_CTR_uncached);
 		r->data->cacheable = 0;
 	}
@@ -465,7 +470,9 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 			bad_reply(c, r, rlen);
 		} else if (v == SCANNER_ERROR) {
 			sc_complete_default(st, r, SCANNER_CTR_service_errors);
-		} else if (!complete_verdict(st, r, v)) {
+		} else if (!complete_verdict(st, r, v,
+					     scanner_reply_flags(reply) &
+						     SCANNER_REPLY_NO_CACHE)) {
 			/* The file changed during the scan: again. From the pre
 			 * callback through a sender (the reader must not wait
 			 * longer); a sender sends it again itself. */

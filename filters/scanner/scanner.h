@@ -57,7 +57,7 @@
 
 #include "cache.h"
 #include "params.h"
-#include "scanner_proto.h"
+#include <fltmgr/scanner.h>
 
 #define SC_INLINE_PAUSE_NS 1000000000LL
 /* Inline exchanges that all take longer than this mean scans that are

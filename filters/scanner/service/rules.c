@@ -1,138 +1,435 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rules.c — YARA rules: compiling a file or a directory of *.yar and *.yara files
- * (sorted by name), reporting each error as FILE:LINE: message, and
- * reference counting, so that a reload can swap the set while scans in
- * progress finish with the one they started with. Owns the YR_RULES; the
- * last reference destroys it.
+ * rules.c — a rule set as vendors ship one, compiled or loaded from the
+ * units rulefiles.c finds (a namespace each), and reference counted, so
+ * that a reload can swap the set while scans in progress finish with the
+ * one they started with. Owns the YR_RULES of a set (the sources compiled
+ * together, and one per compiled file) and the per-rule tables of
+ * policy.c and the workers' match counters; the last reference destroys
+ * them.
+ *
+ * A file that does not compile is reported with every error libyara
+ * gives for it and left out; the others are loaded (or, with
+ * --strict-rules, nothing is). libyara's compiler is unusable after an
+ * error, so the first failure restarts the compilation without the bad
+ * file, and from then on each remaining file is first compiled alone:
+ * one that fails alone is left out without a restart (with namespaces
+ * per folder, unless its only errors are undefined identifiers, which
+ * may name private rules of an earlier file of its folder), so that the
+ * whole set costs about twice one compilation however many files fail.
+ * Warnings are counted and summarised in one line unless --rule-warnings
+ * asks for each.
  */
-#include <dirent.h>
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <yara.h>
 
 #include "svc.h"
 
 struct svc_rules {
 	atomic_uint refs;
-	YR_RULES *rules;
-	unsigned count;
+	unsigned count, nsets;
+	unsigned failed; /* rule files left out */
+	struct svc_yset *sets;
+	struct svc_rule_info *info;
+	const YR_RULE **by_idx;
 };
 
-struct errs {
-	unsigned n;
+/* ---- compiling ---- */
+
+struct compile_log {
+	const struct svc_options *o;
+	unsigned errors;   /* in the current unit */
+	unsigned warnings; /* in the current pass */
+	bool quiet;        /* a trial compile: errors only, kept in errs */
+	char **warn;       /* the current pass's warnings (--rule-warnings) */
+	size_t n_warn;
+	char **errs; /* a trial's errors, printed if the file is left out */
+	size_t n_errs;
+	bool other_error; /* a trial error other than an undefined identifier */
 };
+
+/* Appends a formatted line to *v. */
+static void
+lines_add(char ***v, size_t *n, const char *file, int line, const char *what,
+	  const char *message)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return;
+	*v = nv;
+	if (asprintf(&nv[*n], "scanner: %s:%d: %s: %s", file ? file : "(rules)", line,
+		     what, message) >= 0)
+		(*n)++;
+}
+
+static void
+lines_free(char ***v, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
 
 static void
 on_compile_message(int level, const char *file, int line, const YR_RULE *rule,
 		   const char *message, void *user)
 {
-	struct errs *e = user;
+	struct compile_log *l = user;
 
 	(void)rule;
-	fprintf(stderr, "scanner: %s:%d: %s: %s\n", file ? file : "(rules)", line,
-		level == YARA_ERROR_LEVEL_ERROR ? "error" : "warning", message);
-	if (level == YARA_ERROR_LEVEL_ERROR)
-		e->n++;
+	if (level == YARA_ERROR_LEVEL_ERROR) {
+		l->errors++;
+		if (!l->quiet) {
+			fprintf(stderr, "scanner: %s:%d: error: %s\n",
+				file ? file : "(rules)", line, message);
+			return;
+		}
+		lines_add(&l->errs, &l->n_errs, file, line, "error", message);
+		if (strncmp(message, "undefined identifier", 20) != 0)
+			l->other_error = true;
+		return;
+	}
+	if (l->quiet)
+		return;
+	l->warnings++;
+	if (l->o->rule_warnings)
+		lines_add(&l->warn, &l->n_warn, file, line, "warning", message);
+}
+
+static void
+warnings_clear(struct compile_log *l)
+{
+	lines_free(&l->warn, &l->n_warn);
+	l->warnings = 0;
 }
 
 static int
-is_rule_file(const struct dirent *d)
+compiler_new(const struct svc_options *o, struct compile_log *l, YR_COMPILER **ret)
 {
-	size_t n = strlen(d->d_name);
+	YR_COMPILER *c;
+	int r;
 
-	return d->d_name[0] != '.' && ((n > 4 && !strcmp(d->d_name + n - 4, ".yar")) ||
-				       (n > 5 && !strcmp(d->d_name + n - 5, ".yara")));
+	if (yr_compiler_create(&c) != ERROR_SUCCESS)
+		return -ENOMEM;
+	yr_compiler_set_callback(c, on_compile_message, l);
+	r = svc_externals_declare(o, c);
+	if (r < 0) {
+		yr_compiler_destroy(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
 }
 
-/* Adds one file; false after an error (the compiler is then unusable). */
-static bool
-add_file(YR_COMPILER *c, const char *path, struct errs *e)
+/* Adds one unit; the number of errors (the compiler is then unusable). */
+static unsigned
+add_unit(YR_COMPILER *c, struct compile_log *l, const struct svc_unit *x)
 {
-	FILE *f = fopen(path, "re");
+	FILE *f = fopen(x->path, "re");
 
+	l->errors = 0;
 	if (!f) {
-		fprintf(stderr, "scanner: %s: %s\n", path, strerror(errno));
-		e->n++;
-		return false;
+		fprintf(stderr, "scanner: %s: %s\n", x->path, strerror(errno));
+		return 1;
 	}
-	yr_compiler_add_file(c, f, NULL, path);
+	yr_compiler_add_file(c, f, x->ns, x->path);
 	fclose(f);
-	return e->n == 0;
+	return l->errors;
+}
+
+/* Compiles one unit alone. False (its errors printed) if it is bad for
+ * sure: with a namespace per file, any error; with a namespace per
+ * folder, an error other than an undefined identifier, which may be a
+ * private rule of an earlier file of the folder (then the real
+ * compilation tells). */
+static bool
+trial(const struct svc_options *o, const struct svc_unit *x)
+{
+	struct compile_log l = { .o = o, .quiet = true };
+	YR_COMPILER *c;
+	bool bad;
+
+	if (compiler_new(o, &l, &c) < 0)
+		return true; /* let the real compilation tell */
+	bad = add_unit(c, &l, x) != 0 && (o->ns_mode == SVC_NS_FILE || l.other_error);
+	yr_compiler_destroy(c);
+	for (size_t i = 0; bad && i < l.n_errs; i++)
+		fprintf(stderr, "%s\n", l.errs[i]);
+	lines_free(&l.errs, &l.n_errs);
+	return !bad;
+}
+
+/* Compiles every good source unit into *ret (NULL if there is none);
+ * marks the failing ones bad. */
+static int
+compile_sources(const struct svc_options *o, struct svc_units *u, struct compile_log *l,
+		YR_RULES **ret)
+{
+	bool precheck = false, any;
+
+	*ret = NULL;
+	for (;;) {
+		YR_COMPILER *c;
+		bool restart = false;
+		int r;
+
+		warnings_clear(l);
+		r = compiler_new(o, l, &c);
+		if (r < 0)
+			return r;
+		any = false;
+		for (size_t i = 0; i < u->n && !restart; i++) {
+			struct svc_unit *x = &u->v[i];
+
+			if (x->compiled || x->bad)
+				continue;
+			if (precheck && !x->ok && !trial(o, x)) {
+				x->bad = true;
+				continue;
+			}
+			if (add_unit(c, l, x) == 0) {
+				x->ok = true;
+			} else {
+				x->bad = true;
+				restart = true;
+				/* From now on each remaining file is tried
+				 * alone first, so that those bad for sure
+				 * cost no restart (trial()). */
+				precheck = true;
+			}
+			any = true;
+		}
+		if (restart) {
+			yr_compiler_destroy(c);
+			continue;
+		}
+		if (!any) {
+			yr_compiler_destroy(c);
+			return 0;
+		}
+		r = yr_compiler_get_rules(c, ret);
+		yr_compiler_destroy(c);
+		return r == ERROR_SUCCESS ? 0 : -ENOMEM;
+	}
+}
+
+static unsigned
+count_rules(YR_RULES *yr)
+{
+	const YR_RULE *rule;
+	unsigned n = 0;
+
+	yr_rules_foreach(yr, rule)
+	{
+		n++;
+	}
+	return n;
+}
+
+static int
+set_add(struct svc_rules *r, YR_RULES *yr, bool compiled)
+{
+	struct svc_yset *v = realloc(r->sets, (r->nsets + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	r->sets = v;
+	v[r->nsets] = (struct svc_yset){
+		.yr = yr,
+		.first = r->count,
+		.count = count_rules(yr),
+		.compiled = compiled,
+	};
+	r->count += v[r->nsets].count;
+	r->nsets++;
+	return 0;
+}
+
+static void
+rules_free(struct svc_rules *r)
+{
+	if (!r)
+		return;
+	for (unsigned i = 0; i < r->nsets; i++)
+		yr_rules_destroy(r->sets[i].yr);
+	free(r->sets);
+	free(r->info);
+	free(r->by_idx);
+	free(r);
+}
+
+static int
+index_rules(struct svc_rules *r)
+{
+	r->info = calloc(r->count ? r->count : 1, sizeof(*r->info));
+	r->by_idx = calloc(r->count ? r->count : 1, sizeof(*r->by_idx));
+	if (!r->info || !r->by_idx)
+		return -ENOMEM;
+	for (unsigned s = 0; s < r->nsets; s++) {
+		YR_RULES *yr = r->sets[s].yr;
+		const YR_RULE *rule;
+		unsigned i = r->sets[s].first;
+
+		yr_rules_foreach(yr, rule)
+		{
+			r->by_idx[i++] = rule;
+		}
+	}
+	return 0;
 }
 
 int
-svc_rules_compile(const char *path, struct svc_rules **ret)
+svc_rules_compile(const struct svc_options *o, struct svc_rules **ret)
 {
-	YR_COMPILER *c = NULL;
-	struct errs e = { 0 };
-	struct svc_rules *r;
-	struct stat sb;
-	YR_RULE *rule;
+	struct compile_log l = { .o = o };
+	struct svc_units u = { 0 };
+	struct svc_rules *r = calloc(1, sizeof(*r));
+	unsigned files = 0, bad = 0, compiled = 0;
+	struct timespec t0, t1;
+	YR_RULES *yr = NULL;
 	int rc;
 
-	if (stat(path, &sb) < 0) {
-		fprintf(stderr, "scanner: %s: %s\n", path, strerror(errno));
-		return -errno;
-	}
-	if (yr_compiler_create(&c) != ERROR_SUCCESS)
+	if (!r)
 		return -ENOMEM;
-	yr_compiler_set_callback(c, on_compile_message, &e);
-	if (S_ISDIR(sb.st_mode)) {
-		struct dirent **list;
-		int n = scandir(path, &list, is_rule_file, alphasort);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = svc_rule_files_find(o, &u);
+	if (rc < 0)
+		goto fail;
+	if (u.n == 0) {
+		fprintf(stderr,
+			"scanner: %s: no rule files (*.yar, *.yara, *.yarc, *.yc)\n",
+			o->rules);
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = compile_sources(o, &u, &l, &yr);
+	if (rc < 0)
+		goto fail;
+	if (yr && (rc = set_add(r, yr, false)) < 0) {
+		yr_rules_destroy(yr);
+		goto fail;
+	}
+	for (size_t i = 0; i < u.n; i++) {
+		struct svc_unit *x = &u.v[i];
 
-		if (n < 0) {
-			fprintf(stderr, "scanner: %s: %s\n", path, strerror(errno));
-			e.n++;
-		} else if (n == 0) {
-			fprintf(stderr, "scanner: %s: no *.yar or *.yara files\n", path);
-			e.n++;
+		if (!x->compiled)
+			continue;
+		rc = yr_rules_load(x->path, &yr);
+		if (rc != ERROR_SUCCESS) {
+			fprintf(stderr,
+				"scanner: %s: a compiled rule file this libyara (%s) "
+				"cannot load (error %d: made by another YARA "
+				"version?)\n",
+				x->path, YR_VERSION, rc);
+			x->bad = true;
+			continue;
 		}
-		for (int i = 0; i < n; i++) {
-			char file[PATH_MAX];
-
-			snprintf(file, sizeof(file), "%s/%s", path, list[i]->d_name);
-			if (e.n == 0)
-				add_file(c, file, &e);
-			free(list[i]);
+		svc_externals_define_rules(o, yr);
+		rc = set_add(r, yr, true);
+		if (rc < 0) {
+			yr_rules_destroy(yr);
+			goto fail;
 		}
-		if (n >= 0)
-			free(list);
-	} else {
-		add_file(c, path, &e);
 	}
-	if (e.n) {
-		yr_compiler_destroy(c);
-		return -EINVAL;
+	for (size_t i = 0; i < u.n; i++) {
+		files++;
+		bad += u.v[i].bad;
+		compiled += u.v[i].compiled && !u.v[i].bad;
 	}
-	r = calloc(1, sizeof(*r));
-	if (!r) {
-		yr_compiler_destroy(c);
-		return -ENOMEM;
+	for (size_t i = 0; i < l.n_warn; i++)
+		fprintf(stderr, "%s\n", l.warn[i]);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fprintf(stderr,
+		"scanner: rules: loaded %u rules from %u of %u files in %s (%u "
+		"compiled)",
+		r->count, files - bad, files, o->rules, compiled);
+	if (u.skipped_index)
+		fprintf(stderr, ", %u index files skipped", u.skipped_index);
+	if (l.warnings)
+		fprintf(stderr, ", %u compiler warnings%s", l.warnings,
+			o->rule_warnings ? "" : " (--rule-warnings prints them)");
+	fprintf(stderr, ", %lld ms\n",
+		(long long)((t1.tv_sec - t0.tv_sec) * 1000 +
+			    (t1.tv_nsec - t0.tv_nsec) / 1000000));
+	if (bad) {
+		fprintf(stderr, "scanner: rules: %u of %u files FAILED and %s:\n", bad,
+			files,
+			o->strict_rules ? "nothing is loaded (--strict-rules)"
+					: "are left out (their errors are above)");
+		for (size_t i = 0; i < u.n; i++)
+			if (u.v[i].bad)
+				fprintf(stderr, "scanner: rules:   left out: %s\n",
+					u.v[i].path);
 	}
-	rc = yr_compiler_get_rules(c, &r->rules);
-	yr_compiler_destroy(c);
-	if (rc != ERROR_SUCCESS) {
-		free(r);
-		return -ENOMEM;
+	if ((bad && o->strict_rules) || r->count == 0) {
+		if (r->count == 0)
+			fprintf(stderr, "scanner: rules: no rule loaded\n");
+		rc = -EINVAL;
+		goto fail;
 	}
-	yr_rules_foreach(r->rules, rule)
-	{
-		r->count++;
-	}
+	rc = index_rules(r);
+	if (rc < 0)
+		goto fail;
+	r->failed = bad;
+	svc_policy_apply(o, r);
+	warnings_clear(&l);
+	svc_rule_files_free(&u);
 	atomic_init(&r->refs, 1);
 	*ret = r;
 	return 0;
+fail:
+	warnings_clear(&l);
+	svc_rule_files_free(&u);
+	rules_free(r);
+	return rc;
 }
 
 unsigned
 svc_rules_count(const struct svc_rules *r)
 {
 	return r->count;
+}
+
+unsigned
+svc_rules_failed(const struct svc_rules *r)
+{
+	return r->failed;
+}
+
+unsigned
+svc_rules_nsets(const struct svc_rules *r)
+{
+	return r->nsets;
+}
+
+struct svc_yset *
+svc_rules_set(struct svc_rules *r, unsigned i)
+{
+	assert(i < r->nsets);
+	return &r->sets[i];
+}
+
+struct svc_rule_info *
+svc_rules_info(struct svc_rules *r, unsigned idx)
+{
+	assert(idx < r->count);
+	return &r->info[idx];
+}
+
+const void *
+svc_rules_rule(struct svc_rules *r, unsigned idx)
+{
+	assert(idx < r->count);
+	return r->by_idx[idx];
 }
 
 void
@@ -144,14 +441,6 @@ svc_rules_ref(struct svc_rules *r)
 void
 svc_rules_unref(struct svc_rules *r)
 {
-	if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
-		yr_rules_destroy(r->rules);
-		free(r);
-	}
-}
-
-void *
-svc_rules_yara(struct svc_rules *r)
-{
-	return r->rules;
+	if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+		rules_free(r);
 }

@@ -138,7 +138,7 @@ reload(struct session *ss)
 	struct svc_rules *r, *old;
 	uint8_t cmd[SCANNER_CMD_SIZE];
 	size_t olen = 0;
-	int rc = svc_rules_compile(s->o->rules, &r);
+	int rc = svc_rules_compile(s->o, &r);
 
 	if (rc < 0) {
 		fprintf(stderr,
@@ -153,6 +153,7 @@ reload(struct session *ss)
 	pthread_mutex_unlock(&s->rules_lock);
 	svc_rules_unref(old);
 	atomic_fetch_add(&s->ctr.reloads, 1);
+	svc_write_stats(s);
 	/* After the swap: a request the filter sends from now on is scanned
 	 * with the new rules, so nothing cached after the flush is stale. */
 	if (s->port) {
@@ -244,7 +245,13 @@ run_loop(struct session *ss, uint32_t window)
 		};
 		int r;
 
-		if (poll(pf, 3, -1) < 0 && errno != EINTR) {
+		/* The stats file follows detections within a second. */
+		r = poll(pf, 3, atomic_load(&s->stats_dirty) ? 1000 : -1);
+		if (r == 0) {
+			svc_write_stats(s);
+			continue;
+		}
+		if (r < 0 && errno != EINTR) {
 			fprintf(stderr, "scanner: poll: %s\n", strerror(errno));
 			ss->exit_code = SVC_EXIT_FAIL;
 			break;
@@ -290,6 +297,8 @@ print_filter_stats(struct session *ss)
 	}
 	scanner_cmd_encode(SCANNER_CMD_STATS, cmd);
 	r = filter_send_message(ss->s.port, cmd, sizeof(cmd), out, sizeof(out), &olen);
+	filter_close_port(ss->s.port);
+	ss->s.port = NULL;
 	if (r < 0 || scanner_stats_decode(out, olen, v) < 0) {
 		fprintf(stderr, "scanner: the filter's counters: %s\n",
 			r < 0 ? strerror(-r) : "malformed answer");
@@ -301,6 +310,9 @@ print_filter_stats(struct session *ss)
 		       (unsigned long long)v[i]);
 	if (ss->s.o->json)
 		printf("}\n");
+	/* The service's own counters and each rule's matches, from the file
+	 * the running service keeps (report.c). */
+	(void)svc_print_stats_file(ss->s.stats_path, ss->s.o->json);
 	return SVC_EXIT_OK;
 }
 
@@ -326,18 +338,27 @@ svc_run(const struct svc_options *o)
 		code = SVC_EXIT_USAGE;
 		goto out;
 	}
+	snprintf(ss->s.stats_path, sizeof(ss->s.stats_path), "%s.stats", ss->path);
 	if (o->stats) {
 		code = print_filter_stats(ss);
+		goto out;
+	}
+	if (o->self_test) {
+		code = svc_self_test(o, ss->path);
 		goto out;
 	}
 	if (yr_initialize() != ERROR_SUCCESS) {
 		fprintf(stderr, "scanner: cannot initialise libyara\n");
 		goto out;
 	}
-	r = svc_rules_compile(o->rules, &ss->s.rules);
+	r = svc_rules_compile(o, &ss->s.rules);
 	if (r < 0) {
 		fprintf(stderr, "scanner: no rules loaded from %s; exiting\n", o->rules);
 		code = SVC_EXIT_RULES;
+		goto out_yara;
+	}
+	if (o->check) {
+		code = SVC_EXIT_OK;
 		goto out_yara;
 	}
 	if (signals_block(&set) < 0 ||
@@ -376,12 +397,14 @@ svc_run(const struct svc_options *o)
 	}
 	say(ss, "connected to %s: %u rules from %s, %u threads x %u outstanding",
 	    ss->path, svc_rules_count(ss->s.rules), o->rules, o->threads, o->outstanding);
+	svc_write_stats(&ss->s);
 	ss->exit_code = SVC_EXIT_OK;
 	run_loop(ss, window);
 	code = ss->exit_code;
 	if (ss->s.port)
 		disconnect(ss);
 	svc_print_stats(&ss->s);
+	(void)unlink(ss->s.stats_path); /* the counters go with the service */
 
 out_yara:
 	if (ss->s.port) { /* workers failed to start */

@@ -9,13 +9,23 @@
  * The file is read with pread() from the passed descriptor — never opened
  * by path, and reading it makes no fanotify event — into a per-thread
  * buffer (one pread() of size + 1 bytes when the file has not grown), and
- * scanned under the per-file time limit by the thread's own YR_SCANNER,
+ * scanned under the per-file time limit by the thread's own YR_SCANNERs
+ * (one per YR_RULES of the set: the sources, and each compiled file),
  * made once per rule set rather than once per scan (yr_rules_scan_mem()
- * would build and free one each time). Reading rather than mapping means
- * a file truncated during the scan cannot raise SIGBUS, so YARA's
- * per-scan signal handlers are turned off. A file over
- * --max-size gets the --oversize verdict unread. Any failure answers
- * SCANNER_ERROR: the filter then gives its default verdict.
+ * would build and free one each time), with the external variables of
+ * this file defined first (externals.c). Reading rather than mapping
+ * means a file truncated during the scan cannot raise SIGBUS, so YARA's
+ * per-scan signal handlers are turned off.
+ *
+ * Each match is counted for its rule and recorded with the action
+ * policy.c decided for it; the first denying match ends the scan (unless
+ * --report-only), so a denial costs no more than before. The reply goes
+ * first, the log after (report.c), with the opener's exe read before the
+ * reply, while the opener still waits. A file over --max-size gets the
+ * --oversize verdict unread, a scan over --scan-timeout the
+ * --timeout-verdict; either, unless it is the filter's default, is sent
+ * with SCANNER_REPLY_NO_CACHE, and both are logged. Any other failure
+ * answers SCANNER_ERROR: the filter then gives its default verdict.
  *
  * An exec's file is read under a read lease (F_SETLEASE F_RDLCK on the
  * descriptor the filter sent, which is the filter side's own open file):
@@ -51,6 +61,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yara.h>
 
@@ -63,30 +74,54 @@ struct worker {
 	uint8_t msg[SCANNER_REQ_MAX];
 	uint8_t *buf;
 	size_t cap;
-	struct svc_rules *rules; /* the set `scanner` was made for */
-	YR_SCANNER *scanner;
+	struct svc_rules *rules; /* the set `scanners` were made for */
+	YR_SCANNER **scanners;   /* one per YR_RULES of the set */
+	unsigned n_scanners;
+	struct svc_file_facts facts;
 };
 
-struct match {
-	char rule[256];
-	char ns[256];
-	bool hit;
+/* What one request came to: the reply, and what to log after it. */
+struct outcome {
+	enum scanner_verdict v;
+	unsigned flags;    /* SCANNER_REPLY_* */
+	const char *limit; /* "timeout", "oversize", or NULL */
+	uint64_t size;
+	int64_t ms;
+	struct svc_decision d;
+};
+
+/* The callback's view of one YR_RULES of the set being scanned. */
+struct scan_ctx {
+	struct svc_rules *r;
+	const YR_RULE *table;
+	unsigned first;
+	bool report_only;
+	struct svc_decision *d;
 };
 
 static int
 on_scan(YR_SCAN_CONTEXT *ctx, int message, void *data, void *user)
 {
-	struct match *m = user;
+	struct scan_ctx *c = user;
+	const YR_RULE *rule = data;
+	struct svc_rule_info *info;
+	enum svc_action a;
 
 	(void)ctx;
-	if (message == CALLBACK_MSG_RULE_MATCHING) {
-		const YR_RULE *rule = data;
-
-		m->hit = true;
-		snprintf(m->rule, sizeof(m->rule), "%s", rule->identifier);
-		snprintf(m->ns, sizeof(m->ns), "%s",
-			 rule->ns ? rule->ns->name : "default");
-		return CALLBACK_ABORT; /* one match decides */
+	if (message != CALLBACK_MSG_RULE_MATCHING)
+		return CALLBACK_CONTINUE;
+	info = svc_rules_info(c->r, c->first + (unsigned)(rule - c->table));
+	atomic_fetch_add_explicit(&info->matches, 1, memory_order_relaxed);
+	a = (enum svc_action)info->action;
+	if (a == SVC_ACT_IGNORE)
+		return CALLBACK_CONTINUE;
+	if (c->d->n < SVC_MATCHES_MAX)
+		c->d->m[c->d->n++] = (struct svc_match){ .rule = rule, .action = a };
+	else
+		c->d->more++;
+	if (a == SVC_ACT_DENY && !c->report_only) {
+		c->d->denied = true;
+		return CALLBACK_ABORT; /* one denial decides */
 	}
 	return CALLBACK_CONTINUE;
 }
@@ -150,32 +185,61 @@ read_all(struct worker *w, int fd, uint64_t size, uint64_t max, size_t *ret_len)
 	return 0;
 }
 
-/* Keeps w->scanner made for the current rule set. */
+static void
+scanners_free(struct worker *w)
+{
+	for (unsigned i = 0; i < w->n_scanners; i++)
+		if (w->scanners[i])
+			yr_scanner_destroy(w->scanners[i]);
+	free(w->scanners);
+	w->scanners = NULL;
+	w->n_scanners = 0;
+}
+
+/* Keeps w->scanners made for the current rule set. */
 static int
 scanner_sync(struct worker *w)
 {
 	struct svc_rules *rules = svc_rules_get(w->s);
-	YR_SCANNER *sc = NULL;
+	unsigned n = svc_rules_nsets(rules);
+	YR_SCANNER **v;
 
-	if (rules == w->rules && w->scanner) {
+	if (rules == w->rules && w->scanners) {
 		svc_rules_unref(rules);
 		return 0;
 	}
-	if (yr_scanner_create(svc_rules_yara(rules), &sc) != ERROR_SUCCESS) {
+	v = calloc(n, sizeof(*v));
+	if (!v) {
 		svc_rules_unref(rules);
 		return -ENOMEM;
 	}
-	/* No try/catch: YARA would install and remove SIGSEGV/SIGBUS
-	 * handlers around every scan (two sigaction() and two sigprocmask()
-	 * calls, most of a small file's scan time) to survive a mapped file
-	 * shrinking under it. The data scanned here is our own buffer. */
-	yr_scanner_set_flags(sc, SCAN_FLAGS_FAST_MODE | SCAN_FLAGS_NO_TRYCATCH);
-	yr_scanner_set_timeout(sc, w->s->o->scan_timeout);
-	if (w->scanner)
-		yr_scanner_destroy(w->scanner);
+	for (unsigned i = 0; i < n; i++) {
+		YR_SCANNER *sc;
+
+		if (yr_scanner_create(svc_rules_set(rules, i)->yr, &sc) !=
+		    ERROR_SUCCESS) {
+			for (unsigned k = 0; k < i; k++)
+				yr_scanner_destroy(v[k]);
+			free(v);
+			svc_rules_unref(rules);
+			return -ENOMEM;
+		}
+		/* No try/catch: YARA would install and remove SIGSEGV/SIGBUS
+		 * handlers around every scan (two sigaction() and two
+		 * sigprocmask() calls, most of a small file's scan time) to
+		 * survive a mapped file shrinking under it. The data scanned
+		 * here is our own buffer. Not fast mode: it stops counting a
+		 * string at its first match, so a condition on a count
+		 * (#a > 3) could differ from what `yara` finds. */
+		yr_scanner_set_flags(sc, SCAN_FLAGS_NO_TRYCATCH);
+		yr_scanner_set_timeout(sc, w->s->o->scan_timeout);
+		v[i] = sc;
+	}
+	scanners_free(w);
 	if (w->rules)
 		svc_rules_unref(w->rules);
-	w->scanner = sc;
+	w->scanners = v;
+	w->n_scanners = n;
 	w->rules = rules;
 	return 0;
 }
@@ -220,26 +284,52 @@ exec_lease(struct service *s, int fd)
 	return 0;
 }
 
-static enum scanner_verdict
-scan_file(struct worker *w, int fd, const struct scanner_request *q)
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A verdict of policy (--oversize, --timeout-verdict): never cached; the
+ * filter's default verdict (SCANNER_ERROR) is never cached anyway. */
+static void
+limit_verdict(struct outcome *out, const char *what, int verdict, uint64_t size,
+	      int64_t ms)
+{
+	out->v = (enum scanner_verdict)verdict;
+	out->flags = verdict == SCANNER_ERROR ? 0 : SCANNER_REPLY_NO_CACHE;
+	out->limit = what;
+	out->size = size;
+	out->ms = ms;
+}
+
+static void
+scan_file(struct worker *w, int fd, const struct scanner_request *q, struct outcome *out)
 {
 	struct service *s = w->s;
-	struct match m = { .hit = false };
 	struct stat sb;
 	size_t len = 0;
-	int r;
+	int64_t t0;
+	int r = ERROR_SUCCESS;
 
 	if (fd < 0 || fstat(fd, &sb) < 0) {
 		atomic_fetch_add(&s->ctr.errors, 1);
-		return SCANNER_ERROR;
+		out->v = SCANNER_ERROR;
+		return;
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		atomic_fetch_add(&s->ctr.not_regular, 1);
-		return SCANNER_CLEAN;
+		out->v = SCANNER_CLEAN;
+		return;
 	}
 	if ((uint64_t)sb.st_size > s->o->max_size) {
 		atomic_fetch_add(&s->ctr.oversize, 1);
-		return (enum scanner_verdict)s->o->oversize_verdict;
+		limit_verdict(out, "oversize", s->o->oversize_verdict,
+			      (uint64_t)sb.st_size, 0);
+		return;
 	}
 	note_concurrency(s, 1);
 	r = read_all(w, fd, (uint64_t)sb.st_size, s->o->max_size, &len);
@@ -247,47 +337,71 @@ scan_file(struct worker *w, int fd, const struct scanner_request *q)
 	if (r == 0 && len > s->o->max_size) { /* it grew */
 		note_concurrency(s, -1);
 		atomic_fetch_add(&s->ctr.oversize, 1);
-		return (enum scanner_verdict)s->o->oversize_verdict;
+		limit_verdict(out, "oversize", s->o->oversize_verdict, len, 0);
+		return;
 	}
-	if (r < 0) {
+	if (r < 0 || scanner_sync(w) < 0) {
 		note_concurrency(s, -1);
 		atomic_fetch_add(&s->ctr.errors, 1);
-		return SCANNER_ERROR;
+		out->v = SCANNER_ERROR;
+		return;
 	}
-	if (scanner_sync(w) < 0) {
-		note_concurrency(s, -1);
-		atomic_fetch_add(&s->ctr.errors, 1);
-		return SCANNER_ERROR;
+	svc_externals_facts(&w->facts, q, sb.st_uid, w->buf, len);
+	t0 = now_ms();
+	for (unsigned i = 0; i < w->n_scanners && !out->d.denied; i++) {
+		struct svc_yset *set = svc_rules_set(w->rules, i);
+		struct scan_ctx c = {
+			.r = w->rules,
+			.table = ((YR_RULES *)set->yr)->rules_table,
+			.first = set->first,
+			.report_only = s->o->report_only,
+			.d = &out->d,
+		};
+
+		svc_externals_define_scan(w->scanners[i], &w->facts);
+		yr_scanner_set_callback(w->scanners[i], on_scan, &c);
+		r = yr_scanner_scan_mem(w->scanners[i], w->buf, len);
+		if (r != ERROR_SUCCESS)
+			break;
 	}
-	yr_scanner_set_callback(w->scanner, on_scan, &m);
-	r = yr_scanner_scan_mem(w->scanner, w->buf, len);
 	PROF_MARK(q->ino, PROF_SVC_SCANNED);
 	note_concurrency(s, -1);
 	atomic_fetch_add(&s->ctr.scanned, 1);
+	if (out->d.n)
+		svc_report_exe(q, out->d.exe, sizeof(out->d.exe));
+	if (out->d.denied) { /* a denial found before any failure stands */
+		atomic_fetch_add(&s->ctr.infected, 1);
+		out->v = SCANNER_INFECTED;
+		return;
+	}
 	if (r == ERROR_SCAN_TIMEOUT) {
 		atomic_fetch_add(&s->ctr.timeouts, 1);
-		return SCANNER_ERROR;
+		limit_verdict(out, "timeout", s->o->timeout_verdict, len, now_ms() - t0);
+		return;
 	}
 	if (r != ERROR_SUCCESS) {
 		atomic_fetch_add(&s->ctr.errors, 1);
-		return SCANNER_ERROR;
+		out->v = SCANNER_ERROR;
+		return;
 	}
-	if (!m.hit) {
-		atomic_fetch_add(&s->ctr.clean, 1);
-		return SCANNER_CLEAN;
-	}
-	atomic_fetch_add(&s->ctr.infected, 1);
-	svc_report_detection(s, q, m.rule, m.ns);
-	return SCANNER_INFECTED;
+	out->v = SCANNER_CLEAN;
+	atomic_fetch_add(&s->ctr.clean, 1);
+	for (unsigned i = 0; i < out->d.n; i++)
+		if (out->d.m[i].action == SVC_ACT_DENY) {
+			atomic_fetch_add(&s->ctr.would_deny, 1);
+			break;
+		}
+	if (out->d.n)
+		atomic_fetch_add(&s->ctr.reported, 1);
 }
 
 /* *ret_leased: fd now carries our read lease (an exec nobody writes). */
-static enum scanner_verdict
-scan(struct worker *w, int fd, const struct scanner_request *q, bool *ret_leased)
+static void
+scan(struct worker *w, int fd, const struct scanner_request *q, bool *ret_leased,
+     struct outcome *out)
 {
 	/* The lease first: held before the first byte is read. */
 	bool writers = false;
-	enum scanner_verdict v;
 
 	*ret_leased = false;
 	if (q->op == 1 && fd >= 0) {
@@ -296,8 +410,11 @@ scan(struct worker *w, int fd, const struct scanner_request *q, bool *ret_leased
 		writers = r < 0;
 		*ret_leased = r > 0;
 	}
-	v = scan_file(w, fd, q);
-	return writers && v != SCANNER_INFECTED ? SCANNER_WRITERS : v;
+	scan_file(w, fd, q, out);
+	if (writers && out->v != SCANNER_INFECTED) {
+		out->v = SCANNER_WRITERS;
+		out->flags = 0;
+	}
 }
 
 static void *
@@ -310,7 +427,7 @@ worker_main(void *arg)
 		struct filter_message_header h;
 		struct scanner_request q = { 0 };
 		uint8_t reply[SCANNER_REPLY_SIZE];
-		enum scanner_verdict v = SCANNER_ERROR;
+		struct outcome out = { .v = SCANNER_ERROR };
 		bool leased = false, decoded = true;
 		int r = filter_get_message(s->port, &h, w->msg, sizeof(w->msg), -1);
 #ifdef SCANNER_PROFILE
@@ -340,14 +457,14 @@ worker_main(void *arg)
 			decoded = false;
 		} else {
 			PROF_MARK_AT(q.ino, PROF_SVC_GOT, got_ns);
-			v = scan(w, h.fd, &q, &leased);
+			scan(w, h.fd, &q, &leased, &out);
 		}
 		/* A leased exec's file stays open a while (hold.c), so that
 		 * no writer gets in before the exec denies writes to it. */
 		if (h.fd >= 0 && !leased)
 			close(h.fd);
 		if (h.reply_length) {
-			scanner_reply_encode(v, reply);
+			scanner_reply_encode_flags(out.v, out.flags, reply);
 			/* -ENOENT: the filter gave up (deadline); nothing to do */
 			(void)filter_reply_message(s->port, h.message_id, 0, reply,
 						   sizeof(reply));
@@ -357,9 +474,14 @@ worker_main(void *arg)
 			svc_hold(s, h.fd, &q);
 		else if (decoded && q.op == 0)
 			svc_hold_extend(s, &q);
+		/* Answered first, then logged (the opener waits for the
+		 * reply, not for the log). */
+		if (out.d.n)
+			svc_report_decision(s, &q, &out.d);
+		if (out.limit)
+			svc_report_limit(s, &q, out.limit, out.size, out.ms, out.v);
 	}
-	if (w->scanner)
-		yr_scanner_destroy(w->scanner);
+	scanners_free(w);
 	if (w->rules)
 		svc_rules_unref(w->rules);
 	free(w->buf);

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scanner_proto.h — the messages between the scanner filter (scanner.so,
- * inside fltmgrd) and its user-mode service (`scanner`), shared by both.
- * Nothing here owns state: fixed little-endian layouts with encode and
- * decode helpers, so that neither side ever trusts a raw struct.
+ * <fltmgr/scanner.h> — the messages between the scanner filter (scanner.so,
+ * inside fltmgrd) and its user-mode service, shared by both and installed
+ * with the development files, so that a vendor's own scanning service
+ * (its own engine) can replace the bundled YARA one: connect to the port
+ * with the context below, take requests with filter_get_message(), answer
+ * each with filter_reply_message() (docs/scanner.md, "Writing your own
+ * service"). Nothing here owns state: fixed little-endian layouts with
+ * encode and decode helpers, so that neither side ever trusts a raw struct.
  *
  * Filter -> service, one per scan (flt_send_message_ex, the event's fd
  * attached with SCM_RIGHTS, a reply wanted):
@@ -18,7 +22,12 @@
  *    40    4 path length (bytes, no NUL), then the path
  *
  * Service -> filter, the reply (filter_reply_message), exactly 8 bytes:
- * magic (4), verdict (2, enum scanner_verdict), reserved 0 (2).
+ * magic (4), verdict (1, enum scanner_verdict), flags (1, SCANNER_REPLY_*),
+ * reserved 0 (2). SCANNER_REPLY_NO_CACHE: give this verdict once, keep it
+ * out of every cache (a verdict of policy, not of content: a scan that
+ * ran out of time, a file over the size limit). A filter that predates a
+ * flag takes the reply as malformed: its default verdict, never a more
+ * permissive one.
  *
  * Service -> filter calls (filter_send_message), exactly 8 bytes: magic
  * (4), command (4). SCANNER_CMD_STATS answers struct scanner_stats_wire;
@@ -30,8 +39,8 @@
  * connection: it gets no scan requests and is not excluded (scanner
  * --stats, tests). No context at all means window SCANNER_DEFAULT_WINDOW.
  */
-#ifndef SCANNER_PROTO_H
-#define SCANNER_PROTO_H
+#ifndef FLTMGR_SCANNER_H
+#define FLTMGR_SCANNER_H
 
 #include <stdint.h>
 #include <string.h>
@@ -63,6 +72,10 @@ enum scanner_verdict {
 	SCANNER_WRITERS = 3,
 	SCANNER_VERDICT_COUNT_,
 };
+
+/* Flags of a reply (byte 5). */
+#define SCANNER_REPLY_NO_CACHE 0x01u
+#define SCANNER_REPLY_FLAGS_   SCANNER_REPLY_NO_CACHE
 
 enum scanner_cmd {
 	SCANNER_CMD_STATS = 1,
@@ -99,7 +112,8 @@ enum scanner_cmd {
 	X(exec_writer_denies)  /* execs denied: the file was open for writing */         \
 	X(exec_always_scanned) /* execs of files others than root can write: no cache */ \
 	X(writable_rescans)    /* opens of such files, clean in the cache: scanned */    \
-	X(default_allows)      /* default verdicts that allowed (fail-open) */
+	X(default_allows)      /* default verdicts that allowed (fail-open) */           \
+	X(policy_verdicts)     /* verdicts marked SCANNER_REPLY_NO_CACHE: uncached */
 
 enum scanner_counter {
 #define SCANNER_X_ENUM(n) SCANNER_CTR_##n,
@@ -207,21 +221,37 @@ scanner_request_decode(const uint8_t *buf, size_t len, struct scanner_request *r
 }
 
 static inline void
-scanner_reply_encode(enum scanner_verdict v, uint8_t buf[SCANNER_REPLY_SIZE])
+scanner_reply_encode_flags(enum scanner_verdict v, unsigned flags,
+			   uint8_t buf[SCANNER_REPLY_SIZE])
 {
 	scanner_put32(buf, SCANNER_MAGIC);
 	buf[4] = (uint8_t)v;
-	buf[5] = buf[6] = buf[7] = 0;
+	buf[5] = (uint8_t)(flags & SCANNER_REPLY_FLAGS_);
+	buf[6] = buf[7] = 0;
 }
 
-/* The verdict, or -1 for a malformed reply. */
+static inline void
+scanner_reply_encode(enum scanner_verdict v, uint8_t buf[SCANNER_REPLY_SIZE])
+{
+	scanner_reply_encode_flags(v, 0, buf);
+}
+
+/* The verdict, or -1 for a malformed reply (unknown flags included). */
 static inline int
 scanner_reply_decode(const uint8_t *buf, size_t len)
 {
-	if (len != SCANNER_REPLY_SIZE || scanner_get32(buf) != SCANNER_MAGIC || buf[5] ||
-	    buf[6] || buf[7] || buf[4] >= SCANNER_VERDICT_COUNT_)
+	if (len != SCANNER_REPLY_SIZE || scanner_get32(buf) != SCANNER_MAGIC ||
+	    (buf[5] & ~SCANNER_REPLY_FLAGS_) || buf[6] || buf[7] ||
+	    buf[4] >= SCANNER_VERDICT_COUNT_)
 		return -1;
 	return buf[4];
+}
+
+/* The flags of a reply scanner_reply_decode() accepted. */
+static inline unsigned
+scanner_reply_flags(const uint8_t *buf)
+{
+	return buf[5];
 }
 
 static inline void
@@ -255,4 +285,4 @@ scanner_stats_decode(const uint8_t *buf, size_t len, uint64_t *v)
 	return 0;
 }
 
-#endif /* SCANNER_PROTO_H */
+#endif /* FLTMGR_SCANNER_H */
