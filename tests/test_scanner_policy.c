@@ -504,7 +504,7 @@ broken_rule_file_is_counted_and_the_rest_scans(void **state)
 	EXPECT_LOG(slog, "1 of 2 files FAILED and are left out");
 	assert_int_equal(try_open(at("f")), EPERM);
 	assert_int_equal(svc_stat("rule_files_failed"), 1);
-	assert_int_equal(svc_stat("rules"), 1);
+	assert_int_equal(svc_stat("rules"), 2); /* good, and the built-in EICAR rule */
 }
 
 /* ---- the log ---- */
@@ -773,21 +773,10 @@ oversize_allow_is_never_cached_and_logged(void **state)
 
 /* ---- self-test ---- */
 
-static void
-eicar_rule(void)
-{
-	/* The EICAR string, in hex (this file must not contain it). */
-	write_file(rules,
-		   "rule eicar { meta: action = \"deny\" strings: $e = { 58 35 4f 21 50 "
-		   "25 40 41 50 5b 34 5c 50 5a 58 35 34 28 50 5e 29 37 43 43 29 37 7d 24 "
-		   "45 49 43 41 52 2d 53 54 41 4e 44 41 52 44 2d 41 4e 54 49 56 49 52 55 "
-		   "53 2d 54 45 53 54 2d 46 49 4c 45 21 24 48 2b 48 2a } condition: $e "
-		   "}\n");
-}
-
-/* --self-test passes through the running daemon, filter and service,
- * and says why it fails: no rule for EICAR, a directory not watched, no
- * daemon. */
+/* --self-test passes through the running daemon, filter and service
+ * with any rule set (the service's built-in EICAR rule), and says why it
+ * fails: a directory not watched, no rule for EICAR (--no-eicar and none
+ * loaded), no daemon. */
 static void
 self_test_reports_pass_and_each_failure(void **state)
 {
@@ -798,15 +787,18 @@ self_test_reports_pass_and_each_failure(void **state)
 			 "--scratch",
 			 watch,
 			 NULL };
+	const char *no_eicar[] = { "--no-eicar", NULL };
 	char *out;
+	int rc;
 
 	(void)state;
 	/* no daemon */
 	assert_int_equal(run(argv, &out), 3);
 	free(out);
-	eicar_rule();
+	write_file(rules, "rule nothing { condition: false }\n");
 	daemon_start(true);
 	svc_start(NULL);
+	EXPECT_LOG(slog, "and the built-in EICAR test rule");
 	assert_int_equal(run(argv, &out), 0);
 	if (!strstr(out, "self-test: PASS"))
 		fail_msg("%s", out);
@@ -818,10 +810,12 @@ self_test_reports_pass_and_each_failure(void **state)
 		fail_msg("%s", out);
 	free(out);
 	argv[5] = watch;
-	/* rules without EICAR */
-	write_file(rules, "rule nothing { condition: false }\n");
-	kill(svc_pid, SIGHUP);
-	EXPECT_LOG(slog, "rules reloaded");
+	/* no rule for EICAR at all */
+	kill(svc_pid, SIGTERM);
+	rc = wait_exit(svc_pid);
+	svc_pid = 0;
+	assert_int_equal(rc, 0);
+	svc_start(no_eicar);
 	assert_int_equal(run(argv, &out), 6);
 	if (!strstr(out, "found it clean"))
 		fail_msg("%s", out);

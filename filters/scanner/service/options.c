@@ -43,6 +43,9 @@ usage(FILE *f)
 		"                          leave it out, load the rest, say so)\n"
 		"      --rule-warnings     print every compiler warning (default: a "
 		"count)\n"
+		"      --no-eicar          without the built-in rule that denies the "
+		"EICAR\n"
+		"                          test file (scanner --self-test needs one)\n"
 		"      --check             load the rules, print the summary, exit\n"
 		"Policy (scanner(8), POLICY):\n"
 		"      --default-action A  deny (default) or report: a match of a rule\n"
@@ -145,6 +148,7 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 		OPT_EXEC_HOLD,
 		OPT_NAMESPACE,
 		OPT_STRICT,
+		OPT_NO_EICAR,
 		OPT_WARNINGS,
 		OPT_CHECK,
 		OPT_DEFAULT_ACTION,
@@ -176,6 +180,7 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 		{ "namespace", required_argument, NULL, OPT_NAMESPACE },
 		{ "define", required_argument, NULL, 'd' },
 		{ "strict-rules", no_argument, NULL, OPT_STRICT },
+		{ "no-eicar", no_argument, NULL, OPT_NO_EICAR },
 		{ "rule-warnings", no_argument, NULL, OPT_WARNINGS },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "default-action", required_argument, NULL, OPT_DEFAULT_ACTION },
@@ -298,6 +303,9 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 				(struct svc_define){ .name = optarg, .value = eq + 1 };
 			break;
 		}
+		case OPT_NO_EICAR:
+			o->no_eicar = true;
+			break;
 		case OPT_STRICT:
 			o->strict_rules = true;
 			break;

@@ -72,6 +72,7 @@ struct svc_options {
 	const char *rules; /* a file, an index of includes, or a directory tree */
 	enum svc_ns_mode ns_mode;
 	bool strict_rules;  /* refuse to start if any rule file fails */
+	bool no_eicar;      /* without the built-in EICAR test rule */
 	bool rule_warnings; /* print each compiler warning, not a count */
 	struct svc_define defines[SVC_MAX_DEFINES]; /* -d name=value */
 	unsigned n_defines;
