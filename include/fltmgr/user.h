@@ -31,8 +31,17 @@ struct filter_message_header {
 	int fd; /* -1 or a descriptor the caller now owns */
 };
 
+/* filter_connect_communication_port() flags. */
+#define FILTER_CONNECT_BATCHES 0x1u
+
 /*
- * flags must be 0 (reserved). port_name is a port name ([A-Za-z0-9._-]{1,64}) looked up in
+ * flags: 0, or FILTER_CONNECT_BATCHES: the filter may send several
+ * messages that want no reply in one record (flt_send_message_batch());
+ * the library hands them out one at a time through filter_get_message()
+ * or many at a time through filter_get_messages(). Messages of a record
+ * the library has already read do not make filter_port_fd() readable: a
+ * service that polls it reads with timeout 0 until -ETIMEDOUT before it
+ * polls again. port_name is a port name ([A-Za-z0-9._-]{1,64}) looked up in
  * $FLTMGR_RUNTIME_DIR (default /run/fltmgr), or a path containing '/'.
  * Errors: -ENOENT / -ECONNREFUSED no such port or the daemon is not running;
  * -EACCES refused by file mode or the port's uid/gid list; -EUSERS the port
@@ -60,6 +69,25 @@ int filter_connect_communication_port(const char *port_name, unsigned flags,
  */
 int filter_get_message(filter_port *port, struct filter_message_header *ret_header,
 		       void *buf, size_t buf_size, int timeout_ms);
+
+/* One message taken by filter_get_messages(). */
+struct filter_message {
+	struct filter_message_header header;
+	void *data; /* its bytes, in the caller's buffer */
+	size_t length;
+};
+
+/*
+ * Waits for a message as filter_get_message() does (same timeout and
+ * errors; for -EMSGSIZE msgs[0].header is filled), then takes without
+ * waiting the further messages the library already holds from the same
+ * record, up to max_msgs and while each fits in what is left of buf (one
+ * that does not fit stays for the next call). Returns how many (>= 1);
+ * msgs[i].data points into buf. On a port connected without
+ * FILTER_CONNECT_BATCHES it takes one message.
+ */
+int filter_get_messages(filter_port *port, struct filter_message *msgs, size_t max_msgs,
+			void *buf, size_t buf_size, int timeout_ms);
 
 /*
  * Answers message_id. status is 0 or a negative errno the sender receives

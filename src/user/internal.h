@@ -17,6 +17,8 @@
 
 #include <fltmgr/user.h>
 
+#include "common/wire.h"
+
 struct ack_wait {
 	struct ack_wait *next;
 	uint64_t id;
@@ -47,6 +49,17 @@ struct filter_port {
 	bool ack_reader;
 	struct ack_wait *ack_waiters;
 
+	/* FILTER_CONNECT_BATCHES (batch.c): the record being handed out */
+	bool batches;
+	uint8_t *rx_buf; /* WIRE_MAX_FRAME bytes */
+	struct wire_header rx_h;
+	uint32_t rx_next;  /* messages of it taken */
+	uint32_t rx_count; /* messages in it; rx_next == rx_count: none held */
+	size_t rx_off;     /* offset of message rx_next in a batch's payload */
+	int rx_fd;         /* a MESSAGE's descriptor not yet taken, or -1 */
+	bool rx_reading;   /* a getter reads M for everyone */
+	pthread_cond_t rx_cond;
+
 	/* calls: one at a time */
 	pthread_mutex_t call_lock;
 	uint64_t next_call;
@@ -71,5 +84,12 @@ int port_send_frame(filter_port *p, int fd, const void *hdr_struct, const void *
 /* Fire-and-forget REPLY (used when the library answers for the caller). */
 void reply_send_nowait(filter_port *p, uint64_t id, int status);
 void acks_wake_all_locked(filter_port *p);
+/* filter_get_messages() on a port with batches: waits for one message
+ * (as filter_get_message()), then takes what else the held record has,
+ * up to max and as far as buf lasts. Returns the count or an error. */
+int batch_get(filter_port *p, struct filter_message *msgs, size_t max, uint8_t *buf,
+	      size_t size, int timeout_ms);
+/* Caller holds p->lock: wakes getters waiting for the reader. */
+void batch_wake_all_locked(filter_port *p);
 
 #endif
