@@ -508,18 +508,32 @@ copy_str(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src ? src : "");
 }
 
+static void svc_add(struct svc *s, const struct filter_message_header *hp,
+		    const uint8_t *buf, int len);
+
 /* Reads one record into the list: 0, -ETIMEDOUT, -ENOTCONN, ... */
 static int
 svc_pump(struct svc *s, int timeout_ms)
 {
 	static uint8_t buf[MINISPY_RECORD_MAX];
 	struct filter_message_header h;
-	struct minispy_record r = { 0 };
-	struct ev *e;
 	int len = filter_get_message(s->p, &h, buf, sizeof(buf), timeout_ms);
 
 	if (len < 0)
 		return len;
+	svc_add(s, &h, buf, len);
+	return 0;
+}
+
+/* Decodes one message into the list. */
+static void
+svc_add(struct svc *s, const struct filter_message_header *hp, const uint8_t *buf,
+	int len)
+{
+	const struct filter_message_header h = *hp;
+	struct minispy_record r = { 0 };
+	struct ev *e;
+
 	assert_int_equal(h.reply_length, 0);
 	assert_int_equal(h.fd, -1);
 	if (minispy_record_decode(buf, (size_t)len, &r) != 0)
@@ -541,7 +555,7 @@ svc_pump(struct svc *s, int timeout_ms)
 		e->last = r.loss.last_seq;
 		e->cause = r.loss.cause;
 		e->notices = r.loss.notices;
-		return 0;
+		return;
 	}
 	e->seq = r.event.seq;
 	e->event_seq = r.event.event_seq;
@@ -556,7 +570,6 @@ svc_pump(struct svc *s, int timeout_ms)
 	copy_str(e->new_path, sizeof(e->new_path), r.event.new_path);
 	copy_str(e->exe, sizeof(e->exe), r.event.exe);
 	copy_str(e->comm, sizeof(e->comm), r.event.comm);
-	return 0;
 }
 
 static struct minispy_stats
@@ -1249,6 +1262,53 @@ backlog_delivered_oldest_first_on_connect(void **state)
 	assert_int_equal(st.loss_records_sent, 0);
 	assert_int_equal(st.backlog_now, 0);
 	assert_int_equal(st.conn_sent, 50);
+	svc_close(&s);
+}
+
+/* A service that takes batches gets the backlog many records to a port
+ * record (the sender hands over up to 256 at a time), every record
+ * exactly once and in order. */
+static void
+backlog_reaches_a_batching_service_in_batches(void **state)
+{
+	const char *kv[] = { "ops", "create", NULL };
+	static struct filter_message m[512];
+	static uint8_t buf[65536];
+	int64_t end = tu_now_ms() + WAIT_MS;
+	struct minispy_stats st;
+	struct svc s = { 0 };
+	int most = 0;
+
+	(void)state;
+	NEED_ROOT();
+	load(kv);
+	gen("g", 600);
+	sync_events();
+	assert_int_equal(filter_connect_communication_port(
+				 "minispy", FILTER_CONNECT_BATCHES, NULL, 0, &s.p),
+			 0);
+	while (s.n < 600) {
+		int n = filter_get_messages(s.p, m, 512, buf, sizeof(buf), 100);
+
+		if (n == -ETIMEDOUT) {
+			if (tu_now_ms() > end)
+				fail_msg("only %zu of 600 records arrived", s.n);
+			continue;
+		}
+		assert_true(n > 0);
+		most = n > most ? n : most;
+		for (int i = 0; i < n; i++)
+			svc_add(&s, &m[i].header, m[i].data, (int)m[i].length);
+	}
+	assert_int_equal(s.n, 600);
+	assert_true(most > 1);    /* several records in one port record */
+	assert_true(most <= 256); /* at most one sender batch */
+	assert_int_equal(check_seq_accounting(&s, 1), 0);
+	st = svc_stats(&s);
+	assert_int_equal(st.conn_sent, 600);
+	assert_int_equal(st.backlog_delivered, 600);
+	assert_int_equal(st.conn_pending, 0);
+	print_message("600 records in port records of up to %d\n", most);
 	svc_close(&s);
 }
 
@@ -2196,6 +2256,7 @@ main(int argc, char **argv)
 		T(op_mask_and_patterns_select_records_per_instance),
 		T(bad_parameters_refuse_the_load_with_a_message),
 		T(backlog_delivered_oldest_first_on_connect),
+		T(backlog_reaches_a_batching_service_in_batches),
 		T(backlog_overflow_gives_exactly_one_loss_record),
 		T(unsent_records_of_the_last_service_return_to_the_backlog),
 		T(full_queue_drops_and_reports_the_loss_once_read),
