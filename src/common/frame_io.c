@@ -70,6 +70,9 @@ frame_sendv(int sock, const struct wire_header *h, const struct iovec *payload,
 	uint8_t hdr[WIRE_HEADER_SIZE];
 	struct iovec iov[FRAME_MAX_IOV + 1];
 
+	if (n_iov <= 1) /* one piece: no need for the large array */
+		return frame_send(sock, h, n_iov ? payload[0].iov_base : NULL, fds, n_fds,
+				  flags);
 	if (n_iov > FRAME_MAX_IOV)
 		return -EINVAL;
 	wire_encode_header(hdr, h);
