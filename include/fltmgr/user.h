@@ -99,6 +99,24 @@ int filter_get_messages(filter_port *port, struct filter_message *msgs, size_t m
 int filter_reply_message(filter_port *port, uint64_t message_id, int status,
 			 const void *reply, size_t reply_len);
 
+/* filter_reply_message_ex() flags. */
+#define FILTER_REPLY_NO_ACK 0x1u
+
+/*
+ * filter_reply_message() with flags. FILTER_REPLY_NO_ACK: returns as soon
+ * as the reply is sent, without waiting for the filter's answer (one
+ * wake-up less per reply, and the filter side does not send one). The
+ * cost: whether the sender still waited is not known. Returns 0 once the
+ * reply is on its way, even if its sender has timed out meanwhile (the
+ * filter then drops it and counts it in late_replies); -ENOENT for an id
+ * the library never delivered with a reply wanted or has already
+ * answered; -EMSGSIZE, checked here, when reply_len exceeds the sender's
+ * capacity (the sender keeps waiting and the id stays answerable);
+ * -ENOTCONN. Without the flag, exactly filter_reply_message().
+ */
+int filter_reply_message_ex(filter_port *port, uint64_t message_id, int status,
+			    const void *reply, size_t reply_len, unsigned flags);
+
 /*
  * Calls the filter's message callback with in and returns its output
  * (at most out_cap bytes, length in *ret_out_len). Works while other

@@ -68,7 +68,7 @@ take_locked(filter_port *p, struct filter_message *m, uint8_t *buf, size_t size,
 	};
 	m->data = buf;
 	m->length = e.length;
-	if (e.length > size || (reply && ids_add_locked(p, e.id) < 0)) {
+	if (e.length > size || (reply && ids_add_locked(p, e.id, reply) < 0)) {
 		if (fd >= 0)
 			close(fd);
 		m->header.fd = -1;

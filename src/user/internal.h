@@ -28,6 +28,11 @@ struct ack_wait {
 	pthread_cond_t cond;
 };
 
+struct pending_reply {
+	uint64_t id;
+	uint32_t cap;
+};
+
 struct filter_port {
 	int m_fd;      /* MESSAGE in (pollable) */
 	int r_fd;      /* REPLY out, REPLY_ACK in */
@@ -40,8 +45,8 @@ struct filter_port {
 	bool closing;
 	int dead; /* 0, or -ENOTCONN / -EPROTO once the connection failed */
 
-	/* ids of delivered messages that still want a reply */
-	uint64_t *ids;
+	/* delivered messages that still want a reply: id, sender's capacity */
+	struct pending_reply *ids;
 	size_t n_ids;
 	size_t cap_ids;
 
@@ -74,8 +79,9 @@ int port_error_locked(filter_port *p);
  * the sockets down so the filter side sees the disconnect at once. */
 void port_fail(filter_port *p, int error);
 /* Caller holds p->lock. */
-int ids_add_locked(filter_port *p, uint64_t id);
-bool ids_take_locked(filter_port *p, uint64_t id);
+int ids_add_locked(filter_port *p, uint64_t id, uint32_t cap);
+/* Takes id off the list; *ret_cap (if not NULL) is the sender's capacity. */
+bool ids_take_locked(filter_port *p, uint64_t id, uint32_t *ret_cap);
 /* Waits (poll) until fd is ready for events or the port is closing;
  * returns 0, -ECANCELED or -ETIMEDOUT. timeout_ms -1: forever. */
 int port_wait_fd(filter_port *p, int fd, short events, int timeout_ms);

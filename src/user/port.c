@@ -73,27 +73,29 @@ port_error_locked(filter_port *p)
 }
 
 int
-ids_add_locked(filter_port *p, uint64_t id)
+ids_add_locked(filter_port *p, uint64_t id, uint32_t cap)
 {
 	if (p->n_ids == p->cap_ids) {
 		size_t ncap = p->cap_ids ? p->cap_ids * 2 : 16;
-		uint64_t *n = realloc(p->ids, ncap * sizeof(*n));
+		struct pending_reply *n = realloc(p->ids, ncap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
 		p->ids = n;
 		p->cap_ids = ncap;
 	}
-	p->ids[p->n_ids++] = id;
+	p->ids[p->n_ids++] = (struct pending_reply){ .id = id, .cap = cap };
 	return 0;
 }
 
 bool
-ids_take_locked(filter_port *p, uint64_t id)
+ids_take_locked(filter_port *p, uint64_t id, uint32_t *ret_cap)
 {
 	/* Newest first: replies usually follow their message closely. */
 	for (size_t i = p->n_ids; i-- > 0;) {
-		if (p->ids[i] == id) {
+		if (p->ids[i].id == id) {
+			if (ret_cap)
+				*ret_cap = p->ids[i].cap;
 			p->ids[i] = p->ids[--p->n_ids];
 			return true;
 		}
@@ -373,7 +375,7 @@ get_one(filter_port *p, struct filter_message_header *ret_header, void *buf,
 	}
 	if (h.aux2) {
 		pthread_mutex_lock(&p->lock);
-		r = ids_add_locked(p, h.id);
+		r = ids_add_locked(p, h.id, h.aux2);
 		pthread_mutex_unlock(&p->lock);
 		if (r < 0) {
 			frame_rx_close_fds(&rx);
