@@ -1183,6 +1183,7 @@ bad_parameters_refuse_the_load_with_a_message(void **state)
 	} bad[] = {
 		{ "queue_size", "0", "param.queue_size must be a number" },
 		{ "backlog", "lots", "param.backlog must be a number" },
+		{ "coalesce_us", "2001", "param.coalesce_us must be a number 0..2000" },
 		{ "ops", "open,bogus", "unknown operation 'bogus'" },
 		{ "include", "srv/*.conf", "must start with '/'" },
 		{ "exclude", "*.swp,,*.tmp", "empty pattern" },
@@ -1309,6 +1310,55 @@ backlog_reaches_a_batching_service_in_batches(void **state)
 	assert_int_equal(st.backlog_delivered, 600);
 	assert_int_equal(st.conn_pending, 0);
 	print_message("600 records in port records of up to %d\n", most);
+	svc_close(&s);
+}
+
+/* With param.coalesce_us, records still all arrive, once, in order, and
+ * a lone record waits at most about that long. */
+static void
+coalescing_sender_delivers_everything_in_order(void **state)
+{
+	const char *kv[] = { "ops", "create", "coalesce_us", "2000", NULL };
+	static struct filter_message m[512];
+	static uint8_t buf[65536];
+	int64_t end, t0;
+	struct svc s = { 0 };
+
+	(void)state;
+	NEED_ROOT();
+	load(kv);
+	assert_int_equal(filter_connect_communication_port(
+				 "minispy", FILTER_CONNECT_BATCHES, NULL, 0, &s.p),
+			 0);
+	gen("c", 300);
+	end = tu_now_ms() + WAIT_MS;
+	while (s.n < 300) {
+		int n = filter_get_messages(s.p, m, 512, buf, sizeof(buf), 100);
+
+		if (n == -ETIMEDOUT) {
+			if (tu_now_ms() > end)
+				fail_msg("only %zu of 300 records arrived", s.n);
+			continue;
+		}
+		assert_true(n > 0);
+		for (int i = 0; i < n; i++)
+			svc_add(&s, &m[i].header, m[i].data, (int)m[i].length);
+	}
+	assert_int_equal(check_seq_accounting(&s, 1), 0);
+	/* A lone record: sent after the 2 ms wait, not held longer. */
+	t0 = tu_now_ms();
+	gen("lone", 1);
+	while (s.n < 301) {
+		int n = filter_get_messages(s.p, m, 512, buf, sizeof(buf), WAIT_MS);
+
+		assert_true(n > 0);
+		for (int i = 0; i < n; i++)
+			svc_add(&s, &m[i].header, m[i].data, (int)m[i].length);
+	}
+	print_message("a lone record took %lld ms (process start included)\n",
+		      (long long)(tu_now_ms() - t0));
+	assert_true(tu_now_ms() - t0 < WAIT_MS);
+	assert_int_equal(svc_stats(&s).conn_pending, 0);
 	svc_close(&s);
 }
 
@@ -2257,6 +2307,7 @@ main(int argc, char **argv)
 		T(bad_parameters_refuse_the_load_with_a_message),
 		T(backlog_delivered_oldest_first_on_connect),
 		T(backlog_reaches_a_batching_service_in_batches),
+		T(coalescing_sender_delivers_everything_in_order),
 		T(backlog_overflow_gives_exactly_one_loss_record),
 		T(unsent_records_of_the_last_service_return_to_the_backlog),
 		T(full_queue_drops_and_reports_the_loss_once_read),

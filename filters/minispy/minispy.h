@@ -60,6 +60,7 @@ struct ms_conn {
 	pthread_cond_t wake; /* the sender waits on it for work or stop */
 	bool stop;
 	bool warned;
+	bool coalescing;     /* the sender waits for more: publish need not wake it */
 	struct ms_ring head; /* the backlog, if this connection took it */
 	struct ms_ring q;    /* records since it connected */
 	/* Taken off the rings, oldest first, being sent; only its sender

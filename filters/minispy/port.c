@@ -149,7 +149,10 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 				slow[n_slow++] = c->pid;
 			}
 		}
-		pthread_cond_signal(&c->wake);
+		/* A coalescing sender wakes at its deadline, or once a
+		 * whole batch is waiting. */
+		if (!c->coalescing || c->q.len >= MS_BATCH)
+			pthread_cond_signal(&c->wake);
 	}
 	pthread_mutex_unlock(&st->lock);
 
@@ -189,6 +192,35 @@ take_batch_locked(struct ms_conn *c, bool *again)
 			break;
 		c->inflight[c->n_inflight++] = r;
 	}
+}
+
+/* st->lock held, c->inflight not empty: with param.coalesce_us, waits up
+ * to that long (from now) for more records before the send, unless a
+ * whole batch is there or the connection ends. Bounded: the first record
+ * waits at most coalesce_us longer than it would have. */
+static void
+coalesce_locked(struct ms_state *st, struct ms_conn *c)
+{
+	struct timespec ts;
+	bool again;
+
+	if (!st->set.coalesce_us || c->n_inflight >= MS_BATCH)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)st->set.coalesce_us * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	c->coalescing = true;
+	while (!c->stop && c->n_inflight < MS_BATCH) {
+		int r = pthread_cond_timedwait(&c->wake, &st->lock, &ts);
+
+		take_batch_locked(c, &again);
+		if (r == ETIMEDOUT || again)
+			break;
+	}
+	c->coalescing = false;
 }
 
 /* st->lock held: the first k of c->inflight were queued on the port. */
@@ -259,6 +291,7 @@ sender_main(void *arg)
 			}
 			continue;
 		}
+		coalesce_locked(st, c);
 		/* c->inflight stays ours until it is sent; only this thread
 		 * takes entries off c's rings, and the bytes are immutable. */
 		n = c->n_inflight;
