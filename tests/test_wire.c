@@ -686,6 +686,27 @@ batch_entries_walk_in_order(void **state)
 	assert_string_equal(wire_type_name(WIRE_MESSAGE_BATCH), "MESSAGE_BATCH");
 }
 
+/* The entry header's bytes are where wire.h and docs/ports.md put them. */
+static void
+batch_entry_layout_matches_spec(void **state)
+{
+	uint8_t e[WIRE_BATCH_ENTRY_SIZE];
+	uint64_t seq = 0x0102030405060708ull, seq_out;
+	uint32_t len_out, reserved;
+
+	(void)state;
+	memset(e, 0xa5, sizeof(e));
+	wire_encode_batch_entry(e, seq, 0x11223344u);
+	memcpy(&seq_out, e + 0, 8);
+	memcpy(&len_out, e + 8, 4);
+	memcpy(&reserved, e + 12, 4);
+	assert_true(seq_out == seq);
+	assert_int_equal(len_out, 0x11223344u);
+	assert_int_equal(reserved, 0);
+	assert_int_equal(WIRE_BATCH_ENTRY_SIZE, 16);
+	assert_int_equal(WIRE_BATCH_MAX_ENTRY, WIRE_MAX_PAYLOAD - 16);
+}
+
 static void
 batch_header_rules(void **state)
 {
@@ -776,6 +797,7 @@ main(void)
 		cmocka_unit_test(reserved_fields_nonzero_rejected),
 		cmocka_unit_test(capacity_above_max_payload_rejected),
 		cmocka_unit_test(batch_entries_walk_in_order),
+		cmocka_unit_test(batch_entry_layout_matches_spec),
 		cmocka_unit_test(batch_header_rules),
 		cmocka_unit_test(batch_entries_checked),
 	};
