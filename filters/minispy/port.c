@@ -150,8 +150,9 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 			}
 		}
 		/* A coalescing sender wakes at its deadline, or once a
-		 * whole batch is waiting. */
-		if (!c->coalescing || c->q.len >= MS_BATCH)
+		 * whole batch is waiting or its queue is half full (a small
+		 * param.queue_size must not drop what it would have sent). */
+		if (!c->coalescing || c->q.len >= MS_BATCH || 2 * c->q.len >= c->q.cap)
 			pthread_cond_signal(&c->wake);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -214,8 +215,11 @@ coalesce_locked(struct ms_state *st, struct ms_conn *c)
 	}
 	c->coalescing = true;
 	while (!c->stop && c->n_inflight < MS_BATCH) {
-		int r = pthread_cond_timedwait(&c->wake, &st->lock, &ts);
+		int r;
 
+		if (c->confirming && c->unconf.len + c->n_inflight >= c->unconf.cap)
+			break; /* the window is full: nothing more to take */
+		r = pthread_cond_timedwait(&c->wake, &st->lock, &ts);
 		take_batch_locked(c, &again);
 		if (r == ETIMEDOUT || again)
 			break;
