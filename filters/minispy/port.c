@@ -19,7 +19,7 @@
  *
  * The seed bug cannot happen here: the only copy of a client port is
  * c->port; it is used by the connection's own sender through
- * flt_send_message(&c->port) and closed by the disconnect callback with
+ * flt_send_message_batch(&c->port) and closed by the disconnect callback with
  * flt_close_client_port(&c->port) only after that sender has been joined.
  * A connection object is freed at the end of its disconnect callback and
  * never touched after it: libfltmgr runs no callback for that connection
