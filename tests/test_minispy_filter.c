@@ -508,18 +508,32 @@ copy_str(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src ? src : "");
 }
 
+static void svc_add(struct svc *s, const struct filter_message_header *hp,
+		    const uint8_t *buf, int len);
+
 /* Reads one record into the list: 0, -ETIMEDOUT, -ENOTCONN, ... */
 static int
 svc_pump(struct svc *s, int timeout_ms)
 {
 	static uint8_t buf[MINISPY_RECORD_MAX];
 	struct filter_message_header h;
-	struct minispy_record r = { 0 };
-	struct ev *e;
 	int len = filter_get_message(s->p, &h, buf, sizeof(buf), timeout_ms);
 
 	if (len < 0)
 		return len;
+	svc_add(s, &h, buf, len);
+	return 0;
+}
+
+/* Decodes one message into the list. */
+static void
+svc_add(struct svc *s, const struct filter_message_header *hp, const uint8_t *buf,
+	int len)
+{
+	const struct filter_message_header h = *hp;
+	struct minispy_record r = { 0 };
+	struct ev *e;
+
 	assert_int_equal(h.reply_length, 0);
 	assert_int_equal(h.fd, -1);
 	if (minispy_record_decode(buf, (size_t)len, &r) != 0)
@@ -541,7 +555,7 @@ svc_pump(struct svc *s, int timeout_ms)
 		e->last = r.loss.last_seq;
 		e->cause = r.loss.cause;
 		e->notices = r.loss.notices;
-		return 0;
+		return;
 	}
 	e->seq = r.event.seq;
 	e->event_seq = r.event.event_seq;
@@ -556,7 +570,6 @@ svc_pump(struct svc *s, int timeout_ms)
 	copy_str(e->new_path, sizeof(e->new_path), r.event.new_path);
 	copy_str(e->exe, sizeof(e->exe), r.event.exe);
 	copy_str(e->comm, sizeof(e->comm), r.event.comm);
-	return 0;
 }
 
 static struct minispy_stats
@@ -1170,6 +1183,7 @@ bad_parameters_refuse_the_load_with_a_message(void **state)
 	} bad[] = {
 		{ "queue_size", "0", "param.queue_size must be a number" },
 		{ "backlog", "lots", "param.backlog must be a number" },
+		{ "coalesce_us", "2001", "param.coalesce_us must be a number 0..2000" },
 		{ "ops", "open,bogus", "unknown operation 'bogus'" },
 		{ "include", "srv/*.conf", "must start with '/'" },
 		{ "exclude", "*.swp,,*.tmp", "empty pattern" },
@@ -1249,6 +1263,122 @@ backlog_delivered_oldest_first_on_connect(void **state)
 	assert_int_equal(st.loss_records_sent, 0);
 	assert_int_equal(st.backlog_now, 0);
 	assert_int_equal(st.conn_sent, 50);
+	svc_close(&s);
+}
+
+/* The sender counts a batch as sent when the port call returns, which
+ * can be after the service has read it: wait for the counters to settle. */
+static struct minispy_stats
+svc_stats_settled(struct svc *s, uint64_t sent)
+{
+	int64_t end = tu_now_ms() + WAIT_MS;
+	struct minispy_stats st;
+
+	while ((st = svc_stats(s)).conn_pending != 0 || st.conn_sent < sent) {
+		if (tu_now_ms() > end)
+			fail_msg("minispy still holds %llu records, %llu sent",
+				 (unsigned long long)st.conn_pending,
+				 (unsigned long long)st.conn_sent);
+		usleep(1000);
+	}
+	return st;
+}
+
+/* A service that takes batches gets the backlog many records to a port
+ * record (the sender hands over up to 256 at a time), every record
+ * exactly once and in order. */
+static void
+backlog_reaches_a_batching_service_in_batches(void **state)
+{
+	const char *kv[] = { "ops", "create", NULL };
+	static struct filter_message m[512];
+	static uint8_t buf[65536];
+	int64_t end = tu_now_ms() + WAIT_MS;
+	struct minispy_stats st;
+	struct svc s = { 0 };
+	int most = 0;
+
+	(void)state;
+	NEED_ROOT();
+	load(kv);
+	gen("g", 600);
+	sync_events();
+	assert_int_equal(filter_connect_communication_port(
+				 "minispy", FILTER_CONNECT_BATCHES, NULL, 0, &s.p),
+			 0);
+	while (s.n < 600) {
+		int n = filter_get_messages(s.p, m, 512, buf, sizeof(buf), 100);
+
+		if (n == -ETIMEDOUT) {
+			if (tu_now_ms() > end)
+				fail_msg("only %zu of 600 records arrived", s.n);
+			continue;
+		}
+		assert_true(n > 0);
+		most = n > most ? n : most;
+		for (int i = 0; i < n; i++)
+			svc_add(&s, &m[i].header, m[i].data, (int)m[i].length);
+	}
+	assert_int_equal(s.n, 600);
+	assert_true(most > 1);    /* several records in one port record */
+	assert_true(most <= 256); /* at most one sender batch */
+	assert_int_equal(check_seq_accounting(&s, 1), 0);
+	st = svc_stats_settled(&s, 600);
+	assert_int_equal(st.conn_sent, 600);
+	assert_int_equal(st.backlog_delivered, 600);
+	assert_int_equal(st.conn_pending, 0);
+	print_message("600 records in port records of up to %d\n", most);
+	svc_close(&s);
+}
+
+/* With param.coalesce_us, records still all arrive, once, in order, and
+ * a lone record waits at most about that long. */
+static void
+coalescing_sender_delivers_everything_in_order(void **state)
+{
+	const char *kv[] = { "ops", "create", "coalesce_us", "2000", NULL };
+	static struct filter_message m[512];
+	static uint8_t buf[65536];
+	int64_t end, t0;
+	struct svc s = { 0 };
+
+	(void)state;
+	NEED_ROOT();
+	load(kv);
+	assert_int_equal(filter_connect_communication_port(
+				 "minispy", FILTER_CONNECT_BATCHES, NULL, 0, &s.p),
+			 0);
+	gen("c", 300);
+	end = tu_now_ms() + WAIT_MS;
+	while (s.n < 300) {
+		int n = filter_get_messages(s.p, m, 512, buf, sizeof(buf), 100);
+
+		if (n == -ETIMEDOUT) {
+			if (tu_now_ms() > end)
+				fail_msg("only %zu of 300 records arrived", s.n);
+			continue;
+		}
+		assert_true(n > 0);
+		for (int i = 0; i < n; i++)
+			svc_add(&s, &m[i].header, m[i].data, (int)m[i].length);
+	}
+	assert_int_equal(check_seq_accounting(&s, 1), 0);
+	/* A lone record: sent after the 2 ms wait, not held longer. */
+	t0 = tu_now_ms();
+	gen("lone", 1);
+	while (s.n < 301) {
+		int n = filter_get_messages(s.p, m, 512, buf, sizeof(buf), WAIT_MS);
+
+		assert_true(n > 0);
+		for (int i = 0; i < n; i++)
+			svc_add(&s, &m[i].header, m[i].data, (int)m[i].length);
+	}
+	print_message("a lone record took %lld ms (process start included)\n",
+		      (long long)(tu_now_ms() - t0));
+	assert_true(tu_now_ms() - t0 < WAIT_MS);
+	assert_int_equal(s.n, 301);
+	assert_int_equal(check_seq_accounting(&s, 1), 0);
+	assert_int_equal(svc_stats_settled(&s, 301).conn_sent, 301);
 	svc_close(&s);
 }
 
@@ -2196,6 +2326,8 @@ main(int argc, char **argv)
 		T(op_mask_and_patterns_select_records_per_instance),
 		T(bad_parameters_refuse_the_load_with_a_message),
 		T(backlog_delivered_oldest_first_on_connect),
+		T(backlog_reaches_a_batching_service_in_batches),
+		T(coalescing_sender_delivers_everything_in_order),
 		T(backlog_overflow_gives_exactly_one_loss_record),
 		T(unsent_records_of_the_last_service_return_to_the_backlog),
 		T(full_queue_drops_and_reports_the_loss_once_read),

@@ -527,6 +527,81 @@ reply_larger_than_capacity_refused_sender_keeps_waiting(void **state)
 	filter_close_port(p);
 }
 
+/* FILTER_REPLY_NO_ACK: the reply reaches its sender; the id is then
+ * answered; a reply too long for the sender is refused locally and the
+ * sender keeps waiting. */
+static void
+reply_without_ack_reaches_the_sender(void **state)
+{
+	struct fx *fx = *state;
+	filter_port *p = connect_service();
+	struct filter_message_header h;
+	struct flt_port_stats st;
+	struct async_send a;
+	char buf[16];
+
+	async_send_start(&a, fx, 4, 5000);
+	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), 1);
+	assert_int_equal(filter_reply_message_ex(p, h.message_id, 0, "too long", 8,
+						 FILTER_REPLY_NO_ACK),
+			 -EMSGSIZE);
+	assert_int_equal(filter_reply_message_ex(p, h.message_id, -EPERM, "fit", 3,
+						 FILTER_REPLY_NO_ACK),
+			 0);
+	pthread_join(a.t, NULL);
+	assert_int_equal(a.r, -EPERM);
+	assert_int_equal(a.len, 3);
+	assert_memory_equal(a.rep, "fit", 3);
+	/* Answered: a second reply is refused locally, either way. */
+	assert_int_equal(
+		filter_reply_message_ex(p, h.message_id, 0, NULL, 0, FILTER_REPLY_NO_ACK),
+		-ENOENT);
+	assert_int_equal(filter_reply_message(p, h.message_id, 0, NULL, 0), -ENOENT);
+	assert_int_equal(filter_reply_message_ex(p, h.message_id, 0, NULL, 0, 0x2),
+			 -EINVAL);
+	assert_int_equal(flt_port_get_stats(fx->f, &fx->server, &st), 0);
+	assert_int_equal(st.replies_received, 1);
+	assert_int_equal(st.late_replies, 0);
+	/* The connection is intact: a normal round trip still works. */
+	async_send_start(&a, fx, 8, 5000);
+	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), 1);
+	assert_int_equal(filter_reply_message(p, h.message_id, 0, "ok", 2), 0);
+	pthread_join(a.t, NULL);
+	assert_int_equal(a.r, 0);
+	filter_close_port(p);
+}
+
+static int
+late_reply_counted(void *arg)
+{
+	struct fx *fx = arg;
+	struct flt_port_stats st;
+
+	return flt_port_get_stats(fx->f, &fx->server, &st) == 0 && st.late_replies == 1;
+}
+
+/* A reply without ack to a sender that has timed out: 0 for the service
+ * (it asked not to know), dropped and counted by the filter. */
+static void
+late_reply_without_ack_is_counted_by_the_filter(void **state)
+{
+	struct fx *fx = *state;
+	filter_port *p = connect_service();
+	struct filter_message_header h;
+	struct async_send a;
+	char buf[16];
+
+	async_send_start(&a, fx, 8, 50);
+	assert_int_equal(filter_get_message(p, &h, buf, sizeof(buf), 2000), 1);
+	pthread_join(a.t, NULL);
+	assert_int_equal(a.r, -ETIMEDOUT);
+	assert_int_equal(filter_reply_message_ex(p, h.message_id, 0, "late", 4,
+						 FILTER_REPLY_NO_ACK),
+			 0);
+	assert_true(tu_wait_until(late_reply_counted, fx, WAIT_MS));
+	filter_close_port(p);
+}
+
 /* A message too big for the caller's buffer is consumed and answered by
  * the library itself (-EMSGSIZE to the sender, no ack awaited). Many of
  * them must not wear the connection down. */
@@ -1027,6 +1102,8 @@ main(void)
 		T(timeout_while_service_not_reading),
 		T(timeout_waiting_for_reply_then_late_reply_refused),
 		T(reply_larger_than_capacity_refused_sender_keeps_waiting),
+		T(reply_without_ack_reaches_the_sender),
+		T(late_reply_without_ack_is_counted_by_the_filter),
 		T(oversized_message_answered_by_library),
 		T(reply_taken_then_filter_closes_reports_success),
 		T(reply_status_becomes_send_result),

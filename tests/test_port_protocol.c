@@ -2057,13 +2057,15 @@ connect_to_stale_socket(void **state)
 }
 
 static void
-connect_with_nonzero_flags_rejected(void **state)
+connect_with_unknown_flags_rejected(void **state)
 {
 	struct fixture *fx = *state;
 	filter_port *p = NULL;
 
 	create_default_port(fx, 4);
-	assert_int_equal(filter_connect_communication_port(PORT_NAME, 1, NULL, 0, &p),
+	/* FILTER_CONNECT_BATCHES is the one flag. */
+	assert_int_equal(filter_connect_communication_port(
+				 PORT_NAME, FILTER_CONNECT_BATCHES << 1, NULL, 0, &p),
 			 -EINVAL);
 	assert_int_equal(
 		filter_connect_communication_port(PORT_NAME, 0x80000000u, NULL, 0, &p),
@@ -2236,7 +2238,7 @@ main(int argc, char **argv)
 		T(invalid_max_connections_rejected),
 		T(connect_to_nonexistent_port),
 		T(connect_to_stale_socket),
-		T(connect_with_nonzero_flags_rejected),
+		T(connect_with_unknown_flags_rejected),
 		T(connect_by_path),
 		T(context_and_peer_reach_connect_callback),
 		T(empty_context_reaches_callback),

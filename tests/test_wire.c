@@ -22,7 +22,8 @@
 #define ALL_TYPES                                                                   \
 	(WIRE_BIT(WIRE_CONNECT) | WIRE_BIT(WIRE_CONNECT_REPLY) |                    \
 	 WIRE_BIT(WIRE_MESSAGE) | WIRE_BIT(WIRE_REPLY) | WIRE_BIT(WIRE_REPLY_ACK) | \
-	 WIRE_BIT(WIRE_CALL) | WIRE_BIT(WIRE_CALL_RESULT))
+	 WIRE_BIT(WIRE_CALL) | WIRE_BIT(WIRE_CALL_RESULT) |                         \
+	 WIRE_BIT(WIRE_MESSAGE_BATCH))
 
 /* Room for the largest legal record plus one byte. */
 static uint8_t frame[WIRE_MAX_FRAME + 1];
@@ -54,6 +55,10 @@ valid_header(uint16_t type, uint32_t length)
 	case WIRE_CALL:
 		h.id = 44;
 		h.aux2 = 1000;
+		break;
+	case WIRE_MESSAGE_BATCH: /* the header alone: one entry fits */
+		h.id = 45;
+		h.aux2 = 1;
 		break;
 	default:
 		break;
@@ -139,9 +144,13 @@ round_trip_every_type(void **state)
 				continue;
 			if (t == WIRE_CONNECT && lens[i] > WIRE_MAX_CONTEXT)
 				continue;
+			if (t == WIRE_MESSAGE_BATCH && lens[i] < WIRE_BATCH_ENTRY_SIZE)
+				continue;
 			in = valid_header(t, lens[i]);
 			if (t == WIRE_REPLY && i % 2)
 				in.flags = WIRE_FLAG_NO_ACK;
+			if (t == WIRE_CONNECT && i % 2)
+				in.flags = WIRE_FLAG_BATCHES;
 			size = build(&in);
 			memset(&out, 0, sizeof(out));
 			r = wire_decode(frame, size, 0, WIRE_BIT(t), &out, &reason);
@@ -268,8 +277,10 @@ nonzero_flags_rejected(void **state)
 		size_t size = build(&h);
 
 		for (unsigned bit = 0; bit < 32; bit++) {
-			/* NO_ACK is the one flag, and only on REPLY */
+			/* NO_ACK only on REPLY, BATCHES only on CONNECT */
 			if (t == WIRE_REPLY && (1u << bit) == WIRE_FLAG_NO_ACK)
+				continue;
+			if (t == WIRE_CONNECT && (1u << bit) == WIRE_FLAG_BATCHES)
 				continue;
 			put32(8, 1u << bit);
 			expect_reject(size, -EPROTO);
@@ -298,7 +309,7 @@ no_ack_flag_only_on_reply(void **state)
 		struct wire_header h = valid_header(WIRE_REPLY, 0);
 		size_t size;
 
-		h.flags = WIRE_FLAG_NO_ACK | 0x2u;
+		h.flags = WIRE_FLAG_NO_ACK | 0x4u;
 		size = build(&h);
 		expect_reject(size, -EPROTO);
 	}
@@ -616,6 +627,147 @@ capacity_above_max_payload_rejected(void **state)
 	}
 }
 
+/* A batch of three entries ("ab", "", "cde") with sequences 7, 8, 9;
+ * returns the record size. */
+static size_t
+build_batch(uint64_t id)
+{
+	static const char *const data[] = { "ab", "", "cde" };
+	struct wire_header h = { .type = WIRE_MESSAGE_BATCH, .id = id, .aux2 = 3 };
+	size_t off = WIRE_HEADER_SIZE;
+
+	for (int i = 0; i < 3; i++) {
+		uint32_t len = (uint32_t)strlen(data[i]);
+
+		wire_encode_batch_entry(frame + off, 7 + (uint64_t)i, len);
+		memcpy(frame + off + WIRE_BATCH_ENTRY_SIZE, data[i], len);
+		off += WIRE_BATCH_ENTRY_SIZE + len;
+	}
+	h.length = (uint32_t)(off - WIRE_HEADER_SIZE);
+	wire_encode_header(frame, &h);
+	return off;
+}
+
+static int
+check_batch(size_t size, const char **reason)
+{
+	struct wire_header h;
+	int r = wire_decode(frame, size, 0, ALL_TYPES, &h, reason);
+
+	return r < 0 ? r : wire_check_batch(&h, frame + WIRE_HEADER_SIZE, reason);
+}
+
+static void
+batch_entries_walk_in_order(void **state)
+{
+	static const char *const data[] = { "ab", "", "cde" };
+	size_t size = build_batch(100), off = 0;
+	const char *reason = NULL;
+	struct wire_header h;
+
+	(void)state;
+	assert_int_equal(size, WIRE_HEADER_SIZE + 3 * WIRE_BATCH_ENTRY_SIZE + 5);
+	assert_int_equal(
+		wire_decode(frame, size, 0, WIRE_BIT(WIRE_MESSAGE_BATCH), &h, &reason),
+		0);
+	assert_int_equal(wire_check_batch(&h, frame + WIRE_HEADER_SIZE, &reason), 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		struct wire_batch_entry e;
+
+		wire_batch_entry_at(&h, frame + WIRE_HEADER_SIZE, i, &off, &e);
+		assert_true(e.id == 100 + i);
+		assert_true(e.sequence == 7 + i);
+		assert_int_equal(e.length, strlen(data[i]));
+		assert_memory_equal(e.data, data[i], e.length);
+	}
+	assert_int_equal(off, h.length);
+	/* Only where the channel allows it: it is not a MESSAGE. */
+	expect_reject_ex(size, 0, WIRE_BIT(WIRE_MESSAGE), -EPROTO);
+	assert_string_equal(wire_type_name(WIRE_MESSAGE_BATCH), "MESSAGE_BATCH");
+}
+
+/* The entry header's bytes are where wire.h and docs/ports.md put them. */
+static void
+batch_entry_layout_matches_spec(void **state)
+{
+	uint8_t e[WIRE_BATCH_ENTRY_SIZE];
+	uint64_t seq = 0x0102030405060708ull, seq_out;
+	uint32_t len_out, reserved;
+
+	(void)state;
+	memset(e, 0xa5, sizeof(e));
+	wire_encode_batch_entry(e, seq, 0x11223344u);
+	memcpy(&seq_out, e + 0, 8);
+	memcpy(&len_out, e + 8, 4);
+	memcpy(&reserved, e + 12, 4);
+	assert_true(seq_out == seq);
+	assert_int_equal(len_out, 0x11223344u);
+	assert_int_equal(reserved, 0);
+	assert_int_equal(WIRE_BATCH_ENTRY_SIZE, 16);
+	assert_int_equal(WIRE_BATCH_MAX_ENTRY, WIRE_MAX_PAYLOAD - 16);
+}
+
+static void
+batch_header_rules(void **state)
+{
+	size_t size;
+
+	(void)state;
+	size = build_batch(100);
+	put32(32, 0); /* count 0 */
+	expect_reject(size, -EPROTO);
+	put32(32, 5); /* more entries than 53 bytes can hold (3) */
+	expect_reject(size, -EPROTO);
+	size = build_batch(UINT64_MAX - 1); /* ids ...fe, ...ff, 0 */
+	expect_reject(size, -EPROTO);
+	size = build_batch(UINT64_MAX - 2); /* the last id is UINT64_MAX */
+	expect_accept(size);
+	size = build_batch(0);
+	expect_reject(size, -EPROTO);
+	size = build_batch(1);
+	put64(24, 1); /* aux */
+	expect_reject(size, -EPROTO);
+	size = build_batch(1);
+	put32(36, (uint32_t)-1); /* status */
+	expect_reject(size, -EPROTO);
+}
+
+static void
+batch_entries_checked(void **state)
+{
+	const char *reason;
+	size_t size;
+
+	(void)state;
+	/* count 2 of 3: bytes after the last entry */
+	size = build_batch(1);
+	put32(32, 2);
+	reason = NULL;
+	assert_int_equal(check_batch(size, &reason), -EPROTO);
+	assert_non_null(reason);
+	/* an entry longer than what is left */
+	size = build_batch(1);
+	put32(WIRE_HEADER_SIZE + WIRE_BATCH_ENTRY_SIZE + 2 + 8, 1000);
+	reason = NULL;
+	assert_int_equal(check_batch(size, &reason), -EPROTO);
+	assert_non_null(reason);
+	/* a reserved entry field */
+	size = build_batch(1);
+	put32(WIRE_HEADER_SIZE + 12, 1);
+	reason = NULL;
+	assert_int_equal(check_batch(size, &reason), -EPROTO);
+	assert_non_null(reason);
+	/* the last entry's header cut short by a shorter record */
+	size = build_batch(1);
+	put32(WIRE_HEADER_SIZE + 8, 2 + 16 + 3 + 5); /* swallows the rest */
+	reason = NULL;
+	assert_int_equal(check_batch(size, &reason), -EPROTO);
+	assert_non_null(reason);
+	/* intact, it passes */
+	size = build_batch(1);
+	assert_int_equal(check_batch(size, &reason), 0);
+}
+
 int
 main(void)
 {
@@ -644,6 +796,10 @@ main(void)
 		cmocka_unit_test(zero_id_rejected),
 		cmocka_unit_test(reserved_fields_nonzero_rejected),
 		cmocka_unit_test(capacity_above_max_payload_rejected),
+		cmocka_unit_test(batch_entries_walk_in_order),
+		cmocka_unit_test(batch_entry_layout_matches_spec),
+		cmocka_unit_test(batch_header_rules),
+		cmocka_unit_test(batch_entries_checked),
 	};
 
 	return cmocka_run_group_tests_name("wire", tests, NULL, NULL);

@@ -47,8 +47,8 @@ listener costs, whatever user space would have cost.
 filesystem's marks and the inode's ignore mark, about a hundred
 nanoseconds. On a first open, everything: the wake-ups above, fltmgr's
 per-event work (decoding, the path, the pidfd), and for the products
-their own work on top: minispy formats and sends a record with the
-process's details per event, the scanner sends the file to its service
+their own work on top: minispy formats a record with the process's
+details per event and sends them in batches, the scanner sends the file to its service
 and scans it with YARA, clamonacc hands each file to clamd, fapolicyd
 looks up the file's type with libmagic. Notification-only tools (minispy,
 fatrace, inotifywait) never block an open, but on two CPUs their work

@@ -189,9 +189,9 @@ hand_to_others_locked(struct ms_state *st, struct ms_conn *c)
 	struct ms_rec *r;
 
 	fold_ring(&rs, &c->unconf, limit);
-	if (c->inflight)
-		fold(&rs, c->inflight, limit);
-	c->inflight = NULL;
+	for (unsigned i = 0; i < c->n_inflight; i++)
+		fold(&rs, c->inflight[i], limit);
+	c->n_inflight = 0;
 	while ((r = ms_late_pop(&c->late)))
 		fold(&rs, r, limit);
 	fold_ring(&rs, &c->head, limit);
@@ -215,14 +215,14 @@ return_to_backlog_locked(struct ms_state *st, struct ms_conn *c, uint64_t events
 	struct ms_rec *r;
 
 	dropped += ms_backlog_append(&st->backlog, &c->unconf);
-	if (c->inflight) {
+	for (unsigned i = 0; i < c->n_inflight; i++) {
 		struct ms_loss self = { 0 };
 
-		ms_rec_fold(c->inflight, &self);
-		dropped += ms_backlog_push(&st->backlog, c->inflight, &self);
-		ms_rec_unref(c->inflight);
-		c->inflight = NULL;
+		ms_rec_fold(c->inflight[i], &self);
+		dropped += ms_backlog_push(&st->backlog, c->inflight[i], &self);
+		ms_rec_unref(c->inflight[i]);
 	}
+	c->n_inflight = 0;
 	while ((r = ms_late_pop(&c->late))) {
 		struct ms_loss self = { 0 };
 
@@ -242,8 +242,10 @@ const char *
 ms_handover_locked(struct ms_state *st, struct ms_conn *c)
 {
 	uint64_t unconf = ms_ring_events(&c->unconf);
-	uint64_t events = unconf + ms_ring_events(&c->head) + ms_ring_events(&c->q) +
-			  (c->inflight && !ms_rec_synthetic(c->inflight));
+	uint64_t events = unconf + ms_ring_events(&c->head) + ms_ring_events(&c->q);
+
+	for (unsigned i = 0; i < c->n_inflight; i++)
+		events += !ms_rec_synthetic(c->inflight[i]);
 
 	st->ctr.unconfirmed += unconf;
 	if (st->closing) {

@@ -39,6 +39,11 @@
 #include "queue.h"
 #include "record.h"
 
+/* Records a sender takes off its rings for one flt_send_message_batch():
+ * about the most that fits in one port record (records are ~100-300
+ * bytes, a record holds 64 KiB). */
+#define MS_BATCH 256
+
 /* One accepted connection: its queue and the thread that drains it. */
 struct ms_conn {
 	struct ms_state *st; /* one reference */
@@ -55,13 +60,17 @@ struct ms_conn {
 	pthread_cond_t wake; /* the sender waits on it for work or stop */
 	bool stop;
 	bool warned;
-	struct ms_ring head;     /* the backlog, if this connection took it */
-	struct ms_ring q;        /* records since it connected */
-	struct ms_rec *inflight; /* taken off the rings, being sent */
-	struct ms_late late;     /* DEPARTED losses for it, sent first */
-	bool confirming;         /* its service confirms (connect context) */
-	struct ms_ring unconf;   /* confirming: sent, not confirmed yet */
-	uint64_t first_seq;      /* the first record made after it came */
+	bool coalescing;     /* the sender waits for more: publish need not wake it */
+	struct ms_ring head; /* the backlog, if this connection took it */
+	struct ms_ring q;    /* records since it connected */
+	/* Taken off the rings, oldest first, being sent; only its sender
+	 * changes this while the connection is up. */
+	struct ms_rec *inflight[MS_BATCH];
+	unsigned n_inflight;
+	struct ms_late late;   /* DEPARTED losses for it, sent first */
+	bool confirming;       /* its service confirms (connect context) */
+	struct ms_ring unconf; /* confirming: sent, not confirmed yet */
+	uint64_t first_seq;    /* the first record made after it came */
 	uint64_t queued;
 	uint64_t sent;
 	uint64_t dropped;

@@ -323,6 +323,11 @@ one_param(struct ms_settings *s, const char *key, const char *value, char *err,
 		if (r < 0)
 			return r;
 		s->backlog = (uint32_t)v;
+	} else if (!strcmp(key, "coalesce_us")) {
+		r = parse_uint(key, value, 0, 2000, 10, &v, err, size);
+		if (r < 0)
+			return r;
+		s->coalesce_us = (uint32_t)v;
 	} else if (!strcmp(key, "port_mode")) {
 		r = parse_uint(key, value, 01, 0777, 8, &v, err, size);
 		if (r < 0)
@@ -343,7 +348,8 @@ one_param(struct ms_settings *s, const char *key, const char *value, char *err,
 	} else {
 		return fail(-EINVAL, err, size,
 			    "unknown parameter param.%s (known: port, max_connections, "
-			    "queue_size, backlog, port_mode, exclude_services, process, "
+			    "queue_size, backlog, coalesce_us, port_mode, "
+			    "exclude_services, process, "
 			    "ops, include, exclude, instance.LABEL.path/ops/include/"
 			    "exclude)",
 			    key);
@@ -363,6 +369,7 @@ ms_settings_parse(const struct flt_filter_config *cfg, struct ms_settings *ret, 
 		.exclude_services = true,
 		.process = true,
 		.port_mode = 0600,
+		.coalesce_us = 1000,
 	};
 	int r = 0;
 

@@ -4,6 +4,11 @@
  * its server port, one sender thread per connection, the backlog handover,
  * and the stats call.
  *
+ * A sender takes up to MS_BATCH records off its rings at a time and hands
+ * them to flt_send_message_batch(), which packs as many as fit into one
+ * port record for a service that takes batches; what did not go stays in
+ * order for the next call.
+ *
  * Why a sender thread per connection rather than one for all: a send
  * blocks while the service's socket is full, and the filter side has no
  * descriptor to poll for room. With one thread, a service that stops
@@ -14,13 +19,14 @@
  *
  * The seed bug cannot happen here: the only copy of a client port is
  * c->port; it is used by the connection's own sender through
- * flt_send_message(&c->port) and closed by the disconnect callback with
+ * flt_send_message_batch(&c->port) and closed by the disconnect callback with
  * flt_close_client_port(&c->port) only after that sender has been joined.
  * A connection object is freed at the end of its disconnect callback and
  * never touched after it: libfltmgr runs no callback for that connection
  * afterwards.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,7 +149,11 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 				slow[n_slow++] = c->pid;
 			}
 		}
-		pthread_cond_signal(&c->wake);
+		/* A coalescing sender wakes at its deadline, or once a
+		 * whole batch is waiting or its queue is half full (a small
+		 * param.queue_size must not drop what it would have sent). */
+		if (!c->coalescing || c->q.len >= MS_BATCH || 2 * c->q.len >= c->q.cap)
+			pthread_cond_signal(&c->wake);
 	}
 	pthread_mutex_unlock(&st->lock);
 
@@ -161,11 +171,91 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 
 /* ---- the sender thread ---- */
 
+/* st->lock held. Tops c->inflight up from its rings, oldest first (DEPARTED
+ * losses, then the backlog part, then the queue), within the confirming
+ * window. *again: a ring could not make a loss record for lack of memory
+ * (try later). */
+static void
+take_batch_locked(struct ms_conn *c, bool *again)
+{
+	*again = false;
+	while (c->n_inflight < MS_BATCH) {
+		struct ms_rec *r;
+
+		if (c->confirming && c->unconf.len + c->n_inflight >= c->unconf.cap)
+			break;
+		r = ms_late_pop(&c->late);
+		if (!r)
+			r = ms_ring_pop(&c->head, again);
+		if (!r && !*again)
+			r = ms_ring_pop(&c->q, again);
+		if (!r)
+			break;
+		c->inflight[c->n_inflight++] = r;
+	}
+}
+
+/* st->lock held, c->inflight not empty: with param.coalesce_us, waits up
+ * to that long (from now) for more records before the send, unless a
+ * whole batch is there or the connection ends. Bounded: the first record
+ * waits at most coalesce_us longer than it would have. */
+static void
+coalesce_locked(struct ms_state *st, struct ms_conn *c)
+{
+	struct timespec ts;
+	bool again;
+
+	if (!st->set.coalesce_us || c->n_inflight >= MS_BATCH)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)st->set.coalesce_us * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	c->coalescing = true;
+	while (!c->stop && c->n_inflight < MS_BATCH) {
+		int r;
+
+		if (c->confirming && c->unconf.len + c->n_inflight >= c->unconf.cap)
+			break; /* the window is full: nothing more to take */
+		r = pthread_cond_timedwait(&c->wake, &st->lock, &ts);
+		take_batch_locked(c, &again);
+		if (r == ETIMEDOUT || again)
+			break;
+	}
+	c->coalescing = false;
+}
+
+/* st->lock held: the first k of c->inflight were queued on the port. */
+static void
+sent_locked(struct ms_state *st, struct ms_conn *c, unsigned k)
+{
+	for (unsigned i = 0; i < k; i++) {
+		struct ms_rec *r = c->inflight[i];
+
+		if (ms_rec_synthetic(r)) {
+			c->loss_sent++;
+			st->ctr.loss_records_sent++;
+		} else {
+			c->sent++;
+			st->ctr.sent++;
+		}
+		if (!c->confirming)
+			c->msgs_sent++;
+		ms_rec_unref(r);
+	}
+	memmove(c->inflight, c->inflight + k,
+		(c->n_inflight - k) * sizeof(c->inflight[0]));
+	c->n_inflight -= k;
+}
+
 static void *
 sender_main(void *arg)
 {
 	struct ms_conn *c = arg;
 	struct ms_state *st = c->st;
+	struct flt_batch_message *b = calloc(MS_BATCH, sizeof(*b));
 	char tname[16];
 	int err = 0;
 
@@ -173,24 +263,23 @@ sender_main(void *arg)
 	pthread_setname_np(pthread_self(), tname);
 	pthread_mutex_lock(&st->lock);
 	while (!c->stop) {
-		struct flt_send_options o = { .fd = -1 };
-		struct ms_rec *r;
+		unsigned n, k;
 		bool again = false;
 
-		if (!c->inflight && c->confirming && c->unconf.len == c->unconf.cap) {
+		if (!b) {
+			/* Cannot send at all: end the connection (below), so
+			 * that its records are handed on, not stuck. */
+			err = -ENOMEM;
+			break;
+		}
+		if (!c->n_inflight && c->confirming && c->unconf.len == c->unconf.cap) {
 			/* The window is full: wait for a confirmation (or the
 			 * end); meanwhile the queue fills and reports loss. */
 			pthread_cond_wait(&c->wake, &st->lock);
 			continue;
 		}
-		if (!c->inflight) {
-			c->inflight = ms_late_pop(&c->late);
-			if (!c->inflight)
-				c->inflight = ms_ring_pop(&c->head, &again);
-			if (!c->inflight && !again)
-				c->inflight = ms_ring_pop(&c->q, &again);
-		}
-		if (!c->inflight) {
+		take_batch_locked(c, &again);
+		if (!c->n_inflight) {
 			if (again) { /* no memory for a loss record: later */
 				struct timespec ts;
 
@@ -206,45 +295,50 @@ sender_main(void *arg)
 			}
 			continue;
 		}
+		coalesce_locked(st, c);
 		/* c->inflight stays ours until it is sent; only this thread
 		 * takes entries off c's rings, and the bytes are immutable. */
-		r = c->inflight;
-		o.sequence = r->seq ? r->seq : r->loss.last;
-		if (c->confirming) {
-			/* Counted as sent before it is: the service may read
-			 * and confirm it before this thread has the lock
-			 * back. Undone below if the send fails. */
-			ms_ring_put(&c->unconf, ms_rec_ref(r));
-			c->msgs_sent++;
+		n = c->n_inflight;
+		for (unsigned i = 0; i < n; i++) {
+			struct ms_rec *r = c->inflight[i];
+
+			b[i] = (struct flt_batch_message){
+				.msg = r->data,
+				.len = r->len,
+				.sequence = r->seq ? r->seq : r->loss.last,
+			};
+			if (c->confirming) {
+				/* Counted as sent before it is: the service may
+				 * read and confirm it before this thread has the
+				 * lock back. Undone below for what did not go. */
+				ms_ring_put(&c->unconf, ms_rec_ref(r));
+				c->msgs_sent++;
+			}
 		}
 		pthread_mutex_unlock(&st->lock);
-		err = flt_send_message_ex(st->filter, &c->port, r->data, r->len, NULL,
-					  NULL, MS_SEND_TIMEOUT_MS, &o);
+		err = flt_send_message_batch(st->filter, &c->port, b, n,
+					     MS_SEND_TIMEOUT_MS);
 		pthread_mutex_lock(&st->lock);
-		if (err == 0) {
-			if (ms_rec_synthetic(r)) {
-				c->loss_sent++;
-				st->ctr.loss_records_sent++;
-			} else {
-				c->sent++;
-				st->ctr.sent++;
-			}
-			if (!c->confirming)
-				c->msgs_sent++;
-			c->inflight = NULL;
-			ms_rec_unref(r);
-			continue;
-		}
-		/* Not queued (a frame is sent whole or not at all): it stays
-		 * in c->inflight, to be tried again or handed on. */
+		k = err > 0 ? (unsigned)err : 0;
+		/* A port record is queued whole or not at all: the first k
+		 * went, the rest stay in c->inflight, to be tried again or
+		 * handed on. */
 		if (c->confirming) {
-			c->msgs_sent--;
-			ms_ring_drop_last(&c->unconf, r);
+			for (unsigned i = n; i-- > k;) {
+				c->msgs_sent--;
+				ms_ring_drop_last(&c->unconf, c->inflight[i]);
+			}
+		}
+		sent_locked(st, c, k);
+		if (err > 0) {
+			err = 0;
+			continue;
 		}
 		if (err != -ETIMEDOUT)
 			break;
 	}
 	pthread_mutex_unlock(&st->lock);
+	free(b);
 	if (err < 0 && err != -ENOTCONN && err != -ETIMEDOUT) {
 		/* Not a disconnect: end this connection so that the service
 		 * sees it and reconnects, rather than wait forever. */
@@ -265,8 +359,8 @@ conn_free(struct ms_conn *c)
 	ms_late_fini(&c->late);
 	ms_ring_fini(&c->head);
 	ms_ring_fini(&c->q);
-	if (c->inflight)
-		ms_rec_unref(c->inflight);
+	for (unsigned i = 0; i < c->n_inflight; i++)
+		ms_rec_unref(c->inflight[i]);
 	pthread_cond_destroy(&c->wake);
 	free(c);
 }
@@ -479,7 +573,7 @@ stats_locked(struct ms_state *st, struct ms_conn *c, struct minispy_stats *s)
 	s->conn_sent = c->sent;
 	s->conn_dropped = c->dropped;
 	s->conn_loss_records_sent = c->loss_sent;
-	s->conn_pending = c->head.len + c->q.len + (c->inflight != NULL) + c->late.len +
+	s->conn_pending = c->head.len + c->q.len + c->n_inflight + c->late.len +
 			  (c->head.before.count != 0) + (c->head.after.count != 0) +
 			  (c->q.after.count != 0);
 	s->conn_confirmed = c->confirmed;

@@ -455,6 +455,32 @@ int flt_send_message_ex(flt_filter *filter, const flt_port *client_port, const v
 			size_t msg_len, void *reply, size_t *reply_len, int timeout_ms,
 			const struct flt_send_options *options);
 
+/* One message of flt_send_message_batch(). */
+struct flt_batch_message {
+	const void *msg;
+	size_t len;        /* at most FLT_PORT_MAX_MESSAGE */
+	uint64_t sequence; /* as in flt_send_options; 0: the connection's own */
+};
+
+/*
+ * Queues messages that want no reply, as many of the leading msgs[0..n)
+ * as travel in one frame, and returns how many that was (1..n); none on
+ * an error, which is one of flt_send_message()'s without a reply
+ * (-ETIMEDOUT when the service's queue stayed full, -ENOTCONN, -EINVAL,
+ * -EMSGSIZE when msgs[0] is longer than FLT_PORT_MAX_MESSAGE). The caller
+ * sends the rest with another call.
+ *
+ * To a service that connected with FILTER_CONNECT_BATCHES the frame holds
+ * every leading message whose 16-byte entry header and bytes fit in
+ * FLT_PORT_MAX_MESSAGE (at most 511 messages); to any other service, and
+ * for a message too long for an entry, it holds msgs[0] alone as a plain
+ * message. Each message gets its own id and sequence number, as with
+ * flt_send_message(), and counts once in messages_sent. No descriptors.
+ */
+int flt_send_message_batch(flt_filter *filter, const flt_port *client_port,
+			   const struct flt_batch_message *msgs, size_t n,
+			   int timeout_ms);
+
 /* Tears the connection down (senders get -ENOTCONN, the service sees the
  * disconnect, the disconnect callback runs on the connection's thread) and
  * sets *client_port to FLT_PORT_NULL under the port lock. Idempotent; safe

@@ -31,8 +31,17 @@ struct filter_message_header {
 	int fd; /* -1 or a descriptor the caller now owns */
 };
 
+/* filter_connect_communication_port() flags. */
+#define FILTER_CONNECT_BATCHES 0x1u
+
 /*
- * flags must be 0 (reserved). port_name is a port name ([A-Za-z0-9._-]{1,64}) looked up in
+ * flags: 0, or FILTER_CONNECT_BATCHES: the filter may send several
+ * messages that want no reply in one record (flt_send_message_batch());
+ * the library hands them out one at a time through filter_get_message()
+ * or many at a time through filter_get_messages(). Messages of a record
+ * the library has already read do not make filter_port_fd() readable: a
+ * service that polls it reads with timeout 0 until -ETIMEDOUT before it
+ * polls again. port_name is a port name ([A-Za-z0-9._-]{1,64}) looked up in
  * $FLTMGR_RUNTIME_DIR (default /run/fltmgr), or a path containing '/'.
  * Errors: -ENOENT / -ECONNREFUSED no such port or the daemon is not running;
  * -EACCES refused by file mode or the port's uid/gid list; -EUSERS the port
@@ -61,6 +70,25 @@ int filter_connect_communication_port(const char *port_name, unsigned flags,
 int filter_get_message(filter_port *port, struct filter_message_header *ret_header,
 		       void *buf, size_t buf_size, int timeout_ms);
 
+/* One message taken by filter_get_messages(). */
+struct filter_message {
+	struct filter_message_header header;
+	void *data; /* its bytes, in the caller's buffer */
+	size_t length;
+};
+
+/*
+ * Waits for a message as filter_get_message() does (same timeout and
+ * errors; for -EMSGSIZE msgs[0].header is filled), then takes without
+ * waiting the further messages the library already holds from the same
+ * record, up to max_msgs and while each fits in what is left of buf (one
+ * that does not fit stays for the next call). Returns how many (>= 1);
+ * msgs[i].data points into buf. On a port connected without
+ * FILTER_CONNECT_BATCHES it takes one message.
+ */
+int filter_get_messages(filter_port *port, struct filter_message *msgs, size_t max_msgs,
+			void *buf, size_t buf_size, int timeout_ms);
+
 /*
  * Answers message_id. status is 0 or a negative errno the sender receives
  * as its result. Returns 0 when the waiting sender took the reply;
@@ -70,6 +98,24 @@ int filter_get_message(filter_port *port, struct filter_message_header *ret_head
  */
 int filter_reply_message(filter_port *port, uint64_t message_id, int status,
 			 const void *reply, size_t reply_len);
+
+/* filter_reply_message_ex() flags. */
+#define FILTER_REPLY_NO_ACK 0x1u
+
+/*
+ * filter_reply_message() with flags. FILTER_REPLY_NO_ACK: returns as soon
+ * as the reply is sent, without waiting for the filter's answer (one
+ * wake-up less per reply, and the filter side does not send one). The
+ * cost: whether the sender still waited is not known. Returns 0 once the
+ * reply is on its way, even if its sender has timed out meanwhile (the
+ * filter then drops it and counts it in late_replies); -ENOENT for an id
+ * the library never delivered with a reply wanted or has already
+ * answered; -EMSGSIZE, checked here, when reply_len exceeds the sender's
+ * capacity (the sender keeps waiting and the id stays answerable);
+ * -ENOTCONN. Without the flag, exactly filter_reply_message().
+ */
+int filter_reply_message_ex(filter_port *port, uint64_t message_id, int status,
+			    const void *reply, size_t reply_len, unsigned flags);
 
 /*
  * Calls the filter's message callback with in and returns its output

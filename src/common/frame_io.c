@@ -12,27 +12,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int
-frame_send(int sock, const struct wire_header *h, const void *payload, const int *fds,
-	   size_t n_fds, int flags)
+/* iov[0] is the encoded header; sends iov[0..n) as one record. */
+static int
+send_record(int sock, struct iovec *iov, size_t n, const int *fds, size_t n_fds,
+	    int flags)
 {
-	uint8_t hdr[WIRE_HEADER_SIZE];
-	struct iovec iov[2];
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * FRAME_MAX_FDS)];
 		struct cmsghdr align;
 	} control;
 	struct msghdr mh;
-	ssize_t n;
+	ssize_t r;
 
 	if (n_fds > FRAME_MAX_FDS)
 		return -EINVAL;
-	wire_encode_header(hdr, h);
-	iov[0] = (struct iovec){ .iov_base = hdr, .iov_len = sizeof(hdr) };
-	iov[1] = (struct iovec){ .iov_base = (void *)payload, .iov_len = h->length };
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = iov;
-	mh.msg_iovlen = h->length ? 2 : 1;
+	mh.msg_iovlen = n;
 	if (n_fds) {
 		struct cmsghdr *cm;
 
@@ -46,12 +42,43 @@ frame_send(int sock, const struct wire_header *h, const void *payload, const int
 		memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
 	}
 	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
+		r = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
 		return -errno;
 	/* SOCK_SEQPACKET sends whole records or nothing. */
 	return 0;
+}
+
+int
+frame_send(int sock, const struct wire_header *h, const void *payload, const int *fds,
+	   size_t n_fds, int flags)
+{
+	uint8_t hdr[WIRE_HEADER_SIZE];
+	struct iovec iov[2];
+
+	wire_encode_header(hdr, h);
+	iov[0] = (struct iovec){ .iov_base = hdr, .iov_len = sizeof(hdr) };
+	iov[1] = (struct iovec){ .iov_base = (void *)payload, .iov_len = h->length };
+	return send_record(sock, iov, h->length ? 2 : 1, fds, n_fds, flags);
+}
+
+int
+frame_sendv(int sock, const struct wire_header *h, const struct iovec *payload,
+	    size_t n_iov, const int *fds, size_t n_fds, int flags)
+{
+	uint8_t hdr[WIRE_HEADER_SIZE];
+	struct iovec iov[FRAME_MAX_IOV + 1];
+
+	if (n_iov <= 1) /* one piece: no need for the large array */
+		return frame_send(sock, h, n_iov ? payload[0].iov_base : NULL, fds, n_fds,
+				  flags);
+	if (n_iov > FRAME_MAX_IOV)
+		return -EINVAL;
+	wire_encode_header(hdr, h);
+	iov[0] = (struct iovec){ .iov_base = hdr, .iov_len = sizeof(hdr) };
+	memcpy(iov + 1, payload, n_iov * sizeof(*iov));
+	return send_record(sock, iov, 1 + n_iov, fds, n_fds, flags);
 }
 
 void

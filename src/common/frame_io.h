@@ -23,6 +23,12 @@
 int frame_send(int sock, const struct wire_header *h, const void *payload, const int *fds,
 	       size_t n_fds, int flags);
 
+/* As frame_send(), with the payload gathered from n_iov pieces (at most
+ * FRAME_MAX_IOV) whose lengths add up to h->length. */
+#define FRAME_MAX_IOV 1023
+int frame_sendv(int sock, const struct wire_header *h, const struct iovec *payload,
+		size_t n_iov, const int *fds, size_t n_fds, int flags);
+
 struct frame_rx {
 	size_t size;   /* bytes of the record that fit into the iovecs */
 	int truncated; /* the record was larger than the iovecs (MSG_TRUNC) */

@@ -75,6 +75,7 @@ wire_type_name(unsigned type)
 		[WIRE_REPLY_ACK] = "REPLY_ACK",
 		[WIRE_CALL] = "CALL",
 		[WIRE_CALL_RESULT] = "CALL_RESULT",
+		[WIRE_MESSAGE_BATCH] = "MESSAGE_BATCH",
 	};
 	if (type == 0 || type >= WIRE_TYPE_MAX_)
 		return "unknown";
@@ -127,6 +128,18 @@ check_type_rules(const struct wire_header *h, const char **ret_reason)
 		if (h->status || h->aux || h->aux2 > WIRE_MAX_PAYLOAD)
 			goto reserved;
 		break;
+	case WIRE_MESSAGE_BATCH:
+		if (h->status || h->aux)
+			goto reserved;
+		if (h->aux2 == 0 || h->aux2 > h->length / WIRE_BATCH_ENTRY_SIZE) {
+			*ret_reason = "batch count 0 or more entries than fit";
+			return -EPROTO;
+		}
+		if (h->id > UINT64_MAX - (h->aux2 - 1)) {
+			*ret_reason = "batch ids wrap around";
+			return -EPROTO;
+		}
+		break;
 	default:
 		*ret_reason = "unknown frame type";
 		return -EPROTO;
@@ -166,7 +179,9 @@ wire_decode(const uint8_t *buf, size_t size, int truncated, unsigned expect,
 	}
 	h.type = get16(buf + 6);
 	h.flags = get32(buf + 8);
-	if (h.flags & ~(h.type == WIRE_REPLY ? WIRE_FLAG_NO_ACK : 0u)) {
+	if (h.flags & ~(h.type == WIRE_REPLY     ? WIRE_FLAG_NO_ACK
+			: h.type == WIRE_CONNECT ? WIRE_FLAG_BATCHES
+						 : 0u)) {
 		*ret_reason = "unknown flags";
 		return -EPROTO;
 	}
@@ -197,4 +212,62 @@ wire_decode(const uint8_t *buf, size_t size, int truncated, unsigned expect,
 		return r;
 	*ret_header = h;
 	return 0;
+}
+
+void
+wire_encode_batch_entry(uint8_t buf[WIRE_BATCH_ENTRY_SIZE], uint64_t sequence,
+			uint32_t length)
+{
+	put64(buf + 0, sequence);
+	put32(buf + 8, length);
+	put32(buf + 12, 0);
+}
+
+int
+wire_check_batch(const struct wire_header *h, const uint8_t *payload,
+		 const char **ret_reason)
+{
+	size_t off = 0;
+
+	if (h->type != WIRE_MESSAGE_BATCH) {
+		*ret_reason = "not a batch";
+		return -EPROTO;
+	}
+	for (uint32_t i = 0; i < h->aux2; i++) {
+		uint32_t len;
+
+		if (h->length - off < WIRE_BATCH_ENTRY_SIZE) {
+			*ret_reason = "batch entry header beyond the payload";
+			return -EPROTO;
+		}
+		len = get32(payload + off + 8);
+		if (get32(payload + off + 12) != 0) {
+			*ret_reason = "reserved batch entry field";
+			return -EPROTO;
+		}
+		off += WIRE_BATCH_ENTRY_SIZE;
+		if (len > h->length - off) {
+			*ret_reason = "batch entry longer than the payload";
+			return -EPROTO;
+		}
+		off += len;
+	}
+	if (off != h->length) {
+		*ret_reason = "bytes after the last batch entry";
+		return -EPROTO;
+	}
+	return 0;
+}
+
+void
+wire_batch_entry_at(const struct wire_header *h, const uint8_t *payload, uint32_t index,
+		    size_t *offset, struct wire_batch_entry *ret)
+{
+	const uint8_t *p = payload + *offset;
+
+	ret->id = h->id + index;
+	ret->sequence = get64(p);
+	ret->length = get32(p + 8);
+	ret->data = p + WIRE_BATCH_ENTRY_SIZE;
+	*offset += WIRE_BATCH_ENTRY_SIZE + ret->length;
 }

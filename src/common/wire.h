@@ -12,13 +12,23 @@
  *     0    4 magic    "FLTP" (0x50544c46 read as a little-endian u32)
  *     4    2 version  1
  *     6    2 type     enum wire_type
- *     8    4 flags    0, except WIRE_FLAG_NO_ACK on REPLY
+ *     8    4 flags    0, except WIRE_FLAG_NO_ACK on REPLY and
+ *                     WIRE_FLAG_BATCHES on CONNECT
  *    12    4 length   payload bytes that follow the header
  *    16    8 id       message / call id (0 for CONNECT, CONNECT_REPLY)
  *    24    8 aux      MESSAGE: sequence; else 0
  *    32    4 aux2     MESSAGE: reply capacity (0: no reply wanted);
- *                     CALL: output capacity; else 0
+ *                     CALL: output capacity; MESSAGE_BATCH: count; else 0
  *    36    4 status   signed; replies/acks/results; else 0
+ *
+ * A MESSAGE_BATCH carries `count` messages that want no reply, with the
+ * ids id, id + 1, ..., id + count - 1. Its payload is `count` entries back
+ * to back, each a 16-byte entry header and `length` bytes (no padding):
+ *
+ *   off size field
+ *     0    8 sequence
+ *     8    4 length   the message's payload bytes that follow
+ *    12    4 reserved 0
  */
 #ifndef FLTMGR_WIRE_H
 #define FLTMGR_WIRE_H
@@ -37,9 +47,17 @@
  * the caller's buffer, out of memory) and will not wait for an ack, so the
  * filter sends none. */
 #define WIRE_FLAG_NO_ACK 0x1u
+/* On a CONNECT: the service takes MESSAGE_BATCH frames. Without it the
+ * filter side sends every message in a MESSAGE of its own. */
+#define WIRE_FLAG_BATCHES 0x2u
+
+#define WIRE_BATCH_ENTRY_SIZE 16
+/* The largest message that fits in a batch entry. */
+#define WIRE_BATCH_MAX_ENTRY (WIRE_MAX_PAYLOAD - WIRE_BATCH_ENTRY_SIZE)
 
 /* Which channel a frame travels on and in which direction:
- *   M (msg socket):   CONNECT c->s, CONNECT_REPLY s->c, MESSAGE s->c
+ *   M (msg socket):   CONNECT c->s, CONNECT_REPLY s->c, MESSAGE and
+ *                     MESSAGE_BATCH s->c
  *   R (reply socket): REPLY c->s, REPLY_ACK s->c
  *   C (call socket):  CALL c->s, CALL_RESULT s->c
  * ("s" is the filter side, "c" the service side.) */
@@ -52,7 +70,9 @@ enum wire_type {
 	WIRE_REPLY_ACK = 5,     /* id; status 0 / -ENOENT / -EMSGSIZE */
 	WIRE_CALL = 6,          /* id; aux2 = output capacity; payload = input */
 	WIRE_CALL_RESULT = 7,   /* id; status; payload = output */
-	WIRE_TYPE_MAX_ = 8,
+	WIRE_MESSAGE_BATCH = 8, /* id of the first; aux2 = count; payload =
+				   entries; never a descriptor */
+	WIRE_TYPE_MAX_ = 9,
 };
 
 struct wire_header {
@@ -82,6 +102,32 @@ int wire_decode(const uint8_t *buf, size_t size, int truncated, unsigned expect,
 		struct wire_header *ret_header, const char **ret_reason);
 
 const char *wire_type_name(unsigned type);
+
+/* One message of a MESSAGE_BATCH. */
+struct wire_batch_entry {
+	uint64_t id;
+	uint64_t sequence;
+	uint32_t length;
+	const uint8_t *data; /* points into the payload */
+};
+
+/* Writes an entry header for a message of `length` bytes at buf. */
+void wire_encode_batch_entry(uint8_t buf[WIRE_BATCH_ENTRY_SIZE], uint64_t sequence,
+			     uint32_t length);
+
+/*
+ * Checks the payload of a decoded MESSAGE_BATCH h (h->length bytes at
+ * payload): exactly h->aux2 entries, each within the payload, reserved
+ * fields 0, nothing left over. Returns 0 or -EPROTO with *ret_reason set.
+ * Once it has passed, wire_batch_entry_at() walks it without checks.
+ */
+int wire_check_batch(const struct wire_header *h, const uint8_t *payload,
+		     const char **ret_reason);
+
+/* Decodes the entry at *offset of a checked batch (entry number index,
+ * counting from 0) and advances *offset past it. */
+void wire_batch_entry_at(const struct wire_header *h, const uint8_t *payload,
+			 uint32_t index, size_t *offset, struct wire_batch_entry *ret);
 
 #define WIRE_BIT(t) (1u << (t))
 

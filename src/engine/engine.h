@@ -158,8 +158,31 @@ struct dtable {
 
 /* ---- events ---- */
 
+/*
+ * Process details already looked up during one read of the notification
+ * group (notif.c), keyed like the process cache by pid and pidfs inode:
+ * later events of the same process in that read take them from here with
+ * one fstat() of their own pidfd instead of the cache's checks
+ * (docs/engine.md section 2.3). Lives on the reader's stack.
+ */
+#define PROC_MEMO_SLOTS 4
+struct proc_memo {
+	unsigned next; /* the slot the next new process takes */
+	struct {
+		bool used;
+		pid_t pid;
+		uint64_t ino;
+		uid_t uid, euid;
+		gid_t gid, egid;
+		bool has_exe, has_comm;
+		char exe[4096];
+		char comm[17];
+	} slot[PROC_MEMO_SLOTS];
+};
+
 struct flt_event_priv {
 	struct engine *e;
+	struct proc_memo *memo;  /* notifications: this read's, else NULL */
 	struct perm_event *perm; /* NULL for notifications */
 	int pidfd;
 	bool stat_done;

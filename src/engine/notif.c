@@ -52,8 +52,9 @@ struct batch {
 	struct dtable *t;
 	const uint8_t *buf;
 	size_t len;
-	size_t next;         /* offset of the record after the current one */
-	uint64_t unresolved; /* records to report lost, not yet reported */
+	size_t next;            /* offset of the record after the current one */
+	uint64_t unresolved;    /* records to report lost, not yet reported */
+	struct proc_memo *memo; /* process details looked up in this read */
 };
 
 /* No path says which instance such an event falls in: the first one of
@@ -280,9 +281,13 @@ resolve_record(struct batch *b, const struct fan_event *ev, struct flt_callback_
 		*ret_fsid = ev->dfid_name.fsid;
 		r = resolve_one(b->e, &ev->dfid_name, target, &pv->path_buf, d, true);
 	} else if (ev->has_fid) {
-		r = resolve_one(b->e, &ev->fid, &ev->fid, &pv->path_buf, d, true);
-		if (r < 0 && path_from_later_delete(b, ev, d, &pv->path_buf) == 0)
-			r = 0;
+		/* An unlink's link-count ATTRIB: its DELETE, a few records
+		 * on, names it; looked for first, since the handle of a file
+		 * that lost its last name opens nothing (a failing
+		 * open_by_handle_at per unlink). */
+		r = path_from_later_delete(b, ev, d, &pv->path_buf);
+		if (r < 0)
+			r = resolve_one(b->e, &ev->fid, &ev->fid, &pv->path_buf, d, true);
 	}
 	*ret_identified = r == 0;
 	return r;
@@ -292,7 +297,9 @@ static void
 handle_event(struct batch *b, const struct fan_event *ev)
 {
 	struct engine *e = b->e;
-	struct flt_event_priv pv = { .e = e, .pidfd = ev->pidfd, .stat_done = true };
+	struct flt_event_priv pv = {
+		.e = e, .memo = b->memo, .pidfd = ev->pidfd, .stat_done = true
+	};
 	struct flt_callback_data d = { .fd = -1, .pid = ev->pid, .priv = &pv };
 	bool is_dir = (ev->mask & FAN_ONDIR) != 0;
 	bool identified = false;
@@ -360,9 +367,11 @@ out:
 }
 
 static void
-handle_batch(struct engine *e, const uint8_t *buf, size_t len)
+handle_batch(struct engine *e, const uint8_t *buf, size_t len, struct proc_memo *memo)
 {
-	struct batch b = { .e = e, .t = dtable_acquire(e), .buf = buf, .len = len };
+	struct batch b = {
+		.e = e, .t = dtable_acquire(e), .buf = buf, .len = len, .memo = memo
+	};
 	struct fan_event ev;
 	const char *why = NULL;
 	size_t off = 0;
@@ -390,6 +399,9 @@ handle_batch(struct engine *e, const uint8_t *buf, size_t len)
 		deliver_loss(e, b.t, FLT_EVENT_LOSS_UNDECODABLE, 0);
 	}
 	dtable_release(e, b.t);
+	memo->next = 0;
+	for (unsigned i = 0; i < PROC_MEMO_SLOTS; i++)
+		memo->slot[i].used = false; /* the next read looks again */
 }
 
 /* Sleeps up to ms, waking at once if the engine stops. */
@@ -431,6 +443,7 @@ notif_reader_main(void *arg)
 	struct engine *e = arg;
 	uint8_t *buf = NULL;
 	bool failing = false, warned = false;
+	struct proc_memo *memo = calloc(1, sizeof(*memo));
 
 	pthread_setname_np(pthread_self(), "flt-notify");
 	while (!atomic_load(&e->stopping)) {
@@ -440,7 +453,8 @@ notif_reader_main(void *arg)
 		};
 		ssize_t n;
 
-		if (!buf && !(buf = malloc(NOTIF_BUF))) {
+		if ((!buf && !(buf = malloc(NOTIF_BUF))) ||
+		    (!memo && !(memo = calloc(1, sizeof(*memo))))) {
 			/* The kernel queues meanwhile (and reports overflow). */
 			if (!warned)
 				log_error(e->mgr, "notification reader: out of memory; "
@@ -461,8 +475,9 @@ notif_reader_main(void *arg)
 		}
 		failing = false;
 		if (n > 0)
-			handle_batch(e, buf, (size_t)n);
+			handle_batch(e, buf, (size_t)n, memo);
 	}
+	free(memo);
 	free(buf);
 	return NULL;
 }

@@ -541,6 +541,7 @@ handshake(struct conn *c)
 	pthread_mutex_lock(&c->lock);
 	c->r_fd = r_pair[0];
 	c->c_fd = c_pair[0];
+	c->batches = (h.flags & WIRE_FLAG_BATCHES) != 0;
 	c->published = true;
 	if (c->state == CONN_CLOSING) {
 		/* Disconnected (filter unregistering) before we published. */

@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <fltmgr/filter.h>
 
@@ -156,6 +157,7 @@ struct conn {
 	struct flt_peer peer;
 	void *cookie;
 	bool accepted;
+	bool batches; /* the service takes MESSAGE_BATCH (set before publishing) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t state_cond;
@@ -176,6 +178,9 @@ struct conn {
 	atomic_uint blocked_senders;
 };
 
+/* Reads *var under f->port_lock and turns it into a counted reference on
+ * f's connection: 0, or -ENOTCONN / -EINVAL as for a send. */
+int conn_lookup(flt_filter *f, const flt_port *var, struct conn **ret);
 /* Takes fd whatever happens: on failure (-ENOMEM, -EMFILE, ...) the peer
  * is sent a CONNECT_REPLY with that status and fd is closed. */
 int conn_new(struct server_port *sp, int fd, const struct flt_peer *peer,
@@ -200,6 +205,15 @@ int conn_drain_replies(struct conn *c, const struct request *until);
 /* Marks the calling thread as running c's connect callback (NULL: done);
  * a send to c from that thread returns -EDEADLK instead of hanging. */
 void conn_set_handshaking(struct conn *c);
+/* Caller holds c->lock. Waits out the handshake; returns 0 once the
+ * connection is CONNECTED, else the error (-EDEADLK, -ETIMEDOUT,
+ * -ENOTCONN; the last two counted). */
+int conn_wait_connected_locked(struct conn *c, int64_t deadline);
+/* Queues one frame on M, its payload in n_iov pieces (frame_sendv()),
+ * waiting for room until the deadline: 0, -ETIMEDOUT, -ENOTCONN or
+ * another negative errno. Not counted. */
+int conn_queue_frame(struct conn *c, const struct wire_header *h, const struct iovec *iov,
+		     size_t n_iov, int fd, int64_t deadline);
 void conn_fill_stats(struct conn *c, struct flt_port_stats *s);
 void counters_add(struct conn_counters *into, const struct conn_counters *from);
 void counters_to_stats(const struct conn_counters *c, struct flt_port_stats *s);

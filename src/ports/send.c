@@ -39,8 +39,8 @@ conn_set_handshaking(struct conn *c)
 	tls_handshaking = c;
 }
 
-static int
-lookup_conn(flt_filter *f, const flt_port *var, struct conn **ret)
+int
+conn_lookup(flt_filter *f, const flt_port *var, struct conn **ret)
 {
 	struct obj *o;
 	int err;
@@ -68,6 +68,25 @@ wait_until(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t deadline)
 		return pthread_cond_wait(cond, lock);
 	ts = deadline_timespec(deadline);
 	return pthread_cond_timedwait(cond, lock, &ts);
+}
+
+int
+conn_wait_connected_locked(struct conn *c, int64_t deadline)
+{
+	while (c->state == CONN_HANDSHAKE) {
+		if (tls_handshaking == c)
+			return -EDEADLK;
+		if (wait_until(&c->state_cond, &c->lock, deadline) == ETIMEDOUT &&
+		    c->state == CONN_HANDSHAKE) {
+			atomic_fetch_add(&c->ctr.timeouts, 1);
+			return -ETIMEDOUT;
+		}
+	}
+	if (c->state == CONN_CLOSING) {
+		atomic_fetch_add(&c->ctr.disconnect_failures, 1);
+		return -ENOTCONN;
+	}
+	return 0;
 }
 
 /* Caller holds c->lock; the reader role is free. Wake whoever should read
@@ -123,9 +142,9 @@ remember_cancelled(struct conn *c, uint64_t id)
 				       .expires_ns = now_ns() + CANCELLED_TTL_NS };
 }
 
-static int
-queue_message(struct conn *c, const struct wire_header *h, const void *msg, int fd,
-	      int64_t deadline)
+int
+conn_queue_frame(struct conn *c, const struct wire_header *h, const struct iovec *iov,
+		 size_t n_iov, int fd, int64_t deadline)
 {
 	for (;;) {
 		struct pollfd p[2] = {
@@ -134,8 +153,8 @@ queue_message(struct conn *c, const struct wire_header *h, const void *msg, int 
 		};
 		int r, n;
 
-		r = frame_send(c->m_fd, h, msg, fd >= 0 ? &fd : NULL, fd >= 0,
-			       MSG_DONTWAIT);
+		r = frame_sendv(c->m_fd, h, iov, n_iov, fd >= 0 ? &fd : NULL, fd >= 0,
+				MSG_DONTWAIT);
 		if (r == -EPIPE || r == -ECONNRESET)
 			return -ENOTCONN;
 		if (r != -EAGAIN)
@@ -148,6 +167,15 @@ queue_message(struct conn *c, const struct wire_header *h, const void *msg, int 
 		if (n > 0 && p[1].revents)
 			return -ENOTCONN;
 	}
+}
+
+static int
+queue_message(struct conn *c, const struct wire_header *h, const void *msg, int fd,
+	      int64_t deadline)
+{
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = h->length };
+
+	return conn_queue_frame(c, h, &iov, h->length ? 1 : 0, fd, deadline);
 }
 
 /* Holds the reader role; reads R until req is settled or time runs out. */
@@ -191,22 +219,10 @@ conn_send(struct conn *c, const void *msg, size_t len, void *reply, size_t *repl
 	int r;
 
 	pthread_mutex_lock(&c->lock);
-	while (c->state == CONN_HANDSHAKE) {
-		if (tls_handshaking == c) {
-			pthread_mutex_unlock(&c->lock);
-			return -EDEADLK;
-		}
-		if (wait_until(&c->state_cond, &c->lock, deadline) == ETIMEDOUT &&
-		    c->state == CONN_HANDSHAKE) {
-			pthread_mutex_unlock(&c->lock);
-			atomic_fetch_add(&c->ctr.timeouts, 1);
-			return -ETIMEDOUT;
-		}
-	}
-	if (c->state == CONN_CLOSING) {
+	r = conn_wait_connected_locked(c, deadline);
+	if (r < 0) {
 		pthread_mutex_unlock(&c->lock);
-		atomic_fetch_add(&c->ctr.disconnect_failures, 1);
-		return -ENOTCONN;
+		return r;
 	}
 	h.id = ++c->next_id;
 	h.aux = o && o->sequence ? o->sequence : ++c->next_seq;
@@ -317,7 +333,7 @@ flt_send_message_ex(flt_filter *filter, const flt_port *client_port, const void 
 		return -EBADF;
 	/* From a pre callback: never past the event's deadline. */
 	deadline = callback_scope_cap(deadline_from_ms(timeout_ms));
-	r = lookup_conn(filter, client_port, &c);
+	r = conn_lookup(filter, client_port, &c);
 	if (r < 0)
 		return r;
 	r = conn_send(c, msg, msg_len, reply, reply_len, deadline, options);
@@ -363,7 +379,7 @@ flt_port_get_peer(flt_filter *filter, const flt_port *client_port,
 
 	if (!filter || !client_port || !ret_peer)
 		return -EINVAL;
-	r = lookup_conn(filter, client_port, &c);
+	r = conn_lookup(filter, client_port, &c);
 	if (r < 0)
 		return r;
 	*ret_peer = c->peer;

@@ -8,6 +8,7 @@
  * M socket itself is the pollable descriptor.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ port_fail(filter_port *p, int error)
 	if (!p->dead)
 		p->dead = error;
 	acks_wake_all_locked(p);
+	batch_wake_all_locked(p);
 	pthread_mutex_unlock(&p->lock);
 	/* Tell the filter side: it drops the connection at once. */
 	shutdown(p->m_fd, SHUT_RDWR);
@@ -71,27 +73,29 @@ port_error_locked(filter_port *p)
 }
 
 int
-ids_add_locked(filter_port *p, uint64_t id)
+ids_add_locked(filter_port *p, uint64_t id, uint32_t cap)
 {
 	if (p->n_ids == p->cap_ids) {
 		size_t ncap = p->cap_ids ? p->cap_ids * 2 : 16;
-		uint64_t *n = realloc(p->ids, ncap * sizeof(*n));
+		struct pending_reply *n = realloc(p->ids, ncap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
 		p->ids = n;
 		p->cap_ids = ncap;
 	}
-	p->ids[p->n_ids++] = id;
+	p->ids[p->n_ids++] = (struct pending_reply){ .id = id, .cap = cap };
 	return 0;
 }
 
 bool
-ids_take_locked(filter_port *p, uint64_t id)
+ids_take_locked(filter_port *p, uint64_t id, uint32_t *ret_cap)
 {
 	/* Newest first: replies usually follow their message closely. */
 	for (size_t i = p->n_ids; i-- > 0;) {
-		if (p->ids[i] == id) {
+		if (p->ids[i].id == id) {
+			if (ret_cap)
+				*ret_cap = p->ids[i].cap;
 			p->ids[i] = p->ids[--p->n_ids];
 			return true;
 		}
@@ -183,7 +187,7 @@ is_seqpacket(int fd)
 }
 
 static int
-port_new(int m_fd, int r_fd, int c_fd, filter_port **ret)
+port_new(int m_fd, int r_fd, int c_fd, bool batches, filter_port **ret)
 {
 	pthread_condattr_t ca;
 	filter_port *p = calloc(1, sizeof(*p));
@@ -193,12 +197,16 @@ port_new(int m_fd, int r_fd, int c_fd, filter_port **ret)
 	p->m_fd = m_fd;
 	p->r_fd = r_fd;
 	p->c_fd = c_fd;
+	p->batches = batches;
+	p->rx_fd = -1;
 	p->close_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->call_buf = malloc(WIRE_MAX_FRAME);
-	if (p->close_efd < 0 || !p->call_buf) {
+	p->rx_buf = batches ? malloc(WIRE_MAX_FRAME) : NULL;
+	if (p->close_efd < 0 || !p->call_buf || (batches && !p->rx_buf)) {
 		if (p->close_efd >= 0)
 			close(p->close_efd);
 		free(p->call_buf);
+		free(p->rx_buf);
 		free(p);
 		return -ENOMEM;
 	}
@@ -207,6 +215,7 @@ port_new(int m_fd, int r_fd, int c_fd, filter_port **ret)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->idle, &ca);
+	pthread_cond_init(&p->rx_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	*ret = p;
 	return 0;
@@ -227,7 +236,8 @@ filter_connect_communication_port(const char *port_name, unsigned flags,
 	filter_port *p;
 	int fd, r, send_err;
 
-	if (!port_name || !ret_port || flags != 0 || (context_len && !context))
+	if (!port_name || !ret_port || (flags & ~FILTER_CONNECT_BATCHES) ||
+	    (context_len && !context))
 		return -EINVAL;
 	if (context_len > WIRE_MAX_CONTEXT)
 		return -EMSGSIZE;
@@ -243,6 +253,7 @@ filter_connect_communication_port(const char *port_name, unsigned flags,
 		return r;
 	}
 	h.length = (uint32_t)context_len;
+	h.flags = flags & FILTER_CONNECT_BATCHES ? WIRE_FLAG_BATCHES : 0;
 	/* A refusing server may already have answered and closed; its
 	 * answer is still queued for us, so read it even if this fails. */
 	send_err = frame_send(fd, &h, context, NULL, 0, 0);
@@ -279,7 +290,7 @@ filter_connect_communication_port(const char *port_name, unsigned flags,
 		close(fd);
 		return r;
 	}
-	r = port_new(fd, rx.fds[0], rx.fds[1], &p);
+	r = port_new(fd, rx.fds[0], rx.fds[1], flags & FILTER_CONNECT_BATCHES, &p);
 	if (r < 0) {
 		frame_rx_close_fds(&rx);
 		close(fd);
@@ -364,7 +375,7 @@ get_one(filter_port *p, struct filter_message_header *ret_header, void *buf,
 	}
 	if (h.aux2) {
 		pthread_mutex_lock(&p->lock);
-		r = ids_add_locked(p, h.id);
+		r = ids_add_locked(p, h.id, h.aux2);
 		pthread_mutex_unlock(&p->lock);
 		if (r < 0) {
 			frame_rx_close_fds(&rx);
@@ -386,12 +397,56 @@ filter_get_message(filter_port *port, struct filter_message_header *ret_header, 
 	r = port_enter(port);
 	if (r < 0)
 		return r;
+	if (port->batches) {
+		struct filter_message m;
+
+		r = batch_get(port, &m, 1, buf, buf_size, timeout_ms);
+		if (r > 0 || r == -EMSGSIZE)
+			*ret_header = m.header;
+		if (r > 0)
+			r = (int)m.length;
+		port_leave(port);
+		return r;
+	}
 	pthread_mutex_lock(&port->lock);
 	r = port_error_locked(port);
 	pthread_mutex_unlock(&port->lock);
 	if (r == 0)
 		r = get_one(port, ret_header, buf, buf_size, timeout_ms,
 			    deadline_from_ms(timeout_ms));
+	port_leave(port);
+	return r;
+}
+
+int
+filter_get_messages(filter_port *port, struct filter_message *msgs, size_t max_msgs,
+		    void *buf, size_t buf_size, int timeout_ms)
+{
+	int r;
+
+	if (!port || !msgs || !max_msgs || (!buf && buf_size) || timeout_ms < -1)
+		return -EINVAL;
+	if (max_msgs > INT_MAX)
+		max_msgs = INT_MAX;
+	r = port_enter(port);
+	if (r < 0)
+		return r;
+	if (port->batches) {
+		r = batch_get(port, msgs, max_msgs, buf, buf_size, timeout_ms);
+		port_leave(port);
+		return r;
+	}
+	pthread_mutex_lock(&port->lock);
+	r = port_error_locked(port);
+	pthread_mutex_unlock(&port->lock);
+	if (r == 0)
+		r = get_one(port, &msgs[0].header, buf, buf_size, timeout_ms,
+			    deadline_from_ms(timeout_ms));
+	if (r >= 0) {
+		msgs[0].data = buf;
+		msgs[0].length = (size_t)r;
+		r = 1;
+	}
 	port_leave(port);
 	return r;
 }
@@ -420,6 +475,7 @@ filter_close_port(filter_port *port)
 
 	pthread_mutex_lock(&port->lock);
 	acks_wake_all_locked(port);
+	batch_wake_all_locked(port);
 	while (port->users > 0)
 		pthread_cond_wait(&port->idle, &port->lock);
 	pthread_mutex_unlock(&port->lock);
@@ -431,6 +487,10 @@ filter_close_port(filter_port *port)
 	pthread_mutex_destroy(&port->lock);
 	pthread_mutex_destroy(&port->call_lock);
 	pthread_cond_destroy(&port->idle);
+	pthread_cond_destroy(&port->rx_cond);
+	if (port->rx_fd >= 0)
+		close(port->rx_fd); /* a held message nobody took */
+	free(port->rx_buf);
 	free(port->ids);
 	free(port->call_buf);
 	free(port);

@@ -99,9 +99,41 @@ unlink_waiter_locked(filter_port *p, struct ack_wait *w)
 	}
 }
 
+/* Sends the REPLY and returns without waiting for its ack: the filter
+ * side sends none (WIRE_FLAG_NO_ACK). */
+static int
+reply_no_ack(filter_port *port, uint64_t message_id, int status, const void *reply,
+	     size_t reply_len)
+{
+	struct wire_header h = {
+		.type = WIRE_REPLY,
+		.flags = WIRE_FLAG_NO_ACK,
+		.id = message_id,
+		.status = status,
+		.length = (uint32_t)reply_len,
+	};
+	uint32_t cap = 0;
+	int r;
+
+	pthread_mutex_lock(&port->lock);
+	r = port_error_locked(port);
+	if (r == 0 && !ids_take_locked(port, message_id, &cap))
+		r = -ENOENT; /* never delivered with a reply wanted, or answered */
+	if (r == 0 && reply_len > cap) {
+		/* What the filter would refuse: refused here, and the
+		 * sender still waits for a reply that fits. */
+		(void)ids_add_locked(port, message_id, cap);
+		r = -EMSGSIZE;
+	}
+	pthread_mutex_unlock(&port->lock);
+	if (r < 0)
+		return r;
+	return port_send_frame(port, port->r_fd, &h, reply);
+}
+
 int
-filter_reply_message(filter_port *port, uint64_t message_id, int status,
-		     const void *reply, size_t reply_len)
+filter_reply_message_ex(filter_port *port, uint64_t message_id, int status,
+			const void *reply, size_t reply_len, unsigned flags)
 {
 	struct wire_header h = {
 		.type = WIRE_REPLY,
@@ -110,19 +142,26 @@ filter_reply_message(filter_port *port, uint64_t message_id, int status,
 		.length = (uint32_t)reply_len,
 	};
 	struct ack_wait w = { .id = message_id };
+	uint32_t cap = 0;
 	int r;
 
-	if (!port || status > 0 || (reply_len && !reply))
+	if (!port || status > 0 || (reply_len && !reply) ||
+	    (flags & ~FILTER_REPLY_NO_ACK))
 		return -EINVAL;
 	if (reply_len > WIRE_MAX_PAYLOAD)
 		return -EMSGSIZE;
 	r = port_enter(port);
 	if (r < 0)
 		return r;
+	if (flags & FILTER_REPLY_NO_ACK) {
+		r = reply_no_ack(port, message_id, status, reply, reply_len);
+		port_leave(port);
+		return r;
+	}
 
 	pthread_mutex_lock(&port->lock);
 	r = port_error_locked(port);
-	if (r == 0 && !ids_take_locked(port, message_id))
+	if (r == 0 && !ids_take_locked(port, message_id, &cap))
 		r = -ENOENT; /* never delivered with a reply wanted, or answered */
 	if (r < 0) {
 		pthread_mutex_unlock(&port->lock);
@@ -169,9 +208,16 @@ filter_reply_message(filter_port *port, uint64_t message_id, int status,
 		}
 	}
 	if (r == -EMSGSIZE && w.done)
-		(void)ids_add_locked(port, message_id); /* the sender still waits */
+		(void)ids_add_locked(port, message_id, cap); /* the sender still waits */
 	pthread_mutex_unlock(&port->lock);
 	pthread_cond_destroy(&w.cond);
 	port_leave(port);
 	return r;
+}
+
+int
+filter_reply_message(filter_port *port, uint64_t message_id, int status,
+		     const void *reply, size_t reply_len)
+{
+	return filter_reply_message_ex(port, message_id, status, reply, reply_len, 0);
 }

@@ -428,7 +428,11 @@ inline flt_close_client_port(var) {
 
 /* ---- the sender threads: flt_send_message() (send.c) ---- */
 
-/* queue_message(): frame_send(M, MSG_DONTWAIT), poll for room */
+/* queue_message() -> conn_queue_frame(): frame_sendv(M, MSG_DONTWAIT),
+ * poll for room. flt_send_message_batch() (send_batch.c) is a send
+ * without a reply through the same steps: its ids are taken in one locked
+ * step and its one record (MESSAGE or MESSAGE_BATCH) queued here, so the
+ * model's T_MSG with want == 0 stands for it; a batch adds no state. */
 inline queue_message(id, want) {
 	do
 	:: atomic {

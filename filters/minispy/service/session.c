@@ -4,6 +4,11 @@
  * records and print them, and react to signals and to the daemon going
  * away.
  *
+ * Records come in batches (FILTER_CONNECT_BATCHES): one port record holds
+ * as many as the filter had ready, and filter_get_messages() takes them
+ * all at once. The port descriptor is readable only while a record waits
+ * in the socket, so the loop reads until -ETIMEDOUT before it polls.
+ *
  * One thread. Signals (SIGINT, SIGTERM, SIGHUP) are blocked and read from
  * a signalfd that is polled together with the port's descriptor, so a
  * signal is handled between two records, never inside one: a stop at any
@@ -56,6 +61,10 @@
  * both well inside the filter's window (its queue_size, 4096 by default). */
 #define CONFIRM_EVERY   256
 #define CONFIRM_IDLE_MS 50
+/* What one filter_get_messages() takes at most: a whole port record
+ * (64 KiB, at most 511 messages). */
+#define TAKE_MAX       512
+#define FLT_TAKE_BYTES 65536
 
 struct session {
 	const struct spy_options *o;
@@ -73,7 +82,9 @@ struct session {
 	bool stopping;           /* leave the loop, with exit_code */
 	bool stop_signal;        /* stopping by a signal: still drain the socket */
 	int exit_code;           /* enum spy_exit */
-	uint8_t buf[MINISPY_RECORD_MAX];
+	/* One port record's worth: the filter sends records in batches. */
+	struct filter_message msgs[TAKE_MAX];
+	uint8_t buf[FLT_TAKE_BYTES];
 };
 
 static void
@@ -147,10 +158,10 @@ flush_output(struct session *s)
 }
 
 static void
-handle_message(struct session *s, size_t len)
+handle_message(struct session *s, const void *data, size_t len)
 {
 	struct minispy_record rec;
-	int r = minispy_record_decode(s->buf, len, &rec);
+	int r = minispy_record_decode(data, len, &rec);
 
 	if (r < 0) {
 		if (s->bad++ == 0)
@@ -173,32 +184,44 @@ handle_message(struct session *s, size_t len)
 }
 
 /*
- * Reads up to max waiting records without blocking. Returns 0 when the
- * socket is empty or max was reached, -ENOTCONN (or another error) when
- * the connection is gone (everything before it has been handled).
+ * Reads up to about max waiting records without blocking, a port record's
+ * worth at a time. Returns 0 when the socket is empty or max was reached,
+ * -ENOTCONN (or another error) when the connection is gone (everything
+ * before it has been handled).
  */
 static int
 drain(struct session *s, size_t max)
 {
-	for (size_t i = 0; i < max; i++) {
-		struct filter_message_header h;
-		int r = filter_get_message(s->port, &h, s->buf, sizeof(s->buf), 0);
+	size_t taken = 0;
 
-		if (r == -ETIMEDOUT)
+	while (taken < max) {
+		int n = filter_get_messages(s->port, s->msgs, TAKE_MAX, s->buf,
+					    sizeof(s->buf), 0);
+
+		if (n == -ETIMEDOUT)
 			return 0;
-		if (r >= 0 || r == -EMSGSIZE)
+		if (n == -EMSGSIZE) {
 			s->handled++;
-		if (r == -EMSGSIZE) {
+			taken++;
 			if (s->bad++ == 0)
 				fprintf(stderr,
 					"minispy: skipping an oversized message\n");
 			continue;
 		}
-		if (r < 0)
-			return r;
-		if (h.fd >= 0)
-			close(h.fd); /* minispy sends none; never keep one */
-		handle_message(s, (size_t)r);
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n; i++) {
+			/* Stopped by --count or an output error: the rest
+			 * were taken but not handled, so not confirmed
+			 * either; the filter hands them on. */
+			if (s->stopping && !s->stop_signal)
+				break;
+			s->handled++;
+			taken++;
+			if (s->msgs[i].header.fd >= 0)
+				close(s->msgs[i].header.fd); /* minispy sends none */
+			handle_message(s, s->msgs[i].data, s->msgs[i].length);
+		}
 		if (s->stopping && !s->stop_signal)
 			return 0; /* --count reached, or an output error */
 	}
@@ -238,7 +261,8 @@ static int
 connect_port(struct session *s)
 {
 	uint32_t ctx[2] = { MINISPY_RECORD_MAGIC, MINISPY_CONNECT_CONFIRM };
-	int r = filter_connect_communication_port(s->path, 0, ctx, sizeof(ctx), &s->port);
+	int r = filter_connect_communication_port(s->path, FILTER_CONNECT_BATCHES, ctx,
+						  sizeof(ctx), &s->port);
 
 	if (r == 0) {
 		s->confirming = true;
