@@ -211,6 +211,16 @@ attach_one(struct engine *e, flt_filter *f, const struct mount_entry *m,
 	in->mnt_id = m->id;
 	in->dev = m->dev;
 	r = engine_instance_insert_locked(f, in);
+	if (r == -ESTALE) {
+		/* The mount point led elsewhere by the time it was marked: a
+		 * mount or unmount came after the table was read, and the
+		 * watcher reads the table again for it. */
+		log_notice(e->mgr,
+			   "filter %s: the volume %s changed while it was being set up; "
+			   "placed again from the next mount table",
+			   f->name, m->point);
+		return;
+	}
 	if (r < 0) {
 		log_error(e->mgr, "filter %s: cannot attach to the volume %s: %s",
 			  f->name, m->point, strerror(-r));
