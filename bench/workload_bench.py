@@ -13,6 +13,12 @@ namespace (nothing else on the machine is watched or made to wait):
   exec       a shell loop that runs a copy of true(1) that lives on the tmpfs
   churn      a Python loop: create, write 1 byte, close, rename, unlink
 
+Placement: first as the scheduler places things ("any"); then, in the
+same session, with the program and every thread of the listener pinned
+to one CPU ("same": each wake-up is a context switch on that CPU) and to
+two different CPUs ("cross": each wake-up crosses CPUs). The pinned
+passes run walk_warm, exec and churn (walk_cold is the first pass only).
+
 The listeners, started fresh for each repetition in an order that rotates
 from one repetition to the next: none; raw, the floor (a raw fanotify
 FAN_OPEN_PERM|FAN_OPEN_EXEC_PERM responder); fltmgr with 1 and 3
@@ -43,6 +49,8 @@ import time
 LISTENERS = ["none", "raw", "flt1", "flt3", "cached", "minispy", "scanner",
              "fatrace", "inotifywait", "clamonacc", "fapolicyd"]
 WORKLOADS = ["walk_cold", "walk_warm", "exec", "churn"]
+PLACEMENTS = ["any", "same", "cross"]
+PINNED_WORKLOADS = ["walk_warm", "exec", "churn"]  # after the first pass
 NEEDLE = "zz-no-such-text-in-any-header-zz"
 # Both the scanner's YARA rule and clamd's signature match this marker; a
 # probe file holding it is denied once the listener is really answering.
@@ -127,6 +135,33 @@ class Bench:
         self.a = args
         self.build = os.path.abspath(args.build)
         self.n_session = 0
+        self.prog_cpus = None  # the workload's CPUs; None: unpinned
+        allowed = sorted(os.sched_getaffinity(0))
+        self.all_cpus = set(allowed)
+        self.cpu_a, self.cpu_b = allowed[0], allowed[-1]
+
+    def placement_usable(self, p):
+        """None if placement p can be measured here, else why not."""
+        if p == "cross" and self.cpu_a == self.cpu_b:
+            return "one CPU only"
+        return None
+
+    def place(self, p):
+        """Pins every thread of the listener's processes and the workloads
+        for placement p ("any" undoes the pinning)."""
+        lcpus = {"any": self.all_cpus, "same": {self.cpu_a},
+                 "cross": {self.cpu_b}}[p]
+        self.prog_cpus = None if p == "any" else {self.cpu_a}
+        for _, proc in self.procs:
+            try:
+                tids = os.listdir("/proc/%d/task" % proc.pid)
+            except OSError:
+                continue
+            for t in tids:
+                try:
+                    os.sched_setaffinity(int(t), lcpus)
+                except OSError:
+                    pass  # a thread that just exited
 
     # ---- the scratch file systems ----
 
@@ -203,9 +238,14 @@ class Bench:
     # ---- the workloads ----
 
     def timed(self, argv):
+        cpus = self.prog_cpus
+
+        def pin():
+            if cpus:
+                os.sched_setaffinity(0, cpus)
         t0 = time.perf_counter_ns()
         r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=self.a.timeout)
+                           timeout=self.a.timeout, preexec_fn=pin)
         return time.perf_counter_ns() - t0, r
 
     def run_workload(self, w, session_dir):
@@ -462,6 +502,11 @@ class Bench:
             mem = {pn: proc_status(p.pid) for pn, p in self.procs}
             for w in WORKLOADS:
                 res[w + "_ns"] = self.run_workload(w, wd)
+            for pl in self.placements[1:]:
+                self.place(pl)
+                for w in PINNED_WORKLOADS:
+                    res["%s@%s_ns" % (w, pl)] = self.run_workload(w, wd)
+            self.place("any")
             for pn, p in self.procs:
                 st = proc_status(p.pid)
                 if mem.get(pn) and st:
@@ -476,6 +521,7 @@ class Bench:
             res["error"] = str(e)
             log("workload_bench: %s: %s" % (name, e))
         finally:
+            self.prog_cpus = None
             res["counters"] = self.stop(name)
             shutil.rmtree(wd, ignore_errors=True)
         return res
@@ -502,6 +548,9 @@ def main():
     ap.add_argument("--churn", type=int, default=5000)
     ap.add_argument("--listeners", default=",".join(LISTENERS),
                     help="comma-separated subset of: " + ", ".join(LISTENERS))
+    ap.add_argument("--placements", default=",".join(PLACEMENTS),
+                    help="any first, then pinned passes: same (program and "
+                    "listener on one CPU), cross (on two); default %(default)s")
     ap.add_argument("--settle", type=float, default=0.3,
                     help="seconds between ready and the workloads")
     ap.add_argument("--timeout", type=float, default=300,
@@ -510,6 +559,10 @@ def main():
     a = ap.parse_args()
     wanted = [x for x in a.listeners.split(",") if x]
     bad = [x for x in wanted if x not in LISTENERS]
+    placements = [x for x in a.placements.split(",") if x]
+    if not placements or placements[0] != "any" or any(
+            x not in PLACEMENTS for x in placements):
+        ap.error("--placements: 'any' first, then same and/or cross")
     if bad or a.reps < 1 or a.copies < 1 or a.execs < 1 or a.churn < 1:
         ap.error("bad listener %s or count" % bad)
     if os.geteuid() != 0:
@@ -517,6 +570,13 @@ def main():
     in_private_namespace(sys.argv[1:])
 
     b = Bench(a)
+    b.placements = []
+    for p in placements:
+        why_not = b.placement_usable(p)
+        if why_not:
+            log("workload_bench: placement %s skipped: %s" % (p, why_not))
+        else:
+            b.placements.append(p)
     b.setup()
     try:
         why = {n: b.available(n) for n in wanted}
@@ -537,8 +597,9 @@ def main():
                 rep[n] = b.session(n)
                 r = rep[n]
                 log("rep %d %-12s %s" % (i + 1, n, "  ".join(
-                    "%s %.1f ms" % (w, r[w + "_ns"] / 1e6)
-                    for w in WORKLOADS if w + "_ns" in r) or r.get("error")))
+                    "%s %.1f ms" % (k[:-3], v / 1e6)
+                    for k, v in r.items() if k.endswith("_ns"))
+                    or r.get("error")))
             reps.append(rep)
     finally:
         b.teardown()
@@ -546,7 +607,10 @@ def main():
         "config": {"reps": a.reps, "files": b.files, "bytes": b.bytes,
                    "copies": a.copies,
                    "tree": a.tree or "headers of libc6-dev and linux-libc-dev",
-                   "execs": a.execs, "churn": a.churn, "settle_s": a.settle},
+                   "execs": a.execs, "churn": a.churn, "settle_s": a.settle,
+                   "placements": b.placements,
+                   "cpus": {"program": b.cpu_a, "same": b.cpu_a,
+                            "cross": b.cpu_b}},
         "workloads": {
             "walk_cold": {"count": b.files, "per": "file",
                           "what": "grep -r over the tree, first walk"},

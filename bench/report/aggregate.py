@@ -332,6 +332,27 @@ def workload(d, out):
             LISTENER_LABELS, floor="raw" if "raw" in ran else None,
             none="none" if "none" in ran else None,
             source="workload_bench.py", notes=notes))
+    # The same workloads again with program and listener pinned: on one
+    # CPU, then on two (runs without the pinned passes have no such keys).
+    where = {"same": "program and every listener thread on CPU %s",
+             "cross": "program on CPU %s, every listener thread on CPU %s"}
+    cpus = cfg.get("cpus", {})
+    for pl in cfg.get("placements", ["any"])[1:]:
+        for w in ("walk_warm", "exec", "churn"):
+            key, n = "%s@%s_ns" % (w, pl), wl[w]["count"]
+            vals = {k: [rep[k].get(key) / n / 1e3
+                        if k in rep and rep[k].get(key) is not None else None
+                        for rep in d["per_rep"]] for k in ran}
+            cpu_text = (where[pl] % (cpus.get("program"),) if pl == "same" else
+                        where[pl] % (cpus.get("program"), cpus.get("cross")))
+            out["tables"].append(make_table(
+                "work_%s_%s" % (w, pl),
+                "%s, %s CPU" % (titles[w], "one" if pl == "same" else "two"),
+                "%s, pinned: %s" % (wl[w]["what"], cpu_text),
+                "µs per " + wl[w]["per"], vals, LISTENER_LABELS,
+                floor="raw" if "raw" in ran else None,
+                none="none" if "none" in ran else None,
+                source="workload_bench.py --placements"))
     # Memory: per process of each listener.
     mem = {}
     for rep in d["per_rep"]:

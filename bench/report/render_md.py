@@ -5,7 +5,9 @@ aggregate."""
 
 # The order of the tables in the report; any other table goes last.
 ORDER = ["open_loop", "scanner_open", "work_walk_cold", "work_walk_warm",
-         "work_exec", "work_churn", "notif_engine", "minispy_events",
+         "work_exec", "work_churn", "work_walk_warm_same", "work_walk_warm_cross",
+         "work_exec_same", "work_exec_cross", "work_churn_same",
+         "work_churn_cross", "notif_engine", "minispy_events",
          "minispy_cpu_flat_out", "minispy_cpu_paced", "minispy_loss_flat_out",
          "minispy_churn_flat_out", "port_rtt", "port_rtt_p99", "port_tput"]
 

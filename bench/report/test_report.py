@@ -155,6 +155,42 @@ class Peers(unittest.TestCase):
         self.assertIn("| raw fanotify responder (floor) | raw | 1.0 MiB | "
                       "2.0 MiB | 4.0 MiB |", md)
 
+    def test_pinned_passes_get_tables_of_their_own(self):
+        ws = ("walk_cold", "walk_warm", "exec", "churn")
+        wl = {"config": {"reps": 2, "files": 10, "bytes": 100, "copies": 1,
+                         "tree": "t", "execs": 10, "churn": 10,
+                         "placements": ["any", "same", "cross"],
+                         "cpus": {"program": 0, "same": 0, "cross": 1}},
+              "workloads": {w: {"count": 10, "per": "file", "what": w}
+                            for w in ws},
+              "listeners": {"none": {"ran": True, "why": None},
+                            "raw": {"ran": True, "why": None}},
+              "order": [], "per_rep": []}
+        for _ in range(2):
+            rep = {}
+            for k, base in (("none", 1000), ("raw", 2000)):
+                r = {w + "_ns": base for w in ws}
+                for w in ws[1:]:
+                    r[w + "@same_ns"] = base * 2
+                    r[w + "@cross_ns"] = base * 3
+                rep[k] = dict(r, ok=True, memory={})
+            wl["per_rep"].append(rep)
+        with tempfile.TemporaryDirectory() as tmp:
+            write(tmp, "workload.json", wl)
+            agg = aggregate.aggregate(tmp)
+        ids = [t["id"] for t in agg["tables"]]
+        for w in ws[1:]:
+            for pl, mult in (("same", 2), ("cross", 3)):
+                t = next(t for t in agg["tables"]
+                         if t["id"] == "work_%s_%s" % (w, pl))
+                self.assertAlmostEqual(aggregate.row(t, "none")["median"],
+                                 0.1 * mult)
+                self.assertEqual(aggregate.row(t, "raw")["ratio_none"]
+                                 ["median"], 2.0)
+        self.assertNotIn("work_walk_cold_same", ids)
+        md = render_md.render(agg, [], [])
+        self.assertIn("program on CPU 0, every listener thread on CPU 1", md)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
