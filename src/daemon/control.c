@@ -41,12 +41,21 @@ struct client {
 	int64_t expires_ns;
 };
 
+/* Over the limits: gets its EBUSY reply once its request is read. */
+struct refusing {
+	int fd;
+	struct json_object *reply;
+	int64_t expires_ns;
+};
+
 struct control {
 	struct daemon *d;
 	int listen_fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct client clients[CONTROL_MAX_CLIENTS];
 	int n_clients;
+	struct refusing refusing[CONTROL_MAX_REFUSING];
+	int n_refusing;
 	int64_t accept_paused_until_ns; /* 0: accepting */
 	int64_t accept_logged_ns;       /* the last accept error logged */
 	uint64_t accept_errors_logged;  /* ctr.control_accept_errors then */
@@ -140,6 +149,27 @@ client_drop(struct control *c, int i)
 	c->clients[i] = c->clients[--c->n_clients];
 }
 
+static bool send_reply(int fd, struct json_object *o);
+
+static void
+refusing_drop(struct control *c, int i)
+{
+	close(c->refusing[i].fd);
+	json_object_put(c->refusing[i].reply);
+	c->refusing[i] = c->refusing[--c->n_refusing];
+}
+
+/* The refused client's request is here: read it, answer, close. */
+static void
+refusing_answer(struct control *c, int i)
+{
+	char buf[CTL_MAX_REQUEST + 1];
+
+	if (recv(c->refusing[i].fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC) > 0)
+		(void)send_reply(c->refusing[i].fd, c->refusing[i].reply);
+	refusing_drop(c, i);
+}
+
 void
 control_close(struct control *c)
 {
@@ -147,6 +177,8 @@ control_close(struct control *c)
 		return;
 	while (c->n_clients)
 		client_drop(c, c->n_clients - 1);
+	while (c->n_refusing)
+		refusing_drop(c, c->n_refusing - 1);
 	close(c->listen_fd);
 	(void)unlink(c->path);
 	free(c);
@@ -281,7 +313,16 @@ accept_clients(struct control *c)
 		o = over_limit(c, cl.cred.uid);
 		if (o)
 			busy_refused(c, &cl);
-		if (o) {
+		if (o && c->n_refusing < CONTROL_MAX_REFUSING) {
+			c->refusing[c->n_refusing++] = (struct refusing){
+				.fd = cl.fd,
+				.reply = o,
+				.expires_ns =
+					now_ns() + (int64_t)CONTROL_REFUSE_MS * 1000000,
+			};
+			continue;
+		}
+		if (o) { /* too many waiting already: it may see a reset */
 			(void)send_reply(cl.fd, o);
 			json_object_put(o);
 			close(cl.fd);
@@ -375,13 +416,29 @@ control_pollfds(struct control *c, struct pollfd *p, int max)
 				  .events = POLLIN };
 	for (int i = 0; i < c->n_clients && n < max; i++)
 		p[n++] = (struct pollfd){ .fd = c->clients[i].fd, .events = POLLIN };
+	for (int i = 0; i < c->n_refusing && n < max; i++)
+		p[n++] = (struct pollfd){ .fd = c->refusing[i].fd, .events = POLLIN };
 	return n;
 }
 
 void
 control_dispatch(struct control *c, const struct pollfd *p, int n)
 {
-	/* Clients first (their indexes match p[1..]), from the end so a drop
+	/* The refused ones (after the clients in p; found by descriptor). */
+	for (int k = 1; k < n; k++) {
+		if (!p[k].revents)
+			continue;
+		for (int i = 0; i < c->n_refusing; i++) {
+			if (c->refusing[i].fd != p[k].fd)
+				continue;
+			if (p[k].revents & POLLIN)
+				refusing_answer(c, i);
+			else
+				refusing_drop(c, i);
+			break;
+		}
+	}
+	/* Clients (their indexes match p[1..]), from the end so a drop
 	 * (which moves the last client into the hole) never skips one. */
 	for (int k = n - 1; k >= 1; k--) {
 		int i = k - 1;
@@ -404,6 +461,12 @@ control_expire(struct control *c)
 		next = c->accept_paused_until_ns > now ? c->accept_paused_until_ns - now
 						       : 0;
 
+	for (int i = c->n_refusing - 1; i >= 0; i--) {
+		if (c->refusing[i].expires_ns <= now)
+			refusing_drop(c, i); /* sent nothing: nothing to answer */
+		else if (next < 0 || c->refusing[i].expires_ns - now < next)
+			next = c->refusing[i].expires_ns - now;
+	}
 	for (int i = c->n_clients - 1; i >= 0; i--) {
 		if (c->clients[i].expires_ns <= now) {
 			c->d->ctr.control_timeouts++;

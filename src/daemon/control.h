@@ -20,6 +20,14 @@
 #define CONTROL_ROOT_SLOTS   4
 #define CONTROL_MAX_PER_USER 4
 #define CONTROL_IDLE_MS      5000
+/* A client over those limits is answered EBUSY after its request is read
+ * (a reply left beside an unread request reaches it as a reset): at most
+ * this many wait for that at once, each at most CONTROL_REFUSE_MS; past
+ * either, it is closed at once. */
+#define CONTROL_MAX_REFUSING 8
+#define CONTROL_REFUSE_MS    1000
+/* The pollfds control_pollfds() may fill. */
+#define CONTROL_POLLFDS (1 + CONTROL_MAX_CLIENTS + CONTROL_MAX_REFUSING)
 
 struct control;
 

@@ -615,7 +615,7 @@ static int
 main_loop(struct daemon *d, int sig_fd, int wd_fd)
 {
 	for (;;) {
-		struct pollfd p[3 + 1 + CONTROL_MAX_CLIENTS];
+		struct pollfd p[3 + CONTROL_POLLFDS];
 		struct signalfd_siginfo si;
 		int n = 0, nc, timeout;
 
