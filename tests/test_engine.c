@@ -1522,6 +1522,12 @@ mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* While set, the OPEN of gate_path holds the notification reader in its
+ * callback (at most 10 s), so that what happens meanwhile is queued and
+ * read together. */
+static char gate_path[PATH_MAX];
+static atomic_bool gate_hold, gate_entered;
+
 static void
 post_proc(const struct flt_callback_data *d, void *ic, void *cc)
 {
@@ -1530,6 +1536,13 @@ post_proc(const struct flt_callback_data *d, void *ic, void *cc)
 
 	(void)ic;
 	(void)cc;
+	if (d->path && gate_path[0] && !strcmp(d->path, gate_path)) {
+		int64_t end = tu_now_ms() + 10000;
+
+		atomic_store(&gate_entered, true);
+		while (atomic_load(&gate_hold) && tu_now_ms() < end)
+			usleep(1000);
+	}
 	r.t_before = mono_ns();
 	p = flt_get_process(d);
 	r.t_after = mono_ns();
@@ -2010,6 +2023,87 @@ process_cache_not_fooled_by_pid_reuse(void **state)
 			      PROC_CACHE_TTL_MS);
 }
 
+static int
+gate_reached(void *arg)
+{
+	(void)arg;
+	return atomic_load(&gate_entered);
+}
+
+static int
+fds_at_most(void *arg)
+{
+	return tu_count_fds() <= *(int *)arg;
+}
+
+/* One read holds an event of a process that has exited since and one of
+ * a second process given the same pid: the details found for one event
+ * of a pid are used for later ones of the same read only once that
+ * process was shown to hold the pid after the read, so neither takes the
+ * other's (the first is unverified, the second gets its own). The read's
+ * pidfds are all closed once it is delivered. */
+static void
+process_memo_not_fooled_by_pid_reuse_within_a_read(void **state)
+{
+	struct prec ra, rb;
+	pid_t a = 0, b = -EEXIST, g;
+	int go, gate_go, tries, fds0;
+
+	(void)state;
+	NEED_ROOT();
+	make_file(at("a"));
+	make_file(at("b"));
+	make_file(at("gate"));
+	proc_spy();
+	NEED_PIDFD();
+	fds0 = tu_count_fds();
+	snprintf(gate_path, sizeof(gate_path), "%s", at("gate"));
+	atomic_store(&gate_entered, false);
+	atomic_store(&gate_hold, true);
+	g = named_opener("memo-gate", at("gate"), 0, &gate_go);
+	assert_true(g > 0);
+	if (!tu_wait_until(gate_reached, NULL, 5000)) {
+		atomic_store(&gate_hold, false);
+		fail_msg("the gate's OPEN never reached the filter");
+	}
+	for (tries = 0; tries < 5 && b == -EEXIST; tries++) {
+		a = named_opener("memo-first", at("a"), 0, &go);
+		assert_true(a > 0);
+		assert_int_equal(write(go, "g", 1), 1);
+		close(go);
+		assert_int_equal(child_exit_status(a), 0);
+		b = named_opener("memo-second", at("b"), a, &go);
+	}
+	atomic_store(&gate_hold, false);
+	assert_int_equal(write(gate_go, "g", 1), 1);
+	close(gate_go);
+	assert_int_equal(child_exit_status(g), 0);
+	if (b < 0) {
+		print_message("skipped: cannot create a process with a chosen pid "
+			      "(clone3 set_tid): %s\n",
+			      strerror(-b));
+		gate_path[0] = '\0';
+		skip();
+	}
+	rb = wait_prec(at("b"), b);
+	ra = wait_prec(at("a"), a);
+	assert_int_equal(write(go, "g", 1), 1);
+	close(go);
+	assert_int_equal(child_exit_status(b), 0);
+	gate_path[0] = '\0';
+	print_message("pid %d: first process %s (%s), second %s (%s)\n", (int)a,
+		      ra.verified ? "verified" : "unverified", ra.comm,
+		      rb.verified ? "verified" : "unverified", rb.comm);
+	assert_true(rb.verified);
+	assert_string_equal(rb.comm, "memo-second");
+	if (ra.verified)
+		assert_string_equal(ra.comm, "memo-first");
+	if (!tu_wait_until(fds_at_most, &fds0, 5000))
+		fail_msg("%d descriptors open after the events, %d before: pidfds left "
+			 "open",
+			 tu_count_fds(), fds0);
+}
+
 /* The permission reader and the notification reader resolve processes
  * at the same time (TSan checks the cache's locking). */
 static atomic_int proc_good, proc_bad;
@@ -2162,6 +2256,7 @@ main(void)
 		T(process_cache_shared_by_both_readers),
 		/* last: it changes how the library reads credentials */
 		T(process_cache_without_pidfd_get_info),
+		T(process_memo_not_fooled_by_pid_reuse_within_a_read),
 #undef T
 	};
 	char self[PATH_MAX - 16], *slash;

@@ -160,10 +160,10 @@ struct dtable {
 
 /*
  * Process details already looked up during one read of the notification
- * group (notif.c), keyed like the process cache by pid and pidfs inode:
- * later events of the same process in that read take them from here with
- * one fstat() of their own pidfd instead of the cache's checks
- * (docs/engine.md section 2.3). Lives on the reader's stack.
+ * group (notif.c), by pid: an entry is made once its process was shown
+ * to hold the pid after the read, so later events of that pid in the
+ * same read take them from here with no system call (resolve.c,
+ * docs/engine.md section 2.3). Lives with the reader.
  */
 #define PROC_MEMO_SLOTS 4
 struct proc_memo {
@@ -171,7 +171,6 @@ struct proc_memo {
 	struct {
 		bool used;
 		pid_t pid;
-		uint64_t ino;
 		uid_t uid, euid;
 		gid_t gid, egid;
 		bool has_exe, has_comm;

@@ -19,8 +19,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +36,11 @@
 #define LOOKAHEAD_RECORDS 16
 /* After a failed read, before the next try. */
 #define READ_RETRY_MS 10
+#ifndef SYS_close_range
+#define SYS_close_range 436 /* Linux 5.9, the same number on every architecture */
+#endif
+/* The most records one read can hold (the smallest is the metadata). */
+#define MAX_RECORDS (NOTIF_BUF / FAN_EVENT_METADATA_LEN)
 
 static const struct {
 	uint64_t mask;
@@ -55,6 +62,8 @@ struct batch {
 	size_t next;            /* offset of the record after the current one */
 	uint64_t unresolved;    /* records to report lost, not yet reported */
 	struct proc_memo *memo; /* process details looked up in this read */
+	int *pidfds;            /* the read's pidfds, closed after it */
+	size_t n_pidfds;
 };
 
 /* No path says which instance such an event falls in: the first one of
@@ -361,17 +370,55 @@ handle_event(struct batch *b, const struct fan_event *ev)
 	}
 out:
 	if (ev->pidfd >= 0)
-		close(ev->pidfd);
+		b->pidfds[b->n_pidfds++] = ev->pidfd;
 	free(pv.path_buf);
 	free(pv.new_path_buf);
 }
 
-static void
-handle_batch(struct engine *e, const uint8_t *buf, size_t len, struct proc_memo *memo)
+static int
+cmp_int(const void *a, const void *b)
 {
-	struct batch b = {
-		.e = e, .t = dtable_acquire(e), .buf = buf, .len = len, .memo = memo
-	};
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Closes fds[0..n), each a descriptor of ours: one close_range() per run
+ * of consecutive numbers (every number in a run is in the list, so
+ * nothing else is closed). Sorts fds. */
+static void
+close_all(int *fds, size_t n)
+{
+	static atomic_bool no_close_range;
+
+	qsort(fds, n, sizeof(*fds), cmp_int);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+
+		while (j + 1 < n && fds[j + 1] == fds[j] + 1)
+			j++;
+		if (j == i ||
+		    atomic_load_explicit(&no_close_range, memory_order_relaxed) ||
+		    syscall(SYS_close_range, (unsigned)fds[i], (unsigned)fds[j], 0) < 0) {
+			if (j > i && errno == ENOSYS)
+				atomic_store(&no_close_range, true);
+			for (size_t k = i; k <= j; k++)
+				close(fds[k]);
+		}
+		i = j + 1;
+	}
+}
+
+static void
+handle_batch(struct engine *e, const uint8_t *buf, size_t len, struct proc_memo *memo,
+	     int *pidfds)
+{
+	struct batch b = { .e = e,
+			   .t = dtable_acquire(e),
+			   .buf = buf,
+			   .len = len,
+			   .memo = memo,
+			   .pidfds = pidfds };
 	struct fan_event ev;
 	const char *why = NULL;
 	size_t off = 0;
@@ -399,6 +446,8 @@ handle_batch(struct engine *e, const uint8_t *buf, size_t len, struct proc_memo 
 		deliver_loss(e, b.t, FLT_EVENT_LOSS_UNDECODABLE, 0);
 	}
 	dtable_release(e, b.t);
+	/* Once the read is delivered: no callback holds a pidfd any more. */
+	close_all(b.pidfds, b.n_pidfds);
 	memo->next = 0;
 	for (unsigned i = 0; i < PROC_MEMO_SLOTS; i++)
 		memo->slot[i].used = false; /* the next read looks again */
@@ -444,6 +493,7 @@ notif_reader_main(void *arg)
 	uint8_t *buf = NULL;
 	bool failing = false, warned = false;
 	struct proc_memo *memo = calloc(1, sizeof(*memo));
+	int *pidfds = NULL;
 
 	pthread_setname_np(pthread_self(), "flt-notify");
 	while (!atomic_load(&e->stopping)) {
@@ -454,7 +504,8 @@ notif_reader_main(void *arg)
 		ssize_t n;
 
 		if ((!buf && !(buf = malloc(NOTIF_BUF))) ||
-		    (!memo && !(memo = calloc(1, sizeof(*memo))))) {
+		    (!memo && !(memo = calloc(1, sizeof(*memo)))) ||
+		    (!pidfds && !(pidfds = calloc(MAX_RECORDS, sizeof(*pidfds))))) {
 			/* The kernel queues meanwhile (and reports overflow). */
 			if (!warned)
 				log_error(e->mgr, "notification reader: out of memory; "
@@ -475,8 +526,9 @@ notif_reader_main(void *arg)
 		}
 		failing = false;
 		if (n > 0)
-			handle_batch(e, buf, (size_t)n, memo);
+			handle_batch(e, buf, (size_t)n, memo, pidfds);
 	}
+	free(pidfds);
 	free(memo);
 	free(buf);
 	return NULL;

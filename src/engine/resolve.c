@@ -468,13 +468,21 @@ process_from_cache(struct proc_cache *pc, const struct proc_key *key,
 	return true;
 }
 
-/* Details of the process (pid, pidfs inode) found earlier in this read. */
+/*
+ * Details of the process with this pid found earlier in this read. Exact
+ * without looking at the event's own pidfd: an entry is made only once
+ * its process was shown to hold the pid after the read (the checks of
+ * process_from_cache() and read_process()), and it held it since its own
+ * event, so every later record of the read with that pid, queued in
+ * between, is the same process (a pid is not given back to a process
+ * that left it).
+ */
 static bool
-process_from_memo(struct proc_memo *m, pid_t pid, uint64_t ino, struct flt_event_priv *pv,
+process_from_memo(struct proc_memo *m, pid_t pid, struct flt_event_priv *pv,
 		  struct flt_process *p)
 {
 	for (unsigned i = 0; i < PROC_MEMO_SLOTS; i++) {
-		if (!m->slot[i].used || m->slot[i].pid != pid || m->slot[i].ino != ino)
+		if (!m->slot[i].used || m->slot[i].pid != pid)
 			continue;
 		p->uid = m->slot[i].uid;
 		p->euid = m->slot[i].euid;
@@ -494,14 +502,14 @@ process_from_memo(struct proc_memo *m, pid_t pid, uint64_t ino, struct flt_event
 	return false;
 }
 
+/* Only after the process was shown to hold pid after the read. */
 static void
-memo_put(struct proc_memo *m, pid_t pid, uint64_t ino, const struct flt_process *p)
+memo_put(struct proc_memo *m, pid_t pid, const struct flt_process *p)
 {
 	unsigned i = m->next++ % PROC_MEMO_SLOTS;
 
 	m->slot[i].used = true;
 	m->slot[i].pid = pid;
-	m->slot[i].ino = ino;
 	m->slot[i].uid = p->uid;
 	m->slot[i].euid = p->euid;
 	m->slot[i].gid = p->gid;
@@ -542,16 +550,18 @@ flt_get_process(const struct flt_callback_data *data)
 	if (data->pid <= 0)
 		return p;
 	pc = pv->e ? pv->e->procs : NULL;
+	if (pc && pv->pidfd >= 0 && pidfd_on_pidfs(pv->e, pv->pidfd) && pv->memo &&
+	    process_from_memo(pv->memo, data->pid, pv, p)) {
+		/* The same process earlier in this read: its details then,
+		 * without a system call. */
+		proc_cache_count(pc, true); /* not read from /proc: a hit */
+		return p;
+	}
 	if (pc && pv->pidfd >= 0 && pidfd_on_pidfs(pv->e, pv->pidfd) &&
 	    fstat(pv->pidfd, &st) == 0) {
 		char path[64];
 
 		key = (struct proc_key){ .pid = data->pid, .ino = st.st_ino };
-		/* The same process earlier in this read: its details then. */
-		if (pv->memo && process_from_memo(pv->memo, data->pid, key.ino, pv, p)) {
-			proc_cache_count(pc, true); /* not read from /proc: a hit */
-			return p;
-		}
 		now = monotonic_ns();
 		snprintf(path, sizeof(path), "/proc/%d/exe", (int)data->pid);
 		if (stat(path, &st) == 0) {
@@ -564,7 +574,7 @@ flt_get_process(const struct flt_callback_data *data)
 				p->verified = 1;
 				proc_cache_count(pc, true);
 				if (pv->memo)
-					memo_put(pv->memo, data->pid, key.ino, p);
+					memo_put(pv->memo, data->pid, p);
 				return p;
 			}
 		}
@@ -595,7 +605,7 @@ flt_get_process(const struct flt_callback_data *data)
 		memcpy(d.comm, pv->comm, sizeof(d.comm));
 		proc_cache_insert(pc, &key, now, &d, pv->exe);
 		if (pv->memo)
-			memo_put(pv->memo, data->pid, key.ino, p);
+			memo_put(pv->memo, data->pid, p);
 	}
 	return p;
 }
