@@ -202,6 +202,8 @@ struct flt_event_priv {
 	int64_t ctime_ns;
 	char *path_buf;
 	char *new_path_buf;
+	/* Last, and in this order: a permission event leaves them unzeroed
+	 * (perm.c, perm_event_alloc); flt_get_process() writes them first. */
 	char exe[4096];
 	char comm[17];
 	struct flt_process proc;
