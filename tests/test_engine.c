@@ -1417,6 +1417,159 @@ counters_match_generated_events(void **state)
 	assert_int_equal(atomic_load(&cache_calls), 20);
 }
 
+/* ---- the path on request (FLT_REGISTRATION_PATH_ON_REQUEST) ---- */
+
+struct path_seen {
+	int calls;
+	bool before_null;     /* data->path before flt_event_path() */
+	bool before_unknown;  /* FLT_EVENT_PATH_UNKNOWN before it */
+	bool same_pointer;    /* a second call gives the same string */
+	uint32_t flags_after; /* data->flags after it */
+	char path[PATH_MAX];  /* what flt_event_path() gave ("" for NULL) */
+	char field[PATH_MAX]; /* data->path after it */
+};
+
+static struct path_seen seen_lazy, seen_eager;
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+path_note(struct path_seen *s, struct flt_callback_data *d, bool ask)
+{
+	bool before_null = d->path == NULL;
+	bool before_unknown = (d->flags & FLT_EVENT_PATH_UNKNOWN) != 0;
+	const char *p = ask ? flt_event_path(d) : d->path;
+
+	pthread_mutex_lock(&seen_lock);
+	s->calls++;
+	s->before_null = before_null;
+	s->before_unknown = before_unknown;
+	s->same_pointer = flt_event_path(d) == p && d->path == p;
+	s->flags_after = d->flags;
+	snprintf(s->path, sizeof(s->path), "%s", p ? p : "");
+	snprintf(s->field, sizeof(s->field), "%s", d->path ? d->path : "");
+	pthread_mutex_unlock(&seen_lock);
+}
+
+static enum flt_preop_status
+pre_lazy(struct flt_callback_data *d, void *ic, void **cc)
+{
+	(void)ic;
+	(void)cc;
+	path_note(&seen_lazy, d, true);
+	return FLT_PREOP_SUCCESS_NO_CALLBACK;
+}
+
+static enum flt_preop_status
+pre_eager(struct flt_callback_data *d, void *ic, void **cc)
+{
+	(void)ic;
+	(void)cc;
+	path_note(&seen_eager, d, false);
+	return FLT_PREOP_SUCCESS_NO_CALLBACK;
+}
+
+static flt_filter *
+path_filter(const char *name, const char *alt, flt_pre_operation pre, unsigned flags,
+	    enum flt_instance_kind kind)
+{
+	struct flt_operation_registration op = { FLT_OP_OPEN, pre, NULL };
+	struct flt_registration reg = { .name = name,
+					.altitude = alt,
+					.operations = &op,
+					.n_operations = 1,
+					.flags = flags };
+	flt_filter *f = NULL;
+
+	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
+	assert_int_equal(flt_attach(f, mnt, kind), 0);
+	start_or_skip(f);
+	return f;
+}
+
+static void
+seen_reset(void)
+{
+	pthread_mutex_lock(&seen_lock);
+	memset(&seen_lazy, 0, sizeof(seen_lazy));
+	memset(&seen_eager, 0, sizeof(seen_eager));
+	pthread_mutex_unlock(&seen_lock);
+}
+
+/* A filter that takes its path on request gets none before it asks, and
+ * then the string an eager filter below it gets for the same event. */
+static void
+path_on_request_matches_the_eager_path(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	path_filter("lazy", "300000", pre_lazy, FLT_REGISTRATION_PATH_ON_REQUEST,
+		    FLT_INSTANCE_FILESYSTEM);
+	path_filter("eager", "200000", pre_eager, 0, FLT_INSTANCE_FILESYSTEM);
+	seen_reset();
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	pthread_mutex_lock(&seen_lock);
+	assert_int_equal(seen_lazy.calls, 1);
+	assert_int_equal(seen_eager.calls, 1);
+	/* Not resolved before the lazy filter asked: no readlink spent. */
+	assert_true(seen_lazy.before_null);
+	assert_false(seen_lazy.before_unknown);
+	assert_string_equal(seen_lazy.path, at("f"));
+	assert_string_equal(seen_lazy.field, at("f"));
+	assert_true(seen_lazy.same_pointer);
+	assert_false(seen_lazy.flags_after & FLT_EVENT_PATH_UNKNOWN);
+	/* The eager filter below: filled in before its callback, the same. */
+	assert_false(seen_eager.before_null);
+	assert_string_equal(seen_eager.path, seen_lazy.path);
+	assert_true(seen_eager.same_pointer);
+	pthread_mutex_unlock(&seen_lock);
+}
+
+/* Without the flag nothing changes: the path is there before the
+ * callback, and flt_event_path() gives that very string. A lazy filter
+ * below an eager one finds it already resolved. */
+static void
+path_without_the_flag_is_filled_before_the_callback(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("g"), "x"), 0);
+	path_filter("eager", "300000", pre_eager, 0, FLT_INSTANCE_FILESYSTEM);
+	path_filter("lazy", "200000", pre_lazy, FLT_REGISTRATION_PATH_ON_REQUEST,
+		    FLT_INSTANCE_FILESYSTEM);
+	seen_reset();
+	assert_int_equal(run_op(0, "open", at("g"), NULL), 0);
+	pthread_mutex_lock(&seen_lock);
+	assert_int_equal(seen_eager.calls, 1);
+	assert_false(seen_eager.before_null);
+	assert_string_equal(seen_eager.path, at("g"));
+	assert_true(seen_eager.same_pointer);
+	assert_int_equal(seen_lazy.calls, 1);
+	assert_false(seen_lazy.before_null);
+	assert_string_equal(seen_lazy.path, at("g"));
+	pthread_mutex_unlock(&seen_lock);
+}
+
+/* A SUBTREE instance matches by path: the engine resolves it to place
+ * the event, and the lazy filter finds it there (the same string). */
+static void
+path_on_request_in_a_subtree_instance(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(run_op(0, "write", at("h"), "x"), 0);
+	path_filter("lazy", "300000", pre_lazy, FLT_REGISTRATION_PATH_ON_REQUEST,
+		    FLT_INSTANCE_SUBTREE);
+	seen_reset();
+	assert_int_equal(run_op(0, "open", at("h"), NULL), 0);
+	pthread_mutex_lock(&seen_lock);
+	assert_int_equal(seen_lazy.calls, 1);
+	assert_false(seen_lazy.before_null);
+	assert_string_equal(seen_lazy.path, at("h"));
+	assert_true(seen_lazy.same_pointer);
+	pthread_mutex_unlock(&seen_lock);
+}
+
 static void
 exec_can_be_denied(void **state)
 {
@@ -2153,6 +2306,9 @@ main(void)
 		T(kernel_cache_skips_unchanged_file_until_written),
 		T(counters_match_generated_events),
 		T(exec_can_be_denied),
+		T(path_on_request_matches_the_eager_path),
+		T(path_without_the_flag_is_filled_before_the_callback),
+		T(path_on_request_in_a_subtree_instance),
 		T(ext4_rename_across_dirs_and_delete_in_removed_dir),
 		T(process_cache_sees_an_exec),
 		T(process_cache_follows_setuid),

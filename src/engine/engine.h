@@ -443,6 +443,9 @@ void vcache_insert(struct engine *e, int fd, enum flt_operation op);
 /* scope.c */
 /* Fills dev/ino/flags and the path of a permission event (once). */
 void event_fill_identity(struct flt_callback_data *d);
+/* Only dev/ino/flags (a filter that takes its path through
+ * flt_event_path(), which resolves it on first call). */
+void event_fill_stat(struct flt_callback_data *d);
 /* The instance of df that the event falls in, or NULL. For permission
  * events, an event the engine cannot prove to be outside df's instances
  * on its filesystem gets the first of them, flagged

@@ -330,7 +330,12 @@ run_chain(struct perm_event *ev)
 		pthread_mutex_unlock(&e->pend_lock);
 
 		ev->inst[i] = in;
-		event_fill_identity(&ev->data); /* path, dev, ino: once */
+		/* dev, ino: once; the path too, unless the filter asks for it
+		 * through flt_event_path() (a readlink saved). */
+		if (fe->flags & FLT_REGISTRATION_PATH_ON_REQUEST)
+			event_fill_stat(&ev->data);
+		else
+			event_fill_identity(&ev->data);
 		ev->data.status = 0;
 		ev->data.cacheable = 1;
 		atomic_store(&ev->pend_state, PEND_IN_CALLBACK);
