@@ -1570,6 +1570,92 @@ path_on_request_in_a_subtree_instance(void **state)
 	pthread_mutex_unlock(&seen_lock);
 }
 
+/* ---- FLT_REGISTRATION_NO_PROCESS_DETAILS: a permission group without pidfds ---- */
+
+static flt_filter *
+pre_filter_reg(const char *name, const char *alt, flt_pre_operation pre, unsigned flags)
+{
+	struct flt_operation_registration op = { FLT_OP_OPEN, pre, NULL };
+	struct flt_registration reg = { .name = name,
+					.altitude = alt,
+					.operations = &op,
+					.n_operations = 1,
+					.flags = flags };
+	flt_filter *f = NULL;
+
+	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
+	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_FILESYSTEM), 0);
+	return f;
+}
+
+/* Every filter with pre callbacks said it needs no process details: the
+ * group has no pidfds, flt_get_process() gives the pid only (as on a
+ * kernel without them), and a filter that may need them cannot start
+ * later (the group cannot gain pidfds); a notification-only one can. */
+static void
+no_process_details_leaves_pidfds_out(void **state)
+{
+	flt_filter *f, *late;
+	int i;
+
+	(void)state;
+	NEED_ROOT();
+	atomic_store(&deny_in_middle, 0);
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	f = pre_filter_reg("nopid", "300000", pre_1, FLT_REGISTRATION_NO_PROCESS_DETAILS);
+	start_or_skip(f);
+	NEED_PIDFD();
+	assert_false(engine_of(g_m)->perm_pidfd);
+	recs_clear();
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	i = wait_rec(1, FLT_OP_OPEN, at("f"), NULL, 0, EVENT_WAIT_MS);
+	assert_true(i >= 0);
+	assert_true(recs[i].pre);
+	assert_true(recs[i].pid > 0);
+	assert_false(recs[i].verified);
+	assert_int_equal(recs[i].uid, (uid_t)-1);
+	assert_string_equal(recs[i].exe, "");
+	late = pre_filter_reg("late", "200000", pre_2, 0);
+	assert_int_equal(flt_start_filtering(late), -EOPNOTSUPP);
+	/* A late filter that also says so starts. */
+	flt_unregister_filter(late);
+	late = pre_filter_reg("late2", "200000", pre_2,
+			      FLT_REGISTRATION_NO_PROCESS_DETAILS);
+	assert_int_equal(flt_start_filtering(late), 0);
+	recs_clear();
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_true(wait_rec(2, FLT_OP_OPEN, at("f"), NULL, 0, EVENT_WAIT_MS) >= 0);
+}
+
+/* One filter registered before the start without the flag keeps pidfds
+ * for everyone: its process details are verified as always. */
+static void
+process_details_kept_when_one_filter_may_need_them(void **state)
+{
+	flt_filter *a, *b;
+	struct child c;
+	int i;
+
+	(void)state;
+	NEED_ROOT();
+	atomic_store(&deny_in_middle, 0);
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	a = pre_filter_reg("nopid", "300000", pre_1, FLT_REGISTRATION_NO_PROCESS_DETAILS);
+	b = pre_filter_reg("withpid", "200000", pre_3, 0);
+	start_or_skip(a);
+	start_or_skip(b);
+	NEED_PIDFD();
+	assert_true(engine_of(g_m)->perm_pidfd);
+	recs_clear();
+	c = child_start(0, false, "open", at("f"), NULL);
+	assert_int_equal(child_finish(&c), 0);
+	i = wait_rec(3, FLT_OP_OPEN, at("f"), NULL, c.pid, EVENT_WAIT_MS);
+	assert_true(i >= 0);
+	assert_true(recs[i].verified);
+	assert_int_equal(recs[i].uid, 0);
+	assert_string_equal(recs[i].exe, fsop_path);
+}
+
 static void
 exec_can_be_denied(void **state)
 {
@@ -2309,6 +2395,8 @@ main(void)
 		T(path_on_request_matches_the_eager_path),
 		T(path_without_the_flag_is_filled_before_the_callback),
 		T(path_on_request_in_a_subtree_instance),
+		T(no_process_details_leaves_pidfds_out),
+		T(process_details_kept_when_one_filter_may_need_them),
 		T(ext4_rename_across_dirs_and_delete_in_removed_dir),
 		T(process_cache_sees_an_exec),
 		T(process_cache_follows_setuid),

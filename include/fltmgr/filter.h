@@ -322,6 +322,18 @@ typedef size_t (*flt_filter_counters)(void *cookie, struct flt_counter *out, siz
  * as always.
  */
 #define FLT_REGISTRATION_PATH_ON_REQUEST 0x2u
+/*
+ * My pre callbacks never need flt_get_process() (libfltmgr 0.5). When
+ * every filter with pre callbacks registered on the manager by the time
+ * the first one starts says so, the permission group is made without
+ * FAN_REPORT_PIDFD: the kernel then makes no pidfd per event (a new
+ * file, and a close). flt_get_process() on those events gives the pid
+ * only, unverified, as on a kernel without pidfds. A group cannot gain
+ * pidfds later, so a filter with pre callbacks and without this flag
+ * that starts after that is refused (-EOPNOTSUPP): register every filter
+ * before starting any. Notifications are not affected.
+ */
+#define FLT_REGISTRATION_NO_PROCESS_DETAILS 0x4u
 
 struct flt_registration {
 	const char *name;     /* [A-Za-z0-9._-]{1,64}, not "." or "..", unique */

@@ -300,20 +300,66 @@ wait_filter_drained(struct engine *e, flt_filter *f)
 
 /* ---- life cycle ---- */
 
+static bool
+has_pre(const struct filter_engine *fe)
+{
+	for (int op = 0; op < FLT_OP_COUNT_; op++)
+		if (fe->pre[op])
+			return true;
+	return false;
+}
+
+/*
+ * Whether the permission group needs FAN_REPORT_PIDFD: the kernel makes a
+ * pidfd (a new file) for every event, and we close it, only so that
+ * flt_get_process() can prove who the process was. Decided once, when
+ * the group is made, from the filters registered then: it is left out
+ * only if there is at least one filter with pre callbacks and every one
+ * of them registered FLT_REGISTRATION_NO_PROCESS_DETAILS. A group cannot
+ * gain it later, so a filter without the flag that starts afterwards is
+ * refused (flt_start_filtering), never silently given no details.
+ */
+static bool
+perm_needs_pidfd(flt_manager *m)
+{
+	bool any_pre = false, need = false;
+
+	pthread_mutex_lock(&m->lock);
+	for (struct flt_filter *f = m->filters; f && !need; f = f->next) {
+		if (!f->eng || !has_pre(f->eng))
+			continue;
+		any_pre = true;
+		need = !(f->eng->flags & FLT_REGISTRATION_NO_PROCESS_DETAILS);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return need || !any_pre;
+}
+
 static int
 open_groups(struct engine *e)
 {
 	unsigned common = FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_MARKS;
+	unsigned perm_pidfd = 0;
 
-	if (e->feat.pidfd)
-		common |= FAN_REPORT_PIDFD;
+	if (e->feat.pidfd) {
+		common |= FAN_REPORT_PIDFD; /* notifications: always */
+		e->perm_pidfd = perm_needs_pidfd(e->mgr);
+		if (!e->perm_pidfd)
+			log_info(e->mgr,
+				 "fanotify: the permission group reports no "
+				 "pidfds: every filter with pre callbacks "
+				 "registered FLT_REGISTRATION_NO_PROCESS_DETAILS");
+	}
+	if (e->perm_pidfd)
+		perm_pidfd = FAN_REPORT_PIDFD;
 	if (e->feat.unlimited_queue) {
 		/* A bounded permission queue fails open when it overflows.
 		 * O_NOATIME: reading a file through its event descriptor
 		 * (a scan) must not tell its owner, by a moving atime, that
 		 * the scan is under way, the moment to rewrite it. */
 		e->perm_fd =
-			fanotify_init(FAN_CLASS_CONTENT | FAN_UNLIMITED_QUEUE | common,
+			fanotify_init(FAN_CLASS_CONTENT | FAN_UNLIMITED_QUEUE |
+					      (common & ~FAN_REPORT_PIDFD) | perm_pidfd,
 				      O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME);
 		if (e->perm_fd < 0)
 			return -errno;
@@ -473,6 +519,17 @@ flt_start_filtering(flt_filter *filter)
 				    "fanotify warnings above)"
 				  : "its post-only callbacks need name reporting (Linux "
 				    "5.17, FAN_REPORT_DFID_NAME_TARGET)");
+		return -EOPNOTSUPP;
+	}
+	if (wants_pre && e->feat.pidfd && !e->perm_pidfd &&
+	    !(fe->flags & FLT_REGISTRATION_NO_PROCESS_DETAILS)) {
+		log_error(filter->mgr,
+			  "filter %s: cannot start: it may ask for process details, "
+			  "and the permission group was made without pidfds because "
+			  "every filter registered before it said "
+			  "FLT_REGISTRATION_NO_PROCESS_DETAILS (register every filter "
+			  "before starting any)",
+			  filter->name);
 		return -EOPNOTSUPP;
 	}
 	pthread_mutex_lock(&e->lock);

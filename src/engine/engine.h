@@ -285,6 +285,10 @@ struct engine {
 	struct fan_features feat;
 	pid_t self_pid;
 	int perm_fd;
+	/* The permission group reports a pidfd per event: unless every
+	 * filter with pre callbacks registered when the engine started said
+	 * FLT_REGISTRATION_NO_PROCESS_DETAILS (engine.c, open_groups). */
+	bool perm_pidfd;
 	int notif_fd;
 	int stop_efd;
 	atomic_bool stopping;

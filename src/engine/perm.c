@@ -687,7 +687,7 @@ perm_reader_main(void *arg)
 	struct reader *rd = arg;
 	struct engine *e = rd->e;
 	size_t cap = sizeof(struct fanotify_event_metadata) +
-		     (e->feat.pidfd ? sizeof(struct fanotify_event_info_pidfd) : 0);
+		     (e->perm_pidfd ? sizeof(struct fanotify_event_info_pidfd) : 0);
 	uint8_t *buf = malloc(4096);
 
 	pthread_setname_np(pthread_self(), "flt-perm");
