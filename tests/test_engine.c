@@ -1656,6 +1656,43 @@ process_details_kept_when_one_filter_may_need_them(void **state)
 	assert_string_equal(recs[i].exe, fsop_path);
 }
 
+/* The permission readers block in read() (no poll per event) and are
+ * woken at stop by a write to the engine's wake-up file, whose mark must
+ * survive the verdict cache's flushes (FAN_MARK_FLUSH drops inode marks)
+ * and rebuilds: the manager then still stops at once. */
+static void
+blocking_readers_wake_at_stop_after_flushes(void **state)
+{
+	struct engine *e;
+	flt_filter *f;
+	int64_t t0;
+
+	(void)state;
+	NEED_ROOT();
+	atomic_store(&deny_in_middle, 0);
+	assert_int_equal(run_op(0, "write", at("f"), "x"), 0);
+	f = pre_filter_reg("one", "300000", pre_1, 0);
+	start_or_skip(f);
+	e = engine_of(g_m);
+	assert_true(e->wake_fd >= 0);
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_int_equal(flt_flush_verdict_cache(g_m), 0);
+	f = pre_filter_reg("two", "200000", pre_2, 0); /* a rebuild: a flush */
+	start_or_skip(f);
+	assert_int_equal(flt_flush_verdict_cache(g_m), 0);
+	assert_true(e->wake_fd >= 0);
+	recs_clear();
+	assert_int_equal(run_op(0, "open", at("f"), NULL), 0);
+	assert_true(wait_rec(2, FLT_OP_OPEN, at("f"), NULL, 0, EVENT_WAIT_MS) >= 0);
+	usleep(50 * 1000); /* the readers back in read() */
+	t0 = tu_now_ms();
+	flt_manager_free(g_m);
+	g_m = NULL;
+	print_message("stopped in %lld ms\n", (long long)(tu_now_ms() - t0));
+	assert_true(tu_now_ms() - t0 < 5000);
+	g_m = tu_manager_new(); /* for the teardown */
+}
+
 static void
 exec_can_be_denied(void **state)
 {
@@ -2397,6 +2434,7 @@ main(void)
 		T(path_on_request_in_a_subtree_instance),
 		T(no_process_details_leaves_pidfds_out),
 		T(process_details_kept_when_one_filter_may_need_them),
+		T(blocking_readers_wake_at_stop_after_flushes),
 		T(ext4_rename_across_dirs_and_delete_in_removed_dir),
 		T(process_cache_sees_an_exec),
 		T(process_cache_follows_setuid),

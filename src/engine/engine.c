@@ -272,8 +272,7 @@ engine_rebuild_locked(struct engine *e)
 	pthread_mutex_unlock(&e->table_lock);
 	dtable_release(e, old); /* the "current" reference */
 	/* Who gets what changed: cached verdicts may no longer hold. */
-	if (e->perm_fd >= 0 &&
-	    fanotify_mark(e->perm_fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) == 0)
+	if (e->perm_fd >= 0 && perm_flush_inode_marks(e) == 0)
 		atomic_fetch_add(&e->ctr.cache_flushes, 1);
 	return r;
 }
@@ -385,8 +384,10 @@ engine_free(struct engine *e)
 	pthread_mutex_lock(&e->pend_lock);
 	pthread_cond_broadcast(&e->pend_cond);
 	pthread_mutex_unlock(&e->pend_lock);
-	if (e->perm_fd >= 0)
+	if (e->perm_fd >= 0) {
+		perm_wake_readers(e);
 		perm_answer_all_at_shutdown(e);
+	}
 	if (e->watchdog_started)
 		pthread_join(e->watchdog_thread, NULL);
 	if (e->notif_started)
@@ -405,6 +406,8 @@ engine_free(struct engine *e)
 		dtable_release(e, e->table);
 	if (e->perm_fd >= 0)
 		close(e->perm_fd);
+	if (e->wake_fd >= 0)
+		close(e->wake_fd);
 	if (e->notif_fd >= 0)
 		close(e->notif_fd);
 	if (e->stop_efd >= 0)
@@ -413,6 +416,7 @@ engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->table_lock);
 	pthread_mutex_destroy(&e->pend_lock);
 	pthread_mutex_destroy(&e->readers_lock);
+	pthread_mutex_destroy(&e->drain_lock);
 	pthread_cond_destroy(&e->pend_cond);
 	pthread_cond_destroy(&e->table_released);
 	proc_cache_free(e->procs);
@@ -438,8 +442,9 @@ engine_get(flt_manager *m, struct engine **ret)
 	}
 	e->mgr = m;
 	e->self_pid = getpid();
-	e->perm_fd = e->notif_fd = -1;
+	e->perm_fd = e->notif_fd = e->wake_fd = -1;
 	atomic_init(&e->deny_errno_ok, true);
+	pthread_mutex_init(&e->drain_lock, NULL);
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->table_lock, NULL);
 	pthread_mutex_init(&e->pend_lock, NULL);
@@ -462,6 +467,7 @@ engine_get(flt_manager *m, struct engine **ret)
 		goto fail;
 	}
 	if (e->perm_fd >= 0) {
+		perm_wake_setup(e);
 		r = perm_reader_spawn(e);
 		if (r < 0)
 			goto fail;
@@ -989,14 +995,16 @@ int
 flt_flush_verdict_cache(flt_manager *manager)
 {
 	struct engine *e;
+	int r;
 
 	if (!manager)
 		return -EINVAL;
 	e = engine_of(manager);
 	if (!e || e->perm_fd < 0)
 		return 0;
-	if (fanotify_mark(e->perm_fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) < 0)
-		return -errno;
+	r = perm_flush_inode_marks(e);
+	if (r < 0)
+		return r;
 	atomic_fetch_add(&e->ctr.cache_flushes, 1);
 	return 0;
 }

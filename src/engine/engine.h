@@ -285,6 +285,14 @@ struct engine {
 	struct fan_features feat;
 	pid_t self_pid;
 	int perm_fd;
+	/* Readers block in read() (no poll per event) when this private,
+	 * unnamed file could be made and marked FAN_MODIFY in the permission
+	 * group: a write to it wakes them (perm_wake_readers). -1: the group
+	 * stays non-blocking and readers poll it with stop_efd, as before. */
+	int wake_fd;
+	/* Held while the permission group is made non-blocking for a drain
+	 * (emergency_drain) or for good (perm_wake_readers). */
+	pthread_mutex_t drain_lock;
 	/* The permission group reports a pidfd per event: unless every
 	 * filter with pre callbacks registered when the engine started said
 	 * FLT_REGISTRATION_NO_PROCESS_DETAILS (engine.c, open_groups). */
@@ -392,6 +400,13 @@ engine_of(flt_manager *m)
 void fan_probe(flt_manager *m, struct fan_features *feat);
 /* Logs whether the filesystem of dir_fd takes pre-content events. */
 void fan_probe_filesystem(struct engine *e, int dir_fd, const char *path);
+
+/* perm.c: blocking reads (see wake_fd) */
+void perm_wake_setup(struct engine *e);
+void perm_wake_readers(struct engine *e);
+/* FAN_MARK_FLUSH of the permission group's inode marks (the verdict
+ * cache), keeping the wake-up file's; 0 or -errno. */
+int perm_flush_inode_marks(struct engine *e);
 
 /* marks.c: caller holds e->lock */
 int marks_sync_locked(struct engine *e, const struct dtable *t);
