@@ -258,6 +258,11 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 	}
 	respond(e, ev->fd, verdict); /* then the kernel, before any log */
 	if (verdict != 0) {
+		/* The record names the path an eager filter would have had,
+		 * also if the deciding filter took it on request and never
+		 * asked (resolved now, after the answer). */
+		if (decided_by != SIZE_MAX)
+			(void)flt_event_path(&ev->data);
 		if (decided_by != SIZE_MAX) /* a denial: the operator sees it */
 			flt_log_decision_limited(
 				e->mgr,
