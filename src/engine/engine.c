@@ -90,6 +90,10 @@ engine_filter_init(flt_filter *f, const struct flt_registration *reg)
 	fe->flags = reg->flags;
 	fe->altitude = strtold(reg->altitude, NULL);
 	pthread_mutex_init(&fe->excl_lock, NULL);
+	for (int op = 0; op < FLT_OP_COUNT_; op++)
+		f->has_pre |= fe->pre[op] != NULL;
+	f->pre_needs_process =
+		f->has_pre && !(reg->flags & FLT_REGISTRATION_NO_PROCESS_DETAILS);
 	f->eng = fe;
 	return 0;
 }
@@ -299,15 +303,6 @@ wait_filter_drained(struct engine *e, flt_filter *f)
 
 /* ---- life cycle ---- */
 
-static bool
-has_pre(const struct filter_engine *fe)
-{
-	for (int op = 0; op < FLT_OP_COUNT_; op++)
-		if (fe->pre[op])
-			return true;
-	return false;
-}
-
 /*
  * Whether the permission group needs FAN_REPORT_PIDFD: the kernel makes a
  * pidfd (a new file) for every event, and we close it, only so that
@@ -325,10 +320,8 @@ perm_needs_pidfd(flt_manager *m)
 
 	pthread_mutex_lock(&m->lock);
 	for (struct flt_filter *f = m->filters; f && !need; f = f->next) {
-		if (!f->eng || !has_pre(f->eng))
-			continue;
-		any_pre = true;
-		need = !(f->eng->flags & FLT_REGISTRATION_NO_PROCESS_DETAILS);
+		any_pre |= f->has_pre;
+		need = f->pre_needs_process;
 	}
 	pthread_mutex_unlock(&m->lock);
 	return need || !any_pre;
