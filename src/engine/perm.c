@@ -764,10 +764,13 @@ set_nonblocking_locked(struct engine *e, bool on)
 static int
 wake_mark_locked(struct engine *e)
 {
+	int err;
+
 	if (fanotify_mark(e->perm_fd, FAN_MARK_ADD, FAN_MODIFY, e->wake_fd, NULL) == 0)
 		return 0;
-	log_error(e->mgr, "cannot mark the wake-up file: %s", strerror(errno));
-	return -errno;
+	err = errno;
+	log_error(e->mgr, "cannot mark the wake-up file: %s", strerror(err));
+	return -err;
 }
 
 /* FAN_MARK_FLUSH (the kernel verdict cache's flush) drops every inode
@@ -795,7 +798,7 @@ perm_wake_readers(struct engine *e)
 		return; /* they poll stop_efd */
 	pthread_mutex_lock(&e->drain_lock);
 	set_nonblocking_locked(e, true); /* for good: `stopping` is set */
-	if (wake_mark_locked(e) < 0 || pwrite(e->wake_fd, "w", 1, 0) != 1)
+	if (wake_mark_locked(e) == 0 && pwrite(e->wake_fd, "w", 1, 0) != 1)
 		log_error(e->mgr,
 			  "cannot wake the permission readers blocked in "
 			  "read(): %s",
