@@ -17,6 +17,9 @@
  *           attached FLT_INSTANCE_FILESYSTEM to PATH
  *   flt3    three such filters (altitudes 389000, 385100, 381000)
  *   cached  flt1 with FLT_REGISTRATION_CACHE_VERDICTS
+ *   lean    flt1 with FLT_REGISTRATION_PATH_ON_REQUEST |
+ *           FLT_REGISTRATION_NO_PROCESS_DETAILS: no path resolved and no
+ *           pidfd per event (a filter that needs neither)
  *
  * It prints "ready" on stdout once marked, then waits for end of file on
  * stdin, tears the listener down, prints one line of JSON with its
@@ -136,6 +139,14 @@ static const struct flt_registration reg_three[] = {
 	  .operations = ops_pass,
 	  .n_operations = N_OPS },
 };
+static const struct flt_registration reg_lean[] = {
+	{ .name = "pass-lean",
+	  .altitude = "385100",
+	  .operations = ops_pass,
+	  .n_operations = N_OPS,
+	  .flags = FLT_REGISTRATION_PATH_ON_REQUEST |
+		   FLT_REGISTRATION_NO_PROCESS_DETAILS },
+};
 static const struct flt_registration reg_cached[] = {
 	{ .name = "pass-cached",
 	  .altitude = "385100",
@@ -188,7 +199,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: listen_host raw|flt1|flt3|cached PATH [RUNTIME_DIR]\n"
+		"usage: listen_host raw|flt1|flt3|cached|lean PATH [RUNTIME_DIR]\n"
 		"  marks the filesystem of PATH; prints \"ready\", runs until end of\n"
 		"  file on stdin, then prints its counters as JSON. fltmgr modes need\n"
 		"  RUNTIME_DIR (an empty directory for the manager).\n");
@@ -215,6 +226,8 @@ main(int argc, char **argv)
 		regs = reg_three, n_regs = 3;
 	else if (!strcmp(argv[1], "cached"))
 		regs = reg_cached, n_regs = 1;
+	else if (!strcmp(argv[1], "lean"))
+		regs = reg_lean, n_regs = 1;
 	else if (strcmp(argv[1], "raw")) {
 		usage(stderr);
 		return 2;

@@ -870,6 +870,77 @@ long_path_inside_subtree_is_filtered(void **state)
 	assert_true(np > 0);
 }
 
+/* The same file through a filter that takes its path on request
+ * (FLT_REGISTRATION_PATH_ON_REQUEST): flt_event_path() finds no path and
+ * says so (FLT_EVENT_PATH_UNKNOWN), as the eager path did, and the file
+ * is still filtered, on a FILESYSTEM instance (no scope needs the path)
+ * and on a SUBTREE one (the scope cannot place it: uncertain, inside). */
+static atomic_int lazy_calls, lazy_null_unknown;
+
+static enum flt_preop_status
+lazy_marker_pre(struct flt_callback_data *d, void *ic, void **cc)
+{
+	const char *p = flt_event_path(d);
+
+	atomic_fetch_add(&lazy_calls, 1);
+	if (!p && (d->flags & FLT_EVENT_PATH_UNKNOWN))
+		atomic_fetch_add(&lazy_null_unknown, 1);
+	return marker_pre(d, ic, cc);
+}
+
+static void
+long_path_on_request(enum flt_instance_kind kind)
+{
+	const char *w = at("watched");
+	struct stat sf;
+	int dfd, o, e, nf;
+
+	atomic_store(&lazy_calls, 0);
+	atomic_store(&lazy_null_unknown, 0);
+	start_filter("marker", "300000", lazy_marker_pre, DEADLINE_MS,
+		     FLT_REGISTRATION_CACHE_VERDICTS | FLT_REGISTRATION_PATH_ON_REQUEST,
+		     w, kind);
+	put(at("watched/plain"), C_TEXT_MARKED, 0);
+	expect_plain_denial(at("watched/plain"), NULL);
+	assert_int_equal(run_kid(true, atk_build_deep, (void *)w), 0);
+	dfd = deep_dir(w, false);
+	assert_true(dfd >= 0);
+	assert_int_equal(fstatat(dfd, "file", &sf, 0), 0);
+	close(dfd);
+	atomic_store(&lazy_calls, 0);
+	atomic_store(&lazy_null_unknown, 0);
+	o = run_kid(false, kid_open_deep, (void *)w);
+	e = run_kid(false, kid_exec_deep, (void *)w);
+	nf = asked_ino(sf.st_dev, sf.st_ino);
+	print_message("%s instance, path on request: open %s, exec %s; %d callback(s), "
+		      "%d with no path and FLT_EVENT_PATH_UNKNOWN\n",
+		      kind == FLT_INSTANCE_SUBTREE ? "SUBTREE" : "FILESYSTEM",
+		      code_str(o), code_str(e), atomic_load(&lazy_calls),
+		      atomic_load(&lazy_null_unknown));
+	assert_true(denied(o));
+	assert_true(denied(e));
+	assert_true(nf > 0);
+	/* Every callback here was about the deep file or program. */
+	assert_true(atomic_load(&lazy_calls) > 0);
+	assert_int_equal(atomic_load(&lazy_null_unknown), atomic_load(&lazy_calls));
+}
+
+static void
+long_path_on_request_filesystem_instance_is_filtered(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	long_path_on_request(FLT_INSTANCE_FILESYSTEM);
+}
+
+static void
+long_path_on_request_subtree_instance_is_filtered(void **state)
+{
+	(void)state;
+	NEED_ROOT();
+	long_path_on_request(FLT_INSTANCE_SUBTREE);
+}
+
 /* ==== a btrfs subvolume made by the user inside the subtree ==== */
 
 /* Its own st_dev, on the same filesystem (and so under the same mark). */
@@ -2428,6 +2499,8 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(long_path_inside_subtree_is_filtered),
+		T(long_path_on_request_filesystem_instance_is_filtered),
+		T(long_path_on_request_subtree_instance_is_filtered),
 		T(scan_through_the_event_descriptor_leaves_atime),
 		T(subvolume_inside_subtree_is_filtered),
 		T(subvolume_inside_filesystem_instance_is_filtered),

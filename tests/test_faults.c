@@ -1011,6 +1011,28 @@ allocation_failures(void **state)
 	assert_non_null(strstr(log, strerror(ENOMEM)));
 }
 
+/*
+ * FLTMGR_FAULT_ALLOC=wake:1: the engine cannot make its wake-up file, so
+ * its permission readers poll before each read, as they did before reads
+ * blocked. Every open is answered as configured, and the daemon still
+ * stops cleanly on SIGTERM.
+ */
+static void
+readers_poll_without_a_wake_file(void **state)
+{
+	const char *log;
+
+	(void)state;
+	daemon_start_env("FLTMGR_FAULT_ALLOC=wake:1");
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(try_open("secret.txt"), -EPERM);
+		assert_int_equal(try_open("plain.txt"), 0);
+	}
+	log = read_file(logfile);
+	assert_non_null(strstr(log, "permission readers poll before each read"));
+	assert_int_equal(daemon_stop(), 0);
+}
+
 /* ---- flooding and stalled clients ---- */
 
 struct flooder {
@@ -1431,6 +1453,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(descriptor_exhaustion, setup, teardown),
 		cmocka_unit_test_setup_teardown(allocation_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(readers_poll_without_a_wake_file, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(flooding_and_stalled_clients, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(minispy_backlog_overflow, setup,

@@ -114,6 +114,7 @@ answer_default(struct sc_state *st, struct flt_callback_data *d, enum scanner_co
 	enum flt_preop_status status;
 	int error;
 
+	(void)flt_event_path(d); /* for the decision record */
 	status = sc_default(st, d, ctr, reason, &error);
 	if (status == FLT_PREOP_COMPLETE)
 		d->status = error;
@@ -178,6 +179,10 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 		d->status = -EPERM;
 		return FLT_PREOP_COMPLETE;
 	}
+	/* A scan: the service and the decision records want the path. It is
+	 * resolved here, on the reader, before the request can be pended and
+	 * read by another thread; a cache hit above never needed it. */
+	(void)flt_event_path(d);
 	r->data = d;
 	r->op = d->op == FLT_OP_EXEC;
 	r->deadline_ns = sc_now_ns() + (int64_t)st->deadline_ms * 1000000;
@@ -274,7 +279,10 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 		.instance_setup = sc_instance_setup,
 		.unload = sc_unload,
 		.counters = sc_counters_hook,
-		.flags = FLT_REGISTRATION_CACHE_VERDICTS,
+		/* The path only on a scan (flt_event_path): a hit in the
+		 * scanner's own cache is decided by inode without it. */
+		.flags = FLT_REGISTRATION_CACHE_VERDICTS |
+			 FLT_REGISTRATION_PATH_ON_REQUEST,
 	};
 	struct flt_port_attributes attr = { 0 };
 	struct sc_state *st;

@@ -218,6 +218,18 @@ struct flt_callback_data {
 /* The process that caused the event (resolved once, then cached). */
 const struct flt_process *flt_get_process(const struct flt_callback_data *data);
 
+/*
+ * The event's path (libfltmgr 0.5): data->path, resolved first if it has
+ * not been yet (a permission event given to a filter registered with
+ * FLT_REGISTRATION_PATH_ON_REQUEST), then kept, so later calls and later
+ * filters cost nothing. The same string the engine would have filled in
+ * before the callback. NULL when the path cannot be known; data->flags
+ * then has FLT_EVENT_PATH_UNKNOWN, exactly as for an eager path (read the
+ * file through data->fd). From the callback, or for a pended event from
+ * the thread completing it, until it is completed.
+ */
+const char *flt_event_path(const struct flt_callback_data *data);
+
 typedef enum flt_preop_status (*flt_pre_operation)(struct flt_callback_data *data,
 						   void *instance_context,
 						   void **completion_context);
@@ -299,6 +311,29 @@ typedef size_t (*flt_filter_counters)(void *cookie, struct flt_counter *out, siz
 #define FLT_REGISTRATION_CACHE_VERDICTS \
 	0x1u /* my allows may be cached in
 						the kernel (see docs) */
+/*
+ * My pre callbacks read the path of a permission event only through
+ * flt_event_path() (libfltmgr 0.5): the engine then does not resolve it
+ * before calling them, which saves a readlink() per event. In their data
+ * `path` is NULL and FLT_EVENT_PATH_UNKNOWN unset until flt_event_path()
+ * is called (or an instance's scope, or another filter without this flag,
+ * needed the path first). Post callbacks and notifications are not
+ * affected. Without this flag `path` is filled in before every callback,
+ * as always.
+ */
+#define FLT_REGISTRATION_PATH_ON_REQUEST 0x2u
+/*
+ * My pre callbacks never need flt_get_process() (libfltmgr 0.5). When
+ * every filter with pre callbacks registered on the manager by the time
+ * the first one starts says so, the permission group is made without
+ * FAN_REPORT_PIDFD: the kernel then makes no pidfd per event (a new
+ * file, and a close). flt_get_process() on those events gives the pid
+ * only, unverified, as on a kernel without pidfds. A group cannot gain
+ * pidfds later, so a filter with pre callbacks and without this flag
+ * that starts after that is refused (-EOPNOTSUPP): register every filter
+ * before starting any. Notifications are not affected.
+ */
+#define FLT_REGISTRATION_NO_PROCESS_DETAILS 0x4u
 
 struct flt_registration {
 	const char *name;     /* [A-Za-z0-9._-]{1,64}, not "." or "..", unique */

@@ -86,6 +86,10 @@ gate_hold(flt_manager *m, flt_filter *held, struct gate **ret, char **ret_why)
 		.operations = ops,
 		.n_operations = sizeof(ops) / sizeof(ops[0]),
 		.default_verdict = -EPERM,
+		/* It denies everything, asking for neither: it must start on
+		 * an engine whose permission group has no pidfds. */
+		.flags = FLT_REGISTRATION_PATH_ON_REQUEST |
+			 FLT_REGISTRATION_NO_PROCESS_DETAILS,
 	};
 	char altitude[40], name[FLT_PORT_NAME_MAX + 1];
 	struct gate *g;

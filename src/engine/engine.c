@@ -90,6 +90,10 @@ engine_filter_init(flt_filter *f, const struct flt_registration *reg)
 	fe->flags = reg->flags;
 	fe->altitude = strtold(reg->altitude, NULL);
 	pthread_mutex_init(&fe->excl_lock, NULL);
+	for (int op = 0; op < FLT_OP_COUNT_; op++)
+		f->has_pre |= fe->pre[op] != NULL;
+	f->pre_needs_process =
+		f->has_pre && !(reg->flags & FLT_REGISTRATION_NO_PROCESS_DETAILS);
 	f->eng = fe;
 	return 0;
 }
@@ -272,8 +276,7 @@ engine_rebuild_locked(struct engine *e)
 	pthread_mutex_unlock(&e->table_lock);
 	dtable_release(e, old); /* the "current" reference */
 	/* Who gets what changed: cached verdicts may no longer hold. */
-	if (e->perm_fd >= 0 &&
-	    fanotify_mark(e->perm_fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) == 0)
+	if (e->perm_fd >= 0 && perm_flush_inode_marks(e) == 0)
 		atomic_fetch_add(&e->ctr.cache_flushes, 1);
 	return r;
 }
@@ -300,20 +303,55 @@ wait_filter_drained(struct engine *e, flt_filter *f)
 
 /* ---- life cycle ---- */
 
+/*
+ * Whether the permission group needs FAN_REPORT_PIDFD: the kernel makes a
+ * pidfd (a new file) for every event, and we close it, only so that
+ * flt_get_process() can prove who the process was. Decided once, when
+ * the group is made, from the filters registered then: it is left out
+ * only if there is at least one filter with pre callbacks and every one
+ * of them registered FLT_REGISTRATION_NO_PROCESS_DETAILS. A group cannot
+ * gain it later, so a filter without the flag that starts afterwards is
+ * refused (flt_start_filtering), never silently given no details.
+ */
+static bool
+perm_needs_pidfd(flt_manager *m)
+{
+	bool any_pre = false, need = false;
+
+	pthread_mutex_lock(&m->lock);
+	for (struct flt_filter *f = m->filters; f && !need; f = f->next) {
+		any_pre |= f->has_pre;
+		need = f->pre_needs_process;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return need || !any_pre;
+}
+
 static int
 open_groups(struct engine *e)
 {
 	unsigned common = FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_MARKS;
+	unsigned perm_pidfd = 0;
 
-	if (e->feat.pidfd)
-		common |= FAN_REPORT_PIDFD;
+	if (e->feat.pidfd) {
+		common |= FAN_REPORT_PIDFD; /* notifications: always */
+		e->perm_pidfd = perm_needs_pidfd(e->mgr);
+		if (!e->perm_pidfd)
+			log_info(e->mgr,
+				 "fanotify: the permission group reports no "
+				 "pidfds: every filter with pre callbacks "
+				 "registered FLT_REGISTRATION_NO_PROCESS_DETAILS");
+	}
+	if (e->perm_pidfd)
+		perm_pidfd = FAN_REPORT_PIDFD;
 	if (e->feat.unlimited_queue) {
 		/* A bounded permission queue fails open when it overflows.
 		 * O_NOATIME: reading a file through its event descriptor
 		 * (a scan) must not tell its owner, by a moving atime, that
 		 * the scan is under way, the moment to rewrite it. */
 		e->perm_fd =
-			fanotify_init(FAN_CLASS_CONTENT | FAN_UNLIMITED_QUEUE | common,
+			fanotify_init(FAN_CLASS_CONTENT | FAN_UNLIMITED_QUEUE |
+					      (common & ~FAN_REPORT_PIDFD) | perm_pidfd,
 				      O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME);
 		if (e->perm_fd < 0)
 			return -errno;
@@ -339,8 +377,10 @@ engine_free(struct engine *e)
 	pthread_mutex_lock(&e->pend_lock);
 	pthread_cond_broadcast(&e->pend_cond);
 	pthread_mutex_unlock(&e->pend_lock);
-	if (e->perm_fd >= 0)
+	if (e->perm_fd >= 0) {
+		perm_wake_readers(e);
 		perm_answer_all_at_shutdown(e);
+	}
 	if (e->watchdog_started)
 		pthread_join(e->watchdog_thread, NULL);
 	if (e->notif_started)
@@ -359,6 +399,8 @@ engine_free(struct engine *e)
 		dtable_release(e, e->table);
 	if (e->perm_fd >= 0)
 		close(e->perm_fd);
+	if (e->wake_fd >= 0)
+		close(e->wake_fd);
 	if (e->notif_fd >= 0)
 		close(e->notif_fd);
 	if (e->stop_efd >= 0)
@@ -367,6 +409,7 @@ engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->table_lock);
 	pthread_mutex_destroy(&e->pend_lock);
 	pthread_mutex_destroy(&e->readers_lock);
+	pthread_mutex_destroy(&e->drain_lock);
 	pthread_cond_destroy(&e->pend_cond);
 	pthread_cond_destroy(&e->table_released);
 	proc_cache_free(e->procs);
@@ -392,8 +435,9 @@ engine_get(flt_manager *m, struct engine **ret)
 	}
 	e->mgr = m;
 	e->self_pid = getpid();
-	e->perm_fd = e->notif_fd = -1;
+	e->perm_fd = e->notif_fd = e->wake_fd = -1;
 	atomic_init(&e->deny_errno_ok, true);
+	pthread_mutex_init(&e->drain_lock, NULL);
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->table_lock, NULL);
 	pthread_mutex_init(&e->pend_lock, NULL);
@@ -416,6 +460,7 @@ engine_get(flt_manager *m, struct engine **ret)
 		goto fail;
 	}
 	if (e->perm_fd >= 0) {
+		perm_wake_setup(e);
 		r = perm_reader_spawn(e);
 		if (r < 0)
 			goto fail;
@@ -473,6 +518,17 @@ flt_start_filtering(flt_filter *filter)
 				    "fanotify warnings above)"
 				  : "its post-only callbacks need name reporting (Linux "
 				    "5.17, FAN_REPORT_DFID_NAME_TARGET)");
+		return -EOPNOTSUPP;
+	}
+	if (wants_pre && e->feat.pidfd && !e->perm_pidfd &&
+	    !(fe->flags & FLT_REGISTRATION_NO_PROCESS_DETAILS)) {
+		log_error(filter->mgr,
+			  "filter %s: cannot start: it may ask for process details, "
+			  "and the permission group was made without pidfds because "
+			  "every filter registered before it said "
+			  "FLT_REGISTRATION_NO_PROCESS_DETAILS (register every filter "
+			  "before starting any)",
+			  filter->name);
 		return -EOPNOTSUPP;
 	}
 	pthread_mutex_lock(&e->lock);
@@ -932,14 +988,16 @@ int
 flt_flush_verdict_cache(flt_manager *manager)
 {
 	struct engine *e;
+	int r;
 
 	if (!manager)
 		return -EINVAL;
 	e = engine_of(manager);
 	if (!e || e->perm_fd < 0)
 		return 0;
-	if (fanotify_mark(e->perm_fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) < 0)
-		return -errno;
+	r = perm_flush_inode_marks(e);
+	if (r < 0)
+		return r;
 	atomic_fetch_add(&e->ctr.cache_flushes, 1);
 	return 0;
 }

@@ -201,6 +201,8 @@ struct flt_event_priv {
 	int64_t ctime_ns;
 	char *path_buf;
 	char *new_path_buf;
+	/* Last, and in this order: a permission event leaves them unzeroed
+	 * (perm.c, perm_event_alloc); flt_get_process() writes them first. */
 	char exe[4096];
 	char comm[17];
 	struct flt_process proc;
@@ -282,6 +284,18 @@ struct engine {
 	struct fan_features feat;
 	pid_t self_pid;
 	int perm_fd;
+	/* Readers block in read() (no poll per event) when this private,
+	 * unnamed file could be made and marked FAN_MODIFY in the permission
+	 * group: a write to it wakes them (perm_wake_readers). -1: the group
+	 * stays non-blocking and readers poll it with stop_efd, as before. */
+	int wake_fd;
+	/* Held while the permission group is made non-blocking for a drain
+	 * (emergency_drain) or for good (perm_wake_readers). */
+	pthread_mutex_t drain_lock;
+	/* The permission group reports a pidfd per event: unless every
+	 * filter with pre callbacks registered when the engine started said
+	 * FLT_REGISTRATION_NO_PROCESS_DETAILS (engine.c, open_groups). */
+	bool perm_pidfd;
 	int notif_fd;
 	int stop_efd;
 	atomic_bool stopping;
@@ -386,6 +400,13 @@ void fan_probe(flt_manager *m, struct fan_features *feat);
 /* Logs whether the filesystem of dir_fd takes pre-content events. */
 void fan_probe_filesystem(struct engine *e, int dir_fd, const char *path);
 
+/* perm.c: blocking reads (see wake_fd) */
+void perm_wake_setup(struct engine *e);
+void perm_wake_readers(struct engine *e);
+/* FAN_MARK_FLUSH of the permission group's inode marks (the verdict
+ * cache), keeping the wake-up file's; 0 or -errno. */
+int perm_flush_inode_marks(struct engine *e);
+
 /* marks.c: caller holds e->lock */
 int marks_sync_locked(struct engine *e, const struct dtable *t);
 struct fsmark *marks_find_fsid_locked(struct engine *e, uint64_t fsid);
@@ -440,6 +461,9 @@ void vcache_insert(struct engine *e, int fd, enum flt_operation op);
 /* scope.c */
 /* Fills dev/ino/flags and the path of a permission event (once). */
 void event_fill_identity(struct flt_callback_data *d);
+/* Only dev/ino/flags (a filter that takes its path through
+ * flt_event_path(), which resolves it on first call). */
+void event_fill_stat(struct flt_callback_data *d);
 /* The instance of df that the event falls in, or NULL. For permission
  * events, an event the engine cannot prove to be outside df's instances
  * on its filesystem gets the first of them, flagged

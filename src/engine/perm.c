@@ -22,7 +22,9 @@
  * callback still running after the deadline never reads a reused fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +258,11 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 	}
 	respond(e, ev->fd, verdict); /* then the kernel, before any log */
 	if (verdict != 0) {
+		/* The record names the path an eager filter would have had,
+		 * also if the deciding filter took it on request and never
+		 * asked (resolved now, after the answer). */
+		if (decided_by != SIZE_MAX)
+			(void)flt_event_path(&ev->data);
 		if (decided_by != SIZE_MAX) /* a denial: the operator sees it */
 			flt_log_decision_limited(
 				e->mgr,
@@ -329,7 +336,12 @@ run_chain(struct perm_event *ev)
 		pthread_mutex_unlock(&e->pend_lock);
 
 		ev->inst[i] = in;
-		event_fill_identity(&ev->data); /* path, dev, ino: once */
+		/* dev, ino: once; the path too, unless the filter asks for it
+		 * through flt_event_path() (a readlink saved). */
+		if (fe->flags & FLT_REGISTRATION_PATH_ON_REQUEST)
+			event_fill_stat(&ev->data);
+		else
+			event_fill_identity(&ev->data);
 		ev->data.status = 0;
 		ev->data.cacheable = 1;
 		atomic_store(&ev->pend_state, PEND_IN_CALLBACK);
@@ -523,6 +535,42 @@ answer_default(struct perm_event *ev, int verdict, size_t pos, const char *why)
 					     "verdict"));
 }
 
+/*
+ * An event with room for n filters, zeroed except for the process
+ * details' buffers at the end of flt_event_priv (exe, comm, proc: about
+ * 4 KiB), which flt_get_process() writes before anything reads them.
+ * Zeroing them cost more instructions than the rest of the event's
+ * handling together (a calloc's memset per event).
+ */
+static struct perm_event *
+perm_event_alloc(size_t n)
+{
+	const size_t head =
+		offsetof(struct perm_event, priv) + offsetof(struct flt_event_priv, exe);
+	const size_t tail = n * (1 + sizeof(void *) + sizeof(void *));
+	struct perm_event *ev = malloc(sizeof(*ev) + tail);
+
+	if (!ev)
+		return NULL;
+	memset(ev, 0, head);
+	memset(ev + 1, 0, tail);
+	return ev;
+}
+
+/* Not a permission event: the stop's wake-up (a write to wake_fd), which
+ * has nothing to answer. */
+static bool
+skip_non_perm(const struct fan_event *fe)
+{
+	if (fe->mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_ACCESS_PERM))
+		return false;
+	if (fe->fd >= 0)
+		close(fe->fd);
+	if (fe->pidfd >= 0)
+		close(fe->pidfd);
+	return true;
+}
+
 static void
 handle_event(struct engine *e, const struct fan_event *fe)
 {
@@ -531,6 +579,8 @@ handle_event(struct engine *e, const struct fan_event *fe)
 	enum flt_operation op;
 	size_t n;
 
+	if (skip_non_perm(fe))
+		return;
 	if (fe->fd < 0) {
 		atomic_fetch_add(&e->ctr.dropped, 1);
 		return;
@@ -551,9 +601,7 @@ handle_event(struct engine *e, const struct fan_event *fe)
 	op = perm_op(fe->mask);
 	t = dtable_acquire(e);
 	n = t->n;
-	ev = fault_alloc_fails(FAULT_PERM_EVENT)
-		     ? NULL
-		     : calloc(1, sizeof(*ev) + n * (1 + sizeof(void *) + sizeof(void *)));
+	ev = fault_alloc_fails(FAULT_PERM_EVENT) ? NULL : perm_event_alloc(n);
 	if (!ev || !(t->pre_ops & op_bit(op))) {
 		static struct log_limit oom_limit;
 		int v = ev ? 0 : fallback_verdict(e, t, op, fe->fd);
@@ -655,14 +703,118 @@ reader_retire_if_spare(struct engine *e, struct reader *rd)
 	pthread_mutex_unlock(&e->readers_lock);
 }
 
+/* ---- blocking reads, and waking them ----
+ *
+ * A reader used to poll the permission group together with stop_efd
+ * before each read: one syscall per event spent only so that the stop
+ * could wake it. Now the group is blocking, and what wakes a reader
+ * blocked in read() is an event: perm_wake_setup() makes a private
+ * unnamed file (O_TMPFILE in the runtime directory) and marks it
+ * FAN_MODIFY in the permission group; perm_wake_readers() first makes
+ * the group non-blocking for good, then writes to that file. The kernel
+ * wakes every reader waiting in read() for the one event (they wait
+ * non-exclusively); the one that gets it drops it (skip_non_perm), the
+ * others find the queue empty and, the group being non-blocking, return
+ * EAGAIN. A reader that enters read() later returns at once. Either way
+ * it sees `stopping` and exits. A drain (emergency_drain) makes the group
+ * non-blocking only while it drains, under drain_lock; a reader that gets
+ * EAGAIN in between polls, as before. Without the file (no O_TMPFILE
+ * there, a mark refused, FLTMGR_FAULT_ALLOC=wake:1) the group stays
+ * non-blocking and readers poll.
+ */
+
+void
+perm_wake_setup(struct engine *e)
+{
+	const char *dir = flt_manager_runtime_dir(e->mgr);
+	int fd = -1, fl;
+
+	if (!fault_alloc_fails(FAULT_WAKE_FILE) && dir)
+		fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 &&
+	    fanotify_mark(e->perm_fd, FAN_MARK_ADD, FAN_MODIFY, fd, NULL) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	fl = fd >= 0 ? fcntl(e->perm_fd, F_GETFL) : -1;
+	if (fl < 0 || fcntl(e->perm_fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		if (fd >= 0) {
+			(void)fanotify_mark(e->perm_fd, FAN_MARK_REMOVE, FAN_MODIFY, fd,
+					    NULL);
+			close(fd);
+		}
+		log_notice(e->mgr, "permission readers poll before each read: no "
+				   "wake-up file in the runtime directory");
+		return;
+	}
+	e->wake_fd = fd;
+}
+
+/* Caller holds drain_lock. */
+static void
+set_nonblocking_locked(struct engine *e, bool on)
+{
+	int fl = fcntl(e->perm_fd, F_GETFL);
+
+	if (fl >= 0)
+		(void)fcntl(e->perm_fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+/* Caller holds drain_lock. The mark may already be there. */
+static int
+wake_mark_locked(struct engine *e)
+{
+	int err;
+
+	if (fanotify_mark(e->perm_fd, FAN_MARK_ADD, FAN_MODIFY, e->wake_fd, NULL) == 0)
+		return 0;
+	err = errno;
+	log_error(e->mgr, "cannot mark the wake-up file: %s", strerror(err));
+	return -err;
+}
+
+/* FAN_MARK_FLUSH (the kernel verdict cache's flush) drops every inode
+ * mark of the group, the wake-up file's too: it is put back at once,
+ * under drain_lock, so perm_wake_readers() never writes while it is
+ * missing (and marks it again itself, in case this failed). */
+int
+perm_flush_inode_marks(struct engine *e)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&e->drain_lock);
+	if (fanotify_mark(e->perm_fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) < 0)
+		r = -errno;
+	if (e->wake_fd >= 0)
+		(void)wake_mark_locked(e);
+	pthread_mutex_unlock(&e->drain_lock);
+	return r;
+}
+
+void
+perm_wake_readers(struct engine *e)
+{
+	if (e->wake_fd < 0)
+		return; /* they poll stop_efd */
+	pthread_mutex_lock(&e->drain_lock);
+	set_nonblocking_locked(e, true); /* for good: `stopping` is set */
+	if (wake_mark_locked(e) == 0 && pwrite(e->wake_fd, "w", 1, 0) != 1)
+		log_error(e->mgr,
+			  "cannot wake the permission readers blocked in "
+			  "read(): %s",
+			  strerror(errno));
+	pthread_mutex_unlock(&e->drain_lock);
+}
+
 void *
 perm_reader_main(void *arg)
 {
 	struct reader *rd = arg;
 	struct engine *e = rd->e;
 	size_t cap = sizeof(struct fanotify_event_metadata) +
-		     (e->feat.pidfd ? sizeof(struct fanotify_event_info_pidfd) : 0);
+		     (e->perm_pidfd ? sizeof(struct fanotify_event_info_pidfd) : 0);
 	uint8_t *buf = malloc(4096);
+	bool poll_next = false;
 
 	pthread_setname_np(pthread_self(), "flt-perm");
 	while (buf && !atomic_load(&rd->retire) && !atomic_load(&e->stopping)) {
@@ -676,14 +828,23 @@ perm_reader_main(void *arg)
 		ssize_t n;
 
 		atomic_store(&rd->busy_since, 0);
-		if (poll(p, 2, -1) < 0)
-			continue;
-		if (p[1].revents)
-			break;
+		/* Blocking reads (see perm_wake_setup) need no poll, except
+		 * when a drain or the stop made the group non-blocking. */
+		if (e->wake_fd < 0 || poll_next) {
+			poll_next = false;
+			if (poll(p, 2, -1) < 0)
+				continue;
+			if (p[1].revents)
+				break;
+		}
 		/* Exactly one event per read: an event read is an event this
 		 * thread must dispatch, and a stuck callback must not strand
 		 * others behind it in a private buffer. */
 		n = read(e->perm_fd, buf, cap);
+		if (n < 0 && errno == EAGAIN && e->wake_fd >= 0) {
+			poll_next = true;
+			continue;
+		}
 		if (n < 0 && errno == EINVAL && cap < 4096) {
 			cap *= 2; /* an event larger than expected */
 			continue;
@@ -766,6 +927,12 @@ emergency_drain(struct engine *e, bool stopping)
 	uint8_t buf[4096];
 	ssize_t n;
 
+	/* The readers block in read(): non-blocking while this drains (a
+	 * reader that gets EAGAIN meanwhile polls), and for good once the
+	 * engine is stopping. */
+	pthread_mutex_lock(&e->drain_lock);
+	if (e->wake_fd >= 0)
+		set_nonblocking_locked(e, true);
 	while ((n = read(e->perm_fd, buf, sizeof(buf))) > 0) {
 		struct fan_event fe;
 		const char *why;
@@ -774,7 +941,7 @@ emergency_drain(struct engine *e, bool stopping)
 		while (fan_decode_next(buf, (size_t)n, &off, &fe, &why) > 0) {
 			int v;
 
-			if (fe.fd < 0)
+			if (skip_non_perm(&fe) || fe.fd < 0)
 				continue;
 			v = fe.pid == e->self_pid
 				    ? 0
@@ -817,6 +984,9 @@ emergency_drain(struct engine *e, bool stopping)
 				close(fe.pidfd);
 		}
 	}
+	if (e->wake_fd >= 0 && !atomic_load(&e->stopping))
+		set_nonblocking_locked(e, false);
+	pthread_mutex_unlock(&e->drain_lock);
 	dtable_release(e, t);
 }
 

@@ -220,6 +220,28 @@ event_fill_identity(struct flt_callback_data *d)
 	ensure_scope(d);
 }
 
+void
+event_fill_stat(struct flt_callback_data *d)
+{
+	ensure_stat(d);
+}
+
+const char *
+flt_event_path(const struct flt_callback_data *data)
+{
+	/* The event is not const (the engine's), only the callback's view
+	 * of it; as flt_get_process(), this fills in what it resolves. */
+	struct flt_callback_data *d = (struct flt_callback_data *)data;
+
+	if (!d)
+		return NULL;
+	/* Notifications bring their paths; only a permission event may
+	 * still be waiting for its own. */
+	if (d->priv && d->priv->perm)
+		ensure_scope(d);
+	return d->path;
+}
+
 /* ---- "outside" must be settled ---- */
 
 static int64_t

@@ -10,6 +10,7 @@
 static const char *const site_names[FAULT_N_SITES] = {
 	[FAULT_PERM_EVENT] = "perm",
 	[FAULT_CONNECTION] = "conn",
+	[FAULT_WAKE_FILE] = "wake",
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;

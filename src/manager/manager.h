@@ -74,6 +74,12 @@ struct flt_filter {
 	int n_threads; /* live connection threads */
 
 	struct filter_engine *eng; /* operations, instances, counters */
+	/* Set once before the filter is on the manager's list, and read
+	 * under manager->lock (engine.c, perm_needs_pidfd), where eng may
+	 * be going away: whether it has pre callbacks, and whether it has
+	 * them without FLT_REGISTRATION_NO_PROCESS_DETAILS. */
+	bool has_pre;
+	bool pre_needs_process;
 
 	struct log_limit decision_limit[DECISION_KINDS];
 };
