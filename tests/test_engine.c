@@ -1468,9 +1468,11 @@ pre_eager(struct flt_callback_data *d, void *ic, void **cc)
 	return FLT_PREOP_SUCCESS_NO_CALLBACK;
 }
 
+/* A filter with one pre callback on FLT_OP_OPEN, attached to mnt, not
+ * started. */
 static flt_filter *
-path_filter(const char *name, const char *alt, flt_pre_operation pre, unsigned flags,
-	    enum flt_instance_kind kind)
+open_filter_reg(const char *name, const char *alt, flt_pre_operation pre, unsigned flags,
+		enum flt_instance_kind kind)
 {
 	struct flt_operation_registration op = { FLT_OP_OPEN, pre, NULL };
 	struct flt_registration reg = { .name = name,
@@ -1482,6 +1484,15 @@ path_filter(const char *name, const char *alt, flt_pre_operation pre, unsigned f
 
 	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
 	assert_int_equal(flt_attach(f, mnt, kind), 0);
+	return f;
+}
+
+static flt_filter *
+path_filter(const char *name, const char *alt, flt_pre_operation pre, unsigned flags,
+	    enum flt_instance_kind kind)
+{
+	flt_filter *f = open_filter_reg(name, alt, pre, flags, kind);
+
 	start_or_skip(f);
 	return f;
 }
@@ -1575,17 +1586,7 @@ path_on_request_in_a_subtree_instance(void **state)
 static flt_filter *
 pre_filter_reg(const char *name, const char *alt, flt_pre_operation pre, unsigned flags)
 {
-	struct flt_operation_registration op = { FLT_OP_OPEN, pre, NULL };
-	struct flt_registration reg = { .name = name,
-					.altitude = alt,
-					.operations = &op,
-					.n_operations = 1,
-					.flags = flags };
-	flt_filter *f = NULL;
-
-	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
-	assert_int_equal(flt_attach(f, mnt, FLT_INSTANCE_FILESYSTEM), 0);
-	return f;
+	return open_filter_reg(name, alt, pre, flags, FLT_INSTANCE_FILESYSTEM);
 }
 
 /* Every filter with pre callbacks said it needs no process details: the
