@@ -1810,10 +1810,14 @@ post_proc(const struct flt_callback_data *d, void *ic, void *cc)
 {
 	struct prec r = { .pid = d->pid };
 	const struct flt_process *p;
+	bool at_gate;
 
 	(void)ic;
 	(void)cc;
-	if (d->path && gate_path[0] && !strcmp(d->path, gate_path)) {
+	pthread_mutex_lock(&rec_lock);
+	at_gate = d->path && gate_path[0] && !strcmp(d->path, gate_path);
+	pthread_mutex_unlock(&rec_lock);
+	if (at_gate) {
 		int64_t end = tu_now_ms() + 10000;
 
 		atomic_store(&gate_entered, true);
@@ -2300,6 +2304,15 @@ process_cache_not_fooled_by_pid_reuse(void **state)
 			      PROC_CACHE_TTL_MS);
 }
 
+/* path, or "" for none; under rec_lock, as post_proc reads it. */
+static void
+set_gate(const char *path)
+{
+	pthread_mutex_lock(&rec_lock);
+	snprintf(gate_path, sizeof(gate_path), "%s", path);
+	pthread_mutex_unlock(&rec_lock);
+}
+
 static int
 gate_reached(void *arg)
 {
@@ -2334,7 +2347,7 @@ process_memo_not_fooled_by_pid_reuse_within_a_read(void **state)
 	proc_spy();
 	NEED_PIDFD();
 	fds0 = tu_count_fds();
-	snprintf(gate_path, sizeof(gate_path), "%s", at("gate"));
+	set_gate(at("gate"));
 	atomic_store(&gate_entered, false);
 	atomic_store(&gate_hold, true);
 	g = named_opener("memo-gate", at("gate"), 0, &gate_go);
@@ -2359,7 +2372,7 @@ process_memo_not_fooled_by_pid_reuse_within_a_read(void **state)
 		print_message("skipped: cannot create a process with a chosen pid "
 			      "(clone3 set_tid): %s\n",
 			      strerror(-b));
-		gate_path[0] = '\0';
+		set_gate("");
 		skip();
 	}
 	rb = wait_prec(at("b"), b);
@@ -2367,7 +2380,7 @@ process_memo_not_fooled_by_pid_reuse_within_a_read(void **state)
 	assert_int_equal(write(go, "g", 1), 1);
 	close(go);
 	assert_int_equal(child_exit_status(b), 0);
-	gate_path[0] = '\0';
+	set_gate("");
 	print_message("pid %d: first process %s (%s), second %s (%s)\n", (int)a,
 		      ra.verified ? "verified" : "unverified", ra.comm,
 		      rb.verified ? "verified" : "unverified", rb.comm);
