@@ -516,6 +516,91 @@ int flt_send_message_batch(flt_filter *filter, const flt_port *client_port,
 			   const struct flt_batch_message *msgs, size_t n,
 			   int timeout_ms);
 
+/*
+ * Non-blocking delivery: flt_post_message() queues a message that wants no
+ * reply on the connection's post queue and returns at once; the
+ * connection's own thread sends what is queued, packing it into batch
+ * frames for a service that takes them (as flt_send_message_batch() does),
+ * so a filter needs no thread of its own per service. Posted messages
+ * leave in the order they were posted; there is no order between them and
+ * flt_send_message() calls on the same connection.
+ *
+ * The completion, if given, runs once for every message whose post
+ * returned 0, on the connection's thread and never from inside
+ * flt_post_message(), in posting order: status 0 once the message is
+ * queued on the connection's socket (it counts in messages_sent), or
+ * -ENOTCONN when the connection ended first (the message was not sent; it
+ * counts in disconnect_failures). Every completion of a connection runs
+ * before its disconnect callback. connection_cookie is the connect
+ * callback's cookie (NULL for a connection that was never accepted). A
+ * completion may post again (to any connection) but should not block: the
+ * connection's thread serves the service's calls too.
+ */
+typedef void (*flt_post_complete)(void *connection_cookie, void *context, int status);
+
+/* A post queue holds at most this many messages, and at most this many
+ * bytes of them (borrowed ones included); a post past either bound gets
+ * -EAGAIN. */
+#define FLT_POST_QUEUE_MESSAGES 4096
+#define FLT_POST_QUEUE_BYTES    (4u << 20)
+
+enum flt_post_flags {
+	/* The bytes are not copied: msg stays valid and unchanged until the
+	 * completion runs (which must be given). Saves a copy per message
+	 * for filters that keep their records reference counted. */
+	FLT_POST_BORROW = 1u << 0,
+};
+
+struct flt_post_options {
+	/* Sequence number shown to the service; 0 = the connection's own
+	 * counter, taken at the post (so posting order is numbering order). */
+	uint64_t sequence;
+	flt_post_complete complete; /* NULL: none (not with FLT_POST_BORROW) */
+	void *context;              /* passed to complete */
+	uint32_t flags;             /* FLT_POST_* */
+	/* Coalescing: the thread may hold the message up to this many
+	 * microseconds (at most 100000) for more to share its frame, unless
+	 * a full frame is waiting. 0: sent as soon as the thread runs. */
+	uint32_t coalesce_us;
+};
+
+/*
+ * Queues msg (msg_len <= FLT_PORT_MAX_MESSAGE) for the service on
+ * *client_port without blocking. options may be NULL (no completion, the
+ * bytes copied, the connection's own numbering). Returns 0, or:
+ *   -EAGAIN     the post queue is full (the service is not reading, or
+ *               is slower than the filter): counted in posts_refused;
+ *               nothing was queued and no completion will run
+ *   -ENOTCONN   no client on that variable, a stale handle, or the
+ *               connection is closing
+ *   -EMSGSIZE   msg_len > FLT_PORT_MAX_MESSAGE
+ *   -EINVAL     bad arguments (FLT_POST_BORROW without a completion,
+ *               unknown flags, coalesce_us too large), a forged handle,
+ *               or a server-port handle
+ *   -ENOMEM     no memory for the copy or the queue
+ * A post from the connect callback is queued and sent once the connection
+ * is up.
+ */
+int flt_post_message(flt_filter *filter, const flt_port *client_port, const void *msg,
+		     size_t msg_len, const struct flt_post_options *options);
+
+/* Post-queue counters of a client port (its connection) or a server port
+ * (all its connections, past and present). */
+struct flt_post_stats {
+	uint64_t posted;    /* posts that returned 0 */
+	uint64_t refused;   /* posts that got -EAGAIN (queue full) */
+	uint64_t sent;      /* completed with 0 */
+	uint64_t cancelled; /* completed with -ENOTCONN */
+	uint64_t frames;    /* frames the posted messages travelled in */
+	uint32_t queued;       /* messages in the queue now */
+	uint32_t queued_bytes; /* their bytes */
+};
+
+/* Fills the first `size` bytes of *ret_stats (pass sizeof(*ret_stats);
+ * fields added later go at the end). 0, -EINVAL or -ENOTCONN. */
+int flt_port_get_post_stats(flt_filter *filter, const flt_port *port,
+			    struct flt_post_stats *ret_stats, size_t size);
+
 /* Tears the connection down (senders get -ENOTCONN, the service sees the
  * disconnect, the disconnect callback runs on the connection's thread) and
  * sets *client_port to FLT_PORT_NULL under the port lock. Idempotent; safe

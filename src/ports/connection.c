@@ -48,14 +48,12 @@
 #define SO_PEERPIDFD 77 /* Linux 6.5 */
 #endif
 
-/* What the connection thread's epoll set reports (epoll_event.data.u32). */
-enum { EV_C = 0, EV_M, EV_R, EV_CLOSE, EV_PID };
-
 static void
 conn_destroy(struct obj *o)
 {
 	struct conn *c = conn_of(o);
-	int fds[] = { c->m_fd, c->r_fd, c->c_fd, c->close_efd, c->ep_fd, c->pidfd };
+	int fds[] = { c->m_fd,  c->r_fd,  c->c_fd,    c->close_efd,
+		      c->ep_fd, c->pidfd, c->post_efd };
 
 	/* First leave the port's list (and fold the counters) under its
 	 * lock, so a concurrent stats walk never sees a half-freed
@@ -79,6 +77,7 @@ conn_destroy(struct obj *o)
 	pthread_cond_destroy(&c->state_cond);
 	free(c->cancelled);
 	free(c->r_buf);
+	free(c->pq); /* empty: cancelled before the disconnect callback */
 	obj_unref(&c->sp->obj);
 	free(c);
 }
@@ -139,6 +138,7 @@ conn_new(struct server_port *sp, int fd, const struct flt_peer *peer, struct con
 	atomic_init(&c->obj.refs, 1);
 	c->obj.destroy = conn_destroy;
 	c->ep_fd = -1;
+	c->post_efd = -1;
 	c->filter = sp->filter;
 	c->sp = sp;
 	obj_ref(&sp->obj);
@@ -155,6 +155,9 @@ conn_new(struct server_port *sp, int fd, const struct flt_peer *peer, struct con
 	r = c->close_efd < 0 ? -errno : 0;
 	c->ep_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (c->ep_fd < 0 && r == 0)
+		r = -errno;
+	c->post_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->post_efd < 0 && r == 0)
 		r = -errno;
 	c->r_buf = malloc(WIRE_MAX_FRAME);
 	if (r < 0 || !c->r_buf) {
@@ -183,6 +186,11 @@ counters_add(struct conn_counters *into, const struct conn_counters *from)
 	ADD(disconnect_failures);
 	ADD(late_replies);
 	ADD(service_messages);
+	ADD(posted);
+	ADD(post_refused);
+	ADD(post_sent);
+	ADD(post_cancelled);
+	ADD(post_frames);
 #undef ADD
 }
 
@@ -628,7 +636,7 @@ conn_watch_replies_locked(struct conn *c, bool on)
 {
 	struct epoll_event e = {
 		.events = EPOLLONESHOT | (on ? EPOLLIN : 0u),
-		.data.u32 = EV_R,
+		.data.u32 = CONN_EV_R,
 	};
 
 	/* MOD allocates nothing, so it cannot fail on a registered R. */
@@ -688,6 +696,33 @@ watch_messages(struct conn *c)
 		conn_disconnect(c, "service closed the connection");
 }
 
+/* epoll_wait() until a CLOCK_MONOTONIC deadline (DEADLINE_NEVER: none),
+ * to the microsecond where the kernel has epoll_pwait2 (5.11), else
+ * rounded up to the millisecond. */
+static int
+epoll_wait_until(int ep, struct epoll_event *ev, int n, int64_t deadline)
+{
+	static atomic_bool no_pwait2;
+	int64_t left;
+	int r;
+
+	if (deadline == DEADLINE_NEVER)
+		return epoll_wait(ep, ev, n, -1);
+	left = deadline - now_ns();
+	if (left < 0)
+		left = 0;
+	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+		struct timespec ts = { .tv_sec = left / 1000000000,
+				       .tv_nsec = left % 1000000000 };
+
+		r = epoll_pwait2(ep, ev, n, &ts, NULL);
+		if (r >= 0 || errno != ENOSYS)
+			return r;
+		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+	}
+	return epoll_wait(ep, ev, n, (int)((left + 999999) / 1000000));
+}
+
 static void
 serve(struct conn *c)
 {
@@ -700,15 +735,17 @@ serve(struct conn *c)
 	}
 	/* R one-shot and disarmed: armed whenever the thread holds the R
 	 * role, disarmed (by a sender, without waking us) when taken. */
-	r = ep_add(c, c->close_efd, EPOLLIN, EV_CLOSE);
+	r = ep_add(c, c->close_efd, EPOLLIN, CONN_EV_CLOSE);
 	if (r == 0)
-		r = ep_add(c, c->m_fd, EPOLLIN, EV_M);
+		r = ep_add(c, c->m_fd, EPOLLIN, CONN_EV_M);
 	if (r == 0)
-		r = ep_add(c, c->c_fd, EPOLLIN, EV_C);
+		r = ep_add(c, c->c_fd, EPOLLIN, CONN_EV_C);
 	if (r == 0)
-		r = ep_add(c, c->r_fd, EPOLLONESHOT, EV_R);
+		r = ep_add(c, c->r_fd, EPOLLONESHOT, CONN_EV_R);
 	if (r == 0 && c->pidfd >= 0)
-		r = ep_add(c, c->pidfd, EPOLLIN, EV_PID);
+		r = ep_add(c, c->pidfd, EPOLLIN, CONN_EV_PID);
+	if (r == 0)
+		r = ep_add(c, c->post_efd, EPOLLIN, CONN_EV_POST);
 	if (r < 0) {
 		log_warning(c->filter->mgr,
 			    "port %s: cannot watch the connection of pid %d: %s",
@@ -721,7 +758,9 @@ serve(struct conn *c)
 	pthread_mutex_unlock(&c->lock);
 
 	for (;;) {
-		struct epoll_event ev[5];
+		struct epoll_event ev[6];
+		int64_t hold;
+		uint32_t m_events = 0;
 		unsigned got = 0;
 		int n;
 
@@ -737,20 +776,28 @@ serve(struct conn *c)
 		}
 		pthread_mutex_unlock(&c->lock);
 
-		n = epoll_wait(c->ep_fd, ev, 5, -1);
-		for (int i = 0; i < n; i++)
+		/* Posted messages: sent until the socket is full (then M
+		 * wakes us when it has room) or one is held for company. */
+		hold = conn_post_run(c);
+		n = epoll_wait_until(c->ep_fd, ev, 6, hold);
+		for (int i = 0; i < n; i++) {
 			got |= 1u << ev[i].data.u32;
-		if (got & (1u << EV_CLOSE))
+			if (ev[i].data.u32 == CONN_EV_M)
+				m_events = ev[i].events;
+		}
+		if (got & (1u << CONN_EV_CLOSE))
 			break;
 		/* R first: what the service wrote there before it went is
 		 * judged (and counted) before its end is. */
-		if (got & (1u << EV_R))
+		if (got & (1u << CONN_EV_R))
 			serve_replies(c);
-		if (got & (1u << EV_M))
+		if (m_events & ~(uint32_t)EPOLLOUT)
 			watch_messages(c);
-		if (got & (1u << EV_PID))
+		if (got & (1u << CONN_EV_POST))
+			eventfd_drain(c->post_efd);
+		if (got & (1u << CONN_EV_PID))
 			conn_disconnect(c, "service process exited");
-		if ((got & (1u << EV_C)) && serve_call(c, in, out) < 0)
+		if ((got & (1u << CONN_EV_C)) && serve_call(c, in, out) < 0)
 			break;
 	}
 done:
@@ -772,6 +819,7 @@ conn_thread(void *arg)
 	if (handshake(c) == 0)
 		serve(c);
 	conn_disconnect(c, "connection refused");
+	conn_post_cancel_all(c);
 
 	/* Exactly once per accepted connection; no lock held. */
 	if (c->accepted)

@@ -45,6 +45,13 @@ struct conn_counters {
 	atomic_uint_fast64_t disconnect_failures;
 	atomic_uint_fast64_t late_replies;
 	atomic_uint_fast64_t service_messages;
+	/* flt_post_message() (post.c); sent and cancelled posts also count
+	 * in sent and disconnect_failures. */
+	atomic_uint_fast64_t posted;
+	atomic_uint_fast64_t post_refused;
+	atomic_uint_fast64_t post_sent;
+	atomic_uint_fast64_t post_cancelled;
+	atomic_uint_fast64_t post_frames;
 };
 
 struct server_port {
@@ -107,6 +114,16 @@ enum reader_role {
 	READER_SENDER,      /* a sender reads R (read_as_leader) */
 	READER_THREAD,      /* the connection thread is reading R now */
 	READER_THREAD_IDLE, /* the thread watches R; a sender may take it */
+};
+
+/* What the connection thread's epoll set reports (epoll_event.data.u32). */
+enum conn_ev {
+	CONN_EV_C = 0,
+	CONN_EV_M,
+	CONN_EV_R,
+	CONN_EV_CLOSE,
+	CONN_EV_PID,
+	CONN_EV_POST
 };
 
 enum request_state {
@@ -174,6 +191,18 @@ struct conn {
 	size_t cap_cancelled;
 	uint8_t *r_buf; /* owned by whoever holds the reader role */
 
+	/* The post queue (post.c), under lock: a ring of pq_len entries
+	 * from pq_head; posters append, only the thread takes off. */
+	struct post_entry *pq;
+	uint32_t pq_cap;
+	uint32_t pq_head;
+	uint32_t pq_len;
+	size_t pq_bytes;
+	bool post_kicked;       /* post_efd signalled, or the thread will look */
+	bool post_holding;      /* the first entry is held for company */
+	int post_efd;           /* readable: look at the post queue */
+	bool post_room_watched; /* EPOLLOUT armed on M (thread only) */
+
 	struct conn_counters ctr;
 	atomic_uint blocked_senders;
 };
@@ -215,6 +244,13 @@ int conn_wait_connected_locked(struct conn *c, int64_t deadline);
 int conn_queue_frame(struct conn *c, const struct wire_header *h, const struct iovec *iov,
 		     size_t n_iov, int fd, int64_t deadline);
 void conn_fill_stats(struct conn *c, struct flt_port_stats *s);
+/* The connection thread sends what the post queue holds (post.c) until
+ * it is empty or M is full (then EPOLLOUT is armed on M); returns when
+ * a held message must go (CLOCK_MONOTONIC ns), or DEADLINE_NEVER. */
+int64_t conn_post_run(struct conn *c);
+/* At the end of the connection, before the disconnect callback: what is
+ * still queued is completed with -ENOTCONN, in order. */
+void conn_post_cancel_all(struct conn *c);
 void counters_add(struct conn_counters *into, const struct conn_counters *from);
 void counters_to_stats(const struct conn_counters *c, struct flt_port_stats *s);
 

@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * post.c — flt_post_message(): a bounded per-connection queue of messages
+ * that want no reply, drained by the connection's own thread.
+ *
+ * A post appends an entry under the connection lock and, if the thread is
+ * not already on its way, makes post_efd readable; it never blocks and
+ * never sends. The thread (connection.c calls conn_post_run()) takes as
+ * many leading entries as fit in one frame, sends them with MSG_DONTWAIT
+ * outside the lock, and only then takes them off the queue and runs their
+ * completions, in order, with no lock held. A full socket arms EPOLLOUT on
+ * M instead of blocking the thread, which goes on serving the service's
+ * calls and replies meanwhile. Only the thread takes entries off, so the
+ * bytes it sends from cannot go away under it; posters only append.
+ *
+ * When the connection ends, conn_post_cancel_all() completes what is left
+ * with -ENOTCONN before the disconnect callback runs; a post made after
+ * the connection began closing is refused (-ENOTCONN) and gets no
+ * completion, so each accepted post is completed exactly once.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include "common/efd.h"
+#include "common/frame_io.h"
+#include "common/timeutil.h"
+#include "ports/internal.h"
+
+#define POST_MAX_COALESCE_US 100000
+/* Each message of a batch frame takes an entry header and its data. */
+#define POST_FRAME_MAX (FRAME_MAX_IOV / 2)
+
+struct post_entry {
+	const void *data; /* owned (malloc'ed copy) unless borrowed */
+	uint32_t len;
+	bool owned;
+	uint64_t seq;
+	int64_t hold_until; /* coalescing: send by then (0: at once) */
+	flt_post_complete complete;
+	void *context;
+};
+
+struct post_done {
+	flt_post_complete complete;
+	void *context;
+	void *owned;
+};
+
+static struct post_entry *
+pq_at(struct conn *c, uint32_t i)
+{
+	return &c->pq[(c->pq_head + i) % c->pq_cap];
+}
+
+/* Caller holds c->lock. Room for one more entry (the ring grows by
+ * doubling up to FLT_POST_QUEUE_MESSAGES). */
+static int
+pq_reserve_locked(struct conn *c)
+{
+	struct post_entry *n;
+	uint32_t ncap;
+
+	if (c->pq_len < c->pq_cap)
+		return 0;
+	ncap = c->pq_cap ? c->pq_cap * 2 : 64;
+	if (ncap > FLT_POST_QUEUE_MESSAGES)
+		ncap = FLT_POST_QUEUE_MESSAGES;
+	n = malloc(ncap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->pq_len; i++)
+		n[i] = *pq_at(c, i);
+	free(c->pq);
+	c->pq = n;
+	c->pq_cap = ncap;
+	c->pq_head = 0;
+	return 0;
+}
+
+static int
+post_check(const void *msg, size_t len, const struct flt_post_options *o)
+{
+	if (!msg && len)
+		return -EINVAL;
+	if (len > WIRE_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	if (!o)
+		return 0;
+	if (o->flags & ~(uint32_t)FLT_POST_BORROW)
+		return -EINVAL;
+	if ((o->flags & FLT_POST_BORROW) && !o->complete)
+		return -EINVAL;
+	if (o->coalesce_us > POST_MAX_COALESCE_US)
+		return -EINVAL;
+	return 0;
+}
+
+static int
+conn_post(struct conn *c, const void *msg, size_t len, const struct flt_post_options *o)
+{
+	bool borrow = o && (o->flags & FLT_POST_BORROW);
+	struct post_entry e = {
+		.data = msg,
+		.len = (uint32_t)len,
+		.complete = o ? o->complete : NULL,
+		.context = o ? o->context : NULL,
+	};
+	void *copy = NULL;
+	bool kick = false;
+	int r;
+
+	if (!borrow && len) {
+		copy = malloc(len);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, msg, len);
+		e.data = copy;
+		e.owned = true;
+	}
+	if (o && o->coalesce_us)
+		e.hold_until = now_ns() + (int64_t)o->coalesce_us * 1000;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->state == CONN_CLOSING) {
+		r = -ENOTCONN;
+		atomic_fetch_add(&c->ctr.disconnect_failures, 1);
+	} else if (c->pq_len >= FLT_POST_QUEUE_MESSAGES ||
+		   len > FLT_POST_QUEUE_BYTES - c->pq_bytes) {
+		r = -EAGAIN;
+		atomic_fetch_add(&c->ctr.post_refused, 1);
+	} else {
+		r = pq_reserve_locked(c);
+	}
+	if (r == 0) {
+		e.seq = o && o->sequence ? o->sequence : ++c->next_seq;
+		*pq_at(c, c->pq_len++) = e;
+		c->pq_bytes += len;
+		atomic_fetch_add_explicit(&c->ctr.posted, 1, memory_order_relaxed);
+		/* Wake the thread once; while it is draining, holding for
+		 * company or waiting for room it looks again by itself —
+		 * unless a hold is waiting and a full frame is now here. */
+		if (!c->post_kicked || (c->post_holding && c->pq_len == POST_FRAME_MAX)) {
+			c->post_kicked = true;
+			kick = true;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0)
+		free(copy);
+	else if (kick)
+		eventfd_signal(c->post_efd);
+	return r;
+}
+
+int
+flt_post_message(flt_filter *filter, const flt_port *client_port, const void *msg,
+		 size_t msg_len, const struct flt_post_options *options)
+{
+	struct conn *c = NULL;
+	int r;
+
+	if (!filter || !client_port)
+		return -EINVAL;
+	r = post_check(msg, msg_len, options);
+	if (r < 0)
+		return r;
+	r = conn_lookup(filter, client_port, &c);
+	if (r < 0)
+		return r;
+	r = conn_post(c, msg, msg_len, options);
+	obj_unref(&c->obj);
+	return r;
+}
+
+/* ---- the connection thread's side ---- */
+
+/* Thread only: watch M for room (on) or not. */
+static void
+watch_room(struct conn *c, bool on)
+{
+	struct epoll_event e = {
+		.events = EPOLLIN | (on ? EPOLLOUT : 0u),
+		.data.u32 = CONN_EV_M,
+	};
+
+	if (c->post_room_watched == on)
+		return;
+	if (epoll_ctl(c->ep_fd, EPOLL_CTL_MOD, c->m_fd, &e) == 0)
+		c->post_room_watched = on;
+}
+
+/* Caller holds c->lock. How many leading entries go in one frame. */
+static uint32_t
+frame_take_locked(struct conn *c)
+{
+	size_t total = 0;
+	uint32_t k = 0;
+
+	if (!c->batches)
+		return 1;
+	while (k < c->pq_len && k < POST_FRAME_MAX) {
+		const struct post_entry *e = pq_at(c, k);
+		size_t need = WIRE_BATCH_ENTRY_SIZE + e->len;
+
+		if (e->len > WIRE_BATCH_MAX_ENTRY || need > WIRE_MAX_PAYLOAD - total)
+			break;
+		total += need;
+		k++;
+	}
+	return k ? k : 1; /* too long for an entry: alone, as a MESSAGE */
+}
+
+/* Caller holds c->lock. Would a full frame leave now? */
+static bool
+frame_full_locked(struct conn *c)
+{
+	uint32_t k = frame_take_locked(c);
+
+	return k < c->pq_len || k == POST_FRAME_MAX;
+}
+
+/* Sends one frame of the leading entries and completes them: 1 when a
+ * frame went, 0 when there is nothing to send now (queue empty, no room
+ * on M: EPOLLOUT armed, or the first entry is held for company: *hold
+ * set to when it must go), -ENOTCONN when the connection is closing. */
+static int
+send_one_frame(struct conn *c, int64_t *hold)
+{
+	uint8_t entries[POST_FRAME_MAX][WIRE_BATCH_ENTRY_SIZE];
+	struct iovec iov[FRAME_MAX_IOV];
+	struct post_done done[POST_FRAME_MAX];
+	struct wire_header h = { 0 };
+	size_t n_iov = 0;
+	uint32_t k;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->state == CONN_CLOSING) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOTCONN;
+	}
+	if (!c->pq_len) {
+		c->post_kicked = false;
+		c->post_holding = false;
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	if (pq_at(c, 0)->hold_until && !frame_full_locked(c)) {
+		int64_t t = pq_at(c, 0)->hold_until;
+
+		if (t > now_ns()) {
+			c->post_holding = true;
+			pthread_mutex_unlock(&c->lock);
+			*hold = t;
+			return 0;
+		}
+	}
+	c->post_holding = false;
+	k = frame_take_locked(c);
+	h.id = c->next_id + 1;
+	c->next_id += k;
+	if (k == 1) { /* alone: a plain MESSAGE, as flt_send_message_batch() */
+		const struct post_entry *e = pq_at(c, 0);
+
+		h.type = WIRE_MESSAGE;
+		h.length = e->len;
+		h.aux = e->seq;
+		iov[n_iov++] =
+			(struct iovec){ .iov_base = (void *)e->data, .iov_len = e->len };
+	} else {
+		h.type = WIRE_MESSAGE_BATCH;
+		h.aux2 = k;
+		for (uint32_t i = 0; i < k; i++) {
+			const struct post_entry *e = pq_at(c, i);
+
+			wire_encode_batch_entry(entries[i], e->seq, e->len);
+			iov[n_iov++] = (struct iovec){ .iov_base = entries[i],
+						       .iov_len = WIRE_BATCH_ENTRY_SIZE };
+			if (e->len)
+				iov[n_iov++] =
+					(struct iovec){ .iov_base = (void *)e->data,
+							.iov_len = e->len };
+			h.length += WIRE_BATCH_ENTRY_SIZE + e->len;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	/* The entries stay queued while they are sent: only this thread
+	 * takes entries off, so their bytes cannot go away. */
+	r = frame_sendv(c->m_fd, &h, iov, h.length ? n_iov : 0, NULL, 0, MSG_DONTWAIT);
+	if (r == -EAGAIN) {
+		watch_room(c, true);
+		return 0;
+	}
+	if (r < 0) {
+		conn_disconnect(c, "service closed the connection");
+		return -ENOTCONN;
+	}
+	watch_room(c, false);
+
+	pthread_mutex_lock(&c->lock);
+	for (uint32_t i = 0; i < k; i++) {
+		struct post_entry *e = pq_at(c, i);
+
+		done[i] =
+			(struct post_done){ .complete = e->complete,
+					    .context = e->context,
+					    .owned = e->owned ? (void *)e->data : NULL };
+		c->pq_bytes -= e->len;
+	}
+	c->pq_head = (c->pq_head + k) % c->pq_cap;
+	c->pq_len -= k;
+	pthread_mutex_unlock(&c->lock);
+	atomic_fetch_add_explicit(&c->ctr.sent, k, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->ctr.post_sent, k, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->ctr.post_frames, 1, memory_order_relaxed);
+	for (uint32_t i = 0; i < k; i++) {
+		if (done[i].complete)
+			done[i].complete(c->cookie, done[i].context, 0);
+		free(done[i].owned);
+	}
+	return 1;
+}
+
+int64_t
+conn_post_run(struct conn *c)
+{
+	int64_t hold = DEADLINE_NEVER;
+
+	while (send_one_frame(c, &hold) > 0)
+		;
+	return hold;
+}
+
+void
+conn_post_cancel_all(struct conn *c)
+{
+	void *cookie = c->accepted ? c->cookie : NULL;
+
+	for (;;) {
+		struct post_entry e;
+
+		pthread_mutex_lock(&c->lock);
+		if (!c->pq_len) {
+			pthread_mutex_unlock(&c->lock);
+			return;
+		}
+		e = *pq_at(c, 0);
+		c->pq_head = (c->pq_head + 1) % c->pq_cap;
+		c->pq_len--;
+		c->pq_bytes -= e.len;
+		pthread_mutex_unlock(&c->lock);
+		atomic_fetch_add(&c->ctr.post_cancelled, 1);
+		atomic_fetch_add(&c->ctr.disconnect_failures, 1);
+		if (e.complete)
+			e.complete(cookie, e.context, -ENOTCONN);
+		if (e.owned)
+			free((void *)e.data);
+	}
+}
+
+static void
+conn_post_fill_stats(struct conn *c, struct flt_post_stats *s)
+{
+	s->posted += atomic_load(&c->ctr.posted);
+	s->refused += atomic_load(&c->ctr.post_refused);
+	s->sent += atomic_load(&c->ctr.post_sent);
+	s->cancelled += atomic_load(&c->ctr.post_cancelled);
+	s->frames += atomic_load(&c->ctr.post_frames);
+	pthread_mutex_lock(&c->lock);
+	s->queued += c->pq_len;
+	s->queued_bytes += (uint32_t)c->pq_bytes;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int
+flt_port_get_post_stats(flt_filter *filter, const flt_port *port,
+			struct flt_post_stats *ret_stats, size_t size)
+{
+	struct flt_post_stats s = { 0 };
+	struct server_port *sp;
+	struct obj *o;
+	int err;
+
+	if (!filter || !port || !ret_stats || size > sizeof(s))
+		return -EINVAL;
+	o = ht_ref(&filter->mgr->ht, *port, HK_CONN, &err);
+	if (o) {
+		if (conn_of(o)->filter != filter) {
+			obj_unref(o);
+			return -EINVAL;
+		}
+		conn_post_fill_stats(conn_of(o), &s);
+		obj_unref(o);
+		memcpy(ret_stats, &s, size);
+		return 0;
+	}
+	o = ht_ref(&filter->mgr->ht, *port, HK_SERVER, &err);
+	if (!o)
+		return err;
+	sp = sp_of(o);
+	if (sp->filter != filter) {
+		obj_unref(o);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&sp->lock);
+	s.posted = atomic_load(&sp->done.posted);
+	s.refused = atomic_load(&sp->done.post_refused);
+	s.sent = atomic_load(&sp->done.post_sent);
+	s.cancelled = atomic_load(&sp->done.post_cancelled);
+	s.frames = atomic_load(&sp->done.post_frames);
+	for (struct conn *c = sp->conns; c; c = c->sp_next)
+		conn_post_fill_stats(c, &s);
+	pthread_mutex_unlock(&sp->lock);
+	obj_unref(o);
+	memcpy(ret_stats, &s, size);
+	return 0;
+}
