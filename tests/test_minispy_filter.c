@@ -1290,8 +1290,8 @@ svc_stats_settled(struct svc *s, uint64_t sent)
 }
 
 /* A service that takes batches gets the backlog many records to a port
- * record (the sender hands over up to 256 at a time), every record
- * exactly once and in order. */
+ * record (a frame holds at most 511), every record exactly once and in
+ * order. */
 static void
 backlog_reaches_a_batching_service_in_batches(void **state)
 {
@@ -1326,7 +1326,7 @@ backlog_reaches_a_batching_service_in_batches(void **state)
 	}
 	assert_int_equal(s.n, 600);
 	assert_true(most > 1);    /* several records in one port record */
-	assert_true(most <= 256); /* at most one sender batch */
+	assert_true(most <= 511); /* at most one frame's worth */
 	assert_int_equal(check_seq_accounting(&s, 1), 0);
 	st = svc_stats_settled(&s, 600);
 	assert_int_equal(st.conn_sent, 600);

@@ -168,10 +168,8 @@ report_locked(struct ms_state *st, struct ms_conn *target, const struct ms_loss 
 {
 	struct ms_rec *r = ms_rec_loss(MINISPY_LOSS_DEPARTED, l);
 
-	if (r && ms_late_push(&target->late, r) == 0) {
-		pthread_cond_signal(&target->wake);
-		return;
-	}
+	if (r && ms_late_push(&target->late, r) == 0)
+		return; /* the disconnect pumps every remaining connection */
 	if (r)
 		ms_rec_unref(r);
 	ms_log(st, FLT_LOG_ERROR,
@@ -190,8 +188,8 @@ hand_to_others_locked(struct ms_state *st, struct ms_conn *c)
 
 	fold_ring(&rs, &c->unconf, limit);
 	for (unsigned i = 0; i < c->n_inflight; i++)
-		fold(&rs, c->inflight[i], limit);
-	c->n_inflight = 0;
+		fold(&rs, *ms_inflight_at(c, i), limit);
+	c->n_inflight = c->n_posted = 0;
 	while ((r = ms_late_pop(&c->late)))
 		fold(&rs, r, limit);
 	fold_ring(&rs, &c->head, limit);
@@ -216,13 +214,14 @@ return_to_backlog_locked(struct ms_state *st, struct ms_conn *c, uint64_t events
 
 	dropped += ms_backlog_append(&st->backlog, &c->unconf);
 	for (unsigned i = 0; i < c->n_inflight; i++) {
+		struct ms_rec *x = *ms_inflight_at(c, i);
 		struct ms_loss self = { 0 };
 
-		ms_rec_fold(c->inflight[i], &self);
-		dropped += ms_backlog_push(&st->backlog, c->inflight[i], &self);
-		ms_rec_unref(c->inflight[i]);
+		ms_rec_fold(x, &self);
+		dropped += ms_backlog_push(&st->backlog, x, &self);
+		ms_rec_unref(x);
 	}
-	c->n_inflight = 0;
+	c->n_inflight = c->n_posted = 0;
 	while ((r = ms_late_pop(&c->late))) {
 		struct ms_loss self = { 0 };
 
@@ -245,7 +244,7 @@ ms_handover_locked(struct ms_state *st, struct ms_conn *c)
 	uint64_t events = unconf + ms_ring_events(&c->head) + ms_ring_events(&c->q);
 
 	for (unsigned i = 0; i < c->n_inflight; i++)
-		events += !ms_rec_synthetic(c->inflight[i]);
+		events += !ms_rec_synthetic(*ms_inflight_at(c, i));
 
 	st->ctr.unconfirmed += unconf;
 	if (st->closing) {

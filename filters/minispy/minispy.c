@@ -221,26 +221,33 @@ static void
 ms_overflow(const struct flt_callback_data *d, void *instance_context,
 	    void *completion_context)
 {
+	uint32_t kind = ms_notice_kind(d);
+
 	(void)instance_context;
 	(void)completion_context;
-	pthread_mutex_lock(&registry_lock);
-	for (struct ms_state *st = registry; st; st = st->reg_next) {
-		uint32_t kind = ms_notice_kind(d);
+	/* One state at a time, published outside the registry lock (posting
+	 * takes the port lock, which comes before the registry's). */
+	for (;;) {
+		struct ms_state *st = NULL;
 		struct ms_rec *rec;
-		bool fresh;
 
-		pthread_mutex_lock(&st->lock);
-		fresh = !st->closing && st->last_overflow != d->sequence;
-		if (fresh) {
-			st->last_overflow = d->sequence;
-			if (kind == MINISPY_NOTICE_KERNEL)
-				st->ctr.kernel_overflows++;
-			else
-				st->ctr.engine_losses++;
+		pthread_mutex_lock(&registry_lock);
+		for (struct ms_state *s = registry; s && !st; s = s->reg_next) {
+			pthread_mutex_lock(&s->lock);
+			if (!s->closing && s->last_overflow != d->sequence) {
+				s->last_overflow = d->sequence;
+				if (kind == MINISPY_NOTICE_KERNEL)
+					s->ctr.kernel_overflows++;
+				else
+					s->ctr.engine_losses++;
+				atomic_fetch_add(&s->refs, 1);
+				st = s;
+			}
+			pthread_mutex_unlock(&s->lock);
 		}
-		pthread_mutex_unlock(&st->lock);
-		if (!fresh)
-			continue;
+		pthread_mutex_unlock(&registry_lock);
+		if (!st)
+			return;
 		if (kind == MINISPY_NOTICE_KERNEL)
 			ms_log(st, FLT_LOG_WARNING,
 			       "the kernel's event queue overflowed: events were lost; "
@@ -255,8 +262,8 @@ ms_overflow(const struct flt_callback_data *d, void *instance_context,
 		ms_publish(st, rec, kind);
 		if (rec)
 			ms_rec_unref(rec);
+		ms_state_unref(st);
 	}
-	pthread_mutex_unlock(&registry_lock);
 }
 
 /* ---- unload ---- */

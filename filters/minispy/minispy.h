@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * minispy.h — the minispy filter's state, shared by minispy.c (entry
- * point, event callbacks, unload) and port.c (connections and their
- * sender threads).
+ * point, event callbacks, unload), port.c (connections and posting to
+ * them) and handover.c.
  *
  * Lifetime. A struct ms_state is reference counted: the registration
  * holds one (dropped by the unload callback), every instance one, every
@@ -14,14 +14,14 @@
  * live states (minispy.c): a connect callback that finds no live state
  * refuses with -ESHUTDOWN, and one that finds it takes its reference under
  * the registry lock. flt_unregister_filter() waits for every connection
- * thread, so when it returns, every disconnect callback (which joins its
- * connection's sender thread) has run and the state is gone.
+ * thread, so when it returns, every disconnect callback has run and the
+ * state is gone.
  *
  * Locks, outer first: the filter's port lock (held by libfltmgr around the
  * connect callback) -> the registry lock -> st->lock -> libfltmgr's own
  * exclusion lock (flt_exclude_process). st->lock is never held across a
- * port call that may block: senders take a record under it and send
- * without it.
+ * port call: a pump takes records under it and posts them without it
+ * (flt_post_message takes the port lock, which comes first).
  */
 #ifndef MINISPY_H
 #define MINISPY_H
@@ -39,34 +39,39 @@
 #include "queue.h"
 #include "record.h"
 
-/* Records a sender takes off its rings for one flt_send_message_batch():
- * about the most that fits in one port record (records are ~100-300
- * bytes, a record holds 64 KiB). */
+/* Records a connection may hold taken off its rings and not yet
+ * delivered (posted to the port, or waiting to be): about four port
+ * frames' worth (records are ~100-300 bytes, a frame holds 64 KiB). */
+#define MS_WINDOW 1024
+/* Records one pump round posts before it looks at its rings again. */
 #define MS_BATCH 256
 
-/* One accepted connection: its queue and the thread that drains it. */
+/* One accepted connection: its rings and what is on its way. */
 struct ms_conn {
 	struct ms_state *st; /* one reference */
 	struct ms_conn *next;
 	struct ms_conn *prev;
 	uint64_t number; /* 1, 2, ... per filter, for logs */
 	/* Written in the connect callback (port lock held), read by
-	 * flt_send_message() and cleared by flt_close_client_port() under
+	 * flt_post_message() and cleared by flt_close_client_port() under
 	 * that same lock. */
 	flt_port port;
 	pid_t pid;
-	pthread_t sender;
 	/* Under st->lock: */
-	pthread_cond_t wake; /* the sender waits on it for work or stop */
-	bool stop;
+	bool gone;           /* disconnecting: nothing more is posted */
+	bool pumping;        /* a thread is posting for it (port.c, pump) */
+	bool pump_again;     /* more came while it posted: look again */
+	pthread_cond_t idle; /* pumping ended (the disconnect waits for it) */
 	bool warned;
-	bool coalescing;     /* the sender waits for more: publish need not wake it */
 	struct ms_ring head; /* the backlog, if this connection took it */
 	struct ms_ring q;    /* records since it connected */
-	/* Taken off the rings, oldest first, being sent; only its sender
-	 * changes this while the connection is up. */
-	struct ms_rec *inflight[MS_BATCH];
+	/* Taken off the rings, oldest first (a ring of MS_WINDOW from
+	 * in_head): the leading n_posted are posted to the port and wait
+	 * for their completion; the rest wait to be posted. */
+	struct ms_rec *inflight[MS_WINDOW];
+	unsigned in_head;
 	unsigned n_inflight;
+	unsigned n_posted;
 	struct ms_late late;   /* DEPARTED losses for it, sent first */
 	bool confirming;       /* its service confirms (connect context) */
 	struct ms_ring unconf; /* confirming: sent, not confirmed yet */
@@ -147,7 +152,14 @@ void ms_state_unref(struct ms_state *st);
 
 /* ---- handover.c ---- */
 
-/* c left (its sender joined). Hands on what it had not delivered — sent
+/* The record i places after the oldest that c took off its rings. */
+static inline struct ms_rec **
+ms_inflight_at(struct ms_conn *c, unsigned i)
+{
+	return &c->inflight[(c->in_head + i) % MS_WINDOW];
+}
+
+/* c left (no pump runs for it, every completion came). Hands on what it had not delivered — sent
  * but unconfirmed, in flight, its DEPARTED losses, backlog part, queue —
  * and frees it from c: back into the backlog when c was the last service;
  * otherwise, what no remaining service got becomes DEPARTED loss records

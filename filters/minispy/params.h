@@ -45,8 +45,8 @@ struct ms_settings {
 	bool exclude_services;
 	bool process;
 	mode_t port_mode;
-	/* A sender that found fewer than a full batch waits up to this long
-	 * for more before it sends (0: sends at once). */
+	/* The port may hold a record up to this long for more to share its
+	 * frame, unless a full frame is waiting (0: sent at once). */
 	uint32_t coalesce_us;
 	char *ops; /* defaults, NULL: all operations, no patterns */
 	char *include;

@@ -1,28 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * port.c — minispy's services: the connect and disconnect callbacks of
- * its server port, one sender thread per connection, the backlog handover,
- * and the stats call.
+ * its server port, posting records to each connection, and the stats
+ * call.
  *
- * A sender takes up to MS_BATCH records off its rings at a time and hands
- * them to flt_send_message_batch(), which packs as many as fit into one
- * port record for a service that takes batches; what did not go stays in
- * order for the next call.
- *
- * Why a sender thread per connection rather than one for all: a send
- * blocks while the service's socket is full, and the filter side has no
- * descriptor to poll for room. With one thread, a service that stops
- * reading (SIGSTOP, a debugger) would hold up every other service for
- * each timeout; with one thread each, it only fills its own queue, which
- * then drops and reports a loss, while the others carry on. max_connections
- * bounds the thread count.
+ * No thread of minispy's own: a record is posted (flt_post_message, the
+ * bytes borrowed, the record referenced until its completion) by whoever
+ * finds work for a connection — the event thread that published it, or
+ * the connection's own thread when a completion or a confirmation makes
+ * room. One of them at a time per connection (c->pumping; the others
+ * leave a note in c->pump_again), so records go out in order. The port
+ * packs what is queued into batch frames and holds a record up to
+ * param.coalesce_us for company. A connection takes at most MS_WINDOW
+ * records off its rings; a service that stops reading leaves them in the
+ * port's queue, its own queue fills, drops, and reports a loss, while
+ * the other services carry on.
  *
  * The seed bug cannot happen here: the only copy of a client port is
- * c->port; it is used by the connection's own sender through
- * flt_send_message_batch(&c->port) and closed by the disconnect callback with
- * flt_close_client_port(&c->port) only after that sender has been joined.
- * A connection object is freed at the end of its disconnect callback and
- * never touched after it: libfltmgr runs no callback for that connection
+ * c->port; it is posted to through flt_post_message(&c->port) and closed
+ * by the disconnect callback with flt_close_client_port(&c->port) only
+ * after every completion has run and no pump is posting. A connection
+ * object is freed at the end of its disconnect callback and never
+ * touched after it: libfltmgr runs no callback for that connection
  * afterwards.
  */
 #include <errno.h>
@@ -34,9 +33,6 @@
 
 #include "minispy.h"
 
-/* One try to queue a record on a full socket; then the sender looks at
- * its stop flag and tries again. */
-#define MS_SEND_TIMEOUT_MS 200
 /* Drop warnings: the first one always, then at most one per interval
  * (a service stopped and started all day must not flood the log). */
 #define MS_WARN_INTERVAL_NS (10LL * 1000000000)
@@ -107,6 +103,188 @@ include_locked(struct ms_state *st, pid_t pid)
 		(void)flt_include_process(st->filter, pid);
 }
 
+/* ---- posting ---- */
+
+static void post_done(void *connection_cookie, void *context, int status);
+
+/* st->lock held. Tops c->inflight up from its rings, oldest first (DEPARTED
+ * losses, then the backlog part, then the queue), within MS_WINDOW and the
+ * confirming window. A ring that cannot make a loss record for lack of
+ * memory keeps it for a later pump. */
+static void
+take_locked(struct ms_conn *c)
+{
+	while (c->n_inflight < MS_WINDOW) {
+		struct ms_rec *r;
+		bool again = false;
+
+		if (c->confirming &&
+		    c->unconf.len + (c->n_inflight - c->n_posted) >= c->unconf.cap)
+			break; /* the confirming window is full */
+		r = ms_late_pop(&c->late);
+		if (!r)
+			r = ms_ring_pop(&c->head, &again);
+		if (!r && !again)
+			r = ms_ring_pop(&c->q, &again);
+		if (!r)
+			break;
+		*ms_inflight_at(c, c->n_inflight++) = r;
+	}
+}
+
+/* st->lock held. True if the caller becomes c's pump (then it must call
+ * pump_locked); else the pump at work is told to look again. */
+static bool
+claim_locked(struct ms_conn *c)
+{
+	if (c->gone)
+		return false;
+	if (c->pumping) {
+		c->pump_again = true;
+		return false;
+	}
+	c->pumping = true;
+	return true;
+}
+
+/*
+ * st->lock held, c claimed. Posts what c has taken off its rings, in
+ * order, dropping the lock around the posts. The posted are counted
+ * before the post returns (the completion may run first); what a post
+ * refused stays in c->inflight: on -EAGAIN (the port's queue is full) for
+ * the next pump, which a completion starts; on another error the
+ * connection is closed and the disconnect hands it on.
+ */
+static void
+pump_locked(struct ms_state *st, struct ms_conn *c)
+{
+	struct ms_rec *b[MS_BATCH];
+
+	for (;;) {
+		unsigned n = 0, k = 0;
+		int err = 0;
+
+		c->pump_again = false;
+		if (c->gone)
+			break;
+		take_locked(c);
+		while (c->n_posted + n < c->n_inflight && n < MS_BATCH) {
+			struct ms_rec *r = *ms_inflight_at(c, c->n_posted + n);
+
+			if (c->confirming) {
+				if (c->unconf.len == c->unconf.cap)
+					break; /* the window is full */
+				/* Counted as sent before it is: the service may
+				 * read and confirm it before the lock is back. */
+				ms_ring_put(&c->unconf, ms_rec_ref(r));
+				c->msgs_sent++;
+			}
+			b[n++] = r;
+		}
+		if (!n) {
+			if (c->pump_again)
+				continue;
+			break;
+		}
+		c->n_posted += n;
+		pthread_mutex_unlock(&st->lock);
+		for (; k < n; k++) {
+			struct flt_post_options o = {
+				.sequence = b[k]->seq ? b[k]->seq : b[k]->loss.last,
+				.complete = post_done,
+				.context = b[k],
+				.flags = FLT_POST_BORROW,
+				.coalesce_us = st->set.coalesce_us,
+			};
+
+			err = flt_post_message(st->filter, &c->port, b[k]->data,
+					       b[k]->len, &o);
+			if (err < 0)
+				break;
+		}
+		pthread_mutex_lock(&st->lock);
+		if (k == n)
+			continue;
+		/* Not posted: the tail of the posted part (completions take
+		 * only from its head). */
+		c->n_posted -= n - k;
+		if (c->confirming) {
+			for (unsigned i = n; i-- > k;) {
+				c->msgs_sent--;
+				ms_ring_drop_last(&c->unconf, b[i]);
+			}
+		}
+		if (err != -EAGAIN && err != -ENOTCONN) {
+			/* No memory, say: end the connection so that its
+			 * service sees it and reconnects, rather than stall;
+			 * its disconnect hands the records on. Still
+			 * claimed, so c cannot go away meanwhile. */
+			c->gone = true;
+			pthread_mutex_unlock(&st->lock);
+			ms_log(st, FLT_LOG_ERROR,
+			       "posting to service pid %d failed: %s; closing it",
+			       (int)c->pid, strerror(-err));
+			flt_close_client_port(st->filter, &c->port);
+			pthread_mutex_lock(&st->lock);
+		}
+		break;
+	}
+	c->pumping = false;
+	if (c->gone)
+		pthread_cond_broadcast(&c->idle);
+}
+
+/* The port's completion of one posted record (the connection's thread). */
+static void
+post_done(void *connection_cookie, void *context, int status)
+{
+	struct ms_conn *c = connection_cookie;
+	struct ms_state *st = c->st;
+	struct ms_rec *r = context;
+
+	pthread_mutex_lock(&st->lock);
+	if (status < 0) {
+		/* Not sent: it stays first in c->inflight, and the
+		 * disconnect, which comes after every completion, hands it
+		 * on. */
+		pthread_mutex_unlock(&st->lock);
+		return;
+	}
+	/* Completions come in posting order: r is the oldest posted. */
+	c->in_head = (c->in_head + 1) % MS_WINDOW;
+	c->n_inflight--;
+	c->n_posted--;
+	if (ms_rec_synthetic(r)) {
+		c->loss_sent++;
+		st->ctr.loss_records_sent++;
+	} else {
+		c->sent++;
+		st->ctr.sent++;
+	}
+	if (!c->confirming)
+		c->msgs_sent++;
+	ms_rec_unref(r);
+	/* Room: refill once half the window is free, not per record. */
+	if (c->n_posted <= MS_WINDOW / 2 && claim_locked(c))
+		pump_locked(st, c);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* st->lock held. Pumps every connection no other thread pumps. */
+static void
+pump_all_locked(struct ms_state *st)
+{
+	struct ms_conn *mine[64];
+	size_t n = 0;
+
+	/* At most max_connections (64); claimed ones cannot go away. */
+	for (struct ms_conn *c = st->conns; c; c = c->next)
+		if (n < sizeof(mine) / sizeof(mine[0]) && claim_locked(c))
+			mine[n++] = c;
+	for (size_t i = 0; i < n; i++)
+		pump_locked(st, mine[i]);
+}
+
 /* ---- publishing (the event path) ---- */
 
 void
@@ -149,12 +327,8 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 				slow[n_slow++] = c->pid;
 			}
 		}
-		/* A coalescing sender wakes at its deadline, or once a
-		 * whole batch is waiting or its queue is half full (a small
-		 * param.queue_size must not drop what it would have sent). */
-		if (!c->coalescing || c->q.len >= MS_BATCH || 2 * c->q.len >= c->q.cap)
-			pthread_cond_signal(&c->wake);
 	}
+	pump_all_locked(st);
 	pthread_mutex_unlock(&st->lock);
 
 	if (backlog_full)
@@ -169,187 +343,6 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 		       (int)slow[i], st->set.queue_size);
 }
 
-/* ---- the sender thread ---- */
-
-/* st->lock held. Tops c->inflight up from its rings, oldest first (DEPARTED
- * losses, then the backlog part, then the queue), within the confirming
- * window. *again: a ring could not make a loss record for lack of memory
- * (try later). */
-static void
-take_batch_locked(struct ms_conn *c, bool *again)
-{
-	*again = false;
-	while (c->n_inflight < MS_BATCH) {
-		struct ms_rec *r;
-
-		if (c->confirming && c->unconf.len + c->n_inflight >= c->unconf.cap)
-			break;
-		r = ms_late_pop(&c->late);
-		if (!r)
-			r = ms_ring_pop(&c->head, again);
-		if (!r && !*again)
-			r = ms_ring_pop(&c->q, again);
-		if (!r)
-			break;
-		c->inflight[c->n_inflight++] = r;
-	}
-}
-
-/* st->lock held, c->inflight not empty: with param.coalesce_us, waits up
- * to that long (from now) for more records before the send, unless a
- * whole batch is there or the connection ends. Bounded: the first record
- * waits at most coalesce_us longer than it would have. */
-static void
-coalesce_locked(struct ms_state *st, struct ms_conn *c)
-{
-	struct timespec ts;
-	bool again;
-
-	if (!st->set.coalesce_us || c->n_inflight >= MS_BATCH)
-		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long)st->set.coalesce_us * 1000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	c->coalescing = true;
-	while (!c->stop && c->n_inflight < MS_BATCH) {
-		int r;
-
-		if (c->confirming && c->unconf.len + c->n_inflight >= c->unconf.cap)
-			break; /* the window is full: nothing more to take */
-		r = pthread_cond_timedwait(&c->wake, &st->lock, &ts);
-		take_batch_locked(c, &again);
-		if (r == ETIMEDOUT || again)
-			break;
-	}
-	c->coalescing = false;
-}
-
-/* st->lock held: the first k of c->inflight were queued on the port. */
-static void
-sent_locked(struct ms_state *st, struct ms_conn *c, unsigned k)
-{
-	for (unsigned i = 0; i < k; i++) {
-		struct ms_rec *r = c->inflight[i];
-
-		if (ms_rec_synthetic(r)) {
-			c->loss_sent++;
-			st->ctr.loss_records_sent++;
-		} else {
-			c->sent++;
-			st->ctr.sent++;
-		}
-		if (!c->confirming)
-			c->msgs_sent++;
-		ms_rec_unref(r);
-	}
-	memmove(c->inflight, c->inflight + k,
-		(c->n_inflight - k) * sizeof(c->inflight[0]));
-	c->n_inflight -= k;
-}
-
-static void *
-sender_main(void *arg)
-{
-	struct ms_conn *c = arg;
-	struct ms_state *st = c->st;
-	struct flt_batch_message *b = calloc(MS_BATCH, sizeof(*b));
-	char tname[16];
-	int err = 0;
-
-	snprintf(tname, sizeof(tname), "minispy-%d", (int)c->pid);
-	pthread_setname_np(pthread_self(), tname);
-	pthread_mutex_lock(&st->lock);
-	while (!c->stop) {
-		unsigned n, k;
-		bool again = false;
-
-		if (!b) {
-			/* Cannot send at all: end the connection (below), so
-			 * that its records are handed on, not stuck. */
-			err = -ENOMEM;
-			break;
-		}
-		if (!c->n_inflight && c->confirming && c->unconf.len == c->unconf.cap) {
-			/* The window is full: wait for a confirmation (or the
-			 * end); meanwhile the queue fills and reports loss. */
-			pthread_cond_wait(&c->wake, &st->lock);
-			continue;
-		}
-		take_batch_locked(c, &again);
-		if (!c->n_inflight) {
-			if (again) { /* no memory for a loss record: later */
-				struct timespec ts;
-
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += 10 * 1000000;
-				if (ts.tv_nsec >= 1000000000) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000;
-				}
-				pthread_cond_timedwait(&c->wake, &st->lock, &ts);
-			} else {
-				pthread_cond_wait(&c->wake, &st->lock);
-			}
-			continue;
-		}
-		coalesce_locked(st, c);
-		/* c->inflight stays ours until it is sent; only this thread
-		 * takes entries off c's rings, and the bytes are immutable. */
-		n = c->n_inflight;
-		for (unsigned i = 0; i < n; i++) {
-			struct ms_rec *r = c->inflight[i];
-
-			b[i] = (struct flt_batch_message){
-				.msg = r->data,
-				.len = r->len,
-				.sequence = r->seq ? r->seq : r->loss.last,
-			};
-			if (c->confirming) {
-				/* Counted as sent before it is: the service may
-				 * read and confirm it before this thread has the
-				 * lock back. Undone below for what did not go. */
-				ms_ring_put(&c->unconf, ms_rec_ref(r));
-				c->msgs_sent++;
-			}
-		}
-		pthread_mutex_unlock(&st->lock);
-		err = flt_send_message_batch(st->filter, &c->port, b, n,
-					     MS_SEND_TIMEOUT_MS);
-		pthread_mutex_lock(&st->lock);
-		k = err > 0 ? (unsigned)err : 0;
-		/* A port record is queued whole or not at all: the first k
-		 * went, the rest stay in c->inflight, to be tried again or
-		 * handed on. */
-		if (c->confirming) {
-			for (unsigned i = n; i-- > k;) {
-				c->msgs_sent--;
-				ms_ring_drop_last(&c->unconf, c->inflight[i]);
-			}
-		}
-		sent_locked(st, c, k);
-		if (err > 0) {
-			err = 0;
-			continue;
-		}
-		if (err != -ETIMEDOUT)
-			break;
-	}
-	pthread_mutex_unlock(&st->lock);
-	free(b);
-	if (err < 0 && err != -ENOTCONN && err != -ETIMEDOUT) {
-		/* Not a disconnect: end this connection so that the service
-		 * sees it and reconnects, rather than wait forever. */
-		ms_log(st, FLT_LOG_ERROR,
-		       "sending to service pid %d failed: %s; closing it", (int)c->pid,
-		       strerror(-err));
-		flt_close_client_port(st->filter, &c->port);
-	}
-	return NULL;
-}
-
 /* ---- connect and disconnect ---- */
 
 static void
@@ -360,13 +353,13 @@ conn_free(struct ms_conn *c)
 	ms_ring_fini(&c->head);
 	ms_ring_fini(&c->q);
 	for (unsigned i = 0; i < c->n_inflight; i++)
-		ms_rec_unref(c->inflight[i]);
-	pthread_cond_destroy(&c->wake);
+		ms_rec_unref(*ms_inflight_at(c, i));
+	pthread_cond_destroy(&c->idle);
 	free(c);
 }
 
-/* st->lock held. Admits c: exclusion, its sender thread, the list, and
- * the backlog if it is the only service. On failure none of it stays. */
+/* st->lock held. Admits c: exclusion, the list, and the backlog if it is
+ * the only service. On failure none of it stays. */
 static int
 conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_backlog)
 {
@@ -380,12 +373,6 @@ conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_bac
 		if (r < 0)
 			return r;
 	}
-	r = -pthread_create(&c->sender, NULL, sender_main, c);
-	if (r < 0) {
-		if (st->set.exclude_services)
-			include_locked(st, c->pid);
-		return r;
-	}
 	c->first_seq = st->seq + 1;
 	c->next = st->conns;
 	if (st->conns)
@@ -396,14 +383,14 @@ conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_bac
 	st->ctr.connections++;
 	/* The first service after a time with none takes the backlog over
 	 * whole (a pointer swap, so this stays short under the port lock);
-	 * its sender sends it before anything newer. */
+	 * it is posted before anything newer (the connect callback pumps;
+	 * the port sends once the connection is up). */
 	if (st->n_conns == 1 && !ms_ring_idle(&st->backlog)) {
 		from_backlog = ms_ring_events(&st->backlog);
 		c->head = st->backlog;
 		ms_ring_init(&st->backlog, st->set.backlog);
 		st->backlog_warned = false;
 		st->ctr.backlog_delivered += from_backlog;
-		pthread_cond_signal(&c->wake);
 	}
 	*ret_from_backlog = from_backlog;
 	return 0;
@@ -447,7 +434,7 @@ ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	c->st = st;
 	c->port = client_port;
 	c->pid = peer->pid;
-	pthread_cond_init(&c->wake, NULL);
+	pthread_cond_init(&c->idle, NULL);
 	ms_ring_init(&c->head, 0);
 	ms_ring_init(&c->q, st->set.queue_size);
 	r = parse_context(context, context_len, &c->confirming);
@@ -460,6 +447,8 @@ ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	if (r == 0) {
 		pthread_mutex_lock(&st->lock);
 		r = conn_admit_locked(st, c, &from_backlog);
+		if (r == 0 && claim_locked(c))
+			pump_locked(st, c); /* the backlog it took, if any */
 		pthread_mutex_unlock(&st->lock);
 	}
 	if (r < 0)
@@ -488,13 +477,13 @@ ms_on_disconnect(void *cookie)
 	uint64_t unconfirmed;
 	const char *fate;
 
-	/* The connection is down: a sender blocked on it has been failed
-	 * with -ENOTCONN, one about to send will be. */
+	/* The connection is down and every completion has run: a pump
+	 * still posting to it gets -ENOTCONN; wait for it to leave. */
 	pthread_mutex_lock(&st->lock);
-	c->stop = true;
-	pthread_cond_signal(&c->wake);
+	c->gone = true;
+	while (c->pumping)
+		pthread_cond_wait(&c->idle, &st->lock);
 	pthread_mutex_unlock(&st->lock);
-	pthread_join(c->sender, NULL);
 	flt_close_client_port(st->filter, &c->port); /* as on Windows */
 
 	pthread_mutex_lock(&st->lock);
@@ -507,8 +496,20 @@ ms_on_disconnect(void *cookie)
 	st->n_conns--;
 	if (st->set.exclude_services)
 		include_locked(st, c->pid);
+	/* Posted but not sent (completed with -ENOTCONN): the newest
+	 * posted, so for a confirming service also the newest of c->unconf,
+	 * where they do not belong (never sent): out of it again; they are
+	 * handed on from c->inflight as not sent. */
+	if (c->confirming) {
+		for (unsigned i = c->n_posted; i-- > 0;) {
+			c->msgs_sent--;
+			ms_ring_drop_last(&c->unconf, *ms_inflight_at(c, i));
+		}
+	}
+	c->n_posted = 0;
 	unconfirmed = ms_ring_events(&c->unconf);
 	fate = ms_handover_locked(st, c);
+	pump_all_locked(st); /* DEPARTED loss records for the others */
 	pthread_mutex_unlock(&st->lock);
 
 	ms_log(st, FLT_LOG_INFO,
@@ -539,7 +540,8 @@ confirm_locked(struct ms_state *st, struct ms_conn *c, uint64_t n)
 		}
 		ms_rec_unref(r);
 	}
-	pthread_cond_signal(&c->wake);
+	if (claim_locked(c))
+		pump_locked(st, c); /* the window opened */
 	return 0;
 }
 
