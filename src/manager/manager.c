@@ -10,11 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/runtime_dir.h"
 #include "manager/manager.h"
 #include "engine/engine.h"
 #include "ports/internal.h"
-
-#define DEFAULT_RUNTIME_DIR "/run/fltmgr"
 
 static bool
 valid_name(const char *s)
@@ -83,18 +82,13 @@ mkdir_p(const char *path, mode_t mode)
 int
 flt_manager_new(const struct flt_manager_options *options, flt_manager **ret_manager)
 {
-	const char *dir = NULL, *env;
+	const char *dir, *env;
 	flt_manager *m;
 	int r;
 
 	if (!ret_manager)
 		return -EINVAL;
-	if (options && options->runtime_dir)
-		dir = options->runtime_dir;
-	else if ((env = getenv("FLTMGR_RUNTIME_DIR")) && *env)
-		dir = env;
-	else
-		dir = DEFAULT_RUNTIME_DIR;
+	dir = runtime_dir_resolve(options ? options->runtime_dir : NULL, NULL);
 	if (dir[0] != '/' || strlen(dir) > 80)
 		return -EINVAL; /* sun_path must hold dir + "/" + name */
 

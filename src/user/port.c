@@ -20,12 +20,12 @@
 #include <unistd.h>
 
 #include "common/frame_io.h"
+#include "common/runtime_dir.h"
 #include "common/timeutil.h"
 #include "common/wire.h"
 #include "user/internal.h"
 
-#define CONNECT_TIMEOUT_MS  10000
-#define DEFAULT_RUNTIME_DIR "/run/fltmgr"
+#define CONNECT_TIMEOUT_MS 10000
 
 int
 port_enter(filter_port *p)
@@ -167,9 +167,7 @@ port_path(const char *name, struct sockaddr_un *addr)
 	}
 	if (!valid_port_name(name))
 		return -EINVAL;
-	dir = getenv("FLTMGR_RUNTIME_DIR");
-	if (!dir || !*dir)
-		dir = DEFAULT_RUNTIME_DIR;
+	dir = runtime_dir_resolve(NULL, NULL);
 	n = snprintf(addr->sun_path, sizeof(addr->sun_path), "%s/%s", dir, name);
 	return n < 0 || (size_t)n >= sizeof(addr->sun_path) ? -ENAMETOOLONG : 0;
 }
