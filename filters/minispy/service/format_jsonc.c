@@ -116,24 +116,6 @@ spy_jsonc_base64(const void *s, size_t len)
 	return out;
 }
 
-static const char *
-cause_name(uint32_t cause)
-{
-	switch (cause) {
-	case MINISPY_LOSS_QUEUE:
-		return "queue";
-	case MINISPY_LOSS_BACKLOG:
-		return "backlog";
-	case MINISPY_LOSS_KERNEL:
-		return "kernel";
-	case MINISPY_LOSS_DEPARTED:
-		return "departed";
-	case MINISPY_LOSS_ENGINE:
-		return "engine";
-	}
-	return "unknown";
-}
-
 static int
 add(struct json_object *o, const char *key, struct json_object *v)
 {
@@ -239,7 +221,7 @@ json_loss(struct json_object *o, const struct minispy_loss *l)
 	r |= add(o, "count", json_object_new_uint64(l->count));
 	r |= add(o, "first_seq", json_object_new_uint64(l->first_seq));
 	r |= add(o, "last_seq", json_object_new_uint64(l->last_seq));
-	r |= add(o, "cause", json_object_new_string(cause_name(l->cause)));
+	r |= add(o, "cause", json_object_new_string(spy_loss_cause_name(l->cause)));
 	if (minispy_loss_is_notice(l->cause))
 		r |= add(o, "seq", json_object_new_uint64(l->seq));
 	if (l->notices & (MINISPY_NOTICE_KERNEL | MINISPY_NOTICE_ENGINE))
