@@ -3,7 +3,7 @@
  * json_bench.c — what one JSON Lines record costs the minispy service to
  * format, three ways, on the same realistic set of records in one run:
  *
- *   (a) jsonc-tree   the former service code (format_jsonc.c): a new json-c
+ *   (a) jsonc-tree   the former service code (tests/format_jsonc.c): a new json-c
  *                    object tree per record, gmtime_r + strftime for the
  *                    time, json_object_to_json_string_ext + fputs
  *   (b) jsonc-reuse  json-c used as cheaply as it goes: one object tree

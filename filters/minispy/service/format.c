@@ -20,8 +20,8 @@
  * NAME_bytes holding its exact bytes in base64. Consumers that need the
  * exact name use NAME_bytes when present, NAME otherwise. An unknown path
  * is null, with "path_unknown":true. The members and their order are
- * those of the json-c encoder this replaced (format_jsonc.c), byte for
- * byte.
+ * those of the json-c encoder this replaced (tests/format_jsonc.c), byte
+ * for byte.
  */
 #include <string.h>
 #include <time.h>

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * format_jsonc.c — the json-c encoder the service used before json_writer.c
- * (see format_jsonc.h), unchanged but for its names and the members record
- * version 2 added (path_unknown, the "engine" cause, notices), which it
- * writes exactly as format.c does: a json-c object tree per record; each
- * string member checked for UTF-8 first, because json-c copies bytes
- * >= 0x80 through, and an ill-formed one written as its U+FFFD-sanitized
- * text plus NAME_bytes (base64 of the exact bytes).
+ * format_jsonc.c — the json-c encoder the minispy service used before
+ * json_writer.c (see format_jsonc.h), unchanged but for its names, the
+ * members record version 2 added (path_unknown, the "engine" cause,
+ * notices), which it writes exactly as format.c does, and the cause names,
+ * which it takes from the service (spy_loss_cause_name): a json-c object
+ * tree per record; each string member checked for UTF-8 first, because
+ * json-c copies bytes >= 0x80 through, and an ill-formed one written as
+ * its U+FFFD-sanitized text plus NAME_bytes (base64 of the exact bytes).
  */
 #include <errno.h>
 #include <stdlib.h>
