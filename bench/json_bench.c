@@ -3,7 +3,7 @@
  * json_bench.c — what one JSON Lines record costs the minispy service to
  * format, three ways, on the same realistic set of records in one run:
  *
- *   (a) jsonc-tree   the former service code (format_jsonc.c): a new json-c
+ *   (a) jsonc-tree   the former service code (tests/format_jsonc.c): a new json-c
  *                    object tree per record, gmtime_r + strftime for the
  *                    time, json_object_to_json_string_ext + fputs
  *   (b) jsonc-reuse  json-c used as cheaply as it goes: one object tree
@@ -319,22 +319,6 @@ set_name(struct json_object *o, const char *key, const char *bkey, const char *s
 	}
 }
 
-static const char *
-cause_name(uint32_t cause)
-{
-	switch (cause) {
-	case MINISPY_LOSS_QUEUE:
-		return "queue";
-	case MINISPY_LOSS_BACKLOG:
-		return "backlog";
-	case MINISPY_LOSS_KERNEL:
-		return "kernel";
-	case MINISPY_LOSS_DEPARTED:
-		return "departed";
-	}
-	return "unknown";
-}
-
 static struct json_object *
 reuse_fill(struct reuse *u, const struct minispy_record *r)
 {
@@ -347,8 +331,8 @@ reuse_fill(struct reuse *u, const struct minispy_record *r)
 		json_object_set_uint64(u->l_count, l->count);
 		json_object_set_uint64(u->l_first, l->first_seq);
 		json_object_set_uint64(u->l_last, l->last_seq);
-		json_object_set_string(u->l_cause, cause_name(l->cause));
-		if (l->cause == MINISPY_LOSS_KERNEL)
+		json_object_set_string(u->l_cause, spy_loss_cause_name(l->cause));
+		if (minispy_loss_is_notice(l->cause))
 			member_of(u->loss, "seq", json_object_new_uint64(l->seq));
 		else
 			drop(u->loss, "seq");

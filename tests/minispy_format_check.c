@@ -16,6 +16,7 @@
 
 #include "format_jsonc.h"
 #include "minispy_format_check.h"
+#include "spy.h"
 
 static char why[512];
 
@@ -214,24 +215,6 @@ check_name(struct json_object *o, const char *key, const char *want, int *member
 	return NULL;
 }
 
-static const char *
-cause_name(uint32_t cause)
-{
-	switch (cause) {
-	case MINISPY_LOSS_QUEUE:
-		return "queue";
-	case MINISPY_LOSS_BACKLOG:
-		return "backlog";
-	case MINISPY_LOSS_KERNEL:
-		return "kernel";
-	case MINISPY_LOSS_DEPARTED:
-		return "departed";
-	case MINISPY_LOSS_ENGINE:
-		return "engine";
-	}
-	return "unknown";
-}
-
 /* notices: absent for none, else the names of the bits, in bit order
  * (bits without a name are not written). */
 static const char *
@@ -329,7 +312,8 @@ check_members(struct json_object *o, const struct minispy_record *r)
 		       (bad = check_u64(o, "count", l->count, &members)) ||
 		       (bad = check_u64(o, "first_seq", l->first_seq, &members)) ||
 		       (bad = check_u64(o, "last_seq", l->last_seq, &members)) ||
-		       (bad = check_str(o, "cause", cause_name(l->cause), &members)) ||
+		       (bad = check_str(o, "cause", spy_loss_cause_name(l->cause),
+					&members)) ||
 		       (minispy_loss_is_notice(l->cause) &&
 			(bad = check_u64(o, "seq", l->seq, &members))) ||
 		       (bad = check_str(o, "time", t, &members)));

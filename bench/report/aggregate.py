@@ -6,7 +6,7 @@ the goals with met/missed, and which peers ran and why not.
 
 Input: a results directory with machine.json and any of ports.json,
 engine.json, minispy.json, scanner.json, workload.json (a benchmark that
-did not run is listed as missing). Output: a plain dict (docs/performance.json).
+did not run is listed as missing). Output: a plain dict (bench/results/performance.json).
 """
 import json
 import os

@@ -2,7 +2,7 @@
 """charts.py — the key comparisons of the aggregated report drawn as PNG
 bar charts with gnuplot (Debian package gnuplot-nox, pngcairo terminal):
 bars are medians of the per-repetition ratios, whiskers their min - max.
-Writes docs/perf/*.png; returns (file name, caption) pairs for the
+Writes bench/results/perf/*.png; returns (file name, caption) pairs for the
 Markdown. Without gnuplot it draws nothing and says so."""
 import os
 import shutil

@@ -90,7 +90,10 @@ def main():
             why = "charts failed: %s" % e
         if why:
             print("report: %s" % why, file=sys.stderr)
-    agg["charts"] = [c[0] for c in charts]
+    # the PNGs as seen from the JSON file, which lives beside them
+    agg["charts"] = [os.path.relpath(os.path.join(cdir, os.path.basename(c[0])),
+                                     os.path.dirname(os.path.abspath(js)))
+                     for c in charts]
     present = {p["name"] for p in agg["peers"]}
     notes = [PEER_NOTES[k] for k in PEER_NOTES if k in present]
     peer_notes = ["How the products and peers were run:", ""] + \

@@ -126,11 +126,10 @@ parse_context(const void *context, size_t len, unsigned *ret)
 		*ret = SCANNER_DEFAULT_WINDOW;
 		return 0;
 	}
-	if (len != SCANNER_CONTEXT_SIZE || scanner_get32(p) != SCANNER_MAGIC ||
-	    scanner_get32(p + 4) != SCANNER_VERSION ||
-	    scanner_get32(p + 8) > SCANNER_MAX_WINDOW)
+	if (len != SCANNER_CONTEXT_SIZE || flt_get32(p) != SCANNER_MAGIC ||
+	    flt_get32(p + 4) != SCANNER_VERSION || flt_get32(p + 8) > SCANNER_MAX_WINDOW)
 		return -EPROTO;
-	*ret = scanner_get32(p + 8);
+	*ret = flt_get32(p + 8);
 	return 0;
 }
 
@@ -287,18 +286,18 @@ sc_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out
 	uint32_t cmd;
 	int r;
 
-	if (in_len != SCANNER_CMD_SIZE || scanner_get32(in) != SCANNER_MAGIC)
+	if (in_len != SCANNER_CMD_SIZE || flt_get32(in) != SCANNER_MAGIC)
 		return -EINVAL;
-	cmd = scanner_get32((const uint8_t *)in + 4);
+	cmd = flt_get32((const uint8_t *)in + 4);
 	switch (cmd) {
 	case SCANNER_CMD_STATS:
 		if (out_cap < SCANNER_STATS_SIZE)
 			return -EMSGSIZE;
 		sc_counters_snapshot(st, v);
-		scanner_put32(o, SCANNER_MAGIC);
-		scanner_put32(o + 4, SCANNER_CTR_COUNT_);
+		flt_put32(o, SCANNER_MAGIC);
+		flt_put32(o + 4, SCANNER_CTR_COUNT_);
 		for (int i = 0; i < SCANNER_CTR_COUNT_; i++)
-			scanner_put64(o + 8 + 8 * i, v[i]);
+			flt_put64(o + 8 + 8 * i, v[i]);
 		*ret_out_len = SCANNER_STATS_SIZE;
 		return 0;
 	case SCANNER_CMD_FLUSH:

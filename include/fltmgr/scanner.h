@@ -6,8 +6,9 @@
  * (its own engine) can replace the bundled YARA one: connect to the port
  * with the context below, take requests with filter_get_message(), answer
  * each with filter_reply_message() (docs/scanner.md, "Writing your own
- * service"). Nothing here owns state: fixed little-endian layouts with
- * encode and decode helpers, so that neither side ever trusts a raw struct.
+ * service"). Nothing here owns state: fixed layouts (host byte order,
+ * <fltmgr/bytes.h>) with encode and decode helpers, so that neither side
+ * ever trusts a raw struct.
  *
  * Filter -> service, one per scan (flt_send_message_ex, the event's fd
  * attached with SCM_RIGHTS, a reply wanted):
@@ -44,6 +45,8 @@
 
 #include <stdint.h>
 #include <string.h>
+
+#include <fltmgr/bytes.h>
 
 #define SCANNER_MAGIC          0x4e435353u /* "SSCN" */
 #define SCANNER_VERSION        1
@@ -142,40 +145,6 @@ struct scanner_request {
 	uint32_t path_len;
 };
 
-static inline void
-scanner_put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void
-scanner_put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint32_t
-scanner_get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static inline uint64_t
-scanner_get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Encodes r into buf (at least SCANNER_REQ_MAX bytes); returns the length.
  * A longer path is cut (it is only for the log). */
 static inline size_t
@@ -183,17 +152,17 @@ scanner_request_encode(const struct scanner_request *r, uint8_t *buf)
 {
 	uint32_t n = r->path_len > SCANNER_PATH_MAX ? SCANNER_PATH_MAX : r->path_len;
 
-	scanner_put32(buf, SCANNER_MAGIC);
+	flt_put32(buf, SCANNER_MAGIC);
 	buf[4] = SCANNER_VERSION;
 	buf[5] = 0;
 	buf[6] = SCANNER_MSG_SCAN;
 	buf[7] = 0;
-	scanner_put32(buf + 8, r->op);
-	scanner_put32(buf + 12, r->pid);
-	scanner_put64(buf + 16, r->dev);
-	scanner_put64(buf + 24, r->ino);
-	scanner_put64(buf + 32, r->size);
-	scanner_put32(buf + 40, n);
+	flt_put32(buf + 8, r->op);
+	flt_put32(buf + 12, r->pid);
+	flt_put64(buf + 16, r->dev);
+	flt_put64(buf + 24, r->ino);
+	flt_put64(buf + 32, r->size);
+	flt_put32(buf + 40, n);
 	memcpy(buf + SCANNER_REQ_HEADER, r->path, n);
 	return SCANNER_REQ_HEADER + n;
 }
@@ -204,17 +173,17 @@ scanner_request_decode(const uint8_t *buf, size_t len, struct scanner_request *r
 {
 	uint32_t n;
 
-	if (len < SCANNER_REQ_HEADER || scanner_get32(buf) != SCANNER_MAGIC ||
+	if (len < SCANNER_REQ_HEADER || flt_get32(buf) != SCANNER_MAGIC ||
 	    buf[4] != SCANNER_VERSION || buf[5] || buf[6] != SCANNER_MSG_SCAN || buf[7])
 		return -1;
-	n = scanner_get32(buf + 40);
+	n = flt_get32(buf + 40);
 	if (n > SCANNER_PATH_MAX || len != SCANNER_REQ_HEADER + (size_t)n)
 		return -1;
-	ret->op = scanner_get32(buf + 8);
-	ret->pid = scanner_get32(buf + 12);
-	ret->dev = scanner_get64(buf + 16);
-	ret->ino = scanner_get64(buf + 24);
-	ret->size = scanner_get64(buf + 32);
+	ret->op = flt_get32(buf + 8);
+	ret->pid = flt_get32(buf + 12);
+	ret->dev = flt_get64(buf + 16);
+	ret->ino = flt_get64(buf + 24);
+	ret->size = flt_get64(buf + 32);
 	ret->path = (const char *)buf + SCANNER_REQ_HEADER;
 	ret->path_len = n;
 	return ret->op <= 1 ? 0 : -1;
@@ -224,7 +193,7 @@ static inline void
 scanner_reply_encode_flags(enum scanner_verdict v, unsigned flags,
 			   uint8_t buf[SCANNER_REPLY_SIZE])
 {
-	scanner_put32(buf, SCANNER_MAGIC);
+	flt_put32(buf, SCANNER_MAGIC);
 	buf[4] = (uint8_t)v;
 	buf[5] = (uint8_t)(flags & SCANNER_REPLY_FLAGS_);
 	buf[6] = buf[7] = 0;
@@ -240,7 +209,7 @@ scanner_reply_encode(enum scanner_verdict v, uint8_t buf[SCANNER_REPLY_SIZE])
 static inline int
 scanner_reply_decode(const uint8_t *buf, size_t len)
 {
-	if (len != SCANNER_REPLY_SIZE || scanner_get32(buf) != SCANNER_MAGIC ||
+	if (len != SCANNER_REPLY_SIZE || flt_get32(buf) != SCANNER_MAGIC ||
 	    (buf[5] & ~SCANNER_REPLY_FLAGS_) || buf[6] || buf[7] ||
 	    buf[4] >= SCANNER_VERDICT_COUNT_)
 		return -1;
@@ -257,16 +226,16 @@ scanner_reply_flags(const uint8_t *buf)
 static inline void
 scanner_cmd_encode(enum scanner_cmd cmd, uint8_t buf[SCANNER_CMD_SIZE])
 {
-	scanner_put32(buf, SCANNER_MAGIC);
-	scanner_put32(buf + 4, (uint32_t)cmd);
+	flt_put32(buf, SCANNER_MAGIC);
+	flt_put32(buf + 4, (uint32_t)cmd);
 }
 
 static inline void
 scanner_context_encode(uint32_t window, uint8_t buf[SCANNER_CONTEXT_SIZE])
 {
-	scanner_put32(buf, SCANNER_MAGIC);
-	scanner_put32(buf + 4, SCANNER_VERSION);
-	scanner_put32(buf + 8, window);
+	flt_put32(buf, SCANNER_MAGIC);
+	flt_put32(buf + 4, SCANNER_VERSION);
+	flt_put32(buf + 8, window);
 }
 
 /* Decodes a stats answer into v[SCANNER_CTR_COUNT_] (missing ones 0). */
@@ -275,13 +244,13 @@ scanner_stats_decode(const uint8_t *buf, size_t len, uint64_t *v)
 {
 	uint32_t n;
 
-	if (len < 8 || scanner_get32(buf) != SCANNER_MAGIC)
+	if (len < 8 || flt_get32(buf) != SCANNER_MAGIC)
 		return -1;
-	n = scanner_get32(buf + 4);
+	n = flt_get32(buf + 4);
 	if (len != 8 + 8 * (size_t)n)
 		return -1;
 	for (uint32_t i = 0; i < SCANNER_CTR_COUNT_; i++)
-		v[i] = i < n ? scanner_get64(buf + 8 + 8 * i) : 0;
+		v[i] = i < n ? flt_get64(buf + 8 + 8 * i) : 0;
 	return 0;
 }
 

@@ -8,60 +8,20 @@
 #include <errno.h>
 #include <string.h>
 
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
+#include <fltmgr/bytes.h>
 
 void
 wire_encode_header(uint8_t buf[WIRE_HEADER_SIZE], const struct wire_header *h)
 {
-	put32(buf + 0, WIRE_MAGIC);
-	put16(buf + 4, WIRE_VERSION);
-	put16(buf + 6, h->type);
-	put32(buf + 8, h->flags);
-	put32(buf + 12, h->length);
-	put64(buf + 16, h->id);
-	put64(buf + 24, h->aux);
-	put32(buf + 32, h->aux2);
-	put32(buf + 36, (uint32_t)h->status);
+	flt_put32(buf + 0, WIRE_MAGIC);
+	flt_put16(buf + 4, WIRE_VERSION);
+	flt_put16(buf + 6, h->type);
+	flt_put32(buf + 8, h->flags);
+	flt_put32(buf + 12, h->length);
+	flt_put64(buf + 16, h->id);
+	flt_put64(buf + 24, h->aux);
+	flt_put32(buf + 32, h->aux2);
+	flt_put32(buf + 36, (uint32_t)h->status);
 }
 
 const char *
@@ -169,27 +129,27 @@ wire_decode(const uint8_t *buf, size_t size, int truncated, unsigned expect,
 		*ret_reason = "truncated header";
 		return -EPROTO;
 	}
-	if (get32(buf) != WIRE_MAGIC) {
+	if (flt_get32(buf) != WIRE_MAGIC) {
 		*ret_reason = "bad magic";
 		return -EPROTO;
 	}
-	if (get16(buf + 4) != WIRE_VERSION) {
+	if (flt_get16(buf + 4) != WIRE_VERSION) {
 		*ret_reason = "unsupported protocol version";
 		return -EPROTO;
 	}
-	h.type = get16(buf + 6);
-	h.flags = get32(buf + 8);
+	h.type = flt_get16(buf + 6);
+	h.flags = flt_get32(buf + 8);
 	if (h.flags & ~(h.type == WIRE_REPLY     ? WIRE_FLAG_NO_ACK
 			: h.type == WIRE_CONNECT ? WIRE_FLAG_BATCHES
 						 : 0u)) {
 		*ret_reason = "unknown flags";
 		return -EPROTO;
 	}
-	h.length = get32(buf + 12);
-	h.id = get64(buf + 16);
-	h.aux = get64(buf + 24);
-	h.aux2 = get32(buf + 32);
-	h.status = (int32_t)get32(buf + 36);
+	h.length = flt_get32(buf + 12);
+	h.id = flt_get64(buf + 16);
+	h.aux = flt_get64(buf + 24);
+	h.aux2 = flt_get32(buf + 32);
+	h.status = (int32_t)flt_get32(buf + 36);
 
 	if (h.type == 0 || h.type >= WIRE_TYPE_MAX_) {
 		*ret_reason = "unknown frame type";
@@ -218,9 +178,9 @@ void
 wire_encode_batch_entry(uint8_t buf[WIRE_BATCH_ENTRY_SIZE], uint64_t sequence,
 			uint32_t length)
 {
-	put64(buf + 0, sequence);
-	put32(buf + 8, length);
-	put32(buf + 12, 0);
+	flt_put64(buf + 0, sequence);
+	flt_put32(buf + 8, length);
+	flt_put32(buf + 12, 0);
 }
 
 int
@@ -240,8 +200,8 @@ wire_check_batch(const struct wire_header *h, const uint8_t *payload,
 			*ret_reason = "batch entry header beyond the payload";
 			return -EPROTO;
 		}
-		len = get32(payload + off + 8);
-		if (get32(payload + off + 12) != 0) {
+		len = flt_get32(payload + off + 8);
+		if (flt_get32(payload + off + 12) != 0) {
 			*ret_reason = "reserved batch entry field";
 			return -EPROTO;
 		}
@@ -266,8 +226,8 @@ wire_batch_entry_at(const struct wire_header *h, const uint8_t *payload, uint32_
 	const uint8_t *p = payload + *offset;
 
 	ret->id = h->id + index;
-	ret->sequence = get64(p);
-	ret->length = get32(p + 8);
+	ret->sequence = flt_get64(p);
+	ret->length = flt_get32(p + 8);
 	ret->data = p + WIRE_BATCH_ENTRY_SIZE;
 	*offset += WIRE_BATCH_ENTRY_SIZE + ret->length;
 }

@@ -21,6 +21,7 @@
 
 #include <json-c/json.h>
 
+#include "common/runtime_dir.h"
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_render.h"
 #include "ctl/ctl_table.h"
@@ -29,8 +30,6 @@
 #ifndef FLTMGR_VERSION
 #error "FLTMGR_VERSION must be defined by the build"
 #endif
-
-#define DEFAULT_RUNTIME_DIR "/run/fltmgr"
 
 enum exit_code {
 	EXIT_OK = 0,
@@ -116,7 +115,7 @@ print_help(FILE *out)
 	}
 	fputs("\nOptions:\n"
 	      "  --runtime-dir DIR  talk to DIR/control (default: $FLTMGR_RUNTIME_DIR,\n"
-	      "                     else " DEFAULT_RUNTIME_DIR ")\n"
+	      "                     else " RUNTIME_DIR_DEFAULT ")\n"
 	      "  --json             print the daemon's reply as one line of JSON\n"
 	      "  --format=FORMAT    text (the default), json (= --json), or\n"
 	      "                     prometheus (stats: the text exposition format)\n"
@@ -589,12 +588,7 @@ main(int argc, char **argv)
 		return finish(EXIT_OK);
 	}
 
-	dir = a.runtime_dir;
-	if (!dir) {
-		dir = getenv("FLTMGR_RUNTIME_DIR");
-		if (!dir || !dir[0])
-			dir = DEFAULT_RUNTIME_DIR;
-	}
+	dir = runtime_dir_resolve(a.runtime_dir, NULL); /* not empty: parse_args */
 	r = snprintf(socket_path, sizeof(socket_path), "%s/control", dir);
 	if (r < 0 || (size_t)r >= sizeof(socket_path)) {
 		usage_error("the runtime directory name is too long");

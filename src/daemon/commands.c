@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/names.h"
 #include "common/timeutil.h"
 #include "daemon/dlog.h"
 
@@ -579,11 +580,11 @@ cmd_load(struct daemon *d, const struct ctl_request *rq)
 
 	/* Refused with the reason, before anything is opened: the rules of
 	 * a [filter NAME] section (fltmgr.conf(5)). */
-	if (!cfg_valid_name(rq->name))
+	if (!name_valid(rq->name))
 		return command_error(
 			EINVAL, "bad filter name \"%s\": 1 to 64 of A-Z a-z 0-9 . _ -",
 			rq->name);
-	if (rq->altitude && !cfg_valid_altitude(rq->altitude))
+	if (rq->altitude && !altitude_valid(rq->altitude))
 		return command_error(
 			EINVAL,
 			"altitude must be a decimal number such as 385100 or "

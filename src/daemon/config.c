@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/names.h"
+
 struct parser {
 	struct cfg *cfg;
 	const char *name;
@@ -119,32 +121,6 @@ read_line(char *buf, int size, void *stream)
 	if (n && buf[0] == '[')
 		begin_section(p, buf, n);
 	return buf;
-}
-
-bool
-cfg_valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= FLT_PORT_NAME_MAX && strcmp(s, ".") && strcmp(s, "..") &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789."
-			 "_-") == n;
-}
-
-bool
-cfg_valid_altitude(const char *s)
-{
-	size_t dots = 0, digits = 0, n = strlen(s);
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '.')
-			dots++;
-		else if (s[i] >= '0' && s[i] <= '9')
-			digits++;
-		else
-			return false;
-	}
-	return digits && dots <= 1 && n < 32 && s[0] != '.' && s[n - 1] != '.';
 }
 
 static bool
@@ -364,7 +340,7 @@ static void
 filter_key(struct parser *p, struct cfg_filter *f, const char *key, const char *value)
 {
 	if (!strcmp(key, "altitude")) {
-		f->bad_altitude = !cfg_valid_altitude(value);
+		f->bad_altitude = !altitude_valid(value);
 		if (f->bad_altitude)
 			error_at(p, p->line,
 				 "altitude must be a decimal number such as 385100 or "
@@ -484,7 +460,7 @@ begin_section(struct parser *p, const char *line, size_t n)
 
 		while (*fname == ' ')
 			fname++;
-		if (!cfg_valid_name(fname)) {
+		if (!name_valid(fname)) {
 			error_at(p, p->line,
 				 "bad filter name '%s' ([A-Za-z0-9._-]{1,64})", fname);
 			return;

@@ -103,10 +103,6 @@ int cfg_kind_parse(const char *name);
 
 /* Deep copy (0 or -ENOMEM; on failure dst is empty) and its release. */
 int cfg_filter_copy(const struct cfg_filter *src, struct cfg_filter *dst);
-/* A filter name: 1 to 64 of [A-Za-z0-9._-], not "." or "..". */
-bool cfg_valid_name(const char *s);
-/* A decimal number: digits with at most one '.', as on Windows. */
-bool cfg_valid_altitude(const char *s);
 void cfg_filter_free(struct cfg_filter *f);
 
 #endif

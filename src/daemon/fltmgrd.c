@@ -25,6 +25,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "common/runtime_dir.h"
 #include "common/timeutil.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
@@ -53,10 +54,9 @@
 #define FLTMGR_BUILD_FILTER_DIR ""
 #endif
 
-#define DEFAULT_RUNTIME_DIR "/run/fltmgr"
-#define DEFAULT_ATTACH      "/tmp"
-#define BUILTIN_FILTER      "minispy"
-#define BUILTIN_ALTITUDE    "385100"
+#define DEFAULT_ATTACH   "/tmp"
+#define BUILTIN_FILTER   "minispy"
+#define BUILTIN_ALTITUDE "385100"
 /* How far past its deadline an unanswered event may be before the engine
  * counts as stuck (the watchdog thread answers on time, to 5 ms). */
 #define PROGRESS_GRACE_MS 1000
@@ -92,7 +92,7 @@ usage(FILE *f)
 		"  -r, --runtime-dir DIR  sockets and lock (default "
 		"$FLTMGR_RUNTIME_DIR,\n"
 		"                         the config's runtime_dir, "
-		"or " DEFAULT_RUNTIME_DIR ")\n"
+		"or " RUNTIME_DIR_DEFAULT ")\n"
 		"      --filter-dir DIR   filter objects (default the config's "
 		"filter_dir\n"
 		"                         or " FLTMGR_FILTER_DIR ";\n"
@@ -283,15 +283,7 @@ pick_filter_dir(const struct options *o, const struct cfg *c)
 static const char *
 pick_runtime_dir(const struct options *o, const struct cfg *c)
 {
-	const char *env = getenv("FLTMGR_RUNTIME_DIR");
-
-	if (o->runtime_dir)
-		return o->runtime_dir;
-	if (env && *env)
-		return env;
-	if (c->runtime_dir)
-		return c->runtime_dir;
-	return DEFAULT_RUNTIME_DIR;
+	return runtime_dir_resolve(o->runtime_dir, c->runtime_dir);
 }
 
 static int

@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/names.h"
 #include "daemon/trust.h"
 
 #ifndef MFD_NOEXEC_SEAL
@@ -471,7 +472,7 @@ filter_load_image(flt_manager *m, const struct cfg_filter *cf, struct filter_ima
 	if (!fc.altitude) {
 		const char *own = dlsym(dl, FLT_FILTER_ALTITUDE_SYMBOL);
 
-		if (!own || !memchr(own, '\0', 32) || !cfg_valid_altitude(own)) {
+		if (!own || !memchr(own, '\0', 32) || !altitude_valid(own)) {
 			r = fail(-EINVAL, ret_why,
 				 "filter %s: no altitude is configured and its object %s "
 				 "%s; give one (fltmc load %s ALTITUDE, or a [filter "

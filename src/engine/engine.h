@@ -415,6 +415,10 @@ struct fsmark *marks_find_fsid_locked(struct engine *e, uint64_t fsid);
 struct file_handle;
 int marks_path_by_handle(struct engine *e, dev_t dev, struct file_handle *fh,
 			 char **ret_path);
+/* The inode number inside a handle of mk's filesystem, where the mark
+ * learned the layout (fsmark.ino_*) and fh has the learned type and size;
+ * 0 otherwise. */
+ino_t marks_ino_from_handle(const struct fsmark *mk, const struct file_handle *fh);
 /* Anchors whose mount is gone moved to a mount still there (takes
  * e->lock; call without it). */
 void marks_reanchor(struct engine *e);

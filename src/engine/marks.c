@@ -220,6 +220,18 @@ mark_free(struct engine *e, struct fsmark *mk)
  * own handle gives its st_ino; otherwise notifications fall back to an
  * fstatat per event.
  */
+/* size bytes at off in a handle as a number: copied into the low bytes
+ * of a zeroed u64, which is right on a little-endian host; elsewhere the
+ * check against st_ino below fails and no layout is used. */
+static uint64_t
+handle_number(const struct file_handle *fh, unsigned off, unsigned size)
+{
+	uint64_t v = 0;
+
+	memcpy(&v, fh->f_handle + off, size);
+	return v;
+}
+
 static void
 learn_handle_layout(struct fsmark *mk)
 {
@@ -244,13 +256,11 @@ learn_handle_layout(struct fsmark *mk)
 	    fstat(mk->dir_fd, &st) < 0)
 		return;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-		uint64_t v = 0;
-
 		if (fh.h.handle_type != known[i].type ||
 		    fh.h.handle_bytes != known[i].bytes)
 			continue;
-		memcpy(&v, fh.h.f_handle + known[i].off, known[i].size);
-		if (v != (uint64_t)st.st_ino)
+		if (handle_number(&fh.h, known[i].off, known[i].size) !=
+		    (uint64_t)st.st_ino)
 			return; /* not the layout we think: do not guess */
 		mk->ino_handle_type = known[i].type;
 		mk->ino_handle_bytes = known[i].bytes;
@@ -258,6 +268,15 @@ learn_handle_layout(struct fsmark *mk)
 		mk->ino_size = known[i].size;
 		return;
 	}
+}
+
+ino_t
+marks_ino_from_handle(const struct fsmark *mk, const struct file_handle *fh)
+{
+	if (!mk->ino_size || fh->handle_type != mk->ino_handle_type ||
+	    fh->handle_bytes != mk->ino_handle_bytes)
+		return 0;
+	return (ino_t)handle_number(fh, mk->ino_off, mk->ino_size);
 }
 
 static struct fsmark *

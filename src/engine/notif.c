@@ -166,20 +166,6 @@ resolve_one(struct engine *e, const struct fan_fid *fid, const struct fan_fid *t
 	return r;
 }
 
-/* The inode number inside an object's own handle, where this filesystem's
- * layout was learned at marking time (the decoding resolve.c uses). */
-static ino_t
-ino_in_handle(const struct fsmark *mk, const struct file_handle *fh)
-{
-	uint64_t v = 0;
-
-	if (!mk->ino_size || fh->handle_type != mk->ino_handle_type ||
-	    fh->handle_bytes != mk->ino_handle_bytes)
-		return 0;
-	memcpy(&v, fh->f_handle + mk->ino_off, mk->ino_size); /* little endian */
-	return (ino_t)v;
-}
-
 /*
  * What is known of an object whose path could not be resolved: its
  * filesystem, from the mark with this fsid, and its inode number from its
@@ -196,7 +182,7 @@ identify(struct engine *e, uint64_t fsid, const struct fan_fid *target,
 	mk = marks_find_fsid_locked(e, fsid);
 	if (mk) {
 		d->dev = mk->dev;
-		d->ino = target ? ino_in_handle(mk, target->handle) : 0;
+		d->ino = target ? marks_ino_from_handle(mk, target->handle) : 0;
 	}
 	pthread_mutex_unlock(&e->lock);
 	return mk != NULL;

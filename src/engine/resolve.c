@@ -137,20 +137,6 @@ join_path(const char *dir, const char *name)
 	return p;
 }
 
-/* The inode number inside a handle, if this filesystem's layout is known
- * and the handle has the learned type and size; 0 otherwise. */
-static ino_t
-ino_from_handle(const struct fsmark *mk, const struct file_handle *fh)
-{
-	uint64_t v = 0;
-
-	if (!mk->ino_size || fh->handle_type != mk->ino_handle_type ||
-	    fh->handle_bytes != mk->ino_handle_bytes)
-		return 0;
-	memcpy(&v, fh->f_handle + mk->ino_off, mk->ino_size); /* little endian */
-	return (ino_t)v;
-}
-
 int
 resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char *name,
 		 const void *target, char **ret_path, dev_t *ret_dev, ino_t *ret_ino,
@@ -170,7 +156,7 @@ resolve_fid_path(struct engine *e, uint64_t fsid, const void *handle, const char
 	if (mk) {
 		*ret_dev = mk->dev;
 		if (target)
-			*ret_ino = ino_from_handle(mk, target);
+			*ret_ino = marks_ino_from_handle(mk, target);
 		/* The cache is trusted first only while every directory
 		 * rename on this filesystem reaches us (it clears the cache);
 		 * a hit saves open_by_handle_at + readlink + close. */

@@ -10,47 +10,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/names.h"
+#include "common/runtime_dir.h"
 #include "manager/manager.h"
 #include "engine/engine.h"
 #include "ports/internal.h"
-
-#define DEFAULT_RUNTIME_DIR "/run/fltmgr"
-
-static bool
-valid_name(const char *s)
-{
-	size_t n = 0;
-
-	if (!s)
-		return false;
-	for (; s[n]; n++) {
-		char ch = s[n];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
-			return false;
-	}
-	return n >= 1 && n <= FLT_PORT_NAME_MAX && strcmp(s, ".") && strcmp(s, "..");
-}
-
-/* Altitudes are decimal strings, as on Windows: digits, at most one '.'. */
-static bool
-valid_altitude(const char *s)
-{
-	size_t n = 0, dots = 0, digits = 0;
-
-	if (!s)
-		return false;
-	for (; s[n]; n++) {
-		if (s[n] == '.')
-			dots++;
-		else if (s[n] >= '0' && s[n] <= '9')
-			digits++;
-		else
-			return false;
-	}
-	return digits > 0 && dots <= 1 && n < 32 && s[0] != '.' && s[n - 1] != '.';
-}
 
 static int
 mkdir_p(const char *path, mode_t mode)
@@ -83,18 +47,13 @@ mkdir_p(const char *path, mode_t mode)
 int
 flt_manager_new(const struct flt_manager_options *options, flt_manager **ret_manager)
 {
-	const char *dir = NULL, *env;
+	const char *dir, *env;
 	flt_manager *m;
 	int r;
 
 	if (!ret_manager)
 		return -EINVAL;
-	if (options && options->runtime_dir)
-		dir = options->runtime_dir;
-	else if ((env = getenv("FLTMGR_RUNTIME_DIR")) && *env)
-		dir = env;
-	else
-		dir = DEFAULT_RUNTIME_DIR;
+	dir = runtime_dir_resolve(options ? options->runtime_dir : NULL, NULL);
 	if (dir[0] != '/' || strlen(dir) > 80)
 		return -EINVAL; /* sun_path must hold dir + "/" + name */
 
@@ -208,7 +167,7 @@ flt_register_filter(flt_manager *manager, const struct flt_registration *registr
 
 	if (!manager || !registration || !ret_filter)
 		return -EINVAL;
-	if (!valid_name(registration->name) || !valid_altitude(registration->altitude))
+	if (!name_valid(registration->name) || !altitude_valid(registration->altitude))
 		return -EINVAL;
 
 	f = calloc(1, sizeof(*f));

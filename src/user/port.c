@@ -20,12 +20,13 @@
 #include <unistd.h>
 
 #include "common/frame_io.h"
+#include "common/names.h"
+#include "common/runtime_dir.h"
 #include "common/timeutil.h"
 #include "common/wire.h"
 #include "user/internal.h"
 
-#define CONNECT_TIMEOUT_MS  10000
-#define DEFAULT_RUNTIME_DIR "/run/fltmgr"
+#define CONNECT_TIMEOUT_MS 10000
 
 int
 port_enter(filter_port *p)
@@ -143,16 +144,6 @@ port_send_frame(filter_port *p, int fd, const void *hdr_struct, const void *payl
 	}
 }
 
-static bool
-valid_port_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= 64 && strcmp(s, ".") && strcmp(s, "..") &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			 "0123456789._-") == n;
-}
-
 static int
 port_path(const char *name, struct sockaddr_un *addr)
 {
@@ -165,11 +156,9 @@ port_path(const char *name, struct sockaddr_un *addr)
 		strcpy(addr->sun_path, name);
 		return 0;
 	}
-	if (!valid_port_name(name))
+	if (!name_valid(name))
 		return -EINVAL;
-	dir = getenv("FLTMGR_RUNTIME_DIR");
-	if (!dir || !*dir)
-		dir = DEFAULT_RUNTIME_DIR;
+	dir = runtime_dir_resolve(NULL, NULL);
 	n = snprintf(addr->sun_path, sizeof(addr->sun_path), "%s/%s", dir, name);
 	return n < 0 || (size_t)n >= sizeof(addr->sun_path) ? -ENAMETOOLONG : 0;
 }

@@ -20,8 +20,8 @@
  * NAME_bytes holding its exact bytes in base64. Consumers that need the
  * exact name use NAME_bytes when present, NAME otherwise. An unknown path
  * is null, with "path_unknown":true. The members and their order are
- * those of the json-c encoder this replaced (format_jsonc.c), byte for
- * byte.
+ * those of the json-c encoder this replaced (tests/format_jsonc.c), byte
+ * for byte.
  */
 #include <string.h>
 #include <time.h>
@@ -131,8 +131,8 @@ spy_format_time_local(int64_t time_ns, char *buf, size_t size)
 	snprintf(buf + n, size - n, ".%06ld", (long)(ns / 1000));
 }
 
-static const char *
-cause_name(uint32_t cause)
+const char *
+spy_loss_cause_name(uint32_t cause)
 {
 	switch (cause) {
 	case MINISPY_LOSS_QUEUE:
@@ -371,7 +371,7 @@ json_loss(struct json_writer *w, const struct minispy_loss *l)
 	jw_u64(w, "count", l->count);
 	jw_u64(w, "first_seq", l->first_seq);
 	jw_u64(w, "last_seq", l->last_seq);
-	put_literal(w, "cause", cause_name(l->cause));
+	put_literal(w, "cause", spy_loss_cause_name(l->cause));
 	if (minispy_loss_is_notice(l->cause))
 		jw_u64(w, "seq", l->seq);
 	if (n)

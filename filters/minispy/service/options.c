@@ -9,15 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/runtime_dir.h"
 #include "spy.h"
 
 #ifndef FLTMGR_VERSION
 #define FLTMGR_VERSION "unknown"
 #endif
 
-#define DEFAULT_PORT        "minispy"
-#define DEFAULT_RUNTIME_DIR "/run/fltmgr"
-#define ALL_OPS             ((1u << MINISPY_OP_COUNT_) - 1)
+#define DEFAULT_PORT "minispy"
+#define ALL_OPS      ((1u << MINISPY_OP_COUNT_) - 1)
 
 static void
 usage(FILE *f)
@@ -34,7 +34,7 @@ usage(FILE *f)
 		"                         are always shown\n"
 		"  -n, --count N          exit after N events\n"
 		"  -r, --runtime-dir DIR  where the port is (default "
-		"$FLTMGR_RUNTIME_DIR or " DEFAULT_RUNTIME_DIR ")\n"
+		"$FLTMGR_RUNTIME_DIR or " RUNTIME_DIR_DEFAULT ")\n"
 		"  -p, --port NAME        the port's name, or a socket path "
 		"(default " DEFAULT_PORT ")\n"
 		"      --no-reconnect     exit (status 1) when the daemon goes away\n"
@@ -135,6 +135,11 @@ spy_parse_options(int argc, char **argv, struct spy_options *o)
 			break;
 		}
 		case 'r':
+			if (!*optarg) {
+				fprintf(stderr,
+					"minispy: --runtime-dir needs a directory\n");
+				return -SPY_EXIT_USAGE;
+			}
 			o->runtime_dir = optarg;
 			break;
 		case 'p':
@@ -178,17 +183,12 @@ spy_parse_options(int argc, char **argv, struct spy_options *o)
 int
 spy_port_path(const struct spy_options *o, char *buf, size_t size)
 {
-	const char *dir = o->runtime_dir;
 	int n;
 
 	if (strchr(o->port, '/'))
 		n = snprintf(buf, size, "%s", o->port);
-	else {
-		if (!dir)
-			dir = getenv("FLTMGR_RUNTIME_DIR");
-		if (!dir || !*dir)
-			dir = DEFAULT_RUNTIME_DIR;
-		n = snprintf(buf, size, "%s/%s", dir, o->port);
-	}
+	else
+		n = snprintf(buf, size, "%s/%s",
+			     runtime_dir_resolve(o->runtime_dir, NULL), o->port);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }

@@ -83,6 +83,9 @@ int spy_format_json(struct json_writer *w, const struct minispy_record *r);
 int spy_format_json_line(struct json_writer *w, const struct minispy_record *r);
 /* The host name written in every line (gethostname() at start). */
 void spy_set_host(const char *host);
+/* The name a loss record's cause is written with ("queue", "backlog",
+ * "kernel", "departed", "engine"; "unknown" for any other value). */
+const char *spy_loss_cause_name(uint32_t cause);
 /* "HH:MM:SS.uuuuuu" in local time. */
 void spy_format_time_local(int64_t time_ns, char *buf, size_t size);
 /* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (RFC 3339, UTC, nanoseconds) in buf,

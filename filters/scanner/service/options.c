@@ -9,14 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/runtime_dir.h"
 #include "svc.h"
 
 #ifndef FLTMGR_VERSION
 #define FLTMGR_VERSION "unknown"
 #endif
 
-#define DEFAULT_PORT        "scanner"
-#define DEFAULT_RUNTIME_DIR "/run/fltmgr"
+#define DEFAULT_PORT "scanner"
 
 static void
 usage(FILE *f)
@@ -78,7 +78,7 @@ usage(FILE *f)
 		"  -j, --json              also each decision as JSON Lines on stdout\n"
 		"      --runtime-dir DIR   where the port is (default "
 		"$FLTMGR_RUNTIME_DIR "
-		"or " DEFAULT_RUNTIME_DIR ")\n"
+		"or " RUNTIME_DIR_DEFAULT ")\n"
 		"  -p, --port NAME         the port's name, or a socket path (default "
 		"" DEFAULT_PORT ")\n"
 		"      --no-reconnect      exit (status 1) when the daemon goes away\n"
@@ -401,6 +401,11 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 			o->json = true;
 			break;
 		case OPT_RUNDIR:
+			if (!*optarg) {
+				fprintf(stderr,
+					"scanner: --runtime-dir needs a directory\n");
+				return -SVC_EXIT_USAGE;
+			}
 			o->runtime_dir = optarg;
 			break;
 		case 'p':
@@ -447,17 +452,12 @@ svc_parse_options(int argc, char **argv, struct svc_options *o)
 int
 svc_port_path(const struct svc_options *o, char *buf, size_t size)
 {
-	const char *dir = o->runtime_dir;
 	int n;
 
-	if (strchr(o->port, '/')) {
+	if (strchr(o->port, '/'))
 		n = snprintf(buf, size, "%s", o->port);
-	} else {
-		if (!dir || !*dir)
-			dir = getenv("FLTMGR_RUNTIME_DIR");
-		if (!dir || !*dir)
-			dir = DEFAULT_RUNTIME_DIR;
-		n = snprintf(buf, size, "%s/%s", dir, o->port);
-	}
+	else
+		n = snprintf(buf, size, "%s/%s",
+			     runtime_dir_resolve(o->runtime_dir, NULL), o->port);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * format_jsonc.c — the json-c encoder the service used before json_writer.c
- * (see format_jsonc.h), unchanged but for its names and the members record
- * version 2 added (path_unknown, the "engine" cause, notices), which it
- * writes exactly as format.c does: a json-c object tree per record; each
- * string member checked for UTF-8 first, because json-c copies bytes
- * >= 0x80 through, and an ill-formed one written as its U+FFFD-sanitized
- * text plus NAME_bytes (base64 of the exact bytes).
+ * format_jsonc.c — the json-c encoder the minispy service used before
+ * json_writer.c (see format_jsonc.h), unchanged but for its names, the
+ * members record version 2 added (path_unknown, the "engine" cause,
+ * notices), which it writes exactly as format.c does, and the cause names,
+ * which it takes from the service (spy_loss_cause_name): a json-c object
+ * tree per record; each string member checked for UTF-8 first, because
+ * json-c copies bytes >= 0x80 through, and an ill-formed one written as
+ * its U+FFFD-sanitized text plus NAME_bytes (base64 of the exact bytes).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -116,24 +117,6 @@ spy_jsonc_base64(const void *s, size_t len)
 	return out;
 }
 
-static const char *
-cause_name(uint32_t cause)
-{
-	switch (cause) {
-	case MINISPY_LOSS_QUEUE:
-		return "queue";
-	case MINISPY_LOSS_BACKLOG:
-		return "backlog";
-	case MINISPY_LOSS_KERNEL:
-		return "kernel";
-	case MINISPY_LOSS_DEPARTED:
-		return "departed";
-	case MINISPY_LOSS_ENGINE:
-		return "engine";
-	}
-	return "unknown";
-}
-
 static int
 add(struct json_object *o, const char *key, struct json_object *v)
 {
@@ -239,7 +222,7 @@ json_loss(struct json_object *o, const struct minispy_loss *l)
 	r |= add(o, "count", json_object_new_uint64(l->count));
 	r |= add(o, "first_seq", json_object_new_uint64(l->first_seq));
 	r |= add(o, "last_seq", json_object_new_uint64(l->last_seq));
-	r |= add(o, "cause", json_object_new_string(cause_name(l->cause)));
+	r |= add(o, "cause", json_object_new_string(spy_loss_cause_name(l->cause)));
 	if (minispy_loss_is_notice(l->cause))
 		r |= add(o, "seq", json_object_new_uint64(l->seq));
 	if (l->notices & (MINISPY_NOTICE_KERNEL | MINISPY_NOTICE_ENGINE))

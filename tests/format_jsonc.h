@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * format_jsonc.h — the service's former JSON encoder, built on json-c (an
- * object tree per record), kept as the reference that the hand-written
- * encoder (json_writer.c, format.c) is checked and measured against:
- * tests/test_minispy_format.c requires the two to write the same bytes,
- * bench/json_bench.c times both. Not part of the minispy binary.
+ * format_jsonc.h — the minispy service's former JSON encoder, built on
+ * json-c (an object tree per record), kept as the reference that the
+ * hand-written encoder (filters/minispy/service/json_writer.c, format.c)
+ * is checked and measured against: tests/test_minispy_format.c and the
+ * fuzzer tests/fuzz/fuzz_minispy_json.c require the two to write the same
+ * bytes, bench/json_bench.c times both. Not part of any program.
  */
 #ifndef MINISPY_SERVICE_FORMAT_JSONC_H
 #define MINISPY_SERVICE_FORMAT_JSONC_H
