@@ -126,6 +126,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <fltmgr/bytes.h>
+
 #define MINISPY_RECORD_MAGIC       0x5950534du /* "MSPY" on little-endian */
 #define MINISPY_RECORD_VERSION     2           /* the newest this header reads */
 #define MINISPY_RECORD_VERSION_MIN 1
@@ -286,33 +288,6 @@ minispy_op_name(uint16_t op)
 	return op < MINISPY_OP_COUNT_ ? names[op] : "unknown";
 }
 
-static inline uint16_t
-minispy_get16_(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline uint32_t
-minispy_get32_(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline uint64_t
-minispy_get64_(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
 /* One string of len bytes at *off, NUL-terminated, no NUL inside. */
 static inline int
 minispy_string_(const uint8_t *b, size_t size, size_t *off, uint16_t len,
@@ -342,26 +317,25 @@ minispy_record_decode(const void *buf, size_t len, struct minispy_record *ret)
 	const char *s[4];
 	int unknown;
 
-	if (!buf || len < MINISPY_HEADER_SIZE ||
-	    minispy_get32_(b) != MINISPY_RECORD_MAGIC)
+	if (!buf || len < MINISPY_HEADER_SIZE || flt_get32(b) != MINISPY_RECORD_MAGIC)
 		return -EBADMSG;
-	version = minispy_get16_(b + 4);
+	version = flt_get16(b + 4);
 	if (version < MINISPY_RECORD_VERSION_MIN || version > MINISPY_RECORD_VERSION)
 		return -EPROTONOSUPPORT;
-	if (minispy_get32_(b + 8) != len || minispy_get32_(b + 12) != 0)
+	if (flt_get32(b + 8) != len || flt_get32(b + 12) != 0)
 		return -EBADMSG;
 	memset(&r, 0, sizeof(r));
-	r.type = minispy_get16_(b + 6);
+	r.type = flt_get16(b + 6);
 	if (r.type == MINISPY_REC_LOSS) {
 		if (len != MINISPY_LOSS_SIZE)
 			return -EBADMSG;
-		r.loss.seq = minispy_get64_(b + 16);
-		r.loss.time_ns = (int64_t)minispy_get64_(b + 24);
-		r.loss.count = minispy_get64_(b + 32);
-		r.loss.first_seq = minispy_get64_(b + 40);
-		r.loss.last_seq = minispy_get64_(b + 48);
-		r.loss.cause = minispy_get32_(b + 56);
-		r.loss.notices = minispy_get32_(b + 60);
+		r.loss.seq = flt_get64(b + 16);
+		r.loss.time_ns = (int64_t)flt_get64(b + 24);
+		r.loss.count = flt_get64(b + 32);
+		r.loss.first_seq = flt_get64(b + 40);
+		r.loss.last_seq = flt_get64(b + 48);
+		r.loss.cause = flt_get32(b + 56);
+		r.loss.notices = flt_get32(b + 60);
 		if (r.loss.cause < MINISPY_LOSS_QUEUE ||
 		    r.loss.cause > (version == 1 ? MINISPY_LOSS_DEPARTED
 						 : MINISPY_LOSS_ENGINE) ||
@@ -377,22 +351,22 @@ minispy_record_decode(const void *buf, size_t len, struct minispy_record *ret)
 	}
 	if (r.type != MINISPY_REC_EVENT)
 		return -EPROTONOSUPPORT;
-	if (len < MINISPY_EVENT_FIXED || minispy_get32_(b + 76) != 0)
+	if (len < MINISPY_EVENT_FIXED || flt_get32(b + 76) != 0)
 		return -EBADMSG;
-	r.event.seq = minispy_get64_(b + 16);
-	r.event.event_seq = minispy_get64_(b + 24);
-	r.event.time_ns = (int64_t)minispy_get64_(b + 32);
-	r.event.dev = minispy_get64_(b + 40);
-	r.event.ino = minispy_get64_(b + 48);
-	r.event.pid = (int32_t)minispy_get32_(b + 56);
-	r.event.uid = minispy_get32_(b + 60);
-	r.event.op = minispy_get16_(b + 64);
-	r.event.flags = minispy_get16_(b + 66);
+	r.event.seq = flt_get64(b + 16);
+	r.event.event_seq = flt_get64(b + 24);
+	r.event.time_ns = (int64_t)flt_get64(b + 32);
+	r.event.dev = flt_get64(b + 40);
+	r.event.ino = flt_get64(b + 48);
+	r.event.pid = (int32_t)flt_get32(b + 56);
+	r.event.uid = flt_get32(b + 60);
+	r.event.op = flt_get16(b + 64);
+	r.event.flags = flt_get16(b + 66);
 	unknown = (r.event.flags & MINISPY_F_PATH_UNKNOWN) != 0;
 	if (r.event.op >= MINISPY_OP_COUNT_ || (version == 1 && unknown))
 		return -EBADMSG;
 	for (int i = 0; i < 4; i++) {
-		lens[i] = minispy_get16_(b + 68 + 2 * i);
+		lens[i] = flt_get16(b + 68 + 2 * i);
 		if (minispy_string_(b, len, &off, lens[i], &s[i]) < 0)
 			return -EBADMSG;
 	}

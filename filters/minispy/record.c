@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <fltmgr/bytes.h>
+
 _Static_assert(MINISPY_OP_OPEN == (int)FLT_OP_OPEN &&
 		       MINISPY_OP_EXEC == (int)FLT_OP_EXEC &&
 		       MINISPY_OP_READ == (int)FLT_OP_READ &&
@@ -23,24 +25,6 @@ _Static_assert(MINISPY_OP_OPEN == (int)FLT_OP_OPEN &&
 	       "minispy ops follow enum flt_operation");
 _Static_assert(MINISPY_RECORD_MAX <= FLT_PORT_MAX_MESSAGE, "a record fits a message");
 
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
 /* version: the lowest that can express the record (minispy_record.h). */
 static struct ms_rec *
 rec_alloc(uint16_t type, uint16_t version, size_t len)
@@ -52,10 +36,10 @@ rec_alloc(uint16_t type, uint16_t version, size_t len)
 	atomic_init(&r->refs, 1);
 	r->type = type;
 	r->len = (uint32_t)len;
-	put32(r->data, MINISPY_RECORD_MAGIC);
-	put16(r->data + 4, version);
-	put16(r->data + 6, type);
-	put32(r->data + 8, (uint32_t)len);
+	flt_put32(r->data, MINISPY_RECORD_MAGIC);
+	flt_put16(r->data + 4, version);
+	flt_put16(r->data + 6, type);
+	flt_put32(r->data + 8, (uint32_t)len);
 	return r;
 }
 
@@ -114,16 +98,16 @@ ms_rec_event(const struct flt_callback_data *d, const struct flt_process *p)
 	if (!r)
 		return NULL;
 	b = r->data;
-	put64(b + 24, d->sequence);
-	put64(b + 32, (uint64_t)ts_ns(&d->time));
-	put64(b + 40, (uint64_t)d->dev);
-	put64(b + 48, (uint64_t)d->ino);
-	put32(b + 56, (uint32_t)d->pid);
-	put32(b + 60, known ? (uint32_t)p->uid : MINISPY_UID_UNKNOWN);
-	put16(b + 64, (uint16_t)d->op);
-	put16(b + 66, flags);
+	flt_put64(b + 24, d->sequence);
+	flt_put64(b + 32, (uint64_t)ts_ns(&d->time));
+	flt_put64(b + 40, (uint64_t)d->dev);
+	flt_put64(b + 48, (uint64_t)d->ino);
+	flt_put32(b + 56, (uint32_t)d->pid);
+	flt_put32(b + 60, known ? (uint32_t)p->uid : MINISPY_UID_UNKNOWN);
+	flt_put16(b + 64, (uint16_t)d->op);
+	flt_put16(b + 66, flags);
 	for (int i = 0; i < 4; i++) {
-		put16(b + 68 + 2 * i, lens[i]);
+		flt_put16(b + 68 + 2 * i, lens[i]);
 		if (lens[i])
 			memcpy(b + off, s[i], lens[i]);
 		off += (size_t)lens[i] + 1; /* the NUL is already there */
@@ -141,12 +125,12 @@ loss_rec(enum minispy_loss_cause cause, int64_t time_ns, const struct ms_loss *l
 		return NULL;
 	r->cause = (uint16_t)cause;
 	r->loss = *l;
-	put64(r->data + 24, (uint64_t)time_ns);
-	put64(r->data + 32, l->count);
-	put64(r->data + 40, l->first);
-	put64(r->data + 48, l->last);
-	put32(r->data + 56, (uint32_t)cause);
-	put32(r->data + 60, l->notices);
+	flt_put64(r->data + 24, (uint64_t)time_ns);
+	flt_put64(r->data + 32, l->count);
+	flt_put64(r->data + 40, l->first);
+	flt_put64(r->data + 48, l->last);
+	flt_put32(r->data + 56, (uint32_t)cause);
+	flt_put32(r->data + 60, l->notices);
 	return r;
 }
 
@@ -179,7 +163,7 @@ void
 ms_rec_set_seq(struct ms_rec *r, uint64_t seq)
 {
 	r->seq = seq;
-	put64(r->data + 16, seq);
+	flt_put64(r->data + 16, seq);
 }
 
 void

@@ -2,10 +2,10 @@
 /*
  * <fltmgr/bytes.h> — fixed-width fields in a message buffer, the one way
  * fltmgr's protocols store and load them: the port frames
- * (src/common/wire.h) and the scanner's messages (<fltmgr/scanner.h>);
- * minispy's records follow the same rule. A field is copied at its offset
- * with memcpy (never through a cast pointer: a buffer need not be
- * aligned), in host byte order: these messages travel over AF_UNIX and
+ * (src/common/wire.h), the scanner's messages (<fltmgr/scanner.h>) and
+ * minispy's records (filters/minispy/minispy_record.h). A field is
+ * copied at its offset with memcpy (never through a cast pointer: a
+ * buffer need not be aligned), in host byte order: these messages travel over AF_UNIX and
  * never leave the machine.
  *
  * Header-only, so that filters, services and both libraries share it
