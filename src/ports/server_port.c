@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/frame_io.h"
+#include "common/names.h"
 #include "ports/internal.h"
 
 #define LISTEN_BACKLOG 128
@@ -243,7 +244,6 @@ flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
 	struct server_port *sp;
 	const char *dir;
 	flt_port handle;
-	size_t nlen;
 	int r;
 
 	if (!filter || !ret_server_port || !attr || !attr->name || !on_connect ||
@@ -251,11 +251,7 @@ flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
 	    (attr->n_allowed_uids && !attr->allowed_uids) ||
 	    (attr->n_allowed_gids && !attr->allowed_gids) || (attr->mode & ~07777u))
 		return -EINVAL;
-	nlen = strlen(attr->name);
-	if (nlen < 1 || nlen > FLT_PORT_NAME_MAX || !strcmp(attr->name, ".") ||
-	    !strcmp(attr->name, "..") ||
-	    strspn(attr->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			       "0123456789._-") != nlen)
+	if (!name_valid(attr->name))
 		return -EINVAL;
 
 	sp = calloc(1, sizeof(*sp));
