@@ -435,11 +435,53 @@ auto_attach_pid_file(void **state)
 	free(text);
 }
 
+static void
+notification_hold_is_checked_and_defaults_when_absent(void **state)
+{
+	const char *bad[] = { "-1", "100001", "1ms", "1e3" };
+	struct cfg *c = NULL;
+	char *err = NULL, text[128];
+
+	(void)state;
+	assert_int_equal(
+		cfg_parse_string("t.conf", "[fltmgrd]\nlog_level = info\n", &c, &err), 0);
+	assert_false(c->notification_hold_set); /* the daemon's default applies */
+	cfg_free(c);
+	c = NULL;
+	assert_int_equal(cfg_parse_string("t.conf",
+					  "[fltmgrd]\nnotification_hold_us = 0\n", &c,
+					  &err),
+			 0);
+	assert_true(c->notification_hold_set);
+	assert_int_equal(c->notification_hold_us, 0);
+	cfg_free(c);
+	c = NULL;
+	assert_int_equal(cfg_parse_string("t.conf",
+					  "[fltmgrd]\nnotification_hold_us = 100000\n",
+					  &c, &err),
+			 0);
+	assert_int_equal(c->notification_hold_us, 100000);
+	cfg_free(c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = NULL;
+		err = NULL;
+		snprintf(text, sizeof(text), "[fltmgrd]\nnotification_hold_us = %s\n",
+			 bad[i]);
+		assert_true(cfg_parse_string("t.conf", text, &c, &err) < 0);
+		assert_null(c);
+		assert_non_null(err);
+		if (!strstr(err, "t.conf:2: notification_hold_us must be 0 to 100000"))
+			fail_msg("'%s': %s", bad[i], err);
+		free(err);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(full_config_parses),
+		cmocka_unit_test(notification_hold_is_checked_and_defaults_when_absent),
 		cmocka_unit_test(each_error_names_file_and_line),
 		cmocka_unit_test(all_errors_reported_in_one_pass),
 		cmocka_unit_test(attach_path_with_blanks_in_quotes),

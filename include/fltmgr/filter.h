@@ -835,6 +835,19 @@ int flt_filter_list_ports(flt_filter *filter, struct flt_port_info **ret_info,
 size_t flt_manager_list_filters(flt_manager *manager, flt_filter **ret, size_t n);
 
 /*
+ * Batching of notification events for a steady trickle: after a read of
+ * notification events that did not fill the reader's buffer, the reader
+ * waits up to hold_us microseconds before it reads again, so that the
+ * events meanwhile are read, resolved and delivered together (fewer
+ * reads, process lookups and wake-ups per event), each at most hold_us
+ * later than it would have been. Under load reads are full and nothing
+ * waits. Permission events are never held. 0, the library's default,
+ * reads at once; at most 100000 (100 ms). Takes effect at the next read.
+ * Returns 0 or -EINVAL.
+ */
+int flt_manager_set_notification_hold(flt_manager *manager, unsigned hold_us);
+
+/*
  * Whether the engine is making progress: 0, or -ETIMEDOUT when an
  * unanswered permission event is more than grace_ms past its deadline (the
  * watchdog that answers them is stuck) or every reader has been inside

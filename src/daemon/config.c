@@ -228,6 +228,20 @@ daemon_key(struct parser *p, const char *key, const char *value)
 				 value);
 		else
 			c->metrics_interval_s = (int)n;
+	} else if (!strcmp(key, "notification_hold_us")) {
+		char *end;
+		long n = strtol(value, &end, 10);
+
+		if (*end || end == value || n < 0 || n > 100000)
+			error_at(p, p->line,
+				 "notification_hold_us must be 0 to 100000 "
+				 "(microseconds), "
+				 "not '%s'",
+				 value);
+		else {
+			c->notification_hold_set = true;
+			c->notification_hold_us = (unsigned)n;
+		}
 	} else {
 		error_at(p, p->line, "unknown key '%s' in [fltmgrd]", key);
 	}

@@ -9,6 +9,7 @@
  *   control_group = adm           ; may use fltmc's read-only commands
  *   metrics_file = /var/lib/prometheus/node-exporter/fltmgr.prom
  *   metrics_interval = 15         ; seconds, 1 to 3600
+ *   notification_hold_us = 1000   ; 0 to 100000: batch a trickle of events
  *
  *   [filter minispy]
  *   altitude = 385100             ; required
@@ -64,6 +65,11 @@ struct cfg_filter {
 	bool bad_altitude;         /* parsing: one was given and refused (said once) */
 };
 
+/* The daemon's notification hold unless the file says otherwise: events
+ * of a steady trickle are read and delivered in batches, each at most
+ * this much later (docs/operations.md). */
+#define CFG_NOTIFICATION_HOLD_US 1000
+
 struct cfg {
 	char *file;             /* as given, for messages */
 	char *runtime_dir;      /* NULL: the default */
@@ -72,6 +78,9 @@ struct cfg {
 	char *metrics_file;     /* NULL: none; else Prometheus text, rewritten */
 	int metrics_interval_s; /* every this many seconds (default 15) */
 	int log_level;          /* 0: the default */
+	/* flt_manager_set_notification_hold(); not set: CFG_NOTIFICATION_HOLD_US */
+	bool notification_hold_set;
+	unsigned notification_hold_us;
 	struct cfg_filter *filters;
 	size_t n_filters;
 };

@@ -459,12 +459,22 @@ daemon_progressing(struct daemon *d)
 	return flt_manager_check_progress(d->mgr, PROGRESS_GRACE_MS) == 0;
 }
 
+static void
+apply_notification_hold(struct daemon *d, const struct cfg *c)
+{
+	unsigned us = c->notification_hold_set ? c->notification_hold_us
+					       : CFG_NOTIFICATION_HOLD_US;
+
+	(void)flt_manager_set_notification_hold(d->mgr, us); /* checked when parsed */
+}
+
 /* Settings of [fltmgrd] that can change without a restart. */
 static void
 apply_daemon_settings(struct daemon *d, const struct cfg *c)
 {
 	gid_t gid;
 
+	apply_notification_hold(d, c);
 	if (!g.opt->log_level)
 		dlog_set_level(c->log_level ? c->log_level : FLT_LOG_NOTICE);
 	if (!g.opt->filter_dir && strcmp(pick_filter_dir(g.opt, c), d->filter_dir)) {
@@ -781,6 +791,7 @@ run(const struct options *o, struct cfg *c)
 	/* Denials and fail-open decisions: structured journal entries under
 	 * systemd, a line on stderr otherwise. */
 	flt_manager_set_decision_log(d.mgr, dlog_decision, NULL);
+	apply_notification_hold(&d, c);
 	d.started_ns = now_ns();
 	filterset_init(&d.fs, d.mgr);
 	if (filterset_set_dir(&d.fs, d.filter_dir) < 0)

@@ -472,6 +472,32 @@ read_failed(struct engine *e, int err, bool *failing)
 	pause_unless_stopping(e, READ_RETRY_MS);
 }
 
+/*
+ * After a read that was far from full: wait up to the manager's hold for
+ * more events to come and be read with the next ones (stopping ends the
+ * wait at once). A fuller read means a backlog: no wait.
+ */
+static void
+hold_for_more(struct engine *e)
+{
+	unsigned us = atomic_load_explicit(&e->mgr->notif_hold_us, memory_order_relaxed);
+	struct pollfd p = { .fd = e->stop_efd, .events = POLLIN };
+	struct timespec ts = { .tv_sec = us / 1000000,
+			       .tv_nsec = (long)(us % 1000000) * 1000 };
+
+	if (us)
+		(void)ppoll(&p, 1, &ts, NULL);
+}
+
+int
+flt_manager_set_notification_hold(flt_manager *manager, unsigned hold_us)
+{
+	if (!manager || hold_us > 100000)
+		return -EINVAL;
+	atomic_store(&manager->notif_hold_us, hold_us);
+	return 0;
+}
+
 void *
 notif_reader_main(void *arg)
 {
@@ -513,6 +539,8 @@ notif_reader_main(void *arg)
 		failing = false;
 		if (n > 0)
 			handle_batch(e, buf, (size_t)n, memo, pidfds);
+		if (n > 0 && (size_t)n < NOTIF_BUF / 2)
+			hold_for_more(e);
 	}
 	free(pidfds);
 	free(memo);

@@ -52,6 +52,7 @@ struct flt_manager {
 	struct flt_filter *filters;
 	pthread_mutex_t engine_lock;   /* creating the engine */
 	struct engine *_Atomic engine; /* NULL until a filter starts */
+	atomic_uint notif_hold_us;     /* flt_manager_set_notification_hold() */
 	pthread_t *zombies;            /* finished threads, joined by mgr_reap() */
 	size_t n_zombies;
 	size_t cap_zombies;
