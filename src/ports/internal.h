@@ -87,6 +87,12 @@ struct server_port {
 	atomic_uint_fast64_t malformed;
 };
 
+/* A counted reference on f's client port (*ret_c) or server port
+ * (*ret_sp; the other is NULL): 0, or -ENOTCONN / -EINVAL as for a send. */
+struct conn;
+int port_ref_either(flt_filter *f, const flt_port *port, struct conn **ret_c,
+		    struct server_port **ret_sp);
+
 /* Releases a connection's max_connections slot. */
 void sp_release_slot(struct server_port *sp);
 void sp_close(struct server_port *sp);

@@ -383,40 +383,29 @@ flt_port_get_post_stats(flt_filter *filter, const flt_port *port,
 {
 	struct flt_post_stats s = { 0 };
 	struct server_port *sp;
-	struct obj *o;
-	int err;
+	struct conn *c;
+	int r;
 
 	if (!filter || !port || !ret_stats || size > sizeof(s))
 		return -EINVAL;
-	o = ht_ref(&filter->mgr->ht, *port, HK_CONN, &err);
-	if (o) {
-		if (conn_of(o)->filter != filter) {
-			obj_unref(o);
-			return -EINVAL;
-		}
-		conn_post_fill_stats(conn_of(o), &s);
-		obj_unref(o);
-		memcpy(ret_stats, &s, size);
-		return 0;
-	}
-	o = ht_ref(&filter->mgr->ht, *port, HK_SERVER, &err);
-	if (!o)
-		return err;
-	sp = sp_of(o);
-	if (sp->filter != filter) {
-		obj_unref(o);
-		return -EINVAL;
-	}
-	pthread_mutex_lock(&sp->lock);
-	s.posted = atomic_load(&sp->done.posted);
-	s.refused = atomic_load(&sp->done.post_refused);
-	s.sent = atomic_load(&sp->done.post_sent);
-	s.cancelled = atomic_load(&sp->done.post_cancelled);
-	s.frames = atomic_load(&sp->done.post_frames);
-	for (struct conn *c = sp->conns; c; c = c->sp_next)
+	r = port_ref_either(filter, port, &c, &sp);
+	if (r < 0)
+		return r;
+	if (c) {
 		conn_post_fill_stats(c, &s);
-	pthread_mutex_unlock(&sp->lock);
-	obj_unref(o);
+		obj_unref(&c->obj);
+	} else {
+		pthread_mutex_lock(&sp->lock);
+		s.posted = atomic_load(&sp->done.posted);
+		s.refused = atomic_load(&sp->done.post_refused);
+		s.sent = atomic_load(&sp->done.post_sent);
+		s.cancelled = atomic_load(&sp->done.post_cancelled);
+		s.frames = atomic_load(&sp->done.post_frames);
+		for (c = sp->conns; c; c = c->sp_next)
+			conn_post_fill_stats(c, &s);
+		pthread_mutex_unlock(&sp->lock);
+		obj_unref(&sp->obj);
+	}
 	memcpy(ret_stats, &s, size);
 	return 0;
 }

@@ -428,42 +428,58 @@ sp_fill_stats_locked(struct server_port *sp, struct flt_port_stats *s)
 }
 
 int
+port_ref_either(flt_filter *f, const flt_port *port, struct conn **ret_c,
+		struct server_port **ret_sp)
+{
+	struct obj *o;
+	int err;
+
+	*ret_c = NULL;
+	*ret_sp = NULL;
+	o = ht_ref(&f->mgr->ht, *port, HK_CONN, &err);
+	if (o) {
+		if (conn_of(o)->filter != f) {
+			obj_unref(o);
+			return -EINVAL;
+		}
+		*ret_c = conn_of(o);
+		return 0;
+	}
+	o = ht_ref(&f->mgr->ht, *port, HK_SERVER, &err);
+	if (!o)
+		return err;
+	if (sp_of(o)->filter != f) {
+		obj_unref(o);
+		return -EINVAL;
+	}
+	*ret_sp = sp_of(o);
+	return 0;
+}
+
+int
 flt_port_get_stats(flt_filter *filter, const flt_port *port,
 		   struct flt_port_stats *ret_stats)
 {
 	struct flt_port_stats s = { 0 };
 	struct server_port *sp;
-	struct obj *o;
-	int err;
+	struct conn *c;
+	int r;
 
 	if (!filter || !port || !ret_stats)
 		return -EINVAL;
-	o = ht_ref(&filter->mgr->ht, *port, HK_CONN, &err);
-	if (o) {
-		struct conn *c = conn_of(o);
-
-		if (c->filter != filter) {
-			obj_unref(o);
-			return -EINVAL;
-		}
+	r = port_ref_either(filter, port, &c, &sp);
+	if (r < 0)
+		return r;
+	if (c) {
 		conn_fill_stats(c, &s);
 		s.connections_accepted = 1;
-		obj_unref(o);
-		*ret_stats = s;
-		return 0;
+		obj_unref(&c->obj);
+	} else {
+		pthread_mutex_lock(&sp->lock);
+		sp_fill_stats_locked(sp, &s);
+		pthread_mutex_unlock(&sp->lock);
+		obj_unref(&sp->obj);
 	}
-	o = ht_ref(&filter->mgr->ht, *port, HK_SERVER, &err);
-	if (!o)
-		return err;
-	sp = sp_of(o);
-	if (sp->filter != filter) {
-		obj_unref(o);
-		return -EINVAL;
-	}
-	pthread_mutex_lock(&sp->lock);
-	sp_fill_stats_locked(sp, &s);
-	pthread_mutex_unlock(&sp->lock);
-	obj_unref(o);
 	*ret_stats = s;
 	return 0;
 }
