@@ -48,17 +48,6 @@ static char fltmc_nobody[300];
 
 /* ---- small helpers ---- */
 
-static void
-write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
-}
-
 static char *
 read_file(const char *path)
 {
@@ -103,7 +92,7 @@ write_conf2(const char *daemon_extra, const char *extra)
 		 "param.port = tfport\n"
 		 "%s",
 		 fdir, daemon_extra ? daemon_extra : "", watch, extra ? extra : "");
-	write_file(conf, text, 0644);
+	tu_write_file_mode(conf, text, 0644);
 }
 
 static void
@@ -219,16 +208,6 @@ notify_wait(const char *what, int timeout_ms)
 	return 0;
 }
 
-static int
-control_exists(void *arg)
-{
-	char path[300];
-
-	(void)arg;
-	snprintf(path, sizeof(path), "%s/control", rundir);
-	return access(path, F_OK) == 0;
-}
-
 /* Nonzero: the daemon is started with only these capabilities in its
  * bounding set (as systemd's CapabilityBoundingSet= does). */
 static uint64_t start_bounding_keep;
@@ -274,7 +253,7 @@ daemon_start_args(char *const extra[])
 		execve(argv[0], argv, environ);
 		_exit(127);
 	}
-	if (!tu_wait_until(control_exists, NULL, 10000))
+	if (!tu_wait_daemon_ready(rundir, NULL, 10000))
 		fail_msg("fltmgrd did not start: %s", read_file(logfile));
 	return pid;
 }
@@ -317,8 +296,10 @@ setup(void **state)
 	assert_int_equal(mkdir(fdir, 0755), 0);
 	assert_int_equal(mkdir(watch, 0777), 0);
 	copy_filter("tf.so");
-	write_file(strcat(strcpy((char[512]){ 0 }, watch), "/secret.txt"), "s\n", 0644);
-	write_file(strcat(strcpy((char[512]){ 0 }, watch), "/plain.txt"), "p\n", 0644);
+	tu_write_file_mode(strcat(strcpy((char[512]){ 0 }, watch), "/secret.txt"), "s\n",
+			   0644);
+	tu_write_file_mode(strcat(strcpy((char[512]){ 0 }, watch), "/plain.txt"), "p\n",
+			   0644);
 	write_conf(NULL);
 	return 0;
 }
@@ -727,7 +708,8 @@ test_runtime_changes_under_load(void **state)
 	(void)state;
 	snprintf(other, sizeof(other), "%s/other", watch);
 	assert_int_equal(mkdir(other, 0777), 0);
-	write_file(strcat(strcpy((char[512]){ 0 }, other), "/secret.txt"), "s\n", 0644);
+	tu_write_file_mode(strcat(strcpy((char[512]){ 0 }, other), "/secret.txt"), "s\n",
+			   0644);
 	daemon_start();
 	service_connect(&svc);
 	prober_start(&allow, "plain.txt", 0);
@@ -809,7 +791,7 @@ test_config_errors(void **state)
 	(void)state;
 	snprintf(path, sizeof(path), "%s/bad.conf", scratch);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		write_file(path, cases[i].text, 0644);
+		tu_write_file_mode(path, cases[i].text, 0644);
 		snprintf(expect, sizeof(expect), "%s:%d: ", path, cases[i].line);
 		assert_int_equal(
 			RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", path),
@@ -823,7 +805,7 @@ test_config_errors(void **state)
 		assert_non_null(strstr(out, expect));
 	}
 	/* A missing filter object is found by --check-config, with its line. */
-	write_file(path, "[filter ghost]\naltitude = 5\n", 0644);
+	tu_write_file_mode(path, "[filter ghost]\naltitude = 5\n", 0644);
 	assert_int_equal(RUN(out, (char *)fltmgrd_bin, "--check-config", "--config", path,
 			     "--filter-dir", fdir),
 			 1);
@@ -1204,7 +1186,7 @@ test_engine_created_after_the_drop(void **state)
 
 	(void)state;
 	snprintf(text, sizeof(text), "[fltmgrd]\nfilter_dir = %s\n", fdir);
-	write_file(conf, text, 0644);
+	tu_write_file_mode(conf, text, 0644);
 	daemon_start();
 	assert_int_equal(try_open("secret.txt"), 0);
 	write_conf(NULL);
@@ -1268,12 +1250,6 @@ test_load_uses_filters_own_altitude_and_refusals_say_why(void **state)
 /* metrics_file: the counters in the Prometheus text format, written at
  * start and every metrics_interval seconds (renamed into place). */
 static int
-file_exists(void *path)
-{
-	return access(path, F_OK) == 0;
-}
-
-static int
 metrics_has_denials(void *path)
 {
 	const char *text = read_file(path);
@@ -1294,7 +1270,7 @@ test_metrics_file_written_on_an_interval(void **state)
 	write_conf2(daemon_extra, NULL);
 	daemon_start();
 	/* written at start, just after the control socket appears */
-	if (!tu_wait_until(file_exists, path, 5000))
+	if (!tu_wait_until(tu_file_exists, path, 5000))
 		fail_msg("no %s: %s", path, read_file(logfile));
 	assert_non_null(strstr(read_file(path), "# TYPE fltmgr_engine_pending gauge\n"));
 	assert_non_null(
@@ -1499,10 +1475,10 @@ test_private_directory_of_another_user_is_filtered(void **state)
 	assert_int_equal(mkdir(priv, 0700), 0);
 	assert_int_equal(mkdir(inner, 0700), 0);
 	snprintf(path, sizeof(path), "%s/evil.bin", inner);
-	write_file(path, "an EVIL file\n", 0600);
+	tu_write_file_mode(path, "an EVIL file\n", 0600);
 	assert_int_equal(chown(path, 65534, 65534), 0);
 	snprintf(path, sizeof(path), "%s/fine.bin", inner);
-	write_file(path, "a fine file\n", 0600);
+	tu_write_file_mode(path, "a fine file\n", 0600);
 	assert_int_equal(chown(path, 65534, 65534), 0);
 	assert_int_equal(chown(inner, 65534, 65534), 0);
 	assert_int_equal(chown(priv, 65534, 65534), 0);
@@ -1913,7 +1889,7 @@ write_deny_conf(int gen_o, int gen_x)
 		 "default_verdict = deny\nattach = %s/x\nparam.deny = secret\n"
 		 "param.ops = exec,read\nparam.gen = %d\n",
 		 fdir, watch, gen_o, watch, gen_x);
-	write_file(conf, text, 0644);
+	tu_write_file_mode(conf, text, 0644);
 }
 
 static void
@@ -1926,11 +1902,11 @@ make_deny_tree(void)
 	snprintf(p, sizeof(p), "%s/x", watch);
 	assert_int_equal(mkdir(p, 0755), 0);
 	snprintf(p, sizeof(p), "%s/o/secret.txt", watch);
-	write_file(p, "s\n", 0644);
+	tu_write_file_mode(p, "s\n", 0644);
 	snprintf(p, sizeof(p), "%s/o/plain.txt", watch);
-	write_file(p, "p\n", 0644);
+	tu_write_file_mode(p, "p\n", 0644);
 	snprintf(p, sizeof(p), "%s/x/secret.txt", watch);
-	write_file(p, "s\n", 0644);
+	tu_write_file_mode(p, "s\n", 0644);
 	snprintf(p, sizeof(p), "%s/x/secret-true", watch);
 	copy_file_mode("/bin/true", p, 0755);
 	snprintf(p, sizeof(p), "%s/x/plain-true", watch);
@@ -2176,7 +2152,7 @@ test_reload_failing_twice_holds_instances_shut(void **state)
 	write_conf(extra);
 	daemon_start();
 	assert_int_equal(try_open("plain.txt"), 0);
-	write_file(flag, "x\n", 0644);
+	tu_write_file_mode(flag, "x\n", 0644);
 	snprintf(extra, sizeof(extra),
 		 "default_verdict = deny\nparam.refuse_if = %s\nparam.gen = 2\n", flag);
 	write_conf(extra);
@@ -2484,7 +2460,7 @@ conf_with_filter_dir(const char *cfg, const char *dir)
 		 "[fltmgrd]\nfilter_dir = %s\n\n[filter tf]\naltitude = 300000\n"
 		 "object = tf.so\nattach = %s\n",
 		 dir, watch);
-	write_file(cfg, text, 0644);
+	tu_write_file_mode(cfg, text, 0644);
 }
 
 /* The configuration file and every directory on the way to it and to a
@@ -2504,7 +2480,7 @@ test_untrusted_config_and_object_paths_refused(void **state)
 
 	/* the configuration file itself */
 	snprintf(cfg, sizeof(cfg), "%s/c1.conf", t);
-	write_file(cfg, read_file(conf), 0666);
+	tu_write_file_mode(cfg, read_file(conf), 0666);
 	expect_refused_config(cfg, cfg, "writable by group or others");
 	assert_int_equal(chmod(cfg, 0644), 0);
 	assert_int_equal(chown(cfg, 65534, 65534), 0);
@@ -2513,19 +2489,19 @@ test_untrusted_config_and_object_paths_refused(void **state)
 	snprintf(p, sizeof(p), "%s/gw", t);
 	mkdir_owned(p, 0775, 0);
 	snprintf(cfg, sizeof(cfg), "%s/c3.conf", p);
-	write_file(cfg, read_file(conf), 0644);
+	tu_write_file_mode(cfg, read_file(conf), 0644);
 	expect_refused_config(cfg, p, "writable by group or others");
 	snprintf(p, sizeof(p), "%s/user", t);
 	mkdir_owned(p, 0755, 65534);
 	snprintf(cfg, sizeof(cfg), "%s/c4.conf", p);
-	write_file(cfg, read_file(conf), 0644);
+	tu_write_file_mode(cfg, read_file(conf), 0644);
 	expect_refused_config(cfg, p, "not owned by root");
 	/* a directory, an empty file, a file of comments only */
 	expect_refused_config(t, t, "not a regular file");
 	snprintf(cfg, sizeof(cfg), "%s/empty.conf", t);
-	write_file(cfg, "", 0644);
+	tu_write_file_mode(cfg, "", 0644);
 	expect_refused_config(cfg, cfg, "empty");
-	write_file(cfg, "; nothing\n\n# here\n", 0644);
+	tu_write_file_mode(cfg, "; nothing\n\n# here\n", 0644);
 	expect_refused_config(cfg, cfg, "empty");
 
 	/* the filter object's directories: a group-writable ancestor */

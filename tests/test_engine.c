@@ -347,15 +347,11 @@ start_or_skip(flt_filter *f)
 		}                                                                       \
 	} while (0)
 
+/* A path under mnt. */
 static char *
 at(const char *rel)
 {
-	static char bufs[8][PATH_MAX];
-	static int i;
-	char *b = bufs[i++ % 8];
-
-	snprintf(b, PATH_MAX, "%s/%s", mnt, rel);
-	return b;
+	return tu_path(mnt, rel);
 }
 
 /* ---- a recording filter ---- */
@@ -1790,15 +1786,6 @@ static struct prec precs[MAX_PRECS];
 static int n_precs;
 static char self_exe[PATH_MAX];
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* While set, the OPEN of gate_path holds the notification reader in its
  * callback (at most 10 s), so that what happens meanwhile is queued and
  * read together. */
@@ -1824,9 +1811,9 @@ post_proc(const struct flt_callback_data *d, void *ic, void *cc)
 		while (atomic_load(&gate_hold) && tu_now_ms() < end)
 			usleep(1000);
 	}
-	r.t_before = mono_ns();
+	r.t_before = tu_mono_ns();
 	p = flt_get_process(d);
-	r.t_after = mono_ns();
+	r.t_after = tu_mono_ns();
 	if (!p)
 		return;
 	r.uid = p->uid;

@@ -75,15 +75,11 @@ static flt_manager *g_m;
 static unsigned char *true_elf;
 static size_t true_elf_len;
 
+/* A path under scratch. */
 static const char *
 at(const char *rel)
 {
-	static char bufs[16][PATH_MAX];
-	static int i;
-	char *b = bufs[i++ % 16];
-
-	snprintf(b, PATH_MAX, "%s/%s", scratch, rel);
-	return b;
+	return tu_path(scratch, rel);
 }
 
 static const char *

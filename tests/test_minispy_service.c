@@ -48,143 +48,14 @@ static pid_t daemon_pid, spy_pid;
 
 /* ---- files and processes ---- */
 
-static char *
-slurp(const char *path, size_t *ret_len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, len = 0, n;
-
-	if (f) {
-		for (;;) {
-			if (len + 4096 + 1 > cap) {
-				cap = (len + 4096 + 1) * 2;
-				buf = realloc(buf, cap);
-				assert_non_null(buf);
-			}
-			n = fread(buf + len, 1, 4096, f);
-			len += n;
-			if (n == 0)
-				break;
-		}
-		fclose(f);
-	}
-	if (!buf)
-		buf = calloc(1, 1);
-	buf[len] = '\0';
-	if (ret_len)
-		*ret_len = len;
-	return buf;
-}
-
-static void
-write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "we");
-
-	assert_non_null(f);
-	assert_true(fputs(text, f) >= 0);
-	assert_int_equal(fclose(f), 0);
-}
-
+/* A path under watch. */
 static char *
 at(const char *rel)
 {
-	static char buf[4][PATH_MAX];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", watch, rel);
-	return buf[i];
-}
-
-/* Occurrences of needle in the file. */
-static int
-count_in_file(const char *path, const char *needle)
-{
-	char *s = slurp(path, NULL), *p = s;
-	int n = 0;
-
-	while ((p = strstr(p, needle))) {
-		n++;
-		p += strlen(needle);
-	}
-	free(s);
-	return n;
-}
-
-/* Waits until needle occurs at least n times in the file. */
-static bool
-wait_in_file(const char *path, const char *needle, int n)
-{
-	int64_t end = tu_now_ms() + WAIT_MS;
-
-	while (tu_now_ms() < end) {
-		if (count_in_file(path, needle) >= n)
-			return true;
-		usleep(5000);
-	}
-	return false;
-}
-
-/* Forks argv[0] with stdout to /dev/null and stderr appended to err. */
-static pid_t
-start(char *const argv[], const char *err)
-{
-	pid_t pid = fork();
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(err, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		if (fd < 0 || null < 0)
-			_exit(127);
-		dup2(null, STDIN_FILENO);
-		dup2(null, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		execve(argv[0], argv, environ);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Waits for pid to exit; its status, or 128 + signal. Fails the test
- * (after killing it) if it does not exit within WAIT_MS. */
-static int
-wait_exit(pid_t pid)
-{
-	int64_t end = tu_now_ms() + WAIT_MS;
-	int st;
-
-	while (tu_now_ms() < end) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		assert_true(r >= 0);
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(2000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	fail_msg("process %d did not exit within %d ms", (int)pid, WAIT_MS);
-	return -1;
+	return tu_path(watch, rel);
 }
 
 /* ---- the daemon and the service ---- */
-
-/* The control socket is made after every instance is attached: from
- * then on the daemon is filtering. */
-static int
-daemon_ready(void *arg)
-{
-	char port[300], control[300];
-
-	(void)arg;
-	snprintf(port, sizeof(port), "%s/minispy", rundir);
-	snprintf(control, sizeof(control), "%s/control", rundir);
-	return access(port, F_OK) == 0 && access(control, F_OK) == 0;
-}
 
 /* fltmgrd -f: the built-in default on the watched directory, or conf. */
 static void
@@ -200,9 +71,9 @@ daemon_start(bool with_conf)
 			 watch,
 			 NULL };
 
-	daemon_pid = start(argv, dlog);
-	if (!tu_wait_until(daemon_ready, NULL, WAIT_MS))
-		fail_msg("fltmgrd did not start: %s", slurp(dlog, NULL));
+	daemon_pid = tu_spawn(argv, "/dev/null", dlog);
+	if (!tu_wait_daemon_ready(rundir, "minispy", WAIT_MS))
+		fail_msg("fltmgrd did not start: %s", tu_slurp(dlog));
 }
 
 static int
@@ -213,7 +84,7 @@ daemon_stop(void)
 	if (daemon_pid <= 0)
 		return -1;
 	kill(daemon_pid, SIGTERM);
-	rc = wait_exit(daemon_pid);
+	rc = tu_expect_exit(daemon_pid, WAIT_MS);
 	daemon_pid = 0;
 	return rc;
 }
@@ -225,15 +96,16 @@ spy_start_args(const char *const extra[], bool wait_connected)
 {
 	char *argv[16] = { (char *)spy_bin, "--json", "--output", out,
 			   "--runtime-dir", rundir };
-	int n = 6, before = count_in_file(slog, "connected to ");
+	int n = 6, before = tu_count_in_file(slog, "connected to ");
 	pid_t pid;
 
 	for (int i = 0; extra && extra[i]; i++)
 		argv[n++] = (char *)extra[i];
 	argv[n] = NULL;
-	pid = start(argv, slog);
-	if (wait_connected && !wait_in_file(slog, "connected to ", before + 1))
-		fail_msg("minispy did not connect: %s", slurp(slog, NULL));
+	pid = tu_spawn(argv, "/dev/null", slog);
+	if (wait_connected &&
+	    !tu_wait_in_file(slog, "connected to ", before + 1, WAIT_MS))
+		fail_msg("minispy did not connect: %s", tu_slurp(slog));
 	return pid;
 }
 
@@ -249,7 +121,7 @@ spy_stop(int sig)
 	int rc;
 
 	kill(spy_pid, sig);
-	rc = wait_exit(spy_pid);
+	rc = tu_expect_exit(spy_pid, WAIT_MS);
 	spy_pid = 0;
 	return rc;
 }
@@ -265,7 +137,7 @@ static struct json_object *
 records_read_live(const char *path, bool live)
 {
 	struct json_object *all = json_object_new_array();
-	char *text = slurp(path, NULL), *line = text, *nl;
+	char *text = tu_slurp(path), *line = text, *nl;
 
 	while ((nl = strchr(line, '\n'))) {
 		struct json_tokener *tok = json_tokener_new();
@@ -396,7 +268,7 @@ wait_record_from(const char *file, const char *op, const char *path, pid_t pid)
 		usleep(5000);
 	} while (tu_now_ms() < end);
 	fail_msg("no %s record for %s (pid %d) in: %s", op, path, (int)pid,
-		 slurp(file, NULL));
+		 tu_slurp(file));
 	return NULL;
 }
 
@@ -450,7 +322,7 @@ static int
 child_done(struct child *c)
 {
 	close(c->to);
-	return wait_exit(c->pid);
+	return tu_expect_exit(c->pid, WAIT_MS);
 }
 
 /* ---- fixtures ---- */
@@ -491,7 +363,7 @@ teardown(void **state)
 		spy_pid = 0;
 	}
 	if (daemon_pid > 0 && daemon_stop() != 0)
-		fail_msg("fltmgrd did not exit cleanly: %s", slurp(dlog, NULL));
+		fail_msg("fltmgrd did not exit cleanly: %s", tu_slurp(dlog));
 	return 0;
 }
 
@@ -645,7 +517,7 @@ rename_carries_both_paths(void **state)
 	assert_int_equal(mkdir(at("d2"), 0777), 0);
 	assert_int_equal(chmod(at("d1"), 0777), 0); /* for uid 65534 */
 	assert_int_equal(chmod(at("d2"), 0777), 0);
-	write_text(at("d1/f"), "x");
+	tu_write_file(at("d1/f"), "x");
 	daemon_start(false);
 	spy_start();
 	c = fsop_hold(65534, "rename", at("d1/f"), at("d2/g"));
@@ -680,7 +552,7 @@ wait_attrib_of(pid_t pid, ino_t ino)
 		usleep(5000);
 	} while (tu_now_ms() < end);
 	fail_msg("no attrib record of pid %d for inode %llu in: %s", (int)pid,
-		 (unsigned long long)ino, slurp(out, NULL));
+		 (unsigned long long)ino, tu_slurp(out));
 	return NULL;
 }
 
@@ -714,9 +586,9 @@ unlinked_and_replaced_files_are_reported(void **state)
 	struct stat f, victim;
 
 	(void)state;
-	write_text(at("f"), "x");
-	write_text(at("old"), "y");
-	write_text(at("victim"), "z");
+	tu_write_file(at("f"), "x");
+	tu_write_file(at("old"), "y");
+	tu_write_file(at("victim"), "z");
 	assert_int_equal(stat(at("f"), &f), 0);
 	assert_int_equal(stat(at("victim"), &victim), 0);
 	daemon_start(false);
@@ -776,7 +648,7 @@ odd_names_round_trip(void **state)
 	daemon_start(false);
 	spy_start();
 	for (size_t i = 0; i < n; i++)
-		write_text(at(names[i]), "x");
+		tu_write_file(at(names[i]), "x");
 	assert_int_equal(rename(at(names[0]), at(names[5])), 0);
 	for (size_t i = 0; i < n; i++) {
 		const char *valid_utf8 = i < 5 ? at(names[i]) : NULL;
@@ -814,7 +686,7 @@ wait_delivered(int64_t n)
 
 		assert_int_equal(system(cmd), 0);
 		snprintf(path, sizeof(path), "%s/stats.json", scratch);
-		text = slurp(path, NULL);
+		text = tu_slurp(path);
 		o = json_tokener_parse(text);
 		free(text);
 		assert_non_null(o);
@@ -837,7 +709,7 @@ make_files(const char *prefix, int count)
 
 	for (int i = 0; i < count; i++) {
 		snprintf(name, sizeof(name), "%s%d", prefix, i);
-		write_text(at(name), "x");
+		tu_write_file(at(name), "x");
 	}
 }
 
@@ -852,7 +724,7 @@ write_create_only_conf(const char *extra)
 		 "[filter minispy]\naltitude = 385100\nattach = %s\n"
 		 "param.ops = create\n%s",
 		 fdir, watch, extra);
-	write_text(conf, text);
+	tu_write_file(conf, text);
 }
 
 /* Events made while no service is connected wait in the backlog and
@@ -957,7 +829,7 @@ sigterm_flushes_and_exits_zero(void **state)
 	wait_minispy_counter("sent", 50);
 	assert_int_equal(kill(spy_pid, SIGTERM), 0);
 	assert_int_equal(kill(spy_pid, SIGCONT), 0);
-	assert_int_equal(wait_exit(spy_pid), 0);
+	assert_int_equal(tu_expect_exit(spy_pid, WAIT_MS), 0);
 	spy_pid = 0;
 	all = records_read(out);
 	assert_int_equal(json_object_array_length(all), 50);
@@ -965,12 +837,6 @@ sigterm_flushes_and_exits_zero(void **state)
 		assert_int_equal(num(json_object_array_get_idx(all, (size_t)i), "seq"),
 				 i + 1);
 	json_object_put(all);
-}
-
-static int
-file_exists(void *path)
-{
-	return access(path, F_OK) == 0;
 }
 
 /* SIGHUP reopens --output by name: after a rename (log rotation), new
@@ -985,19 +851,19 @@ sighup_reopens_output(void **state)
 	snprintf(rotated, sizeof(rotated), "%s.1", out);
 	daemon_start(false);
 	spy_start();
-	write_text(at("before"), "x");
+	tu_write_file(at("before"), "x");
 	json_object_put(wait_record("create", at("before"), getpid()));
 	/* Its last record too: one still on its way at the SIGHUP would
 	 * rightly go to the new file, where the test looks for none. */
 	json_object_put(wait_record("close_write", at("before"), getpid()));
 	assert_int_equal(rename(out, rotated), 0);
 	assert_int_equal(kill(spy_pid, SIGHUP), 0);
-	assert_true(tu_wait_until(file_exists, out, WAIT_MS));
-	write_text(at("after"), "x");
+	assert_true(tu_wait_until(tu_file_exists, out, WAIT_MS));
+	tu_write_file(at("after"), "x");
 	o = wait_record("create", at("after"), getpid());
 	json_object_put(o);
-	assert_int_equal(count_in_file(rotated, at("after")), 0);
-	assert_int_equal(count_in_file(out, at("before")), 0);
+	assert_int_equal(tu_count_in_file(rotated, at("after")), 0);
+	assert_int_equal(tu_count_in_file(out, at("before")), 0);
 	assert_int_equal(spy_stop(SIGTERM), 0);
 }
 
@@ -1010,14 +876,14 @@ reconnects_when_daemon_returns(void **state)
 	daemon_start(false);
 	spy_start();
 	assert_int_equal(daemon_stop(), 0);
-	assert_true(wait_in_file(slog, "lost the connection to", 1));
+	assert_true(tu_wait_in_file(slog, "lost the connection to", 1, WAIT_MS));
 	usleep(1500000); /* several attempts (backoff 100, 200, 400, 800 ms) */
 	assert_int_equal(kill(spy_pid, 0), 0);
 	daemon_start(false);
-	assert_true(wait_in_file(slog, "reconnected to", 1));
-	write_text(at("back"), "x");
+	assert_true(tu_wait_in_file(slog, "reconnected to", 1, WAIT_MS));
+	tu_write_file(at("back"), "x");
 	json_object_put(wait_record("create", at("back"), getpid()));
-	assert_int_equal(count_in_file(slog, "minispy:"), 3); /* connected, lost,
+	assert_int_equal(tu_count_in_file(slog, "minispy:"), 3); /* connected, lost,
 								reconnected */
 	assert_int_equal(spy_stop(SIGINT), 0);
 }
@@ -1034,10 +900,10 @@ no_reconnect_exits_nonzero(void **state)
 	daemon_start(false);
 	spy_pid = spy_start_args((const char *const[]){ "--no-reconnect", NULL }, true);
 	assert_int_equal(daemon_stop(), 0);
-	assert_int_equal(wait_exit(spy_pid), 1);
+	assert_int_equal(tu_expect_exit(spy_pid, WAIT_MS), 1);
 	spy_pid = 0;
-	assert_int_equal(count_in_file(slog, "lost the connection to"), 1);
-	assert_int_equal(count_in_file(slog, port), 2); /* connected, lost */
+	assert_int_equal(tu_count_in_file(slog, "lost the connection to"), 1);
+	assert_int_equal(tu_count_in_file(slog, port), 2); /* connected, lost */
 }
 
 /* No daemon: exactly one line, naming the port's path and the cause;
@@ -1050,9 +916,9 @@ missing_daemon_is_one_line(void **state)
 	(void)state;
 	snprintf(port, sizeof(port), "%s/minispy", rundir);
 	spy_pid = spy_start_args(NULL, false);
-	assert_int_equal(wait_exit(spy_pid), 3);
+	assert_int_equal(tu_expect_exit(spy_pid, WAIT_MS), 3);
 	spy_pid = 0;
-	text = slurp(slog, NULL);
+	text = tu_slurp(slog);
 	assert_non_null(strstr(text, port));
 	assert_non_null(strstr(text, "no such port"));
 	assert_non_null(strchr(text, '\n'));
@@ -1070,7 +936,7 @@ ops_filters_client_side(void **state)
 	daemon_start(false);
 	spy_pid = spy_start_args((const char *const[]){ "--ops", "delete,rename", NULL },
 				 true);
-	write_text(at("x"), "x");
+	tu_write_file(at("x"), "x");
 	assert_int_equal(rename(at("x"), at("y")), 0);
 	assert_int_equal(unlink(at("y")), 0);
 	json_object_put(wait_record("delete", at("y"), getpid()));
@@ -1133,15 +999,6 @@ runqueue_wait_ns(int fd)
 
 static volatile sig_atomic_t loadgen_stop;
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void
 on_loadgen_term(int sig)
 {
@@ -1177,19 +1034,19 @@ loadgen_start(const char *dir)
 
 			snprintf(a, sizeof(a), "%s/f%llu", dir, (unsigned long long)i);
 			snprintf(b, sizeof(b), "%s/g%llu", dir, (unsigned long long)i);
-			t[0] = mono_ns();
+			t[0] = tu_mono_ns();
 			fd = open(a, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-			t[1] = mono_ns();
+			t[1] = tu_mono_ns();
 			if (fd < 0 || write(fd, "seed", 4) != 4)
 				_exit(2);
 			close(fd);
-			t[2] = mono_ns();
+			t[2] = tu_mono_ns();
 			if (rename(a, b) < 0)
 				_exit(3);
-			t[3] = mono_ns();
+			t[3] = tu_mono_ns();
 			if (unlink(b) < 0)
 				_exit(4);
-			t[4] = mono_ns();
+			t[4] = tu_mono_ns();
 			for (int k = 1; k < 5; k++)
 				if ((uint64_t)(t[k] - t[k - 1]) > max_ns)
 					max_ns = (uint64_t)(t[k] - t[k - 1]);
@@ -1223,7 +1080,7 @@ loadgen_stop_and_report(struct loadgen *g, uint64_t *ret_ops, uint64_t *ret_max_
 	long long own = 0;
 
 	assert_int_equal(kill(g->pid, SIGTERM), 0);
-	assert_int_equal(wait_exit(g->pid), 0);
+	assert_int_equal(tu_expect_exit(g->pid, WAIT_MS), 0);
 	assert_true(read(g->from, rep, sizeof(rep) - 1) > 0);
 	close(g->from);
 	assert_int_equal(sscanf(rep, "%llu %llu %lld", &ops, &max_us, &own), 3);
@@ -1357,7 +1214,7 @@ fltmc_json_cmd(const char *args)
 	snprintf(cmd, sizeof(cmd), "'%s' --runtime-dir '%s' --json %s > '%s'", fltmc_bin,
 		 rundir, args, path);
 	assert_int_equal(system(cmd), 0);
-	text = slurp(path, NULL);
+	text = tu_slurp(path);
 	o = json_tokener_parse(text);
 	assert_non_null(o);
 	free(text);
@@ -1435,7 +1292,7 @@ seed_service_restarted_under_load(void **state)
 	(void)state;
 	/* Small queues, so that stopped services overflow theirs and the
 	 * backlog overflows between lives: every loss path runs. */
-	write_text(conf, "");
+	tu_write_file(conf, "");
 	{
 		char text[1024];
 
@@ -1445,7 +1302,7 @@ seed_service_restarted_under_load(void **state)
 			 "param.ops = create,write,rename,delete\n"
 			 "param.queue_size = 256\nparam.backlog = 1024\n",
 			 fdir, watch);
-		write_text(conf, text);
+		tu_write_file(conf, text);
 	}
 	snprintf(churn, sizeof(churn), "%s/churn", watch);
 	snprintf(outs, sizeof(outs), "%s/lives", scratch);
@@ -1485,10 +1342,10 @@ seed_service_restarted_under_load(void **state)
 			kill(pid, SIGKILL);
 			break;
 		}
-		rc = wait_exit(pid);
+		rc = tu_expect_exit(pid, WAIT_MS);
 		if (rc != want)
 			fail_msg("life %d: minispy exited %d, not %d: %s", i, rc, want,
-				 slurp(slog, NULL));
+				 tu_slurp(slog));
 		lives[mode]++;
 		books_add_output(&bk, path, i);
 		unlink(path); /* keep the scratch tmpfs small */
@@ -1647,7 +1504,7 @@ auto_attached_volume_reaches_the_service(void **state)
 		 "auto_attach = tmpfs\nauto_attach_kind = mount\n"
 		 "auto_attach_mounts = %s/vol-*\n",
 		 fdir, scratch);
-	write_text(conf, text);
+	tu_write_file(conf, text);
 	daemon_start(true);
 	spy_start();
 	assert_true(mkdir(vol, 0755) == 0 || errno == EEXIST);
@@ -1704,7 +1561,7 @@ auto_attached_volume_reaches_the_service(void **state)
 	assert_int_equal(json_object_array_length(member(o, "instances")), 0);
 	json_object_put(o);
 	assert_int_equal(engine_counter("volumes_detached"), 1);
-	f = slurp(dlog, NULL);
+	f = tu_slurp(dlog);
 	assert_non_null(strstr(f, "filter minispy: attached to the volume"));
 	free(f);
 
@@ -1716,14 +1573,14 @@ auto_attached_volume_reaches_the_service(void **state)
 		 "auto_attach = tmpfs\nauto_attach_kind = mount\n"
 		 "auto_attach_mounts = %s/oth*\n",
 		 fdir, scratch);
-	write_text(conf, text);
+	tu_write_file(conf, text);
 	json_object_put(fltmc_json_cmd("reload"));
 	f = volume_filters(other);
 	assert_non_null(f);
 	assert_string_equal(f, "minispy(auto)");
 	free(f);
 	assert_int_equal(engine_counter("volumes_attached"), 2);
-	f = slurp(dlog, NULL);
+	f = tu_slurp(dlog);
 	assert_non_null(strstr(f, "automatic attachment: tmpfs as instances per mount, "
 				  "mount points"));
 	assert_null(strstr(f, "restarting"));

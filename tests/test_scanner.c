@@ -68,53 +68,11 @@ static pid_t daemon_pid, svc_pid;
 
 /* ---- files ---- */
 
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, len = 0, n;
-
-	if (f) {
-		for (;;) {
-			if (len + 4096 + 1 > cap) {
-				cap = (len + 4096 + 1) * 2;
-				buf = realloc(buf, cap);
-				assert_non_null(buf);
-			}
-			n = fread(buf + len, 1, 4096, f);
-			len += n;
-			if (n == 0)
-				break;
-		}
-		fclose(f);
-	}
-	if (!buf)
-		buf = calloc(1, 1);
-	buf[len] = '\0';
-	return buf;
-}
-
-/* Writes text to path (created or truncated) and closes it. */
-static void
-write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(close(fd), 0);
-}
-
+/* A path under watch. */
 static char *
 at(const char *rel)
 {
-	static char buf[8][PATH_MAX];
-	static int i;
-
-	i = (i + 1) % 8;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", watch, rel);
-	return buf[i];
+	return tu_path(watch, rel);
 }
 
 /* A rule matching needle, written as a hex string so that the rules
@@ -131,7 +89,7 @@ write_rules(const char *path, const char *needle)
 		 "rule test_marker\n{\n  strings:\n    $m = { %s}\n  condition:\n    "
 		 "$m\n}\n",
 		 hex);
-	write_file(path, text);
+	tu_write_file(path, text);
 }
 
 /* open(path, O_RDONLY): 0, or the errno; *ret_ms how long it took. */
@@ -148,87 +106,7 @@ try_open(const char *path, int64_t *ret_ms)
 	return err;
 }
 
-static int
-count_in_file(const char *path, const char *needle)
-{
-	char *s = slurp(path), *p = s;
-	int n = 0;
-
-	while ((p = strstr(p, needle))) {
-		n++;
-		p += strlen(needle);
-	}
-	free(s);
-	return n;
-}
-
-static bool
-wait_in_file(const char *path, const char *needle, int n)
-{
-	int64_t end = tu_now_ms() + WAIT_MS;
-
-	while (tu_now_ms() < end) {
-		if (count_in_file(path, needle) >= n)
-			return true;
-		usleep(2000);
-	}
-	return false;
-}
-
 /* ---- processes ---- */
-
-static pid_t
-start(char *const argv[], const char *out, const char *err)
-{
-	pid_t pid = fork();
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int efd = open(err, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		int ofd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		if (efd < 0 || ofd < 0 || null < 0)
-			_exit(127);
-		dup2(null, STDIN_FILENO);
-		dup2(ofd, STDOUT_FILENO);
-		dup2(efd, STDERR_FILENO);
-		execve(argv[0], argv, environ);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int
-wait_exit(pid_t pid)
-{
-	int64_t end = tu_now_ms() + WAIT_MS;
-	int st;
-
-	while (tu_now_ms() < end) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		assert_true(r >= 0);
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(2000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	fail_msg("process %d did not exit within %d ms", (int)pid, WAIT_MS);
-	return -1;
-}
-
-static int
-port_ready(void *arg)
-{
-	char port[300], control[300];
-
-	(void)arg;
-	snprintf(port, sizeof(port), "%s/scanner", rundir);
-	snprintf(control, sizeof(control), "%s/control", rundir);
-	return access(port, F_OK) == 0 && access(control, F_OK) == 0;
-}
 
 /* Without name reporting (a kernel before 5.17, or one simulated by
  * FLTMGR_KERNEL_FEATURES) the scanner's invalidation by notifications
@@ -269,10 +147,10 @@ daemon_start(int deadline_ms, bool deny_by_default)
 		 "deadline_ms = %d\ndefault_verdict = %s\nattach = %s\n%s",
 		 fdir, deadline_ms, deny_by_default ? "deny" : "allow", watch,
 		 no_names_params());
-	write_file(conf, text);
-	daemon_pid = start(argv, "/dev/null", dlog);
-	if (!tu_wait_until(port_ready, NULL, WAIT_MS))
-		fail_msg("fltmgrd did not start: %s", slurp(dlog));
+	tu_write_file(conf, text);
+	daemon_pid = tu_spawn(argv, "/dev/null", dlog);
+	if (!tu_wait_daemon_ready(rundir, "scanner", WAIT_MS))
+		fail_msg("fltmgrd did not start: %s", tu_slurp(dlog));
 }
 
 /* scanner --rules rules [extra]; waits until it is connected. */
@@ -281,14 +159,14 @@ svc_start(const char *const extra[])
 {
 	char *argv[20] = { (char *)scanner_bin, "--rules", rules, "--runtime-dir",
 			   rundir };
-	int n = 5, before = count_in_file(slog, "connected to ");
+	int n = 5, before = tu_count_in_file(slog, "connected to ");
 
 	for (int i = 0; extra && extra[i]; i++)
 		argv[n++] = (char *)extra[i];
 	argv[n] = NULL;
-	svc_pid = start(argv, sout, slog);
-	if (!wait_in_file(slog, "connected to ", before + 1))
-		fail_msg("scanner did not connect: %s", slurp(slog));
+	svc_pid = tu_spawn(argv, sout, slog);
+	if (!tu_wait_in_file(slog, "connected to ", before + 1, WAIT_MS))
+		fail_msg("scanner did not connect: %s", tu_slurp(slog));
 }
 
 /* The filter's counters, through a monitor connection. */
@@ -325,14 +203,14 @@ filter_stats(uint64_t v[SCANNER_CTR_COUNT_])
 static uint64_t
 svc_stat(const char *name)
 {
-	int n = count_in_file(slog, "stats: ");
+	int n = tu_count_in_file(slog, "stats: ");
 	char key[64], *s, *p, *last = NULL;
 	uint64_t v;
 
 	kill(svc_pid, SIGUSR1);
-	if (!wait_in_file(slog, "stats: ", n + 1))
-		fail_msg("no stats line from the service: %s", slurp(slog));
-	s = slurp(slog);
+	if (!tu_wait_in_file(slog, "stats: ", n + 1, WAIT_MS))
+		fail_msg("no stats line from the service: %s", tu_slurp(slog));
+	s = tu_slurp(slog);
 	for (p = s; (p = strstr(p, "stats: ")); p++)
 		last = p;
 	snprintf(key, sizeof(key), " %s=", name);
@@ -425,18 +303,18 @@ teardown(void **state)
 	if (svc_pid > 0) {
 		kill(svc_pid, SIGCONT);
 		kill(svc_pid, SIGTERM);
-		rc = wait_exit(svc_pid);
+		rc = tu_expect_exit(svc_pid, WAIT_MS);
 		svc_pid = 0;
 	}
 	if (daemon_pid > 0) {
 		kill(daemon_pid, SIGTERM);
-		if (wait_exit(daemon_pid) != 0)
-			fail_msg("fltmgrd did not exit cleanly: %s", slurp(dlog));
+		if (tu_expect_exit(daemon_pid, WAIT_MS) != 0)
+			fail_msg("fltmgrd did not exit cleanly: %s", tu_slurp(dlog));
 		daemon_pid = 0;
 	}
 	if (rc != 0)
 		fail_msg("scanner did not stop cleanly on SIGTERM (%d): %s", rc,
-			 slurp(slog));
+			 tu_slurp(slog));
 	return 0;
 }
 
@@ -452,8 +330,8 @@ marker_file_is_denied_and_clean_file_opens(void **state)
 	 * can come after the first verdict and drop it from the caches (a
 	 * rescan, never a stale verdict, but then the cache would not be
 	 * what answers below). */
-	write_file(at("clean.txt"), CLEANTXT "\n");
-	write_file(at("bad.txt"), "header " MARKER " trailer\n");
+	tu_write_file(at("clean.txt"), CLEANTXT "\n");
+	tu_write_file(at("bad.txt"), "header " MARKER " trailer\n");
 	daemon_start(SCAN_DEADLINE, false);
 	svc_start(NULL);
 	assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
@@ -467,9 +345,9 @@ marker_file_is_denied_and_clean_file_opens(void **state)
 	assert_int_equal(v[SCANNER_CTR_no_service_defaults], 0);
 	assert_int_equal(v[SCANNER_CTR_deadline_defaults], 0);
 	/* The detection was logged with the path, rule and process. */
-	assert_true(wait_in_file(slog, "rule=test_marker", 1));
+	assert_true(tu_wait_in_file(slog, "rule=test_marker", 1, WAIT_MS));
 	{
-		char *log = slurp(slog);
+		char *log = tu_slurp(slog);
 		bool named = strstr(log, at("bad.txt")) != NULL;
 
 		free(log);
@@ -522,10 +400,10 @@ clean_file_rewritten_with_marker_is_denied(void **state)
 	(void)state;
 	daemon_start(SCAN_DEADLINE, false);
 	svc_start(NULL);
-	write_file(at("f"), CLEANTXT);
+	tu_write_file(at("f"), CLEANTXT);
 	assert_int_equal(try_open(at("f"), NULL), 0);
 	assert_int_equal(try_open(at("f"), NULL), 0); /* now in both caches */
-	write_file(at("f"), MARKER);                  /* same size, right away */
+	tu_write_file(at("f"), MARKER);               /* same size, right away */
 	assert_int_equal(try_open(at("f"), NULL), EPERM);
 }
 
@@ -541,7 +419,7 @@ file_written_right_after_create_is_scanned(void **state)
 		char name[16];
 
 		snprintf(name, sizeof(name), "new%d", i);
-		write_file(at(name), MARKER);
+		tu_write_file(at(name), MARKER);
 		assert_int_equal(try_open(at(name), NULL), EPERM);
 	}
 }
@@ -552,17 +430,17 @@ denied_file_rewritten_clean_is_allowed(void **state)
 	(void)state;
 	daemon_start(SCAN_DEADLINE, false);
 	svc_start(NULL);
-	write_file(at("f"), MARKER);
+	tu_write_file(at("f"), MARKER);
 	assert_int_equal(try_open(at("f"), NULL), EPERM);
 	assert_int_equal(try_open(at("f"), NULL), EPERM);
 	/* The writer's own open is allowed: O_WRONLY of an infected file is
 	 * scanned like any open, so rewrite through truncate + append. */
 	assert_int_equal(truncate(at("f"), 0), 0);
-	write_file(at("g"), CLEANTXT);
+	tu_write_file(at("g"), CLEANTXT);
 	assert_int_equal(rename(at("g"), at("f")), 0);
 	assert_int_equal(try_open(at("f"), NULL), 0);
 	/* And rewritten in place, without a rename. */
-	write_file(at("h"), MARKER);
+	tu_write_file(at("h"), MARKER);
 	assert_int_equal(try_open(at("h"), NULL), EPERM);
 	assert_int_equal(truncate(at("h"), 0), 0);
 	assert_int_equal(try_open(at("h"), NULL), 0);
@@ -574,10 +452,10 @@ infected_file_renamed_over_clean_name_is_denied(void **state)
 	(void)state;
 	daemon_start(SCAN_DEADLINE, false);
 	svc_start(NULL);
-	write_file(at("doc"), CLEANTXT);
+	tu_write_file(at("doc"), CLEANTXT);
 	assert_int_equal(try_open(at("doc"), NULL), 0);
 	assert_int_equal(try_open(at("doc"), NULL), 0); /* cached clean */
-	write_file(at("doc.tmp"), MARKER);
+	tu_write_file(at("doc.tmp"), MARKER);
 	assert_int_equal(rename(at("doc.tmp"), at("doc")), 0);
 	assert_int_equal(try_open(at("doc"), NULL), EPERM);
 }
@@ -591,7 +469,7 @@ unchanged_clean_file_second_open_skips_service(void **state)
 	/* Written before anyone watches: no notification of that write can
 	 * come late and drop the first verdict from the caches (which would
 	 * be right, a rescan, but not what this test is about). */
-	write_file(at("f"), CLEANTXT);
+	tu_write_file(at("f"), CLEANTXT);
 	daemon_start(SCAN_DEADLINE, false);
 	svc_start(NULL);
 	assert_int_equal(try_open(at("f"), NULL), 0);
@@ -627,8 +505,8 @@ stopped_service_gets_default_within_deadline(void **state)
 	(void)state;
 	daemon_start(DEADLINE, true); /* deny: the default is visible */
 	svc_start(NULL);
-	write_file(at("f"), CLEANTXT);
-	write_file(at("g"), CLEANTXT "2");
+	tu_write_file(at("f"), CLEANTXT);
+	tu_write_file(at("g"), CLEANTXT "2");
 	assert_int_equal(try_open(at("g"), NULL), 0); /* a clean scan works */
 	svc_stop_signal();
 	assert_int_equal(try_open(at("f"), &ms), EPERM);
@@ -683,7 +561,7 @@ killed_service_pending_opens_answered_at_once(void **state)
 		char name[16];
 
 		snprintf(name, sizeof(name), "f%d", i);
-		write_file(at(name), CLEANTXT);
+		tu_write_file(at(name), CLEANTXT);
 		o[i] = (struct opener){ .path = strdup(at(name)) };
 	}
 	svc_stop_signal();
@@ -709,7 +587,7 @@ killed_service_pending_opens_answered_at_once(void **state)
 		free((char *)o[i].path);
 	}
 	assert_true(tu_now_ms() - t0 < LONG_DEADLINE - 1000);
-	assert_int_equal(wait_exit(svc_pid), 128 + SIGKILL);
+	assert_int_equal(tu_expect_exit(svc_pid, WAIT_MS), 128 + SIGKILL);
 	svc_pid = 0;
 	filter_stats(v);
 	assert_true(v[SCANNER_CTR_disconnect_defaults] >= N);
@@ -723,7 +601,7 @@ no_service_gives_default_verdict(void **state)
 	int64_t ms;
 
 	(void)state;
-	write_file(at("f"), CLEANTXT); /* before anyone watches */
+	tu_write_file(at("f"), CLEANTXT); /* before anyone watches */
 	daemon_start(DEADLINE, true);
 	assert_int_equal(try_open(at("f"), &ms), EPERM);
 	assert_true(ms < DEADLINE); /* at once, not at the deadline */
@@ -761,7 +639,7 @@ twenty_concurrent_openers_are_scanned_in_parallel(void **state)
 		if (i % 5 == 0) /* every fifth is infected, at the very end */
 			memcpy(body + SIZE - strlen(MARKER), MARKER, strlen(MARKER));
 		body[SIZE] = '\0';
-		write_file(at(name), body);
+		tu_write_file(at(name), body);
 		o[i] = (struct opener){ .path = strdup(at(name)), .go = &go };
 	}
 	free(body);
@@ -801,19 +679,19 @@ sighup_reload_applies_to_next_open(void **state)
 	write_rules(rules, MARKER);
 	daemon_start(SCAN_DEADLINE, false);
 	svc_start(NULL);
-	write_file(at("f"), "harmless today, NEWLY-BAD tomorrow");
+	tu_write_file(at("f"), "harmless today, NEWLY-BAD tomorrow");
 	assert_int_equal(try_open(at("f"), NULL), 0);
 	assert_int_equal(try_open(at("f"), NULL), 0); /* cached in the kernel */
 	write_rules(rules, "NEWLY-BAD");
 	assert_int_equal(kill(svc_pid, SIGHUP), 0);
-	assert_true(wait_in_file(slog, "rules reloaded", 1));
+	assert_true(tu_wait_in_file(slog, "rules reloaded", 1, WAIT_MS));
 	assert_int_equal(try_open(at("f"), NULL), EPERM);
 	filter_stats(v);
 	assert_int_equal(v[SCANNER_CTR_flushes], 1);
 	/* A reload with an error keeps the rules in force. */
-	write_file(rules, "rule broken {\n condition:\n nonsense\n}\n");
+	tu_write_file(rules, "rule broken {\n condition:\n nonsense\n}\n");
 	assert_int_equal(kill(svc_pid, SIGHUP), 0);
-	assert_true(wait_in_file(slog, "keeping the current ones", 1));
+	assert_true(tu_wait_in_file(slog, "keeping the current ones", 1, WAIT_MS));
 	assert_int_equal(try_open(at("f"), NULL), EPERM);
 }
 
@@ -831,7 +709,7 @@ malformed_reply_is_counted_and_defaulted(void **state)
 	int r, st;
 
 	(void)state;
-	write_file(at("f"), CLEANTXT); /* before anyone watches */
+	tu_write_file(at("f"), CLEANTXT); /* before anyone watches */
 	daemon_start(DEADLINE * 3, true);
 	/* This process plays a broken service; a child opens. */
 	snprintf(path, sizeof(path), "%s/scanner", rundir);
@@ -864,10 +742,10 @@ rule_error_names_file_and_line(void **state)
 	char *err;
 
 	(void)state;
-	write_file(rules, "rule ok { condition: true }\n\nrule bad {\n  condition:\n"
-			  "    $undefined\n}\n");
-	assert_int_equal(wait_exit(start(argv, sout, slog)), 5);
-	err = slurp(slog);
+	tu_write_file(rules, "rule ok { condition: true }\n\nrule bad {\n  condition:\n"
+			     "    $undefined\n}\n");
+	assert_int_equal(tu_expect_exit(tu_spawn(argv, sout, slog), WAIT_MS), 5);
+	err = tu_slurp(slog);
 	if (!strstr(err, rules) || !strstr(err, ":6: error"))
 		fail_msg("no FILE:LINE in: %s", err);
 	free(err);
@@ -886,8 +764,8 @@ fltmc_stats_shows_the_filters_counters(void **state)
 	(void)state;
 	daemon_start(DEADLINE, false);
 	svc_start(NULL);
-	write_file(at("clean.txt"), CLEANTXT "\n");
-	write_file(at("bad.txt"), "header " MARKER " trailer\n");
+	tu_write_file(at("clean.txt"), CLEANTXT "\n");
+	tu_write_file(at("bad.txt"), "header " MARKER " trailer\n");
 	assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
 	assert_int_equal(try_open(at("clean.txt"), NULL), 0);
 	filter_stats(v);
@@ -895,7 +773,7 @@ fltmc_stats_shows_the_filters_counters(void **state)
 	snprintf(cmd, sizeof(cmd), "'%s' --runtime-dir '%s' --json stats > '%s'",
 		 fltmc_bin, rundir, path);
 	assert_int_equal(system(cmd), 0);
-	text = slurp(path);
+	text = tu_slurp(path);
 	o = json_tokener_parse(text);
 	if (!o)
 		fail_msg("fltmc stats --json printed no JSON: %s", text);
@@ -945,10 +823,10 @@ daemon_start_params(int deadline_ms, bool deny_by_default, const char *params)
 		 "deadline_ms = %d\ndefault_verdict = %s\nattach = %s\n%s%s",
 		 fdir, deadline_ms, deny_by_default ? "deny" : "allow", watch, params,
 		 no_names_params());
-	write_file(conf, text);
-	daemon_pid = start(argv, "/dev/null", dlog);
-	if (!tu_wait_until(port_ready, NULL, WAIT_MS))
-		fail_msg("fltmgrd did not start: %s", slurp(dlog));
+	tu_write_file(conf, text);
+	daemon_pid = tu_spawn(argv, "/dev/null", dlog);
+	if (!tu_wait_daemon_ready(rundir, "scanner", WAIT_MS))
+		fail_msg("fltmgrd did not start: %s", tu_slurp(dlog));
 }
 
 /* Writes size bytes of filler (marker at the end if infected). */
@@ -962,7 +840,7 @@ write_sized(const char *path, size_t size, bool infected)
 	if (infected)
 		memcpy(body + size - strlen(MARKER), MARKER, strlen(MARKER));
 	body[size] = '\0';
-	write_file(path, body);
+	tu_write_file(path, body);
 	free(body);
 }
 
@@ -1017,8 +895,8 @@ inline_ms_zero_pends_every_request(void **state)
 	(void)state;
 	daemon_start_params(DEADLINE, false, "param.inline_ms = 0\n");
 	svc_start(NULL);
-	write_file(at("clean.txt"), CLEANTXT);
-	write_file(at("bad.txt"), MARKER);
+	tu_write_file(at("clean.txt"), CLEANTXT);
+	tu_write_file(at("bad.txt"), MARKER);
 	assert_int_equal(try_open(at("clean.txt"), NULL), 0);
 	assert_int_equal(try_open(at("bad.txt"), NULL), EPERM);
 	filter_stats(v);
@@ -1040,7 +918,7 @@ stopped_service_inline_wait_is_pended(void **state)
 	(void)state;
 	daemon_start(DEADLINE, true);
 	svc_start(NULL);
-	write_file(at("f"), CLEANTXT); /* its own open was scanned too */
+	tu_write_file(at("f"), CLEANTXT); /* its own open was scanned too */
 	svc_stop_signal();
 	filter_stats(a);
 	/* A loaded machine may have made an earlier inline send slow or run
@@ -1098,7 +976,7 @@ slow_service_pauses_inline_path(void **state)
 		char name[16];
 
 		snprintf(name, sizeof(name), "s%d", i);
-		write_file(at(name), CLEANTXT); /* before anyone watches */
+		tu_write_file(at(name), CLEANTXT); /* before anyone watches */
 	}
 	daemon_start(DEADLINE * 3, false);
 	snprintf(path, sizeof(path), "%s/scanner", rundir);
@@ -1263,9 +1141,9 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
 		char name[16];
 
 		snprintf(name, sizeof(name), "bad%d.txt", i);
-		write_file(at(name), "header " MARKER " trailer\n");
+		tu_write_file(at(name), "header " MARKER " trailer\n");
 	}
-	write_file(at("bad.txt"), "header " MARKER " trailer\n");
+	tu_write_file(at("bad.txt"), "header " MARKER " trailer\n");
 	daemon_start_params(DEADLINE, false, "param.inline_ms = 0\n");
 
 	/* No service: allowed, logged once for six opens in a row. */
@@ -1276,8 +1154,8 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
 		 "open of %s by pid %d (%s) ALLOWED: no_service_defaults (unscanned, "
 		 "default verdict: no service connected)",
 		 at("bad.txt"), (int)getpid(), self);
-	assert_true(wait_in_file(dlog, line, 1));
-	assert_int_equal(count_in_file(dlog, "no service connected"), 1);
+	assert_true(tu_wait_in_file(dlog, line, 1, WAIT_MS));
+	assert_int_equal(tu_count_in_file(dlog, "no service connected"), 1);
 
 	p = fake_service();
 	/* The service could not scan it. */
@@ -1286,8 +1164,8 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
 	assert_int_equal(child_result(c), 0);
 	snprintf(line, sizeof(line), "open of %s by pid %d (%s) ALLOWED: service_errors",
 		 at("bad0.txt"), (int)c, self);
-	assert_true(wait_in_file(dlog, line, 1));
-	assert_true(wait_in_file(dlog, "the service could not scan it", 1));
+	assert_true(tu_wait_in_file(dlog, line, 1, WAIT_MS));
+	assert_true(tu_wait_in_file(dlog, "the service could not scan it", 1, WAIT_MS));
 	/* Not cached: asked again, and this time denied. */
 	c = child_open(at("bad0.txt"));
 	fake_answer(p, fake_take(p, NULL), SCANNER_INFECTED);
@@ -1297,7 +1175,7 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
 	c = child_open(at("bad1.txt"));
 	id = fake_take(p, NULL);
 	assert_int_equal(child_result(c), 0);
-	assert_true(wait_in_file(dlog, "no verdict before the deadline", 1));
+	assert_true(tu_wait_in_file(dlog, "no verdict before the deadline", 1, WAIT_MS));
 	/* the late answer is refused */
 	{
 		uint8_t reply[SCANNER_REPLY_SIZE];
@@ -1315,24 +1193,26 @@ fail_open_verdicts_are_logged_and_never_cached(void **state)
 	id = fake_take(p, NULL);
 	assert_int_equal(filter_reply_message(p, id, 0, "bad", 3), 0);
 	assert_int_equal(child_result(c), 0);
-	assert_true(wait_in_file(dlog, "sent a malformed reply", 1));
+	assert_true(tu_wait_in_file(dlog, "sent a malformed reply", 1, WAIT_MS));
 
 	/* The service goes away with the request. */
 	c = child_open(at("bad3.txt"));
 	(void)fake_take(p, NULL);
 	filter_close_port(p);
 	assert_int_equal(child_result(c), 0);
-	assert_true(wait_in_file(dlog, "the service went away with the request", 1));
+	assert_true(tu_wait_in_file(dlog, "the service went away with the request", 1,
+				    WAIT_MS));
 
 	/* No service again, more than a second after the first such line:
 	 * logged, with the five left out. (Once our own connection is gone:
 	 * until then this process is excluded as a service.) */
 	snprintf(line, sizeof(line), "service pid %d disconnected", (int)getpid());
-	assert_true(wait_in_file(dlog, line, 1));
+	assert_true(tu_wait_in_file(dlog, line, 1, WAIT_MS));
 	while (tu_now_ms() - t_first < 1100)
 		usleep(10000);
 	assert_int_equal(try_open(at("bad.txt"), NULL), 0);
-	assert_true(wait_in_file(dlog, "(5 more like it since the last report)", 1));
+	assert_true(tu_wait_in_file(dlog, "(5 more like it since the last report)", 1,
+				    WAIT_MS));
 
 	filter_stats(v);
 	assert_int_equal(v[SCANNER_CTR_no_service_defaults], 7);
@@ -1367,9 +1247,9 @@ timestamps_are_coarse(const char *path)
 	for (int i = 0; i < 5; i++) {
 		struct stat a, b;
 
-		write_file(path, "1");
+		tu_write_file(path, "1");
 		assert_int_equal(stat(path, &a), 0);
-		write_file(path, "2");
+		tu_write_file(path, "2");
 		assert_int_equal(stat(path, &b), 0);
 		if (a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
 		    a.st_mtim.tv_nsec == b.st_mtim.tv_nsec)
@@ -1391,8 +1271,8 @@ file_changed_during_its_scan_is_scanned_again(void **state)
 
 	(void)state;
 	coarse = timestamps_are_coarse(at("tick"));
-	write_file(at("f"), CLEANTXT);
-	write_file(at("g"), CLEANTXT);
+	tu_write_file(at("f"), CLEANTXT);
+	tu_write_file(at("g"), CLEANTXT);
 	daemon_start_params(SCAN_DEADLINE, false, "param.inline_ms = 0\n");
 	p = fake_service();
 
@@ -1434,8 +1314,9 @@ file_changed_during_its_scan_is_scanned_again(void **state)
 		fake_answer(p, id, SCANNER_CLEAN);
 	}
 	assert_int_equal(child_result(c), EPERM);
-	assert_true(wait_in_file(
-		dlog, "denied: changed_denies (it changed during each of its scans", 1));
+	assert_true(tu_wait_in_file(
+		dlog, "denied: changed_denies (it changed during each of its scans", 1,
+		WAIT_MS));
 	filter_stats(v);
 	assert_int_equal(v[SCANNER_CTR_changed_denies], 1);
 	assert_int_equal(v[SCANNER_CTR_rescans], 1 + 3);
@@ -1456,18 +1337,18 @@ oversize_file_gets_the_default_verdict(void **state)
 
 	(void)state;
 	write_sized(at("big"), 4096, true); /* before anyone watches */
-	write_file(at("small-bad"), MARKER);
-	write_file(at("small-clean"), CLEANTXT);
+	tu_write_file(at("small-bad"), MARKER);
+	tu_write_file(at("small-clean"), CLEANTXT);
 	daemon_start(SCAN_DEADLINE, true);
 	svc_start(extra);
 	assert_int_equal(try_open(at("big"), NULL), EPERM);
 	assert_int_equal(try_open(at("big"), NULL), EPERM);
 	assert_int_equal(try_open(at("small-bad"), NULL), EPERM);
 	assert_int_equal(try_open(at("small-clean"), NULL), 0);
-	assert_true(wait_in_file(dlog,
-				 "denied: service_errors (unscanned, default verdict: "
-				 "the service could not scan it",
-				 1));
+	assert_true(tu_wait_in_file(dlog,
+				    "denied: service_errors (unscanned, default verdict: "
+				    "the service could not scan it",
+				    1, WAIT_MS));
 	filter_stats(v);
 	assert_int_equal(v[SCANNER_CTR_service_errors], 2); /* asked twice */
 	assert_int_equal(svc_stat("oversize"), 2);
@@ -1551,7 +1432,7 @@ open_after_a_write_through_mmap_is_scanned(void **state)
 	daemon_start(SCAN_DEADLINE, true);
 	svc_start(NULL);
 	snprintf(path, sizeof(path), "%s/doc", watch);
-	write_file(path, CLEANTXT "\n" CLEANTXT "\n");
+	tu_write_file(path, CLEANTXT "\n" CLEANTXT "\n");
 	assert_int_equal(chown(path, 65534, 65534), 0);
 	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
 	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
@@ -1741,13 +1622,13 @@ dead_clients_exclusion_does_not_pass_to_its_pid(void **state)
 	bool gone;
 
 	(void)state;
-	write_file(at("bad.txt"), "header " MARKER " trailer\n");
+	tu_write_file(at("bad.txt"), "header " MARKER " trailer\n");
 	daemon_start(SCAN_DEADLINE, false);
 	svc_start(NULL);
 	pid = client_leaves_its_sockets_in_flight();
 	t0 = tu_now_ms();
 	snprintf(line, sizeof(line), "service pid %d disconnected", (int)pid);
-	gone = wait_in_file(dlog, line, 1);
+	gone = tu_wait_in_file(dlog, line, 1, WAIT_MS);
 	print_message("scanner: dead client's connection %s after %lld ms\n",
 		      gone ? "ended" : "still there", (long long)(tu_now_ms() - t0));
 	assert_int_equal(open_as_pid(pid, at("bad.txt")), EPERM);
@@ -2075,7 +1956,7 @@ run_race(const char *mode, const char *dir, int n, struct race_result *ret)
 	close(ack[1]);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	snprintf(out, sizeof(out), "%s/race-%s.out", scratch, mode);
-	text = slurp(out);
+	text = tu_slurp(out);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !(p = strstr(text, "race ")))
 		fail_msg("race attacker (%s) failed, status %#x: %s", mode, (unsigned)st,
 			 text);
