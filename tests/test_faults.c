@@ -81,17 +81,6 @@ static pid_t daemon_pid;
 
 /* ---- files ---- */
 
-static void
-write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
-}
-
 /* The whole file (up to 4 MiB) in static storage. */
 static const char *
 read_file(const char *path)
@@ -185,7 +174,7 @@ write_conf(const char *tf_extra, const char *extra)
 		 "%s"
 		 "%s",
 		 fdir, watch, tf_extra ? tf_extra : "", extra ? extra : "");
-	write_file(conf, text, 0644);
+	tu_write_file_mode(conf, text, 0644);
 }
 
 /* ---- the daemon ---- */
@@ -257,25 +246,6 @@ daemon_start(void)
 	daemon_start_env(NULL);
 }
 
-/* Waits up to timeout_ms for pid; its exit status, 128 + signal, or -1. */
-static int
-wait_exit(pid_t pid, int timeout_ms)
-{
-	int64_t end = tu_now_ms() + timeout_ms;
-	int status;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status)
-						 : 128 + WTERMSIG(status);
-		if (r < 0 || tu_now_ms() > end)
-			return -1;
-		usleep(2000);
-	}
-}
-
 /* SIGTERM; returns the exit status (SIGKILL and -1 after 60 s). */
 static int
 daemon_stop(void)
@@ -287,7 +257,7 @@ daemon_stop(void)
 	if (pid <= 0)
 		return -1;
 	kill(pid, SIGTERM);
-	rc = wait_exit(pid, 60000);
+	rc = tu_wait_exit(pid, 60000);
 	if (rc < 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -320,7 +290,7 @@ fltmc_run(char *out, size_t cap, int timeout_ms, const char *a1, const char *a2)
 		execve(argv[0], argv, environ);
 		_exit(127);
 	}
-	rc = wait_exit(pid, timeout_ms);
+	rc = tu_wait_exit(pid, timeout_ms);
 	if (rc < 0) {
 		char p2[64], comm[64] = "?", wchan[64] = "?";
 		int fd;
@@ -624,9 +594,9 @@ setup(void **state)
 	assert_int_equal(mkdir(fdir, 0755), 0);
 	assert_int_equal(mkdir(watch, 0777), 0);
 	copy_object(filter_so, "tf.so");
-	write_file(in_watch("secret.txt"), "s\n", 0644);
-	write_file(in_watch("plain.txt"), "p\n", 0644);
-	write_file(in_watch("slow.txt"), "h\n", 0644);
+	tu_write_file_mode(in_watch("secret.txt"), "s\n", 0644);
+	tu_write_file_mode(in_watch("plain.txt"), "p\n", 0644);
+	tu_write_file_mode(in_watch("slow.txt"), "h\n", 0644);
 	write_conf(NULL, NULL);
 	return 0;
 }
@@ -751,7 +721,7 @@ sigkill_under_permission_load(void **state)
 		t_kill = tu_now_ms();
 		atomic_store(&g.kill_ms, t_kill);
 		assert_int_equal(kill(daemon_pid, SIGKILL), 0);
-		rc = wait_exit(daemon_pid, RETURN_MS);
+		rc = tu_wait_exit(daemon_pid, RETURN_MS);
 		t_reaped = tu_now_ms();
 		assert_int_equal(rc, 128 + SIGKILL);
 		/* From here nothing of the old daemon is left. */

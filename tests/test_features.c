@@ -111,15 +111,11 @@ teardown(void **state)
 		}                                                                        \
 	} while (0)
 
+/* A path under mnt. */
 static char *
 at(const char *rel)
 {
-	static char bufs[4][256];
-	static int i;
-	char *b = bufs[i++ % 4];
-
-	snprintf(b, sizeof(bufs[0]), "%s/%s", mnt, rel);
-	return b;
+	return tu_path(mnt, rel);
 }
 
 static int

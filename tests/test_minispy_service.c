@@ -1,410 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_minispy_service.c — the minispy service (filters/minispy/service/)
- * end to end, as an operator runs it: the real fltmgrd with its built-in
- * default (minispy at 385100 on a watched directory) or a small config,
- * and the real `minispy --json --output FILE`, whose output the test
- * parses with json-c in strict mode with UTF-8 validation. Root only
- * (fanotify, root-owned filter objects).
+ * test_minispy_service.c — what the minispy service writes: each
+ * operation's record and fields, renames with both paths, odd file names
+ * round-tripped, the backlog delivered on connect and its overflow as one
+ * loss record, --ops filtering, unlinked and replaced files, and a volume
+ * attached automatically.
  *
- * Like test_daemon.c, the program runs in a private mount namespace on a
- * scratch tmpfs, and each test has its own runtime directory, filter
- * directory (root-owned 0755, holding a 0644 copy of minispy.so: the
- * loader refuses anything else) and watched directory. File operations
- * whose process the test checks are done by tests/fsop, held open with
- * --hold so that its pid, uid and exe are still there to be verified.
- * Every wait is bounded (WAIT_MS).
+ * The real fltmgrd and the real `minispy --json`, in a private mount
+ * namespace, root only; the daemon, the service, their JSON records and
+ * each test's setup: minispy_service_fixture.h.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <json-c/json.h>
-#include <limits.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "testutil.h"
-
-/* Each wait ends as soon as its condition holds; the bound is for the
- * TSan build on a loaded 2-core machine, where a service life has taken
- * over 10 s to connect. */
-#define WAIT_MS 30000
-
-extern char **environ;
-
-static const char *fltmgrd_bin, *spy_bin, *minispy_so, *fltmc_bin;
-static char fsop_bin[PATH_MAX];
-static char scratch[] = "/tmp/fltmgr-spysvc.XXXXXX";
-static char rundir[128], fdir[128], watch[128], conf[128], dlog[128], out[128], slog[128];
-static pid_t daemon_pid, spy_pid;
-
-/* ---- files and processes ---- */
-
-static char *
-slurp(const char *path, size_t *ret_len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, len = 0, n;
-
-	if (f) {
-		for (;;) {
-			if (len + 4096 + 1 > cap) {
-				cap = (len + 4096 + 1) * 2;
-				buf = realloc(buf, cap);
-				assert_non_null(buf);
-			}
-			n = fread(buf + len, 1, 4096, f);
-			len += n;
-			if (n == 0)
-				break;
-		}
-		fclose(f);
-	}
-	if (!buf)
-		buf = calloc(1, 1);
-	buf[len] = '\0';
-	if (ret_len)
-		*ret_len = len;
-	return buf;
-}
-
-static void
-write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "we");
-
-	assert_non_null(f);
-	assert_true(fputs(text, f) >= 0);
-	assert_int_equal(fclose(f), 0);
-}
-
-static char *
-at(const char *rel)
-{
-	static char buf[4][PATH_MAX];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", watch, rel);
-	return buf[i];
-}
-
-/* Occurrences of needle in the file. */
-static int
-count_in_file(const char *path, const char *needle)
-{
-	char *s = slurp(path, NULL), *p = s;
-	int n = 0;
-
-	while ((p = strstr(p, needle))) {
-		n++;
-		p += strlen(needle);
-	}
-	free(s);
-	return n;
-}
-
-/* Waits until needle occurs at least n times in the file. */
-static bool
-wait_in_file(const char *path, const char *needle, int n)
-{
-	int64_t end = tu_now_ms() + WAIT_MS;
-
-	while (tu_now_ms() < end) {
-		if (count_in_file(path, needle) >= n)
-			return true;
-		usleep(5000);
-	}
-	return false;
-}
-
-/* Forks argv[0] with stdout to /dev/null and stderr appended to err. */
-static pid_t
-start(char *const argv[], const char *err)
-{
-	pid_t pid = fork();
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(err, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		if (fd < 0 || null < 0)
-			_exit(127);
-		dup2(null, STDIN_FILENO);
-		dup2(null, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		execve(argv[0], argv, environ);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Waits for pid to exit; its status, or 128 + signal. Fails the test
- * (after killing it) if it does not exit within WAIT_MS. */
-static int
-wait_exit(pid_t pid)
-{
-	int64_t end = tu_now_ms() + WAIT_MS;
-	int st;
-
-	while (tu_now_ms() < end) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		assert_true(r >= 0);
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(2000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	fail_msg("process %d did not exit within %d ms", (int)pid, WAIT_MS);
-	return -1;
-}
-
-/* ---- the daemon and the service ---- */
-
-/* The control socket is made after every instance is attached: from
- * then on the daemon is filtering. */
-static int
-daemon_ready(void *arg)
-{
-	char port[300], control[300];
-
-	(void)arg;
-	snprintf(port, sizeof(port), "%s/minispy", rundir);
-	snprintf(control, sizeof(control), "%s/control", rundir);
-	return access(port, F_OK) == 0 && access(control, F_OK) == 0;
-}
-
-/* fltmgrd -f: the built-in default on the watched directory, or conf. */
-static void
-daemon_start(bool with_conf)
-{
-	char *argv[] = { (char *)fltmgrd_bin,
-			 "--foreground",
-			 "--runtime-dir",
-			 rundir,
-			 with_conf ? "--config" : "--filter-dir",
-			 with_conf ? conf : fdir,
-			 with_conf ? NULL : "--attach",
-			 watch,
-			 NULL };
-
-	daemon_pid = start(argv, dlog);
-	if (!tu_wait_until(daemon_ready, NULL, WAIT_MS))
-		fail_msg("fltmgrd did not start: %s", slurp(dlog, NULL));
-}
-
-static int
-daemon_stop(void)
-{
-	int rc;
-
-	if (daemon_pid <= 0)
-		return -1;
-	kill(daemon_pid, SIGTERM);
-	rc = wait_exit(daemon_pid);
-	daemon_pid = 0;
-	return rc;
-}
-
-/* minispy --json --output out --runtime-dir rundir [extra...]; waits for
- * its n-th "connected to" line when wait_connected. */
-static pid_t
-spy_start_args(const char *const extra[], bool wait_connected)
-{
-	char *argv[16] = { (char *)spy_bin, "--json", "--output", out,
-			   "--runtime-dir", rundir };
-	int n = 6, before = count_in_file(slog, "connected to ");
-	pid_t pid;
-
-	for (int i = 0; extra && extra[i]; i++)
-		argv[n++] = (char *)extra[i];
-	argv[n] = NULL;
-	pid = start(argv, slog);
-	if (wait_connected && !wait_in_file(slog, "connected to ", before + 1))
-		fail_msg("minispy did not connect: %s", slurp(slog, NULL));
-	return pid;
-}
-
-static void
-spy_start(void)
-{
-	spy_pid = spy_start_args(NULL, true);
-}
-
-static int
-spy_stop(int sig)
-{
-	int rc;
-
-	kill(spy_pid, sig);
-	rc = wait_exit(spy_pid);
-	spy_pid = 0;
-	return rc;
-}
-
-/* ---- the JSON output ---- */
-
-/* Every line of the output file, each parsed strictly (RFC 8259, UTF-8
- * validated): a line that is not valid JSON fails the test. Returns a
- * JSON array the caller puts. While the service runs, the last line may
- * still be half written (a long record takes more than one write(2));
- * polling callers pass live = true to leave it for the next look. */
-static struct json_object *
-records_read_live(const char *path, bool live)
-{
-	struct json_object *all = json_object_new_array();
-	char *text = slurp(path, NULL), *line = text, *nl;
-
-	while ((nl = strchr(line, '\n'))) {
-		struct json_tokener *tok = json_tokener_new();
-		struct json_object *o;
-
-		json_tokener_set_flags(tok,
-				       JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-		*nl = '\0';
-		o = json_tokener_parse_ex(tok, line, (int)strlen(line));
-		if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-		    tok->char_offset != (int)strlen(line))
-			fail_msg("not one valid JSON object: '%s'", line);
-		json_tokener_free(tok);
-		json_object_array_add(all, o);
-		line = nl + 1;
-	}
-	if (!live)
-		assert_int_equal(*line, '\0'); /* no partial line left */
-	free(text);
-	return all;
-}
-
-static struct json_object *
-records_read(const char *path)
-{
-	return records_read_live(path, false);
-}
-
-static struct json_object *
-member(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-
-	return json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static const char *
-str(struct json_object *o, const char *key)
-{
-	struct json_object *v = member(o, key);
-
-	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v)
-							     : NULL;
-}
-
-static int64_t
-num(struct json_object *o, const char *key)
-{
-	struct json_object *v = member(o, key);
-
-	if (!v || !json_object_is_type(v, json_type_int))
-		fail_msg("no integer %s in %s", key, json_object_to_json_string(o));
-	return json_object_get_int64(v);
-}
-
-static size_t
-b64_decode(const char *s, unsigned char *buf, size_t cap)
-{
-	static const char abc[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	uint32_t v = 0;
-	size_t n = 0;
-	int bits = 0;
-
-	for (; *s && *s != '='; s++) {
-		const char *p = strchr(abc, *s);
-
-		assert_non_null(p);
-		v = v << 6 | (uint32_t)(p - abc);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			assert_true(n < cap);
-			buf[n++] = (unsigned char)(v >> bits);
-		}
-	}
-	return n;
-}
-
-/* The exact bytes of string member key ("path"...): key_bytes if there
- * is one, else the string itself. Static storage. */
-static const char *
-name_of(struct json_object *o, const char *key)
-{
-	static char buf[2][PATH_MAX + 1];
-	static int i;
-	char bkey[64];
-	const char *b, *s;
-	size_t n;
-
-	i = !i;
-	snprintf(bkey, sizeof(bkey), "%s_bytes", key);
-	b = str(o, bkey);
-	s = str(o, key);
-	if (!b)
-		return s;
-	assert_non_null(s);
-	/* the readable text marks where the bytes were not UTF-8 */
-	assert_non_null(strstr(s, "\xef\xbf\xbd"));
-	n = b64_decode(b, (unsigned char *)buf[i], PATH_MAX);
-	buf[i][n] = '\0';
-	assert_int_equal(strlen(buf[i]), n);
-	return buf[i];
-}
-
-/* The first record with this op and path (and pid, if > 0), waiting for
- * it to appear; a new reference. */
-static struct json_object *
-wait_record_from(const char *file, const char *op, const char *path, pid_t pid)
-{
-	int64_t end = tu_now_ms() + WAIT_MS;
-
-	do {
-		struct json_object *all = records_read_live(file, true);
-
-		for (size_t i = 0; i < json_object_array_length(all); i++) {
-			struct json_object *o = json_object_array_get_idx(all, i);
-			const char *p = name_of(o, "path");
-
-			if (str(o, "op") && !strcmp(str(o, "op"), op) && p &&
-			    !strcmp(p, path) && (pid <= 0 || num(o, "pid") == pid)) {
-				json_object_get(o);
-				json_object_put(all);
-				return o;
-			}
-		}
-		json_object_put(all);
-		usleep(5000);
-	} while (tu_now_ms() < end);
-	fail_msg("no %s record for %s (pid %d) in: %s", op, path, (int)pid,
-		 slurp(file, NULL));
-	return NULL;
-}
-
-static struct json_object *
-wait_record(const char *op, const char *path, pid_t pid)
-{
-	return wait_record_from(out, op, path, pid);
-}
+#include "minispy_service_fixture.h"
 
 /* ---- fsop, held ---- */
 
@@ -450,50 +56,10 @@ static int
 child_done(struct child *c)
 {
 	close(c->to);
-	return wait_exit(c->pid);
+	return tu_expect_exit(c->pid, WAIT_MS);
 }
 
-/* ---- fixtures ---- */
-
-static int
-setup(void **state)
-{
-	static int n;
-	char cmd[1024];
-
-	(void)state;
-	snprintf(rundir, sizeof(rundir), "%s/run%d", scratch, n);
-	snprintf(fdir, sizeof(fdir), "%s/filters%d", scratch, n);
-	snprintf(watch, sizeof(watch), "%s/watch%d", scratch, n);
-	snprintf(conf, sizeof(conf), "%s/fltmgr%d.conf", scratch, n);
-	snprintf(dlog, sizeof(dlog), "%s/daemon%d.log", scratch, n);
-	snprintf(out, sizeof(out), "%s/spy%d.json", scratch, n);
-	snprintf(slog, sizeof(slog), "%s/spy%d.log", scratch, n);
-	n++;
-	assert_int_equal(mkdir(fdir, 0755), 0);
-	assert_int_equal(chmod(fdir, 0755), 0);
-	assert_int_equal(mkdir(watch, 0777), 0);
-	assert_int_equal(chmod(watch, 0777), 0); /* fsop --uid 65534 writes here */
-	snprintf(cmd, sizeof(cmd),
-		 "cp '%s' '%s/minispy.so' && chmod 0644 '%s/minispy.so'", minispy_so,
-		 fdir, fdir);
-	assert_int_equal(system(cmd), 0);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	if (spy_pid > 0) {
-		kill(spy_pid, SIGKILL);
-		waitpid(spy_pid, NULL, 0);
-		spy_pid = 0;
-	}
-	if (daemon_pid > 0 && daemon_stop() != 0)
-		fail_msg("fltmgrd did not exit cleanly: %s", slurp(dlog, NULL));
-	return 0;
-}
+/* ---- a record's process and time ---- */
 
 static int64_t
 realtime_ns(void)
@@ -645,7 +211,7 @@ rename_carries_both_paths(void **state)
 	assert_int_equal(mkdir(at("d2"), 0777), 0);
 	assert_int_equal(chmod(at("d1"), 0777), 0); /* for uid 65534 */
 	assert_int_equal(chmod(at("d2"), 0777), 0);
-	write_text(at("d1/f"), "x");
+	tu_write_file(at("d1/f"), "x");
 	daemon_start(false);
 	spy_start();
 	c = fsop_hold(65534, "rename", at("d1/f"), at("d2/g"));
@@ -680,7 +246,7 @@ wait_attrib_of(pid_t pid, ino_t ino)
 		usleep(5000);
 	} while (tu_now_ms() < end);
 	fail_msg("no attrib record of pid %d for inode %llu in: %s", (int)pid,
-		 (unsigned long long)ino, slurp(out, NULL));
+		 (unsigned long long)ino, tu_slurp(out));
 	return NULL;
 }
 
@@ -714,9 +280,9 @@ unlinked_and_replaced_files_are_reported(void **state)
 	struct stat f, victim;
 
 	(void)state;
-	write_text(at("f"), "x");
-	write_text(at("old"), "y");
-	write_text(at("victim"), "z");
+	tu_write_file(at("f"), "x");
+	tu_write_file(at("old"), "y");
+	tu_write_file(at("victim"), "z");
 	assert_int_equal(stat(at("f"), &f), 0);
 	assert_int_equal(stat(at("victim"), &victim), 0);
 	daemon_start(false);
@@ -776,7 +342,7 @@ odd_names_round_trip(void **state)
 	daemon_start(false);
 	spy_start();
 	for (size_t i = 0; i < n; i++)
-		write_text(at(names[i]), "x");
+		tu_write_file(at(names[i]), "x");
 	assert_int_equal(rename(at(names[0]), at(names[5])), 0);
 	for (size_t i = 0; i < n; i++) {
 		const char *valid_utf8 = i < 5 ? at(names[i]) : NULL;
@@ -795,64 +361,6 @@ odd_names_round_trip(void **state)
 	assert_non_null(member(o, "new_path_bytes"));
 	assert_null(member(o, "path_bytes"));
 	json_object_put(o);
-}
-
-/* Wait until the filter has been given n events (fltmc stats). */
-static void
-wait_delivered(int64_t n)
-{
-	int64_t end = tu_now_ms() + WAIT_MS, got = -1;
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd),
-		 "'%s' --runtime-dir '%s' --json stats > '%s/stats.json'", fltmc_bin,
-		 rundir, scratch);
-	while (tu_now_ms() < end) {
-		struct json_object *o, *f;
-		char path[300];
-		char *text;
-
-		assert_int_equal(system(cmd), 0);
-		snprintf(path, sizeof(path), "%s/stats.json", scratch);
-		text = slurp(path, NULL);
-		o = json_tokener_parse(text);
-		free(text);
-		assert_non_null(o);
-		f = json_object_array_get_idx(member(o, "filters"), 0);
-		assert_non_null(f);
-		got = num(f, "delivered");
-		json_object_put(o);
-		if (got >= n)
-			return;
-		usleep(10000);
-	}
-	fail_msg("the filter saw %lld events, not %lld", (long long)got, (long long)n);
-}
-
-/* Creates count files named prefix0, prefix1, ... from this process. */
-static void
-make_files(const char *prefix, int count)
-{
-	char name[64];
-
-	for (int i = 0; i < count; i++) {
-		snprintf(name, sizeof(name), "%s%d", prefix, i);
-		write_text(at(name), "x");
-	}
-}
-
-/* Only creates are reported (param.ops), so one file is one record. */
-static void
-write_create_only_conf(const char *extra)
-{
-	char text[2048];
-
-	snprintf(text, sizeof(text),
-		 "[fltmgrd]\nfilter_dir = %s\n\n"
-		 "[filter minispy]\naltitude = 385100\nattach = %s\n"
-		 "param.ops = create\n%s",
-		 fdir, watch, extra);
-	write_text(conf, text);
 }
 
 /* Events made while no service is connected wait in the backlog and
@@ -916,150 +424,6 @@ backlog_overflow_is_one_loss_record(void **state)
 	json_object_put(all);
 }
 
-static struct json_object *minispy_counters(void);
-
-/* Waits until the minispy filter's counter name reaches n (fltmc stats). */
-static void
-wait_minispy_counter(const char *name, int64_t n)
-{
-	int64_t end = tu_now_ms() + WAIT_MS, got;
-
-	for (;;) {
-		struct json_object *c = minispy_counters();
-
-		got = num(c, name);
-		json_object_put(c);
-		if (got >= n)
-			return;
-		if (tu_now_ms() > end)
-			fail_msg("minispy's %s stays at %lld, not %lld", name,
-				 (long long)got, (long long)n);
-		usleep(10000);
-	}
-}
-
-/* Records already waiting on the connection when SIGTERM comes are
- * written and flushed, and the exit status is 0: the service is stopped
- * (SIGSTOP) while 50 records are sent to it, then terminated. */
-static void
-sigterm_flushes_and_exits_zero(void **state)
-{
-	struct json_object *all;
-
-	(void)state;
-	write_create_only_conf("");
-	daemon_start(true);
-	spy_start();
-	assert_int_equal(kill(spy_pid, SIGSTOP), 0);
-	make_files("t", 50);
-	wait_delivered(50);
-	/* The filter's sender has put all of them into the socket. */
-	wait_minispy_counter("sent", 50);
-	assert_int_equal(kill(spy_pid, SIGTERM), 0);
-	assert_int_equal(kill(spy_pid, SIGCONT), 0);
-	assert_int_equal(wait_exit(spy_pid), 0);
-	spy_pid = 0;
-	all = records_read(out);
-	assert_int_equal(json_object_array_length(all), 50);
-	for (int i = 0; i < 50; i++)
-		assert_int_equal(num(json_object_array_get_idx(all, (size_t)i), "seq"),
-				 i + 1);
-	json_object_put(all);
-}
-
-static int
-file_exists(void *path)
-{
-	return access(path, F_OK) == 0;
-}
-
-/* SIGHUP reopens --output by name: after a rename (log rotation), new
- * records go to a new file, none to the old one. */
-static void
-sighup_reopens_output(void **state)
-{
-	char rotated[160];
-	struct json_object *o;
-
-	(void)state;
-	snprintf(rotated, sizeof(rotated), "%s.1", out);
-	daemon_start(false);
-	spy_start();
-	write_text(at("before"), "x");
-	json_object_put(wait_record("create", at("before"), getpid()));
-	/* Its last record too: one still on its way at the SIGHUP would
-	 * rightly go to the new file, where the test looks for none. */
-	json_object_put(wait_record("close_write", at("before"), getpid()));
-	assert_int_equal(rename(out, rotated), 0);
-	assert_int_equal(kill(spy_pid, SIGHUP), 0);
-	assert_true(tu_wait_until(file_exists, out, WAIT_MS));
-	write_text(at("after"), "x");
-	o = wait_record("create", at("after"), getpid());
-	json_object_put(o);
-	assert_int_equal(count_in_file(rotated, at("after")), 0);
-	assert_int_equal(count_in_file(out, at("before")), 0);
-	assert_int_equal(spy_stop(SIGTERM), 0);
-}
-
-/* The daemon stops: one line says so, the service keeps trying (without
- * a line per attempt) and reconnects when the daemon is back. */
-static void
-reconnects_when_daemon_returns(void **state)
-{
-	(void)state;
-	daemon_start(false);
-	spy_start();
-	assert_int_equal(daemon_stop(), 0);
-	assert_true(wait_in_file(slog, "lost the connection to", 1));
-	usleep(1500000); /* several attempts (backoff 100, 200, 400, 800 ms) */
-	assert_int_equal(kill(spy_pid, 0), 0);
-	daemon_start(false);
-	assert_true(wait_in_file(slog, "reconnected to", 1));
-	write_text(at("back"), "x");
-	json_object_put(wait_record("create", at("back"), getpid()));
-	assert_int_equal(count_in_file(slog, "minispy:"), 3); /* connected, lost,
-								reconnected */
-	assert_int_equal(spy_stop(SIGINT), 0);
-}
-
-/* With --no-reconnect, losing the daemon ends the service with status 1
- * and one line naming the port. */
-static void
-no_reconnect_exits_nonzero(void **state)
-{
-	char port[200];
-
-	(void)state;
-	snprintf(port, sizeof(port), "%s/minispy", rundir);
-	daemon_start(false);
-	spy_pid = spy_start_args((const char *const[]){ "--no-reconnect", NULL }, true);
-	assert_int_equal(daemon_stop(), 0);
-	assert_int_equal(wait_exit(spy_pid), 1);
-	spy_pid = 0;
-	assert_int_equal(count_in_file(slog, "lost the connection to"), 1);
-	assert_int_equal(count_in_file(slog, port), 2); /* connected, lost */
-}
-
-/* No daemon: exactly one line, naming the port's path and the cause;
- * exit status 3. */
-static void
-missing_daemon_is_one_line(void **state)
-{
-	char port[200], *text;
-
-	(void)state;
-	snprintf(port, sizeof(port), "%s/minispy", rundir);
-	spy_pid = spy_start_args(NULL, false);
-	assert_int_equal(wait_exit(spy_pid), 3);
-	spy_pid = 0;
-	text = slurp(slog, NULL);
-	assert_non_null(strstr(text, port));
-	assert_non_null(strstr(text, "no such port"));
-	assert_non_null(strchr(text, '\n'));
-	assert_string_equal(strchr(text, '\n'), "\n"); /* one line */
-	free(text);
-}
-
 /* --ops shows only the operations named; loss records stay. */
 static void
 ops_filters_client_side(void **state)
@@ -1070,7 +434,7 @@ ops_filters_client_side(void **state)
 	daemon_start(false);
 	spy_pid = spy_start_args((const char *const[]){ "--ops", "delete,rename", NULL },
 				 true);
-	write_text(at("x"), "x");
+	tu_write_file(at("x"), "x");
 	assert_int_equal(rename(at("x"), at("y")), 0);
 	assert_int_equal(unlink(at("y")), 0);
 	json_object_put(wait_record("delete", at("y"), getpid()));
@@ -1080,510 +444,7 @@ ops_filters_client_side(void **state)
 	json_object_put(all);
 }
 
-/* ---- the seed: the service stopped and started under load ---- */
-
-/* A set of seqs (1-based), grown on demand. */
-struct seqset {
-	uint8_t *bit;
-	uint64_t bytes;
-};
-
-static void
-seqset_add(struct seqset *s, uint64_t seq)
-{
-	if (seq / 8 >= s->bytes) {
-		uint64_t bytes = (seq / 8 + 1) * 2;
-
-		s->bit = realloc(s->bit, bytes);
-		assert_non_null(s->bit);
-		memset(s->bit + s->bytes, 0, bytes - s->bytes);
-		s->bytes = bytes;
-	}
-	s->bit[seq / 8] |= (uint8_t)(1u << (seq % 8));
-}
-
-static bool
-seqset_has(const struct seqset *s, uint64_t seq)
-{
-	return seq / 8 < s->bytes && (s->bit[seq / 8] >> (seq % 8)) & 1;
-}
-
-/* What the load generator saw: operations done, and the slowest one. */
-struct loadgen {
-	pid_t pid;
-	int from; /* its report: "OPS MAX_US MAX_OWN_US\n" at exit */
-};
-
-/* Nanoseconds this thread has spent runnable but waiting for a CPU (the
- * second field of /proc/thread-self/schedstat), or -1. */
-static int64_t
-runqueue_wait_ns(int fd)
-{
-	char buf[128];
-	unsigned long long run, wait;
-	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
-
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
-		return -1;
-	return (int64_t)wait;
-}
-
-static volatile sig_atomic_t loadgen_stop;
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
-on_loadgen_term(int sig)
-{
-	(void)sig;
-	loadgen_stop = 1;
-}
-
-/* Creates, writes, renames and deletes files in dir as fast as it can
- * until SIGTERM; times every call. Also the slowest create-write-rename-
- * delete cycle less the time it waited for a CPU: on a loaded 2-CPU CI
- * machine under a sanitizer a runnable process can wait seconds for a
- * CPU, which says nothing about fltmgr; time blocked in a call does. */
-static struct loadgen
-loadgen_start(const char *dir)
-{
-	struct loadgen g;
-	int p[2];
-
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	g.pid = fork();
-	assert_true(g.pid >= 0);
-	if (g.pid == 0) {
-		uint64_t ops = 0, max_ns = 0;
-		int64_t max_own_ns = 0, wait0, wait1;
-		char a[PATH_MAX], b[PATH_MAX], rep[96];
-		int n, sched = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-
-		signal(SIGTERM, on_loadgen_term);
-		wait0 = runqueue_wait_ns(sched);
-		for (uint64_t i = 0; !loadgen_stop; i++) {
-			int64_t t[5];
-			int fd;
-
-			snprintf(a, sizeof(a), "%s/f%llu", dir, (unsigned long long)i);
-			snprintf(b, sizeof(b), "%s/g%llu", dir, (unsigned long long)i);
-			t[0] = mono_ns();
-			fd = open(a, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-			t[1] = mono_ns();
-			if (fd < 0 || write(fd, "seed", 4) != 4)
-				_exit(2);
-			close(fd);
-			t[2] = mono_ns();
-			if (rename(a, b) < 0)
-				_exit(3);
-			t[3] = mono_ns();
-			if (unlink(b) < 0)
-				_exit(4);
-			t[4] = mono_ns();
-			for (int k = 1; k < 5; k++)
-				if ((uint64_t)(t[k] - t[k - 1]) > max_ns)
-					max_ns = (uint64_t)(t[k] - t[k - 1]);
-			wait1 = runqueue_wait_ns(sched);
-			if (wait0 >= 0 && wait1 >= 0 &&
-			    t[4] - t[0] - (wait1 - wait0) > max_own_ns)
-				max_own_ns = t[4] - t[0] - (wait1 - wait0);
-			if (wait1 < 0)
-				max_own_ns = -1000; /* no schedstat: report -1 */
-			wait0 = wait1;
-			ops += 4;
-		}
-		n = snprintf(rep, sizeof(rep), "%llu %llu %lld\n",
-			     (unsigned long long)ops, (unsigned long long)(max_ns / 1000),
-			     (long long)(max_own_ns / 1000));
-		_exit(write(p[1], rep, (size_t)n) == n ? 0 : 5);
-	}
-	close(p[1]);
-	g.from = p[0];
-	return g;
-}
-
-/* max_own_us: the slowest cycle less its wait for a CPU; -1 when the
- * kernel has no schedstat. */
-static void
-loadgen_stop_and_report(struct loadgen *g, uint64_t *ret_ops, uint64_t *ret_max_us,
-			int64_t *ret_max_own_us)
-{
-	char rep[96] = { 0 };
-	unsigned long long ops = 0, max_us = 0;
-	long long own = 0;
-
-	assert_int_equal(kill(g->pid, SIGTERM), 0);
-	assert_int_equal(wait_exit(g->pid), 0);
-	assert_true(read(g->from, rep, sizeof(rep) - 1) > 0);
-	close(g->from);
-	assert_int_equal(sscanf(rep, "%llu %llu %lld", &ops, &max_us, &own), 3);
-	*ret_ops = ops;
-	*ret_max_us = max_us;
-	*ret_max_own_us = own;
-}
-
-/* One service's output, checked on its own and added to the totals. */
-struct books {
-	struct seqset delivered; /* seqs printed by some service */
-	struct seqset lost;      /* seqs named by a loss record */
-	uint64_t printed;        /* event lines, duplicates included */
-	uint64_t loss_records;
-	uint64_t departed_records;
-	uint64_t notice_losses; /* KERNEL or ENGINE loss notices: events that
-				   never became records, so never had a seq */
-	uint64_t max_seq;
-};
-
-/* A KERNEL or ENGINE loss: a notice in the record stream, with a seq of
- * its own (the other causes name a run of lost seqs). */
-static bool
-loss_is_notice(struct json_object *o)
-{
-	const char *cause = str(o, "cause");
-
-	assert_non_null(cause);
-	return !strcmp(cause, "kernel") || !strcmp(cause, "engine");
-}
-
-/*
- * Per connection: event seqs strictly increase, and from its first event
- * to its last every seq was either printed or named by one of its loss
- * records: generated = delivered + reported lost for that connection. A
- * SIGKILLed service may have left a half-written last line: ignored.
- */
-static void
-books_add_output(struct books *bk, const char *path, int life)
-{
-	struct json_object *all = records_read_live(path, true);
-	struct seqset mine = { 0 };
-	uint64_t first = 0, last = 0;
-
-	for (size_t i = 0; i < json_object_array_length(all); i++) {
-		struct json_object *o = json_object_array_get_idx(all, i);
-		const char *op = str(o, "op");
-
-		assert_non_null(op);
-		if (!strcmp(op, "lost") && !loss_is_notice(o)) {
-			uint64_t a = (uint64_t)num(o, "first_seq");
-			uint64_t b = (uint64_t)num(o, "last_seq");
-			uint64_t n = (uint64_t)num(o, "count");
-
-			/* exact runs: count names every seq of the range */
-			if (n != b - a + 1)
-				fail_msg("life %d: loss record count %llu for seq "
-					 "%llu-%llu",
-					 life, (unsigned long long)n,
-					 (unsigned long long)a, (unsigned long long)b);
-			for (uint64_t q = a; q <= b; q++) {
-				seqset_add(&bk->lost, q);
-				seqset_add(&mine, q);
-			}
-			bk->loss_records++;
-			if (!strcmp(str(o, "cause"), "departed"))
-				bk->departed_records++;
-			if (b > bk->max_seq)
-				bk->max_seq = b;
-			continue;
-		}
-		if (!strcmp(op, "lost"))
-			bk->notice_losses++; /* a record with its own seq, below */
-		{
-			uint64_t q = (uint64_t)num(o, "seq");
-
-			if (q <= last)
-				fail_msg("life %d: seq %llu after %llu", life,
-					 (unsigned long long)q, (unsigned long long)last);
-			if (!first)
-				first = q;
-			last = q;
-			seqset_add(&bk->delivered, q);
-			seqset_add(&mine, q);
-			bk->printed += !!strcmp(op, "lost");
-			if (q > bk->max_seq)
-				bk->max_seq = q;
-		}
-	}
-	for (uint64_t q = first; first && q <= last; q++)
-		if (!seqset_has(&mine, q))
-			fail_msg("life %d (%s): seq %llu neither delivered nor reported "
-				 "lost "
-				 "(its records ran %llu-%llu)",
-				 life, path, (unsigned long long)q,
-				 (unsigned long long)first, (unsigned long long)last);
-	free(mine.bit);
-	json_object_put(all);
-}
-
-/* The highest seq in a JSON Lines output: of an event, or the last one
- * named by a loss record. */
-static uint64_t
-max_seq_in(const char *path)
-{
-	struct json_object *all = records_read_live(path, true);
-	uint64_t max = 0;
-
-	for (size_t i = 0; i < json_object_array_length(all); i++) {
-		struct json_object *o = json_object_array_get_idx(all, i);
-		uint64_t q = member(o, "seq") ? (uint64_t)num(o, "seq")
-					      : (uint64_t)num(o, "last_seq");
-
-		if (q > max)
-			max = q;
-	}
-	json_object_put(all);
-	return max;
-}
-
-/* fltmc --json CMD [ARG...] against the daemon, parsed (a new
- * reference). */
-static struct json_object *
-fltmc_json_cmd(const char *args)
-{
-	struct json_object *o;
-	char cmd[800], path[300];
-	char *text;
-
-	snprintf(path, sizeof(path), "%s/fltmc.json", scratch);
-	snprintf(cmd, sizeof(cmd), "'%s' --runtime-dir '%s' --json %s > '%s'", fltmc_bin,
-		 rundir, args, path);
-	assert_int_equal(system(cmd), 0);
-	text = slurp(path, NULL);
-	o = json_tokener_parse(text);
-	assert_non_null(o);
-	free(text);
-	return o;
-}
-
-/* fltmc stats --json, parsed (a new reference). */
-static struct json_object *
-fltmc_stats(void)
-{
-	return fltmc_json_cmd("stats");
-}
-
-/* One counter of the daemon's engine (fltmc stats). */
-static int64_t
-engine_counter(const char *name)
-{
-	struct json_object *o = fltmc_stats();
-	int64_t v = num(member(o, "engine"), name);
-
-	json_object_put(o);
-	return v;
-}
-
-/* fltmc stats --json: the minispy filter's own counters (a new reference). */
-static struct json_object *
-minispy_counters(void)
-{
-	struct json_object *o = fltmc_stats(), *f, *c;
-
-	f = json_object_array_get_idx(member(o, "filters"), 0);
-	assert_non_null(f);
-	assert_string_equal(str(f, "name"), "minispy");
-	c = member(f, "counters");
-	assert_non_null(c);
-	json_object_get(c);
-	json_object_put(o);
-	return c;
-}
-
-static int
-seed_cycles(void)
-{
-	const char *e = getenv("FLTMGR_SEED_CYCLES");
-
-	return e && atoi(e) > 0 ? atoi(e) : 200;
-}
-
-enum seed_stop { SEED_TERM, SEED_KILL, SEED_STOP_CONT_TERM, SEED_STOP_KILL, SEED_MODES_ };
-
-/*
- * The forum thread the product grew from: while a load generator creates, writes,
- * renames and deletes files as fast as it can, the real minispy service is
- * started and stopped again and again with SIGTERM, SIGKILL and SIGSTOP /
- * SIGCONT, each life writing its own output file; the next life starts
- * without waiting for the daemon to notice the last one's end. Then:
- * the daemon still serves and exits 0 (under ASan and TSan in CI); no
- * file operation of the generator stalled; each life's books balance; and
- * over all lives every record the filter made (fltmc stats) was printed
- * or reported lost, with no more reported lost than the filter dropped.
- */
-static void
-seed_service_restarted_under_load(void **state)
-{
-	const int cycles = seed_cycles();
-	struct books bk = { 0 };
-	struct json_object *c;
-	struct loadgen g;
-	char churn[160], outs[160], path[200];
-	int lives[SEED_MODES_] = { 0 };
-	uint64_t ops, max_us, records, missing = 0, lost_n = 0;
-	int64_t max_own_us;
-	unsigned seed = 20261124;
-
-	(void)state;
-	/* Small queues, so that stopped services overflow theirs and the
-	 * backlog overflows between lives: every loss path runs. */
-	write_text(conf, "");
-	{
-		char text[1024];
-
-		snprintf(text, sizeof(text),
-			 "[fltmgrd]\nfilter_dir = %s\n\n"
-			 "[filter minispy]\naltitude = 385100\nattach = %s\n"
-			 "param.ops = create,write,rename,delete\n"
-			 "param.queue_size = 256\nparam.backlog = 1024\n",
-			 fdir, watch);
-		write_text(conf, text);
-	}
-	snprintf(churn, sizeof(churn), "%s/churn", watch);
-	snprintf(outs, sizeof(outs), "%s/lives", scratch);
-	assert_int_equal(mkdir(churn, 0755), 0);
-	assert_int_equal(mkdir(outs, 0755), 0);
-	daemon_start(true);
-	g = loadgen_start(churn);
-
-	for (int i = 0; i < cycles; i++) {
-		const char *extra[] = { "--output", path, NULL };
-		enum seed_stop mode = (enum seed_stop)(rand_r(&seed) % SEED_MODES_);
-		int rc, want = mode == SEED_TERM || mode == SEED_STOP_CONT_TERM
-				       ? 0
-				       : 128 + SIGKILL;
-		pid_t pid;
-
-		snprintf(path, sizeof(path), "%s/life%d.json", outs, i);
-		pid = spy_start_args(extra, true);
-		usleep(rand_r(&seed) % 5000);
-		switch (mode) {
-		case SEED_TERM:
-			kill(pid, SIGTERM);
-			break;
-		case SEED_KILL:
-			kill(pid, SIGKILL);
-			break;
-		case SEED_STOP_CONT_TERM:
-			kill(pid, SIGSTOP);
-			usleep(rand_r(&seed) % 5000);
-			kill(pid, SIGCONT);
-			kill(pid, SIGTERM);
-			break;
-		case SEED_STOP_KILL:
-		default:
-			kill(pid, SIGSTOP);
-			usleep(rand_r(&seed) % 5000);
-			kill(pid, SIGKILL);
-			break;
-		}
-		rc = wait_exit(pid);
-		if (rc != want)
-			fail_msg("life %d: minispy exited %d, not %d: %s", i, rc, want,
-				 slurp(slog, NULL));
-		lives[mode]++;
-		books_add_output(&bk, path, i);
-		unlink(path); /* keep the scratch tmpfs small */
-	}
-	loadgen_stop_and_report(&g, &ops, &max_us, &max_own_us);
-
-	/* A last service takes everything still held (the backlog, losses
-	 * included). Once the engine has drained the kernel's queue (the
-	 * record count stands still) and the service has printed or been
-	 * told about the last record, it stops cleanly. */
-	snprintf(path, sizeof(path), "%s/final.json", outs);
-	{
-		const char *extra[] = { "--output", path, NULL };
-		int64_t end = tu_now_ms() + 3 * WAIT_MS, before = -1;
-
-		spy_pid = spy_start_args(extra, true);
-		for (;;) {
-			c = minispy_counters();
-			records = (uint64_t)num(c, "records");
-			if ((int64_t)records == before &&
-			    num(c, "connections_now") == 1 &&
-			    num(c, "backlog_now") == 0 && max_seq_in(path) == records)
-				break;
-			before = (int64_t)records;
-			json_object_put(c);
-			if (tu_now_ms() > end)
-				fail_msg("the last service did not catch up: %llu "
-					 "records, "
-					 "it has %llu",
-					 (unsigned long long)records,
-					 (unsigned long long)max_seq_in(path));
-			usleep(200000);
-		}
-		json_object_put(c);
-		assert_int_equal(spy_stop(SIGTERM), 0);
-	}
-	books_add_output(&bk, path, cycles);
-	c = minispy_counters();
-	records = (uint64_t)num(c, "records");
-
-	/* Every record: printed by some life, or named by a loss record. */
-	for (uint64_t q = 1; q <= records; q++) {
-		missing += !seqset_has(&bk.delivered, q) && !seqset_has(&bk.lost, q);
-		lost_n += seqset_has(&bk.lost, q);
-	}
-	print_message(
-		"seed: %d lives (term %d, kill %d, stop+cont+term %d, stop+kill %d); "
-		"load generator %llu ops, slowest %llu us (%lld us not waiting for a "
-		"CPU); %llu records, %llu "
-		"printed, %llu reported lost in %llu loss records (%llu departed); "
-		"filter: dropped %lld, backlog dropped %lld, departed %lld, "
-		"unconfirmed %lld, confirmed %lld\n",
-		cycles, lives[0], lives[1], lives[2], lives[3], (unsigned long long)ops,
-		(unsigned long long)max_us, (long long)max_own_us,
-		(unsigned long long)records, (unsigned long long)bk.printed,
-		(unsigned long long)lost_n, (unsigned long long)bk.loss_records,
-		(unsigned long long)bk.departed_records, (long long)num(c, "dropped"),
-		(long long)num(c, "backlog_dropped"), (long long)num(c, "departed"),
-		(long long)num(c, "unconfirmed"), (long long)num(c, "confirmed"));
-	assert_int_equal(missing, 0);
-	assert_int_equal(bk.max_seq, records); /* nothing printed that was not made */
-	/* Reported losses are real: no more than the filter dropped. */
-	assert_true(lost_n <= (uint64_t)(num(c, "dropped") + num(c, "backlog_dropped") +
-					 num(c, "departed")));
-	/* The filter's own books. */
-	assert_int_equal(num(c, "sent") + num(c, "discarded") + num(c, "departed") +
-				 num(c, "returned") - num(c, "unconfirmed"),
-			 num(c, "queued") + num(c, "backlog_delivered"));
-	assert_int_equal(num(c, "backlog_queued"), num(c, "backlog_dropped") +
-							   num(c, "backlog_delivered") +
-							   num(c, "backlog_now"));
-	assert_int_equal(num(c, "connections"), cycles + 1);
-	assert_int_equal(num(c, "bad_calls"), 0);
-	json_object_put(c);
-	/* The generator never waited on the filter (minispy only observes):
-	 * no permission event was answered by a deadline or unseen, and no
-	 * cycle of calls spent the default permission deadline (5 s) running
-	 * or blocked. Time spent waiting for a CPU is excluded (schedstat):
-	 * a loaded CI machine has kept the generator runnable but off-CPU
-	 * for 5 s, which is scheduling, not fltmgr. */
-	assert_int_equal(engine_counter("deadline_defaults"), 0);
-	assert_int_equal(engine_counter("emergency_answers"), 0);
-	if (max_own_us >= 0)
-		assert_true(max_own_us < 5000000);
-	else
-		print_message("seed: no /proc/thread-self/schedstat: the generator's "
-			      "blocked time is not measured, only its wall time\n");
-	assert_true(ops > 0);
-	free(bk.delivered.bit);
-	free(bk.lost.bit);
-	/* The daemon is alive and stops cleanly (a sanitizer report would
-	 * make it exit non-zero). */
-	assert_int_equal(kill(daemon_pid, 0), 0);
-	assert_int_equal(daemon_stop(), 0);
-}
+/* ---- a volume attached automatically ---- */
 
 /* The filters fltmc volumes lists on the mount at point ("" if none, or
  * NULL if fltmc does not list the mount). */
@@ -1647,7 +508,7 @@ auto_attached_volume_reaches_the_service(void **state)
 		 "auto_attach = tmpfs\nauto_attach_kind = mount\n"
 		 "auto_attach_mounts = %s/vol-*\n",
 		 fdir, scratch);
-	write_text(conf, text);
+	tu_write_file(conf, text);
 	daemon_start(true);
 	spy_start();
 	assert_true(mkdir(vol, 0755) == 0 || errno == EEXIST);
@@ -1704,7 +565,7 @@ auto_attached_volume_reaches_the_service(void **state)
 	assert_int_equal(json_object_array_length(member(o, "instances")), 0);
 	json_object_put(o);
 	assert_int_equal(engine_counter("volumes_detached"), 1);
-	f = slurp(dlog, NULL);
+	f = tu_slurp(dlog);
 	assert_non_null(strstr(f, "filter minispy: attached to the volume"));
 	free(f);
 
@@ -1716,14 +577,14 @@ auto_attached_volume_reaches_the_service(void **state)
 		 "auto_attach = tmpfs\nauto_attach_kind = mount\n"
 		 "auto_attach_mounts = %s/oth*\n",
 		 fdir, scratch);
-	write_text(conf, text);
+	tu_write_file(conf, text);
 	json_object_put(fltmc_json_cmd("reload"));
 	f = volume_filters(other);
 	assert_non_null(f);
 	assert_string_equal(f, "minispy(auto)");
 	free(f);
 	assert_int_equal(engine_counter("volumes_attached"), 2);
-	f = slurp(dlog, NULL);
+	f = tu_slurp(dlog);
 	assert_non_null(strstr(f, "automatic attachment: tmpfs as instances per mount, "
 				  "mount points"));
 	assert_null(strstr(f, "restarting"));
@@ -1744,49 +605,18 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(backlog_overflow_is_one_loss_record,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(sigterm_flushes_and_exits_zero, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(sighup_reopens_output, setup, teardown),
-		cmocka_unit_test_setup_teardown(reconnects_when_daemon_returns, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(no_reconnect_exits_nonzero, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(missing_daemon_is_one_line, setup,
-						teardown),
 		cmocka_unit_test_setup_teardown(ops_filters_client_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(unlinked_and_replaced_files_are_reported,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(seed_service_restarted_under_load, setup,
-						teardown),
 		cmocka_unit_test_setup_teardown(auto_attached_volume_reaches_the_service,
 						setup, teardown),
 	};
-	const char *fsop = getenv("FLTMGR_TEST_FSOP");
 	int r;
 
-	fltmgrd_bin = getenv("FLTMGR_TEST_FLTMGRD");
-	fltmc_bin = getenv("FLTMGR_TEST_FLTMC");
-	spy_bin = getenv("FLTMGR_TEST_MINISPY");
-	minispy_so = getenv("FLTMGR_TEST_MINISPY_SO");
-	if (geteuid() != 0) {
-		printf("test_minispy_service: SKIP: needs root (fanotify, root-owned "
-		       "filter objects)\n");
-		return 77;
-	}
-	if (!fltmgrd_bin || !fltmc_bin || !spy_bin || !minispy_so || !fsop ||
-	    !realpath(fsop, fsop_bin)) {
-		printf("test_minispy_service: FLTMGR_TEST_FLTMGRD, FLTMGR_TEST_FLTMC, "
-		       "FLTMGR_TEST_MINISPY, FLTMGR_TEST_MINISPY_SO and FLTMGR_TEST_FSOP "
-		       "must be set (meson test sets them)\n");
-		return 1;
-	}
-	/* A private mount namespace with a scratch tmpfs: the daemon's marks
-	 * never see the rest of the machine's activity. */
-	r = tu_private_scratch("test_minispy_service", scratch, "fltmgr-spysvc", 64);
+	r = minispy_service_fixture_init("test_minispy_service");
 	if (r != 0)
 		return r;
-	unsetenv("FLTMGR_RUNTIME_DIR");
 	r = cmocka_run_group_tests(tests, NULL, NULL);
-	tu_private_scratch_remove(scratch);
+	minispy_service_fixture_fini();
 	return r;
 }

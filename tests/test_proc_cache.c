@@ -243,15 +243,6 @@ the_cache_is_bounded(void **state)
 static struct proc_cache *g_pc;
 static atomic_int g_mixed, g_hits;
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Everything about (key, program) is derived from both, so a hit that
  * mixes two fills, or another key's, shows. */
 static void
@@ -286,7 +277,7 @@ hammer(void *arg)
 		struct proc_exe_id id = exe_id(100 + (uint64_t)prog, 1000);
 
 		fill_for(key, prog, &want, want_exe, sizeof(want_exe));
-		switch (proc_cache_lookup(g_pc, &k, &id, mono_ns(), &got, got_exe,
+		switch (proc_cache_lookup(g_pc, &k, &id, tu_mono_ns(), &got, got_exe,
 					  sizeof(got_exe))) {
 		case PROC_HIT:
 			atomic_fetch_add(&g_hits, 1);
@@ -294,7 +285,7 @@ hammer(void *arg)
 				atomic_fetch_add(&g_mixed, 1);
 			break;
 		default:
-			proc_cache_insert(g_pc, &k, mono_ns(), &want, want_exe);
+			proc_cache_insert(g_pc, &k, tu_mono_ns(), &want, want_exe);
 			break;
 		}
 	}

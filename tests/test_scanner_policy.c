@@ -48,52 +48,11 @@ static pid_t daemon_pid, svc_pid;
 
 /* ---- files ---- */
 
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, len = 0, n;
-
-	if (f) {
-		for (;;) {
-			if (len + 4096 + 1 > cap) {
-				cap = (len + 4096 + 1) * 2;
-				buf = realloc(buf, cap);
-				assert_non_null(buf);
-			}
-			n = fread(buf + len, 1, 4096, f);
-			len += n;
-			if (n == 0)
-				break;
-		}
-		fclose(f);
-	}
-	if (!buf)
-		buf = calloc(1, 1);
-	buf[len] = '\0';
-	return buf;
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(close(fd), 0);
-}
-
+/* A path under watch. */
 static char *
 at(const char *rel)
 {
-	static char buf[8][PATH_MAX];
-	static int i;
-
-	i = (i + 1) % 8;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", watch, rel);
-	return buf[i];
+	return tu_path(watch, rel);
 }
 
 /* `{ 41 42 ... }`: s as a YARA hex string. */
@@ -124,94 +83,14 @@ try_open(const char *path)
 	return err;
 }
 
-static int
-count_in_file(const char *path, const char *needle)
-{
-	char *s = slurp(path), *p = s;
-	int n = 0;
-
-	while ((p = strstr(p, needle))) {
-		n++;
-		p += strlen(needle);
-	}
-	free(s);
-	return n;
-}
-
-static bool
-wait_in_file(const char *path, const char *needle, int n)
-{
-	int64_t end = tu_now_ms() + WAIT_MS;
-
-	while (tu_now_ms() < end) {
-		if (count_in_file(path, needle) >= n)
-			return true;
-		usleep(2000);
-	}
-	return false;
-}
-
 #define EXPECT_LOG(path, needle)                                                 \
 	do {                                                                     \
-		if (!wait_in_file((path), (needle), 1))                          \
+		if (!tu_wait_in_file((path), (needle), 1, WAIT_MS))              \
 			fail_msg("expected \"%s\" in %s:\n%s", (needle), (path), \
-				 slurp(path));                                   \
+				 tu_slurp(path));                                \
 	} while (0)
 
 /* ---- processes ---- */
-
-static pid_t
-start(char *const argv[], const char *out, const char *err)
-{
-	pid_t pid = fork();
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int efd = open(err, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		int ofd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		if (efd < 0 || ofd < 0 || null < 0)
-			_exit(127);
-		dup2(null, STDIN_FILENO);
-		dup2(ofd, STDOUT_FILENO);
-		dup2(efd, STDERR_FILENO);
-		execve(argv[0], argv, environ);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int
-wait_exit(pid_t pid)
-{
-	int64_t end = tu_now_ms() + WAIT_MS;
-	int st;
-
-	while (tu_now_ms() < end) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		assert_true(r >= 0);
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(2000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	fail_msg("process %d did not exit within %d ms", (int)pid, WAIT_MS);
-	return -1;
-}
-
-static int
-port_ready(void *arg)
-{
-	char port[300], control[300];
-
-	(void)arg;
-	snprintf(port, sizeof(port), "%s/scanner", rundir);
-	snprintf(control, sizeof(control), "%s/control", rundir);
-	return access(port, F_OK) == 0 && access(control, F_OK) == 0;
-}
 
 /* fltmgrd with scanner.so on the watched directory. Requests go through
  * the filter's sender threads only (param.inline_ms = 0): a request sent
@@ -236,10 +115,10 @@ daemon_start(bool deny_by_default)
 		 "attach = %s\nparam.inline_ms = 0\n%s",
 		 fdir, SCAN_DEADLINE, deny_by_default ? "deny" : "allow", watch,
 		 tu_kernel_lacks("names") ? "param.invalidate = false\n" : "");
-	write_file(conf, text);
-	daemon_pid = start(argv, "/dev/null", dlog);
-	if (!tu_wait_until(port_ready, NULL, WAIT_MS))
-		fail_msg("fltmgrd did not start: %s", slurp(dlog));
+	tu_write_file(conf, text);
+	daemon_pid = tu_spawn(argv, "/dev/null", dlog);
+	if (!tu_wait_daemon_ready(rundir, "scanner", WAIT_MS))
+		fail_msg("fltmgrd did not start: %s", tu_slurp(dlog));
 }
 
 /* scanner --rules rules --log stderr [extra]; waits until connected. */
@@ -253,14 +132,14 @@ svc_start(const char *const extra[])
 			   rundir,
 			   "--log",
 			   "stderr" };
-	int n = 7, before = count_in_file(slog, "connected to ");
+	int n = 7, before = tu_count_in_file(slog, "connected to ");
 
 	for (int i = 0; extra && extra[i]; i++)
 		argv[n++] = (char *)extra[i];
 	argv[n] = NULL;
-	svc_pid = start(argv, sout, slog);
-	if (!wait_in_file(slog, "connected to ", before + 1))
-		fail_msg("scanner did not connect: %s", slurp(slog));
+	svc_pid = tu_spawn(argv, sout, slog);
+	if (!tu_wait_in_file(slog, "connected to ", before + 1, WAIT_MS))
+		fail_msg("scanner did not connect: %s", tu_slurp(slog));
 }
 
 /* The filter's counters, through a monitor connection. */
@@ -295,14 +174,14 @@ filter_stats(uint64_t v[SCANNER_CTR_COUNT_])
 static uint64_t
 svc_stat(const char *name)
 {
-	int n = count_in_file(slog, "scanner: stats: ");
+	int n = tu_count_in_file(slog, "scanner: stats: ");
 	char key[64], *s, *p, *last = NULL;
 	uint64_t v;
 
 	kill(svc_pid, SIGUSR1);
-	if (!wait_in_file(slog, "scanner: stats: ", n + 1))
-		fail_msg("no stats line from the service: %s", slurp(slog));
-	s = slurp(slog);
+	if (!tu_wait_in_file(slog, "scanner: stats: ", n + 1, WAIT_MS))
+		fail_msg("no stats line from the service: %s", tu_slurp(slog));
+	s = tu_slurp(slog);
 	for (p = s; (p = strstr(p, "scanner: stats: ")); p++)
 		last = p;
 	snprintf(key, sizeof(key), " %s=", name);
@@ -323,8 +202,8 @@ run(char *const argv[], char **ret_out)
 
 	snprintf(out, sizeof(out), "%s/run.out", scratch);
 	(void)unlink(out);
-	rc = wait_exit(start(argv, out, slog));
-	*ret_out = slurp(out);
+	rc = tu_expect_exit(tu_spawn(argv, out, slog), WAIT_MS);
+	*ret_out = tu_slurp(out);
 	return rc;
 }
 
@@ -363,18 +242,18 @@ teardown(void **state)
 	(void)state;
 	if (svc_pid > 0) {
 		kill(svc_pid, SIGTERM);
-		rc = wait_exit(svc_pid);
+		rc = tu_expect_exit(svc_pid, WAIT_MS);
 		svc_pid = 0;
 	}
 	if (daemon_pid > 0) {
 		kill(daemon_pid, SIGTERM);
-		if (wait_exit(daemon_pid) != 0)
-			fail_msg("fltmgrd did not exit cleanly: %s", slurp(dlog));
+		if (tu_expect_exit(daemon_pid, WAIT_MS) != 0)
+			fail_msg("fltmgrd did not exit cleanly: %s", tu_slurp(dlog));
 		daemon_pid = 0;
 	}
 	if (rc != 0)
 		fail_msg("scanner did not stop cleanly on SIGTERM (%d): %s", rc,
-			 slurp(slog));
+			 tu_slurp(slog));
 	return 0;
 }
 
@@ -404,7 +283,7 @@ write_policy_rules(void)
 		 hex("MARK-ACTION-DENY"), hex("MARK-ACTION-REPORT"),
 		 hex("MARK-SCORE-HIGH"), hex("MARK-SCORE-LOW"), hex("MARK-TAG-MALWARE"),
 		 hex("MARK-DEFAULT"));
-	write_file(rules, text);
+	tu_write_file(rules, text);
 }
 
 static const char *const policy_args[] = { "--default-action", "report",
@@ -424,12 +303,12 @@ actions_follow_rule_metadata(void **state)
 
 	(void)state;
 	write_policy_rules();
-	write_file(at("f-action-deny"), "xx MARK-ACTION-DENY xx");
-	write_file(at("f-action-report"), "xx MARK-ACTION-REPORT xx");
-	write_file(at("f-score-high"), "xx MARK-SCORE-HIGH xx");
-	write_file(at("f-score-low"), "xx MARK-SCORE-LOW xx");
-	write_file(at("f-tag"), "xx MARK-TAG-MALWARE xx");
-	write_file(at("f-default"), "xx MARK-DEFAULT xx");
+	tu_write_file(at("f-action-deny"), "xx MARK-ACTION-DENY xx");
+	tu_write_file(at("f-action-report"), "xx MARK-ACTION-REPORT xx");
+	tu_write_file(at("f-score-high"), "xx MARK-SCORE-HIGH xx");
+	tu_write_file(at("f-score-low"), "xx MARK-SCORE-LOW xx");
+	tu_write_file(at("f-tag"), "xx MARK-TAG-MALWARE xx");
+	tu_write_file(at("f-default"), "xx MARK-DEFAULT xx");
 	daemon_start(true);
 	svc_start(policy_args);
 	assert_int_equal(try_open(at("f-action-deny")), EPERM);
@@ -468,10 +347,10 @@ report_only_denies_nothing(void **state)
 
 	(void)state;
 	write_policy_rules();
-	write_file(at("f-action-deny"), "xx MARK-ACTION-DENY xx");
-	write_file(at("f-score-high"), "xx MARK-SCORE-HIGH xx");
-	write_file(at("f-tag"), "xx MARK-TAG-MALWARE xx");
-	write_file(at("f-default"), "xx MARK-DEFAULT xx");
+	tu_write_file(at("f-action-deny"), "xx MARK-ACTION-DENY xx");
+	tu_write_file(at("f-score-high"), "xx MARK-SCORE-HIGH xx");
+	tu_write_file(at("f-tag"), "xx MARK-TAG-MALWARE xx");
+	tu_write_file(at("f-default"), "xx MARK-DEFAULT xx");
 	daemon_start(true);
 	svc_start(extra);
 	assert_int_equal(try_open(at("f-action-deny")), 0);
@@ -498,11 +377,11 @@ broken_rule_file_is_counted_and_the_rest_scans(void **state)
 	(void)state;
 	assert_int_equal(mkdir(rules, 0755), 0);
 	snprintf(path, sizeof(path), "%s/good.yar", rules);
-	write_file(path, "rule good { strings: $m = { 4d 41 52 4b 2d 47 4f 4f 44 } "
-			 "condition: $m }\n");
+	tu_write_file(path, "rule good { strings: $m = { 4d 41 52 4b 2d 47 4f 4f 44 } "
+			    "condition: $m }\n");
 	snprintf(path, sizeof(path), "%s/bad.yar", rules);
-	write_file(path, "rule bad { condition: nonsense }\n");
-	write_file(at("f"), "xx MARK-GOOD xx");
+	tu_write_file(path, "rule bad { condition: nonsense }\n");
+	tu_write_file(at("f"), "xx MARK-GOOD xx");
 	daemon_start(true);
 	svc_start(NULL);
 	EXPECT_LOG(slog, "1 of 2 files FAILED and are left out");
@@ -526,7 +405,7 @@ log_line_and_json_name_rule_path_process_and_metadata(void **state)
 
 	(void)state;
 	write_policy_rules();
-	write_file(at("with space \"q\""), "xx MARK-SCORE-HIGH xx");
+	tu_write_file(at("with space \"q\""), "xx MARK-SCORE-HIGH xx");
 	daemon_start(true);
 	svc_start(policy_args);
 	assert_int_equal(try_open(at("with space \"q\"")), EPERM);
@@ -541,7 +420,7 @@ log_line_and_json_name_rule_path_process_and_metadata(void **state)
 	EXPECT_LOG(slog, expect);
 	/* JSON */
 	EXPECT_LOG(sout, "\"rule\":\"by_score_high\"");
-	text = slurp(sout);
+	text = tu_slurp(sout);
 	line = strstr(text, "{");
 	assert_non_null(line);
 	*strchr(line, '\n') = '\0';
@@ -588,7 +467,7 @@ journal_gets_structured_fields(void **state)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "/run/systemd/journal/socket");
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	write_policy_rules();
-	write_file(at("tagged"), "xx MARK-TAG-MALWARE xx");
+	tu_write_file(at("tagged"), "xx MARK-TAG-MALWARE xx");
 	daemon_start(true);
 	svc_start(extra);
 	assert_int_equal(try_open(at("tagged")), EPERM);
@@ -620,11 +499,11 @@ journal_gets_structured_fields(void **state)
 	FIELD("\nSCANNER_TAGS=malware,trojan\n");
 #undef FIELD
 	/* nothing on stderr for it */
-	assert_int_equal(count_in_file(slog, "scanner: detection"), 0);
+	assert_int_equal(tu_count_in_file(slog, "scanner: detection"), 0);
 	/* The journal gone: the line goes to stderr, and is counted. */
 	close(fd);
 	assert_int_equal(unlink("/run/systemd/journal/socket"), 0);
-	write_file(at("tagged2"), "yy MARK-TAG-MALWARE yy");
+	tu_write_file(at("tagged2"), "yy MARK-TAG-MALWARE yy");
 	assert_int_equal(try_open(at("tagged2")), EPERM);
 	snprintf(field, sizeof(field),
 		 "scanner: detection verdict=deny rule=by_tag namespace=%s path=%s ",
@@ -652,13 +531,13 @@ external_variables_come_from_the_request(void **state)
 		 "\"evil.PHP\" }\n"
 		 "rule by_define { condition: level > 2 and filename == \"lvl\" }\n",
 		 watch);
-	write_file(rules, text);
-	write_file(at("evil.PHP"), "<?php echo 1; ?>");
-	write_file(at("evil.txt"), "<?php echo 1; ?>");
-	write_file(at("fake.txt"), "%PDF-1.4 not really");
-	write_file(at("plain.pdf"), "not a pdf at all");
-	write_file(at("mz.pdf"), "MZ but named .pdf");
-	write_file(at("lvl"), "level");
+	tu_write_file(rules, text);
+	tu_write_file(at("evil.PHP"), "<?php echo 1; ?>");
+	tu_write_file(at("evil.txt"), "<?php echo 1; ?>");
+	tu_write_file(at("fake.txt"), "%PDF-1.4 not really");
+	tu_write_file(at("plain.pdf"), "not a pdf at all");
+	tu_write_file(at("mz.pdf"), "MZ but named .pdf");
+	tu_write_file(at("lvl"), "level");
 	daemon_start(true);
 	{
 		const char *extra[] = { "-d", "level=3", NULL };
@@ -682,8 +561,9 @@ external_variables_come_from_the_request(void **state)
 static void
 write_slow_rule(void)
 {
-	write_file(rules, "rule slow { condition: for all i in (0..filesize) : ( for "
-			  "all j in (0..filesize) : ( uint8(i) + uint8(j) < 600 ) ) }\n");
+	tu_write_file(rules,
+		      "rule slow { condition: for all i in (0..filesize) : ( for "
+		      "all j in (0..filesize) : ( uint8(i) + uint8(j) < 600 ) ) }\n");
 }
 
 static void
@@ -694,7 +574,7 @@ write_sized(const char *path, size_t size)
 	assert_non_null(body);
 	memset(body, 'q', size);
 	body[size] = '\0';
-	write_file(path, body);
+	tu_write_file(path, body);
 	free(body);
 }
 
@@ -757,7 +637,7 @@ oversize_allow_is_never_cached_and_logged(void **state)
 	char expect[512];
 
 	(void)state;
-	write_file(rules, "rule any_q { strings: $q = \"qqqq\" condition: $q }\n");
+	tu_write_file(rules, "rule any_q { strings: $q = \"qqqq\" condition: $q }\n");
 	write_sized(at("big"), 4096);
 	daemon_start(true);
 	svc_start(extra);
@@ -768,7 +648,7 @@ oversize_allow_is_never_cached_and_logged(void **state)
 		 "scanner: unscanned limit=oversize verdict=allow path=%s size=4096 ms=0 "
 		 "op=open",
 		 at("big"));
-	assert_true(wait_in_file(slog, expect, 2));
+	assert_true(tu_wait_in_file(slog, expect, 2, WAIT_MS));
 	filter_stats(v);
 	assert_int_equal(v[SCANNER_CTR_policy_verdicts], 2);
 	assert_int_equal(v[SCANNER_CTR_cache_hits], 0);
@@ -798,7 +678,7 @@ self_test_reports_pass_and_each_failure(void **state)
 	/* no daemon */
 	assert_int_equal(run(argv, &out), 3);
 	free(out);
-	write_file(rules, "rule nothing { condition: false }\n");
+	tu_write_file(rules, "rule nothing { condition: false }\n");
 	daemon_start(true);
 	svc_start(NULL);
 	EXPECT_LOG(slog, "and the built-in EICAR test rule");
@@ -815,7 +695,7 @@ self_test_reports_pass_and_each_failure(void **state)
 	argv[5] = watch;
 	/* no rule for EICAR at all */
 	kill(svc_pid, SIGTERM);
-	rc = wait_exit(svc_pid);
+	rc = tu_expect_exit(svc_pid, WAIT_MS);
 	svc_pid = 0;
 	assert_int_equal(rc, 0);
 	svc_start(no_eicar);

@@ -68,15 +68,11 @@ static char decline_type[32]; /* the volume setup callback declines it */
 		}                                                          \
 	} while (0)
 
+/* A path under scratch. */
 static const char *
 at(const char *rel)
 {
-	static char bufs[8][PATH_MAX];
-	static int i;
-
-	i = (i + 1) % 8;
-	snprintf(bufs[i], sizeof(bufs[i]), "%s/%s", scratch, rel);
-	return bufs[i];
+	return tu_path(scratch, rel);
 }
 
 /* ---- the filter ---- */
@@ -180,16 +176,6 @@ child_open(const char *path)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	return WEXITSTATUS(st);
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(close(fd), 0);
 }
 
 static void
@@ -420,8 +406,8 @@ newly_mounted(bool poll_only)
 	start_filter("tmpfs", FLT_INSTANCE_FILESYSTEM);
 	mount_tmpfs(vol, "fltmgr-vol-a");
 	t0 = tu_now_ms();
-	write_file(at("vols/a/bad"), "x " MARKER " y\n");
-	write_file(at("vols/a/good"), "clean\n");
+	tu_write_file(at("vols/a/bad"), "x " MARKER " y\n");
+	tu_write_file(at("vols/a/good"), "clean\n");
 	ms = ms_until_denied(at("vols/a/bad"), t0);
 	assert_true(tu_wait_until(some_setup, &one, SETTLE_MS));
 	r = setup_at(0);
@@ -478,7 +464,7 @@ volumes_present_at_start_are_set_up(void **state)
 	(void)state;
 	NEED_ROOT();
 	mount_tmpfs(vol, "fltmgr-vol-p");
-	write_file(at("vols/p/bad"), MARKER);
+	tu_write_file(at("vols/p/bad"), MARKER);
 	start_filter("tmpfs", FLT_INSTANCE_MOUNT);
 	assert_true(tu_wait_until(some_setup, &one, SETTLE_MS));
 	r = setup_at(0);
@@ -509,7 +495,7 @@ mounted_again_at_the_same_path_gets_a_new_instance(void **state)
 	first = setup_at(0).mount_id;
 	assert_int_equal(umount2(vol, MNT_DETACH), 0);
 	mount_tmpfs(vol, "fltmgr-vol-r2");
-	write_file(at("vols/r/bad"), MARKER);
+	tu_write_file(at("vols/r/bad"), MARKER);
 	if (!tu_wait_until(some_setup, &two, SETTLE_MS)) {
 		print_volumes_and_setups();
 		fail_msg("the second mount at %s was not set up", vol);
@@ -537,7 +523,7 @@ bind_mounts_get_their_own_mount_instances(void **state)
 	NEED_ROOT();
 	start_filter("tmpfs", FLT_INSTANCE_MOUNT);
 	mount_tmpfs(a, "fltmgr-vol-a");
-	write_file(at("vols/a/bad"), MARKER);
+	tu_write_file(at("vols/a/bad"), MARKER);
 	assert_int_equal(mkdir(at("vols/a/d"), 0755), 0);
 	assert_true(tu_wait_until(some_setup, &one, SETTLE_MS));
 	mkdir(b, 0755);
@@ -565,7 +551,7 @@ moved_mount_is_set_up_at_its_new_place(void **state)
 	NEED_ROOT();
 	start_filter("tmpfs", FLT_INSTANCE_MOUNT);
 	mount_tmpfs(a, "fltmgr-vol-a");
-	write_file(at("vols/a/bad"), MARKER);
+	tu_write_file(at("vols/a/bad"), MARKER);
 	assert_true(tu_wait_until(some_setup, &one, SETTLE_MS));
 	id = setup_at(0).mount_id;
 	mkdir(c, 0755);
@@ -597,7 +583,7 @@ ext4_image_on_a_loop_device_is_attached(void **state)
 		skip();
 	}
 	start_filter("ext4", FLT_INSTANCE_FILESYSTEM);
-	write_file(at("vols/e/bad"), MARKER);
+	tu_write_file(at("vols/e/bad"), MARKER);
 	assert_true(tu_wait_until(some_setup, &one, SETTLE_MS));
 	assert_string_equal(setup_at(0).fs_type, "ext4");
 	assert_int_equal(child_open(at("vols/e/bad")), EPERM);
@@ -615,7 +601,7 @@ a_volume_the_filter_declines_is_left_alone(void **state)
 	snprintf(decline_type, sizeof(decline_type), "tmpfs");
 	start_filter("tmpfs", FLT_INSTANCE_FILESYSTEM);
 	mount_tmpfs(vol, "fltmgr-vol-d");
-	write_file(at("vols/d/bad"), MARKER);
+	tu_write_file(at("vols/d/bad"), MARKER);
 	assert_true(tu_wait_until(some_setup, &one, SETTLE_MS));
 	assert_int_equal(instances_at(vol, false), 0);
 	assert_int_equal(child_open(at("vols/d/bad")), 0);
@@ -663,7 +649,7 @@ mount_instance_is_matched_by_mount_id(void **state)
 	(void)state;
 	NEED_ROOT();
 	mount_tmpfs(a, "fltmgr-vol-a");
-	write_file(at("vols/a/bad"), MARKER);
+	tu_write_file(at("vols/a/bad"), MARKER);
 	mkdir(b, 0755);
 	assert_int_equal(mount(a, b, NULL, MS_BIND, NULL), 0);
 	assert_int_equal(flt_register_filter(g_m, &reg, &f), 0);
@@ -773,7 +759,7 @@ hand_attached_volume_unmounts_and_is_released(void **state)
 	(void)state;
 	NEED_ROOT();
 	mount_tmpfs(vol, "fltmgr-vol-h");
-	write_file(at("vols/h/bad"), MARKER);
+	tu_write_file(at("vols/h/bad"), MARKER);
 	assert_int_equal(flt_register_filter(g_m, &reg, &g_f), 0);
 	assert_int_equal(flt_attach(g_f, vol, FLT_INSTANCE_FILESYSTEM), 0);
 	assert_int_equal(flt_start_filtering(g_f), 0);
@@ -786,7 +772,7 @@ hand_attached_volume_unmounts_and_is_released(void **state)
 	assert_true(tu_wait_until(no_fd_on_dev, &dev, SETTLE_MS));
 
 	mount_tmpfs(vol, "fltmgr-vol-h2");
-	write_file(at("vols/h/bad"), MARKER);
+	tu_write_file(at("vols/h/bad"), MARKER);
 	(void)flt_manager_recheck_instances(g_m);
 	assert_int_equal(child_open(at("vols/h/bad")), EPERM);
 }

@@ -15,9 +15,13 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static char runtime_dir[256];
 
@@ -82,6 +86,15 @@ tu_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t
+tu_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int
 tu_wait_until(int (*pred)(void *), void *arg, int timeout_ms)
 {
@@ -91,6 +104,182 @@ tu_wait_until(int (*pred)(void *), void *arg, int timeout_ms)
 	while (!(v = pred(arg)) && tu_now_ms() < end)
 		usleep(1000);
 	return v;
+}
+
+int
+tu_file_exists(void *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+struct daemon_paths {
+	char control[PATH_MAX], port[PATH_MAX];
+};
+
+static int
+daemon_ready(void *arg)
+{
+	struct daemon_paths *p = arg;
+
+	return access(p->control, F_OK) == 0 &&
+	       (!p->port[0] || access(p->port, F_OK) == 0);
+}
+
+int
+tu_wait_daemon_ready(const char *rundir, const char *port, int timeout_ms)
+{
+	struct daemon_paths p = { .port = "" };
+
+	snprintf(p.control, sizeof(p.control), "%s/control", rundir);
+	if (port)
+		snprintf(p.port, sizeof(p.port), "%s/%s", rundir, port);
+	return tu_wait_until(daemon_ready, &p, timeout_ms);
+}
+
+char *
+tu_path(const char *dir, const char *rel)
+{
+	static char bufs[16][PATH_MAX];
+	static int i;
+	char *b = bufs[i++ % 16];
+
+	snprintf(b, PATH_MAX, "%s/%s", dir, rel);
+	return b;
+}
+
+void
+tu_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(close(fd), 0);
+}
+
+void
+tu_write_file_mode(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+char *
+tu_slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, len = 0, n;
+
+	if (f) {
+		for (;;) {
+			if (len + 4096 + 1 > cap) {
+				cap = (len + 4096 + 1) * 2;
+				buf = realloc(buf, cap);
+				assert_non_null(buf);
+			}
+			n = fread(buf + len, 1, 4096, f);
+			len += n;
+			if (n == 0)
+				break;
+		}
+		fclose(f);
+	}
+	if (!buf)
+		buf = calloc(1, 1);
+	buf[len] = '\0';
+	return buf;
+}
+
+int
+tu_count_in_file(const char *path, const char *needle)
+{
+	char *s = tu_slurp(path), *p = s;
+	int n = 0;
+
+	while ((p = strstr(p, needle))) {
+		n++;
+		p += strlen(needle);
+	}
+	free(s);
+	return n;
+}
+
+bool
+tu_wait_in_file(const char *path, const char *needle, int n, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+
+	while (tu_now_ms() < end) {
+		if (tu_count_in_file(path, needle) >= n)
+			return true;
+		usleep(2000);
+	}
+	return false;
+}
+
+pid_t
+tu_spawn(char *const argv[], const char *out, const char *err)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int efd = open(err, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int ofd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (efd < 0 || ofd < 0 || null < 0)
+			_exit(127);
+		dup2(null, STDIN_FILENO);
+		dup2(ofd, STDOUT_FILENO);
+		dup2(efd, STDERR_FILENO);
+		execve(argv[0], argv, environ);
+		_exit(127);
+	}
+	return pid;
+}
+
+int
+tu_wait_exit(pid_t pid, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status)
+						 : 128 + WTERMSIG(status);
+		if (r < 0 || tu_now_ms() > end)
+			return -1;
+		usleep(2000);
+	}
+}
+
+int
+tu_expect_exit(pid_t pid, int timeout_ms)
+{
+	int64_t end = tu_now_ms() + timeout_ms;
+	int st;
+
+	while (tu_now_ms() < end) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		assert_true(r >= 0);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(2000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	fail_msg("process %d did not exit within %d ms", (int)pid, timeout_ms);
+	return -1;
 }
 
 int

@@ -2,16 +2,20 @@
 /*
  * testutil.h — helpers shared by the test programs: a private runtime
  * directory per test (so tests never touch /run/fltmgr or each other),
- * descriptor counting for leak checks, a quiet manager, and the private
- * mount namespace with a scratch tmpfs the end-to-end programs run in.
+ * descriptor counting for leak checks, a quiet manager, the private
+ * mount namespace with a scratch tmpfs the end-to-end programs run in,
+ * files (paths, writing, reading, waiting for a line), and child
+ * programs (started with redirected output, waited for with a bound).
  */
 #ifndef FLTMGR_TESTUTIL_H
 #define FLTMGR_TESTUTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <cmocka.h>
 
 #include <fltmgr/filter.h>
@@ -32,9 +36,64 @@ int tu_count_fds(void);
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t tu_now_ms(void);
 
+/* Nanoseconds on CLOCK_MONOTONIC. */
+int64_t tu_mono_ns(void);
+
 /* Polls pred(arg) every millisecond until it is true or timeout_ms passes;
  * returns the last value of pred. */
 int tu_wait_until(int (*pred)(void *), void *arg, int timeout_ms);
+
+/* A predicate for tu_wait_until(): whether the path arg exists. */
+int tu_file_exists(void *path);
+
+/* Waits until the fltmgrd on runtime directory rundir is ready: its
+ * control socket (rundir/control, made once every instance is attached)
+ * exists and, if port is not NULL, the port rundir/PORT too. 1 when they
+ * do, 0 if they did not within timeout_ms. */
+int tu_wait_daemon_ready(const char *rundir, const char *port, int timeout_ms);
+
+/* ---- files ---- */
+
+/* "dir/rel" in one of 16 static buffers used in turn: valid until the
+ * 16th call after it. */
+char *tu_path(const char *dir, const char *rel);
+
+/* Writes text to path (created with mode 0644 less the umask, or
+ * truncated) and closes it. Asserts on failure. */
+void tu_write_file(const char *path, const char *text);
+
+/* The same, but the file is created with mode and then given exactly
+ * mode (fchmod), whether or not it existed. */
+void tu_write_file_mode(const char *path, const char *text, mode_t mode);
+
+/* The whole file, NUL-terminated, in memory the caller frees; "" if it
+ * cannot be opened. */
+char *tu_slurp(const char *path);
+
+/* Occurrences of needle in the file (0 if it cannot be read). */
+int tu_count_in_file(const char *path, const char *needle);
+
+/* Polls (every 2 ms) until needle occurs at least n times in the file:
+ * true, or false if it did not within timeout_ms. */
+bool tu_wait_in_file(const char *path, const char *needle, int n, int timeout_ms);
+
+/* ---- child programs ---- */
+
+/* Forks and executes argv[0] (argv, this environment) with stdin from
+ * /dev/null, stdout appended to out and stderr appended to err (each
+ * created 0644 if missing; "/dev/null" discards). Returns the pid at once;
+ * the child exits 127 if a file cannot be opened or the exec fails. */
+pid_t tu_spawn(char *const argv[], const char *out, const char *err);
+
+/* Waits up to timeout_ms for the child pid to exit: its exit status,
+ * 128 + the signal that killed it, or -1 (not exited in time, which
+ * leaves it running, or waitpid() failed). */
+int tu_wait_exit(pid_t pid, int timeout_ms);
+
+/* The same, but a child still running after timeout_ms fails the test,
+ * after it is killed (SIGKILL) and reaped; a waitpid() failure fails it
+ * too. Returns its exit status or 128 + signal. */
+int tu_expect_exit(pid_t pid, int timeout_ms);
 
 /* For the programs that run the real daemon: enters a private mount
  * namespace (so nothing mounted or watched is seen outside it) and mounts a
