@@ -230,6 +230,17 @@ const struct flt_process *flt_get_process(const struct flt_callback_data *data);
  */
 const char *flt_event_path(const struct flt_callback_data *data);
 
+/*
+ * The filter whose callback is running with this event (libfltmgr 0.7):
+ * in a pre or post callback, and in the FLT_OP_OVERFLOW callback, which
+ * has no instance context to tell one filter from another. With
+ * flt_filter_cookie(), the filter's state: an OVERFLOW callback shared by
+ * several loaded copies of one filter finds its own copy's. From the
+ * callback, or for a pended event from the thread completing it, until it
+ * is completed. NULL for a NULL data.
+ */
+flt_filter *flt_event_filter(const struct flt_callback_data *data);
+
 typedef enum flt_preop_status (*flt_pre_operation)(struct flt_callback_data *data,
 						   void *instance_context,
 						   void **completion_context);
@@ -343,7 +354,7 @@ struct flt_registration {
 	flt_instance_setup instance_setup;       /* may be NULL */
 	flt_instance_teardown instance_teardown; /* may be NULL */
 	flt_filter_unload unload;                /* may be NULL */
-	void *cookie;                            /* passed to unload */
+	void *cookie; /* passed to unload; flt_filter_cookie() */
 	/* How long this filter may hold a permission event (in its pre
 	 * callback, or pended); 0 means 5000 ms. When it passes, the event
 	 * gets default_verdict and the filters below are not asked. */
@@ -587,11 +598,11 @@ int flt_post_message(flt_filter *filter, const flt_port *client_port, const void
 /* Post-queue counters of a client port (its connection) or a server port
  * (all its connections, past and present). */
 struct flt_post_stats {
-	uint64_t posted;    /* posts that returned 0 */
-	uint64_t refused;   /* posts that got -EAGAIN (queue full) */
-	uint64_t sent;      /* completed with 0 */
-	uint64_t cancelled; /* completed with -ENOTCONN */
-	uint64_t frames;    /* frames the posted messages travelled in */
+	uint64_t posted;       /* posts that returned 0 */
+	uint64_t refused;      /* posts that got -EAGAIN (queue full) */
+	uint64_t sent;         /* completed with 0 */
+	uint64_t cancelled;    /* completed with -ENOTCONN */
+	uint64_t frames;       /* frames the posted messages travelled in */
 	uint32_t queued;       /* messages in the queue now */
 	uint32_t queued_bytes; /* their bytes */
 };
@@ -891,6 +902,17 @@ void flt_manager_log(flt_manager *manager, int level, const char *fmt, ...)
 
 const char *flt_filter_name(const flt_filter *filter);
 const char *flt_filter_altitude(const flt_filter *filter);
+
+/*
+ * The registration's cookie (flt_registration.cookie; libfltmgr 0.7), the
+ * FltGetFilterContext of this API: a filter's state, reached from every
+ * callback without a registry of its own. Instance setup, volume setup,
+ * teardown and unload are given the filter; an event callback gets it
+ * from flt_event_filter(); a port callback gets the server cookie it
+ * passed to flt_create_communication_port(). NULL for a NULL filter. The
+ * cookie is the filter's until its unload callback has returned.
+ */
+void *flt_filter_cookie(const flt_filter *filter);
 
 /* ---- decisions the operator should see ----
  *

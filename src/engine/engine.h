@@ -183,6 +183,9 @@ struct flt_event_priv {
 	struct engine *e;
 	struct proc_memo *memo;  /* notifications: this read's, else NULL */
 	struct perm_event *perm; /* NULL for notifications */
+	/* The filter whose callback runs with this event now (set before
+	 * each callback; flt_event_filter()). */
+	flt_filter *filter;
 	int pidfd;
 	bool stat_done;
 	bool proc_done;

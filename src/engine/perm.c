@@ -282,6 +282,7 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 	for (size_t i = t->n; i-- > 0;) {
 		if (!ev->want_post[i])
 			continue;
+		ev->priv.filter = t->f[i].filter;
 		t->f[i].filter->eng->post[ev->data.op](&ev->data, ev->inst[i]->context,
 						       ev->ctx[i]);
 		atomic_fetch_add(&fe_at(ev, i)->ctr.delivered, 1);
@@ -351,6 +352,7 @@ run_chain(struct perm_event *ev)
 			.mgr = e->mgr,
 			.capped = &fe->ctr.timeouts_capped,
 		});
+		ev->priv.filter = df->filter;
 		st = fe->pre[op](&ev->data, in->context, &ev->ctx[i]);
 		callback_scope_leave();
 		atomic_fetch_add(&fe->ctr.delivered, 1);
