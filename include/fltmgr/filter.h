@@ -456,8 +456,18 @@ int flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
 				  void *server_cookie, flt_connect_notify on_connect,
 				  flt_disconnect_notify on_disconnect,
 				  flt_message_notify on_message, int max_connections);
-/* Stops new connections and removes the socket file. Existing connections
- * are not affected. Sets *server_port to FLT_PORT_NULL; idempotent. */
+/*
+ * Stops new connections and removes the socket file. Existing connections
+ * are not affected. Sets *server_port to FLT_PORT_NULL; idempotent.
+ *
+ * No connect callback of this port runs after it returns (libfltmgr 0.7):
+ * one in progress is waited for (it holds the filter's port lock, which
+ * this call takes), and a connection still in its handshake is refused
+ * with -ECONNREFUSED without a callback. So the server cookie may be
+ * freed as soon as this returns (connections already accepted keep
+ * running their message and disconnect callbacks with their own
+ * cookies). Not to be called holding a lock a connect callback takes.
+ */
 void flt_close_communication_port(flt_filter *filter, flt_port *server_port);
 
 /*

@@ -486,6 +486,7 @@ handshake(struct conn *c)
 	struct frame_rx rx;
 	const char *why;
 	void *cookie = NULL;
+	bool port_closed;
 	int r;
 
 	r = poll(p, c->pidfd >= 0 ? 3 : 2, HANDSHAKE_TIMEOUT_MS);
@@ -561,12 +562,22 @@ handshake(struct conn *c)
 	pthread_mutex_unlock(&c->lock);
 
 	/* The callback runs under the port lock: its plain store of the
-	 * handle is ordered with every sender's locked read. */
+	 * handle is ordered with every sender's locked read. A server port
+	 * closed by now (sp_close marks it under this lock) runs no more
+	 * connect callbacks: the filter may free the server cookie as soon
+	 * as flt_close_communication_port() returns. */
 	pthread_mutex_lock(&f->port_lock);
-	conn_set_handshaking(c);
-	r = sp->on_connect(c->handle, sp->cookie, buf + WIRE_HEADER_SIZE, h.length,
-			   &c->peer, &cookie);
-	conn_set_handshaking(NULL);
+	pthread_mutex_lock(&sp->lock);
+	port_closed = sp->closed;
+	pthread_mutex_unlock(&sp->lock);
+	if (port_closed) {
+		r = -ECONNREFUSED;
+	} else {
+		conn_set_handshaking(c);
+		r = sp->on_connect(c->handle, sp->cookie, buf + WIRE_HEADER_SIZE,
+				   h.length, &c->peer, &cookie);
+		conn_set_handshaking(NULL);
+	}
 	if (r > 0) {
 		log_error(f->mgr,
 			  "filter %s: connect callback returned %d; treating as -EINVAL",
@@ -599,8 +610,13 @@ handshake(struct conn *c)
 		return 0;
 	}
 	atomic_fetch_add(&sp->refused, 1);
-	log_info(f->mgr, "port %s: connect callback refused pid %d: %s", sp->name,
-		 (int)c->peer.pid, strerror(-r));
+	if (port_closed)
+		log_info(f->mgr,
+			 "port %s: closed before the connection of pid %d was accepted",
+			 sp->name, (int)c->peer.pid);
+	else
+		log_info(f->mgr, "port %s: connect callback refused pid %d: %s", sp->name,
+			 (int)c->peer.pid, strerror(-r));
 	reply_status(c->m_fd, r, NULL, 0);
 	return r;
 
