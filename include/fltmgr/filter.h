@@ -716,16 +716,46 @@ void flt_complete_pended_preoperation(struct flt_callback_data *data,
 				      enum flt_preop_status status, int error);
 
 /*
- * Events caused by the process pid never reach this filter (e.g. its own
- * services; the connect callback, where the peer is alive and waiting,
- * is the place). The exclusion follows that process, not the number: it
+ * Events caused by the process pid never reach this filter (for a
+ * connected service, flt_exclude_connection_process() does it for the
+ * connection's lifetime, with nothing to undo). The exclusion follows that process, not the number: it
  * ends by itself when the process exits, so a later process given the
  * same pid is never excluded. -ESRCH if no such process. Excluding a
  * process twice is harmless; flt_include_process() ends it (-ENOENT if
  * there was none).
  */
 int flt_exclude_process(flt_filter *filter, pid_t pid);
+/* Ends what flt_exclude_process() began; a process that connections still
+ * exclude (flt_exclude_connection_process) stays excluded until they end
+ * (the call still returns 0). -ENOENT if flt_exclude_process() had not
+ * excluded pid. */
 int flt_include_process(flt_filter *filter, pid_t pid);
+
+/*
+ * Events caused by the process on the other end of this connection never
+ * reach the filter while the connection lasts (libfltmgr 0.7): a
+ * service's own file accesses, which a filter that reports or scans them
+ * would otherwise see (and, for a pre callback waiting on that same
+ * service, deadlock on). The process is the one that connected, followed
+ * through the connection's pidfd, not its pid number: its children are
+ * not excluded, and a later process given the same pid never is. When
+ * the connection ends (closed by either side, its process exited, or the
+ * filter unregistering) the exclusion is dropped before the disconnect
+ * callback runs, with nothing for the filter to undo. A process with
+ * several such connections stays excluded until the last one ends; one
+ * excluded by flt_exclude_process() too stays so until
+ * flt_include_process().
+ *
+ * Call it from the connect callback (the usual place: the peer is alive
+ * and waiting) or later, with the client port that callback got. Calling
+ * it again for the same connection does nothing. Returns 0, or:
+ *   -ENOTCONN   no such connection, or it is closing
+ *   -ESRCH      its process has exited, or has no pid in the daemon's pid
+ *               namespace (connected from another namespace)
+ *   -EINVAL     bad arguments, a forged handle, or another filter's port
+ *   -ENOMEM
+ */
+int flt_exclude_connection_process(flt_filter *filter, const flt_port *client_port);
 
 /* Forgets every cached verdict (e.g. when a filter's rules change). */
 int flt_flush_verdict_cache(flt_manager *manager);

@@ -39,6 +39,7 @@
 
 #include "common/frame_io.h"
 #include "common/timeutil.h"
+#include "engine/engine.h"
 #include "manager/fault.h"
 #include "ports/internal.h"
 
@@ -827,6 +828,7 @@ conn_thread(void *arg)
 	struct conn *c = arg;
 	flt_filter *f = c->filter;
 	flt_manager *m = f->mgr;
+	uint64_t exclusion;
 	char tname[16];
 
 	snprintf(tname, sizeof(tname), "flt-conn-%d", (int)c->peer.pid);
@@ -836,6 +838,13 @@ conn_thread(void *arg)
 		serve(c);
 	conn_disconnect(c, "connection refused");
 	conn_post_cancel_all(c);
+	/* CLOSING: no hold can be added any more. The process is seen
+	 * again before the disconnect callback runs. */
+	pthread_mutex_lock(&c->lock);
+	exclusion = c->exclusion;
+	c->exclusion = 0;
+	pthread_mutex_unlock(&c->lock);
+	exclusion_release(f, exclusion);
 
 	/* Exactly once per accepted connection; no lock held. */
 	if (c->accepted)
@@ -858,6 +867,38 @@ conn_thread(void *arg)
 	pthread_cond_broadcast(&f->threads_done);
 	pthread_mutex_unlock(&f->lock);
 	return NULL;
+}
+
+int
+flt_exclude_connection_process(flt_filter *filter, const flt_port *client_port)
+{
+	struct conn *c;
+	int64_t id;
+	int r;
+
+	if (!filter || !client_port)
+		return -EINVAL;
+	r = conn_lookup(filter, client_port, &c);
+	if (r < 0)
+		return r;
+	/* Under c->lock, so that the hold is either taken before the
+	 * connection is CLOSING (and dropped by its thread) or not at all. */
+	pthread_mutex_lock(&c->lock);
+	if (c->state == CONN_CLOSING) {
+		r = -ENOTCONN;
+	} else if (c->exclusion) {
+		r = 0; /* once per connection */
+	} else if (c->peer.pid <= 0) {
+		r = -ESRCH; /* no pid to name in our pid namespace */
+	} else {
+		id = exclusion_hold(filter, c->peer.pid, c->pidfd);
+		if (id > 0)
+			c->exclusion = (uint64_t)id;
+		r = id < 0 ? (int)id : 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	obj_unref(&c->obj);
+	return r;
 }
 
 int
