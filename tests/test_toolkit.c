@@ -549,6 +549,55 @@ exclude_connection_process_checks_its_port(void **state)
 	assert_true(flt_exclude_connection_process(g_f, &forged) < 0);
 }
 
+/* ---- the log helpers ---- */
+
+static char g_line[600];
+
+static void
+keep_line(void *userdata, int level, const char *message)
+{
+	(void)userdata;
+	(void)level;
+	snprintf(g_line, sizeof(g_line), "%s", message);
+}
+
+static void
+log_helpers_for_filters(void **state)
+{
+	struct flt_manager_options o = { .log_level = FLT_LOG_INFO,
+					 .log_func = keep_line };
+	struct flt_registration reg = { .name = "tklog", .altitude = "370000" };
+	static struct flt_log_limit limit;
+	flt_manager *m = NULL;
+	flt_filter *f = NULL;
+	uint64_t held = 99;
+	int64_t t0;
+
+	(void)state;
+	assert_int_equal(flt_manager_new(&o, &m), 0);
+	assert_int_equal(flt_register_filter(m, &reg, &f), 0);
+	flt_filter_log(f, FLT_LOG_WARNING, "%d services", 3);
+	assert_string_equal(g_line, "filter tklog: 3 services");
+	g_line[0] = '\0';
+	flt_filter_log(f, FLT_LOG_DEBUG, "below the level");
+	assert_string_equal(g_line, "");
+	flt_unregister_filter(f);
+	flt_manager_free(m);
+
+	/* The first line always, then one per interval with the count. */
+	t0 = flt_monotonic_ns();
+	assert_true(t0 > 0);
+	assert_int_equal(flt_log_ratelimit(&limit, 200, &held), 1);
+	assert_int_equal(held, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(flt_log_ratelimit(&limit, 200, NULL), 0);
+	while (flt_monotonic_ns() - t0 < 250000000)
+		usleep(10000);
+	assert_int_equal(flt_log_ratelimit(&limit, 200, &held), 1);
+	assert_int_equal(held, 3);
+	assert_int_equal(flt_log_ratelimit(NULL, 200, NULL), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -558,6 +607,7 @@ main(int argc, char **argv)
 		T(exclude_connection_process_checks_its_port),
 		T(every_callback_reaches_the_filter_cookie),
 		T(service_excluded_while_connected),
+		T(log_helpers_for_filters),
 #undef T
 	};
 	ssize_t n;

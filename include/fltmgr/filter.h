@@ -940,6 +940,32 @@ const char *flt_config_param(const struct flt_filter_config *config, const char 
 void flt_manager_log(flt_manager *manager, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* As flt_manager_log(), the line led by "filter NAME: " (libfltmgr 0.7),
+ * as the library's own lines about the filter are. */
+void flt_filter_log(flt_filter *filter, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * A rate limit for a filter's log lines (libfltmgr 0.7), the one the
+ * library's own lines use: for a condition that can recur thousands of
+ * times a second, at most one line per interval, telling how many it
+ * stands for. Zero-initialise it (static, or in a calloc'ed state) and
+ * leave its fields alone. flt_log_ratelimit() returns 1 if a line may be
+ * written now (the first call always may), with *ret_held (may be NULL)
+ * the number of calls refused since the last line, else 0 (counted).
+ * interval_ms <= 0 means one second. Lock-free, from any thread.
+ */
+struct flt_log_limit {
+	int64_t next_ns; /* flt_monotonic_ns() from which a line may go */
+	uint64_t held;   /* refused since the last line */
+};
+int flt_log_ratelimit(struct flt_log_limit *limit, int interval_ms, uint64_t *ret_held);
+
+/* CLOCK_MONOTONIC in nanoseconds (libfltmgr 0.7): the clock of the
+ * engine's deadlines and of struct flt_log_limit, for a filter's own
+ * deadlines and timings. */
+int64_t flt_monotonic_ns(void);
+
 const char *flt_filter_name(const flt_filter *filter);
 const char *flt_filter_altitude(const flt_filter *filter);
 

@@ -605,7 +605,7 @@ handle_event(struct engine *e, const struct fan_event *fe)
 	n = t->n;
 	ev = fault_alloc_fails(FAULT_PERM_EVENT) ? NULL : perm_event_alloc(n);
 	if (!ev || !(t->pre_ops & op_bit(op))) {
-		static struct log_limit oom_limit;
+		static struct flt_log_limit oom_limit;
 		int v = ev ? 0 : fallback_verdict(e, t, op, fe->fd);
 
 		/* Counted before the answer, like every answer path: the
@@ -675,7 +675,7 @@ handle_event(struct engine *e, const struct fan_event *fe)
 static void
 read_failed(struct engine *e, int err)
 {
-	static struct log_limit limit;
+	static struct flt_log_limit limit;
 
 	atomic_fetch_add(&e->ctr.dropped, 1);
 	flt_log_limited(e->mgr, &limit, FLT_LOG_ERROR,
@@ -924,7 +924,7 @@ readers_reap(struct engine *e)
 static void
 emergency_drain(struct engine *e, bool stopping)
 {
-	static struct log_limit allow_limit, deny_limit;
+	static struct flt_log_limit allow_limit, deny_limit;
 	struct dtable *t = dtable_acquire(e);
 	uint8_t buf[4096];
 	ssize_t n;

@@ -105,7 +105,7 @@ refuse(struct server_port *sp, int fd, int status, const struct flt_peer *peer,
 static void
 accept_one(struct server_port *sp)
 {
-	static struct log_limit accept_limit, start_limit;
+	static struct flt_log_limit accept_limit, start_limit;
 	flt_filter *f = sp->filter;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
