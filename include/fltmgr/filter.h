@@ -970,9 +970,11 @@ const char *flt_filter_name(const flt_filter *filter);
 const char *flt_filter_altitude(const flt_filter *filter);
 
 /*
- * The registration's cookie (flt_registration.cookie; libfltmgr 0.7), the
- * FltGetFilterContext of this API: a filter's state, reached from every
- * callback without a registry of its own. Instance setup, volume setup,
+ * The registration's cookie (flt_registration.cookie; libfltmgr 0.7): a
+ * filter's state, reached from every callback without a registry of its
+ * own (one shared object may be loaded as several filters, so a global
+ * of the object, as a Windows driver keeps its filter data, is not
+ * enough). Instance setup, volume setup,
  * teardown and unload are given the filter; an event callback gets it
  * from flt_event_filter(); a port callback gets the server cookie it
  * passed to flt_create_communication_port(). NULL for a NULL filter. The
