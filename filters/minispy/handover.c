@@ -172,10 +172,11 @@ report_locked(struct ms_state *st, struct ms_conn *target, const struct ms_loss 
 		return; /* the disconnect pumps every remaining connection */
 	if (r)
 		ms_rec_unref(r);
-	ms_log(st, FLT_LOG_ERROR,
-	       "out of memory: %llu records (seq %llu-%llu) lost without a loss record",
-	       (unsigned long long)l->count, (unsigned long long)l->first,
-	       (unsigned long long)l->last);
+	flt_filter_log(
+		st->filter, FLT_LOG_ERROR,
+		"out of memory: %llu records (seq %llu-%llu) lost without a loss record",
+		(unsigned long long)l->count, (unsigned long long)l->first,
+		(unsigned long long)l->last);
 }
 
 static const char *
@@ -247,11 +248,6 @@ ms_handover_locked(struct ms_state *st, struct ms_conn *c)
 		events += !ms_rec_synthetic(*ms_inflight_at(c, i));
 
 	st->ctr.unconfirmed += unconf;
-	if (st->closing) {
-		/* Unloading: no service will come for them. */
-		st->ctr.discarded += events;
-		return "discarded (unloading)";
-	}
 	if (!st->n_conns)
 		return return_to_backlog_locked(st, c, events);
 	return hand_to_others_locked(st, c);

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * minispy.c — the minispy filter's entry point (the DriverEntry of the
- * Windows sample), its registry of live states, its event callbacks and its
- * unload callback. Connections and sending live in port.c.
+ * Windows sample), its event callbacks and its unload callback. Connections and sending live in port.c.
  *
  * The event path (ms_post) never waits for anyone: it filters by the
  * instance's operation mask and patterns, encodes one record and hands it
@@ -20,31 +19,10 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* Live states, by id (the server port's cookie) and by filter. */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ms_state *registry;
-static uint64_t registry_last_id;
-
 struct ms_instance {
-	struct ms_state *st; /* one reference */
+	struct ms_state *st;
 	struct ms_match *match;
 };
-
-/* Through the manager, so minispy's lines go where fltmgrd's go. */
-void
-ms_log(const struct ms_state *st, int level, const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	flt_manager_log(st ? st->mgr : NULL, level, "minispy %s: %s", st ? st->name : "?",
-			msg);
-}
-
-/* ---- the state and its registry ---- */
 
 static void
 state_free(struct ms_state *st)
@@ -52,66 +30,7 @@ state_free(struct ms_state *st)
 	ms_ring_fini(&st->backlog);
 	ms_settings_free(&st->set);
 	pthread_mutex_destroy(&st->lock);
-	free(st->excluded);
 	free(st);
-}
-
-void
-ms_state_unref(struct ms_state *st)
-{
-	if (st && atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) == 1)
-		state_free(st);
-}
-
-static void
-registry_add(struct ms_state *st)
-{
-	pthread_mutex_lock(&registry_lock);
-	st->id = ++registry_last_id;
-	st->reg_next = registry;
-	registry = st;
-	pthread_mutex_unlock(&registry_lock);
-}
-
-static void
-registry_remove(struct ms_state *st)
-{
-	pthread_mutex_lock(&registry_lock);
-	for (struct ms_state **pp = &registry; *pp; pp = &(*pp)->reg_next) {
-		if (*pp == st) {
-			*pp = st->reg_next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&registry_lock);
-}
-
-struct ms_state *
-ms_registry_ref(uint64_t id)
-{
-	struct ms_state *st;
-
-	pthread_mutex_lock(&registry_lock);
-	for (st = registry; st && st->id != id; st = st->reg_next)
-		;
-	if (st)
-		atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&registry_lock);
-	return st;
-}
-
-static struct ms_state *
-registry_ref_filter(const flt_filter *f)
-{
-	struct ms_state *st;
-
-	pthread_mutex_lock(&registry_lock);
-	for (st = registry; st && st->filter != f; st = st->reg_next)
-		;
-	if (st)
-		atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&registry_lock);
-	return st;
 }
 
 /* ---- instances ---- */
@@ -120,35 +39,32 @@ static int
 ms_instance_setup(flt_filter *filter, const char *path, enum flt_instance_kind kind,
 		  void **ret_instance_context)
 {
-	struct ms_state *st = registry_ref_filter(filter);
+	struct ms_state *st = flt_filter_cookie(filter);
 	struct ms_instance *in;
 	struct ms_match *m = NULL;
 	char err[512], ops[128];
 	int r;
 
 	(void)kind;
-	if (!st)
-		return -ESHUTDOWN;
 	r = ms_match_new(&st->set, path, &m, err, sizeof(err));
 	if (r < 0) {
-		ms_log(st, FLT_LOG_ERROR, "refusing the instance at %s: %s", path, err);
-		ms_state_unref(st);
+		flt_filter_log(filter, FLT_LOG_ERROR, "refusing the instance at %s: %s",
+			       path, err);
 		return r;
 	}
 	in = calloc(1, sizeof(*in));
 	if (!in) {
 		ms_match_free(m);
-		ms_state_unref(st);
 		return -ENOMEM;
 	}
 	in->st = st;
 	in->match = m;
 	ms_ops_format(m->ops, ops, sizeof(ops));
-	ms_log(st, FLT_LOG_INFO,
-	       "instance at %s%s%s: ops %s, %zu include and %zu exclude "
-	       "patterns",
-	       path, m->label ? " labelled " : "", m->label ? m->label : "", ops,
-	       m->n_include, m->n_exclude);
+	flt_filter_log(filter, FLT_LOG_INFO,
+		       "instance at %s%s%s: ops %s, %zu include and %zu exclude "
+		       "patterns",
+		       path, m->label ? " labelled " : "", m->label ? m->label : "", ops,
+		       m->n_include, m->n_exclude);
 	*ret_instance_context = in;
 	return 0;
 }
@@ -162,7 +78,6 @@ ms_instance_teardown(flt_filter *filter, void *instance_context)
 	if (!in)
 		return;
 	ms_match_free(in->match);
-	ms_state_unref(in->st);
 	free(in);
 }
 
@@ -213,86 +128,67 @@ ms_post(const struct flt_callback_data *d, void *instance_context,
  * Events were lost before they reached minispy: the kernel's queue
  * overflowed (a KERNEL notice) or the engine could not deliver them (an
  * ENGINE notice; FLT_EVENT_LOSS_* says why). The engine calls this once
- * per filter that registered OVERFLOW, with no instance and no filter to
- * tell them apart, so every live minispy state takes the notice once
- * (keyed by the engine's sequence number of the loss).
+ * per filter that registered OVERFLOW, with no instance: the state is the
+ * cookie of the filter it is called for.
  */
 static void
 ms_overflow(const struct flt_callback_data *d, void *instance_context,
 	    void *completion_context)
 {
+	flt_filter *f = flt_event_filter(d);
+	struct ms_state *st = flt_filter_cookie(f);
 	uint32_t kind = ms_notice_kind(d);
+	struct ms_rec *rec;
 
 	(void)instance_context;
 	(void)completion_context;
-	/* One state at a time, published outside the registry lock (posting
-	 * takes the port lock, which comes before the registry's). */
-	for (;;) {
-		struct ms_state *st = NULL;
-		struct ms_rec *rec;
-
-		pthread_mutex_lock(&registry_lock);
-		for (struct ms_state *s = registry; s && !st; s = s->reg_next) {
-			pthread_mutex_lock(&s->lock);
-			if (!s->closing && s->last_overflow != d->sequence) {
-				s->last_overflow = d->sequence;
-				if (kind == MINISPY_NOTICE_KERNEL)
-					s->ctr.kernel_overflows++;
-				else
-					s->ctr.engine_losses++;
-				atomic_fetch_add(&s->refs, 1);
-				st = s;
-			}
-			pthread_mutex_unlock(&s->lock);
-		}
-		pthread_mutex_unlock(&registry_lock);
-		if (!st)
-			return;
-		if (kind == MINISPY_NOTICE_KERNEL)
-			ms_log(st, FLT_LOG_WARNING,
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->lock);
+	if (kind == MINISPY_NOTICE_KERNEL)
+		st->ctr.kernel_overflows++;
+	else
+		st->ctr.engine_losses++;
+	pthread_mutex_unlock(&st->lock);
+	if (kind == MINISPY_NOTICE_KERNEL)
+		flt_filter_log(f, FLT_LOG_WARNING,
 			       "the kernel's event queue overflowed: events were lost; "
 			       "services get a loss record");
-		else
-			ms_log(st, FLT_LOG_WARNING,
+	else
+		flt_filter_log(f, FLT_LOG_WARNING,
 			       "the engine lost %llu event(s)%s; services get a loss "
 			       "record",
 			       (unsigned long long)d->lost,
 			       d->lost ? "" : " (how many is not known)");
-		rec = ms_rec_notice(d);
-		ms_publish(st, rec, kind);
-		if (rec)
-			ms_rec_unref(rec);
-		ms_state_unref(st);
-	}
+	rec = ms_rec_notice(d);
+	ms_publish(st, rec, kind);
+	if (rec)
+		ms_rec_unref(rec);
 }
 
 /* ---- unload ---- */
 
 /*
- * Called by flt_unregister_filter() after the last event callback and
- * instance teardown, but before the connections are disconnected. So:
- * refuse new connections and records here, and leave each connection to
- * its disconnect callback, which still comes (and holds a reference).
+ * Called by flt_unregister_filter() after every other callback of the
+ * filter: the last instance teardown, and every connection's disconnect
+ * callback (the last one gave its undelivered records back to the
+ * backlog). Nothing uses the state any more.
  */
 static void
 ms_unload(flt_filter *filter, void *cookie)
 {
 	struct ms_state *st = cookie;
-	struct ms_counters c;
+	struct ms_counters c = st->ctr;
 
-	registry_remove(st);
-	pthread_mutex_lock(&st->lock);
-	st->closing = true;
-	c = st->ctr;
-	pthread_mutex_unlock(&st->lock);
 	flt_close_communication_port(filter, &st->server);
-	ms_log(st, FLT_LOG_INFO,
-	       "unloading: %llu records, %llu sent, %llu dropped, %llu backlog dropped, "
-	       "%llu loss records sent",
-	       (unsigned long long)c.records, (unsigned long long)c.sent,
-	       (unsigned long long)c.dropped, (unsigned long long)c.backlog_dropped,
-	       (unsigned long long)c.loss_records_sent);
-	ms_state_unref(st);
+	flt_filter_log(filter, FLT_LOG_INFO,
+		       "unloading: %llu records, %llu sent, %llu dropped, %llu backlog "
+		       "dropped, %llu loss records sent",
+		       (unsigned long long)c.records, (unsigned long long)c.sent,
+		       (unsigned long long)c.dropped,
+		       (unsigned long long)c.backlog_dropped,
+		       (unsigned long long)c.loss_records_sent);
+	state_free(st);
 }
 
 /* ---- the entry point ---- */
@@ -333,13 +229,12 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	atomic_init(&st->refs, 1); /* the registration's */
-	st->mgr = manager;
 	snprintf(st->name, sizeof(st->name), "%s", config->name);
 	pthread_mutex_init(&st->lock, NULL);
 	r = ms_settings_parse(config, &st->set, err, sizeof(err));
 	if (r < 0) {
-		ms_log(st, FLT_LOG_ERROR, "refusing to load: %s", err);
+		flt_manager_log(manager, FLT_LOG_ERROR, "filter %s: refusing to load: %s",
+				st->name, err);
 		state_free(st);
 		return r;
 	}
@@ -352,32 +247,33 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 	reg.cookie = st;
 	r = flt_register_filter(manager, &reg, &f);
 	if (r < 0) {
-		ms_log(st, FLT_LOG_ERROR, "cannot register: %s", strerror(-r));
+		flt_manager_log(manager, FLT_LOG_ERROR, "filter %s: cannot register: %s",
+				st->name, strerror(-r));
 		state_free(st);
 		return r;
 	}
 	st->filter = f;
-	registry_add(st);
 
 	attr.name = st->set.port;
 	attr.mode = st->set.port_mode;
-	r = flt_create_communication_port(
-		f, &st->server, &attr, (void *)(uintptr_t)st->id, ms_on_connect,
-		ms_on_disconnect, ms_on_message, st->set.max_connections);
+	r = flt_create_communication_port(f, &st->server, &attr, st, ms_on_connect,
+					  ms_on_disconnect, ms_on_message,
+					  st->set.max_connections);
 	if (r < 0) {
-		ms_log(st, FLT_LOG_ERROR, "cannot create port %s: %s%s", st->set.port,
-		       strerror(-r),
-		       r == -EEXIST ? " (another live port has that name: set "
-				      "param.port)"
-				    : "");
+		flt_filter_log(f, FLT_LOG_ERROR, "cannot create port %s: %s%s",
+			       st->set.port, strerror(-r),
+			       r == -EEXIST ? " (another live port has that name: set "
+					      "param.port)"
+					    : "");
 		flt_unregister_filter(f); /* the unload callback frees st */
 		return r;
 	}
-	ms_log(st, FLT_LOG_INFO,
-	       "loaded: port %s (at most %d services), queue %u records per service, "
-	       "backlog %u records, services %s",
-	       st->set.port, st->set.max_connections, st->set.queue_size, st->set.backlog,
-	       st->set.exclude_services ? "excluded" : "included");
+	flt_filter_log(
+		f, FLT_LOG_INFO,
+		"loaded: port %s (at most %d services), queue %u records per service, "
+		"backlog %u records, services %s",
+		st->set.port, st->set.max_connections, st->set.queue_size,
+		st->set.backlog, st->set.exclude_services ? "excluded" : "included");
 	*ret_filter = f;
 	return 0;
 }

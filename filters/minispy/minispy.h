@@ -4,22 +4,18 @@
  * point, event callbacks, unload), port.c (connections and posting to
  * them) and handover.c.
  *
- * Lifetime. A struct ms_state is reference counted: the registration
- * holds one (dropped by the unload callback), every instance one, every
- * accepted connection one (dropped at the end of its disconnect callback).
- * This matters because libfltmgr calls the unload callback *before* it
- * disconnects the filter's connections, and a connection still in its
- * handshake may even run the connect callback after unload. So the
- * server-port cookie is not a pointer but the state's id in a registry of
- * live states (minispy.c): a connect callback that finds no live state
- * refuses with -ESHUTDOWN, and one that finds it takes its reference under
- * the registry lock. flt_unregister_filter() waits for every connection
- * thread, so when it returns, every disconnect callback has run and the
- * state is gone.
+ * Lifetime. A struct ms_state is made by the entry point and freed by the
+ * unload callback, which libfltmgr runs after every other callback of the
+ * filter has returned: instance teardowns, and every connection's
+ * completions and disconnect callback (flt_unregister_filter() waits for
+ * every connection thread first). Every callback reaches the state
+ * through libfltmgr: instance setup and the loss callback by
+ * flt_filter_cookie() (the latter through flt_event_filter()), the port
+ * callbacks by their cookies, the server cookie being the state itself:
+ * no connect callback runs after flt_close_communication_port() returns.
  *
  * Locks, outer first: the filter's port lock (held by libfltmgr around the
- * connect callback) -> the registry lock -> st->lock -> libfltmgr's own
- * exclusion lock (flt_exclude_process). st->lock is never held across a
+ * connect callback) -> st->lock. st->lock is never held across a
  * port call: a pump takes records under it and posts them without it
  * (flt_post_message takes the port lock, which comes first).
  */
@@ -27,7 +23,6 @@
 #define MINISPY_H
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,7 +43,7 @@
 
 /* One accepted connection: its rings and what is on its way. */
 struct ms_conn {
-	struct ms_state *st; /* one reference */
+	struct ms_state *st;
 	struct ms_conn *next;
 	struct ms_conn *prev;
 	uint64_t number; /* 1, 2, ... per filter, for logs */
@@ -85,13 +80,6 @@ struct ms_conn {
 	uint64_t confirmed; /* records (not loss records) confirmed */
 };
 
-/* Services' pids excluded from the filter, with a count of their
- * connections (a process may connect more than once). */
-struct ms_excluded {
-	pid_t pid;
-	unsigned n;
-};
-
 struct ms_counters {
 	uint64_t records;
 	uint64_t queued;
@@ -114,27 +102,19 @@ struct ms_counters {
 };
 
 struct ms_state {
-	atomic_uint refs;
-	uint64_t id;               /* registry key, the port's cookie */
-	struct ms_state *reg_next; /* registry list (registry lock) */
-	flt_filter *filter;        /* set before the state is registered */
-	flt_manager *mgr;          /* for logging */
+	flt_filter *filter; /* set once registered */
 	char name[FLT_PORT_NAME_MAX + 1];
 	struct ms_settings set; /* read-only after the entry point */
 	flt_port server;
 
 	pthread_mutex_t lock;
-	bool closing;           /* unload began: no new connections or records */
-	uint64_t seq;           /* the last record number given */
-	uint64_t last_overflow; /* engine sequence of the last loss notice */
+	uint64_t seq; /* the last record number given */
 	struct ms_conn *conns;
 	unsigned n_conns;
 	uint64_t n_accepted;
-	struct ms_ring backlog; /* used while n_conns == 0, else empty */
-	bool backlog_warned;    /* since the backlog was last taken over */
-	int64_t last_warning;   /* CLOCK_MONOTONIC ns of the last drop warning */
-	struct ms_excluded *excluded;
-	size_t n_excluded;
+	struct ms_ring backlog;        /* used while n_conns == 0, else empty */
+	bool backlog_warned;           /* since the backlog was last taken over */
+	struct flt_log_limit warnings; /* drop warnings (port.c) */
 	struct ms_counters ctr;
 };
 
@@ -143,12 +123,6 @@ struct ms_state {
 /* The entry point fltmgrd calls (FLT_FILTER_ENTRY_SYMBOL). */
 int fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config,
 			flt_filter **ret_filter);
-
-void ms_log(const struct ms_state *st, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-/* The live state with this id, with a reference; NULL if it is unloading. */
-struct ms_state *ms_registry_ref(uint64_t id);
-void ms_state_unref(struct ms_state *st);
 
 /* ---- handover.c ---- */
 

@@ -29,78 +29,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "minispy.h"
 
 /* Drop warnings: the first one always, then at most one per interval
  * (a service stopped and started all day must not flood the log). */
-#define MS_WARN_INTERVAL_NS (10LL * 1000000000)
+#define MS_WARN_INTERVAL_MS 10000
 
-/* st->lock held. */
 static bool
-may_warn_locked(struct ms_state *st)
+may_warn(struct ms_state *st)
 {
-	struct timespec ts;
-	int64_t now;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	if (st->last_warning && now - st->last_warning < MS_WARN_INTERVAL_NS)
-		return false;
-	st->last_warning = now;
-	return true;
-}
-
-/* ---- excluded service processes (st->lock held) ---- */
-
-static struct ms_excluded *
-excluded_find(struct ms_state *st, pid_t pid)
-{
-	for (size_t i = 0; i < st->n_excluded; i++)
-		if (st->excluded[i].pid == pid)
-			return &st->excluded[i];
-	return NULL;
-}
-
-static int
-exclude_locked(struct ms_state *st, pid_t pid)
-{
-	struct ms_excluded *e = excluded_find(st, pid), *n;
-	int r;
-
-	if (pid <= 0)
-		return 0; /* a peer from another pid namespace: nothing to name */
-	if (e) {
-		e->n++;
-		return 0;
-	}
-	n = realloc(st->excluded, (st->n_excluded + 1) * sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	st->excluded = n;
-	r = flt_exclude_process(st->filter, pid);
-	if (r < 0)
-		return r;
-	st->excluded[st->n_excluded++] = (struct ms_excluded){ .pid = pid, .n = 1 };
-	return 0;
-}
-
-/*
- * After unload began (st->closing) the engine part of the filter is
- * being freed, so flt_include_process() is not called any more; the list
- * goes with it.
- */
-static void
-include_locked(struct ms_state *st, pid_t pid)
-{
-	struct ms_excluded *e = excluded_find(st, pid);
-
-	if (!e || --e->n)
-		return;
-	*e = st->excluded[--st->n_excluded];
-	if (!st->closing)
-		(void)flt_include_process(st->filter, pid);
+	return flt_log_ratelimit(&st->warnings, MS_WARN_INTERVAL_MS, NULL);
 }
 
 /* ---- posting ---- */
@@ -221,9 +160,9 @@ pump_locked(struct ms_state *st, struct ms_conn *c)
 			 * claimed, so c cannot go away meanwhile. */
 			c->gone = true;
 			pthread_mutex_unlock(&st->lock);
-			ms_log(st, FLT_LOG_ERROR,
-			       "posting to service pid %d failed: %s; closing it",
-			       (int)c->pid, strerror(-err));
+			flt_filter_log(st->filter, FLT_LOG_ERROR,
+				       "posting to service pid %d failed: %s; closing it",
+				       (int)c->pid, strerror(-err));
 			flt_close_client_port(st->filter, &c->port);
 			pthread_mutex_lock(&st->lock);
 		}
@@ -297,10 +236,6 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 	uint64_t seq;
 
 	pthread_mutex_lock(&st->lock);
-	if (st->closing) {
-		pthread_mutex_unlock(&st->lock);
-		return;
-	}
 	seq = ++st->seq;
 	st->ctr.records++;
 	if (rec)
@@ -311,7 +246,7 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 
 		st->ctr.backlog_queued++;
 		st->ctr.backlog_dropped += dropped;
-		if (dropped && !st->backlog_warned && may_warn_locked(st))
+		if (dropped && !st->backlog_warned && may_warn(st))
 			backlog_full = st->backlog_warned = true;
 	}
 	for (struct ms_conn *c = st->conns; c; c = c->next) {
@@ -322,7 +257,7 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 			c->dropped++;
 			st->ctr.dropped++;
 			if (!c->warned && n_slow < sizeof(slow) / sizeof(slow[0]) &&
-			    may_warn_locked(st)) {
+			    may_warn(st)) {
 				c->warned = true;
 				slow[n_slow++] = c->pid;
 			}
@@ -332,15 +267,17 @@ ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice)
 	pthread_mutex_unlock(&st->lock);
 
 	if (backlog_full)
-		ms_log(st, FLT_LOG_WARNING,
-		       "no service connected and the backlog of %u records is full: "
-		       "dropping the oldest (the next service gets a loss record)",
-		       st->set.backlog);
+		flt_filter_log(st->filter, FLT_LOG_WARNING,
+			       "no service connected and the backlog of %u records is "
+			       "full: dropping the oldest (the next service gets a loss "
+			       "record)",
+			       st->set.backlog);
 	for (size_t i = 0; i < n_slow; i++)
-		ms_log(st, FLT_LOG_WARNING,
-		       "service pid %d is not keeping up: its queue of %u records is "
-		       "full, dropping records (it gets a loss record)",
-		       (int)slow[i], st->set.queue_size);
+		flt_filter_log(
+			st->filter, FLT_LOG_WARNING,
+			"service pid %d is not keeping up: its queue of %u records "
+			"is full, dropping records (it gets a loss record)",
+			(int)slow[i], st->set.queue_size);
 }
 
 /* ---- connect and disconnect ---- */
@@ -358,21 +295,13 @@ conn_free(struct ms_conn *c)
 	free(c);
 }
 
-/* st->lock held. Admits c: exclusion, the list, and the backlog if it is
- * the only service. On failure none of it stays. */
-static int
+/* st->lock held. Admits c: the list, and the backlog if it is the only
+ * service. */
+static void
 conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_backlog)
 {
 	uint64_t from_backlog = 0;
-	int r;
 
-	if (st->closing)
-		return -ESHUTDOWN; /* unloading */
-	if (st->set.exclude_services) {
-		r = exclude_locked(st, c->pid);
-		if (r < 0)
-			return r;
-	}
 	c->first_seq = st->seq + 1;
 	c->next = st->conns;
 	if (st->conns)
@@ -393,7 +322,6 @@ conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_bac
 		st->ctr.backlog_delivered += from_backlog;
 	}
 	*ret_from_backlog = from_backlog;
-	return 0;
 }
 
 /* The connect context: none, or { MAGIC, flags }. */
@@ -419,18 +347,14 @@ int
 ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	      size_t context_len, const struct flt_peer *peer, void **ret_cookie)
 {
-	struct ms_state *st = ms_registry_ref((uint64_t)(uintptr_t)server_cookie);
+	struct ms_state *st = server_cookie;
 	uint64_t from_backlog = 0;
 	struct ms_conn *c;
 	int r;
 
-	if (!st)
-		return -ESHUTDOWN; /* unloading: this handshake came too late */
 	c = calloc(1, sizeof(*c));
-	if (!c) {
-		ms_state_unref(st);
+	if (!c)
 		return -ENOMEM;
-	}
 	c->st = st;
 	c->port = client_port;
 	c->pid = peer->pid;
@@ -444,28 +368,31 @@ ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	}
 	if (r == 0)
 		r = ms_ring_alloc(&c->q);
-	if (r == 0) {
-		pthread_mutex_lock(&st->lock);
-		r = conn_admit_locked(st, c, &from_backlog);
-		if (r == 0 && claim_locked(c))
-			pump_locked(st, c); /* the backlog it took, if any */
-		pthread_mutex_unlock(&st->lock);
-	}
+	/* Its own file accesses are not reported while it is connected
+	 * (libfltmgr undoes it when the connection ends, refused or not). A
+	 * peer from another pid namespace has no pid to name here. */
+	if (r == 0 && st->set.exclude_services && c->pid > 0)
+		r = flt_exclude_connection_process(st->filter, &client_port);
 	if (r < 0)
 		goto fail;
-	ms_log(st, FLT_LOG_INFO,
-	       "service pid %d connected (connection %llu%s), %llu backlog records for "
-	       "it",
-	       (int)peer->pid, (unsigned long long)c->number,
-	       c->confirming ? ", confirming" : "", (unsigned long long)from_backlog);
+	pthread_mutex_lock(&st->lock);
+	conn_admit_locked(st, c, &from_backlog);
+	if (claim_locked(c))
+		pump_locked(st, c); /* the backlog it took, if any */
+	pthread_mutex_unlock(&st->lock);
+	flt_filter_log(st->filter, FLT_LOG_INFO,
+		       "service pid %d connected (connection %llu%s), %llu backlog "
+		       "records for it",
+		       (int)peer->pid, (unsigned long long)c->number,
+		       c->confirming ? ", confirming" : "",
+		       (unsigned long long)from_backlog);
 	*ret_cookie = c; /* c belongs to the connection until its disconnect */
 	return 0;
 
 fail:
-	ms_log(st, FLT_LOG_WARNING, "refusing service pid %d: %s", (int)peer->pid,
-	       strerror(-r));
+	flt_filter_log(st->filter, FLT_LOG_WARNING, "refusing service pid %d: %s",
+		       (int)peer->pid, strerror(-r));
 	conn_free(c);
-	ms_state_unref(st);
 	return r;
 }
 
@@ -494,8 +421,6 @@ ms_on_disconnect(void *cookie)
 	if (c->next)
 		c->next->prev = c->prev;
 	st->n_conns--;
-	if (st->set.exclude_services)
-		include_locked(st, c->pid);
 	/* Posted but not sent (completed with -ENOTCONN): the newest
 	 * posted, so for a confirming service also the newest of c->unconf,
 	 * where they do not belong (never sent): out of it again; they are
@@ -512,14 +437,15 @@ ms_on_disconnect(void *cookie)
 	pump_all_locked(st); /* DEPARTED loss records for the others */
 	pthread_mutex_unlock(&st->lock);
 
-	ms_log(st, FLT_LOG_INFO,
-	       "service pid %d disconnected (connection %llu): %llu sent (%llu of them "
-	       "unconfirmed), %llu dropped, %llu loss records; undelivered records %s",
-	       (int)c->pid, (unsigned long long)c->number, (unsigned long long)c->sent,
-	       (unsigned long long)unconfirmed, (unsigned long long)c->dropped,
-	       (unsigned long long)c->loss_sent, fate);
+	flt_filter_log(st->filter, FLT_LOG_INFO,
+		       "service pid %d disconnected (connection %llu): %llu sent (%llu "
+		       "of them unconfirmed), %llu dropped, %llu loss records; "
+		       "undelivered records %s",
+		       (int)c->pid, (unsigned long long)c->number,
+		       (unsigned long long)c->sent, (unsigned long long)unconfirmed,
+		       (unsigned long long)c->dropped, (unsigned long long)c->loss_sent,
+		       fate);
 	conn_free(c);
-	ms_state_unref(st);
 }
 
 /* ---- the stats call ---- */

@@ -2,7 +2,7 @@
 /*
  * conn.c — the scanner filter's services: the connect and disconnect
  * callbacks of its server port, the sender threads of each connection,
- * the exclusion of services' processes, and the calls a service makes
+ * and the calls a service makes
  * (stats, flush after a rule reload).
  *
  * Each connection gets `window` sender threads (the service's threads x
@@ -26,49 +26,6 @@
 #include "scanner.h"
 #define PROF_TAG "filter"
 #include "prof.h"
-
-/* ---- excluded service processes (st->lock held) ---- */
-
-static struct sc_excluded *
-excluded_find(struct sc_state *st, pid_t pid)
-{
-	for (size_t i = 0; i < st->n_excluded; i++)
-		if (st->excluded[i].pid == pid)
-			return &st->excluded[i];
-	return NULL;
-}
-
-static int
-exclude_locked(struct sc_state *st, pid_t pid)
-{
-	struct sc_excluded *e = excluded_find(st, pid), *n;
-	int r;
-
-	if (e) {
-		e->n++;
-		return 0;
-	}
-	n = realloc(st->excluded, (st->n_excluded + 1) * sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	st->excluded = n;
-	r = flt_exclude_process(st->filter, pid);
-	if (r < 0)
-		return r;
-	st->excluded[st->n_excluded++] = (struct sc_excluded){ .pid = pid, .n = 1 };
-	return 0;
-}
-
-static void
-include_locked(struct sc_state *st, pid_t pid)
-{
-	struct sc_excluded *e = excluded_find(st, pid);
-
-	if (!e || --e->n)
-		return;
-	*e = st->excluded[--st->n_excluded];
-	(void)flt_include_process(st->filter, pid);
-}
 
 /* ---- senders ---- */
 
@@ -158,9 +115,10 @@ sc_on_connect(flt_port client_port, void *server_cookie, const void *context,
 
 	r = parse_context(context, context_len, &window);
 	if (r < 0) {
-		sc_log(st, FLT_LOG_WARNING,
-		       "refusing pid %d: its connection context is not a scanner's",
-		       (int)peer->pid);
+		flt_filter_log(
+			st->filter, FLT_LOG_WARNING,
+			"refusing pid %d: its connection context is not a scanner's",
+			(int)peer->pid);
 		return r;
 	}
 	if (window > st->set.max_window)
@@ -181,11 +139,12 @@ sc_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	}
 	pthread_mutex_lock(&st->lock);
 	r = st->closing ? -ESHUTDOWN : 0;
-	if (r == 0 && window && st->set.exclude_services && peer->pid > 0) {
-		r = exclude_locked(st, peer->pid);
-		c->excluded = r == 0;
-	}
 	pthread_mutex_unlock(&st->lock);
+	/* A service's own opens are not scanned while it is connected: it
+	 * reads the files it scans (libfltmgr ends this with the connection,
+	 * refused or not). A monitor is not excluded. */
+	if (r == 0 && window && st->set.exclude_services && peer->pid > 0)
+		r = flt_exclude_connection_process(st->filter, &client_port);
 	for (unsigned i = 0; r == 0 && i < window; i++) {
 		r = -pthread_create(&c->senders[i], NULL, sender_main, c);
 		if (r == 0)
@@ -193,12 +152,8 @@ sc_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	}
 	if (r < 0) {
 		senders_stop(c);
-		pthread_mutex_lock(&st->lock);
-		if (c->excluded)
-			include_locked(st, c->pid);
-		pthread_mutex_unlock(&st->lock);
-		sc_log(st, FLT_LOG_WARNING, "refusing service pid %d: %s", (int)peer->pid,
-		       strerror(-r));
+		flt_filter_log(st->filter, FLT_LOG_WARNING, "refusing service pid %d: %s",
+			       (int)peer->pid, strerror(-r));
 		conn_free(c);
 		return r;
 	}
@@ -213,9 +168,10 @@ sc_on_connect(flt_port client_port, void *server_cookie, const void *context,
 	pthread_mutex_unlock(&st->lock);
 	if (window)
 		sc_count(st, SCANNER_CTR_connections);
-	sc_log(st, FLT_LOG_INFO, "%s pid %d connected (connection %llu, window %u)",
-	       window ? "service" : "monitor", (int)peer->pid,
-	       (unsigned long long)c->number, window);
+	flt_filter_log(st->filter, FLT_LOG_INFO,
+		       "%s pid %d connected (connection %llu, window %u)",
+		       window ? "service" : "monitor", (int)peer->pid,
+		       (unsigned long long)c->number, window);
 	*ret_cookie = c; /* c belongs to the connection until its disconnect */
 	return 0;
 }
@@ -245,12 +201,11 @@ sc_on_disconnect(void *cookie)
 		st->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->excluded)
-		include_locked(st, c->pid);
 	pthread_mutex_unlock(&st->lock);
-	sc_log(st, FLT_LOG_INFO, "%s pid %d disconnected (connection %llu)",
-	       c->window ? "service" : "monitor", (int)c->pid,
-	       (unsigned long long)c->number);
+	flt_filter_log(st->filter, FLT_LOG_INFO,
+		       "%s pid %d disconnected (connection %llu)",
+		       c->window ? "service" : "monitor", (int)c->pid,
+		       (unsigned long long)c->number);
 	conn_free(c);
 }
 
@@ -306,9 +261,10 @@ sc_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out
 		sc_cache_flush(&st->cache);
 		r = flt_flush_verdict_cache(st->mgr);
 		sc_count(st, SCANNER_CTR_flushes);
-		sc_log(st, FLT_LOG_INFO, "verdict caches flushed for service pid %d%s%s",
-		       (int)c->pid, r < 0 ? ": the kernel cache: " : "",
-		       r < 0 ? strerror(-r) : "");
+		flt_filter_log(st->filter, FLT_LOG_INFO,
+			       "verdict caches flushed for service pid %d%s%s",
+			       (int)c->pid, r < 0 ? ": the kernel cache: " : "",
+			       r < 0 ? strerror(-r) : "");
 		*ret_out_len = 0;
 		return r < 0 ? r : 0;
 	}

@@ -66,21 +66,7 @@ complete(struct sc_req *r, enum flt_preop_status status, int error)
 static bool
 note_allowed(struct sc_state *st, enum scanner_counter why, uint64_t *ret_suppressed)
 {
-	struct sc_limiter *l = &st->limit[why];
-	int64_t now = sc_now_ns();
-	bool ok;
-
-	pthread_mutex_lock(&l->lock);
-	ok = now >= l->next_ns;
-	if (ok) {
-		*ret_suppressed = l->suppressed;
-		l->suppressed = 0;
-		l->next_ns = now + SC_NOTE_INTERVAL_NS;
-	} else {
-		l->suppressed++;
-	}
-	pthread_mutex_unlock(&l->lock);
-	return ok;
+	return flt_log_ratelimit(&st->limit[why], SC_NOTE_INTERVAL_MS, ret_suppressed);
 }
 
 /* Logs, rate-limited per cause, what was decided for d without a verdict
@@ -316,7 +302,7 @@ sc_inline_take(struct sc_state *st, uint64_t size)
 	 * service that has nothing outstanding, so that the wait is one
 	 * scan of a small file. */
 	if (!st->closing && !st->inline_busy && !st->head &&
-	    (!st->inline_paused_until || sc_now_ns() >= st->inline_paused_until)) {
+	    (!st->inline_paused_until || flt_monotonic_ns() >= st->inline_paused_until)) {
 		for (c = st->conns; c; c = c->next)
 			if (c->window && !c->dead && !c->stop && !c->busy)
 				break;
@@ -339,7 +325,7 @@ sc_inline_release(struct sc_conn *c, int64_t rtt_ns)
 	pthread_mutex_lock(&st->lock);
 	if (rtt_ns > SC_INLINE_SLOW_NS && ++st->inline_slow_run >= SC_INLINE_SLOW_RUN) {
 		/* Try again after the pause, from a new run. */
-		st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
+		st->inline_paused_until = flt_monotonic_ns() + SC_INLINE_PAUSE_NS;
 		st->inline_slow_run = 0;
 		sc_count(st, SCANNER_CTR_inline_pauses);
 	} else if (rtt_ns > 0 && rtt_ns <= SC_INLINE_SLOW_NS) {
@@ -443,7 +429,7 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 			.path_len = d->path ? (uint32_t)strlen(d->path) : 0,
 		};
 		size_t len = scanner_request_encode(&q, msg), rlen = sizeof(reply);
-		int64_t t0 = sc_now_ns();
+		int64_t t0 = flt_monotonic_ns();
 
 		left = r->deadline_ns - st->margin_ns - t0;
 		wait = left;
@@ -464,7 +450,7 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		if (err != 0)
 			break;
 		if (r->on_reader)
-			r->rtt_ns = sc_now_ns() - t0;
+			r->rtt_ns = flt_monotonic_ns() - t0;
 		v = scanner_reply_decode(reply, rlen);
 		if (v < 0) {
 			bad_reply(c, r, rlen);
@@ -494,7 +480,7 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		 * send is refused. */
 		sc_count(st, SCANNER_CTR_inline_pauses);
 		pthread_mutex_lock(&st->lock);
-		st->inline_paused_until = sc_now_ns() + SC_INLINE_PAUSE_NS;
+		st->inline_paused_until = flt_monotonic_ns() + SC_INLINE_PAUSE_NS;
 		pthread_mutex_unlock(&st->lock);
 		if (requeue(st, r)) { /* it was the oldest */
 			sc_count(st, SCANNER_CTR_inline_timeouts);
@@ -513,7 +499,7 @@ sc_serve(struct sc_conn *c, struct sc_req *r)
 		pthread_mutex_lock(&st->lock);
 		sc_conn_dead_locked(c);
 		resend = st->n_live > 0 && !st->closing &&
-			 r->deadline_ns - st->margin_ns > sc_now_ns();
+			 r->deadline_ns - st->margin_ns > flt_monotonic_ns();
 		if (resend)
 			requeue_front_locked(st, r);
 		pthread_mutex_unlock(&st->lock);

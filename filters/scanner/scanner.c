@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scanner.c — the scanner filter's entry point (the DriverEntry of the
- * Windows scanner sample), its registry of live states, its event
- * callbacks and its unload callback. Requests live in request.c,
+ * Windows scanner sample), its event callbacks and its unload callback. Requests live in request.c,
  * services in conn.c, the verdict cache in cache.c.
  *
  * The pre callback (OPEN, EXEC) runs on an engine reader thread: a
@@ -19,12 +18,10 @@
  * file's cache entry, so the next open after a write is scanned again.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "scanner.h"
 #define PROF_TAG "filter"
@@ -32,57 +29,14 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* Live states, so that an instance setup (given only the filter) finds
- * its state. */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sc_state *registry;
-
-void
-sc_log(const struct sc_state *st, int level, const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	flt_manager_log(st ? st->mgr : NULL, level, "scanner %s: %s", st ? st->name : "?",
-			msg);
-}
-
-int64_t
-sc_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void
 state_free(struct sc_state *st)
 {
 	sc_cache_fini(&st->cache);
-	for (int i = 0; i < SCANNER_CTR_COUNT_; i++)
-		pthread_mutex_destroy(&st->limit[i].lock);
 	pthread_cond_destroy(&st->inline_done);
 	pthread_cond_destroy(&st->work);
 	pthread_mutex_destroy(&st->lock);
-	free(st->excluded);
 	free(st);
-}
-
-static void
-registry_remove(struct sc_state *st)
-{
-	pthread_mutex_lock(&registry_lock);
-	for (struct sc_state **pp = &registry; *pp; pp = &(*pp)->reg_next) {
-		if (*pp == st) {
-			*pp = st->reg_next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&registry_lock);
 }
 
 /* ---- instances: the context is the state ---- */
@@ -91,17 +45,9 @@ static int
 sc_instance_setup(flt_filter *filter, const char *path, enum flt_instance_kind kind,
 		  void **ret_instance_context)
 {
-	struct sc_state *st;
-
 	(void)kind;
-	pthread_mutex_lock(&registry_lock);
-	for (st = registry; st && st->filter != filter; st = st->reg_next)
-		;
-	pthread_mutex_unlock(&registry_lock);
-	if (!st)
-		return -ESHUTDOWN;
-	sc_log(st, FLT_LOG_INFO, "instance at %s", path);
-	*ret_instance_context = st;
+	flt_filter_log(filter, FLT_LOG_INFO, "instance at %s", path);
+	*ret_instance_context = flt_filter_cookie(filter);
 	return 0;
 }
 
@@ -185,7 +131,7 @@ sc_pre(struct flt_callback_data *d, void *instance_context, void **completion_co
 	(void)flt_event_path(d);
 	r->data = d;
 	r->op = d->op == FLT_OP_EXEC;
-	r->deadline_ns = sc_now_ns() + (int64_t)st->deadline_ms * 1000000;
+	r->deadline_ns = flt_monotonic_ns() + (int64_t)st->deadline_ms * 1000000;
 	c = sc_inline_take(st, (uint64_t)sb.st_size);
 	if (c) {
 		enum flt_preop_status status = FLT_PREOP_PENDING;
@@ -237,28 +183,28 @@ sc_unload(flt_filter *filter, void *cookie)
 	struct sc_state *st = cookie;
 	uint64_t v[SCANNER_CTR_COUNT_];
 
-	registry_remove(st);
 	pthread_mutex_lock(&st->lock);
 	st->closing = true;
 	pthread_mutex_unlock(&st->lock);
 	flt_close_communication_port(filter, &st->server);
 	sc_drain_if_no_service(st);
 	sc_counters_snapshot(st, v);
-	sc_log(st, FLT_LOG_INFO,
-	       "unloading: %llu requests, %llu clean, %llu infected, %llu cache hits, "
-	       "%llu defaults (no service %llu, deadline %llu, disconnect %llu), "
-	       "%llu errors",
-	       (unsigned long long)v[SCANNER_CTR_requests],
-	       (unsigned long long)v[SCANNER_CTR_clean],
-	       (unsigned long long)v[SCANNER_CTR_infected],
-	       (unsigned long long)v[SCANNER_CTR_cache_hits],
-	       (unsigned long long)(v[SCANNER_CTR_no_service_defaults] +
-				    v[SCANNER_CTR_deadline_defaults] +
-				    v[SCANNER_CTR_disconnect_defaults]),
-	       (unsigned long long)v[SCANNER_CTR_no_service_defaults],
-	       (unsigned long long)v[SCANNER_CTR_deadline_defaults],
-	       (unsigned long long)v[SCANNER_CTR_disconnect_defaults],
-	       (unsigned long long)v[SCANNER_CTR_errors]);
+	flt_filter_log(
+		filter, FLT_LOG_INFO,
+		"unloading: %llu requests, %llu clean, %llu infected, %llu cache hits, "
+		"%llu defaults (no service %llu, deadline %llu, disconnect %llu), "
+		"%llu errors",
+		(unsigned long long)v[SCANNER_CTR_requests],
+		(unsigned long long)v[SCANNER_CTR_clean],
+		(unsigned long long)v[SCANNER_CTR_infected],
+		(unsigned long long)v[SCANNER_CTR_cache_hits],
+		(unsigned long long)(v[SCANNER_CTR_no_service_defaults] +
+				     v[SCANNER_CTR_deadline_defaults] +
+				     v[SCANNER_CTR_disconnect_defaults]),
+		(unsigned long long)v[SCANNER_CTR_no_service_defaults],
+		(unsigned long long)v[SCANNER_CTR_deadline_defaults],
+		(unsigned long long)v[SCANNER_CTR_disconnect_defaults],
+		(unsigned long long)v[SCANNER_CTR_errors]);
 	state_free(st);
 }
 
@@ -303,18 +249,16 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->work, NULL);
 	pthread_cond_init(&st->inline_done, NULL);
-	for (int i = 0; i < SCANNER_CTR_COUNT_; i++) {
+	for (int i = 0; i < SCANNER_CTR_COUNT_; i++)
 		atomic_init(&st->ctr[i], 0);
-		pthread_mutex_init(&st->limit[i].lock, NULL);
-	}
 	r = sc_settings_parse(config, &st->set, err, sizeof(err));
 	if (r == 0)
 		r = sc_cache_init(&st->cache, st->set.cache_size);
 	else
 		sc_cache_init(&st->cache, 0);
 	if (r < 0) {
-		sc_log(st, FLT_LOG_ERROR, "refusing to load: %s",
-		       r == -ENOMEM ? "out of memory" : err);
+		flt_manager_log(manager, FLT_LOG_ERROR, "filter %s: refusing to load: %s",
+				st->name, r == -ENOMEM ? "out of memory" : err);
 		state_free(st);
 		return r;
 	}
@@ -347,15 +291,12 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 	reg.cookie = st;
 	r = flt_register_filter(manager, &reg, &f);
 	if (r < 0) {
-		sc_log(st, FLT_LOG_ERROR, "cannot register: %s", strerror(-r));
+		flt_manager_log(manager, FLT_LOG_ERROR, "filter %s: cannot register: %s",
+				st->name, strerror(-r));
 		state_free(st);
 		return r;
 	}
 	st->filter = f;
-	pthread_mutex_lock(&registry_lock);
-	st->reg_next = registry;
-	registry = st;
-	pthread_mutex_unlock(&registry_lock);
 
 	attr.name = st->set.port;
 	attr.mode = st->set.port_mode;
@@ -363,20 +304,21 @@ fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config
 					  sc_on_disconnect, sc_on_message,
 					  st->set.max_connections);
 	if (r < 0) {
-		sc_log(st, FLT_LOG_ERROR, "cannot create port %s: %s%s", st->set.port,
-		       strerror(-r),
-		       r == -EEXIST ? " (another live port has that name: set "
-				      "param.port)"
-				    : "");
+		flt_filter_log(f, FLT_LOG_ERROR, "cannot create port %s: %s%s",
+			       st->set.port, strerror(-r),
+			       r == -EEXIST ? " (another live port has that name: set "
+					      "param.port)"
+					    : "");
 		flt_unregister_filter(f); /* the unload callback frees st */
 		return r;
 	}
-	sc_log(st, FLT_LOG_INFO,
-	       "loaded: port %s (at most %d services), deadline %d ms, default %s, "
-	       "cache %zu entries, scanning%s%s",
-	       st->set.port, st->set.max_connections, st->deadline_ms,
-	       st->default_verdict ? "deny" : "allow", st->set.cache_size,
-	       st->set.scan_open ? " open" : "", st->set.scan_exec ? " exec" : "");
+	flt_filter_log(
+		f, FLT_LOG_INFO,
+		"loaded: port %s (at most %d services), deadline %d ms, default %s, "
+		"cache %zu entries, scanning%s%s",
+		st->set.port, st->set.max_connections, st->deadline_ms,
+		st->default_verdict ? "deny" : "allow", st->set.cache_size,
+		st->set.scan_open ? " open" : "", st->set.scan_exec ? " exec" : "");
 	*ret_filter = f;
 	return 0;
 }

@@ -74,14 +74,14 @@
 #define SC_MAX_RESCANS 3
 /* Default verdicts and denials of changing files are logged at most once
  * a second per cause, with the number suppressed since. */
-#define SC_NOTE_INTERVAL_NS 1000000000LL
+#define SC_NOTE_INTERVAL_MS 1000
 
 struct sc_req {
 	struct sc_req *next;
 	struct flt_callback_data *data; /* pended; valid until completed */
 	struct sc_key key;              /* the file as it was when asked */
 	struct sc_ticket ticket;
-	int64_t deadline_ns; /* CLOCK_MONOTONIC: answer by then */
+	int64_t deadline_ns; /* flt_monotonic_ns(): answer by then */
 	uint32_t op;         /* 0 open, 1 exec */
 	unsigned rescans;    /* scanned again because the file changed */
 	bool always_scan;    /* an exec others than root can write: no cache */
@@ -107,29 +107,13 @@ struct sc_conn {
 	pthread_t *senders;
 	unsigned n_senders;
 	/* Under st->lock: */
-	bool stop; /* the disconnect callback runs: senders leave */
-	bool dead; /* known to be down: no longer counted in n_live */
-	bool excluded;
+	bool stop;         /* the disconnect callback runs: senders leave */
+	bool dead;         /* known to be down: no longer counted in n_live */
 	unsigned busy;     /* requests being sent on it (senders and inline) */
 	unsigned n_inline; /* pre callbacks sending on it now */
 };
 
-/* One rate limit per cause of a logged default or denial. */
-struct sc_limiter {
-	pthread_mutex_t lock;
-	int64_t next_ns;     /* CLOCK_MONOTONIC: log again from then */
-	uint64_t suppressed; /* not logged since the last line */
-};
-
-/* Services' pids excluded from the filter, with a count of their
- * connections (a process may connect more than once). */
-struct sc_excluded {
-	pid_t pid;
-	unsigned n;
-};
-
 struct sc_state {
-	struct sc_state *reg_next; /* registry (scanner.c) */
 	flt_manager *mgr;
 	flt_filter *filter;
 	char name[FLT_PORT_NAME_MAX + 1];
@@ -148,13 +132,12 @@ struct sc_state {
 	unsigned n_live;             /* connections with senders, not known dead */
 	unsigned in_flight;          /* requests being sent now (senders and inline) */
 	bool inline_busy;            /* a pre callback is sending inline */
-	int64_t inline_paused_until; /* CLOCK_MONOTONIC ns: after a timeout */
+	int64_t inline_paused_until; /* flt_monotonic_ns(): after a timeout */
 	unsigned inline_slow_run;    /* inline exchanges in a row over SLOW_NS */
 	uint64_t n_accepted;
 	bool closing;
-	struct sc_excluded *excluded;
-	size_t n_excluded;
-	struct sc_limiter limit[SCANNER_CTR_COUNT_]; /* by the cause's counter */
+	/* Logged defaults and denials, by the cause's counter (request.c). */
+	struct flt_log_limit limit[SCANNER_CTR_COUNT_];
 
 	_Atomic uint64_t ctr[SCANNER_CTR_COUNT_];
 };
@@ -169,9 +152,6 @@ sc_count(struct sc_state *st, enum scanner_counter c)
 
 int fltmgr_filter_entry(flt_manager *manager, const struct flt_filter_config *config,
 			flt_filter **ret_filter);
-void sc_log(const struct sc_state *st, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-int64_t sc_now_ns(void);
 
 /* Only root can write the file: owned by uid 0, no write bit for group or
  * others (with POSIX ACLs the group bits are the mask, so a named entry

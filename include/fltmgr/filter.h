@@ -230,6 +230,17 @@ const struct flt_process *flt_get_process(const struct flt_callback_data *data);
  */
 const char *flt_event_path(const struct flt_callback_data *data);
 
+/*
+ * The filter whose callback is running with this event (libfltmgr 0.7):
+ * in a pre or post callback, and in the FLT_OP_OVERFLOW callback, which
+ * has no instance context to tell one filter from another. With
+ * flt_filter_cookie(), the filter's state: an OVERFLOW callback shared by
+ * several loaded copies of one filter finds its own copy's. From the
+ * callback, or for a pended event from the thread completing it, until it
+ * is completed. NULL for a NULL data.
+ */
+flt_filter *flt_event_filter(const struct flt_callback_data *data);
+
 typedef enum flt_preop_status (*flt_pre_operation)(struct flt_callback_data *data,
 						   void *instance_context,
 						   void **completion_context);
@@ -343,7 +354,7 @@ struct flt_registration {
 	flt_instance_setup instance_setup;       /* may be NULL */
 	flt_instance_teardown instance_teardown; /* may be NULL */
 	flt_filter_unload unload;                /* may be NULL */
-	void *cookie;                            /* passed to unload */
+	void *cookie; /* passed to unload; flt_filter_cookie() */
 	/* How long this filter may hold a permission event (in its pre
 	 * callback, or pended); 0 means 5000 ms. When it passes, the event
 	 * gets default_verdict and the filters below are not asked. */
@@ -445,8 +456,18 @@ int flt_create_communication_port(flt_filter *filter, flt_port *ret_server_port,
 				  void *server_cookie, flt_connect_notify on_connect,
 				  flt_disconnect_notify on_disconnect,
 				  flt_message_notify on_message, int max_connections);
-/* Stops new connections and removes the socket file. Existing connections
- * are not affected. Sets *server_port to FLT_PORT_NULL; idempotent. */
+/*
+ * Stops new connections and removes the socket file. Existing connections
+ * are not affected. Sets *server_port to FLT_PORT_NULL; idempotent.
+ *
+ * No connect callback of this port runs after it returns (libfltmgr 0.7):
+ * one in progress is waited for (it holds the filter's port lock, which
+ * this call takes), and a connection still in its handshake is refused
+ * with -ECONNREFUSED without a callback. So the server cookie may be
+ * freed as soon as this returns (connections already accepted keep
+ * running their message and disconnect callbacks with their own
+ * cookies). Not to be called holding a lock a connect callback takes.
+ */
 void flt_close_communication_port(flt_filter *filter, flt_port *server_port);
 
 /*
@@ -587,11 +608,11 @@ int flt_post_message(flt_filter *filter, const flt_port *client_port, const void
 /* Post-queue counters of a client port (its connection) or a server port
  * (all its connections, past and present). */
 struct flt_post_stats {
-	uint64_t posted;    /* posts that returned 0 */
-	uint64_t refused;   /* posts that got -EAGAIN (queue full) */
-	uint64_t sent;      /* completed with 0 */
-	uint64_t cancelled; /* completed with -ENOTCONN */
-	uint64_t frames;    /* frames the posted messages travelled in */
+	uint64_t posted;       /* posts that returned 0 */
+	uint64_t refused;      /* posts that got -EAGAIN (queue full) */
+	uint64_t sent;         /* completed with 0 */
+	uint64_t cancelled;    /* completed with -ENOTCONN */
+	uint64_t frames;       /* frames the posted messages travelled in */
 	uint32_t queued;       /* messages in the queue now */
 	uint32_t queued_bytes; /* their bytes */
 };
@@ -695,16 +716,46 @@ void flt_complete_pended_preoperation(struct flt_callback_data *data,
 				      enum flt_preop_status status, int error);
 
 /*
- * Events caused by the process pid never reach this filter (e.g. its own
- * services; the connect callback, where the peer is alive and waiting,
- * is the place). The exclusion follows that process, not the number: it
+ * Events caused by the process pid never reach this filter (for a
+ * connected service, flt_exclude_connection_process() does it for the
+ * connection's lifetime, with nothing to undo). The exclusion follows that process, not the number: it
  * ends by itself when the process exits, so a later process given the
  * same pid is never excluded. -ESRCH if no such process. Excluding a
  * process twice is harmless; flt_include_process() ends it (-ENOENT if
  * there was none).
  */
 int flt_exclude_process(flt_filter *filter, pid_t pid);
+/* Ends what flt_exclude_process() began; a process that connections still
+ * exclude (flt_exclude_connection_process) stays excluded until they end
+ * (the call still returns 0). -ENOENT if flt_exclude_process() had not
+ * excluded pid. */
 int flt_include_process(flt_filter *filter, pid_t pid);
+
+/*
+ * Events caused by the process on the other end of this connection never
+ * reach the filter while the connection lasts (libfltmgr 0.7): a
+ * service's own file accesses, which a filter that reports or scans them
+ * would otherwise see (and, for a pre callback waiting on that same
+ * service, deadlock on). The process is the one that connected, followed
+ * through the connection's pidfd, not its pid number: its children are
+ * not excluded, and a later process given the same pid never is. When
+ * the connection ends (closed by either side, its process exited, or the
+ * filter unregistering) the exclusion is dropped before the disconnect
+ * callback runs, with nothing for the filter to undo. A process with
+ * several such connections stays excluded until the last one ends; one
+ * excluded by flt_exclude_process() too stays so until
+ * flt_include_process().
+ *
+ * Call it from the connect callback (the usual place: the peer is alive
+ * and waiting) or later, with the client port that callback got. Calling
+ * it again for the same connection does nothing. Returns 0, or:
+ *   -ENOTCONN   no such connection, or it is closing
+ *   -ESRCH      its process has exited, or has no pid in the daemon's pid
+ *               namespace (connected from another namespace)
+ *   -EINVAL     bad arguments, a forged handle, or another filter's port
+ *   -ENOMEM
+ */
+int flt_exclude_connection_process(flt_filter *filter, const flt_port *client_port);
 
 /* Forgets every cached verdict (e.g. when a filter's rules change). */
 int flt_flush_verdict_cache(flt_manager *manager);
@@ -902,8 +953,47 @@ const char *flt_config_param(const struct flt_filter_config *config, const char 
 void flt_manager_log(flt_manager *manager, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* As flt_manager_log(), the line led by "filter NAME: " (libfltmgr 0.7),
+ * as the library's own lines about the filter are. */
+void flt_filter_log(flt_filter *filter, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * A rate limit for a filter's log lines (libfltmgr 0.7), the one the
+ * library's own lines use: for a condition that can recur thousands of
+ * times a second, at most one line per interval, telling how many it
+ * stands for. Zero-initialise it (static, or in a calloc'ed state) and
+ * leave its fields alone. flt_log_ratelimit() returns 1 if a line may be
+ * written now (the first call always may), with *ret_held (may be NULL)
+ * the number of calls refused since the last line, else 0 (counted).
+ * interval_ms <= 0 means one second. Lock-free, from any thread.
+ */
+struct flt_log_limit {
+	int64_t next_ns; /* flt_monotonic_ns() from which a line may go */
+	uint64_t held;   /* refused since the last line */
+};
+int flt_log_ratelimit(struct flt_log_limit *limit, int interval_ms, uint64_t *ret_held);
+
+/* CLOCK_MONOTONIC in nanoseconds (libfltmgr 0.7): the clock of the
+ * engine's deadlines and of struct flt_log_limit, for a filter's own
+ * deadlines and timings. */
+int64_t flt_monotonic_ns(void);
+
 const char *flt_filter_name(const flt_filter *filter);
 const char *flt_filter_altitude(const flt_filter *filter);
+
+/*
+ * The registration's cookie (flt_registration.cookie; libfltmgr 0.7): a
+ * filter's state, reached from every callback without a registry of its
+ * own (one shared object may be loaded as several filters, so a global
+ * of the object, as a Windows driver keeps its filter data, is not
+ * enough). Instance setup, volume setup,
+ * teardown and unload are given the filter; an event callback gets it
+ * from flt_event_filter(); a port callback gets the server cookie it
+ * passed to flt_create_communication_port(). NULL for a NULL filter. The
+ * cookie is the filter's until its unload callback has returned.
+ */
+void *flt_filter_cookie(const flt_filter *filter);
 
 /* ---- decisions the operator should see ----
  *

@@ -121,6 +121,7 @@ struct filter_engine {
 	pthread_mutex_t excl_lock;
 	struct exclusion *excluded; /* exclude.c */
 	size_t n_excluded;
+	uint64_t last_exclusion_id;
 	atomic_size_t n_excluded_hint; /* lock-free "any at all?" */
 	struct filter_counters ctr;
 };
@@ -183,6 +184,9 @@ struct flt_event_priv {
 	struct engine *e;
 	struct proc_memo *memo;  /* notifications: this read's, else NULL */
 	struct perm_event *perm; /* NULL for notifications */
+	/* The filter whose callback runs with this event now (set before
+	 * each callback; flt_event_filter()). */
+	flt_filter *filter;
 	int pidfd;
 	bool stat_done;
 	bool proc_done;
@@ -453,9 +457,21 @@ void resolve_pidfd_info_override(int works);
 /* exclude.c: processes a filter does not see, followed by pidfd */
 struct exclusion {
 	pid_t pid;
-	int pidfd; /* -1: the kernel has no pidfd_open (then by pid only) */
+	int pidfd;      /* -1: the kernel has no pidfd_open (then by pid only) */
+	uint64_t id;    /* this entry (a hold names it, not the pid) */
+	bool manual;    /* flt_exclude_process() made it, include not called */
+	unsigned holds; /* connections holding it (exclusion_hold) */
 };
 bool filter_excludes(flt_filter *f, pid_t pid);
+/* A connection's hold on the exclusion of its peer: pid, the process
+ * behind pidfd (duplicated; -1: pidfd_open(pid)). Returns the entry's id
+ * (> 0) for exclusion_release(), or -ESRCH (that process has exited),
+ * -ENOMEM, -EINVAL. */
+int64_t exclusion_hold(flt_filter *f, pid_t pid, int pidfd);
+/* Drops a hold; the exclusion ends with its last hold unless
+ * flt_exclude_process() asked for it too. A hold whose process has exited
+ * (its entry gone) is nothing to drop. */
+void exclusion_release(flt_filter *f, uint64_t id);
 void exclusions_free(struct filter_engine *fe);
 
 /* vcache.c: the kernel verdict cache */

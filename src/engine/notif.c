@@ -98,6 +98,7 @@ deliver(struct dtable *t, struct flt_callback_data *d)
 			atomic_fetch_add(&fe->ctr.excluded, 1);
 			continue;
 		}
+		d->priv->filter = df->filter;
 		fe->post[d->op](d, in->context, NULL);
 		atomic_fetch_add(&fe->ctr.delivered, 1);
 		atomic_fetch_add(&in->ctr->events, 1);
@@ -123,6 +124,7 @@ deliver_loss(struct engine *e, struct dtable *t, uint32_t why, uint64_t lost)
 		struct filter_engine *fe = t->f[i].filter->eng;
 
 		if (fe->post[FLT_OP_OVERFLOW]) {
+			pv.filter = t->f[i].filter;
 			fe->post[FLT_OP_OVERFLOW](&d, NULL, NULL);
 			atomic_fetch_add(&fe->ctr.delivered, 1);
 		}

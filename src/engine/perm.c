@@ -282,6 +282,7 @@ finish(struct perm_event *ev, int verdict, size_t decided_by)
 	for (size_t i = t->n; i-- > 0;) {
 		if (!ev->want_post[i])
 			continue;
+		ev->priv.filter = t->f[i].filter;
 		t->f[i].filter->eng->post[ev->data.op](&ev->data, ev->inst[i]->context,
 						       ev->ctx[i]);
 		atomic_fetch_add(&fe_at(ev, i)->ctr.delivered, 1);
@@ -351,6 +352,7 @@ run_chain(struct perm_event *ev)
 			.mgr = e->mgr,
 			.capped = &fe->ctr.timeouts_capped,
 		});
+		ev->priv.filter = df->filter;
 		st = fe->pre[op](&ev->data, in->context, &ev->ctx[i]);
 		callback_scope_leave();
 		atomic_fetch_add(&fe->ctr.delivered, 1);
@@ -603,7 +605,7 @@ handle_event(struct engine *e, const struct fan_event *fe)
 	n = t->n;
 	ev = fault_alloc_fails(FAULT_PERM_EVENT) ? NULL : perm_event_alloc(n);
 	if (!ev || !(t->pre_ops & op_bit(op))) {
-		static struct log_limit oom_limit;
+		static struct flt_log_limit oom_limit;
 		int v = ev ? 0 : fallback_verdict(e, t, op, fe->fd);
 
 		/* Counted before the answer, like every answer path: the
@@ -673,7 +675,7 @@ handle_event(struct engine *e, const struct fan_event *fe)
 static void
 read_failed(struct engine *e, int err)
 {
-	static struct log_limit limit;
+	static struct flt_log_limit limit;
 
 	atomic_fetch_add(&e->ctr.dropped, 1);
 	flt_log_limited(e->mgr, &limit, FLT_LOG_ERROR,
@@ -922,7 +924,7 @@ readers_reap(struct engine *e)
 static void
 emergency_drain(struct engine *e, bool stopping)
 {
-	static struct log_limit allow_limit, deny_limit;
+	static struct flt_log_limit allow_limit, deny_limit;
 	struct dtable *t = dtable_acquire(e);
 	uint8_t buf[4096];
 	ssize_t n;

@@ -508,6 +508,12 @@ memo_put(struct proc_memo *m, pid_t pid, const struct flt_process *p)
 		snprintf(m->slot[i].comm, sizeof(m->slot[i].comm), "%s", p->comm);
 }
 
+flt_filter *
+flt_event_filter(const struct flt_callback_data *data)
+{
+	return data && data->priv ? data->priv->filter : NULL;
+}
+
 const struct flt_process *
 flt_get_process(const struct flt_callback_data *data)
 {

@@ -24,7 +24,7 @@ callback_scope_leave(void)
 int64_t
 callback_scope_cap(int64_t deadline)
 {
-	static struct log_limit limit;
+	static struct flt_log_limit limit;
 	int64_t left;
 
 	if (!current.deadline_ns || deadline <= current.deadline_ns)

@@ -77,27 +77,68 @@ flt_manager_log(flt_manager *manager, int level, const char *fmt, ...)
 }
 
 void
-flt_log_limited(flt_manager *m, struct log_limit *limit, int level, const char *fmt, ...)
+flt_filter_log(flt_filter *filter, int level, const char *fmt, ...)
 {
-	long long now = now_ns(), next = atomic_load(&limit->next_ns);
-	unsigned long held;
+	flt_manager *m = filter ? filter->mgr : NULL;
 	char msg[512];
 	va_list ap;
 
 	if (m && level > m->log_level)
 		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	flt_log(m, level, "filter %s: %s", filter ? filter->name : "?", msg);
+}
+
+int64_t
+flt_monotonic_ns(void)
+{
+	return now_ns();
+}
+
+/* Lock-free: a thread that wins the compare-and-swap on next_ns logs; the
+ * others count themselves in held, which the next winner takes. */
+int
+flt_log_ratelimit(struct flt_log_limit *limit, int interval_ms, uint64_t *ret_held)
+{
+	int64_t now = now_ns(), next, iv;
+	uint64_t held;
+
+	if (!limit)
+		return 0;
+	iv = (int64_t)(interval_ms > 0 ? interval_ms : 1000) * 1000000;
+	next = __atomic_load_n(&limit->next_ns, __ATOMIC_ACQUIRE);
 	if (now < next ||
-	    !atomic_compare_exchange_strong(&limit->next_ns, &next, now + 1000000000LL)) {
-		atomic_fetch_add(&limit->held, 1);
-		return;
+	    !__atomic_compare_exchange_n(&limit->next_ns, &next, now + iv, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		__atomic_fetch_add(&limit->held, 1, __ATOMIC_RELAXED);
+		return 0;
 	}
-	held = atomic_exchange(&limit->held, 0);
+	held = __atomic_exchange_n(&limit->held, 0, __ATOMIC_ACQ_REL);
+	if (ret_held)
+		*ret_held = held;
+	return 1;
+}
+
+void
+flt_log_limited(flt_manager *m, struct flt_log_limit *limit, int level, const char *fmt,
+		...)
+{
+	uint64_t held;
+	char msg[512];
+	va_list ap;
+
+	if (m && level > m->log_level)
+		return;
+	if (!flt_log_ratelimit(limit, 1000, &held))
+		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (held)
-		flt_log(m, level, "%s (%lu more like it since the last report)", msg,
-			held);
+		flt_log(m, level, "%s (%llu more like it since the last report)", msg,
+			(unsigned long long)held);
 	else
 		flt_log(m, level, "%s", msg);
 }
@@ -139,22 +180,19 @@ flt_log_decision(flt_manager *m, int level, const struct flt_decision *d)
 }
 
 void
-flt_log_decision_limited(flt_manager *m, struct log_limit *limit, int level,
+flt_log_decision_limited(flt_manager *m, struct flt_log_limit *limit, int level,
 			 const struct flt_decision *d_in, int fd)
 {
-	long long now = now_ns(), next = atomic_load(&limit->next_ns);
 	struct flt_decision d = *d_in;
 	char path[1024], exe[512], link[64];
+	uint64_t held;
 	ssize_t n;
 
 	if (m && level > m->log_level)
 		return;
-	if (now < next ||
-	    !atomic_compare_exchange_strong(&limit->next_ns, &next, now + 1000000000LL)) {
-		atomic_fetch_add(&limit->held, 1);
+	if (!flt_log_ratelimit(limit, 1000, &held))
 		return;
-	}
-	d.suppressed = atomic_exchange(&limit->held, 0);
+	d.suppressed = (unsigned long)held;
 	if (!d.path && fd >= 0) {
 		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 		n = readlink(link, path, sizeof(path) - 1);

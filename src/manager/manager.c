@@ -324,6 +324,12 @@ flt_filter_altitude(const flt_filter *filter)
 	return filter ? filter->altitude : NULL;
 }
 
+void *
+flt_filter_cookie(const flt_filter *filter)
+{
+	return filter && filter->eng ? filter->eng->cookie : NULL;
+}
+
 const char *
 flt_config_param(const struct flt_filter_config *config, const char *key)
 {

@@ -24,12 +24,9 @@ struct filter_engine;
 
 /* For a condition that can recur thousands of times a second (a full
  * descriptor table, no memory, a flood of denials): at most one line per
- * second per log_limit, telling how many occurrences it stands for. A
- * log_limit is zero-initialised, usually static at the call site. */
-struct log_limit {
-	_Atomic long long next_ns;
-	atomic_ulong held;
-};
+ * second per limit (struct flt_log_limit, <fltmgr/filter.h>: the one
+ * filters use too), telling how many occurrences it stands for. A limit
+ * is zero-initialised, usually static at the call site. */
 
 /* The kinds of decision logged per filter, each with its own limit. */
 enum decision_kind {
@@ -82,7 +79,7 @@ struct flt_filter {
 	bool has_pre;
 	bool pre_needs_process;
 
-	struct log_limit decision_limit[DECISION_KINDS];
+	struct flt_log_limit decision_limit[DECISION_KINDS];
 };
 
 /* Adds the calling thread to the manager's join list; its last touch of
@@ -102,15 +99,15 @@ void flt_log(flt_manager *m, int level, const char *fmt, ...)
 #define log_info(m, ...)    flt_log(m, FLT_LOG_INFO, __VA_ARGS__)
 #define log_debug(m, ...)   flt_log(m, FLT_LOG_DEBUG, __VA_ARGS__)
 
-void flt_log_limited(flt_manager *m, struct log_limit *limit, int level, const char *fmt,
-		     ...) __attribute__((format(printf, 4, 5)));
+void flt_log_limited(flt_manager *m, struct flt_log_limit *limit, int level,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* A decision (struct flt_decision), at most one a second per limit, with
  * the count held back. Called after the kernel has its answer, never on
  * an allow by a filter's verdict. path NULL: read from fd (-1: unknown);
  * exe NULL: read from /proc/PID/exe. Both are read only when a line is
  * written (a log line, not proof). */
-void flt_log_decision_limited(flt_manager *m, struct log_limit *limit, int level,
+void flt_log_decision_limited(flt_manager *m, struct flt_log_limit *limit, int level,
 			      const struct flt_decision *d, int fd);
 
 /* ---- the pre callback running on this thread (callback.c) ----

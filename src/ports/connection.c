@@ -39,6 +39,7 @@
 
 #include "common/frame_io.h"
 #include "common/timeutil.h"
+#include "engine/engine.h"
 #include "manager/fault.h"
 #include "ports/internal.h"
 
@@ -486,6 +487,7 @@ handshake(struct conn *c)
 	struct frame_rx rx;
 	const char *why;
 	void *cookie = NULL;
+	bool port_closed;
 	int r;
 
 	r = poll(p, c->pidfd >= 0 ? 3 : 2, HANDSHAKE_TIMEOUT_MS);
@@ -561,12 +563,22 @@ handshake(struct conn *c)
 	pthread_mutex_unlock(&c->lock);
 
 	/* The callback runs under the port lock: its plain store of the
-	 * handle is ordered with every sender's locked read. */
+	 * handle is ordered with every sender's locked read. A server port
+	 * closed by now (sp_close marks it under this lock) runs no more
+	 * connect callbacks: the filter may free the server cookie as soon
+	 * as flt_close_communication_port() returns. */
 	pthread_mutex_lock(&f->port_lock);
-	conn_set_handshaking(c);
-	r = sp->on_connect(c->handle, sp->cookie, buf + WIRE_HEADER_SIZE, h.length,
-			   &c->peer, &cookie);
-	conn_set_handshaking(NULL);
+	pthread_mutex_lock(&sp->lock);
+	port_closed = sp->closed;
+	pthread_mutex_unlock(&sp->lock);
+	if (port_closed) {
+		r = -ECONNREFUSED;
+	} else {
+		conn_set_handshaking(c);
+		r = sp->on_connect(c->handle, sp->cookie, buf + WIRE_HEADER_SIZE,
+				   h.length, &c->peer, &cookie);
+		conn_set_handshaking(NULL);
+	}
 	if (r > 0) {
 		log_error(f->mgr,
 			  "filter %s: connect callback returned %d; treating as -EINVAL",
@@ -599,8 +611,13 @@ handshake(struct conn *c)
 		return 0;
 	}
 	atomic_fetch_add(&sp->refused, 1);
-	log_info(f->mgr, "port %s: connect callback refused pid %d: %s", sp->name,
-		 (int)c->peer.pid, strerror(-r));
+	if (port_closed)
+		log_info(f->mgr,
+			 "port %s: closed before the connection of pid %d was accepted",
+			 sp->name, (int)c->peer.pid);
+	else
+		log_info(f->mgr, "port %s: connect callback refused pid %d: %s", sp->name,
+			 (int)c->peer.pid, strerror(-r));
 	reply_status(c->m_fd, r, NULL, 0);
 	return r;
 
@@ -811,6 +828,7 @@ conn_thread(void *arg)
 	struct conn *c = arg;
 	flt_filter *f = c->filter;
 	flt_manager *m = f->mgr;
+	uint64_t exclusion;
 	char tname[16];
 
 	snprintf(tname, sizeof(tname), "flt-conn-%d", (int)c->peer.pid);
@@ -820,6 +838,13 @@ conn_thread(void *arg)
 		serve(c);
 	conn_disconnect(c, "connection refused");
 	conn_post_cancel_all(c);
+	/* CLOSING: no hold can be added any more. The process is seen
+	 * again before the disconnect callback runs. */
+	pthread_mutex_lock(&c->lock);
+	exclusion = c->exclusion;
+	c->exclusion = 0;
+	pthread_mutex_unlock(&c->lock);
+	exclusion_release(f, exclusion);
 
 	/* Exactly once per accepted connection; no lock held. */
 	if (c->accepted)
@@ -842,6 +867,38 @@ conn_thread(void *arg)
 	pthread_cond_broadcast(&f->threads_done);
 	pthread_mutex_unlock(&f->lock);
 	return NULL;
+}
+
+int
+flt_exclude_connection_process(flt_filter *filter, const flt_port *client_port)
+{
+	struct conn *c;
+	int64_t id;
+	int r;
+
+	if (!filter || !client_port)
+		return -EINVAL;
+	r = conn_lookup(filter, client_port, &c);
+	if (r < 0)
+		return r;
+	/* Under c->lock, so that the hold is either taken before the
+	 * connection is CLOSING (and dropped by its thread) or not at all. */
+	pthread_mutex_lock(&c->lock);
+	if (c->state == CONN_CLOSING) {
+		r = -ENOTCONN;
+	} else if (c->exclusion) {
+		r = 0; /* once per connection */
+	} else if (c->peer.pid <= 0) {
+		r = -ESRCH; /* no pid to name in our pid namespace */
+	} else {
+		id = exclusion_hold(filter, c->peer.pid, c->pidfd);
+		if (id > 0)
+			c->exclusion = (uint64_t)id;
+		r = id < 0 ? (int)id : 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	obj_unref(&c->obj);
+	return r;
 }
 
 int

@@ -180,6 +180,10 @@ struct conn {
 	struct flt_peer peer;
 	void *cookie;
 	bool accepted;
+	/* flt_exclude_connection_process(): the engine's exclusion entry
+	 * this connection holds (0: none); under lock, dropped once the
+	 * connection is CLOSING, before the disconnect callback. */
+	uint64_t exclusion;
 	bool batches; /* the service takes MESSAGE_BATCH (set before publishing) */
 
 	pthread_mutex_t lock;

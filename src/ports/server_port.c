@@ -105,7 +105,7 @@ refuse(struct server_port *sp, int fd, int status, const struct flt_peer *peer,
 static void
 accept_one(struct server_port *sp)
 {
-	static struct log_limit accept_limit, start_limit;
+	static struct flt_log_limit accept_limit, start_limit;
 	flt_filter *f = sp->filter;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -350,10 +350,16 @@ sp_close(struct server_port *sp)
 {
 	bool was_closed;
 
+	/* Under the port lock, which a handshake holds from its look at
+	 * sp->closed to the end of its connect callback: once this is done,
+	 * a callback in progress has returned and none starts (connection.c,
+	 * handshake). */
+	pthread_mutex_lock(&sp->filter->port_lock);
 	pthread_mutex_lock(&sp->lock);
 	was_closed = sp->closed;
 	sp->closed = true;
 	pthread_mutex_unlock(&sp->lock);
+	pthread_mutex_unlock(&sp->filter->port_lock);
 	if (was_closed)
 		return;
 	ht_remove(&sp->filter->mgr->ht, sp->handle, HK_SERVER);
