@@ -125,6 +125,7 @@ an_event_after_a_small_read_waits_out_the_hold(void **state)
 	struct timespec ta, tb, tc;
 	flt_manager *m;
 	flt_filter *f;
+	int r;
 
 	(void)state;
 	if (!have_root) {
@@ -135,7 +136,16 @@ an_event_after_a_small_read_waits_out_the_hold(void **state)
 	assert_int_equal(flt_manager_set_notification_hold(m, HOLD_US), 0);
 	assert_int_equal(flt_register_filter(m, &reg, &f), 0);
 	assert_int_equal(flt_attach(f, scratch, FLT_INSTANCE_SUBTREE), 0);
-	assert_int_equal(flt_start_filtering(f), 0);
+	r = flt_start_filtering(f);
+	if (r == -EOPNOTSUPP) {
+		/* Post-only callbacks need name reporting (Linux 5.17). */
+		print_message("skipped: this kernel cannot report file names "
+			      "(FAN_REPORT_DFID_NAME_TARGET, Linux 5.17)\n");
+		flt_unregister_filter(f);
+		flt_manager_free(m);
+		skip();
+	}
+	assert_int_equal(r, 0);
 
 	create_in_child(first, 1);
 	assert_true(tu_wait_until(seen_pred, (void *)"a", WAIT_MS));
