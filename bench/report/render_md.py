@@ -30,9 +30,10 @@ the answer. When the two run on different vCPUs each wake-up is an
 inter-processor interrupt through the hypervisor, tens of microseconds on
 a 2-vCPU VM, which hides the few microseconds of user-space work. When
 they share a CPU there is no wake-up latency and the number of system
-calls per event decides (the raw responder makes 3, fltmgr's reader about
-7, and the kernel creates a pidfd per event for fltmgr; see
-bench/README.md). The scheduler moves between these two cases from one
+calls per event decides (the raw responder makes 3, fltmgr's reader 6, or
+4 for filters that take the path on request and want no process details,
+and the kernel creates a pidfd per event for fltmgr unless no filter wants
+process details; see bench/README.md). The scheduler moves between these two cases from one
 repetition to the next, so min – max is wide and the medians of different
 configurations can sit on different sides of it. The same holds for the
 port round trip. On a machine shared with other work, load adds its own
