@@ -9,7 +9,7 @@
  *                                      a restarted daemon denies again
  *   descriptor_exhaustion              RLIMIT_NOFILE lowered to what the
  *                                      daemon already holds, then raised
- *   allocation_failures                FLTMGR_FAULT_ALLOC (src/manager/
+ *   allocation_failures                FLTMGR_FAULT_ALLOC (src/core/
  *                                      fault.h) on the message path
  *   flooding_and_stalled_clients       a service flooding calls, one not
  *                                      reading its results, clients that

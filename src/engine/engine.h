@@ -42,7 +42,8 @@
 
 #include <fltmgr/filter.h>
 
-#include "manager/manager.h"
+#include "core/core.h"
+#include "engine/exclude.h"
 
 struct proc_cache;
 struct mounts;
@@ -463,15 +464,7 @@ struct exclusion {
 	unsigned holds; /* connections holding it (exclusion_hold) */
 };
 bool filter_excludes(flt_filter *f, pid_t pid);
-/* A connection's hold on the exclusion of its peer: pid, the process
- * behind pidfd (duplicated; -1: pidfd_open(pid)). Returns the entry's id
- * (> 0) for exclusion_release(), or -ESRCH (that process has exited),
- * -ENOMEM, -EINVAL. */
-int64_t exclusion_hold(flt_filter *f, pid_t pid, int pidfd);
-/* Drops a hold; the exclusion ends with its last hold unless
- * flt_exclude_process() asked for it too. A hold whose process has exited
- * (its entry gone) is nothing to drop. */
-void exclusion_release(flt_filter *f, uint64_t id);
+/* exclusion_hold(), exclusion_release(): engine/exclude.h */
 void exclusions_free(struct filter_engine *fe);
 
 /* vcache.c: the kernel verdict cache */

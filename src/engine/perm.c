@@ -36,7 +36,7 @@
 #include "engine/decode.h"
 #include "engine/engine.h"
 #include "engine/fanotify_compat.h"
-#include "manager/fault.h"
+#include "core/fault.h"
 
 #define TAKEOVER_MS         20
 #define WATCHDOG_TICK_MS    5

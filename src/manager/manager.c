@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * manager.c — flt_manager and flt_filter: creation, registration, and the
- * ordered teardown (ports closed, connections disconnected, callbacks
- * drained, threads joined, memory freed). Also the list of finished
- * threads that are joined later by someone who is not one of them.
+ * ordered teardown (engine stopped, the ports' share handed to the ports,
+ * threads joined, memory freed). It orchestrates: the objects themselves,
+ * their accessors and the reaper are the core's (core/core.h); what the
+ * engine and the ports do for a filter is theirs (engine/engine.h,
+ * ports/ports.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,9 +14,9 @@
 
 #include "common/names.h"
 #include "common/runtime_dir.h"
-#include "manager/manager.h"
+#include "core/core.h"
 #include "engine/engine.h"
-#include "ports/internal.h"
+#include "ports/ports.h"
 
 static int
 mkdir_p(const char *path, mode_t mode)
@@ -86,50 +88,6 @@ flt_manager_new(const struct flt_manager_options *options, flt_manager **ret_man
 	pthread_mutex_init(&m->engine_lock, NULL);
 	*ret_manager = m;
 	return 0;
-}
-
-const char *
-flt_manager_runtime_dir(const flt_manager *manager)
-{
-	return manager ? manager->runtime_dir : NULL;
-}
-
-void
-mgr_add_zombie(flt_manager *m, pthread_t t)
-{
-	pthread_mutex_lock(&m->lock);
-	if (m->n_zombies == m->cap_zombies) {
-		size_t ncap = m->cap_zombies ? m->cap_zombies * 2 : 16;
-		pthread_t *n = realloc(m->zombies, ncap * sizeof(*n));
-
-		if (!n) {
-			/* Cannot record it: let it clean up after itself. */
-			pthread_detach(t);
-			pthread_mutex_unlock(&m->lock);
-			return;
-		}
-		m->zombies = n;
-		m->cap_zombies = ncap;
-	}
-	m->zombies[m->n_zombies++] = t;
-	pthread_mutex_unlock(&m->lock);
-}
-
-void
-mgr_reap(flt_manager *m)
-{
-	for (;;) {
-		pthread_t t;
-
-		pthread_mutex_lock(&m->lock);
-		if (m->n_zombies == 0) {
-			pthread_mutex_unlock(&m->lock);
-			return;
-		}
-		t = m->zombies[--m->n_zombies];
-		pthread_mutex_unlock(&m->lock);
-		pthread_join(t, NULL);
-	}
 }
 
 void
@@ -231,51 +189,9 @@ flt_unregister_filter(flt_filter *filter)
 	 * in flight drained; instances torn down. */
 	engine_filter_stop(filter);
 
-	/* Phase 1: refuse new work. */
-	pthread_mutex_lock(&filter->lock);
-	filter->closing = true;
-	pthread_mutex_unlock(&filter->lock);
-
-	/* Phase 2: stop listening. */
-	for (;;) {
-		struct server_port *sp;
-
-		pthread_mutex_lock(&filter->lock);
-		sp = filter->ports;
-		if (sp)
-			filter->ports = sp->next;
-		pthread_mutex_unlock(&filter->lock);
-		if (!sp)
-			break;
-		sp_close(sp);
-		obj_unref(&sp->obj); /* the list's reference */
-	}
-
-	/* Phase 3: disconnect every connection; each thread runs its
-	 * disconnect callback and leaves. No allocation: pick connections
-	 * one at a time (kill_requested is guarded by filter->lock). */
-	for (;;) {
-		struct conn *c;
-
-		pthread_mutex_lock(&filter->lock);
-		for (c = filter->conns; c && c->kill_requested; c = c->next)
-			;
-		if (c) {
-			c->kill_requested = true;
-			obj_ref(&c->obj);
-		}
-		pthread_mutex_unlock(&filter->lock);
-		if (!c)
-			break;
-		conn_disconnect(c, "filter unregistering");
-		obj_unref(&c->obj);
-	}
-
-	/* Phase 4: wait for callbacks in flight. */
-	pthread_mutex_lock(&filter->lock);
-	while (filter->n_threads > 0)
-		pthread_cond_wait(&filter->threads_done, &filter->lock);
-	pthread_mutex_unlock(&filter->lock);
+	/* Phases 1-4: the ports refuse new work, stop listening, disconnect
+	 * every connection and wait for the connection threads' callbacks. */
+	ports_filter_teardown(filter);
 	mgr_reap(m);
 
 	/* Phase 5: no callback of this filter can run any more; its unload
@@ -312,31 +228,8 @@ flt_manager_list_filters(flt_manager *manager, flt_filter **ret, size_t n)
 	return k;
 }
 
-const char *
-flt_filter_name(const flt_filter *filter)
-{
-	return filter ? filter->name : NULL;
-}
-
-const char *
-flt_filter_altitude(const flt_filter *filter)
-{
-	return filter ? filter->altitude : NULL;
-}
-
 void *
 flt_filter_cookie(const flt_filter *filter)
 {
 	return filter && filter->eng ? filter->eng->cookie : NULL;
-}
-
-const char *
-flt_config_param(const struct flt_filter_config *config, const char *key)
-{
-	if (!config || !key)
-		return NULL;
-	for (size_t i = 0; i < config->n_params; i++)
-		if (!strcmp(config->param_keys[i], key))
-			return config->param_values[i];
-	return NULL;
 }

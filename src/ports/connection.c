@@ -39,8 +39,8 @@
 
 #include "common/frame_io.h"
 #include "common/timeutil.h"
-#include "engine/engine.h"
-#include "manager/fault.h"
+#include "engine/exclude.h"
+#include "core/fault.h"
 #include "ports/internal.h"
 
 #define HANDSHAKE_TIMEOUT_MS 5000

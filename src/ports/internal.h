@@ -3,12 +3,15 @@
  * internal.h — the filter-side objects of libfltmgr and the rules that tie
  * them together. Nothing here is visible to filters.
  *
- * Objects and owners:
+ * Objects and owners (flt_manager and flt_filter are defined in
+ * core/core.h, the handle table and struct obj in core/handle_table.h):
  *   flt_manager   owns the handle table, the filter list and the list of
  *                 finished threads waiting to be joined.
  *   flt_filter    owns its server ports and connections (lists), and the
  *                 recursive port lock that guards the filter's own
- *                 flt_port variables (see flt_send_message()).
+ *                 flt_port variables (see flt_send_message()). Only the
+ *                 ports walk those lists; the manager's unregister hands
+ *                 them over through ports_filter_teardown() (ports.h).
  *   server_port   a listening socket and its accept thread.
  *   conn          one accepted connection: three sockets, a thread, the
  *                 requests waiting for replies.
@@ -34,7 +37,7 @@
 
 #include "common/efd.h"
 #include "common/wire.h"
-#include "manager/manager.h"
+#include "core/core.h"
 
 /* ---- server ports (server_port.c) ---- */
 

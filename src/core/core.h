@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * manager.h — flt_manager and flt_filter, the objects every part of
- * libfltmgr hangs off: the handle table and filter list (manager), and per
- * filter its registration, port lists and engine state. Also logging.
+ * core.h — the leaf of libfltmgr: flt_manager and flt_filter, the objects
+ * every part hangs off (the handle table and filter list of the manager,
+ * and per filter its registration, port lists and engine state), the
+ * reaper of finished threads, logging, and the pre callback running on
+ * this thread. The engine and the ports include this, never the manager;
+ * nothing here calls the engine, the ports or the manager (core.c,
+ * log.c, callback.c, fault.c, handle_table.c).
  */
-#ifndef FLTMGR_MANAGER_H
-#define FLTMGR_MANAGER_H
+#ifndef FLTMGR_CORE_H
+#define FLTMGR_CORE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,7 +18,7 @@
 
 #include <fltmgr/filter.h>
 
-#include "ports/handle_table.h"
+#include "core/handle_table.h"
 
 struct engine;
 struct server_port;
@@ -81,6 +85,8 @@ struct flt_filter {
 
 	struct flt_log_limit decision_limit[DECISION_KINDS];
 };
+
+/* ---- the reaper (core.c) ---- */
 
 /* Adds the calling thread to the manager's join list; its last touch of
  * shared memory. */

@@ -11,8 +11,7 @@
 #include <unistd.h>
 
 #include "common/timeutil.h"
-#include "manager/manager.h"
-#include "ports/internal.h"
+#include "core/core.h"
 
 static const char *
 level_name(int level)

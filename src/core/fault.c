@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fault.c — see fault.h. */
-#include "manager/fault.h"
+#include "core/fault.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "ports/internal.h"
+#include "core/handle_table.h"
 
 #define HT_MAX_SLOTS (1u << 22)
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * callback.c — the pre callback running on this thread, if any, and the
- * cut of a send's timeout to its event's deadline (manager.h). Thread
+ * cut of a send's timeout to its event's deadline (core.h). Thread
  * local: a pre callback runs on one engine reader from start to return.
  */
 #include "common/timeutil.h"
-#include "manager/manager.h"
+#include "core/core.h"
 
 static _Thread_local struct callback_scope current;
 
