@@ -2,8 +2,10 @@
 /*
  * fltmgrd.c — the daemon's life: command line, configuration (a file, or
  * the built-in default), dropping capabilities, the runtime-directory lock,
- * startup, the main loop (signals, control socket, systemd watchdog) and
- * the ordered shutdown. See fltmgrd(8).
+ * startup, the main loop (signals, control socket, systemd watchdog,
+ * metrics timer) and the ordered shutdown. See fltmgrd(8). Reloading and
+ * the health check are reload.c's, metrics_file is metrics.c's: the
+ * command handlers call those, never this file.
  *
  * One thread runs all of this; libfltmgr's own threads do the filtering.
  * Signals are blocked in every thread and read from a signalfd, so a
@@ -31,6 +33,7 @@
 #include "daemon/daemon.h"
 #include "daemon/dlog.h"
 #include "daemon/loader.h"
+#include "daemon/metrics.h"
 #include "daemon/privileges.h"
 #include "daemon/rundir.h"
 #include "daemon/trust.h"
@@ -53,13 +56,6 @@
 #ifndef FLTMGR_BUILD_FILTER_DIR
 #define FLTMGR_BUILD_FILTER_DIR ""
 #endif
-
-#define DEFAULT_ATTACH   "/tmp"
-#define BUILTIN_FILTER   "minispy"
-#define BUILTIN_ALTITUDE "385100"
-/* How far past its deadline an unanswered event may be before the engine
- * counts as stuck (the watchdog thread answers on time, to 5 ms). */
-#define PROGRESS_GRACE_MS 1000
 
 enum exit_code {
 	EXIT_OK = 0,
@@ -87,7 +83,7 @@ usage(FILE *f)
 		"usage: fltmgrd [OPTIONS]\n"
 		"  -c, --config FILE      configuration (fltmgr.conf(5)); without it,\n"
 		"                         minispy attached to --attach PATH "
-		"(default " DEFAULT_ATTACH ")\n"
+		"(default " DAEMON_DEFAULT_ATTACH ")\n"
 		"  -a, --attach PATH      built-in default only; repeatable\n"
 		"  -r, --runtime-dir DIR  sockets and lock (default "
 		"$FLTMGR_RUNTIME_DIR,\n"
@@ -183,68 +179,6 @@ parse_options(int argc, char **argv, struct options *o)
 	return EXIT_OK;
 }
 
-/* The built-in default: minispy on the --attach paths. Built as text and
- * parsed, so it obeys exactly the rules a file would. */
-static int
-builtin_config(const struct options *o, struct cfg **ret)
-{
-	char *text = NULL, *errors = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	int r;
-
-	if (!f)
-		return -ENOMEM;
-	fprintf(f, "[filter " BUILTIN_FILTER "]\naltitude = " BUILTIN_ALTITUDE "\n");
-	for (size_t i = 0; i < (o->n_attach ? o->n_attach : 1); i++) {
-		const char *p = o->n_attach ? o->attach[i] : DEFAULT_ATTACH;
-		char abs[PATH_MAX];
-
-		if (!realpath(p, abs)) {
-			dlog(FLT_LOG_ERROR, "--attach %s: %s", p, strerror(errno));
-			fclose(f);
-			free(text);
-			return -ENOENT;
-		}
-		if (strpbrk(abs, " \t\n")) {
-			dlog(FLT_LOG_ERROR,
-			     "--attach %s: paths with white space cannot be attached "
-			     "from the command line; use a config file",
-			     abs);
-			fclose(f);
-			free(text);
-			return -EINVAL;
-		}
-		fprintf(f, "attach = %s\n", abs);
-	}
-	fclose(f);
-	r = cfg_parse_string("<built-in>", text, ret, &errors);
-	if (r < 0)
-		fprintf(stderr, "%s", errors ? errors : "fltmgrd: out of memory\n");
-	free(errors);
-	free(text);
-	return r;
-}
-
-static int
-load_config(const struct options *o, struct cfg **ret)
-{
-	char *errors = NULL;
-	int r;
-
-	if (!o->config)
-		return builtin_config(o, ret);
-	r = cfg_load_trusted(o->config, ret, &errors);
-	if (r < 0) {
-		if (errors)
-			fputs(errors, stderr);
-		else
-			fprintf(stderr, "fltmgrd: %s: %s\n", o->config, strerror(-r));
-	}
-	free(errors);
-	return r;
-}
-
 /*
  * The default filter directory: the installed one, unless this very
  * binary is the one meson built (the same file as FLTMGR_BUILD_DAEMON,
@@ -270,47 +204,52 @@ default_filter_dir(void)
 	return dir;
 }
 
-static const char *
-pick_filter_dir(const struct options *o, const struct cfg *c)
+/* The command line's choices, as start and every reload use them. */
+static struct daemon_cli
+cli_of(const struct options *o)
 {
-	if (o->filter_dir)
-		return o->filter_dir;
-	if (c->filter_dir)
-		return c->filter_dir;
-	return default_filter_dir();
-}
-
-static const char *
-pick_runtime_dir(const struct options *o, const struct cfg *c)
-{
-	return runtime_dir_resolve(o->runtime_dir, c->runtime_dir);
+	return (struct daemon_cli){
+		.attach = o->attach,
+		.n_attach = o->n_attach,
+		.runtime_dir = o->runtime_dir,
+		.filter_dir = o->filter_dir,
+		.log_level = o->log_level,
+		.default_filter_dir = default_filter_dir(),
+	};
 }
 
 static int
-resolve_group(const char *name, gid_t *ret)
+load_config(const struct options *o, struct cfg **ret)
 {
-	struct group *g;
+	char *errors = NULL;
+	int r;
 
-	*ret = (gid_t)-1;
-	if (!name)
-		return 0;
-	errno = 0;
-	g = getgrnam(name);
-	if (!g)
-		return errno ? -errno : -ENOENT;
-	*ret = g->gr_gid;
-	return 0;
+	if (!o->config) {
+		struct daemon_cli cli = cli_of(o);
+
+		return daemon_builtin_config(&cli, ret);
+	}
+	r = cfg_load_trusted(o->config, ret, &errors);
+	if (r < 0) {
+		if (errors)
+			fputs(errors, stderr);
+		else
+			fprintf(stderr, "fltmgrd: %s: %s\n", o->config, strerror(-r));
+	}
+	free(errors);
+	return r;
 }
 
 /* --check-config: everything that can be known without starting. */
 static int
 check_config(const struct options *o, const struct cfg *c)
 {
-	const char *dir = pick_filter_dir(o, c);
+	struct daemon_cli cli = cli_of(o);
+	const char *dir = daemon_filter_dir(&cli, c);
 	int bad = 0;
 	gid_t gid;
 
-	if (resolve_group(c->control_group, &gid) < 0) {
+	if (daemon_resolve_group(c->control_group, &gid) < 0) {
 		fprintf(stderr, "%s: control_group '%s' does not exist\n", c->file,
 			c->control_group);
 		bad++;
@@ -376,196 +315,8 @@ privileged(void)
 /* ---- the daemon proper ---- */
 
 static struct {
-	const struct options *opt;
-	struct control *ctl;
 	bool logged_unhealthy;
-	int metrics_fd;      /* timerfd of metrics_file; -1: none yet */
-	bool metrics_failed; /* the last write failed (logged once) */
-} g = { .metrics_fd = -1 };
-
-/*
- * metrics_file: the stats reply in the Prometheus text format
- * (src/ctl/prom.c), for node_exporter's textfile collector, rewritten
- * every metrics_interval seconds: written to a temporary file beside it
- * and renamed over it, so a reader never sees half a file. A failure is
- * logged once, and again after a success.
- */
-static void
-metrics_write(struct daemon *d)
-{
-	const char *path = d->cfg ? d->cfg->metrics_file : NULL;
-	struct json_object *stats;
-	char tmp[PATH_MAX];
-	FILE *f;
-	int fd, r = 0;
-
-	if (!path)
-		return;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-		r = -ENAMETOOLONG;
-		goto out;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
-		r = -errno;
-		if (fd >= 0)
-			close(fd);
-		goto out;
-	}
-	stats = command_stats(d);
-	r = prom_render(f, stats);
-	json_object_put(stats);
-	if (fclose(f) != 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-out:
-	if (r < 0 && !g.metrics_failed)
-		dlog(FLT_LOG_ERROR,
-		     "metrics_file %s: cannot write it: %s (under systemd it needs "
-		     "ReadWritePaths= for its directory)",
-		     path, strerror(-r));
-	else if (r == 0 && g.metrics_failed)
-		dlog(FLT_LOG_NOTICE, "metrics_file %s: written again", path);
-	g.metrics_failed = r < 0;
-}
-
-/* (Re)arms the metrics timer for the configuration now in force, and
- * writes the file at once. */
-static void
-metrics_arm(struct daemon *d)
-{
-	struct itimerspec its = { 0 };
-
-	if (d->cfg && d->cfg->metrics_file) {
-		int s = d->cfg->metrics_interval_s > 0 ? d->cfg->metrics_interval_s : 15;
-
-		if (g.metrics_fd < 0)
-			g.metrics_fd = timerfd_create(CLOCK_MONOTONIC,
-						      TFD_CLOEXEC | TFD_NONBLOCK);
-		its.it_interval.tv_sec = s;
-		its.it_value.tv_sec = s;
-		metrics_write(d);
-	}
-	if (g.metrics_fd >= 0)
-		(void)timerfd_settime(g.metrics_fd, 0, &its, NULL);
-}
-
-bool
-daemon_progressing(struct daemon *d)
-{
-	return flt_manager_check_progress(d->mgr, PROGRESS_GRACE_MS) == 0;
-}
-
-static void
-apply_notification_hold(struct daemon *d, const struct cfg *c)
-{
-	unsigned us = c->notification_hold_set ? c->notification_hold_us
-					       : CFG_NOTIFICATION_HOLD_US;
-
-	(void)flt_manager_set_notification_hold(d->mgr, us); /* checked when parsed */
-}
-
-/* Settings of [fltmgrd] that can change without a restart. */
-static void
-apply_daemon_settings(struct daemon *d, const struct cfg *c)
-{
-	gid_t gid;
-
-	apply_notification_hold(d, c);
-	if (!g.opt->log_level)
-		dlog_set_level(c->log_level ? c->log_level : FLT_LOG_NOTICE);
-	if (!g.opt->filter_dir && strcmp(pick_filter_dir(g.opt, c), d->filter_dir)) {
-		char *n = strdup(pick_filter_dir(g.opt, c));
-
-		if (n && filterset_set_dir(&d->fs, n) == 0) {
-			free(d->filter_dir);
-			d->filter_dir = n;
-		} else {
-			free(n);
-		}
-	}
-	if (strcmp(pick_runtime_dir(g.opt, c), d->runtime_dir))
-		dlog(FLT_LOG_WARNING,
-		     "runtime_dir changed to %s; it takes effect at the next start "
-		     "(still using %s)",
-		     pick_runtime_dir(g.opt, c), d->runtime_dir);
-	if (resolve_group(c->control_group, &gid) < 0) {
-		dlog(FLT_LOG_ERROR,
-		     "control_group '%s' does not exist; keeping the old one",
-		     c->control_group);
-	} else if (gid != d->control_gid) {
-		d->control_gid = gid;
-		if (g.ctl)
-			control_set_group(g.ctl, gid);
-	}
-}
-
-int
-daemon_reload(struct daemon *d, struct apply_result *res, char **ret_errors)
-{
-	struct cfg *c = NULL;
-	char *errors = NULL;
-	int r;
-
-	*res = (struct apply_result){ 0 };
-	*ret_errors = NULL;
-	d->ctr.reloads++;
-	sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
-	if (d->config_path) {
-		r = cfg_load_trusted(d->config_path, &c, &errors);
-		if (r < 0) {
-			char *save = NULL, *copy = errors ? strdup(errors) : NULL;
-
-			dlog(FLT_LOG_ERROR,
-			     "reload: %s rejected; the running filters are "
-			     "unchanged:",
-			     d->config_path);
-			for (char *l = strtok_r(copy, "\n", &save); l;
-			     l = strtok_r(NULL, "\n", &save))
-				dlog(FLT_LOG_ERROR, "  %s", l);
-			if (!errors)
-				dlog(FLT_LOG_ERROR, "  %s: %s", d->config_path,
-				     strerror(-r));
-			free(copy);
-			if (!errors && asprintf(&errors, "%s: %s\n", d->config_path,
-						strerror(-r)) < 0)
-				errors = NULL;
-			*ret_errors = errors; /* "FILE:LINE: ...\n" lines */
-			d->ctr.reload_failures++;
-			sd_notify(0,
-				  "READY=1\nSTATUS=Reload rejected; running the previous "
-				  "configuration");
-			return -EINVAL;
-		}
-	} else if (builtin_config(g.opt, &c) < 0) {
-		d->ctr.reload_failures++;
-		sd_notify(0, "READY=1");
-		return -EINVAL;
-	}
-	apply_daemon_settings(d, c);
-	/* Every instance against the mount table now, not when the engine
-	 * next notices: the reload, and any gate it puts up, then work from
-	 * the instances' current filesystems. */
-	(void)flt_manager_recheck_instances(d->mgr);
-	r = filterset_apply(&d->fs, c, res);
-	cfg_free(d->cfg);
-	d->cfg = c;
-	metrics_arm(d);
-	if (r < 0)
-		d->ctr.reload_failures++;
-	dlog(r < 0 ? FLT_LOG_ERROR : FLT_LOG_NOTICE,
-	     "reloaded %s: %u loaded, %u unloaded, %u restarted, %u attached, %u "
-	     "detached, %u failed",
-	     d->config_path ? d->config_path : "the built-in configuration", res->loaded,
-	     res->unloaded, res->restarted, res->attached, res->detached, res->failed);
-	sd_notifyf(0, "READY=1\nSTATUS=Filtering with %zu filter%s%s", d->fs.n,
-		   d->fs.n == 1 ? "" : "s",
-		   r < 0 ? "; the last reload failed in part (fltmc status)" : "");
-	return r;
-}
+} g;
 
 static void
 watchdog_tick(struct daemon *d)
@@ -585,7 +336,7 @@ watchdog_tick(struct daemon *d)
 		     "engine is stuck (a permission event is more than %d ms past its "
 		     "deadline, or every reader is blocked); withholding the watchdog "
 		     "ping",
-		     PROGRESS_GRACE_MS);
+		     DAEMON_PROGRESS_GRACE_MS);
 	g.logged_unhealthy = true;
 }
 
@@ -623,9 +374,9 @@ main_loop(struct daemon *d, int sig_fd, int wd_fd)
 
 		p[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		p[n++] = (struct pollfd){ .fd = wd_fd, .events = POLLIN };
-		p[n++] = (struct pollfd){ .fd = g.metrics_fd, .events = POLLIN };
-		nc = control_pollfds(g.ctl, p + n, (int)(sizeof(p) / sizeof(p[0])) - n);
-		timeout = control_expire(g.ctl);
+		p[n++] = (struct pollfd){ .fd = metrics_timer_fd(), .events = POLLIN };
+		nc = control_pollfds(d->ctl, p + n, (int)(sizeof(p) / sizeof(p[0])) - n);
+		timeout = control_expire(d->ctl);
 		if (poll(p, (nfds_t)(n + nc), timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -641,10 +392,11 @@ main_loop(struct daemon *d, int sig_fd, int wd_fd)
 		if (p[2].revents & POLLIN) {
 			uint64_t ticks;
 
-			if (read(g.metrics_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
+			if (read(metrics_timer_fd(), &ticks, sizeof(ticks)) ==
+			    sizeof(ticks))
 				metrics_write(d);
 		}
-		control_dispatch(g.ctl, p + n, nc);
+		control_dispatch(d->ctl, p + n, nc);
 		if (!(p[0].revents & POLLIN))
 			continue;
 		if (read(sig_fd, &si, sizeof(si)) != sizeof(si))
@@ -741,12 +493,13 @@ run(const struct options *o, struct cfg *c)
 		cfg_free(c);
 		return EXIT_PRIVILEGE;
 	}
-	d.runtime_dir = strdup(pick_runtime_dir(o, c));
-	d.filter_dir = strdup(pick_filter_dir(o, c));
+	d.cli = cli_of(o);
+	d.runtime_dir = strdup(daemon_runtime_dir(&d.cli, c));
+	d.filter_dir = strdup(daemon_filter_dir(&d.cli, c));
 	d.config_path = o->config;
 	if (!d.runtime_dir || !d.filter_dir)
 		goto out;
-	if (resolve_group(c->control_group, &d.control_gid) < 0) {
+	if (daemon_resolve_group(c->control_group, &d.control_gid) < 0) {
 		fprintf(stderr, "fltmgrd: %s: control_group '%s' does not exist\n",
 			c->file, c->control_group);
 		goto out;
@@ -791,12 +544,11 @@ run(const struct options *o, struct cfg *c)
 	/* Denials and fail-open decisions: structured journal entries under
 	 * systemd, a line on stderr otherwise. */
 	flt_manager_set_decision_log(d.mgr, dlog_decision, NULL);
-	apply_notification_hold(&d, c);
+	daemon_apply_notification_hold(&d, c);
 	d.started_ns = now_ns();
 	filterset_init(&d.fs, d.mgr);
 	if (filterset_set_dir(&d.fs, d.filter_dir) < 0)
 		goto out_mgr;
-	g.opt = o;
 	if (filterset_apply(&d.fs, c, &res) < 0) {
 		size_t missing = 0;
 
@@ -818,7 +570,7 @@ run(const struct options *o, struct cfg *c)
 	d.cfg = c;
 	c = NULL;
 	{
-		int r = control_open(&d, &g.ctl);
+		int r = control_open(&d, &d.ctl);
 
 		if (r < 0) {
 			dlog(FLT_LOG_ERROR, "cannot create the control socket in %s: %s",
@@ -841,8 +593,8 @@ run(const struct options *o, struct cfg *c)
 	dlog(FLT_LOG_NOTICE, "%s: shutting down", strsignal(sig));
 	sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
 	code = EXIT_OK;
-	control_close(g.ctl);
-	g.ctl = NULL;
+	control_close(d.ctl);
+	d.ctl = NULL;
 out_filters:
 	/* Each unload answers that filter's pending events with its default
 	 * verdict and disconnects its services before its ports go. */
