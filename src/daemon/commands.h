@@ -13,8 +13,6 @@
 
 /* Runs rq; returns the reply object (never NULL unless out of memory). */
 struct json_object *command_run(struct daemon *d, const struct ctl_request *rq);
-/* The stats reply (docs/control.md), also rendered into metrics_file. */
-struct json_object *command_stats(struct daemon *d);
 
 /* {"ok": false, "errno": "EINVAL", "error": "..."} */
 struct json_object *command_error(int err, const char *fmt, ...)

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "ctl/prom.h"
-#include "daemon/commands.h"
+#include "daemon/stats.h"
 #include "daemon/dlog.h"
 #include "daemon/metrics.h"
 
@@ -55,7 +55,7 @@ metrics_write(struct daemon *d)
 			close(fd);
 		goto out;
 	}
-	stats = command_stats(d);
+	stats = stats_reply(d);
 	r = prom_render(f, stats);
 	json_object_put(stats);
 	if (fclose(f) != 0 && r == 0)
