@@ -42,6 +42,7 @@
 #include "engine/exclude.h"
 #include "core/fault.h"
 #include "ports/internal.h"
+#include "common/lockdep.h"
 
 #define HANDSHAKE_TIMEOUT_MS 5000
 
@@ -281,6 +282,7 @@ conn_malformed(struct conn *c, const char *channel, const char *reason)
 static bool
 take_cancelled(struct conn *c, uint64_t id)
 {
+	lockdep_assert_held(&c->lock);
 	int64_t now = now_ns();
 	bool found = false;
 	size_t j = 0;
@@ -348,6 +350,7 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 void
 conn_unlink_request_locked(struct conn *c, struct request *r)
 {
+	lockdep_assert_held(&c->lock);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -651,6 +654,7 @@ any_in_wait(struct conn *c)
 void
 conn_watch_replies_locked(struct conn *c, bool on)
 {
+	lockdep_assert_held(&c->lock);
 	struct epoll_event e = {
 		.events = EPOLLONESHOT | (on ? EPOLLIN : 0u),
 		.data.u32 = CONN_EV_R,
