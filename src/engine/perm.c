@@ -347,6 +347,8 @@ run_chain(struct perm_event *ev)
 			event_fill_identity(&ev->data);
 		ev->data.status = 0;
 		ev->data.cacheable = 1;
+		assert_transition(atomic_load(&ev->pend_state), PEND_IN_CALLBACK,
+				  STATE_BIT(PEND_IDLE));
 		atomic_store(&ev->pend_state, PEND_IN_CALLBACK);
 		callback_scope_enter(&(struct callback_scope){
 			.deadline_ns = deadline,

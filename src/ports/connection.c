@@ -237,12 +237,15 @@ conn_disconnect(struct conn *c, const char *reason)
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
+	assert_transition(c->state, CONN_CLOSING,
+			  STATE_BIT(CONN_HANDSHAKE) | STATE_BIT(CONN_CONNECTED));
 	c->state = CONN_CLOSING;
 	published = c->published;
 	r_fd = c->r_fd;
 	c_fd = c->c_fd;
 	c->close_reason = reason;
 	for (struct request *r = c->waiting; r; r = r->next) {
+		assert_transition(r->state, REQ_FAILED, STATE_BIT(REQ_WAITING));
 		r->state = REQ_FAILED;
 		pthread_cond_signal(&r->cond);
 		failed++;
@@ -315,6 +318,7 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 			memcpy(r->buf, payload, h->length);
 		r->len = h->length;
 		r->status = h->status;
+		assert_transition(r->state, REQ_ANSWERED, STATE_BIT(REQ_WAITING));
 		r->state = REQ_ANSWERED;
 		conn_unlink_request_locked(c, r);
 		/* The ack goes out before the sender can run: a sender that
