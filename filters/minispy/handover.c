@@ -24,6 +24,7 @@
 #include <stdlib.h>
 
 #include "minispy.h"
+#include "common/lockdep.h"
 
 /* Lost seq runs, kept in the order found; sorted and merged at the end. */
 struct runs {
@@ -153,6 +154,7 @@ runs_normalise(struct runs *rs)
 static struct ms_conn *
 oldest_locked(struct ms_state *st)
 {
+	lockdep_assert_held(&st->lock);
 	struct ms_conn *best = NULL;
 
 	for (struct ms_conn *o = st->conns; o; o = o->next)
@@ -166,6 +168,7 @@ oldest_locked(struct ms_state *st)
 static void
 report_locked(struct ms_state *st, struct ms_conn *target, const struct ms_loss *l)
 {
+	lockdep_assert_held(&st->lock);
 	struct ms_rec *r = ms_rec_loss(MINISPY_LOSS_DEPARTED, l);
 
 	if (r && ms_late_push(&target->late, r) == 0)
@@ -182,6 +185,7 @@ report_locked(struct ms_state *st, struct ms_conn *target, const struct ms_loss 
 static const char *
 hand_to_others_locked(struct ms_state *st, struct ms_conn *c)
 {
+	lockdep_assert_held(&st->lock);
 	struct ms_conn *target = oldest_locked(st);
 	uint64_t limit = target->first_seq;
 	struct runs rs = { 0 };
@@ -210,6 +214,7 @@ hand_to_others_locked(struct ms_state *st, struct ms_conn *c)
 static const char *
 return_to_backlog_locked(struct ms_state *st, struct ms_conn *c, uint64_t events)
 {
+	lockdep_assert_held(&st->lock);
 	uint64_t dropped = 0;
 	struct ms_rec *r;
 
@@ -241,6 +246,7 @@ return_to_backlog_locked(struct ms_state *st, struct ms_conn *c, uint64_t events
 const char *
 ms_handover_locked(struct ms_state *st, struct ms_conn *c)
 {
+	lockdep_assert_held(&st->lock);
 	uint64_t unconf = ms_ring_events(&c->unconf);
 	uint64_t events = unconf + ms_ring_events(&c->head) + ms_ring_events(&c->q);
 

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "minispy.h"
+#include "common/lockdep.h"
 
 /* Drop warnings: the first one always, then at most one per interval
  * (a service stopped and started all day must not flood the log). */
@@ -53,6 +54,7 @@ static void post_done(void *connection_cookie, void *context, int status);
 static void
 take_locked(struct ms_conn *c)
 {
+	lockdep_assert_held(&c->st->lock);
 	while (c->n_inflight < MS_WINDOW) {
 		struct ms_rec *r;
 		bool again = false;
@@ -76,6 +78,7 @@ take_locked(struct ms_conn *c)
 static bool
 claim_locked(struct ms_conn *c)
 {
+	lockdep_assert_held(&c->st->lock);
 	if (c->gone)
 		return false;
 	if (c->pumping) {
@@ -97,6 +100,7 @@ claim_locked(struct ms_conn *c)
 static void
 pump_locked(struct ms_state *st, struct ms_conn *c)
 {
+	lockdep_assert_held(&st->lock);
 	struct ms_rec *b[MS_BATCH];
 
 	for (;;) {
@@ -213,6 +217,7 @@ post_done(void *connection_cookie, void *context, int status)
 static void
 pump_all_locked(struct ms_state *st)
 {
+	lockdep_assert_held(&st->lock);
 	struct ms_conn *mine[64];
 	size_t n = 0;
 
@@ -300,6 +305,7 @@ conn_free(struct ms_conn *c)
 static void
 conn_admit_locked(struct ms_state *st, struct ms_conn *c, uint64_t *ret_from_backlog)
 {
+	lockdep_assert_held(&st->lock);
 	uint64_t from_backlog = 0;
 
 	c->first_seq = st->seq + 1;
@@ -454,6 +460,7 @@ ms_on_disconnect(void *cookie)
 static int
 confirm_locked(struct ms_state *st, struct ms_conn *c, uint64_t n)
 {
+	lockdep_assert_held(&st->lock);
 	if (!c->confirming || n < c->msgs_confirmed || n > c->msgs_sent)
 		return -ERANGE;
 	for (; c->msgs_confirmed < n; c->msgs_confirmed++) {
@@ -475,6 +482,7 @@ confirm_locked(struct ms_state *st, struct ms_conn *c, uint64_t n)
 static void
 stats_locked(struct ms_state *st, struct ms_conn *c, struct minispy_stats *s)
 {
+	lockdep_assert_held(&st->lock);
 	s->records = st->ctr.records;
 	s->queued = st->ctr.queued;
 	s->sent = st->ctr.sent;

@@ -44,6 +44,7 @@
 #include "scanner.h"
 #define PROF_TAG "filter"
 #include "prof.h"
+#include "common/lockdep.h"
 
 /* Takes r out of the caller's hands: answers the event, frees r. An
  * inline request instead keeps the answer for its pre callback. */
@@ -281,6 +282,7 @@ sc_enqueue(struct sc_state *st, struct sc_req *r)
 void
 sc_in_flight_enter_locked(struct sc_state *st)
 {
+	lockdep_assert_held(&st->lock);
 	uint64_t max = atomic_load_explicit(&st->ctr[SCANNER_CTR_in_flight_max],
 					    memory_order_relaxed);
 
@@ -343,6 +345,7 @@ sc_inline_release(struct sc_conn *c, int64_t rtt_ns)
 static void
 requeue_front_locked(struct sc_state *st, struct sc_req *r)
 {
+	lockdep_assert_held(&st->lock);
 	r->on_reader = false;
 	r->next = st->head;
 	st->head = r;
@@ -354,6 +357,7 @@ requeue_front_locked(struct sc_state *st, struct sc_req *r)
 void
 sc_conn_dead_locked(struct sc_conn *c)
 {
+	lockdep_assert_held(&c->st->lock);
 	if (c->dead || !c->window)
 		return;
 	c->dead = true;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "core/handle_table.h"
+#include "common/lockdep.h"
 
 #define HT_MAX_SLOTS (1u << 22)
 
@@ -88,6 +89,7 @@ ht_insert(struct handle_table *ht, enum handle_kind kind, struct obj *obj,
 static struct handle_slot *
 lookup_locked(struct handle_table *ht, flt_port port, enum handle_kind kind, int *ret_err)
 {
+	lockdep_assert_held(&ht->lock);
 	uint32_t idx = port_index(port);
 	struct handle_slot *s;
 

@@ -25,6 +25,7 @@
 #include "engine/fanotify_compat.h"
 #include "engine/mounts.h"
 #include "engine/proc_cache.h"
+#include "common/lockdep.h"
 
 const char *
 flt_operation_name(enum flt_operation op)
@@ -262,6 +263,7 @@ oom:
 int
 engine_rebuild_locked(struct engine *e)
 {
+	lockdep_assert_held(&e->lock);
 	struct dtable *t = dtable_build(e), *old;
 	int r;
 
@@ -605,6 +607,7 @@ kind_name(enum flt_instance_kind kind)
 int
 engine_instance_insert_locked(flt_filter *filter, struct instance *in)
 {
+	lockdep_assert_held(&engine_attach_lock);
 	struct filter_engine *fe = filter->eng;
 	struct engine *e = engine_of(filter->mgr);
 	int r = 0;
@@ -639,6 +642,7 @@ engine_instance_insert_locked(flt_filter *filter, struct instance *in)
 void
 engine_instance_remove_locked(flt_filter *filter, struct instance *in)
 {
+	lockdep_assert_held(&engine_attach_lock);
 	struct filter_engine *fe = filter->eng;
 	struct engine *e = engine_of(filter->mgr);
 

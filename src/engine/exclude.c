@@ -27,11 +27,13 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "common/lockdep.h"
 
 /* Index of pid in fe->excluded, or -1. Caller holds fe->excl_lock. */
 static ssize_t
 index_locked(const struct filter_engine *fe, pid_t pid)
 {
+	lockdep_assert_held(&fe->excl_lock);
 	for (size_t i = 0; i < fe->n_excluded; i++)
 		if (fe->excluded[i].pid == pid)
 			return (ssize_t)i;
@@ -41,6 +43,7 @@ index_locked(const struct filter_engine *fe, pid_t pid)
 static void
 remove_locked(struct filter_engine *fe, size_t i)
 {
+	lockdep_assert_held(&fe->excl_lock);
 	if (fe->excluded[i].pidfd >= 0)
 		close(fe->excluded[i].pidfd);
 	fe->excluded[i] = fe->excluded[--fe->n_excluded];

@@ -23,6 +23,7 @@
 #include "engine/mounts.h"
 #include "engine/mounttab.h"
 #include "engine/fanotify_compat.h"
+#include "common/lockdep.h"
 
 static uint64_t
 perm_mask(uint32_t ops)
@@ -94,6 +95,7 @@ apply(int group, int dir_fd, uint64_t old_mask, uint64_t new_mask)
 struct fsmark *
 marks_find_fsid_locked(struct engine *e, uint64_t fsid)
 {
+	lockdep_assert_held(&e->lock);
 	for (struct fsmark *mk = e->marks; mk; mk = mk->next)
 		if (mk->fsid == fsid)
 			return mk;
@@ -336,6 +338,7 @@ mark_new(struct engine *e, const char *path, dev_t dev)
 int
 marks_sync_locked(struct engine *e, const struct dtable *t)
 {
+	lockdep_assert_held(&e->lock);
 	int r = 0;
 
 	for (struct fsmark *mk = e->marks; mk; mk = mk->next)
@@ -412,6 +415,7 @@ marks_sync_locked(struct engine *e, const struct dtable *t)
 void
 marks_free_all_locked(struct engine *e)
 {
+	lockdep_assert_held(&e->lock);
 	while (e->marks) {
 		struct fsmark *mk = e->marks;
 

@@ -37,6 +37,7 @@
 #include "engine/engine.h"
 #include "engine/fanotify_compat.h"
 #include "core/fault.h"
+#include "common/lockdep.h"
 
 #define TAKEOVER_MS         20
 #define WATCHDOG_TICK_MS    5
@@ -100,6 +101,7 @@ pending_add(struct engine *e, struct perm_event *ev)
 static void
 pending_remove_locked(struct engine *e, struct perm_event *ev)
 {
+	lockdep_assert_held(&e->pend_lock);
 	if (!ev->in_pending)
 		return;
 	if (ev->pprev)
@@ -345,6 +347,8 @@ run_chain(struct perm_event *ev)
 			event_fill_identity(&ev->data);
 		ev->data.status = 0;
 		ev->data.cacheable = 1;
+		assert_transition(atomic_load(&ev->pend_state), PEND_IN_CALLBACK,
+				  STATE_BIT(PEND_IDLE));
 		atomic_store(&ev->pend_state, PEND_IN_CALLBACK);
 		callback_scope_enter(&(struct callback_scope){
 			.deadline_ns = deadline,
@@ -756,6 +760,7 @@ perm_wake_setup(struct engine *e)
 static void
 set_nonblocking_locked(struct engine *e, bool on)
 {
+	lockdep_assert_held(&e->drain_lock);
 	int fl = fcntl(e->perm_fd, F_GETFL);
 
 	if (fl >= 0)
@@ -766,6 +771,7 @@ set_nonblocking_locked(struct engine *e, bool on)
 static int
 wake_mark_locked(struct engine *e)
 {
+	lockdep_assert_held(&e->drain_lock);
 	int err;
 
 	if (fanotify_mark(e->perm_fd, FAN_MARK_ADD, FAN_MODIFY, e->wake_fd, NULL) == 0)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine/proc_cache.h"
+#include "common/lockdep.h"
 
 struct proc_entry {
 	bool used;
@@ -95,6 +96,7 @@ same_exe(const struct proc_exe_id *a, const struct proc_exe_id *b)
 static struct proc_entry *
 find_locked(struct proc_set *s, const struct proc_key *key)
 {
+	lockdep_assert_held(&s->lock);
 	for (size_t w = 0; w < PROC_CACHE_WAYS; w++)
 		if (s->way[w].used && same_key(&s->way[w].key, key))
 			return &s->way[w];

@@ -30,6 +30,7 @@
 
 #include "engine/engine.h"
 #include "engine/mounts.h"
+#include "common/lockdep.h"
 
 struct auto_policy {
 	char **fs_types; /* NULL-terminated; "*" any non-pseudo */
@@ -293,6 +294,7 @@ static void
 apply_locked(struct engine *e, flt_filter *f, pid_t ns_pid, const struct mount_table *now,
 	     const struct mount_table *old)
 {
+	lockdep_assert_held(&engine_attach_lock);
 	struct filter_engine *fe = f->eng;
 	bool started;
 

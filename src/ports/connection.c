@@ -42,6 +42,7 @@
 #include "engine/exclude.h"
 #include "core/fault.h"
 #include "ports/internal.h"
+#include "common/lockdep.h"
 
 #define HANDSHAKE_TIMEOUT_MS 5000
 
@@ -236,12 +237,15 @@ conn_disconnect(struct conn *c, const char *reason)
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
+	assert_transition(c->state, CONN_CLOSING,
+			  STATE_BIT(CONN_HANDSHAKE) | STATE_BIT(CONN_CONNECTED));
 	c->state = CONN_CLOSING;
 	published = c->published;
 	r_fd = c->r_fd;
 	c_fd = c->c_fd;
 	c->close_reason = reason;
 	for (struct request *r = c->waiting; r; r = r->next) {
+		assert_transition(r->state, REQ_FAILED, STATE_BIT(REQ_WAITING));
 		r->state = REQ_FAILED;
 		pthread_cond_signal(&r->cond);
 		failed++;
@@ -281,6 +285,7 @@ conn_malformed(struct conn *c, const char *channel, const char *reason)
 static bool
 take_cancelled(struct conn *c, uint64_t id)
 {
+	lockdep_assert_held(&c->lock);
 	int64_t now = now_ns();
 	bool found = false;
 	size_t j = 0;
@@ -313,6 +318,7 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 			memcpy(r->buf, payload, h->length);
 		r->len = h->length;
 		r->status = h->status;
+		assert_transition(r->state, REQ_ANSWERED, STATE_BIT(REQ_WAITING));
 		r->state = REQ_ANSWERED;
 		conn_unlink_request_locked(c, r);
 		/* The ack goes out before the sender can run: a sender that
@@ -348,6 +354,7 @@ dispatch_reply(struct conn *c, const struct wire_header *h, const uint8_t *paylo
 void
 conn_unlink_request_locked(struct conn *c, struct request *r)
 {
+	lockdep_assert_held(&c->lock);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -651,6 +658,7 @@ any_in_wait(struct conn *c)
 void
 conn_watch_replies_locked(struct conn *c, bool on)
 {
+	lockdep_assert_held(&c->lock);
 	struct epoll_event e = {
 		.events = EPOLLONESHOT | (on ? EPOLLIN : 0u),
 		.data.u32 = CONN_EV_R,

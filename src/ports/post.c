@@ -29,6 +29,7 @@
 #include "common/frame_io.h"
 #include "common/timeutil.h"
 #include "ports/internal.h"
+#include "common/lockdep.h"
 
 #define POST_MAX_COALESCE_US 100000
 /* Each message of a batch frame takes an entry header and its data. */
@@ -61,6 +62,7 @@ pq_at(struct conn *c, uint32_t i)
 static int
 pq_reserve_locked(struct conn *c)
 {
+	lockdep_assert_held(&c->lock);
 	struct post_entry *n;
 	uint32_t ncap;
 
@@ -197,6 +199,7 @@ watch_room(struct conn *c, bool on)
 static uint32_t
 frame_take_locked(struct conn *c)
 {
+	lockdep_assert_held(&c->lock);
 	size_t total = 0;
 	uint32_t k = 0;
 
@@ -218,6 +221,7 @@ frame_take_locked(struct conn *c)
 static bool
 frame_full_locked(struct conn *c)
 {
+	lockdep_assert_held(&c->lock);
 	uint32_t k = frame_take_locked(c);
 
 	return k < c->pq_len || k == POST_FRAME_MAX;

@@ -27,6 +27,7 @@
 #include "common/frame_io.h"
 #include "common/timeutil.h"
 #include "ports/internal.h"
+#include "common/lockdep.h"
 
 #define CANCELLED_TTL_NS (30LL * 1000000000LL)
 
@@ -62,6 +63,7 @@ conn_lookup(flt_filter *f, const flt_port *var, struct conn **ret)
 static int
 wait_until(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t deadline)
 {
+	lockdep_assert_held(lock);
 	struct timespec ts;
 
 	if (deadline == DEADLINE_NEVER)
@@ -73,6 +75,7 @@ wait_until(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t deadline)
 int
 conn_wait_connected_locked(struct conn *c, int64_t deadline)
 {
+	lockdep_assert_held(&c->lock);
 	while (c->state == CONN_HANDSHAKE) {
 		if (tls_handshaking == c)
 			return -EDEADLK;
@@ -96,6 +99,7 @@ conn_wait_connected_locked(struct conn *c, int64_t deadline)
 void
 conn_pass_reader_role_locked(struct conn *c)
 {
+	lockdep_assert_held(&c->lock);
 	if (c->reader != READER_NONE)
 		return;
 	for (struct request *r = c->waiting; r; r = r->next) {
@@ -114,6 +118,7 @@ conn_pass_reader_role_locked(struct conn *c)
 static void
 expire_cancelled(struct conn *c)
 {
+	lockdep_assert_held(&c->lock);
 	int64_t now = now_ns();
 	size_t j = 0;
 

@@ -31,6 +31,7 @@
 #include "common/frame_io.h"
 #include "common/names.h"
 #include "ports/internal.h"
+#include "common/lockdep.h"
 
 #define LISTEN_BACKLOG 128
 
@@ -425,6 +426,7 @@ sp_release_slot(struct server_port *sp)
 static void
 sp_fill_stats_locked(struct server_port *sp, struct flt_port_stats *s)
 {
+	lockdep_assert_held(&sp->lock);
 	counters_to_stats(&sp->done, s);
 	for (struct conn *c = sp->conns; c; c = c->sp_next)
 		conn_fill_stats(c, s);

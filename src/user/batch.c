@@ -23,12 +23,14 @@
 #include "common/timeutil.h"
 #include "common/wire.h"
 #include "user/internal.h"
+#include "common/lockdep.h"
 
 /* p->lock held, a message held. Decodes the next one without taking it. */
 static void
 peek_locked(const filter_port *p, size_t *off, struct wire_batch_entry *e,
 	    uint32_t *ret_reply)
 {
+	lockdep_assert_held(&p->lock);
 	const struct wire_header *h = &p->rx_h;
 
 	if (h->type == WIRE_MESSAGE) {
@@ -53,6 +55,7 @@ static int
 take_locked(filter_port *p, struct filter_message *m, uint8_t *buf, size_t size,
 	    uint64_t *ret_refuse)
 {
+	lockdep_assert_held(&p->lock);
 	struct wire_batch_entry e;
 	uint32_t reply;
 	int fd = p->rx_fd;
@@ -125,6 +128,7 @@ fill(filter_port *p, int timeout_ms, int64_t deadline, struct wire_header *h, in
 static int
 wait_rx(filter_port *p, int64_t deadline)
 {
+	lockdep_assert_held(&p->lock);
 	struct timespec ts;
 
 	if (deadline == DEADLINE_NEVER)
@@ -211,6 +215,7 @@ batch_get(filter_port *p, struct filter_message *msgs, size_t max, uint8_t *buf,
 void
 batch_wake_all_locked(filter_port *p)
 {
+	lockdep_assert_held(&p->lock);
 	if (p->batches)
 		pthread_cond_broadcast(&p->rx_cond);
 }

@@ -12,11 +12,13 @@
 #include "common/frame_io.h"
 #include "common/wire.h"
 #include "user/internal.h"
+#include "common/lockdep.h"
 
 static int
 call_locked(filter_port *p, const void *in, size_t in_len, void *out, size_t out_cap,
 	    size_t *ret_out_len)
 {
+	lockdep_assert_held(&p->call_lock);
 	struct wire_header h = {
 		.type = WIRE_CALL,
 		.id = ++p->next_call,

@@ -25,6 +25,7 @@
 #include "common/timeutil.h"
 #include "common/wire.h"
 #include "user/internal.h"
+#include "common/lockdep.h"
 
 #define CONNECT_TIMEOUT_MS 10000
 
@@ -68,6 +69,7 @@ port_fail(filter_port *p, int error)
 int
 port_error_locked(filter_port *p)
 {
+	lockdep_assert_held(&p->lock);
 	if (p->closing)
 		return -ECANCELED;
 	return p->dead;
@@ -76,6 +78,7 @@ port_error_locked(filter_port *p)
 int
 ids_add_locked(filter_port *p, uint64_t id, uint32_t cap)
 {
+	lockdep_assert_held(&p->lock);
 	if (p->n_ids == p->cap_ids) {
 		size_t ncap = p->cap_ids ? p->cap_ids * 2 : 16;
 		struct pending_reply *n = realloc(p->ids, ncap * sizeof(*n));
@@ -92,6 +95,7 @@ ids_add_locked(filter_port *p, uint64_t id, uint32_t cap)
 bool
 ids_take_locked(filter_port *p, uint64_t id, uint32_t *ret_cap)
 {
+	lockdep_assert_held(&p->lock);
 	/* Newest first: replies usually follow their message closely. */
 	for (size_t i = p->n_ids; i-- > 0;) {
 		if (p->ids[i].id == id) {

@@ -17,10 +17,12 @@
 #include "common/frame_io.h"
 #include "common/wire.h"
 #include "user/internal.h"
+#include "common/lockdep.h"
 
 void
 acks_wake_all_locked(filter_port *p)
 {
+	lockdep_assert_held(&p->lock);
 	for (struct ack_wait *w = p->ack_waiters; w; w = w->next)
 		pthread_cond_signal(&w->cond);
 }
@@ -91,6 +93,7 @@ read_acks(filter_port *p, struct ack_wait *mine)
 static void
 unlink_waiter_locked(filter_port *p, struct ack_wait *w)
 {
+	lockdep_assert_held(&p->lock);
 	for (struct ack_wait **pp = &p->ack_waiters; *pp; pp = &(*pp)->next) {
 		if (*pp == w) {
 			*pp = w->next;
