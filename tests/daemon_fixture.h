@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "daemon/privileges.h"
+#include "json_util.h"
 #include "testutil.h"
 
 /* The binaries and the test filter meson names (daemon_fixture_init()),
@@ -81,10 +82,6 @@ int run_as(char *out, size_t out_len, uid_t uid, gid_t gid, char *const argv[]);
 
 /* fltmc --json ...; returns the parsed reply (caller puts it). */
 struct json_object *fltmc_json(const char *cmd, const char *arg1, const char *arg2);
-
-/* o's member key (fails the test if it has none), and as an integer. */
-struct json_object *jget(struct json_object *o, const char *key);
-int64_t jint(struct json_object *o, const char *key);
 
 /* ---- the daemon ---- */
 

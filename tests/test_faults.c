@@ -49,6 +49,7 @@
 
 #include "common/frame_io.h"
 #include "common/wire.h"
+#include "json_util.h"
 #include "minispy_record.h"
 #include "testutil.h"
 
@@ -329,22 +330,6 @@ fltmc_run(char *out, size_t cap, int timeout_ms, const char *a1, const char *a2)
 	}
 	unlink(path);
 	return rc;
-}
-
-static struct json_object *
-jget(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-
-	if (!json_object_object_get_ex(o, key, &v))
-		fail_msg("no member %s in %s", key, json_object_to_json_string(o));
-	return v;
-}
-
-static int64_t
-jint(struct json_object *o, const char *key)
-{
-	return json_object_get_int64(jget(o, key));
 }
 
 /* The element of array `key` whose "name" is name. */

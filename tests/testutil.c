@@ -77,6 +77,12 @@ tu_count_fds(void)
 	return n - 1; /* the DIR's own descriptor */
 }
 
+int
+tu_fds_at_most(void *arg)
+{
+	return tu_count_fds() <= *(int *)arg;
+}
+
 int64_t
 tu_now_ms(void)
 {
@@ -92,6 +98,15 @@ tu_mono_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+tu_realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 

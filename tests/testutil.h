@@ -33,11 +33,18 @@ flt_manager *tu_manager_new(void);
 /* Number of open descriptors of this process (/proc/self/fd). */
 int tu_count_fds(void);
 
+/* A predicate for tu_wait_until(): whether at most *(int *)arg
+ * descriptors are open. */
+int tu_fds_at_most(void *arg);
+
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t tu_now_ms(void);
 
 /* Nanoseconds on CLOCK_MONOTONIC. */
 int64_t tu_mono_ns(void);
+
+/* Nanoseconds on CLOCK_REALTIME (the clock of records' timestamps). */
+int64_t tu_realtime_ns(void);
 
 /* Polls pred(arg) every millisecond until it is true or timeout_ms passes;
  * returns the last value of pred. */
