@@ -60,15 +60,11 @@ on_disconnect(void *cookie)
 static int
 setup(void **state)
 {
-	struct flt_registration reg = { .name = "batch", .altitude = "370000" };
 	struct flt_port_attributes attr = { .name = "batch" };
 	struct fx *fx = calloc(1, sizeof(*fx));
 
 	assert_non_null(fx);
-	tu_runtime_dir_create();
-	fx->fds_before = tu_count_fds();
-	fx->m = tu_manager_new();
-	assert_int_equal(flt_register_filter(fx->m, &reg, &fx->f), 0);
+	tu_filter_up("batch", &fx->fds_before, &fx->m, &fx->f);
 	assert_int_equal(flt_create_communication_port(fx->f, &fx->server, &attr, fx,
 						       on_connect, on_disconnect, NULL,
 						       4),
@@ -78,20 +74,11 @@ setup(void **state)
 }
 
 static int
-fds_back(void *arg)
-{
-	return tu_count_fds() == *(int *)arg;
-}
-
-static int
 teardown(void **state)
 {
 	struct fx *fx = *state;
 
-	flt_unregister_filter(fx->f);
-	flt_manager_free(fx->m);
-	assert_true(tu_wait_until(fds_back, &fx->fds_before, WAIT_MS));
-	tu_runtime_dir_remove();
+	tu_filter_down(fx->m, fx->f, fx->fds_before);
 	free(fx);
 	return 0;
 }

@@ -97,16 +97,12 @@ record_done(void *connection_cookie, void *context, int status)
 static int
 setup(void **state)
 {
-	struct flt_registration reg = { .name = "post", .altitude = "370000" };
 	struct flt_port_attributes attr = { .name = "post" };
 	struct fx *fx = calloc(1, sizeof(*fx));
 
 	assert_non_null(fx);
 	pthread_mutex_init(&fx->lock, NULL);
-	tu_runtime_dir_create();
-	fx->fds_before = tu_count_fds();
-	fx->m = tu_manager_new();
-	assert_int_equal(flt_register_filter(fx->m, &reg, &fx->f), 0);
+	tu_filter_up("post", &fx->fds_before, &fx->m, &fx->f);
 	assert_int_equal(flt_create_communication_port(fx->f, &fx->server, &attr, fx,
 						       on_connect, on_disconnect, NULL,
 						       4),
@@ -116,20 +112,11 @@ setup(void **state)
 }
 
 static int
-fds_back(void *arg)
-{
-	return tu_count_fds() == *(int *)arg;
-}
-
-static int
 teardown(void **state)
 {
 	struct fx *fx = *state;
 
-	flt_unregister_filter(fx->f);
-	flt_manager_free(fx->m);
-	assert_true(tu_wait_until(fds_back, &fx->fds_before, WAIT_MS));
-	tu_runtime_dir_remove();
+	tu_filter_down(fx->m, fx->f, fx->fds_before);
 	pthread_mutex_destroy(&fx->lock);
 	free(fx);
 	return 0;

@@ -83,6 +83,27 @@ tu_fds_at_most(void *arg)
 	return tu_count_fds() <= *(int *)arg;
 }
 
+void
+tu_filter_up(const char *name, int *fds_before, flt_manager **m, flt_filter **f)
+{
+	struct flt_registration reg = { .name = name, .altitude = "370000" };
+
+	tu_runtime_dir_create();
+	*fds_before = tu_count_fds();
+	*m = tu_manager_new();
+	assert_int_equal(flt_register_filter(*m, &reg, f), 0);
+}
+
+void
+tu_filter_down(flt_manager *m, flt_filter *f, int fds_before)
+{
+	flt_unregister_filter(f);
+	flt_manager_free(m);
+	/* Every descriptor the test made is gone again. */
+	assert_true(tu_wait_until(tu_fds_at_most, &fds_before, 10000));
+	tu_runtime_dir_remove();
+}
+
 int64_t
 tu_now_ms(void)
 {

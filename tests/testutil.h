@@ -30,6 +30,14 @@ void tu_runtime_dir_remove(void);
  * (FLTMGR_LOG_LEVEL overrides). Asserts on failure. */
 flt_manager *tu_manager_new(void);
 
+/* One filter named name (altitude 370000) in a new manager on a new
+ * runtime directory; *fds_before: this process's descriptors before any
+ * of it. Asserts on failure. */
+void tu_filter_up(const char *name, int *fds_before, flt_manager **m, flt_filter **f);
+/* Unregisters and frees them, waits (10 s at most) until no more
+ * descriptors are open than before, removes the runtime directory. */
+void tu_filter_down(flt_manager *m, flt_filter *f, int fds_before);
+
 /* Number of open descriptors of this process (/proc/self/fd). */
 int tu_count_fds(void);
 
