@@ -23,7 +23,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "minispy.h"
+#include "handover.h"
 #include "common/lockdep.h"
 
 /* Lost seq runs, kept in the order found; sorted and merged at the end. */

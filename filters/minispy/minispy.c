@@ -5,7 +5,7 @@
  *
  * The event path (ms_post) never waits for anyone: it filters by the
  * instance's operation mask and patterns, encodes one record and hands it
- * to ms_publish(), which only appends references to bounded rings under
+ * to ms_deliver_publish(), which only appends references to bounded rings under
  * the state's lock. Every operation is registered post-only, so no opener
  * ever waits for minispy.
  */
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "minispy.h"
+#include "delivery.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -114,7 +114,7 @@ ms_post(const struct flt_callback_data *d, void *instance_context,
 	if (in->st->set.process)
 		p = flt_get_process(d);
 	rec = ms_rec_event(d, p);
-	ms_publish(in->st, rec, 0); /* rec NULL: publishes the loss */
+	ms_deliver_publish(in->st, rec, 0); /* rec NULL: publishes the loss */
 	if (rec)
 		ms_rec_unref(rec);
 	if (!d->path || (d->op == FLT_OP_RENAME && !d->new_path)) {
@@ -161,7 +161,7 @@ ms_overflow(const struct flt_callback_data *d, void *instance_context,
 			       (unsigned long long)d->lost,
 			       d->lost ? "" : " (how many is not known)");
 	rec = ms_rec_notice(d);
-	ms_publish(st, rec, kind);
+	ms_deliver_publish(st, rec, kind);
 	if (rec)
 		ms_rec_unref(rec);
 }

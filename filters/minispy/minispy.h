@@ -133,14 +133,6 @@ ms_inflight_at(struct ms_conn *c, unsigned i)
 	return &c->inflight[(c->in_head + i) % MS_WINDOW];
 }
 
-/* c left (no pump runs for it, every completion came). Hands on what it had not delivered — sent
- * but unconfirmed, in flight, its DEPARTED losses, backlog part, queue —
- * and frees it from c: back into the backlog when c was the last service;
- * otherwise, what no remaining service got becomes DEPARTED loss records
- * for the oldest remaining one. st->lock held. Returns a one-word summary
- * for the log. */
-const char *ms_handover_locked(struct ms_state *st, struct ms_conn *c);
-
 /* ---- port.c ---- */
 
 int ms_on_connect(flt_port client_port, void *server_cookie, const void *context,
@@ -148,12 +140,6 @@ int ms_on_connect(flt_port client_port, void *server_cookie, const void *context
 void ms_on_disconnect(void *cookie);
 int ms_on_message(void *cookie, const void *in, size_t in_len, void *out, size_t out_cap,
 		  size_t *ret_out_len);
-/* Queues rec (NULL: it could not be made; seq is lost the same way) for
- * every connection, or in the backlog when none is connected. Gives it its
- * seq. notice: MINISPY_NOTICE_* if rec is (or was to be) a loss notice,
- * else 0, so that a run that loses it says so. Never blocks beyond
- * st->lock. */
-void ms_publish(struct ms_state *st, struct ms_rec *rec, uint32_t notice);
 /* flt_registration.counters (cookie: the state). */
 size_t ms_counters(void *cookie, struct flt_counter *out, size_t cap);
 
