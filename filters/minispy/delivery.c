@@ -60,8 +60,8 @@ take_locked(struct ms_conn *c)
 		struct ms_rec *r;
 		bool again = false;
 
-		if (c->confirming &&
-		    c->unconf.len + (c->n_inflight - c->n_posted) >= c->unconf.cap)
+		/* Each record taken ends in c->unconf once it is sent. */
+		if (c->confirming && c->unconf.len + c->n_inflight >= c->unconf.cap)
 			break; /* the confirming window is full */
 		r = ms_late_pop(&c->late);
 		if (!r)
@@ -113,17 +113,8 @@ pump_locked(struct ms_state *st, struct ms_conn *c)
 			break;
 		take_locked(c);
 		while (c->n_posted + n < c->n_inflight && n < MS_BATCH) {
-			struct ms_rec *r = *ms_inflight_at(c, c->n_posted + n);
-
-			if (c->confirming) {
-				if (c->unconf.len == c->unconf.cap)
-					break; /* the window is full */
-				/* Counted as sent before it is: the service may
-				 * read and confirm it before the lock is back. */
-				ms_ring_put(&c->unconf, ms_rec_ref(r));
-				c->msgs_sent++;
-			}
-			b[n++] = r;
+			b[n] = *ms_inflight_at(c, c->n_posted + n);
+			n++;
 		}
 		if (!n) {
 			if (c->pump_again)
@@ -152,12 +143,6 @@ pump_locked(struct ms_state *st, struct ms_conn *c)
 		/* Not posted: the tail of the posted part (completions take
 		 * only from its head). */
 		c->n_posted -= n - k;
-		if (c->confirming) {
-			for (unsigned i = n; i-- > k;) {
-				c->msgs_sent--;
-				ms_ring_drop_last(&c->unconf, b[i]);
-			}
-		}
 		if (err != -EAGAIN && err != -ENOTCONN) {
 			/* No memory, say: end the connection so that its
 			 * service sees it and reconnects, rather than stall;
@@ -205,9 +190,15 @@ post_done(void *connection_cookie, void *context, int status)
 		c->sent++;
 		st->ctr.sent++;
 	}
-	if (!c->confirming)
-		c->msgs_sent++;
-	ms_rec_unref(r);
+	/* Counted as a message the service may confirm only now, when it
+	 * is on the socket: the service's CONFIRM is served by this same
+	 * thread, after this completion, so it can never name a message
+	 * that is not counted yet. */
+	c->msgs_sent++;
+	if (c->confirming)
+		ms_ring_put(&c->unconf, r); /* the window kept room for it */
+	else
+		ms_rec_unref(r);
 	/* Room: refill once half the window is free, not per record. */
 	if (c->n_posted <= MS_WINDOW / 2 && claim_locked(c))
 		pump_locked(st, c);
@@ -382,16 +373,8 @@ ms_deliver_detach(struct ms_state *st, struct ms_conn *c, uint64_t *ret_unconfir
 	if (c->next)
 		c->next->prev = c->prev;
 	st->n_conns--;
-	/* Posted but not sent (completed with -ENOTCONN): the newest
-	 * posted, so for a confirming service also the newest of c->unconf,
-	 * where they do not belong (never sent): out of it again; they are
-	 * handed on from c->inflight as not sent. */
-	if (c->confirming) {
-		for (unsigned i = c->n_posted; i-- > 0;) {
-			c->msgs_sent--;
-			ms_ring_drop_last(&c->unconf, *ms_inflight_at(c, i));
-		}
-	}
+	/* Posted but not sent (completed with -ENOTCONN): still in
+	 * c->inflight, handed on from there as not sent. */
 	c->n_posted = 0;
 	*ret_unconfirmed = ms_ring_events(&c->unconf);
 	fate = ms_handover_locked(st, c);

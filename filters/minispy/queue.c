@@ -216,21 +216,6 @@ ms_ring_put(struct ms_ring *q, struct ms_rec *rec)
 	put(q, rec);
 }
 
-void
-ms_ring_drop_last(struct ms_ring *q, struct ms_rec *rec)
-{
-	uint32_t k;
-
-	if (!q->len)
-		return;
-	k = (q->head + q->len - 1) % q->cap;
-	if (q->v[k] != rec)
-		return; /* a service confirmed what it cannot have read */
-	q->v[k] = NULL;
-	q->len--;
-	ms_rec_unref(rec);
-}
-
 int
 ms_late_push(struct ms_late *l, struct ms_rec *rec)
 {

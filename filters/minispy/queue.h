@@ -78,9 +78,6 @@ struct ms_rec *ms_ring_pop(struct ms_ring *q, bool *again);
  * checked that there is room (len < cap, slots allocated). */
 void ms_ring_put(struct ms_ring *q, struct ms_rec *rec);
 
-/* Removes the newest entry if it is rec (and drops that reference). */
-void ms_ring_drop_last(struct ms_ring *q, struct ms_rec *rec);
-
 /* An unbounded FIFO of records: a connection's DEPARTED loss records
  * (few, and only when services overlap). */
 struct ms_late {
