@@ -9,7 +9,7 @@
  *   control_group = adm           ; may use fltmc's read-only commands
  *   metrics_file = /var/lib/prometheus/node-exporter/fltmgr.prom
  *   metrics_interval = 15         ; seconds, 1 to 3600
- *   notification_hold_us = 1000   ; 0 to 100000: batch a trickle of events
+ *   notification_hold_us = 0      ; 0 to 100000: batch a trickle of events
  *
  *   [filter minispy]
  *   altitude = 385100             ; required
@@ -65,10 +65,11 @@ struct cfg_filter {
 	bool bad_altitude;         /* parsing: one was given and refused (said once) */
 };
 
-/* The daemon's notification hold unless the file says otherwise: events
- * of a steady trickle are read and delivered in batches, each at most
- * this much later (docs/operations.md). */
-#define CFG_NOTIFICATION_HOLD_US 1000
+/* The daemon's notification hold unless the file says otherwise: off.
+ * A hold batches a steady trickle (less CPU per event), but a process
+ * that exits within it is gone before its details are read, so most
+ * events of short-lived processes lose them (docs/operations.md). */
+#define CFG_NOTIFICATION_HOLD_US 0
 
 struct cfg {
 	char *file;             /* as given, for messages */
