@@ -36,6 +36,7 @@
 #include <fltmgr/filter.h>
 
 #include "common/efd.h"
+#include "common/frame_io.h"
 #include "common/wire.h"
 #include "core/core.h"
 
@@ -254,6 +255,19 @@ int conn_wait_connected_locked(struct conn *c, int64_t deadline);
 /* Queues one frame on M, its payload in n_iov pieces (frame_sendv()),
  * waiting for room until the deadline: 0, -ETIMEDOUT, -ENOTCONN or
  * another negative errno. Not counted. */
+/* Batch frames (send_batch.c), for flt_send_message_batch() and posts.
+ * Each message takes an entry header and its data: two iovec pieces. */
+#define BATCH_MAX_MESSAGES (FRAME_MAX_IOV / 2)
+/* How many of the leading msgs travel in one frame (1 to a service
+ * without batches, or for a message too long for an entry). */
+size_t batch_frame_fits(bool batches, const struct flt_batch_message *msgs, size_t n);
+/* Fills h's type, length, aux/aux2 and iov for the first k of msgs (one
+ * MESSAGE when k is 1, else a MESSAGE_BATCH with its entry headers in
+ * entries); a sequence of 0 takes ++*next_seq. Returns the iovec count.
+ * h's id is the caller's. */
+size_t batch_frame_build(const struct flt_batch_message *msgs, size_t k,
+			 uint64_t *next_seq, uint8_t (*entries)[WIRE_BATCH_ENTRY_SIZE],
+			 struct iovec *iov, struct wire_header *h);
 int conn_queue_frame(struct conn *c, const struct wire_header *h, const struct iovec *iov,
 		     size_t n_iov, int fd, int64_t deadline);
 void conn_fill_stats(struct conn *c, struct flt_port_stats *s);

@@ -32,8 +32,6 @@
 #include "common/lockdep.h"
 
 #define POST_MAX_COALESCE_US 100000
-/* Each message of a batch frame takes an entry header and its data. */
-#define POST_FRAME_MAX (FRAME_MAX_IOV / 2)
 
 struct post_entry {
 	const void *data; /* owned (malloc'ed copy) unless borrowed */
@@ -145,7 +143,8 @@ conn_post(struct conn *c, const void *msg, size_t len, const struct flt_post_opt
 		/* Wake the thread once; while it is draining, holding for
 		 * company or waiting for room it looks again by itself —
 		 * unless a hold is waiting and a full frame is now here. */
-		if (!c->post_kicked || (c->post_holding && c->pq_len == POST_FRAME_MAX)) {
+		if (!c->post_kicked ||
+		    (c->post_holding && c->pq_len == BATCH_MAX_MESSAGES)) {
 			c->post_kicked = true;
 			kick = true;
 		}
@@ -195,36 +194,26 @@ watch_room(struct conn *c, bool on)
 		c->post_room_watched = on;
 }
 
-/* Caller holds c->lock. How many leading entries go in one frame. */
-static uint32_t
-frame_take_locked(struct conn *c)
+/* Caller holds c->lock. The leading entries, as many as one frame can
+ * take, as messages for the frame code batch_frame_fits() and
+ * batch_frame_build() that flt_send_message_batch() uses too. */
+static size_t
+leading_locked(struct conn *c, struct flt_batch_message *m)
 {
 	lockdep_assert_held(&c->lock);
-	size_t total = 0;
-	uint32_t k = 0;
+	size_t n = c->pq_len < BATCH_MAX_MESSAGES ? c->pq_len : BATCH_MAX_MESSAGES;
 
 	if (!c->batches)
-		return 1;
-	while (k < c->pq_len && k < POST_FRAME_MAX) {
-		const struct post_entry *e = pq_at(c, k);
-		size_t need = WIRE_BATCH_ENTRY_SIZE + e->len;
+		n = n ? 1 : 0; /* one message per frame: look at no more */
 
-		if (e->len > WIRE_BATCH_MAX_ENTRY || need > WIRE_MAX_PAYLOAD - total)
-			break;
-		total += need;
-		k++;
+	for (size_t i = 0; i < n; i++) {
+		const struct post_entry *e = pq_at(c, (uint32_t)i);
+
+		m[i] = (struct flt_batch_message){ .msg = e->data,
+						   .len = e->len,
+						   .sequence = e->seq };
 	}
-	return k ? k : 1; /* too long for an entry: alone, as a MESSAGE */
-}
-
-/* Caller holds c->lock. Would a full frame leave now? */
-static bool
-frame_full_locked(struct conn *c)
-{
-	lockdep_assert_held(&c->lock);
-	uint32_t k = frame_take_locked(c);
-
-	return k < c->pq_len || k == POST_FRAME_MAX;
+	return n;
 }
 
 /* Sends one frame of the leading entries and completes them: 1 when a
@@ -234,11 +223,12 @@ frame_full_locked(struct conn *c)
 static int
 send_one_frame(struct conn *c, int64_t *hold)
 {
-	uint8_t entries[POST_FRAME_MAX][WIRE_BATCH_ENTRY_SIZE];
+	uint8_t entries[BATCH_MAX_MESSAGES][WIRE_BATCH_ENTRY_SIZE];
+	struct flt_batch_message m[BATCH_MAX_MESSAGES];
 	struct iovec iov[FRAME_MAX_IOV];
-	struct post_done done[POST_FRAME_MAX];
+	struct post_done done[BATCH_MAX_MESSAGES];
 	struct wire_header h = { 0 };
-	size_t n_iov = 0;
+	size_t n, n_iov;
 	uint32_t k;
 	int r;
 
@@ -253,7 +243,10 @@ send_one_frame(struct conn *c, int64_t *hold)
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
-	if (pq_at(c, 0)->hold_until && !frame_full_locked(c)) {
+	n = leading_locked(c, m);
+	k = (uint32_t)batch_frame_fits(c->batches, m, n);
+	/* Held for company, unless a full frame is already waiting. */
+	if (pq_at(c, 0)->hold_until && k == c->pq_len && k < BATCH_MAX_MESSAGES) {
 		int64_t t = pq_at(c, 0)->hold_until;
 
 		if (t > now_ns()) {
@@ -264,38 +257,15 @@ send_one_frame(struct conn *c, int64_t *hold)
 		}
 	}
 	c->post_holding = false;
-	k = frame_take_locked(c);
 	h.id = c->next_id + 1;
 	c->next_id += k;
-	if (k == 1) { /* alone: a plain MESSAGE, as flt_send_message_batch() */
-		const struct post_entry *e = pq_at(c, 0);
-
-		h.type = WIRE_MESSAGE;
-		h.length = e->len;
-		h.aux = e->seq;
-		iov[n_iov++] =
-			(struct iovec){ .iov_base = (void *)e->data, .iov_len = e->len };
-	} else {
-		h.type = WIRE_MESSAGE_BATCH;
-		h.aux2 = k;
-		for (uint32_t i = 0; i < k; i++) {
-			const struct post_entry *e = pq_at(c, i);
-
-			wire_encode_batch_entry(entries[i], e->seq, e->len);
-			iov[n_iov++] = (struct iovec){ .iov_base = entries[i],
-						       .iov_len = WIRE_BATCH_ENTRY_SIZE };
-			if (e->len)
-				iov[n_iov++] =
-					(struct iovec){ .iov_base = (void *)e->data,
-							.iov_len = e->len };
-			h.length += WIRE_BATCH_ENTRY_SIZE + e->len;
-		}
-	}
+	/* Every entry has its sequence: next_seq is not touched. */
+	n_iov = batch_frame_build(m, k, &c->next_seq, entries, iov, &h);
 	pthread_mutex_unlock(&c->lock);
 
 	/* The entries stay queued while they are sent: only this thread
 	 * takes entries off, so their bytes cannot go away. */
-	r = frame_sendv(c->m_fd, &h, iov, h.length ? n_iov : 0, NULL, 0, MSG_DONTWAIT);
+	r = frame_sendv(c->m_fd, &h, iov, n_iov, NULL, 0, MSG_DONTWAIT);
 	if (r == -EAGAIN) {
 		watch_room(c, true);
 		return 0;

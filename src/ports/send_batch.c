@@ -17,16 +17,12 @@
 #include "common/timeutil.h"
 #include "ports/internal.h"
 
-/* Each message takes an entry header and its data: two pieces. */
-#define BATCH_MAX_MESSAGES (FRAME_MAX_IOV / 2)
-
-/* How many of the leading messages travel in one frame to c. */
-static size_t
-batch_fits(const struct conn *c, const struct flt_batch_message *msgs, size_t n)
+size_t
+batch_frame_fits(bool batches, const struct flt_batch_message *msgs, size_t n)
 {
 	size_t k = 0, total = 0;
 
-	if (!c->batches)
+	if (!batches)
 		return 1;
 	while (k < n && k < BATCH_MAX_MESSAGES) {
 		size_t need = WIRE_BATCH_ENTRY_SIZE + msgs[k].len;
@@ -37,6 +33,38 @@ batch_fits(const struct conn *c, const struct flt_batch_message *msgs, size_t n)
 		k++;
 	}
 	return k ? k : 1; /* a message too long for an entry goes alone */
+}
+
+size_t
+batch_frame_build(const struct flt_batch_message *msgs, size_t k, uint64_t *next_seq,
+		  uint8_t (*entries)[WIRE_BATCH_ENTRY_SIZE], struct iovec *iov,
+		  struct wire_header *h)
+{
+	size_t n_iov = 0;
+
+	h->length = 0;
+	if (k == 1) {
+		h->type = WIRE_MESSAGE;
+		h->length = (uint32_t)msgs[0].len;
+		h->aux = msgs[0].sequence ? msgs[0].sequence : ++*next_seq;
+		iov[n_iov++] = (struct iovec){ .iov_base = (void *)msgs[0].msg,
+					       .iov_len = msgs[0].len };
+		return h->length ? n_iov : 0;
+	}
+	h->type = WIRE_MESSAGE_BATCH;
+	h->aux2 = (uint32_t)k;
+	for (size_t i = 0; i < k; i++) {
+		uint64_t seq = msgs[i].sequence ? msgs[i].sequence : ++*next_seq;
+
+		wire_encode_batch_entry(entries[i], seq, (uint32_t)msgs[i].len);
+		iov[n_iov++] = (struct iovec){ .iov_base = entries[i],
+					       .iov_len = WIRE_BATCH_ENTRY_SIZE };
+		if (msgs[i].len)
+			iov[n_iov++] = (struct iovec){ .iov_base = (void *)msgs[i].msg,
+						       .iov_len = msgs[i].len };
+		h->length += (uint32_t)(WIRE_BATCH_ENTRY_SIZE + msgs[i].len);
+	}
+	return n_iov;
 }
 
 static int
@@ -55,35 +83,13 @@ conn_send_batch(struct conn *c, const struct flt_batch_message *msgs, size_t n,
 		pthread_mutex_unlock(&c->lock);
 		return r;
 	}
-	k = batch_fits(c, msgs, n);
+	k = batch_frame_fits(c->batches, msgs, n);
 	h.id = c->next_id + 1;
 	c->next_id += k;
-	if (k == 1) {
-		h.type = WIRE_MESSAGE;
-		h.length = (uint32_t)msgs[0].len;
-		h.aux = msgs[0].sequence ? msgs[0].sequence : ++c->next_seq;
-		iov[n_iov++] = (struct iovec){ .iov_base = (void *)msgs[0].msg,
-					       .iov_len = msgs[0].len };
-	} else {
-		h.type = WIRE_MESSAGE_BATCH;
-		h.aux2 = (uint32_t)k;
-		for (size_t i = 0; i < k; i++) {
-			uint64_t seq =
-				msgs[i].sequence ? msgs[i].sequence : ++c->next_seq;
-
-			wire_encode_batch_entry(entries[i], seq, (uint32_t)msgs[i].len);
-			iov[n_iov++] = (struct iovec){ .iov_base = entries[i],
-						       .iov_len = WIRE_BATCH_ENTRY_SIZE };
-			if (msgs[i].len)
-				iov[n_iov++] =
-					(struct iovec){ .iov_base = (void *)msgs[i].msg,
-							.iov_len = msgs[i].len };
-			h.length += (uint32_t)(WIRE_BATCH_ENTRY_SIZE + msgs[i].len);
-		}
-	}
+	n_iov = batch_frame_build(msgs, k, &c->next_seq, entries, iov, &h);
 	pthread_mutex_unlock(&c->lock);
 
-	r = conn_queue_frame(c, &h, iov, h.length ? n_iov : 0, -1, deadline);
+	r = conn_queue_frame(c, &h, iov, n_iov, -1, deadline);
 	if (r < 0) {
 		pthread_mutex_lock(&c->lock);
 		if (c->state == CONN_CLOSING)
