@@ -1019,8 +1019,8 @@ struct flooder {
  * (no shared lock, queue or thread). Four threads calling flat out at the
  * default priority on two cores also test the kernel's scheduler, and on
  * 6.18 it loses: unrelated runnable processes (fltmc, a shell loop reading
- * /proc/stat) went unscheduled for 7-41 s, with no steal time, whatever
- * the daemon did. Niced, the flooders still make as many calls (the daemon
+ * /proc/stat) went unscheduled for seconds, 41 s once, with no steal
+ * time, whatever the daemon did. Niced, the flooders still make as many calls (the daemon
  * serves them at the default priority), and the measurements below are
  * the daemon's.
  */
