@@ -635,19 +635,6 @@ failclosed_fixture_init(const char *prog)
 		return 1;
 	}
 	umask(022);
-	have_root = geteuid() == 0;
-	if (have_root) {
-		/* Everything below happens in a mount namespace of our own. */
-		if (unshare(CLONE_NEWNS) < 0 ||
-		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-			fprintf(stderr, "%s: cannot make a private mount namespace: %s\n",
-				prog, strerror(errno));
-			return 1;
-		}
-	} else {
-		printf("%s: not root: every test is skipped (fanotify needs "
-		       "CAP_SYS_ADMIN)\n",
-		       prog);
-	}
-	return 0;
+	/* Everything below happens in a mount namespace of our own. */
+	return tu_root_private_ns(prog, &have_root);
 }

@@ -745,18 +745,6 @@ minispy_filter_fixture_init(const char *prog, int argc, char **argv)
 		fprintf(stderr, "%s: %s has no %s\n", prog, so, FLT_FILTER_ENTRY_SYMBOL);
 		return 1;
 	}
-	have_root = geteuid() == 0;
-	if (have_root) {
-		if (unshare(CLONE_NEWNS) < 0 ||
-		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-			fprintf(stderr, "%s: cannot make a private mount namespace: %s\n",
-				prog, strerror(errno));
-			return 1;
-		}
-	} else {
-		printf("%s: not root: every test is skipped (fanotify needs "
-		       "CAP_SYS_ADMIN)\n",
-		       prog);
-	}
-	return 0;
+	/* Everything below happens in a mount namespace of our own. */
+	return tu_root_private_ns(prog, &have_root);
 }

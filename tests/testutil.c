@@ -318,15 +318,46 @@ tu_expect_exit(pid_t pid, int timeout_ms)
 	return -1;
 }
 
+/* A mount namespace of our own, with nothing propagating out of it. */
+static int
+private_mount_ns(void)
+{
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+int
+tu_root_private_ns(const char *prog, bool *have_root)
+{
+	int r;
+
+	*have_root = geteuid() == 0;
+	if (!*have_root) {
+		printf("%s: not root: every test is skipped (fanotify needs "
+		       "CAP_SYS_ADMIN)\n",
+		       prog);
+		return 0;
+	}
+	r = private_mount_ns();
+	if (r < 0) {
+		fprintf(stderr, "%s: cannot make a private mount namespace: %s\n", prog,
+			strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 int
 tu_private_scratch(const char *prog, char *dir, const char *fsname, unsigned size_mb)
 {
 	char opts[64];
+	int r = private_mount_ns();
 
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+	if (r < 0) {
 		printf("%s: SKIP: cannot make a private mount namespace: %s\n", prog,
-		       strerror(errno));
+		       strerror(-r));
 		return 77;
 	}
 	snprintf(opts, sizeof(opts), "mode=0755,size=%um", size_mb);

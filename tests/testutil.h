@@ -118,6 +118,13 @@ int tu_expect_exit(pid_t pid, int timeout_ms);
  * failures print one line naming prog and the cause. */
 int tu_private_scratch(const char *prog, char *dir, const char *fsname, unsigned size_mb);
 
+/* For the programs that drive the engine in-process: sets *have_root and,
+ * when root, enters a private mount namespace (so nothing mounted or
+ * watched is seen outside it); when not, prints that every test will be
+ * skipped. Returns 0, or 1 (with one line on stderr naming prog) when the
+ * namespace cannot be made. */
+int tu_root_private_ns(const char *prog, bool *have_root);
+
 /* Unmounts and removes what tu_private_scratch() made. */
 void tu_private_scratch_remove(const char *dir);
 
